@@ -1,0 +1,49 @@
+# Garrison developer targets. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= .demo
+
+.DEFAULT_GOAL := help
+
+.PHONY: help install install-dev demo test lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed ## Create .venv and install Garrison
+install-dev: $(VENV)/.installed-dev ## Install Garrison with the test and lint tools
+
+demo: $(VENV)/.installed ## Run the main job on the bundled sample data
+	@PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh "$(DEMO_DIR)"
+
+test: $(VENV)/.installed-dev ## Run every test (in a network namespace with only loopback, when root)
+	@bash scripts/run-tests.sh
+
+lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-dev ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts
+
+bench: $(VENV)/.installed-dev ## Run the benchmarks and write reports under bench/results/
+	$(BIN)/python -m bench
+
+clean: ## Remove the virtual environment, caches and demo output
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

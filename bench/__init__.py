@@ -1,0 +1,1 @@
+"""Garrison benchmarks: each compares Garrison's path with a baseline run side by side."""

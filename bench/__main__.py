@@ -1,0 +1,45 @@
+"""Run the benchmarks and write reports to bench/results/ (``make bench``).
+
+Every benchmark times Garrison's path and a baseline in the same run, interleaved, and reports
+the ratio: absolute numbers on a shared machine are noise, ratios much less so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import access, audit
+
+RESULTS = Path(__file__).parent / "results"
+BENCHMARKS = {"access": access.run, "audit": audit.run}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument(
+        "names", nargs="*", help=f"benchmarks to run (default: all of {list(BENCHMARKS)})"
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    for name in args.names or list(BENCHMARKS):
+        print(f"== {name}", file=sys.stderr)
+        report = BENCHMARKS[name](quick=args.quick)
+        report["machine"] = {"python": platform.python_version(), "cpu": platform.machine()}
+        report["when"] = datetime.now(UTC).isoformat(timespec="seconds")
+        (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+        lines = [f"# {report['title']}", "", report["what"], "", "| measure | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in report["results"].items()]
+        (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+        for key, value in report["results"].items():
+            print(f"   {key}: {value}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""``garrison audit``: verify, export checkpoints, read the tail (admin at system high)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
+from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.core.errors import CheckFailed
+from garrison.security.audit import Checkpoint
+
+app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    against: Annotated[
+        Path | None,
+        typer.Option("--against", help="A checkpoint file kept elsewhere (detects rollback)."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute every hash and signature; exit 1 naming the first bad event on tampering."""
+    checkpoint = Checkpoint.from_file(against) if against is not None else None
+    with open_session(ctx, workspace, as_user) as session:
+        report = session.audit_verify(checkpoint)
+    if as_json:
+        emit_json(
+            {
+                "ok": report.ok,
+                "size": report.size,
+                "first_bad_seq": report.first_bad_seq,
+                "problem": report.problem,
+                "checkpoints_checked": report.checkpoints_checked,
+            }
+        )
+    if not report.ok:
+        raise CheckFailed(f"Audit log verification failed: {report.problem}")
+    if not as_json:
+        out_console.print(
+            f"Audit log OK: {report.size} events, {report.checkpoints_checked} signed "
+            "checkpoints verified.",
+            markup=False,
+        )
+
+
+@app.command("checkpoint")
+def checkpoint(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="File to write the checkpoint to.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+) -> None:
+    """Export the latest signed checkpoint, to keep outside the workspace."""
+    with open_session(ctx, workspace, as_user) as session:
+        cp = session.audit_export_checkpoint(out)
+    out_console.print(f"Wrote checkpoint of {cp.size} events to {out}.", markup=False)
+
+
+@app.command("tail")
+def tail(
+    ctx: typer.Context,
+    n: Annotated[int | None, typer.Option("-n", "--lines", min=1, help="Last N events.")] = 10,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the last events of the audit log."""
+    with open_session(ctx, workspace, as_user) as session:
+        events = session.audit_tail(n)
+    if as_json:
+        emit_json([e.model_dump(mode="json") for e in events])
+        return
+    emit_table(
+        ["seq", "time", "actor", "action", "object", "decision", "reason"],
+        [
+            (e.seq, e.time.isoformat(), e.actor, e.action, e.object_id, e.decision, e.reason)
+            for e in events
+        ],
+    )

@@ -1,0 +1,79 @@
+"""``garrison init`` and ``garrison migrate``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from garrison.cli._common import JsonOpt, WorkspaceOpt, open_session, workspace_path
+from garrison.cli._output import emit_json, out_console
+from garrison.security.policy import Action
+from garrison.store.workspace import Workspace
+
+
+def register(app: typer.Typer) -> None:
+    """Add the workspace commands to the top-level app."""
+    app.command("init")(init)
+    app.command("migrate")(migrate)
+
+
+def init(
+    path: Annotated[str, typer.Argument(help="Directory to create (must not exist or be empty).")],
+    system_high: Annotated[
+        str,
+        typer.Option(
+            "--system-high",
+            help="The most the network is accredited for, e.g. 'SECRET//REL TO USA, FVEY'.",
+        ),
+    ],
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Catalog database URL (default: SQLite in the workspace; or "
+            "postgresql+psycopg://...).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a workspace: configuration, catalog, keys (0600) and audit log."""
+    ws = Workspace.init(path, system_high=system_high, db_url=db)
+    try:
+        result = {
+            "workspace": str(ws.root),
+            "workspace_id": ws.config.workspace_id,
+            "system_high": ws.system_high.banner(),
+            "catalog": ws.catalog.backend,
+        }
+    finally:
+        ws.close()
+    if as_json:
+        emit_json(result)
+    else:
+        out_console.print(
+            f"Created workspace {result['workspace']} (system high {result['system_high']}, "
+            f"{result['catalog']} catalog).",
+            markup=False,
+        )
+
+
+def migrate(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
+    """Upgrade the catalog schema to this version of Garrison (system session; audited)."""
+    from garrison.core.config import WorkspaceConfig
+    from garrison.store.catalog import Catalog, resolve_url
+
+    root = workspace_path(ctx, workspace)
+    from pathlib import Path
+
+    config = WorkspaceConfig.load(Path(root))
+    catalog = Catalog(resolve_url(config.catalog_url, Path(root).absolute()))
+    try:
+        before = catalog.revision()
+        catalog.migrate()
+    finally:
+        catalog.dispose()
+    with open_session(ctx, workspace, None) as session:
+        session.require(Action.MANAGE_REGISTRY, "catalog.migrate")
+        session.audit("catalog.migrate", details={"from": before, "to": catalog.revision()})
+    out_console.print(f"Catalog schema is current (was {before}).", markup=False)

@@ -1,0 +1,66 @@
+"""Workspace configuration: the typed form of ``garrison.toml``."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from garrison.core.errors import WorkspaceError
+
+__all__ = ["CONFIG_FILE", "WorkspaceConfig"]
+
+CONFIG_FILE = "garrison.toml"
+
+
+class WorkspaceConfig(BaseModel):
+    """What ``garrison init`` records about a workspace; everything else lives in the catalog."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: int = 1
+    workspace_id: str
+    #: Canonical banner of the most the network is accredited for.
+    system_high: str
+    #: SQLAlchemy URL; ``sqlite:///catalog.db`` paths are relative to the workspace.
+    catalog_url: str = "sqlite:///catalog.db"
+    blob_url: str = "blobs"
+    audit_dir: str = "audit"
+    audit_key_file: str = "keys/audit-ed25519.pem"
+    master_key_file: str = "keys/master.key"
+    #: A signed audit checkpoint is written every this many events (and at the end of each command).
+    audit_checkpoint_every: int = Field(default=100, ge=1)
+
+    @classmethod
+    def load(cls, workspace: Path) -> WorkspaceConfig:
+        """Read ``garrison.toml`` from ``workspace``; any problem is a :class:`WorkspaceError`."""
+        path = workspace / CONFIG_FILE
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise WorkspaceError(
+                f"No Garrison workspace at {workspace}: {CONFIG_FILE} is missing; "
+                "create one with `garrison init`."
+            ) from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise WorkspaceError(
+                f"The workspace configuration {path} cannot be read: {exc}."
+            ) from exc
+        try:
+            return cls.model_validate(raw.get("workspace", {}))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise WorkspaceError(
+                f"The workspace configuration {path} is invalid ({where}: {first['msg']})."
+            ) from exc
+
+    def dump(self, workspace: Path) -> None:
+        """Write ``garrison.toml`` into ``workspace``."""
+        text = tomli_w.dumps({"workspace": self.model_dump()})
+        (workspace / CONFIG_FILE).write_text(
+            "# Garrison workspace configuration (see docs/operations.md).\n" + text,
+            encoding="utf-8",
+        )

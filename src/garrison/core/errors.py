@@ -1,0 +1,152 @@
+"""Garrison's exception tree.
+
+Every expected failure is a :class:`GarrisonError`. Each subclass carries the exit code that the
+command line uses for it (see ``docs/cli.md``) and context as attributes, so adapters (CLI, REST
+API, web UI) translate errors without parsing their text::
+
+    GarrisonError
+    ├── CheckFailed              exit 1  a verification found a problem (tampered audit log)
+    ├── InvalidInput             exit 2  malformed input, bad option, existing path
+    │   ├── MarkingError                 a marking breaks a rule (``rule`` names it)
+    │   │   └── UnsupportedMarking       NATO, JOINT, FGI: phase 2, rejected
+    │   └── AccessExpressionError        an access expression is malformed (``offset``)
+    ├── NotFound                 exit 3  unknown id -- also what an unreadable object looks like
+    ├── NotPermitted             exit 4  the subject's role or clearance forbids the action
+    └── EnvironmentProblem       exit 5  workspace missing/corrupt, key unreadable, service down
+        ├── WorkspaceError
+        ├── KeyFileError
+        ├── AuditWriteError              the audit log could not record an action (fail closed)
+        └── MissingExtra                 an optional dependency is not installed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessExpressionError",
+    "AuditWriteError",
+    "CheckFailed",
+    "EnvironmentProblem",
+    "GarrisonError",
+    "InvalidInput",
+    "KeyFileError",
+    "MarkingError",
+    "MissingExtra",
+    "NotFound",
+    "NotPermitted",
+    "UnsupportedMarking",
+    "WorkspaceError",
+]
+
+
+class GarrisonError(Exception):
+    """Root of every expected Garrison failure; ``str(err)`` is one plain sentence."""
+
+    exit_code: int = 1
+    #: Short machine-readable code (``invalid-marking``, ``not-found``...) for JSON error bodies.
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CheckFailed(GarrisonError):
+    """A verification ran and found a problem (for example a tampered audit log)."""
+
+    exit_code = 1
+    code = "check-failed"
+
+
+class InvalidInput(GarrisonError):
+    """The caller's input or usage is wrong; nothing was changed."""
+
+    exit_code = 2
+    code = "invalid-input"
+
+
+class MarkingError(InvalidInput):
+    """A marking could not be parsed or breaks a marking rule.
+
+    ``rule`` is a stable identifier of the broken rule (``noforn-with-release``,
+    ``unknown-token``...), ``text`` the offending input.
+    """
+
+    code = "invalid-marking"
+
+    def __init__(self, message: str, *, rule: str, text: str | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.text = text
+
+
+class UnsupportedMarking(MarkingError):
+    """A marking family Garrison does not handle yet (NATO, JOINT, FGI): rejected, never guessed."""
+
+    code = "unsupported-marking"
+
+
+class AccessExpressionError(InvalidInput):
+    """An access expression is malformed; ``offset`` is the 0-based character position."""
+
+    code = "invalid-expression"
+
+    def __init__(self, message: str, *, offset: int, expression: str | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.expression = expression
+
+
+class NotFound(GarrisonError):
+    """Nothing with that id exists -- or the subject may not know that it does."""
+
+    exit_code = 3
+    code = "not-found"
+
+
+class NotPermitted(GarrisonError):
+    """The subject may not perform this action (role, ceiling, DISPLAY ONLY export)."""
+
+    exit_code = 4
+    code = "not-permitted"
+
+
+class EnvironmentProblem(GarrisonError):
+    """Something around Garrison is wrong: workspace, keys, a service, a missing extra."""
+
+    exit_code = 5
+    code = "environment"
+
+
+class WorkspaceError(EnvironmentProblem):
+    """The workspace is missing, incomplete or corrupt."""
+
+    code = "workspace"
+
+
+class KeyFileError(EnvironmentProblem):
+    """A key file is missing, unreadable or malformed."""
+
+    code = "key-file"
+
+
+class AuditWriteError(EnvironmentProblem):
+    """The audit log could not record an action, so the action was not carried out."""
+
+    code = "audit-write"
+
+
+class MissingExtra(EnvironmentProblem):
+    """An optional dependency is missing; the message names the command that installs it."""
+
+    code = "missing-extra"
+
+    def __init__(self, extra: str, module: str) -> None:
+        super().__init__(
+            f"This needs the optional package {module!r}; install it with "
+            f"`pip install 'garrison[{extra}]'`."
+        )
+        self.extra = extra
+        self.module = module

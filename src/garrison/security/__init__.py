@@ -1,0 +1,1 @@
+"""Security core: markings, access expressions, subjects, policy, audit hashing, crypto."""

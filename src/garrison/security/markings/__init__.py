@@ -1,0 +1,56 @@
+"""Security markings: parse, write, roll up, compare and compile (MARKINGS.md sections 1-5).
+
+Pure logic, no I/O. The pieces::
+
+    parse_marking(text)          banner or portion text -> Marking (validated, canonical)
+    Marking.banner()/.portion()  canonical spellings; to_dict()/from_dict() for storage
+    find_portion_mark(text)      is there a portion mark at the start of this text?
+    join(*markings)              roll-up (section 3); dominates(), system_high_dominates()
+    access_expression(m)         Accumulo-syntax expression a reader must satisfy (section 4)
+    MarkingRegistry              known SCI systems, countries, groups, CUI categories
+
+Every violation raises :class:`~garrison.core.errors.MarkingError` whose ``rule`` is one of
+:data:`MARKING_RULES`.
+"""
+
+from __future__ import annotations
+
+from garrison.security.markings._countries import ISO_3166_ALPHA3
+from garrison.security.markings._expr import access_expression, release_expression
+from garrison.security.markings._join import UNCLASSIFIED, dominates, join, system_high_dominates
+from garrison.security.markings._level import Level
+from garrison.security.markings._model import Marking
+from garrison.security.markings._parse import parse_marking
+from garrison.security.markings._portion import (
+    find_portion_mark,
+    is_portion_candidate,
+    leading_enumerator,
+)
+from garrison.security.markings._registry import (
+    BUILTIN_GROUPS,
+    BUILTIN_REGISTRY,
+    CUI_CONTROLS,
+    MarkingRegistry,
+)
+from garrison.security.markings._rules import MARKING_RULES
+
+__all__ = [
+    "BUILTIN_GROUPS",
+    "BUILTIN_REGISTRY",
+    "CUI_CONTROLS",
+    "ISO_3166_ALPHA3",
+    "MARKING_RULES",
+    "UNCLASSIFIED",
+    "Level",
+    "Marking",
+    "MarkingRegistry",
+    "access_expression",
+    "dominates",
+    "find_portion_mark",
+    "is_portion_candidate",
+    "join",
+    "leading_enumerator",
+    "parse_marking",
+    "release_expression",
+    "system_high_dominates",
+]

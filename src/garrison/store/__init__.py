@@ -1,0 +1,1 @@
+"""Storage: workspace, catalog, sessions, audit-log persistence, keys."""

@@ -1,0 +1,158 @@
+"""The catalog database: engine set-up for SQLite and PostgreSQL, migrations, transactions.
+
+SQLite runs in WAL mode with a busy timeout, and every write transaction starts with
+``BEGIN IMMEDIATE`` so that two writers queue instead of failing half-way. PostgreSQL uses the
+same models and the same migrations.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import sessionmaker
+
+from garrison.core.errors import EnvironmentProblem, InvalidInput, WorkspaceError
+from garrison.store.models import Meta
+
+__all__ = ["HEAD_REVISION", "Catalog", "resolve_url"]
+
+#: The migration revision this version of Garrison expects.
+HEAD_REVISION = "0001"
+
+
+def resolve_url(url: str, workspace: Path) -> str:
+    """Make a relative ``sqlite:///file`` URL absolute under ``workspace``; check the URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInput(f"The catalog URL {url!r} is not a valid database URL.") from exc
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if not database or database == ":memory:":
+            raise InvalidInput("The catalog must be a file database, not an in-memory one.")
+        path = Path(database)
+        if not path.is_absolute():
+            path = workspace / path
+        return str(parsed.set(database=str(path)))
+    if parsed.get_backend_name() != "postgresql":
+        raise InvalidInput(
+            f"Unsupported catalog database {parsed.get_backend_name()!r}: use sqlite or postgresql."
+        )
+    if parsed.get_driver_name() != "psycopg":
+        raise InvalidInput("PostgreSQL catalogs use the psycopg driver: postgresql+psycopg://...")
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions start (see _begin).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A write lock from the first statement: concurrent writers wait on busy_timeout rather than
+    # failing with "database is locked" when a read transaction tries to upgrade.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Catalog:
+    """Connections to the catalog database of one workspace."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.backend = make_url(url).get_backend_name()
+        try:
+            if self.backend == "sqlite":
+                self.engine: Engine = create_engine(url, connect_args={"timeout": 30})
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+                event.listen(self.engine, "begin", _sqlite_begin)
+            else:
+                self.engine = create_engine(url, pool_pre_ping=True)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise EnvironmentProblem(f"The catalog database cannot be opened: {exc}.") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[OrmSession]:
+        """One unit of work: committed when the block ends, rolled back on any error."""
+        with self._sessions() as orm, orm.begin():
+            yield orm
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+    def _alembic_config(self, connection: Any) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        location = resources.files("garrison.store") / "migrations"
+        cfg.set_main_option("script_location", str(location))
+        cfg.attributes["connection"] = connection
+        return cfg
+
+    def is_empty(self) -> bool:
+        """True when the database holds no tables at all (safe to initialize)."""
+        try:
+            with self.engine.connect() as conn:
+                return not inspect(conn).get_table_names()
+        except (OperationalError, DatabaseError) as exc:
+            raise EnvironmentProblem(
+                f"The catalog database is unreachable: {_short(exc)}."
+            ) from exc
+
+    def migrate(self) -> None:
+        """Bring the schema to the head revision."""
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            command.upgrade(self._alembic_config(conn), "head")
+
+    def revision(self) -> str | None:
+        """The applied migration revision, or None for a database Garrison never set up."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def check(self) -> None:
+        """Fail with a clear :class:`WorkspaceError` unless the catalog is usable and current."""
+        try:
+            revision = self.revision()
+            with self.transaction() as orm:
+                orm.execute(select(Meta.key).limit(1)).all()
+        except (DatabaseError, OperationalError) as exc:
+            raise WorkspaceError(
+                f"The catalog database is corrupt or unreadable ({_short(exc)}); "
+                "restore it from a backup."
+            ) from exc
+        if revision is None:
+            raise WorkspaceError("The catalog database holds no Garrison schema.")
+        if revision != HEAD_REVISION:
+            raise WorkspaceError(
+                f"The catalog is at schema revision {revision}, this Garrison expects "
+                f"{HEAD_REVISION}; run `garrison migrate`."
+            )
+
+
+def _short(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

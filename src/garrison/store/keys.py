@@ -1,0 +1,61 @@
+"""Key files of a workspace: created with mode 0600, read with clear errors when unusable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from garrison.core.errors import KeyFileError
+from garrison.security import crypto
+
+__all__ = ["create_key_files", "read_master_key", "read_signing_key"]
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # O_EXCL: never overwrite an existing key; 0600 from the first byte, not chmod afterwards.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def create_key_files(audit_key: Path, master_key: Path) -> None:
+    """Generate the audit signing key (Ed25519) and the blob master key (AES-256)."""
+    _write_secret(audit_key, crypto.private_key_bytes(crypto.generate_signing_key()))
+    _write_secret(master_key, crypto.generate_key().hex().encode("ascii") + b"\n")
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"The {what} {path} is missing; restore it from the key backup."
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(
+            f"The {what} {path} cannot be read ({exc.strerror}); check its owner and mode."
+        ) from exc
+
+
+def read_signing_key(path: Path) -> Ed25519PrivateKey:
+    """Load the audit-log signing key."""
+    return crypto.load_private_key(
+        _read(path, "audit signing key"), source=f"the audit signing key {path}"
+    )
+
+
+def read_master_key(path: Path) -> bytes:
+    """Load the 32-byte master key that wraps blob data keys."""
+    raw = _read(path, "master key").strip()
+    try:
+        key = bytes.fromhex(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise KeyFileError(f"The master key {path} is malformed: expected 64 hexadecimal digits.")
+    return key

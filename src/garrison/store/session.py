@@ -1,0 +1,351 @@
+"""``Session(workspace, subject)``: the single policy enforcement point.
+
+Every read and every change a capability makes goes through a session, which checks the
+subject's role for the action and its clearance for the data, and records the outcome in the
+audit log. Writes are fail-closed: the catalog transaction commits only after the audit event
+describing it has been durably appended.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as OrmSession
+
+from garrison.core.clock import utc_now
+from garrison.core.errors import InvalidInput, NotFound, NotPermitted
+from garrison.security.audit import AuditEvent, Checkpoint
+from garrison.security.markings import Marking, MarkingRegistry, access_expression, parse_marking
+from garrison.security.policy import Action, Decision, can_read, permits
+from garrison.security.subjects import (
+    SYSTEM_SUBJECT_NAME,
+    Role,
+    Subject,
+    SubjectKind,
+    parse_clearance,
+)
+from garrison.store.models import InternedMarking, RegistryEntry, SubjectRow, row_dict
+from garrison.store.workspace import Workspace, registry_from_rows, subject_from_row
+
+__all__ = ["REGISTRY_KINDS", "Session", "SubjectSpec"]
+
+#: What a site may add to its marking registry.
+REGISTRY_KINDS = ("sci", "sap", "group", "cui")
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    """What a caller asks for when creating or changing a subject (raw, unvalidated input)."""
+
+    clearance: str | None = None
+    sci: tuple[str, ...] | None = None
+    sap: tuple[str, ...] | None = None
+    citizenship: str | None = None
+    groups: tuple[str, ...] | None = None
+    grants: tuple[str, ...] | None = None
+    roles: tuple[str, ...] | None = None
+    kind: str | None = None
+    dn: str | None = None
+    disabled: bool | None = None
+
+
+class Session:
+    """A subject acting on a workspace. Obtain one with :meth:`Workspace.session`."""
+
+    def __init__(self, workspace: Workspace, subject: Subject) -> None:
+        self.workspace = workspace
+        self.subject = subject
+
+    # -- checks and audit -------------------------------------------------------------------
+
+    def audit(
+        self,
+        action: str,
+        *,
+        object_id: str | None = None,
+        object_marking: str | None = None,
+        decision: str = "allow",
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        """Append an event as this session's subject; raises AuditWriteError when it cannot."""
+        return self.workspace.audit.append(
+            self.subject.name,
+            action,
+            object_id=object_id,
+            object_marking=object_marking,
+            decision=decision,  # type: ignore[arg-type]
+            reason=reason,
+            details=dict(details or {}),
+        )
+
+    def require(self, action: Action, audit_action: str, *, object_id: str | None = None) -> None:
+        """Raise NotPermitted (after auditing the denial) unless the subject's roles allow it."""
+        decision = permits(self.subject, action)
+        if not decision:
+            self.audit(audit_action, object_id=object_id, decision="deny", reason=decision.reason)
+            raise NotPermitted(
+                f"{self.subject.name} may not {action.value.replace('-', ' ')}: "
+                "no role of theirs permits it."
+            )
+
+    def can_read(self, marking: Marking) -> Decision:
+        """Policy decision for reading data marked ``marking`` (not audited by itself)."""
+        return can_read(self.subject, marking, system_high=self.workspace.system_high)
+
+    @contextmanager
+    def _write(
+        self,
+        action: str,
+        *,
+        object_id: str | None,
+        object_marking: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Iterator[OrmSession]:
+        """A catalog transaction that commits only once its audit event is on disk."""
+        with self.workspace.catalog.transaction() as orm:
+            yield orm
+            orm.flush()  # surface constraint violations before anything is audited
+            self.audit(action, object_id=object_id, object_marking=object_marking, details=details)
+
+    # -- markings ---------------------------------------------------------------------------
+
+    def parse_marking(self, text: str) -> Marking:
+        """Parse with this workspace's registry."""
+        return parse_marking(text, registry=self.workspace.registry)
+
+    def intern_marking(self, orm: OrmSession, marking: Marking) -> int:
+        """The id of ``marking`` in the catalog's marking table, adding it when new."""
+        key = json.dumps(marking.to_dict(), sort_keys=True, separators=(",", ":"))
+        existing = orm.scalar(select(InternedMarking.id).where(InternedMarking.key == key))
+        if existing is not None:
+            return existing
+        row = InternedMarking(
+            key=key, banner=marking.banner(), expression=access_expression(marking)
+        )
+        orm.add(row)
+        orm.flush()
+        return row.id
+
+    # -- subjects ---------------------------------------------------------------------------
+
+    def _subject_row(self, orm: OrmSession, name: str) -> SubjectRow:
+        row = orm.scalar(select(SubjectRow).where(SubjectRow.name == name))
+        if row is None:
+            raise NotFound(f"No user named {name!r}.")
+        return row
+
+    def _build_subject(self, name: str, spec: SubjectSpec, base: Subject | None) -> Subject:
+        def upper(values: tuple[str, ...] | None, current: frozenset[str]) -> frozenset[str]:
+            if values is None:
+                return current
+            return frozenset(v.strip().upper() for v in values if v.strip())
+
+        try:
+            roles = (
+                frozenset(Role(r.strip().lower()) for r in spec.roles if r.strip())
+                if spec.roles is not None
+                else (base.roles if base else frozenset({Role.VIEWER}))
+            )
+        except ValueError:
+            raise InvalidInput(
+                f"Unknown role in {', '.join(spec.roles or ())}: use "
+                f"{', '.join(r.value for r in Role)}."
+            ) from None
+        kind = SubjectKind(spec.kind) if spec.kind else (base.kind if base else SubjectKind.USER)
+        if kind is SubjectKind.SYSTEM:
+            raise InvalidInput("The system subject cannot be created; it always exists.")
+        if spec.clearance is None and base is None:
+            raise InvalidInput("A new user needs a clearance (--clearance U, C, S or TS).")
+        subject = Subject(
+            name=name,
+            kind=kind,
+            clearance=parse_clearance(spec.clearance) if spec.clearance else base.clearance,  # type: ignore[union-attr]
+            sci=upper(spec.sci, base.sci if base else frozenset()),
+            sap=upper(spec.sap, base.sap if base else frozenset()),
+            citizenship=(
+                spec.citizenship.strip().upper()
+                if spec.citizenship
+                else (base.citizenship if base else "USA")
+            ),
+            groups=upper(spec.groups, base.groups if base else frozenset()),
+            grants=upper(spec.grants, base.grants if base else frozenset()),
+            roles=roles,
+            dn=spec.dn if spec.dn is not None else (base.dn if base else None),
+            disabled=spec.disabled
+            if spec.disabled is not None
+            else (base.disabled if base else False),
+        )
+        subject.validate(self.workspace.registry)
+        return subject
+
+    @staticmethod
+    def _store_subject(row: SubjectRow, subject: Subject) -> None:
+        data = subject.to_dict()
+        row.kind = subject.kind.value
+        row.clearance = str(data["clearance"])
+        row.sci = sorted(subject.sci)
+        row.sap = sorted(subject.sap)
+        row.citizenship = subject.citizenship
+        row.groups = sorted(subject.groups)
+        row.grants = sorted(subject.grants)
+        row.roles = sorted(r.value for r in subject.roles)
+        row.dn = subject.dn
+        row.disabled = subject.disabled
+        row.updated_at = utc_now()
+
+    def add_user(self, name: str, spec: SubjectSpec) -> Subject:
+        """Create a user or service account (admin); audited."""
+        self.require(Action.MANAGE_USERS, "user.add", object_id=name)
+        subject = self._build_subject(name, spec, None)
+        try:
+            with self._write("user.add", object_id=name, details=_subject_details(subject)) as orm:
+                if orm.scalar(select(SubjectRow.id).where(SubjectRow.name == name)) is not None:
+                    raise InvalidInput(f"A user named {name!r} already exists.")
+                row = SubjectRow(name=name, created_at=utc_now())
+                self._store_subject(row, subject)
+                orm.add(row)
+        except IntegrityError as exc:
+            raise InvalidInput(
+                f"A user named {name!r} or with that certificate DN already exists."
+            ) from exc
+        return subject
+
+    def update_user(self, name: str, spec: SubjectSpec) -> Subject:
+        """Change a subject's attributes (admin); audited with before and after."""
+        self.require(Action.MANAGE_USERS, "user.update", object_id=name)
+        with self.workspace.catalog.transaction() as orm:
+            base = subject_from_row(self._subject_row(orm, name))
+        subject = self._build_subject(name, spec, base)
+        details = {"before": _subject_details(base), "after": _subject_details(subject)}
+        try:
+            with self._write("user.update", object_id=name, details=details) as orm:
+                self._store_subject(self._subject_row(orm, name), subject)
+        except IntegrityError as exc:
+            raise InvalidInput("Another user already has that certificate DN.") from exc
+        return subject
+
+    def get_user(self, name: str) -> Subject:
+        """One subject; admins see anyone, everyone else only themselves."""
+        if name == SYSTEM_SUBJECT_NAME:
+            return self.workspace.system_subject()
+        if name != self.subject.name:
+            self.require(Action.MANAGE_USERS, "user.show", object_id=name)
+        with self.workspace.catalog.transaction() as orm:
+            return subject_from_row(self._subject_row(orm, name))
+
+    def list_users(self) -> list[Subject]:
+        """Every subject, by name (admin)."""
+        self.require(Action.MANAGE_USERS, "user.list")
+        with self.workspace.catalog.transaction() as orm:
+            rows = orm.scalars(select(SubjectRow).order_by(SubjectRow.name))
+            return [subject_from_row(r) for r in rows]
+
+    # -- marking registry -------------------------------------------------------------------
+
+    def registry_add(
+        self,
+        kind: str,
+        name: str,
+        *,
+        members: tuple[str, ...] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Register a site SCI system, SAP id, country group or CUI category (admin); audited."""
+        self.require(Action.MANAGE_REGISTRY, "registry.add", object_id=f"{kind}:{name}")
+        if kind not in REGISTRY_KINDS:
+            raise InvalidInput(f"Unknown registry kind {kind!r}: use {', '.join(REGISTRY_KINDS)}.")
+        name = name.strip().upper()
+        member_list = sorted({m.strip().upper() for m in members}) if members else None
+        if member_list is not None and kind != "group":
+            raise InvalidInput("Only a country group has members.")
+        entry = RegistryEntry(
+            kind=kind,
+            name=name,
+            members=member_list,
+            description=description,
+            added_by=self.subject.name,
+            added_at=utc_now(),
+        )
+        # Validate by building the registry it would produce: the markings module owns the rules.
+        with self.workspace.catalog.transaction() as orm:
+            current = list(orm.scalars(select(RegistryEntry)))
+        if any(r.kind == kind and r.name == name for r in current):
+            raise InvalidInput(f"The registry already has {kind} {name}.")
+        _validated_registry([*current, entry])
+        details = {"kind": kind, "name": name, "members": member_list}
+        with self._write("registry.add", object_id=f"{kind}:{name}", details=details) as orm:
+            orm.add(entry)
+        self.workspace.refresh()
+        return _registry_dict(entry)
+
+    def registry_list(self) -> list[dict[str, Any]]:
+        """The site additions (admin)."""
+        self.require(Action.MANAGE_REGISTRY, "registry.list")
+        with self.workspace.catalog.transaction() as orm:
+            rows = orm.scalars(
+                select(RegistryEntry).order_by(RegistryEntry.kind, RegistryEntry.name)
+            )
+            return [_registry_dict(r) for r in rows]
+
+    # -- audit log --------------------------------------------------------------------------
+
+    def _require_audit_reader(self, audit_action: str) -> None:
+        self.require(Action.READ_AUDIT, audit_action)
+        decision = self.can_read(self.workspace.system_high)
+        if not decision:
+            self.audit(audit_action, decision="deny", reason=decision.reason)
+            raise NotPermitted(
+                f"{self.subject.name} may not read the audit log: it is marked at system high."
+            )
+
+    def audit_tail(self, n: int | None = None) -> list[AuditEvent]:
+        """The last ``n`` events (all with None); admin dominating system high; audited."""
+        self._require_audit_reader("audit.read")
+        self.audit("audit.read", details={"n": n})
+        return self.workspace.audit.tail(n)
+
+    def audit_verify(self, against: Checkpoint | None = None) -> Any:
+        """Recompute and check the whole log (admin); audited after the check."""
+        self._require_audit_reader("audit.verify")
+        report = self.workspace.audit.verify(self._public_key(), against=against)
+        self.audit(
+            "audit.verify",
+            decision="allow",
+            details={"ok": report.ok, "size": report.size, "first_bad_seq": report.first_bad_seq},
+        )
+        return report
+
+    def audit_export_checkpoint(self, path: Path) -> Checkpoint:
+        """Write the latest signed checkpoint to ``path`` for safekeeping elsewhere (admin)."""
+        self._require_audit_reader("audit.checkpoint")
+        self.audit("audit.checkpoint", details={"out": str(path)})
+        return self.workspace.audit.export_checkpoint(path)
+
+    def _public_key(self) -> Any:
+        return self.workspace.audit.public_key
+
+
+def _subject_details(subject: Subject) -> dict[str, Any]:
+    data = subject.to_dict()
+    data.pop("authorizations")
+    return data
+
+
+def _registry_dict(entry: RegistryEntry) -> dict[str, Any]:
+    data = row_dict(entry)
+    data.pop("id")
+    data["added_at"] = entry.added_at.isoformat() if entry.added_at else None
+    return data
+
+
+def _validated_registry(rows: list[RegistryEntry]) -> MarkingRegistry:
+    # The markings module owns the naming rules and raises MarkingError (invalid input).
+    return registry_from_rows(rows)

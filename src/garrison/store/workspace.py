@@ -1,0 +1,282 @@
+"""A workspace: one directory holding configuration, catalog, blobs, index, audit log and keys.
+
+::
+
+    WORKSPACE/
+      garrison.toml      configuration (system high, catalog URL, key paths)
+      catalog.db         SQLite catalog in WAL mode (unless the catalog is PostgreSQL)
+      blobs/             original bytes, content-addressed and encrypted
+      index/             vectors and full text
+      audit/             append-only audit log, signed checkpoints
+      keys/              audit signing key and master key (mode 0600)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from garrison.core.config import CONFIG_FILE, WorkspaceConfig
+from garrison.core.errors import InvalidInput, NotFound, WorkspaceError
+from garrison.security.markings import (
+    BUILTIN_REGISTRY,
+    Marking,
+    MarkingRegistry,
+    parse_marking,
+)
+from garrison.security.subjects import SYSTEM_SUBJECT_NAME, Subject, SubjectKind
+from garrison.store.audit_log import AuditLog
+from garrison.store.catalog import Catalog, resolve_url
+from garrison.store.keys import create_key_files, read_signing_key
+from garrison.store.models import Meta, RegistryEntry, SubjectRow
+
+if TYPE_CHECKING:
+    from garrison.store.session import Session
+
+__all__ = ["Workspace", "registry_from_rows", "subject_from_row"]
+
+_SUBDIRS = ("blobs", "index", "audit", "keys")
+
+
+def subject_from_row(row: SubjectRow) -> Subject:
+    """Rebuild a :class:`Subject` from its catalog row."""
+    from garrison.security.subjects import Role, parse_clearance
+
+    return Subject(
+        name=row.name,
+        kind=SubjectKind(row.kind),
+        clearance=parse_clearance(row.clearance),
+        sci=frozenset(row.sci),
+        sap=frozenset(row.sap),
+        citizenship=row.citizenship,
+        groups=frozenset(row.groups),
+        grants=frozenset(row.grants),
+        roles=frozenset(Role(r) for r in row.roles),
+        dn=row.dn,
+        disabled=row.disabled,
+    )
+
+
+def registry_from_rows(rows: list[RegistryEntry]) -> MarkingRegistry:
+    """The built-in registry plus a workspace's site additions."""
+    sci = [r.name for r in rows if r.kind == "sci"]
+    sap = [r.name for r in rows if r.kind == "sap"]
+    cui = [r.name for r in rows if r.kind == "cui"]
+    groups = {
+        r.name: (frozenset(r.members) if r.members is not None else None)
+        for r in rows
+        if r.kind == "group"
+    }
+    if not (sci or sap or cui or groups):
+        return BUILTIN_REGISTRY
+    return BUILTIN_REGISTRY.with_additions(
+        sci_systems=sci, sap_ids=sap, groups=groups, cui_categories=cui
+    )
+
+
+class Workspace:
+    """Owns a workspace's configuration and connections. Open it with :meth:`open`."""
+
+    def __init__(self, root: Path, config: WorkspaceConfig, catalog: Catalog, audit: AuditLog):
+        self.root = root
+        self.config = config
+        self.catalog = catalog
+        self.audit = audit
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: Path | str, *, system_high: str, db_url: str | None = None) -> Workspace:
+        """Create a new workspace at ``path`` (which must not exist or be an empty directory).
+
+        Everything is checked before anything is written; if a later step fails, what was
+        created is removed again, so a failed ``init`` changes nothing.
+        """
+        root = Path(path).absolute()
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            what = "A workspace" if (root / CONFIG_FILE).exists() else "Something"
+            raise InvalidInput(f"{what} already exists at {root}; choose a new or empty directory.")
+        high = parse_marking(system_high)
+        url = resolve_url(db_url or "sqlite:///catalog.db", root)
+        created_root = not root.exists()
+        catalog: Catalog | None = None
+        migrated = False
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for sub in _SUBDIRS:
+                (root / sub).mkdir(mode=0o700 if sub in ("keys", "audit") else 0o755)
+            config = WorkspaceConfig(
+                workspace_id=uuid.uuid4().hex,
+                system_high=high.banner(),
+                catalog_url=db_url or "sqlite:///catalog.db",
+            )
+            create_key_files(root / config.audit_key_file, root / config.master_key_file)
+            catalog = Catalog(url)
+            if not catalog.is_empty():
+                raise InvalidInput(
+                    "The catalog database already holds tables; give `init` an empty database."
+                )
+            migrated = True
+            catalog.migrate()
+            with catalog.transaction() as orm:
+                orm.add_all(
+                    [
+                        Meta(key="workspace_id", value=config.workspace_id),
+                        Meta(key="system_high", value=json.dumps(high.to_dict(), sort_keys=True)),
+                    ]
+                )
+                audit = AuditLog(
+                    root / config.audit_dir,
+                    read_signing_key(root / config.audit_key_file),
+                    checkpoint_every=config.audit_checkpoint_every,
+                )
+                orm.flush()
+                audit.append(
+                    SYSTEM_SUBJECT_NAME,
+                    "workspace.init",
+                    object_id=config.workspace_id,
+                    object_marking=high.banner(),
+                    details={"catalog": catalog.backend, "system_high": high.banner()},
+                )
+            config.dump(root)
+            audit.checkpoint()
+        except BaseException:
+            if catalog is not None and migrated and catalog.backend != "sqlite":
+                _drop_catalog(catalog)
+            if catalog is not None:
+                catalog.dispose()
+            _remove_created(root, created_root)
+            raise
+        return cls(root, config, catalog, audit)
+
+    @classmethod
+    def open(cls, path: Path | str) -> Workspace:
+        """Open an existing workspace, checking config, keys and catalog."""
+        root = Path(path).absolute()
+        if not root.is_dir():
+            raise WorkspaceError(
+                f"No Garrison workspace at {root}; create one with `garrison init {path}`."
+            )
+        config = WorkspaceConfig.load(root)
+        signing_key = read_signing_key(root / config.audit_key_file)
+        catalog = Catalog(resolve_url(config.catalog_url, root))
+        try:
+            catalog.check()
+            with catalog.transaction() as orm:
+                stored = orm.scalar(select(Meta.value).where(Meta.key == "system_high"))
+        except BaseException:
+            catalog.dispose()
+            raise
+        if stored is None:
+            raise WorkspaceError("The catalog does not record the workspace's system high.")
+        ws = cls(
+            root,
+            config,
+            catalog,
+            AuditLog(
+                root / config.audit_dir, signing_key, checkpoint_every=config.audit_checkpoint_every
+            ),
+        )
+        # The config file and the catalog must agree: a hand-edited system high fails closed.
+        if Marking.from_dict(json.loads(stored)) != ws.system_high:
+            ws.close(checkpoint=False)
+            raise WorkspaceError(
+                f"The system high in {CONFIG_FILE} ({config.system_high}) differs from the one "
+                "recorded in the catalog; restore the configuration file."
+            )
+        return ws
+
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Write a signed audit checkpoint (end of every command) and release connections."""
+        try:
+            if checkpoint:
+                self.audit.checkpoint()
+        finally:
+            self.catalog.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- facts ------------------------------------------------------------------------------
+
+    @cached_property
+    def registry(self) -> MarkingRegistry:
+        """The built-in marking registry plus this workspace's site additions."""
+        with self.catalog.transaction() as orm:
+            rows = list(orm.scalars(select(RegistryEntry)))
+        return registry_from_rows(rows)
+
+    @cached_property
+    def system_high(self) -> Marking:
+        return parse_marking(self.config.system_high, registry=self.registry)
+
+    def refresh(self) -> None:
+        """Forget cached facts after the registry changed."""
+        self.__dict__.pop("registry", None)
+        self.__dict__.pop("system_high", None)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def system_subject(self) -> Subject:
+        """The operator's console session: every role, reads up to system high."""
+        from garrison.security.markings import Level
+
+        return Subject(name=SYSTEM_SUBJECT_NAME, clearance=Level.TS, kind=SubjectKind.SYSTEM)
+
+    def session(self, as_user: str | None = None) -> Session:
+        """A session acting as ``as_user`` (or the system session); unknown users are audited."""
+        from garrison.store.session import Session
+
+        if as_user is None or as_user == SYSTEM_SUBJECT_NAME:
+            return Session(self, self.system_subject())
+        with self.catalog.transaction() as orm:
+            row = orm.scalar(select(SubjectRow).where(SubjectRow.name == as_user))
+        if row is None or row.disabled:
+            self.audit.append(
+                as_user,
+                "session.open",
+                decision="deny",
+                reason="unknown subject" if row is None else "subject is disabled",
+            )
+            raise NotFound(f"No user named {as_user!r}.")
+        return Session(self, subject_from_row(row))
+
+
+def _remove_created(root: Path, created_root: bool) -> None:
+    if created_root:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for child in root.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _drop_catalog(catalog: Catalog) -> None:
+    from sqlalchemy import text
+
+    from garrison.store.models import Base
+
+    try:
+        with catalog.engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    except SQLAlchemyError:  # pragma: no cover - best effort clean-up after a failed init
+        pass
