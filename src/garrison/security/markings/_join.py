@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from garrison.security.markings._level import Level
-from garrison.security.markings._model import DISSEM_FLAGS, Marking
+from garrison.security.markings._model import CUI_MARKER, DISSEM_FLAGS, Marking
 from garrison.security.markings._release import ReleaseParts, combine_release, merge_groups
 
 __all__ = ["UNCLASSIFIED", "dominates", "join", "system_high_dominates"]
@@ -55,7 +55,9 @@ def join(*markings: Marking) -> Marking:
         sap=frozenset().union(*(m.sap for m in markings)),
         rel_to=release.rel_to,
         display_only=release.display_only,
-        cui=frozenset().union(*(m.cui for m in markings)),
+        # A bare (CUI) part has no category to keep: the marker records that CUI went in.
+        cui=frozenset().union(*(m.cui for m in markings))
+        | ({CUI_MARKER} if any(m.level == Level.CUI for m in markings) else set()),
         groups=tuple(sorted(groups.items())),
         **flags,
     )
@@ -68,7 +70,8 @@ def dominates(a: Marking, b: Marking, *, ignore_cui: bool = False) -> bool:
     classified document (a classified banner line cannot show CUI, rule 7).
     """
     if ignore_cui:
-        a, b = _without_cui(a), _without_cui(b)
+        a = _without_cui(a)
+        return _without_cui(join(a, b)) == a
     return join(a, b) == a
 
 

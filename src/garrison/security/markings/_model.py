@@ -29,7 +29,7 @@ from garrison.security.markings._release import ReleaseParts, combine_release, e
 from garrison.security.markings._rules import fail
 from garrison.security.markings._sci import reduce_sci, split_path, token_key
 
-__all__ = ["DISSEM_FLAGS", "Marking"]
+__all__ = ["CUI_MARKER", "DISSEM_FLAGS", "Marking"]
 
 #: Dissemination flags in canonical order, with their banner spellings.
 DISSEM_FLAGS: dict[str, str] = {
@@ -42,6 +42,10 @@ DISSEM_FLAGS: dict[str, str] = {
     "relido": "RELIDO",
     "fisa": "FISA",
 }
+
+#: In a classified marking's ``cui`` attribute, the bare ``CUI`` of a ``(CUI)`` part without
+#: categories: the join must not forget that CUI went into it (the CUI grant is still needed).
+CUI_MARKER = "CUI"
 
 _SAP_ID = re.compile(r"[A-Z0-9][A-Z0-9-]*")
 _CODE = re.compile(r"[A-Z]{3}|[A-Z][A-Z0-9]{3,15}")
@@ -60,7 +64,8 @@ class Marking:
     - ``rel_to`` / ``display_only``: country trigraphs and group tetragraphs as written back by
       the release rules (a country covered by a group in the same list becomes the group).
     - ``cui``: CUI categories and CUI-only controls (``FED ONLY``...). Kept when the level is
-      classified (rule 7) but never shown in a classified banner or portion.
+      classified (rule 7) but never shown in a classified banner or portion. A classified roll-up
+      of a bare ``(CUI)`` keeps the marker ``"CUI"`` here, so the CUI grant is still required.
     - ``groups``: members of each group named in the lists, so that a marking means the same
       thing wherever it travels (filled from the built-in groups when not given).
 
@@ -124,7 +129,7 @@ class Marking:
         set_(self, "relido", release.relido)
         set_(self, "rel_to", release.rel_to)
         set_(self, "display_only", release.display_only)
-        set_(self, "cui", sets["cui"])
+        set_(self, "cui", _canonical_cui(sets["cui"], self.level))
         set_(self, "groups", tuple(sorted((n, m) for n, m in groups.items() if n in used)))
         flags = tuple(getattr(self, name) for name in DISSEM_FLAGS)
         rel = expand(release.rel_to, groups)
@@ -212,7 +217,7 @@ class Marking:
     @property
     def cui_categories(self) -> frozenset[str]:
         """The CUI categories (``SP-PRVCY``...) of the ``cui`` attribute."""
-        return frozenset(c for c in self.cui if c not in CUI_CONTROLS)
+        return frozenset(c for c in self.cui if c not in CUI_CONTROLS and c != CUI_MARKER)
 
     @property
     def cui_controls(self) -> frozenset[str]:
@@ -247,7 +252,8 @@ class Marking:
             "dissem": [banner for name, banner in DISSEM_FLAGS.items() if getattr(self, name)],
             "rel_to": order_release_list(self.rel_to),
             "display_only": order_release_list(self.display_only),
-            "cui": order_cui_categories(self.cui_categories)
+            "cui": sorted(self.cui & {CUI_MARKER})
+            + order_cui_categories(self.cui_categories)
             + [c for c in CUI_CONTROLS if c in self.cui],
             "groups": {name: sorted(members) for name, members in self.group_members.items()},
         }
@@ -290,6 +296,13 @@ class Marking:
         )
         check_known(marking, registry)
         return marking
+
+
+def _canonical_cui(cui: frozenset[str], level: Level) -> frozenset[str]:
+    """Drop the bare ``CUI`` marker where the level or another CUI token already says it."""
+    if CUI_MARKER in cui and (level == Level.CUI or len(cui) > 1):
+        return cui - {CUI_MARKER}
+    return cui
 
 
 def render_sci_paths(paths: Iterable[str]) -> list[str]:
