@@ -106,6 +106,25 @@ def test_missing_key_file(ws_root: Path) -> None:
         Workspace.open(ws_root)
 
 
+def test_missing_master_key(ws_root: Path) -> None:
+    (ws_root / "keys" / "master.key").unlink()
+    with pytest.raises(KeyFileError, match="master key"):
+        Workspace.open(ws_root)
+
+
+def test_malformed_master_key(ws_root: Path) -> None:
+    (ws_root / "keys" / "master.key").write_text("abc\n")
+    with pytest.raises(KeyFileError, match="malformed"):
+        Workspace.open(ws_root)
+
+
+def test_blob_store_uses_the_master_key(ws_root: Path) -> None:
+    with Workspace.open(ws_root) as ws:
+        sha = ws.blobs.put(b"original bytes")
+    with Workspace.open(ws_root) as ws:
+        assert ws.blobs.get(sha) == b"original bytes"
+
+
 def test_malformed_key_file(ws_root: Path) -> None:
     (ws_root / "keys" / "audit-ed25519.pem").write_bytes(b"not a key")
     with pytest.raises(KeyFileError, match="not hold a valid Ed25519"):

@@ -35,7 +35,8 @@ from garrison.security.markings import (
 from garrison.security.subjects import SYSTEM_SUBJECT_NAME, Subject, SubjectKind
 from garrison.store.audit_log import AuditLog
 from garrison.store.catalog import Catalog, resolve_url
-from garrison.store.keys import create_key_files, read_signing_key
+from garrison.store.blobs import LocalBlobStore
+from garrison.store.keys import create_key_files, read_master_key, read_signing_key
 from garrison.store.models import Meta, RegistryEntry, SubjectRow
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ class Workspace:
             )
         config = WorkspaceConfig.load(root)
         signing_key = read_signing_key(root / config.audit_key_file)
+        read_master_key(root / config.master_key_file)  # fail now, not half-way through a job
         catalog = Catalog(resolve_url(config.catalog_url, root))
         try:
             catalog.check()
@@ -221,6 +223,12 @@ class Workspace:
         with self.catalog.transaction() as orm:
             rows = list(orm.scalars(select(RegistryEntry)))
         return registry_from_rows(rows)
+
+    @cached_property
+    def blobs(self) -> LocalBlobStore:
+        """The encrypted store of original bytes."""
+        key = read_master_key(self.root / self.config.master_key_file)
+        return LocalBlobStore(self.root / self.config.blob_url, key)
 
     @cached_property
     def system_high(self) -> Marking:

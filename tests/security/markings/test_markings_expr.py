@@ -73,6 +73,8 @@ def test_classified_cui_needs_the_cui_grant() -> None:
 
     m = join(parse_marking("CUI//SP-PRVCY"), parse_marking("S//NF"))
     assert access_expression(m) == "CLS:S&CTRY:USA&DISSEM:CUI"
+    bare = join(parse_marking("(CUI)"), parse_marking("(C)"))
+    assert access_expression(bare) == "CLS:C&CTRY:USA&DISSEM:CUI"
 
 
 def test_site_group_expands_to_its_members() -> None:

@@ -103,6 +103,19 @@ def test_classified_join_keeps_cui_in_the_attribute() -> None:
     assert Marking.from_dict(m.to_dict()) == m
 
 
+def test_bare_cui_is_not_forgotten_under_a_classified_level() -> None:
+    m = join(parse_marking("(CUI)"), parse_marking("(C)"))
+    assert m.banner() == "CONFIDENTIAL"
+    assert m.cui == {"CUI"}
+    assert m.has_cui
+    assert m.cui_categories == frozenset()
+    assert Marking.from_dict(m.to_dict()).identical(m)
+    # A category says it already: the bare marker is then redundant.
+    both = join(m, parse_marking("CUI//SP-PRVCY"))
+    assert both.cui == {"SP-PRVCY"}
+    assert dominates(both, m)
+
+
 def test_semantic_equality_expands_groups() -> None:
     grouped = parse_marking("S//REL TO USA, FVEY")
     listed = parse_marking("S//REL TO USA, AUS, CAN, GBR, NZL")

@@ -220,7 +220,8 @@ def test_rel_portion_resolves_against_the_banner_list() -> None:
     assert parse_marking("(S//REL)", banner_rel_to=banner) == banner
     m = parse_marking("(C//REL)", banner_rel_to=["USA", "GBR"])
     assert m.banner() == "CONFIDENTIAL//REL TO USA, GBR"
-    for source in (parse_marking("SECRET//NOFORN"), []):
+    sources: list[Marking | list[str]] = [parse_marking("SECRET//NOFORN"), []]
+    for source in sources:
         with pytest.raises(MarkingError) as info:
             parse_marking("(S//REL)", banner_rel_to=source)
         assert info.value.rule == "rel-needs-banner-list"

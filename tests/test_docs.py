@@ -1,0 +1,89 @@
+"""The documentation is checked against the code: commands, marking rules and links.
+
+- every command path of ``garrison`` (``garrison user add``...) appears in docs/cli.md;
+- every marking rule id (``MARKING_RULES``) appears in docs/markings.md;
+- every relative link in README.md and docs/*.md points to a file that exists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+import typer.main
+
+from garrison.cli.main import app
+from garrison.security.markings import MARKING_RULES
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+DOC_FILES = [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
+
+# [text](target) -- the target up to the first space or ")" (a title may follow a space).
+_LINK = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?[^)]*\)")
+_EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # http:, https:, mailto:...
+
+
+def _command_paths(command: click.Command, prefix: str) -> Iterator[str]:
+    """Yield the path of every leaf command and group below ``command``."""
+    if isinstance(command, click.Group):
+        for name, sub in sorted(command.commands.items()):
+            path = f"{prefix} {name}"
+            yield path
+            yield from _command_paths(sub, path)
+
+
+COMMAND_PATHS = sorted(_command_paths(typer.main.get_command(app), "garrison"))
+
+
+def test_the_command_tree_is_found() -> None:
+    assert "garrison init" in COMMAND_PATHS
+    assert "garrison audit verify" in COMMAND_PATHS
+
+
+@pytest.mark.parametrize("path", COMMAND_PATHS)
+def test_every_command_is_documented(path: str) -> None:
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    assert path in text, f"{path!r} is not documented in docs/cli.md"
+
+
+@pytest.mark.parametrize("rule", sorted(MARKING_RULES))
+def test_every_marking_rule_is_documented(rule: str) -> None:
+    text = (DOCS / "markings.md").read_text(encoding="utf-8")
+    assert f"`{rule}`" in text, f"marking rule {rule!r} is not documented in docs/markings.md"
+
+
+def _relative_links(path: Path) -> Iterator[str]:
+    text = path.read_text(encoding="utf-8")
+    # Links inside fenced code blocks are examples, not links.
+    text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    for match in _LINK.finditer(text):
+        target = match.group(1)
+        if _EXTERNAL.match(target) or target.startswith("#"):
+            continue
+        yield target
+
+
+LINKS = [
+    (doc.relative_to(REPO).as_posix(), target)
+    for doc in DOC_FILES
+    for target in _relative_links(doc)
+]
+
+
+def test_the_docs_exist_and_link() -> None:
+    for name in ("markings.md", "cli.md", "architecture.md", "operations.md"):
+        assert (DOCS / name).is_file(), f"docs/{name} is missing"
+    assert LINKS, "no relative links found: the link pattern is broken"
+
+
+@pytest.mark.parametrize(("doc", "target"), LINKS)
+def test_relative_links_resolve(doc: str, target: str) -> None:
+    file_part = target.split("#", 1)[0]
+    if not file_part:
+        return
+    resolved = (REPO / doc).parent / file_part
+    assert resolved.exists(), f"{doc} links to {target}, which does not exist"
