@@ -34,8 +34,8 @@ from garrison.security.markings import (
 )
 from garrison.security.subjects import SYSTEM_SUBJECT_NAME, Subject, SubjectKind
 from garrison.store.audit_log import AuditLog
-from garrison.store.catalog import Catalog, resolve_url
 from garrison.store.blobs import LocalBlobStore
+from garrison.store.catalog import Catalog, resolve_url
 from garrison.store.keys import create_key_files, read_master_key, read_signing_key
 from garrison.store.models import Meta, RegistryEntry, SubjectRow
 
