@@ -136,9 +136,9 @@ class ParsedElement(_Record):
     table_cells: tuple[TableCell, ...] = ()
     page: int | None = None
     bbox: BBox | None = None
-    #: Where it came from inside the document: ``{"page": 3}``,
-    #: ``{"sheet": "S1", "row": 4}``,
-    #: ``{"json_pointer": "/a/0"}``, ``{"db": "x", "table": "t", "pk": {...}}``, ``{"part": "body"}``.
+    #: Where it came from inside the document: ``{"page": 3}``, ``{"sheet": "S1", "row": 4}``,
+    #: ``{"json_pointer": "/a/0"}``, ``{"db": "x", "table": "t", "pk": {...}}``,
+    #: ``{"part": "body"}``.
     locator: dict[str, Any] = Field(default_factory=dict)
     #: Typed fields: a record's columns, an e-mail header's name/value, key/value pairs.
     fields: dict[str, Any] = Field(default_factory=dict)
