@@ -15,9 +15,9 @@ echo "== 2. Sample users"
 while IFS=$'\t' read -r name clearance sci sap country grants roles; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   args=(user add "$name" --clearance "$clearance" --country "$country" --role "$roles")
-  [[ -n "${sci// /}" ]] && args+=(--sci "$sci")
-  [[ -n "${sap// /}" ]] && args+=(--sap "$sap")
-  [[ -n "${grants// /}" ]] && args+=(--grant "$grants")
+  [[ "$sci" != "-" ]] && args+=(--sci "$sci")
+  [[ "$sap" != "-" ]] && args+=(--sap "$sap")
+  [[ "$grants" != "-" ]] && args+=(--grant "$grants")
   garrison "${args[@]}"
 done < "$sample/users.tsv"
 garrison user list

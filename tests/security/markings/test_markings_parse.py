@@ -218,6 +218,7 @@ def test_noforn_message_names_the_rule() -> None:
 def test_rel_portion_resolves_against_the_banner_list() -> None:
     banner = parse_marking("SECRET//REL TO USA, FVEY")
     assert parse_marking("(S//REL)", banner_rel_to=banner) == banner
+    assert parse_marking("(C//REL)", banner_rel_to="USA, GBR").rel_to == {"USA", "GBR"}
     m = parse_marking("(C//REL)", banner_rel_to=["USA", "GBR"])
     assert m.banner() == "CONFIDENTIAL//REL TO USA, GBR"
     sources: list[Marking | list[str]] = [parse_marking("SECRET//NOFORN"), []]

@@ -104,6 +104,8 @@ class _Builder:
         if isinstance(source, Marking):
             self.groups.update(source.group_members)
             codes = set(source.rel_to)
+        elif isinstance(source, str):  # "USA, GBR": a list written out, not characters
+            codes = {c for c in _LIST_SPLIT.split(_normalize(source)) if c}
         else:
             codes = set() if source is None else {_normalize(c) for c in source}
         if not codes:
