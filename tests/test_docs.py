@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
 import typer.main
 
@@ -27,13 +27,17 @@ _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?[^)]*\)")
 _EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # http:, https:, mailto:...
 
 
-def _command_paths(command: click.Command, prefix: str) -> Iterator[str]:
-    """Yield the path of every leaf command and group below ``command``."""
-    if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
-            path = f"{prefix} {name}"
-            yield path
-            yield from _command_paths(sub, path)
+def _command_paths(command: Any, prefix: str) -> Iterator[str]:
+    """Yield the path of every command and group below ``command``.
+
+    Duck-typed on ``commands`` (a group's name -> command mapping): recent Typer versions ship
+    their own click-like classes rather than click's.
+    """
+    commands = getattr(command, "commands", None) or {}
+    for name, sub in sorted(commands.items()):
+        path = f"{prefix} {name}"
+        yield path
+        yield from _command_paths(sub, path)
 
 
 COMMAND_PATHS = sorted(_command_paths(typer.main.get_command(app), "garrison"))
@@ -62,7 +66,7 @@ def _relative_links(path: Path) -> Iterator[str]:
     text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
     for match in _LINK.finditer(text):
         target = match.group(1)
-        if _EXTERNAL.match(target) or target.startswith("#"):
+        if _EXTERNAL.match(target):
             continue
         yield target
 
@@ -80,10 +84,20 @@ def test_the_docs_exist_and_link() -> None:
     assert LINKS, "no relative links found: the link pattern is broken"
 
 
+def _anchors(path: Path) -> set[str]:
+    """GitHub-style anchors of the headings of a Markdown file."""
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+    anchors = set()
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*$", text, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
 @pytest.mark.parametrize(("doc", "target"), LINKS)
 def test_relative_links_resolve(doc: str, target: str) -> None:
-    file_part = target.split("#", 1)[0]
-    if not file_part:
-        return
-    resolved = (REPO / doc).parent / file_part
+    file_part, _, fragment = target.partition("#")
+    resolved = (REPO / doc).parent / file_part if file_part else REPO / doc
     assert resolved.exists(), f"{doc} links to {target}, which does not exist"
+    if fragment and resolved.suffix == ".md":
+        assert fragment in _anchors(resolved), f"{doc} links to {target}: no such heading"

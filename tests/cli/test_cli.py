@@ -226,6 +226,19 @@ def test_audit_commands(ws: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "2" in err
 
 
+def test_verify_of_a_log_too_damaged_to_append_still_exits_1(
+    ws: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "user", "add", "ann", "-w", ws, "--clearance", "S")
+    log = Path(ws) / "audit" / "events.jsonl"
+    lines = log.read_text().splitlines()
+    lines[1] = lines[1].replace('"ann"', '"annabelle"')  # changes the line's length
+    log.write_text("\n".join(lines) + "\n")
+    code, out, err = run(capsys, "audit", "verify", "-w", ws, "--json")
+    assert code == 1, err
+    assert json.loads(out)["first_bad_seq"] == 2
+
+
 def test_debug_shows_traceback_otherwise_never(tmp_path: Path) -> None:
     env = {**os.environ, "GARRISON_WORKSPACE": str(tmp_path / "missing")}
     env.pop("GARRISON_DEBUG", None)

@@ -66,7 +66,10 @@ def checkpoint(
 @app.command("tail")
 def tail(
     ctx: typer.Context,
-    n: Annotated[int | None, typer.Option("-n", "--lines", min=1, help="Last N events.")] = 10,
+    n: Annotated[
+        int | None,
+        typer.Option("-n", "--limit", min=1, help="Only the last N events (default: all)."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,

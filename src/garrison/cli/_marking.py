@@ -14,6 +14,7 @@ from garrison.security.markings import (
     access_expression,
     join,
     parse_marking,
+    release_expression,
 )
 
 app = typer.Typer(help="Check, roll up and compile security markings.", no_args_is_help=True)
@@ -85,6 +86,17 @@ def expr(
     ctx: typer.Context,
     marking: Annotated[str, typer.Argument(help="A banner or portion marking.")],
     workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print the normalized access expression that MARKING compiles to."""
-    typer.echo(access_expression(parse_marking(marking, registry=_registry(ctx, workspace))))
+    parsed = parse_marking(marking, registry=_registry(ctx, workspace))
+    if as_json:
+        emit_json(
+            {
+                "marking": parsed.banner(),
+                "expression": access_expression(parsed),
+                "release_expression": release_expression(parsed),
+            }
+        )
+        return
+    typer.echo(access_expression(parsed))

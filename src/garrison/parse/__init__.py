@@ -6,6 +6,7 @@ Parsers register by media type (``register_parser``); plugins use the ``garrison
 entry-point group.
 """
 
+from garrison.core.records import ParsedDocument
 from garrison.parse._registry import (
     ParseContext,
     ParseFailure,
@@ -14,12 +15,46 @@ from garrison.parse._registry import (
     register_parser,
     registered_media_types,
 )
+from garrison.parse.detect import detect_media_type
 
 __all__ = [
     "ParseContext",
     "ParseFailure",
     "Parser",
+    "detect_media_type",
+    "parse_bytes",
     "parser_for",
     "register_parser",
     "registered_media_types",
 ]
+
+
+def parse_bytes(data: bytes, filename: str | None = None, **options: object) -> ParsedDocument:
+    """Detect the media type of ``data`` and parse it with the registered parser.
+
+    ``options`` go to the parser in ``ParseContext.options`` (``max_line_chars`` sets the
+    context's line limit). Raises :class:`ParseFailure` (``corrupt`` for an empty file,
+    ``unsupported-type`` when no parser handles the detected type, or the parser's own code).
+    """
+    if not data:
+        raise ParseFailure("corrupt", "the file is empty")
+    media_type = detect_media_type(data, filename)
+    parser = parser_for(media_type)
+    if parser is None:
+        raise ParseFailure("unsupported-type", f"no parser for {media_type}")
+    max_line = options.pop("max_line_chars", None)
+    ctx = ParseContext(filename=filename, media_type=media_type, options=dict(options))
+    if isinstance(max_line, int):
+        ctx = ParseContext(
+            filename=filename,
+            media_type=media_type,
+            max_line_chars=max_line,
+            options=dict(options),
+        )
+    return parser(data, ctx)
+
+
+# Built-in parsers register themselves on import.
+from garrison.parse import html, json, tabular, text, xml  # noqa: E402, F401
+from garrison.parse import mail as _mail  # noqa: E402, F401
+from garrison.parse import office as _office  # noqa: E402, F401

@@ -45,11 +45,17 @@ def _utf16_without_bom(data: bytes) -> str | None:
         return None
     even = sample[0::2].count(0) / len(sample[0::2])
     odd = sample[1::2].count(0) / len(sample[1::2])
+    guess = None
     if odd > 0.4 and even < 0.05:
-        return "utf-16-le"
-    if even > 0.4 and odd < 0.05:
-        return "utf-16-be"
-    return None
+        guess = "utf-16-le"
+    elif even > 0.4 and odd < 0.05:
+        guess = "utf-16-be"
+    if guess is None:
+        return None
+    # Only mostly-ASCII text shows the pattern reliably; anything else is binary by chance.
+    decoded = sample[: len(sample) // 2 * 2].decode(guess, "replace")
+    ascii_text = sum(1 for ch in decoded if ch.isascii() and (ch.isprintable() or ch in "\t\n\r"))
+    return guess if ascii_text >= 0.8 * len(decoded) else None
 
 
 def split_long_lines(text: str, max_line_chars: int) -> str:
@@ -86,12 +92,6 @@ def decode_text(data: bytes, max_line_chars: int = 1_000_000) -> tuple[str, str]
                 raise ParseFailure("corrupt", f"the text is not valid {name}") from exc
             encoding = name
             break
-    if text is None:
-        try:
-            text = data.decode("utf-8")
-            encoding = "utf-8"
-        except UnicodeDecodeError:
-            text = None
     if text is None and b"\x00" in data[:4096]:
         guess = _utf16_without_bom(data)
         if guess is not None:
@@ -100,6 +100,12 @@ def decode_text(data: bytes, max_line_chars: int = 1_000_000) -> tuple[str, str]
                 encoding = guess
             except UnicodeDecodeError:
                 text = None
+    if text is None:
+        try:
+            text = data.decode("utf-8")
+            encoding = "utf-8"
+        except UnicodeDecodeError:
+            text = None
     if text is None:
         if b"\x00" in data[:65536]:
             raise ParseFailure("unsupported-type", "the file is binary, not text")

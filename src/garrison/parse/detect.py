@@ -43,12 +43,53 @@ _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b
 _AVIF_BRANDS = {b"avif", b"avis"}
 
 _HTML_FIRST_TAGS = frozenset(
-    "html head body meta title link p div span table h1 h2 h3 h4 h5 h6 a br ul ol section "
-    "article main header nav form img".split()
+    [
+        "html",
+        "head",
+        "body",
+        "meta",
+        "title",
+        "link",
+        "p",
+        "div",
+        "span",
+        "table",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "a",
+        "br",
+        "ul",
+        "ol",
+        "section",
+        "article",
+        "main",
+        "header",
+        "nav",
+        "form",
+        "img",
+    ]
 )
 _MAIL_HEADERS = frozenset(
-    "from to cc subject date received mime-version message-id return-path content-type "
-    "reply-to sender delivered-to x-mailer".split()
+    [
+        "from",
+        "to",
+        "cc",
+        "subject",
+        "date",
+        "received",
+        "mime-version",
+        "message-id",
+        "return-path",
+        "content-type",
+        "reply-to",
+        "sender",
+        "delivered-to",
+        "x-mailer",
+    ]
 )
 _HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]?")
 _LEADING_MARKUP = re.compile(r"^(\s+|<\?xml[^>]*\?>|<!--.*?-->|<!doctype[^>]*>)", re.I | re.S)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
-from garrison.core.errors import InvalidInput, NotFound, NotPermitted
+from garrison.core.errors import AuditWriteError, InvalidInput, NotFound, NotPermitted
 from garrison.security.audit import AuditEvent, Checkpoint
 from garrison.security.markings import Marking, MarkingRegistry, access_expression, parse_marking
 from garrison.security.policy import Action, Decision, can_read, permits
@@ -316,11 +316,22 @@ class Session:
         """Recompute and check the whole log (admin); audited after the check."""
         self._require_audit_reader("audit.verify")
         report = self.workspace.audit.verify(self._public_key(), against=against)
-        self.audit(
-            "audit.verify",
-            decision="allow",
-            details={"ok": report.ok, "size": report.size, "first_bad_seq": report.first_bad_seq},
-        )
+        if not report.ok:
+            # A damaged log refuses appends; the verdict matters more than recording it.
+            self.workspace.log_damaged = True
+        try:
+            self.audit(
+                "audit.verify",
+                decision="allow",
+                details={
+                    "ok": report.ok,
+                    "size": report.size,
+                    "first_bad_seq": report.first_bad_seq,
+                },
+            )
+        except AuditWriteError:
+            if report.ok:
+                raise
         return report
 
     def audit_export_checkpoint(self, path: Path) -> Checkpoint:

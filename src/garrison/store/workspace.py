@@ -91,6 +91,9 @@ class Workspace:
         self.config = config
         self.catalog = catalog
         self.audit = audit
+        #: Set when verification found the audit log tampered with: no checkpoint is signed
+        #: over a log known to be bad.
+        self.log_damaged = False
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -199,7 +202,7 @@ class Workspace:
     def close(self, *, checkpoint: bool = True) -> None:
         """Write a signed audit checkpoint (end of every command) and release connections."""
         try:
-            if checkpoint:
+            if checkpoint and not self.log_damaged:
                 self.audit.checkpoint()
         finally:
             self.catalog.dispose()
