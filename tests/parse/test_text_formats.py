@@ -90,7 +90,14 @@ def test_plain_text_structure() -> None:
     doc = parse_bytes(data, "r.txt")
     assert doc.media_type == "text/plain"
     assert doc.title == "QUARTERLY REPORT"
-    assert _types(doc) == ["Title", "NarrativeText", "ListItem", "ListItem", "ListItem", "NarrativeText"]
+    assert _types(doc) == [
+        "Title",
+        "NarrativeText",
+        "ListItem",
+        "ListItem",
+        "ListItem",
+        "NarrativeText",
+    ]
     para = doc.elements[1]
     assert para.text == "(S//NF) The first paragraph wraps over two lines."
     assert para.locator == {"line": 3}
@@ -131,7 +138,15 @@ def test_markdown_structure() -> None:
     doc = parse_bytes(MARKDOWN, "guide.md")
     assert doc.media_type == "text/markdown"
     assert doc.title == "Guide"
-    assert _types(doc) == ["Title", "NarrativeText", "Title", "ListItem", "ListItem", "Table", "Code"]
+    assert _types(doc) == [
+        "Title",
+        "NarrativeText",
+        "Title",
+        "ListItem",
+        "ListItem",
+        "Table",
+        "Code",
+    ]
     setup = doc.elements[2]
     assert (setup.heading_level, setup.section_path) == (2, ("Guide",))
     assert doc.elements[1].links == ("https://example.org",)
