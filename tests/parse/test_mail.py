@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,6 +21,7 @@ from garrison.parse.mail import (
     split_mbox,
 )
 from garrison.parse.mail import _html_to_text_stdlib as html_to_text_stdlib
+from tests.conftest import require
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared/corpus/public/unstructured"
 MARKED = Path(__file__).resolve().parents[3] / "shared/corpus/marked/docs"
@@ -29,11 +29,7 @@ CTX = ParseContext()
 
 
 def _require(path: Path) -> None:
-    if path.is_dir():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI requires {path}")
-    pytest.skip(f"{path} is absent")
+    require(path.is_dir(), f"{path} is absent")
 
 
 def _message(html: bool = False) -> EmailMessage:

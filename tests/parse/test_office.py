@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from garrison.parse.office import (
     sniff_office,
     split_banner_lines,
 )
+from tests.conftest import require
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared/corpus/public/unstructured"
 MARKED = Path(__file__).resolve().parents[3] / "shared/corpus/marked/docs"
@@ -36,11 +36,7 @@ EMPTY_OK = {"empty.xlsx", "test-image-jpg-mime.pptx"}
 
 
 def _require(path: Path) -> None:
-    if path.is_dir():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI requires {path}")
-    pytest.skip(f"{path} is absent")
+    require(path.is_dir(), f"{path} is absent")
 
 
 def _types(doc: ParsedDocument) -> list[ElementType]:
