@@ -159,3 +159,21 @@ def test_invalid_config(ws_root: Path) -> None:
     (ws_root / "garrison.toml").write_text("[workspace]\nformat = 'x'\n")
     with pytest.raises(WorkspaceError, match="invalid"):
         Workspace.open(ws_root)
+
+
+def test_an_old_catalog_is_refused_until_migrated(ws_root: Path) -> None:
+    from alembic import command
+
+    from garrison.cli.main import main
+    from garrison.store.catalog import Catalog, resolve_url
+
+    catalog = Catalog(resolve_url("sqlite:///catalog.db", ws_root))
+    with catalog.engine.begin() as conn:
+        command.downgrade(catalog._alembic_config(conn), "0001")
+    catalog.dispose()
+    with pytest.raises(WorkspaceError, match="garrison migrate"):
+        Workspace.open(ws_root)
+    assert main(["migrate", "-w", str(ws_root)]) == 0
+    with Workspace.open(ws_root) as ws:
+        assert ws.catalog.revision() == HEAD_REVISION
+        assert ws.audit.tail(1)[0].action == "catalog.migrate"

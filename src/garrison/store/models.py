@@ -5,10 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "InternedMarking", "Meta", "RegistryEntry", "SubjectRow"]
+__all__ = [
+    "Base",
+    "DocumentLocation",
+    "DocumentRow",
+    "ElementRow",
+    "FindingRow",
+    "InternedMarking",
+    "JobItemRow",
+    "JobRow",
+    "Meta",
+    "RegistryEntry",
+    "SourceRow",
+    "SubjectRow",
+]
 
 
 class Base(DeclarativeBase):
@@ -77,3 +100,141 @@ class RegistryEntry(Base):
 def row_dict(row: Any) -> dict[str, Any]:
     """Column values of a mapped row as a plain dict."""
     return {c.key: getattr(row, c.key) for c in row.__table__.columns}
+
+
+class SourceRow(Base):
+    """A named place data comes from, with the marking of whatever it holds unmarked."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    uri: Mapped[str] = mapped_column(Text)
+    default_marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DocumentRow(Base):
+    """One original file (or table snapshot), identified by the SHA-256 of its bytes.
+
+    A spilled document keeps only its hash, size, status and reason: never a title, a media
+    type, a marking or any text.
+    """
+
+    __tablename__ = "documents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    filename: Mapped[str | None] = mapped_column(Text, nullable=True)
+    uri: Mapped[str] = mapped_column(Text)
+    source_name: Mapped[str] = mapped_column(String(256))
+    parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    title: Mapped[str | None] = mapped_column(Text, nullable=True)
+    author: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    modified: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    banner_marking_id: Mapped[int | None] = mapped_column(ForeignKey("markings.id"), nullable=True)
+    marking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("markings.id"), nullable=True, index=True
+    )
+    #: The source default the inherited elements took (the join, after a conflict).
+    default_marking_id: Mapped[int | None] = mapped_column(ForeignKey("markings.id"), nullable=True)
+    #: Set by a downgrade: what the document was marked before.
+    original_marking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("markings.id"), nullable=True
+    )
+    blob: Mapped[bool] = mapped_column(Boolean, default=False)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    superseded_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DocumentLocation(Base):
+    """Every place the same bytes were seen (re-ingest records a location, nothing else)."""
+
+    __tablename__ = "document_locations"
+    __table_args__ = (UniqueConstraint("doc_id", "uri"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[str] = mapped_column(String(64), ForeignKey("documents.id"), index=True)
+    uri: Mapped[str] = mapped_column(Text)
+    source_name: Mapped[str] = mapped_column(String(256))
+    parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ElementRow(Base):
+    """One element of a parsed document, with its own marking."""
+
+    __tablename__ = "elements"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(64), ForeignKey("documents.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    page: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    marking_source: Mapped[str] = mapped_column(String(16))
+    original_marking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("markings.id"), nullable=True
+    )
+    #: Everything else a parser found: heading level, section path, cells, locator, fields...
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class FindingRow(Base):
+    """A marking finding for a steward; ``detail`` never quotes content."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[str] = mapped_column(String(64), ForeignKey("documents.id"), index=True)
+    element_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    kind: Mapped[str] = mapped_column(String(48), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolution_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class JobRow(Base):
+    """A unit of long work (an ingest run): status, progress and counts."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class JobItemRow(Base):
+    """What happened to one input of a job (including files that never became documents)."""
+
+    __tablename__ = "job_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id"), index=True)
+    uri: Mapped[str] = mapped_column(Text)
+    doc_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
