@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from garrison.cli._common import JsonOpt, WorkspaceOpt
+from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt
 from garrison.cli._output import emit_json
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
@@ -100,3 +100,25 @@ def expr(
         )
         return
     typer.echo(access_expression(parsed))
+
+
+@app.command("downgrade")
+def downgrade(
+    ctx: typer.Context,
+    object_id: Annotated[str, typer.Argument(help="A document or element id.")],
+    to: Annotated[str, typer.Option("--to", help="The lower marking.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why this is releasable lower.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Lower a document's or element's marking (stewards who dominate the original; audited)."""
+    from garrison.cli._common import open_session
+    from garrison.store.documents import Documents
+
+    with open_session(ctx, workspace, as_user) as session:
+        result = Documents(session).downgrade(object_id, to, reason)
+    if as_json:
+        emit_json(result)
+    else:
+        typer.echo(f"Downgraded {object_id} from {result['from']} to {result['to']}.")

@@ -13,7 +13,16 @@ from typing import Annotated
 import typer
 
 from garrison import __version__
-from garrison.cli import _access, _audit, _marking, _registry, _user, _workspace
+from garrison.cli import (
+    _access,
+    _audit,
+    _docs,
+    _ingest,
+    _marking,
+    _registry,
+    _user,
+    _workspace,
+)
 from garrison.cli._output import err_console
 from garrison.core.errors import GarrisonError, MarkingError
 
@@ -59,6 +68,9 @@ def _root(
 
 
 _workspace.register(app)
+_ingest.register(app)
+app.add_typer(_docs.app, name="docs")
+app.add_typer(_docs.jobs_app, name="jobs")
 app.add_typer(_marking.app, name="marking")
 app.add_typer(_access.app, name="access")
 app.add_typer(_user.app, name="user")

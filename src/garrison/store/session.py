@@ -62,6 +62,8 @@ class Session:
     def __init__(self, workspace: Workspace, subject: Subject) -> None:
         self.workspace = workspace
         self.subject = subject
+        self._markings: dict[int, Marking] = {}
+        self._readable: tuple[int, frozenset[int]] | None = None
 
     # -- checks and audit -------------------------------------------------------------------
 
@@ -121,17 +123,48 @@ class Session:
         """Parse with this workspace's registry."""
         return parse_marking(text, registry=self.workspace.registry)
 
+    def marking_of(self, orm: OrmSession, marking_id: int | None) -> Marking | None:
+        """The marking behind an interned id (cached for the session)."""
+        if marking_id is None:
+            return None
+        cached = self._markings.get(marking_id)
+        if cached is None:
+            key = orm.scalar(select(InternedMarking.key).where(InternedMarking.id == marking_id))
+            if key is None:
+                raise NotFound(f"No marking with id {marking_id}.")
+            cached = Marking.from_dict(json.loads(key), registry=self.workspace.registry)
+            self._markings[marking_id] = cached
+        return cached
+
+    def readable_marking_ids(self, orm: OrmSession) -> frozenset[int]:
+        """Ids of every interned marking this subject may read: the filter put into queries."""
+        rows = orm.execute(select(InternedMarking.id, InternedMarking.key)).all()
+        if self._readable is not None and self._readable[0] == len(rows):
+            return self._readable[1]
+        readable = set()
+        for marking_id, key in rows:
+            marking = self._markings.get(marking_id)
+            if marking is None:
+                marking = Marking.from_dict(json.loads(key), registry=self.workspace.registry)
+                self._markings[marking_id] = marking
+            if self.can_read(marking):
+                readable.add(marking_id)
+        self._readable = (len(rows), frozenset(readable))
+        return self._readable[1]
+
     def intern_marking(self, orm: OrmSession, marking: Marking) -> int:
         """The id of ``marking`` in the catalog's marking table, adding it when new."""
         key = json.dumps(marking.to_dict(), sort_keys=True, separators=(",", ":"))
         existing = orm.scalar(select(InternedMarking.id).where(InternedMarking.key == key))
         if existing is not None:
+            self._markings.setdefault(existing, marking)
             return existing
         row = InternedMarking(
             key=key, banner=marking.banner(), expression=access_expression(marking)
         )
         orm.add(row)
         orm.flush()
+        self._markings[row.id] = marking
         return row.id
 
     # -- subjects ---------------------------------------------------------------------------

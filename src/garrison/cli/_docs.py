@@ -1,0 +1,178 @@
+"""``garrison docs`` and ``garrison jobs``: what was ingested, as the acting subject may see it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
+from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.store.documents import Documents, Jobs
+
+app = typer.Typer(help="Documents, their elements and marking findings.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Ingest jobs: status, progress and counts.", no_args_is_help=True)
+
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=0, help="At most N results.")]
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", help="parsed, quarantined or spilled.")
+    ] = None,
+    limit: LimitOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List documents (quarantined and spilled ones only for stewards and admins)."""
+    with open_session(ctx, workspace, as_user) as session:
+        docs = Documents(session).list(status=status, limit=limit)
+    if as_json:
+        emit_json(docs)
+        return
+    emit_table(
+        ["id", "status", "marking", "media_type", "findings", "uri"],
+        [
+            (
+                d["id"][:16],
+                d["status"] + (f" ({d['reason']})" if d["reason"] else ""),
+                d["marking"] or "",
+                d["media_type"] or "",
+                ",".join(sorted({f["kind"] for f in d["findings"]})),
+                d["uri"],
+            )
+            for d in docs
+        ],
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    doc_id: Annotated[str, typer.Argument(help="Document id (SHA-256).")],
+    elements: Annotated[bool, typer.Option("--elements", help="Include the elements.")] = False,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one document, its findings and (with --elements) its marked elements."""
+    with open_session(ctx, workspace, as_user) as session:
+        doc = Documents(session).show(doc_id, elements=elements)
+    if as_json:
+        emit_json(doc)
+        return
+    for key in ("id", "uri", "media_type", "status", "reason", "title", "banner", "marking"):
+        if doc.get(key) is not None:
+            out_console.print(f"{key}: {doc[key]}", markup=False)
+    for f in doc["findings"]:
+        out_console.print(f"finding {f['id']}: {f['kind']} -- {f['detail']}", markup=False)
+    for e in doc.get("elements", []):
+        out_console.print(f"[{e['seq']}] ({e['marking']}) {e['type']}: {e['text']}", markup=False)
+
+
+@app.command("findings")
+def findings(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only this kind.")] = None,
+    unresolved: Annotated[bool, typer.Option("--unresolved", help="Only open ones.")] = False,
+    limit: LimitOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List marking findings on documents the subject may know of."""
+    with open_session(ctx, workspace, as_user) as session:
+        found = Documents(session).findings(kind=kind, unresolved=unresolved, limit=limit)
+    if as_json:
+        emit_json(found)
+        return
+    emit_table(
+        ["id", "kind", "doc_id", "element_id", "detail", "resolved_by"],
+        [
+            (
+                f["id"],
+                f["kind"],
+                f["doc_id"][:16],
+                f.get("element_id"),
+                f["detail"],
+                f.get("resolved_by"),
+            )
+            for f in found
+        ],
+    )
+
+
+@app.command("resolve")
+def resolve(
+    ctx: typer.Context,
+    finding_id: Annotated[int, typer.Argument(help="Finding id.")],
+    note: Annotated[str, typer.Option("--note", help="What was done and why.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark a finding resolved, recording who resolved it and why (stewards; audited)."""
+    with open_session(ctx, workspace, as_user) as session:
+        result = Documents(session).resolve(finding_id, note)
+    if as_json:
+        emit_json(result)
+    else:
+        out_console.print(f"Resolved finding {finding_id}.", markup=False)
+
+
+@jobs_app.command("ls")
+def jobs_ls(
+    ctx: typer.Context,
+    limit: LimitOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs."""
+    with open_session(ctx, workspace, as_user) as session:
+        jobs = Jobs(session).list(limit=limit)
+    if as_json:
+        emit_json(jobs)
+        return
+    emit_table(
+        ["id", "kind", "status", "done", "total", "started_at", "actor"],
+        [
+            (j["id"], j["kind"], j["status"], j["done"], j["total"], j["started_at"], j["actor"])
+            for j in jobs
+        ],
+    )
+
+
+@jobs_app.command("show")
+def jobs_show(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a job with its counts and what happened to each input."""
+    with open_session(ctx, workspace, as_user) as session:
+        job = Jobs(session).show(job_id)
+    if as_json:
+        emit_json(job)
+        return
+    for key in (
+        "id",
+        "kind",
+        "status",
+        "actor",
+        "done",
+        "total",
+        "started_at",
+        "finished_at",
+        "error",
+    ):
+        out_console.print(f"{key}: {job[key]}", markup=False)
+    out_console.print(f"counts: {job['counts']}", markup=False)
+    for item in job["items"]:
+        reason = f" ({item['reason']})" if item["reason"] else ""
+        out_console.print(f"  {item['outcome']}{reason}: {item['uri']}", markup=False)

@@ -1,0 +1,877 @@
+"""The ingest engine: files and databases -> blobs, documents, elements and findings.
+
+One run is a *job*. For each input file the engine
+
+1. reads the bytes and hashes them (the document id); bytes already in the catalog only gain a
+   new location (and, under a different default marking, a ``default-marking-conflict``);
+2. parses the file -- and its attachments, recursively -- in an isolated worker process with a
+   time limit and a memory cap (:mod:`garrison.ingest.isolation`), so one hostile file fails
+   alone;
+3. applies the marking rules (:func:`garrison.ingest.marking.apply_markings`), children first:
+   a container takes the join of its children; a spilled child makes its container a spill; a
+   child with an invalid marking quarantines its container;
+4. writes everything about that file in **one** catalog transaction, after its audit events are
+   on disk: an ingest killed at any point and run again ends with the same catalog.
+
+Spills keep nothing but their hash, size, location and reason: no blob, no text, no marking.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session as OrmSession
+
+from garrison.core.clock import utc_now
+from garrison.core.errors import InvalidInput
+from garrison.core.records import DocumentStatus, MarkingSource, ParsedDocument, element_id
+from garrison.ingest.isolation import Limits, Outcome, run_isolated
+from garrison.ingest.marking import Finding, MarkedDocument, apply_markings
+from garrison.parse import ParseFailure, parse_bytes
+from garrison.security.markings import Marking, join, system_high_dominates
+from garrison.security.policy import Action
+from garrison.store.models import (
+    DocumentLocation,
+    DocumentRow,
+    ElementRow,
+    FindingRow,
+    JobItemRow,
+    JobRow,
+    SourceRow,
+)
+from garrison.store.session import Session
+
+__all__ = [
+    "FileResult",
+    "IngestOptions",
+    "IngestReport",
+    "ParseNode",
+    "ingest_paths",
+    "ingest_sql",
+    "mark_stale_jobs",
+]
+
+ProgressFn = Callable[[int, int | None, str], None]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to ingest; ``default_marking`` is required (a source without one is refused)."""
+
+    default_marking: str
+    source: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    workers: int = 1
+    limits: Limits = field(default_factory=Limits)
+    #: Files larger than this are quarantined as ``too-large`` without being parsed.
+    max_bytes: int = 512 * 1024 * 1024
+    #: Attachments inside attachments... deeper than this are quarantined (``archive-limit``).
+    max_depth: int = 5
+
+
+@dataclass
+class FileResult:
+    """What happened to one input."""
+
+    uri: str
+    outcome: str  # parsed | quarantined | spilled | unchanged | failed
+    doc_id: str | None = None
+    reason: str | None = None
+    elements: int = 0
+    size: int = 0
+
+
+@dataclass
+class IngestReport:
+    """Summary of a job (what ``garrison ingest`` prints)."""
+
+    job_id: str
+    results: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        outcomes = Counter(r.outcome for r in self.results)
+        reasons = Counter(r.reason for r in self.results if r.outcome in ("quarantined", "failed"))
+        return {
+            "files": len(self.results),
+            "parsed": outcomes["parsed"],
+            "quarantined": outcomes["quarantined"] + outcomes["failed"],
+            "quarantine_reasons": dict(sorted((str(k), v) for k, v in reasons.items())),
+            "spilled": outcomes["spilled"],
+            "unchanged": outcomes["unchanged"],
+            "elements": sum(r.elements for r in self.results),
+            "bytes": sum(r.size for r in self.results),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            **self.counts,
+            "seconds": round(self.seconds, 3),
+            "documents": [
+                {"uri": r.uri, "id": r.doc_id, "status": r.outcome, "reason": r.reason}
+                for r in self.results
+            ],
+        }
+
+
+# -- parsing (runs in the worker process) -------------------------------------------------------
+
+
+@dataclass
+class ParseNode:
+    """A parsed file and its parsed attachments; built in the worker, marked in the parent."""
+
+    doc_id: str
+    size: int
+    filename: str | None
+    uri: str
+    data: bytes | None
+    parsed: ParsedDocument | None = None
+    failure: tuple[str, str] | None = None
+    children: list[ParseNode] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Task:
+    uri: str
+    filename: str | None
+    data: bytes
+    max_depth: int
+    max_bytes: int
+
+
+def _parse_tree(task: _Task) -> ParseNode:
+    return _parse_node(task.data, task.filename, task.uri, 0, task.max_depth, task.max_bytes)
+
+
+def _parse_node(
+    data: bytes, filename: str | None, uri: str, depth: int, max_depth: int, max_bytes: int
+) -> ParseNode:
+    node = ParseNode(hashlib.sha256(data).hexdigest(), len(data), filename, uri, data)
+    if len(data) > max_bytes:
+        node.failure = ("too-large", f"the file is larger than {max_bytes} bytes")
+        return node
+    try:
+        node.parsed = parse_bytes(data, filename=filename)
+    except ParseFailure as exc:
+        node.failure = (exc.reason, exc.detail)
+        return node
+    except RecursionError:
+        node.failure = ("hostile-content", "the file is nested too deeply to parse")
+        return node
+    except Exception as exc:  # a parser bug must fail this file only, never the run
+        # The type only: a library's message may quote the file's content.
+        node.failure = ("corrupt", f"the parser failed ({type(exc).__name__})")
+        return node
+    for index, attachment in enumerate(node.parsed.attachments):
+        name = attachment.filename or f"attachment-{index}"
+        child_uri = f"{uri}#{name}"
+        if depth + 1 > max_depth:
+            child = ParseNode(
+                hashlib.sha256(attachment.data).hexdigest(),
+                len(attachment.data),
+                attachment.filename,
+                child_uri,
+                attachment.data,
+                failure=("archive-limit", f"nested deeper than {max_depth} levels"),
+            )
+        else:
+            child = _parse_node(
+                attachment.data, attachment.filename, child_uri, depth + 1, max_depth, max_bytes
+            )
+        node.children.append(child)
+    # Attachment bytes now live in the children; do not ship them twice.
+    node.parsed = node.parsed.model_copy(update={"attachments": ()})
+    return node
+
+
+# -- deciding markings (parent) -----------------------------------------------------------------
+
+
+@dataclass
+class _Decided:
+    node: ParseNode
+    status: DocumentStatus
+    reason: str | None
+    marked: MarkedDocument | None
+    findings: list[Finding]
+    marking: Marking | None
+    children: list[_Decided]
+
+
+def _decide(node: ParseNode, default: Marking, system_high: Marking, session: Session) -> _Decided:
+    children = [_decide(c, default, system_high, session) for c in node.children]
+    if node.failure is not None or node.parsed is None:
+        code, _ = node.failure or ("corrupt", "nothing was parsed")
+        return _Decided(node, DocumentStatus.QUARANTINED, code, None, [], None, children)
+    marked = apply_markings(
+        node.parsed, default=default, system_high=system_high, registry=session.workspace.registry
+    )
+    findings = list(marked.findings)
+    status, marking = marked.status, marked.marking
+    reason: str | None = marked.reason
+    if any(c.status is DocumentStatus.SPILLED for c in children):
+        if status is not DocumentStatus.SPILLED:
+            findings.append(Finding("spill", "an attachment is a spill"))
+        status, reason, marking = DocumentStatus.SPILLED, "spill", None
+    elif status is DocumentStatus.PARSED:
+        if any(c.reason == "invalid-marking" for c in children):
+            findings.append(Finding("invalid-marking", "an attachment has an invalid marking"))
+            status, reason, marking = DocumentStatus.QUARANTINED, "invalid-marking", None
+        else:
+            for child in children:
+                if child.status is DocumentStatus.QUARANTINED:
+                    findings.append(
+                        Finding("attachment-quarantined", f"an attachment is {child.reason}")
+                    )
+            parts = [c.marking for c in children if c.marking is not None]
+            if marking is not None and parts:
+                marking = join(marking, *parts)
+                if not system_high_dominates(system_high, marking):
+                    findings.append(Finding("spill", "marking is not dominated by system high"))
+                    status, reason, marking = DocumentStatus.SPILLED, "spill", None
+    return _Decided(node, status, reason, marked, findings, marking, children)
+
+
+# -- writing (parent) ---------------------------------------------------------------------------
+
+
+class _Writer:
+    """Writes one decided tree in the caller's transaction."""
+
+    def __init__(
+        self, session: Session, orm: OrmSession, job_id: str, source: str, default: Marking
+    ) -> None:
+        self.session = session
+        self.orm = orm
+        self.job_id = job_id
+        self.source = source
+        self.default = default
+        self.default_id = session.intern_marking(orm, default)
+        self.events: list[dict[str, Any]] = []
+        self.elements = 0
+
+    def location(self, doc_id: str, uri: str, parent_id: str | None) -> None:
+        exists = self.orm.scalar(
+            select(DocumentLocation.id).where(
+                DocumentLocation.doc_id == doc_id, DocumentLocation.uri == uri
+            )
+        )
+        if exists is None:
+            self.orm.add(
+                DocumentLocation(
+                    doc_id=doc_id,
+                    uri=uri,
+                    source_name=self.source,
+                    parent_id=parent_id,
+                    job_id=self.job_id,
+                    seen_at=utc_now(),
+                )
+            )
+
+    def write(self, decided: _Decided, parent_id: str | None, *, spill_tree: bool = False) -> str:
+        """Write ``decided`` and its children; returns the outcome for the root."""
+        node = decided.node
+        existing = self.orm.get(DocumentRow, node.doc_id)
+        if existing is not None:
+            self.location(node.doc_id, node.uri, parent_id)
+            if existing.status == DocumentStatus.PARSED and existing.default_marking_id not in (
+                None,
+                self.default_id,
+            ):
+                self._default_conflict(existing)
+            return "unchanged"
+        spilled = spill_tree or decided.status is DocumentStatus.SPILLED
+        for child in decided.children:
+            # Inside a spill only the spilled parts are recorded (hash and size): the rest of
+            # the container is the spill's content too.
+            if spilled and child.status is not DocumentStatus.SPILLED:
+                continue
+            self.write(child, node.doc_id, spill_tree=spilled)
+        if spilled:
+            self._write_spill(decided, parent_id)
+            return "spilled"
+        parsed = node.parsed
+        row = DocumentRow(
+            id=node.doc_id,
+            status=decided.status.value,
+            reason=decided.reason,
+            size=node.size,
+            media_type=parsed.media_type if parsed else None,
+            filename=node.filename,
+            uri=node.uri,
+            source_name=self.source,
+            parent_id=parent_id,
+            title=parsed.title if parsed else None,
+            author=parsed.author if parsed else None,
+            created=parsed.created if parsed else None,
+            modified=parsed.modified if parsed else None,
+            blob=node.data is not None,
+            job_id=self.job_id,
+            ingested_at=utc_now(),
+            meta=_meta(decided),
+            default_marking_id=self.default_id,
+        )
+        if decided.marked is not None and decided.marked.banner is not None:
+            row.banner_marking_id = self.session.intern_marking(self.orm, decided.marked.banner)
+        if decided.marking is not None:
+            row.marking_id = self.session.intern_marking(self.orm, decided.marking)
+        if node.data is not None:
+            self.session.workspace.blobs.put(node.data)
+        self.orm.add(row)
+        self.orm.flush()
+        ids: list[str] = []
+        if decided.status is DocumentStatus.PARSED and decided.marked is not None:
+            ids = self._write_elements(node.doc_id, decided.marked)
+        self._write_findings(node.doc_id, decided.findings, ids)
+        self.location(node.doc_id, node.uri, parent_id)
+        self.events.append(
+            {
+                "action": "ingest.document",
+                "object_id": node.doc_id,
+                "object_marking": decided.marking.banner() if decided.marking else None,
+                "decision": "allow" if decided.status is DocumentStatus.PARSED else "deny",
+                "reason": decided.reason,
+                "details": {
+                    "status": decided.status.value,
+                    "uri": node.uri,
+                    "elements": len(ids),
+                    "job": self.job_id,
+                },
+            }
+        )
+        return decided.status.value
+
+    def _write_spill(self, decided: _Decided, parent_id: str | None) -> None:
+        node = decided.node
+        self.orm.add(
+            DocumentRow(
+                id=node.doc_id,
+                status=DocumentStatus.SPILLED.value,
+                reason="spill",
+                size=node.size,
+                uri=node.uri,
+                source_name=self.source,
+                parent_id=parent_id,
+                blob=False,
+                job_id=self.job_id,
+                ingested_at=utc_now(),
+                meta={},
+            )
+        )
+        self.orm.flush()
+        kinds = {f.kind for f in decided.findings} | {"spill"}
+        for kind in sorted(kinds):
+            detail = (
+                "marking is not dominated by system high"
+                if kind == "spill"
+                else "a portion or banner mark is invalid"
+            )
+            self.orm.add(
+                FindingRow(
+                    doc_id=node.doc_id,
+                    kind=kind,
+                    detail=detail,
+                    job_id=self.job_id,
+                    created_at=utc_now(),
+                )
+            )
+        self.location(node.doc_id, node.uri, parent_id)
+        self.events.append(
+            {
+                "action": "ingest.spill",
+                "object_id": node.doc_id,
+                "object_marking": None,
+                "decision": "deny",
+                "reason": "spill",
+                "details": {"uri": node.uri, "size": node.size, "job": self.job_id},
+            }
+        )
+
+    def _write_elements(self, doc_id: str, marked: MarkedDocument) -> list[str]:
+        ids: list[str] = []
+        for seq, element in enumerate(marked.elements):
+            parsed = element.parsed
+            eid = element_id(doc_id, seq, element.text)
+            data = parsed.model_dump(
+                mode="json", exclude={"type", "text", "page"}, exclude_defaults=True
+            )
+            self.orm.add(
+                ElementRow(
+                    id=eid,
+                    doc_id=doc_id,
+                    seq=seq,
+                    type=parsed.type.value,
+                    text=element.text,
+                    page=parsed.page,
+                    marking_id=self.session.intern_marking(self.orm, element.marking),
+                    marking_source=element.marking_source.value,
+                    data=data,
+                )
+            )
+            ids.append(eid)
+        self.elements += len(ids)
+        return ids
+
+    def _write_findings(self, doc_id: str, findings: Iterable[Finding], ids: list[str]) -> None:
+        for finding in findings:
+            element = (
+                ids[finding.element_index]
+                if finding.element_index is not None and finding.element_index < len(ids)
+                else None
+            )
+            self.orm.add(
+                FindingRow(
+                    doc_id=doc_id,
+                    element_id=element,
+                    kind=finding.kind,
+                    detail=finding.detail,
+                    job_id=self.job_id,
+                    created_at=utc_now(),
+                )
+            )
+
+    def _default_conflict(self, doc: DocumentRow) -> None:
+        """Same bytes under another default: inherited elements take the join of both."""
+        old = self.session.marking_of(self.orm, doc.default_marking_id)
+        assert old is not None
+        both = join(old, self.default)
+        both_id = self.session.intern_marking(self.orm, both)
+        elements = list(self.orm.scalars(select(ElementRow).where(ElementRow.doc_id == doc.id)))
+        for element in elements:
+            if element.marking_source == MarkingSource.SOURCE_DEFAULT.value:
+                element.marking_id = both_id
+        markings = [self.session.marking_of(self.orm, e.marking_id) for e in elements]
+        banner = self.session.marking_of(self.orm, doc.banner_marking_id)
+        parts = [m for m in [*markings, banner] if m is not None]
+        doc.marking_id = self.session.intern_marking(self.orm, join(*parts) if parts else both)
+        doc.default_marking_id = both_id
+        self.orm.add(
+            FindingRow(
+                doc_id=doc.id,
+                kind="default-marking-conflict",
+                detail=f"ingested again under the default {self.default.banner()}; "
+                f"inherited elements now take {both.banner()}",
+                job_id=self.job_id,
+                created_at=utc_now(),
+            )
+        )
+        self.events.append(
+            {
+                "action": "ingest.remark",
+                "object_id": doc.id,
+                "object_marking": both.banner(),
+                "decision": "allow",
+                "reason": "default-marking-conflict",
+                "details": {"job": self.job_id},
+            }
+        )
+
+
+def _meta(decided: _Decided) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if decided.node.failure is not None:
+        meta["reason_detail"] = decided.node.failure[1]
+    parsed = decided.node.parsed
+    if parsed is not None:
+        meta["extraction"] = parsed.extraction.model_dump(mode="json")
+        if parsed.metadata:
+            meta["metadata"] = parsed.metadata
+        if parsed.warnings:
+            meta["warnings"] = list(parsed.warnings)
+    return meta
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_stale_jobs(session: Session) -> int:
+    """Jobs left ``running`` by a process that no longer exists become ``interrupted``."""
+    with session.workspace.catalog.transaction() as orm:
+        stale = [
+            j
+            for j in orm.scalars(select(JobRow).where(JobRow.status == "running"))
+            if not _pid_alive(j.pid)
+        ]
+        for job in stale:
+            job.status = "interrupted"
+            job.finished_at = utc_now()
+    return len(stale)
+
+
+class _Job:
+    def __init__(self, session: Session, kind: str, params: dict[str, Any]) -> None:
+        self.session = session
+        self.id = uuid.uuid4().hex
+        mark_stale_jobs(session)
+        with session.workspace.catalog.transaction() as orm:
+            orm.add(
+                JobRow(
+                    id=self.id,
+                    kind=kind,
+                    status="running",
+                    actor=session.subject.name,
+                    pid=os.getpid(),
+                    params=params,
+                    counts={},
+                    done=0,
+                    started_at=utc_now(),
+                )
+            )
+        session.audit("job.start", object_id=self.id, details={"kind": kind, **params})
+
+    def finish(
+        self, report: IngestReport, status: str = "completed", error: str | None = None
+    ) -> None:
+        with self.session.workspace.catalog.transaction() as orm:
+            orm.execute(
+                update(JobRow)
+                .where(JobRow.id == self.id)
+                .values(
+                    status=status,
+                    counts=report.counts,
+                    done=len(report.results),
+                    error=error,
+                    finished_at=utc_now(),
+                )
+            )
+        self.session.audit(
+            "job.finish",
+            object_id=self.id,
+            decision="allow" if status == "completed" else "error",
+            reason=error,
+            details={"status": status, **report.counts},
+        )
+
+
+# -- driving --------------------------------------------------------------------------------------
+
+
+def _source_name(options: IngestOptions, first: str) -> str:
+    return options.source or first
+
+
+def _prepare(session: Session, options: IngestOptions) -> Marking:
+    session.require(Action.INGEST, "ingest.start")
+    default = session.parse_marking(options.default_marking)
+    if not system_high_dominates(session.workspace.system_high, default):
+        raise InvalidInput(
+            f"The default marking {default.banner()} is not dominated by the workspace's system "
+            f"high ({session.workspace.system_high.banner()}); choose a lower default."
+        )
+    return default
+
+
+def _ensure_source(session: Session, name: str, kind: str, uri: str, default: Marking) -> None:
+    with session.workspace.catalog.transaction() as orm:
+        if orm.scalar(select(SourceRow.id).where(SourceRow.name == name)) is None:
+            orm.add(
+                SourceRow(
+                    name=name,
+                    kind=kind,
+                    uri=uri,
+                    default_marking_id=session.intern_marking(orm, default),
+                    created_by=session.subject.name,
+                    created_at=utc_now(),
+                )
+            )
+
+
+def iter_files(
+    paths: Sequence[str], include: Sequence[str], exclude: Sequence[str]
+) -> Iterator[tuple[Path, str]]:
+    """Every file under ``paths`` (recursively, sorted) that passes the include/exclude globs.
+
+    Globs match the path relative to the directory given, or the file name. Symbolic links to
+    directories are not followed (no loops, no escaping the tree).
+    """
+    for raw in paths:
+        root = Path(raw)
+        if root.is_file():
+            candidates = [(root, root.name)]
+        elif root.is_dir():
+            candidates = sorted(
+                ((p, p.relative_to(root).as_posix()) for p in _walk(root)), key=lambda t: t[1]
+            )
+        else:
+            raise InvalidInput(f"Nothing to ingest at {raw}: no such file or directory.")
+        for path, rel in candidates:
+
+            def hit(globs: Sequence[str], rel: str = rel, name: str = path.name) -> bool:
+                return any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(name, g) for g in globs)
+
+            if include and not hit(include):
+                continue
+            if exclude and hit(exclude):
+                continue
+            yield path, rel
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_file():
+                yield path
+
+
+def ingest_paths(
+    session: Session,
+    paths: Sequence[str],
+    options: IngestOptions,
+    *,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
+    """Ingest files and directories as ``session``'s subject (a steward); returns the report."""
+    default = _prepare(session, options)
+    files = list(iter_files(paths, options.include, options.exclude))
+    source = _source_name(options, str(Path(paths[0]).absolute()) if paths else "files")
+    _ensure_source(session, source, "files", source, default)
+    job = _Job(
+        session,
+        "ingest",
+        {
+            "paths": [str(Path(p).absolute()) for p in paths],
+            "default_marking": default.banner(),
+            "source": source,
+            "include": list(options.include),
+            "exclude": list(options.exclude),
+            "workers": options.workers,
+        },
+    )
+    with session.workspace.catalog.transaction() as orm:
+        orm.execute(update(JobRow).where(JobRow.id == job.id).values(total=len(files)))
+    report = IngestReport(job.id)
+    started = time.monotonic()
+    try:
+        tasks = _tasks(session, files, options, default, source, job.id, report, progress)
+        for task, outcome in run_isolated(
+            tasks, _parse_tree, workers=max(1, options.workers), limits=options.limits
+        ):
+            node = _node_from_outcome(task, outcome)
+            report.results.append(_store(session, node, default, source, job.id, None))
+            _progress(session, job.id, report, len(files), task.uri, progress)
+    except BaseException as exc:
+        report.seconds = time.monotonic() - started
+        job.finish(report, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    report.seconds = time.monotonic() - started
+    job.finish(report)
+    return report
+
+
+def _tasks(
+    session: Session,
+    files: Sequence[tuple[Path, str]],
+    options: IngestOptions,
+    default: Marking,
+    source: str,
+    job_id: str,
+    report: IngestReport,
+    progress: ProgressFn | None,
+) -> Iterator[_Task]:
+    """Read each file; known bytes and unreadable files are settled here, without a worker."""
+    for path, _rel in files:
+        uri = str(path.absolute())
+        try:
+            size = path.stat().st_size
+            data = b"" if size > options.max_bytes else path.read_bytes()
+        except OSError as exc:
+            report.results.append(_unreadable(session, uri, job_id, exc))
+            _progress(session, job_id, report, len(files), uri, progress)
+            continue
+        if size > options.max_bytes:
+            # Too big to hold: quarantine by the hash of a streamed read, without parsing.
+            node = ParseNode(
+                _hash_file(path),
+                size,
+                path.name,
+                uri,
+                None,
+                failure=("too-large", f"the file is larger than {options.max_bytes} bytes"),
+            )
+            report.results.append(_store(session, node, default, source, job_id, None))
+            _progress(session, job_id, report, len(files), uri, progress)
+            continue
+        doc_id = hashlib.sha256(data).hexdigest()
+        with session.workspace.catalog.transaction() as orm:
+            known = orm.get(DocumentRow, doc_id) is not None
+        if known:
+            report.results.append(
+                _store(
+                    session,
+                    ParseNode(doc_id, len(data), path.name, uri, None),
+                    default,
+                    source,
+                    job_id,
+                    None,
+                )
+            )
+            _progress(session, job_id, report, len(files), uri, progress)
+            continue
+        yield _Task(uri, path.name, data, options.max_depth, options.max_bytes)
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _node_from_outcome(task: _Task, outcome: Outcome[ParseNode]) -> ParseNode:
+    if outcome.ok and outcome.value is not None:
+        node = outcome.value
+        node.data = task.data  # the worker does not send the original back
+        return node
+    reason = {"timeout": "timeout", "memory-limit": "memory-limit"}.get(
+        outcome.reason or "", "corrupt"
+    )
+    detail = outcome.detail or "the parser failed"
+    if outcome.reason == "crashed":
+        detail = f"the parser crashed ({detail})"
+    return ParseNode(
+        hashlib.sha256(task.data).hexdigest(),
+        len(task.data),
+        task.filename,
+        task.uri,
+        task.data,
+        failure=(reason, detail),
+    )
+
+
+def _store(
+    session: Session,
+    node: ParseNode,
+    default: Marking,
+    source: str,
+    job_id: str,
+    parent_id: str | None,
+) -> FileResult:
+    """Decide and write one tree in one transaction (audit events first: fail closed)."""
+    decided = _decide(node, default, session.workspace.system_high, session)
+    with session.workspace.catalog.transaction() as orm:
+        writer = _Writer(session, orm, job_id, source, default)
+        outcome = writer.write(decided, parent_id)
+        orm.add(
+            JobItemRow(
+                job_id=job_id,
+                uri=node.uri,
+                doc_id=node.doc_id,
+                outcome=outcome,
+                reason=None if outcome in ("parsed", "unchanged") else decided.reason,
+            )
+        )
+        orm.flush()
+        for event in writer.events:
+            session.audit(**event)
+    return FileResult(
+        node.uri,
+        outcome,
+        node.doc_id,
+        None if outcome in ("parsed", "unchanged") else decided.reason,
+        writer.elements,
+        node.size,
+    )
+
+
+def _unreadable(session: Session, uri: str, job_id: str, exc: OSError) -> FileResult:
+    with session.workspace.catalog.transaction() as orm:
+        orm.add(
+            JobItemRow(
+                job_id=job_id,
+                uri=uri,
+                outcome="failed",
+                reason="unreadable",
+                detail=f"cannot be read ({exc.strerror})",
+            )
+        )
+    return FileResult(uri, "failed", None, "unreadable")
+
+
+def _progress(
+    session: Session,
+    job_id: str,
+    report: IngestReport,
+    total: int,
+    uri: str,
+    progress: ProgressFn | None,
+) -> None:
+    done = len(report.results)
+    if done % 25 == 0 or done == total:
+        with session.workspace.catalog.transaction() as orm:
+            orm.execute(update(JobRow).where(JobRow.id == job_id).values(done=done))
+    if progress is not None:
+        progress(done, total, uri)
+
+
+def ingest_sql(
+    session: Session,
+    url: str,
+    options: IngestOptions,
+    *,
+    tables: Sequence[str] = (),
+    query: str | None = None,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
+    """Ingest database tables (or a query's result) as table-snapshot documents."""
+    from garrison.ingest.sql import read_sql
+
+    default = _prepare(session, options)
+    snapshots = read_sql(url, tables=tables, query=query)  # connection problems: exit 5
+    source = options.source or (snapshots[0].uri.split("#")[0] if snapshots else url)
+    _ensure_source(session, source, "sql", source, default)
+    job = _Job(
+        session,
+        "ingest",
+        {
+            "url": source,
+            "tables": list(tables),
+            "query": query,
+            "default_marking": default.banner(),
+            "source": source,
+        },
+    )
+    report = IngestReport(job.id)
+    started = time.monotonic()
+    for snapshot in snapshots:
+        node = ParseNode(
+            hashlib.sha256(snapshot.canonical).hexdigest(),
+            len(snapshot.canonical),
+            snapshot.name,
+            snapshot.uri,
+            snapshot.canonical,
+            parsed=snapshot.document,
+        )
+        report.results.append(_store(session, node, default, source, job.id, None))
+        _progress(session, job.id, report, len(snapshots), snapshot.uri, progress)
+    report.seconds = time.monotonic() - started
+    job.finish(report)
+    return report
