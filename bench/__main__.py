@@ -13,10 +13,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import access, audit
+from bench import access, audit, ingest
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = {"access": access.run, "audit": audit.run}
+BENCHMARKS = {"access": access.run, "audit": audit.run, "ingest": ingest.run}
 
 
 def main() -> int:

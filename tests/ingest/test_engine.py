@@ -49,12 +49,33 @@ def test_marked_corpus_matches_truth_via_the_cli(
     truth = json.loads((marked / "truth.json").read_text())
     ws = str(tmp_path / "ws")
     assert main(["init", ws, "--system-high", truth["system_high"]]) == 0
-    code = main(["ingest", str(marked / "docs"), "--exclude", "*.sqlite", "--default-marking",
-                 truth["default_marking"], "-w", ws, "--json"])
+    code = main(
+        [
+            "ingest",
+            str(marked / "docs"),
+            "--exclude",
+            "*.sqlite",
+            "--default-marking",
+            truth["default_marking"],
+            "-w",
+            ws,
+            "--json",
+        ]
+    )
     assert code == 0
-    code = main(["ingest", f"sqlite:///{marked / 'docs' / 'legacy-shipments.sqlite'}",
-                 "--table", "shipments", "--default-marking", truth["default_marking"],
-                 "-w", ws, "--json"])
+    code = main(
+        [
+            "ingest",
+            f"sqlite:///{marked / 'docs' / 'legacy-shipments.sqlite'}",
+            "--table",
+            "shipments",
+            "--default-marking",
+            truth["default_marking"],
+            "-w",
+            ws,
+            "--json",
+        ]
+    )
     assert code == 0
     capsys.readouterr()
     assert main(["docs", "ls", "-w", ws, "--json"]) == 0
@@ -126,10 +147,14 @@ def test_reingest_is_idempotent_and_records_new_locations(ws: Workspace, tmp_pat
 
     def snapshot() -> tuple[list[tuple[str, str, int | None]], list[tuple[str, str, str]]]:
         with ws.catalog.transaction() as orm:
-            docs = [(d.id, d.status, d.marking_id) for d in
-                    orm.scalars(select(DocumentRow).order_by(DocumentRow.id))]
-            elements = [(e.id, e.text, e.doc_id) for e in
-                        orm.scalars(select(ElementRow).order_by(ElementRow.id))]
+            docs = [
+                (d.id, d.status, d.marking_id)
+                for d in orm.scalars(select(DocumentRow).order_by(DocumentRow.id))
+            ]
+            elements = [
+                (e.id, e.text, e.doc_id)
+                for e in orm.scalars(select(ElementRow).order_by(ElementRow.id))
+            ]
         return docs, elements
 
     before = snapshot()
@@ -142,8 +167,9 @@ def test_reingest_is_idempotent_and_records_new_locations(ws: Workspace, tmp_pat
     assert snapshot() == before
     with ws.catalog.transaction() as orm:
         fuel = next(r for r in first.results if r.uri.endswith("fuel.txt"))
-        uris = set(orm.scalars(select(DocumentLocation.uri).where(
-            DocumentLocation.doc_id == fuel.doc_id)))
+        uris = set(
+            orm.scalars(select(DocumentLocation.uri).where(DocumentLocation.doc_id == fuel.doc_id))
+        )
     assert uris == {str(folder / "fuel.txt"), str(copy / "fuel.txt")}
 
 
@@ -167,8 +193,9 @@ def test_mail_attachments_become_child_documents(ws: Workspace, tmp_path: Path) 
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "a@example.mil", "b@example.mil", "(U) Roster"
     msg.set_content("(U) The roster is attached.")
-    msg.add_attachment(b"(S//NF) Night shift names.\n", maintype="text", subtype="plain",
-                       filename="roster.txt")
+    msg.add_attachment(
+        b"(S//NF) Night shift names.\n", maintype="text", subtype="plain", filename="roster.txt"
+    )
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "mail.eml").write_bytes(bytes(msg))
     session = ws.session()
@@ -188,12 +215,17 @@ def test_a_spilled_attachment_makes_its_container_a_spill(ws: Workspace, tmp_pat
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "a@example.mil", "b@example.mil", "(U) Notes"
     msg.set_content("(U) See attached.")
-    msg.add_attachment(f"(TS//SI//NF) {SPILL_CANARY}\n".encode(), maintype="text",
-                       subtype="plain", filename="x.txt")
+    msg.add_attachment(
+        f"(TS//SI//NF) {SPILL_CANARY}\n".encode(),
+        maintype="text",
+        subtype="plain",
+        filename="x.txt",
+    )
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "mail.eml").write_bytes(bytes(msg))
-    report = ingest_paths(ws.session(), [str(tmp_path / "in")],
-                          IngestOptions(default_marking=DEFAULT))
+    report = ingest_paths(
+        ws.session(), [str(tmp_path / "in")], IngestOptions(default_marking=DEFAULT)
+    )
     assert [r.outcome for r in report.results] == ["spilled"]
     with ws.catalog.transaction() as orm:
         statuses = set(orm.scalars(select(DocumentRow.status)))
@@ -218,10 +250,15 @@ def test_reads_are_filtered_by_marking_and_denials_audited(ws: Workspace, tmp_pa
     with pytest.raises(NotFound) as missing:
         cora.show("0" * 64)
     assert str(forbidden.value).replace(secret["id"], "X") == str(missing.value).replace(
-        "0" * 64, "X")
+        "0" * 64, "X"
+    )
     denial = ws.audit.tail(2)[0]
     assert (denial.actor, denial.action, denial.decision, denial.reason) == (
-        "cora", "doc.read", "deny", "not readable by the subject")
+        "cora",
+        "doc.read",
+        "deny",
+        "not readable by the subject",
+    )
     assert all(f["doc_id"] != secret["id"] for f in cora.findings())
     # A steward sees quarantined and spilled documents, never their markings.
     sam = Documents(ws.session("sam"))
@@ -249,8 +286,11 @@ def test_findings_are_resolved_and_markings_downgraded_by_stewards(
     assert ws.audit.tail(1)[0].action == "finding.resolve"
 
     doc = next(d for d in sam.list() if d["marking"] == "SECRET//NOFORN")
-    element = next(e for e in sam.show(doc["id"], elements=True)["elements"]
-                   if e["marking"] == "SECRET//NOFORN")
+    element = next(
+        e
+        for e in sam.show(doc["id"], elements=True)["elements"]
+        if e["marking"] == "SECRET//NOFORN"
+    )
     with pytest.raises(InvalidInput, match="only lowers"):
         sam.downgrade(element["id"], "TOP SECRET//NOFORN", "no")
     sam.downgrade(element["id"], "CONFIDENTIAL//NOFORN", "Sanitized per review 12.")
@@ -275,16 +315,18 @@ def test_database_tables_are_documents_of_records(ws: Workspace, tmp_path: Path)
         conn.execute("create table parts (id integer primary key, name text, qty integer)")
         conn.executemany("insert into parts values (?, ?, ?)", [(1, "bolt", 5), (2, "nut", 7)])
     session = ws.session()
-    report = ingest_sql(session, f"sqlite:///{db}", IngestOptions(default_marking=DEFAULT),
-                        tables=["parts"])
+    report = ingest_sql(
+        session, f"sqlite:///{db}", IngestOptions(default_marking=DEFAULT), tables=["parts"]
+    )
     [result] = report.results
     assert result.outcome == "parsed" and result.elements == 2
     shown = Documents(session).show(str(result.doc_id), elements=True)
     assert shown["marking"] == DEFAULT
     assert [e["locator"]["pk"] for e in shown["elements"]] == [{"id": 1}, {"id": 2}]
     assert shown["elements"][0]["fields"] == {"id": 1, "name": "bolt", "qty": 5}
-    again = ingest_sql(session, f"sqlite:///{db}", IngestOptions(default_marking=DEFAULT),
-                       tables=["parts"])
+    again = ingest_sql(
+        session, f"sqlite:///{db}", IngestOptions(default_marking=DEFAULT), tables=["parts"]
+    )
     assert [r.outcome for r in again.results] == ["unchanged"]
 
 
@@ -297,7 +339,11 @@ def test_jobs_record_runs(ws: Workspace, tmp_path: Path) -> None:
     assert (job["done"], job["total"]) == (4, 4)
     assert job["counts"]["spilled"] == 1
     assert sorted(i["outcome"] for i in job["items"]) == [
-        "parsed", "parsed", "quarantined", "spilled"]
+        "parsed",
+        "parsed",
+        "quarantined",
+        "spilled",
+    ]
     with ws.catalog.transaction() as orm:
         kinds = set(orm.scalars(select(FindingRow.kind)))
     assert kinds == {"spill", "invalid-marking"}

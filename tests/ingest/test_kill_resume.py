@@ -40,14 +40,20 @@ def catalog_state(root: Path) -> dict[str, object]:
                 m = session.marking_of(orm, marking_id)
                 return m.banner() if m is not None else None
 
-            docs = sorted((d.id, d.status, d.reason, banner(d.marking_id))
-                          for d in orm.scalars(select(DocumentRow)))
-            elements = sorted((e.id, e.doc_id, e.seq, e.text, banner(e.marking_id))
-                              for e in orm.scalars(select(ElementRow)))
-            findings = sorted((f.doc_id, f.kind, f.element_id or "")
-                              for f in orm.scalars(select(FindingRow)))
-            locations = sorted((loc.doc_id, loc.uri)
-                               for loc in orm.scalars(select(DocumentLocation)))
+            docs = sorted(
+                (d.id, d.status, d.reason, banner(d.marking_id))
+                for d in orm.scalars(select(DocumentRow))
+            )
+            elements = sorted(
+                (e.id, e.doc_id, e.seq, e.text, banner(e.marking_id))
+                for e in orm.scalars(select(ElementRow))
+            )
+            findings = sorted(
+                (f.doc_id, f.kind, f.element_id or "") for f in orm.scalars(select(FindingRow))
+            )
+            locations = sorted(
+                (loc.doc_id, loc.uri) for loc in orm.scalars(select(DocumentLocation))
+            )
     finally:
         ws.close(checkpoint=False)
     return {"docs": docs, "elements": elements, "findings": findings, "locations": locations}
@@ -68,8 +74,9 @@ def test_kill_9_then_resume_gives_the_same_catalog(tmp_path: Path) -> None:
     # Reference: one uninterrupted run.
     reference = Workspace.init(tmp_path / "reference", system_high="SECRET//NOFORN")
     try:
-        ingest_paths(reference.session(), [str(corpus)],
-                     IngestOptions(default_marking=DEFAULT, workers=2))
+        ingest_paths(
+            reference.session(), [str(corpus)], IngestOptions(default_marking=DEFAULT, workers=2)
+        )
     finally:
         reference.close()
     expected = catalog_state(tmp_path / "reference")
@@ -77,10 +84,22 @@ def test_kill_9_then_resume_gives_the_same_catalog(tmp_path: Path) -> None:
 
     victim = tmp_path / "victim"
     Workspace.init(victim, system_high="SECRET//NOFORN").close()
-    command = [sys.executable, "-m", "garrison.cli.main", "ingest", str(corpus),
-               "--default-marking", DEFAULT, "--workers", "2", "-w", str(victim)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "garrison.cli.main",
+        "ingest",
+        str(corpus),
+        "--default-marking",
+        DEFAULT,
+        "--workers",
+        "2",
+        "-w",
+        str(victim),
+    ]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     partial = 0
     while time.monotonic() < deadline and proc.poll() is None:
@@ -109,8 +128,9 @@ def test_kill_9_then_resume_gives_the_same_catalog(tmp_path: Path) -> None:
     try:
         jobs = Jobs(ws.session()).list()
         assert [j["status"] for j in jobs] == ["interrupted"]  # the killed run, detected as such
-        report = ingest_paths(ws.session(), [str(corpus)],
-                              IngestOptions(default_marking=DEFAULT, workers=2))
+        report = ingest_paths(
+            ws.session(), [str(corpus)], IngestOptions(default_marking=DEFAULT, workers=2)
+        )
         outcomes = [r.outcome for r in report.results]
         assert outcomes.count("unchanged") == partial
         assert [j["status"] for j in Jobs(ws.session()).list()] == ["interrupted", "completed"]

@@ -68,7 +68,10 @@ def show(
         if doc.get(key) is not None:
             out_console.print(f"{key}: {doc[key]}", markup=False)
     for f in doc["findings"]:
-        out_console.print(f"finding {f['id']}: {f['kind']} -- {f['detail']}", markup=False)
+        resolved = f" (resolved by {f['resolved_by']})" if f.get("resolved_by") else ""
+        out_console.print(
+            f"finding {f['id']}: {f['kind']} -- {f['detail']}{resolved}", markup=False
+        )
     for e in doc.get("elements", []):
         out_console.print(f"[{e['seq']}] ({e['marking']}) {e['type']}: {e['text']}", markup=False)
 

@@ -34,11 +34,27 @@ from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput
-from garrison.core.records import DocumentStatus, MarkingSource, ParsedDocument, element_id
+from garrison.core.records import (
+    DocumentStatus,
+    ElementType,
+    MarkingSource,
+    ParsedDocument,
+    element_id,
+)
 from garrison.ingest.isolation import Limits, Outcome, run_isolated
-from garrison.ingest.marking import Finding, MarkedDocument, apply_markings
-from garrison.parse import ParseFailure, parse_bytes
-from garrison.security.markings import Marking, join, system_high_dominates
+from garrison.ingest.marking import (
+    Finding,
+    MarkedDocument,
+    apply_markings,
+    parse_banner_line,
+)
+from garrison.parse import ParseFailure, parse_bytes, warm_up
+from garrison.security.markings import (
+    Marking,
+    find_portion_mark,
+    join,
+    system_high_dominates,
+)
 from garrison.security.policy import Action
 from garrison.store.models import (
     DocumentLocation,
@@ -169,6 +185,8 @@ def _parse_node(
     except ParseFailure as exc:
         node.failure = (exc.reason, exc.detail)
         return node
+    except MemoryError:
+        raise  # the isolation layer reports it as memory-limit
     except RecursionError:
         node.failure = ("hostile-content", "the file is nested too deeply to parse")
         return node
@@ -315,7 +333,7 @@ class _Writer:
             uri=node.uri,
             source_name=self.source,
             parent_id=parent_id,
-            title=parsed.title if parsed else None,
+            title=_title(decided),
             author=parsed.author if parsed else None,
             created=parsed.created if parsed else None,
             modified=parsed.modified if parsed else None,
@@ -451,9 +469,11 @@ class _Writer:
         both = join(old, self.default)
         both_id = self.session.intern_marking(self.orm, both)
         elements = list(self.orm.scalars(select(ElementRow).where(ElementRow.doc_id == doc.id)))
-        for element in elements:
-            if element.marking_source == MarkingSource.SOURCE_DEFAULT.value:
-                element.marking_id = both_id
+        inherited = [e for e in elements if e.marking_source == MarkingSource.SOURCE_DEFAULT.value]
+        if not inherited:
+            return  # nothing took the default, so a different default changes nothing
+        for element in inherited:
+            element.marking_id = both_id
         markings = [self.session.marking_of(self.orm, e.marking_id) for e in elements]
         banner = self.session.marking_of(self.orm, doc.banner_marking_id)
         parts = [m for m in [*markings, banner] if m is not None]
@@ -479,6 +499,21 @@ class _Writer:
                 "details": {"job": self.job_id},
             }
         )
+
+
+def _title(decided: _Decided) -> str | None:
+    """The document's title -- never a banner line, never a portion mark."""
+    parsed, marked = decided.node.parsed, decided.marked
+    if parsed is None:
+        return None
+    title = parsed.title
+    if title and parse_banner_line(title) is None and find_portion_mark(title) is None:
+        return title
+    if marked is not None:
+        for element in marked.elements:
+            if element.parsed.type is ElementType.TITLE and element.text.strip():
+                return element.text.strip()
+    return None
 
 
 def _meta(decided: _Decided) -> dict[str, Any]:
@@ -651,6 +686,7 @@ def ingest_paths(
     """Ingest files and directories as ``session``'s subject (a steward); returns the report."""
     default = _prepare(session, options)
     files = list(iter_files(paths, options.include, options.exclude))
+    warm_up()  # import parser libraries once here, not once per forked worker
     source = _source_name(options, str(Path(paths[0]).absolute()) if paths else "files")
     _ensure_source(session, source, "files", source, default)
     job = _Job(
@@ -859,6 +895,8 @@ def ingest_sql(
             "source": source,
         },
     )
+    with session.workspace.catalog.transaction() as orm:
+        orm.execute(update(JobRow).where(JobRow.id == job.id).values(total=len(snapshots)))
     report = IngestReport(job.id)
     started = time.monotonic()
     for snapshot in snapshots:

@@ -43,7 +43,13 @@ from garrison.security.markings import (
     system_high_dominates,
 )
 
-__all__ = ["Finding", "MarkedDocument", "MarkedElement", "apply_markings"]
+__all__ = [
+    "Finding",
+    "MarkedDocument",
+    "MarkedElement",
+    "apply_markings",
+    "parse_banner_line",
+]
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class MarkedDocument:
     findings: tuple[Finding, ...] = field(default=())
 
 
-def _banner_of(text: str, registry: MarkingRegistry) -> Marking | None:
+def parse_banner_line(text: str, registry: MarkingRegistry = BUILTIN_REGISTRY) -> Marking | None:
     """``text`` as a banner line, or None when it is not one (prose, a portion mark...)."""
     line = text.strip()
     if not line or line.startswith("(") or len(line) > 200 or "\n" in line:
@@ -108,7 +114,7 @@ def _split_banners(
     keep: list[ParsedElement] = []
     for i, element in enumerate(elements):
         at_edge = i in edge or element.type in (ElementType.HEADER, ElementType.FOOTER)
-        banner = _banner_of(element.text, registry) if at_edge else None
+        banner = parse_banner_line(element.text, registry) if at_edge else None
         if banner is not None:
             banners.append(banner)
         else:

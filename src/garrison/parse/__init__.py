@@ -8,24 +8,30 @@ entry-point group.
 
 from garrison.core.records import ParsedDocument
 from garrison.parse._registry import (
+    PARSER_LIBRARIES,
     ParseContext,
     ParseFailure,
     Parser,
+    library_version,
     parser_for,
     register_parser,
     registered_media_types,
+    warm_up,
 )
 from garrison.parse.detect import detect_media_type
 
 __all__ = [
+    "PARSER_LIBRARIES",
     "ParseContext",
     "ParseFailure",
     "Parser",
     "detect_media_type",
+    "library_version",
     "parse_bytes",
     "parser_for",
     "register_parser",
     "registered_media_types",
+    "warm_up",
 ]
 
 
@@ -55,6 +61,6 @@ def parse_bytes(data: bytes, filename: str | None = None, **options: object) -> 
 
 
 # Built-in parsers register themselves on import.
-from garrison.parse import html, json, tabular, text, xml  # noqa: E402, F401
+from garrison.parse import archive, html, json, tabular, text, xml  # noqa: E402, F401
 from garrison.parse import mail as _mail  # noqa: E402, F401
 from garrison.parse import office as _office  # noqa: E402, F401

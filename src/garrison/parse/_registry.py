@@ -2,20 +2,62 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from garrison.core.records import ParsedDocument
 
 __all__ = [
+    "PARSER_LIBRARIES",
     "ParseContext",
     "ParseFailure",
     "Parser",
+    "library_version",
     "parser_for",
     "register_parser",
     "registered_media_types",
+    "warm_up",
 ]
+
+#: Distribution -> module of every library a built-in parser imports lazily.
+PARSER_LIBRARIES = {
+    "charset-normalizer": "charset_normalizer",
+    "markdown-it-py": "markdown_it",
+    "lxml": "lxml.html",
+    "defusedxml": "defusedxml.ElementTree",
+    "python-docx": "docx",
+    "python-pptx": "pptx",
+    "openpyxl": "openpyxl",
+    "python-oxmsg": "oxmsg",
+    "pyarrow": "pyarrow.parquet",
+}
+
+
+@functools.cache
+def library_version(dist: str) -> str:
+    """Installed version of a parser library (cached: reading package metadata is slow)."""
+    try:
+        return version(dist)
+    except PackageNotFoundError:  # pragma: no cover - only in odd installs
+        return "unknown"
+
+
+def warm_up() -> None:
+    """Import every parser library and cache its version, once, in this process.
+
+    Parsers run in forked worker processes; whatever the parent has already imported, each
+    child gets for free instead of importing it again for every file.
+    """
+    for dist, module in PARSER_LIBRARIES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:  # an optional library (pyarrow): its parser says what to install
+            continue
+        library_version(dist)
+    _load_plugins()
 
 
 class ParseFailure(Exception):

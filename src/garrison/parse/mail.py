@@ -15,7 +15,6 @@ import email.policy
 import re
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from garrison.core.records import (
@@ -26,7 +25,7 @@ from garrison.core.records import (
     ParsedDocument,
     ParsedElement,
 )
-from garrison.parse._registry import ParseContext, ParseFailure, register_parser
+from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
 from garrison.parse.office import OUTLOOK_MSG, split_banner_lines
 
 __all__ = [
@@ -174,13 +173,6 @@ def _header_elements(fields: dict[str, str], mail: EmailFields) -> list[ParsedEl
             )
         )
     return elements
-
-
-def _version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:  # pragma: no cover
-        return "unknown"
 
 
 # -- RFC 822 -------------------------------------------------------------------------------------
@@ -451,7 +443,7 @@ def parse_msg(data: bytes, ctx: ParseContext) -> ParsedDocument:
         banners=tuple(banners),
         attachments=tuple(attachments),
         extraction=Extraction(
-            method="native", parser="garrison.mail", parser_version=_version("python-oxmsg")
+            method="native", parser="garrison.mail", parser_version=library_version("python-oxmsg")
         ),
         warnings=tuple(dict.fromkeys(warnings)),
     )

@@ -19,7 +19,6 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from garrison.core.errors import MarkingError
@@ -30,7 +29,7 @@ from garrison.core.records import (
     ParsedElement,
     TableCell,
 )
-from garrison.parse._registry import ParseContext, ParseFailure, register_parser
+from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
 
 __all__ = [
     "DOCX",
@@ -173,13 +172,6 @@ def check_zip(data: bytes) -> None:
         raise ParseFailure("hostile-content", "The Office zip inflates past the size limit.")
     if total > _RATIO_FLOOR and total > MAX_RATIO * max(len(data), 1):
         raise ParseFailure("hostile-content", "The Office zip has a zip-bomb compression ratio.")
-
-
-def _lib_version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:  # pragma: no cover - the library imported, so it is installed
-        return "unknown"
 
 
 def _dt(value: object) -> datetime | None:
@@ -434,7 +426,7 @@ def parse_docx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         modified=modified,
         banners=tuple(out.banners),
         extraction=Extraction(
-            method="native", parser="garrison.office", parser_version=_lib_version("python-docx")
+            method="native", parser="garrison.office", parser_version=library_version("python-docx")
         ),
         warnings=tuple(out.warnings),
     )
@@ -576,7 +568,7 @@ def parse_pptx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         modified=modified,
         banners=tuple(out.banners),
         extraction=Extraction(
-            method="native", parser="garrison.office", parser_version=_lib_version("python-pptx")
+            method="native", parser="garrison.office", parser_version=library_version("python-pptx")
         ),
     )
 
@@ -716,7 +708,7 @@ def parse_xlsx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         created=created,
         modified=modified,
         extraction=Extraction(
-            method="native", parser="garrison.office", parser_version=_lib_version("openpyxl")
+            method="native", parser="garrison.office", parser_version=library_version("openpyxl")
         ),
     )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from garrison.core.records import (
@@ -20,7 +19,7 @@ from garrison.core.records import (
     ParsedElement,
     TableCell,
 )
-from garrison.parse._registry import ParseContext, register_parser
+from garrison.parse._registry import ParseContext, library_version, register_parser
 from garrison.parse._text import decode_text
 
 __all__ = ["parse_markdown", "parse_text"]
@@ -49,13 +48,6 @@ _SMALL_WORDS = frozenset(
         "via",
     ]
 )
-
-
-def _lib_version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:  # pragma: no cover - only in odd installs
-        return "unknown"
 
 
 def _is_title_like(line: str, *, first: bool) -> bool:
@@ -113,6 +105,24 @@ def _segments(lines: list[str]) -> list[tuple[int, str, list[str]]]:
     return segments
 
 
+def _bounded(
+    segments: list[tuple[int, str, list[str]]], limit: int
+) -> list[tuple[int, str, list[str]]]:
+    """Split segments whose text would exceed ``limit`` characters: no element is unbounded."""
+    if limit <= 0:
+        return segments
+    out: list[tuple[int, str, list[str]]] = []
+    for lineno, kind, seg_lines in segments:
+        body = " ".join(seg_lines)
+        if len(body) <= limit:
+            out.append((lineno, kind, seg_lines))
+            continue
+        out.extend(
+            (lineno, "para", [body[start : start + limit]]) for start in range(0, len(body), limit)
+        )
+    return out
+
+
 @register_parser("text/plain")
 def parse_text(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """Parse plain text into Title / NarrativeText / ListItem elements (locator ``line``)."""
@@ -122,7 +132,7 @@ def parse_text(data: bytes, ctx: ParseContext) -> ParsedDocument:
     title: str | None = None
     section: tuple[str, ...] = ()
 
-    segments = _segments(lines)
+    segments = _bounded(_segments(lines), ctx.max_line_chars)
 
     for index, (lineno, kind, seg_lines) in enumerate(segments):
         body = " ".join(seg_lines)
@@ -327,6 +337,6 @@ def parse_markdown(data: bytes, ctx: ParseContext) -> ParsedDocument:
         extraction=Extraction(
             method="markdown",
             parser="garrison.text",
-            parser_version=_lib_version("markdown-it-py"),
+            parser_version=library_version("markdown-it-py"),
         ),
     )

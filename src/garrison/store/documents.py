@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
-from garrison.core.errors import InvalidInput, NotFound
+from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.core.records import DocumentStatus
 from garrison.security.markings import Marking, dominates
 from garrison.security.policy import Action
@@ -54,6 +54,16 @@ class Documents:
 
     def _get(self, orm: OrmSession, doc_id: str, action: str) -> DocumentRow:
         row = orm.scalar(select(DocumentRow).where(DocumentRow.id == doc_id, self._visible(orm)))
+        if row is None and 8 <= len(doc_id) < 64 and all(c in "0123456789abcdef" for c in doc_id):
+            # A unique prefix of a visible document (as listings print them) is enough.
+            matches = list(
+                orm.scalars(
+                    select(DocumentRow)
+                    .where(DocumentRow.id.startswith(doc_id), self._visible(orm))
+                    .limit(2)
+                )
+            )
+            row = matches[0] if len(matches) == 1 else None
         if row is None:
             exists = orm.get(DocumentRow, doc_id) is not None
             self.session.audit(
@@ -318,7 +328,10 @@ class Jobs:
 
     def _require(self, action: str) -> None:
         if not _is_steward(self.session):
-            self.session.require(Action.INGEST, action)
+            self.session.audit(action, decision="deny", reason="jobs are for stewards and admins")
+            raise NotPermitted(
+                f"{self.session.subject.name} may not see jobs: they are for stewards and admins."
+            )
 
     @staticmethod
     def _job_dict(job: JobRow) -> dict[str, Any]:

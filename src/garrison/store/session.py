@@ -63,7 +63,14 @@ class Session:
         self.workspace = workspace
         self.subject = subject
         self._markings: dict[int, Marking] = {}
+        self._interned: dict[str, int] = {}
         self._readable: tuple[int, frozenset[int]] | None = None
+
+    def forget_cached_markings(self) -> None:
+        """Drop cached marking ids (after a transaction that may have interned some rolled back)."""
+        self._markings.clear()
+        self._interned.clear()
+        self._readable = None
 
     # -- checks and audit -------------------------------------------------------------------
 
@@ -155,9 +162,13 @@ class Session:
     def intern_marking(self, orm: OrmSession, marking: Marking) -> int:
         """The id of ``marking`` in the catalog's marking table, adding it when new."""
         key = json.dumps(marking.to_dict(), sort_keys=True, separators=(",", ":"))
+        cached = self._interned.get(key)
+        if cached is not None:
+            return cached
         existing = orm.scalar(select(InternedMarking.id).where(InternedMarking.key == key))
         if existing is not None:
             self._markings.setdefault(existing, marking)
+            self._interned[key] = existing
             return existing
         row = InternedMarking(
             key=key, banner=marking.banner(), expression=access_expression(marking)
@@ -165,6 +176,7 @@ class Session:
         orm.add(row)
         orm.flush()
         self._markings[row.id] = marking
+        self._interned[key] = row.id
         return row.id
 
     # -- subjects ---------------------------------------------------------------------------
