@@ -353,7 +353,7 @@ class _Writer:
         self.orm.flush()
         ids: list[str] = []
         if decided.status is DocumentStatus.PARSED and decided.marked is not None:
-            ids = self._write_elements(node.doc_id, decided.marked)
+            ids = self._write_elements(node.doc_id, decided.marked, node.parsed)
         self._write_findings(node.doc_id, decided.findings, ids)
         self.location(node.doc_id, node.uri, parent_id)
         self.events.append(
@@ -419,14 +419,24 @@ class _Writer:
             }
         )
 
-    def _write_elements(self, doc_id: str, marked: MarkedDocument) -> list[str]:
-        ids: list[str] = []
+    def _write_elements(
+        self, doc_id: str, marked: MarkedDocument, source: ParsedDocument | None
+    ) -> list[str]:
+        ids = [element_id(doc_id, seq, e.text) for seq, e in enumerate(marked.elements)]
+        # A parser's ``parent`` is an index into its own output; banner lines were removed
+        # since, so map through the element objects to the stored ids.
+        position = {id(e.parsed): seq for seq, e in enumerate(marked.elements)}
+        originals = source.elements if source is not None else ()
         for seq, element in enumerate(marked.elements):
             parsed = element.parsed
-            eid = element_id(doc_id, seq, element.text)
+            eid = ids[seq]
             data = parsed.model_dump(
-                mode="json", exclude={"type", "text", "page"}, exclude_defaults=True
+                mode="json", exclude={"type", "text", "page", "parent"}, exclude_defaults=True
             )
+            if parsed.parent is not None and 0 <= parsed.parent < len(originals):
+                parent_seq = position.get(id(originals[parsed.parent]))
+                if parent_seq is not None:
+                    data["parent_id"] = ids[parent_seq]
             self.orm.add(
                 ElementRow(
                     id=eid,
@@ -440,7 +450,6 @@ class _Writer:
                     data=data,
                 )
             )
-            ids.append(eid)
         self.elements += len(ids)
         return ids
 

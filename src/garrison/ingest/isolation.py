@@ -1,56 +1,75 @@
-"""Run a function on each task in its own short-lived child process, so one bad file fails alone.
+"""Run a function on each task in an isolated child process, so one bad file fails alone.
 
 Parsers are the riskiest code Garrison runs: third-party C extensions fed untrusted files. Like
-Apache Tika's forked parsers, :func:`run_isolated` runs ``fn(task)`` for every task in a fresh
-child process; a parser that crashes, hangs or eats memory on one file yields a failed
+Apache Tika's forked parser servers, :func:`run_isolated` runs ``fn(task)`` for every task in a
+forked worker process; a parser that crashes, hangs or eats memory on one file yields a failed
 :class:`Outcome` for that file and the run goes on.
 
 How it works
-    Each task gets a child made with ``fork`` (``multiprocessing.get_context("fork")``): forking
-    is cheap and the child already has every module the parent imported, and ``fn`` and the task
-    are never pickled (a lambda or a closure is fine). At most ``workers`` children run at once
-    and results are yielded in completion order; ``tasks`` is consumed lazily, no more than
+    Workers are made with ``fork`` (``multiprocessing.get_context("fork")``): the worker already
+    has every module the parent imported, and ``fn`` is never pickled (a lambda or a closure is
+    fine). Workers are forked lazily, when a task needs one, so whatever the parent patched before
+    it started iterating is what the workers run. At most ``workers`` tasks run at once and
+    results are yielded in completion order; ``tasks`` is consumed lazily, no more than
     ``workers`` ahead of the results.
 
-What the child must not do
-    The child is a copy of the parent, open sockets and files included. It must not use anything
-    the parent owns that talks to the outside world -- above all the parent's database
-    connections, engines and sessions: a child writing on the parent's socket corrupts the
+Worker reuse (``reuse=True``, the default)
+    A fork costs a few milliseconds in a big parent, which caps small files at a few dozen a
+    second; so by default a worker serves task after task. Each worker loops: receive a pickled
+    task over its pipe, run ``fn``, send the result, repeat. The first task of a worker travels
+    with the fork itself, so a task that does not pickle still runs (in a fresh worker). A
+    worker is retired -- and the next task gets a freshly forked one -- after
+    ``max_tasks_per_worker`` tasks, after a ``MemoryError`` (its heap may be fragmented or still
+    at the cap), and of course when it crashes or times out (it is killed). Every failure stays
+    the failure of the one task that was running, and never touches tasks in other workers.
+    ``reuse=False`` forks a fresh child for every task, as Garrison always did: slower, but no
+    task can see anything an earlier task left behind.
+
+What a task must not do
+    The worker is a copy of the parent, open sockets and files included. It must not use
+    anything the parent owns that talks to the outside world -- above all the parent's database
+    connections, engines and sessions: a worker writing on the parent's socket corrupts the
     parent's session. ``fn`` should take plain data (a path, bytes, options) and return plain
-    data; the parent stores the results. The child ends with ``os._exit`` so that no ``atexit``
-    hook or finalizer of the parent's objects (a connection pool saying goodbye to the server)
-    runs in it. It flushes ``sys.stdout`` and ``sys.stderr`` before it reports.
+    data; the parent stores the results. With reuse, ``fn`` must also not leave state behind that
+    changes what a later task computes -- module globals, caches that grow without bound,
+    monkeypatches, threads, changed working directory or environment, lowered limits: the next
+    task in that worker would see them. Recycling after ``max_tasks_per_worker`` tasks bounds
+    slow leaks; it does not make such state correct. The worker ends with ``os._exit`` so that no
+    ``atexit`` hook or finalizer of the parent's objects (a connection pool saying goodbye to the
+    server) runs in it. It flushes ``sys.stdout`` and ``sys.stderr`` after every task.
 
 How results come back
-    The child sends ``("ok", value)`` or ``("error", exception)`` over a one-way pipe. The value
-    must pickle; tens of megabytes (attachment bytes) are fine, because the parent reads a pipe
-    as soon as it is readable instead of waiting for the child to exit first. An exception that
-    does not survive pickling comes back as a ``RuntimeError`` holding its repr; either way the
-    child's traceback is attached as a note (``exc.__notes__``).
+    The worker sends ``("ok", value)``, ``("error", exception)`` or ``("memory", exception)`` over
+    its pipe. The value must pickle; tens of megabytes (attachment bytes) are fine, because the
+    parent reads a pipe as soon as it is readable. An exception that does not survive pickling
+    comes back as a ``RuntimeError`` holding its repr; either way the worker's traceback is
+    attached as a note (``exc.__notes__``).
 
 Limits
-    ``Limits.timeout_s`` is wall-clock time per task, counted from the fork; a child still running
-    then is killed with SIGKILL. ``Limits.memory_mb`` caps the child's address space
-    (``RLIMIT_AS``) at what it inherited from the parent at fork **plus** ``memory_mb``, so a
-    parent that has mapped a lot (a loaded model, a big Arrow table) does not leave its children
+    ``Limits.timeout_s`` is wall-clock time per task, counted from when the task was handed to a
+    worker (its fork, or its send); a worker still running it then is killed with SIGKILL and
+    replaced. ``Limits.memory_mb`` caps each worker's address space (``RLIMIT_AS``), set once when
+    the worker starts, at what it inherited from the parent at fork **plus** ``memory_mb``, so a
+    parent that has mapped a lot (a loaded model, a big Arrow table) does not leave its workers
     no room at all; ``0`` means no cap. Address space is not resident memory: threads and
-    ``mmap`` count in full, so leave headroom. The child also gets ``RLIMIT_CORE`` 0 so that a
+    ``mmap`` count in full, so leave headroom. The worker also gets ``RLIMIT_CORE`` 0 so that a
     crashing parser does not leave core files behind.
 
 Reason codes (``Outcome.reason`` when ``Outcome.ok`` is false)
-    ``"timeout"``       the child was still running after ``timeout_s`` and was killed.
-    ``"memory-limit"``  the child raised ``MemoryError`` (it hit the cap), or it was killed by a
-                        SIGKILL that Garrison did not send -- most likely the kernel's
+    ``"timeout"``       the task was still running after ``timeout_s`` and its worker was killed.
+    ``"memory-limit"``  ``fn`` raised ``MemoryError`` (it hit the cap), or the worker was killed
+                        by a SIGKILL that Garrison did not send -- most likely the kernel's
                         out-of-memory killer.
-    ``"crashed"``       the child died from a signal (``os.abort()``, a segfault in a C extension)
-                        or exited without sending a result (``os._exit(3)``, ``sys.exit()``);
-                        ``detail`` names the signal or the exit code. A C library that aborts
-                        or segfaults when an allocation fails under the cap shows up here too.
+    ``"crashed"``       the worker died from a signal (``os.abort()``, a segfault in a C
+                        extension) or exited without sending a result (``os._exit(3)``,
+                        ``sys.exit()``); ``detail`` names the signal or the exit code. A C library
+                        that aborts or segfaults when an allocation fails under the cap shows up
+                        here too.
     ``"error"``         ``fn`` raised an ordinary exception, kept in ``Outcome.error``. Callers
                         map their own exception types to their own reasons.
 
-Closing the iterator early (``break``, ``close()``, garbage collection) or a ``KeyboardInterrupt``
-while it waits kills and reaps every child still running: no orphans, no zombies.
+Closing the iterator early (``break``, ``close()``, garbage collection), a ``KeyboardInterrupt``
+while it waits, or the end of the tasks kills and reaps every worker: no orphans, no zombies.
 """
 
 from __future__ import annotations
@@ -76,13 +95,13 @@ __all__ = ["Limits", "Outcome", "run_isolated", "run_one"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: How long to wait for a child that has reported (or closed its pipe) to exit before killing it.
+#: How long to wait for a worker that is done (or closed its pipe) to exit before killing it.
 _REAP_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one child may use: wall-clock seconds, and megabytes of address space (0: no cap)."""
+    """Wall-clock seconds per task, and megabytes of address space per worker (0: no cap)."""
 
     timeout_s: float = 120.0
     memory_mb: int = 2048
@@ -94,7 +113,8 @@ class Outcome(Generic[R]):
 
     ``reason`` is one of ``"timeout"``, ``"memory-limit"``, ``"crashed"`` or ``"error"`` (see the
     module docstring); ``error`` holds the exception for ``"error"`` and ``"memory-limit"`` when
-    the child raised one. ``seconds`` is the wall-clock time from fork to result.
+    the worker raised one. ``seconds`` is the wall-clock time from handing the task over to its
+    result.
     """
 
     ok: bool
@@ -106,12 +126,19 @@ class Outcome(Generic[R]):
 
 
 @dataclass
-class _Running(Generic[T]):
+class _Job(Generic[T]):
     task: T
-    process: ForkProcess
-    conn: Connection
     started: float
     deadline: float
+
+
+@dataclass
+class _Worker(Generic[T]):
+    process: ForkProcess
+    conn: Connection
+    #: Tasks handed to this worker so far, the running one included.
+    handed: int
+    job: _Job[T] | None
 
 
 def run_isolated(
@@ -120,13 +147,18 @@ def run_isolated(
     *,
     workers: int = 1,
     limits: Limits = Limits(),
+    reuse: bool = True,
+    max_tasks_per_worker: int = 500,
 ) -> Generator[tuple[T, Outcome[R]], None, None]:
-    """Run ``fn(task)`` for each task in its own forked child; yield ``(task, outcome)``.
+    """Run ``fn(task)`` for each task in a forked worker; yield ``(task, outcome)``.
 
-    Results come in completion order, not task order. At most ``workers`` children run at once
-    and ``tasks`` is read lazily (an endless generator is fine). ``fn`` runs in a copy of this
-    process: it must not use the parent's database connections (see the module docstring), and
-    its return value must pickle. Closing the returned iterator kills the children still running.
+    Results come in completion order, not task order. At most ``workers`` tasks run at once and
+    ``tasks`` is read lazily (an endless generator is fine). ``fn`` runs in a copy of this
+    process: it must not use the parent's database connections, its return value must pickle,
+    and -- with ``reuse`` -- it must not leave state behind that changes later tasks (see the
+    module docstring). With ``reuse`` a worker serves up to ``max_tasks_per_worker`` tasks, which
+    are pickled to it; ``reuse=False`` forks a fresh child per task. Closing the returned
+    iterator kills the workers.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
@@ -134,7 +166,11 @@ def run_isolated(
         raise ValueError(f"Limits.timeout_s must be positive, not {limits.timeout_s}")
     if limits.memory_mb < 0:
         raise ValueError(f"Limits.memory_mb must be 0 (no cap) or positive, not {limits.memory_mb}")
-    return _run(iter(tasks), fn, workers, limits)
+    if max_tasks_per_worker < 1:
+        raise ValueError(f"max_tasks_per_worker must be at least 1, not {max_tasks_per_worker}")
+    # Fork-per-task is a worker that serves the one task it was forked with.
+    per_worker = max_tasks_per_worker if reuse else 1
+    return _run(iter(tasks), fn, workers, limits, per_worker)
 
 
 def run_one(
@@ -149,76 +185,133 @@ def run_one(
 
 
 def _run(
-    pending: Iterator[T], fn: Callable[[T], R], workers: int, limits: Limits
+    pending: Iterator[T],
+    fn: Callable[[T], R],
+    workers: int,
+    limits: Limits,
+    per_worker: int,
 ) -> Generator[tuple[T, Outcome[R]], None, None]:
     ctx = get_context("fork")
-    running: list[_Running[T]] = []
+    pool: list[_Worker[T]] = []
     exhausted = False
     try:
         while True:
-            while not exhausted and len(running) < workers:
+            while not exhausted and sum(w.job is not None for w in pool) < workers:
                 try:
                     task = next(pending)
                 except StopIteration:
                     exhausted = True
                     break
-                running.append(_start(ctx, task, fn, limits))
-            if not running:
+                _hand_over(ctx, pool, task, fn, limits, per_worker)
+            busy = [w for w in pool if w.job is not None]
+            if not busy:
                 return
 
-            nearest = min(r.deadline for r in running)
+            nearest = min(w.job.deadline for w in busy if w.job is not None)
             timeout = None if math.isinf(nearest) else max(0.0, nearest - time.monotonic())
-            watched: list[Any] = [r.conn for r in running]
-            watched += [r.process.sentinel for r in running]
+            watched: list[Any] = [w.conn for w in busy]
+            watched += [w.process.sentinel for w in busy]
             ready = set(wait(watched, timeout))
 
-            # Readiness first, deadlines second: a child that finished (or is writing a large
+            # Readiness first, deadlines second: a worker that finished (or is writing a large
             # result) while the consumer was busy with an earlier yield is not a hang.
-            finished: list[tuple[_Running[T], Outcome[R]]] = []
-            for run in list(running):
-                if run.conn in ready or run.process.sentinel in ready:
-                    finished.append((run, _collect(run)))
-                elif time.monotonic() >= run.deadline:
-                    finished.append((run, _expire(run, limits)))
+            finished: list[tuple[T, Outcome[R]]] = []
+            for worker in busy:
+                job = worker.job
+                assert job is not None
+                if worker.conn in ready or worker.process.sentinel in ready:
+                    outcome: Outcome[R] = _collect(worker, pool, per_worker)
+                elif time.monotonic() >= job.deadline:
+                    outcome = _expire(worker, pool, limits)
                 else:
                     continue
-                running.remove(run)
-            for run, outcome in finished:
-                yield run.task, outcome
+                finished.append((job.task, outcome))
+            for task, outcome in finished:
+                yield task, outcome
     finally:
         # Reached on normal exit, on close() (GeneratorExit at the yield) and on
-        # KeyboardInterrupt during wait(): no child may outlive the iterator.
-        for run in running:
-            _kill(run)
+        # KeyboardInterrupt during wait(): no worker may outlive the iterator. Idle workers hold
+        # nothing worth a graceful goodbye (they flushed after their last task), so they are
+        # killed like busy ones.
+        for worker in pool:
+            _kill(worker)
+        pool.clear()
 
 
-def _start(ctx: ForkContext, task: T, fn: Callable[[T], R], limits: Limits) -> _Running[T]:
-    receiver, sender = ctx.Pipe(duplex=False)
-    # daemon: should a child ever escape the iterator's cleanup, multiprocessing's exit hook
+def _hand_over(
+    ctx: ForkContext,
+    pool: list[_Worker[T]],
+    task: T,
+    fn: Callable[[T], R],
+    limits: Limits,
+    per_worker: int,
+) -> None:
+    """Give ``task`` to an idle worker, or to a freshly forked one."""
+    idle = next((w for w in pool if w.job is None), None)
+    if idle is not None:
+        try:
+            data = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            # A task that does not pickle can still travel by fork: retire the idle worker to
+            # keep within `workers` processes, and fork one that starts with this task.
+            _retire(idle, pool)
+        else:
+            started = time.monotonic()
+            try:
+                idle.conn.send_bytes(data)
+            except OSError:
+                # The idle worker died between tasks (the OOM killer picks idle ones too); it had
+                # no task, so nothing is lost but the worker.
+                _retire(idle, pool)
+            else:
+                idle.handed += 1
+                idle.job = _Job(task, started, started + limits.timeout_s)
+                return
+    pool.append(_fork(ctx, pool, task, fn, limits, per_worker))
+
+
+def _fork(
+    ctx: ForkContext,
+    pool: list[_Worker[T]],
+    task: T,
+    fn: Callable[[T], R],
+    limits: Limits,
+    per_worker: int,
+) -> _Worker[T]:
+    ours, theirs = ctx.Pipe(duplex=True)
+    # The worker must not keep copies of the parent's ends -- its own, or other workers' --
+    # or it would hold those pipes open: a worker would never see EOF when the parent closes
+    # its end, and one process's descriptors would outlive it in another.
+    inherited = [ours.fileno()] + [w.conn.fileno() for w in pool]
+    # daemon: should a worker ever escape the iterator's cleanup, multiprocessing's exit hook
     # still terminates it when the parent exits.
     process = ctx.Process(
-        target=_child_main, args=(sender, fn, task, limits.memory_mb), daemon=True
+        target=_worker_main,
+        args=(theirs, fn, (task,), limits.memory_mb, per_worker, inherited),
+        daemon=True,
     )
     started = time.monotonic()
     try:
         process.start()
     except BaseException:  # fork failed (EAGAIN, ENOMEM): do not leak the pipe
-        receiver.close()
-        sender.close()
+        ours.close()
+        theirs.close()
         raise
-    # The parent must drop its copy of the sending end, or it would never see EOF when the
-    # child dies without a result.
-    sender.close()
-    return _Running(task, process, receiver, started, started + limits.timeout_s)
+    # Dropping our copy of the worker's end is what lets us see EOF when the worker dies.
+    theirs.close()
+    return _Worker(process, ours, 1, _Job(task, started, started + limits.timeout_s))
 
 
-def _collect(run: _Running[T]) -> Outcome[R]:
-    """Read the child's message if there is one, then reap the child."""
+def _collect(worker: _Worker[T], pool: list[_Worker[T]], per_worker: int) -> Outcome[R]:
+    """Read the worker's result if there is one; retire the worker if it is done or dead."""
+    job = worker.job
+    assert job is not None
+    worker.job = None
     message: tuple[str, Any] | None = None
     # poll() is also true at EOF; recv() then raises EOFError, meaning "no result".
-    if run.conn.poll():
+    if worker.conn.poll():
         try:
-            message = run.conn.recv()
+            message = worker.conn.recv()
         except (EOFError, OSError):
             message = None
         except Exception as exc:  # the bytes arrived whole but would not unpickle here
@@ -226,21 +319,23 @@ def _collect(run: _Running[T]) -> Outcome[R]:
                 "error",
                 RuntimeError(f"the worker's result could not be unpickled: {exc!r}"),
             )
-    code, lingered = _reap(run)
-    seconds = time.monotonic() - run.started
 
     if message is not None:
         kind, payload = message
+        # A worker that hit the memory cap is retired: its heap may be fragmented or still near
+        # the cap, and the next task deserves a clean one. It exits on its own after sending.
+        if kind == "memory" or worker.handed >= per_worker:
+            _retire(worker, pool)
+        seconds = time.monotonic() - job.started
         if kind == "ok":
             return Outcome(ok=True, value=payload, seconds=seconds)
         error: BaseException = payload
         detail = f"{type(error).__name__}: {error}"
-        if kind == "memory":
-            return Outcome(
-                ok=False, reason="memory-limit", detail=detail, error=error, seconds=seconds
-            )
-        return Outcome(ok=False, reason="error", detail=detail, error=error, seconds=seconds)
+        reason = "memory-limit" if kind == "memory" else "error"
+        return Outcome(ok=False, reason=reason, detail=detail, error=error, seconds=seconds)
 
+    code, lingered = _retire(worker, pool)
+    seconds = time.monotonic() - job.started
     if lingered:
         return Outcome(
             ok=False,
@@ -274,48 +369,51 @@ def _collect(run: _Running[T]) -> Outcome[R]:
     )
 
 
-def _expire(run: _Running[T], limits: Limits) -> Outcome[R]:
-    _kill(run)
+def _expire(worker: _Worker[T], pool: list[_Worker[T]], limits: Limits) -> Outcome[R]:
+    job = worker.job
+    assert job is not None
+    pool.remove(worker)
+    _kill(worker)
     return Outcome(
         ok=False,
         reason="timeout",
         detail=f"the worker was still running after {limits.timeout_s:g} s and was killed",
-        seconds=time.monotonic() - run.started,
+        seconds=time.monotonic() - job.started,
     )
 
 
-def _reap(run: _Running[T]) -> tuple[int, bool]:
-    """Join a child that has reported or closed its pipe, killing it if it lingers.
+def _retire(worker: _Worker[T], pool: list[_Worker[T]]) -> tuple[int, bool]:
+    """Drop a worker that is done, dead or unwanted: close its pipe, reap it, kill it if it stays.
 
-    Returns the exit code and whether Garrison had to kill it, so that our own SIGKILL is never
-    taken for the out-of-memory killer's.
+    Closing the pipe first is what tells a live idle worker to exit. Returns the exit code and
+    whether Garrison had to kill it, so that our own SIGKILL is never taken for the
+    out-of-memory killer's.
     """
-    run.process.join(_REAP_GRACE_S)
-    lingered = run.process.exitcode is None
+    pool.remove(worker)
+    worker.conn.close()
+    worker.process.join(_REAP_GRACE_S)
+    lingered = worker.process.exitcode is None
     if lingered:
-        run.process.kill()
-        run.process.join()
-    code = run.process.exitcode
+        worker.process.kill()
+        worker.process.join()
+    code = worker.process.exitcode
     assert code is not None  # joined without a timeout
-    _release(run)
+    worker.process.close()
     return code, lingered
 
 
-def _kill(run: _Running[T]) -> None:
-    """SIGKILL and reap a child (a no-op signal if it has already exited)."""
-    # ValueError: an interrupt landed after _collect released this child but before the loop
+def _kill(worker: _Worker[T]) -> None:
+    """SIGKILL and reap a worker (a no-op signal if it has already exited)."""
+    # ValueError: an interrupt landed after _retire released this worker but before the pool
     # forgot it; it is reaped already.
     with contextlib.suppress(ValueError):
-        run.process.kill()
-        run.process.join()
-    _release(run)
-
-
-def _release(run: _Running[T]) -> None:
+        worker.process.kill()
+        worker.process.join()
     # Closing frees the pipe and sentinel descriptors now rather than at garbage collection,
     # which matters over a run of a million files.
-    run.conn.close()
-    run.process.close()
+    worker.conn.close()
+    with contextlib.suppress(ValueError):
+        worker.process.close()
 
 
 def _signal_name(number: int) -> str:
@@ -325,47 +423,74 @@ def _signal_name(number: int) -> str:
         return f"number {number}"
 
 
-# --- in the child ---------------------------------------------------------------------------
+# --- in the worker --------------------------------------------------------------------------
 
 
-def _child_main(conn: Connection, fn: Callable[[Any], Any], task: Any, memory_mb: int) -> None:
+def _worker_main(
+    conn: Connection,
+    fn: Callable[[Any], Any],
+    first: tuple[Any],
+    memory_mb: int,
+    max_tasks: int,
+    inherited: list[int],
+) -> None:
     exit_code = 1
     try:
+        for fd in inherited:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         _apply_limits(memory_mb)
-        message: tuple[str, Any]
-        try:
-            message = ("ok", fn(task))
-        except MemoryError as exc:
-            message = ("memory", _portable(exc))
-        except SystemExit as exc:
-            # fn asked to exit: honour its code, as a child that exits without a result.
-            exit_code = exc.code if isinstance(exc.code, int) else 1
-            return
-        except Exception as exc:
-            message = ("error", _portable(exc))
-        # Flush before reporting: a blocked stdout then counts against the timeout, and
-        # os._exit below would otherwise drop buffered output.
-        for stream in (sys.stdout, sys.stderr):
-            # A closed or broken stream must not cost the result.
-            with contextlib.suppress(Exception):
-                stream.flush()
-        _send(conn, message)
+        for count in range(max_tasks):
+            data = b""
+            if count:
+                try:
+                    data = conn.recv_bytes()
+                except EOFError:  # the parent is done with us
+                    break
+            message = _attempt(fn, first, data)
+            # Flush before reporting: a blocked stdout then counts against the timeout, and
+            # os._exit would otherwise drop buffered output.
+            for stream in (sys.stdout, sys.stderr):
+                # A closed or broken stream must not cost the result.
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            if _send(conn, message) == "memory":
+                break  # the parent retires us; a fragmented heap should not serve another task
         exit_code = 0
+    except SystemExit as exc:
+        # fn asked to exit: honour its code, as a worker that exits without a result.
+        exit_code = exc.code if isinstance(exc.code, int) else 1
     finally:
         # Skip atexit hooks and finalizers: they belong to the parent's objects (database
         # connections, temporary directories) and must run once, in the parent.
         os._exit(exit_code)
 
 
-def _send(conn: Connection, message: tuple[str, Any]) -> None:
+def _attempt(fn: Callable[[Any], Any], first: tuple[Any], data: bytes) -> tuple[str, Any]:
+    """Run one task: the one forked with us when ``data`` is empty, else the one it pickles."""
+    try:
+        # Unpickling counts as part of the task: a task too big for the cap is its own failure.
+        task = pickle.loads(data) if data else first[0]  # noqa: S301 -- the parent's bytes
+        return ("ok", fn(task))
+    except MemoryError as exc:
+        return ("memory", _portable(exc))
+    except Exception as exc:
+        return ("error", _portable(exc))
+
+
+def _send(conn: Connection, message: tuple[str, Any]) -> str:
+    """Send ``message``, or the error that stopped it; return the kind that was sent."""
     # Pickling happens before any byte is written, so a failure here leaves the pipe clean for
     # the fallback message.
     try:
         conn.send(message)
+        return message[0]
     except MemoryError as exc:
         conn.send(("memory", _portable(exc)))
+        return "memory"
     except Exception as exc:
         conn.send(("error", RuntimeError(f"the worker's result could not be pickled: {exc!r}")))
+        return "error"
 
 
 def _apply_limits(memory_mb: int) -> None:
@@ -388,7 +513,7 @@ def _address_space_bytes() -> int:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """``exc`` with the child's traceback as a note, or a RuntimeError if it will not pickle."""
+    """``exc`` with the worker's traceback as a note, or a RuntimeError if it will not pickle."""
     child_traceback = "".join(traceback.format_exception(exc))
     note = f"Traceback in the isolated worker (pid {os.getpid()}):\n{child_traceback}"
     try:
