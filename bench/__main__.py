@@ -13,10 +13,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import access, audit, ingest
+from bench import access, audit, ingest, isolation
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = {"access": access.run, "audit": audit.run, "ingest": ingest.run}
+BENCHMARKS = {
+    "access": access.run,
+    "audit": audit.run,
+    "ingest": ingest.run,
+    "isolation": isolation.run,
+}
 
 
 def main() -> int:

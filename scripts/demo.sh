@@ -5,13 +5,14 @@ cd "$(dirname "$0")/.."
 out=${1:-.demo}
 ws="$out/workspace"
 sample=examples/sample
-rm -rf "$ws" && mkdir -p "$out"
+rm -rf "$ws" "$out/legacy.db" && mkdir -p "$out"
 export GARRISON_WORKSPACE="$ws"
+step() { printf '\n== %s\n' "$*"; }
 
-echo "== 1. Workspace (system high SECRET//REL TO USA, FVEY)"
-garrison init "$ws" --system-high "SECRET//REL TO USA, FVEY"
+step "1. A workspace for a network accredited SECRET//NOFORN"
+garrison init "$ws" --system-high "SECRET//NOFORN"
 
-echo "== 2. Sample users"
+step "2. Users: clearances, read-ins, citizenship, grants and roles"
 while IFS=$'\t' read -r name clearance sci sap country grants roles; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   args=(user add "$name" --clearance "$clearance" --country "$country" --role "$roles")
@@ -22,34 +23,59 @@ while IFS=$'\t' read -r name clearance sci sap country grants roles; do
 done < "$sample/users.tsv"
 garrison user list
 
-echo "== 3. Marking roll-ups (portions -> banner -> access expression)"
+step "3. Ingest a folder of marked documents (unmarked content defaults to CONFIDENTIAL//NOFORN)"
+garrison ingest "$sample/docs" --default-marking "CONFIDENTIAL//NOFORN" --source sample-share --as ben
+
+step "4. Ingest a table from a legacy database"
+python3 - "$sample/legacy/parts.csv" "$out/legacy.db" <<'PY'
+import csv, sqlite3, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+with sqlite3.connect(sys.argv[2]) as db:
+    db.execute("create table parts (id integer primary key, nsn text, item text, qty integer,"
+               " depot text, received date)")
+    db.executemany("insert into parts values (:id, :nsn, :item, :qty, :depot, :received)", rows)
+PY
+garrison ingest "sqlite:///$(cd "$out" && pwd)/legacy.db" --table parts \
+  --default-marking "CONFIDENTIAL//NOFORN" --as ben
+
+step "5. What the operator sees (quarantined and spilled documents: reason only, no marking)"
+garrison docs ls
+
+step "6. What cho (SECRET, British citizen, viewer) may see: only what is released to GBR"
+garrison docs ls --as cho
+
+step "7. Marking findings for stewards"
+garrison docs findings --as ben
+
+step "8. One document, element by element, with each portion's marking"
+memo=$(garrison docs ls --json | python3 -c 'import json,sys; print(next(d["id"] for d in json.load(sys.stdin) if (d["filename"] or "").startswith("logistics")))')
+garrison docs show "$memo" --elements --as dov
+
+step "9. Asking for something one may not read looks exactly like asking for nothing"
+garrison docs show "$memo" --as eli || echo "   (exit $?)"
+garrison docs show 0000000000000000000000000000000000000000000000000000000000000000 --as eli || echo "   (exit $?)"
+
+step "10. Marking roll-ups (portions -> banner)"
 {
   while IFS= read -r line; do
     [[ -z "$line" || "$line" == \#* ]] && continue
     IFS=';' read -ra parts <<< "$line"
     trimmed=()
     for p in "${parts[@]}"; do trimmed+=("$(echo "$p" | xargs -0)"); done
-    banner=$(garrison marking rollup "${trimmed[@]}" | tr -d '\n')
-    printf '%-60s -> %s\n' "$line" "$banner"
-    printf '%-60s    %s\n' "" "$(garrison marking expr "$banner" 2>&1 || true)"
+    printf '%-56s -> %s\n' "$line" "$(garrison marking rollup "${trimmed[@]}")"
   done < "$sample/rollups.txt"
 } | tee "$out/rollups.txt"
 
-echo "== 4. A marking that breaks a rule is refused (exit 2)"
-garrison marking check "SECRET//NOFORN/REL TO USA, GBR" || echo "   (refused with exit $?)"
-
-echo "== 5. Who may read what"
-garrison access eval --auths "$(garrison user show cho --json | python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["authorizations"]))')" -- \
-  "$(garrison marking expr 'SECRET//REL TO USA, GBR')" "$(garrison marking expr 'SECRET//NOFORN')" \
-  | paste -d' ' <(printf 'cho reads SECRET//REL TO USA, GBR:\ncho reads SECRET//NOFORN:\n') -
-
-echo "== 6. Audit log: tail, signed checkpoint, verification"
-garrison audit tail -n 5
+step "11. The audit log: recent events, a signed checkpoint kept elsewhere, verification"
+garrison audit tail -n 6
 garrison audit checkpoint --out "$out/checkpoint.json"
 garrison audit verify --against "$out/checkpoint.json"
 
-echo
-echo "Done. Results are in $out/:"
-echo "  $ws             the workspace (catalog.db, audit/, keys/)"
-echo "  $out/rollups.txt          the marking roll-ups"
-echo "  $out/checkpoint.json      a signed audit checkpoint to keep elsewhere"
+cat <<DONE
+
+Done. Results are in $out/:
+  $ws             the workspace: catalog.db, encrypted blobs/, audit/, keys/
+  $out/rollups.txt          the marking roll-ups
+  $out/checkpoint.json      a signed audit checkpoint to keep outside the workspace
+Explore further with: GARRISON_WORKSPACE=$ws .venv/bin/garrison docs ls
+DONE

@@ -174,7 +174,8 @@ def apply_markings(
         marked.append(MarkedElement(element, element.text, inherited, inherited_source))
 
     portion_join = join(*(p[1] for p in portions if p is not None))
-    if banner is not None and any(p is not None for p in portions):
+    # With an unreadable mark the portions' join is unknown: comparing with it would mislead.
+    if banner is not None and not invalid and any(p is not None for p in portions):
         # A classified banner line cannot show CUI categories: compare without them.
         ignore_cui = banner.level.is_classified
         if not dominates(banner, portion_join, ignore_cui=ignore_cui):
