@@ -238,7 +238,7 @@ def _decide(node: ParseNode, default: Marking, system_high: Marking, session: Se
     marked = apply_markings(
         node.parsed, default=default, system_high=system_high, registry=session.workspace.registry
     )
-    findings = list(marked.findings)
+    findings = list(marked.findings) + _warning_findings(node.parsed)
     status, marking = marked.status, marked.marking
     reason: str | None = marked.reason
     if any(c.status is DocumentStatus.SPILLED for c in children):
@@ -262,6 +262,20 @@ def _decide(node: ParseNode, default: Marking, system_high: Marking, session: Se
                     findings.append(Finding("spill", "marking is not dominated by system high"))
                     status, reason, marking = DocumentStatus.SPILLED, "spill", None
     return _Decided(node, status, reason, marked, findings, marking, children)
+
+
+#: Parser warnings that become findings (``"active-content: a JavaScript action"``).
+WARNING_FINDINGS = frozenset({"active-content", "no-text-layer", "ocr-low-confidence"})
+
+
+def _warning_findings(parsed: ParsedDocument) -> list[Finding]:
+    """Parser warnings of a known kind (``kind`` or ``kind: detail``) as findings."""
+    out: list[Finding] = []
+    for warning in parsed.warnings:
+        kind, _, detail = warning.partition(":")
+        if kind.strip() in WARNING_FINDINGS:
+            out.append(Finding(kind.strip(), detail.strip() or kind.strip()))
+    return out
 
 
 # -- writing (parent) ---------------------------------------------------------------------------

@@ -372,8 +372,8 @@ def _collect(worker: _Worker[T], pool: list[_Worker[T]], per_worker: int) -> Out
 def _expire(worker: _Worker[T], pool: list[_Worker[T]], limits: Limits) -> Outcome[R]:
     job = worker.job
     assert job is not None
-    pool.remove(worker)
     _kill(worker)
+    pool.remove(worker)
     return Outcome(
         ok=False,
         reason="timeout",
@@ -389,7 +389,6 @@ def _retire(worker: _Worker[T], pool: list[_Worker[T]]) -> tuple[int, bool]:
     whether Garrison had to kill it, so that our own SIGKILL is never taken for the
     out-of-memory killer's.
     """
-    pool.remove(worker)
     worker.conn.close()
     worker.process.join(_REAP_GRACE_S)
     lingered = worker.process.exitcode is None
@@ -399,6 +398,8 @@ def _retire(worker: _Worker[T], pool: list[_Worker[T]]) -> tuple[int, bool]:
     code = worker.process.exitcode
     assert code is not None  # joined without a timeout
     worker.process.close()
+    # Forgotten only now: an interrupt during the join above must leave it to the final kill.
+    pool.remove(worker)
     return code, lingered
 
 
