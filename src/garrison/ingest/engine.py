@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
@@ -441,6 +441,7 @@ class _Writer:
         # since, so map through the element objects to the stored ids.
         position = {id(e.parsed): seq for seq, e in enumerate(marked.elements)}
         originals = source.elements if source is not None else ()
+        rows: list[dict[str, Any]] = []
         for seq, element in enumerate(marked.elements):
             parsed = element.parsed
             eid = ids[seq]
@@ -451,19 +452,23 @@ class _Writer:
                 parent_seq = position.get(id(originals[parsed.parent]))
                 if parent_seq is not None:
                     data["parent_id"] = ids[parent_seq]
-            self.orm.add(
-                ElementRow(
-                    id=eid,
-                    doc_id=doc_id,
-                    seq=seq,
-                    type=parsed.type.value,
-                    text=element.text,
-                    page=parsed.page,
-                    marking_id=self.session.intern_marking(self.orm, element.marking),
-                    marking_source=element.marking_source.value,
-                    data=data,
-                )
+            rows.append(
+                {
+                    "id": eid,
+                    "doc_id": doc_id,
+                    "seq": seq,
+                    "type": parsed.type.value,
+                    "text": element.text,
+                    "page": parsed.page,
+                    "marking_id": self.session.intern_marking(self.orm, element.marking),
+                    "marking_source": element.marking_source.value,
+                    "original_marking_id": None,
+                    "data": data,
+                }
             )
+        if rows:
+            # One executemany instead of an ORM object per element: documents have thousands.
+            self.orm.execute(insert(ElementRow), rows)
         self.elements += len(ids)
         return ids
 
