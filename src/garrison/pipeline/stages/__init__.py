@@ -1,0 +1,1 @@
+"""Built-in pipeline stages; each registers itself on import."""
