@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -20,9 +21,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "ChunkRow",
     "DocumentLocation",
     "DocumentRow",
     "ElementRow",
+    "ElementState",
     "FindingRow",
     "InternedMarking",
     "JobItemRow",
@@ -201,6 +204,9 @@ class FindingRow(Base):
     kind: Mapped[str] = mapped_column(String(48), index=True)
     detail: Mapped[str] = mapped_column(Text)
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: Set when the finding itself carries a marking (a duplicate marked differently is marked
+    #: with the join of both): only subjects who may read it see it.
+    marking_id: Mapped[int | None] = mapped_column(ForeignKey("markings.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -238,3 +244,45 @@ class JobItemRow(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ElementState(Base):
+    """What the pipeline made of one element (its latest run): text, language, PII, quality,
+    duplicate status and lineage. The element row itself never changes."""
+
+    __tablename__ = "element_states"
+
+    element_id: Mapped[str] = mapped_column(String(32), ForeignKey("elements.id"), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(64), index=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    language_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality: Mapped[dict[str, Any]] = mapped_column(JSON)
+    flags: Mapped[list[str]] = mapped_column(JSON)
+    pii: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    dropped: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    dup_of: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    dup_kind: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    failed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lineage: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class ChunkRow(Base):
+    """A chunk: consecutive elements of one document, marked with the join of theirs."""
+
+    __tablename__ = "chunks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str] = mapped_column(String(32))
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    token_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    element_ids: Mapped[list[str]] = mapped_column(JSON)
+    section_path: Mapped[list[str]] = mapped_column(JSON)
+    embedding_model: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lineage: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
