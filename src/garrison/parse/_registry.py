@@ -33,6 +33,7 @@ PARSER_LIBRARIES = {
     "openpyxl": "openpyxl",
     "python-oxmsg": "oxmsg",
     "pyarrow": "pyarrow.parquet",
+    "py7zr": "py7zr",
 }
 
 

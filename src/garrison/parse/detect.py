@@ -34,6 +34,7 @@ _SIMPLE_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"{\\rtf", "application/rtf"),
     (b"\x1f\x8b", "application/gzip"),
     (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
+    (b"\xfd7zXZ\x00", "application/x-xz"),
     (b"Rar!\x1a\x07", "application/vnd.rar"),
     (b"SQLite format 3\x00", "application/vnd.sqlite3"),
     (b"\x00\x00\x01\x00", "image/vnd.microsoft.icon"),
@@ -136,8 +137,22 @@ def _ole2_type(data: bytes) -> str:
     return "application/x-ole-storage"
 
 
+def _is_bzip2(head: bytes) -> bool:
+    # "BZh" + block size digit, then a block magic (pi) or, for an empty stream, the end (sqrt pi).
+    return (
+        head.startswith(b"BZh")
+        and head[3:4] in b"123456789"
+        and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90")
+    )
+
+
 def _binary_type(data: bytes) -> str | None:
     head = data[:64]
+    # Checked first: a tar opens with a member name, which may look like anything (even text).
+    if data[257:262] == b"ustar" and data[262:263] in (b"\x00", b" "):
+        return "application/x-tar"
+    if _is_bzip2(head):
+        return "application/x-bzip2"
     for magic, media_type in _SIMPLE_MAGIC:
         if head.startswith(magic):
             return media_type

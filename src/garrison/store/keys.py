@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from garrison.core.errors import KeyFileError
 from garrison.security import crypto
 
-__all__ = ["create_key_files", "read_master_key", "read_signing_key"]
+__all__ = ["create_key_files", "read_master_key", "read_or_create_secret", "read_signing_key"]
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -58,4 +59,23 @@ def read_master_key(path: Path) -> bytes:
         key = b""
     if len(key) != 32:
         raise KeyFileError(f"The master key {path} is malformed: expected 64 hexadecimal digits.")
+    return key
+
+
+def read_or_create_secret(path: Path, size: int = 32) -> bytes:
+    """A random secret kept in ``path`` (mode 0600), created on first use.
+
+    Used for keys a workspace only needs once a feature is used (the pseudonymization key).
+    """
+    if not path.exists():
+        # Another process may create it first: then use theirs.
+        with contextlib.suppress(FileExistsError):
+            _write_secret(path, os.urandom(size).hex().encode("ascii") + b"\n")
+    raw = _read(path, "secret key").strip()
+    try:
+        key = bytes.fromhex(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != size:
+        raise KeyFileError(f"The key file {path} is malformed: expected {2 * size} hex digits.")
     return key

@@ -1,0 +1,163 @@
+"""The pipeline's sink: what a run produced, written to the catalog and the chunk index.
+
+One transaction per batch of documents: the documents' previous element states, chunks and
+pipeline findings are replaced by the new ones, after the batch's audit event is on disk. The
+chunk index (LanceDB) is updated for the same documents right after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert
+
+from garrison.core.clock import utc_now
+from garrison.pipeline._stage import Item
+from garrison.security.markings import join
+from garrison.store.index import ChunkIndex
+from garrison.store.models import ChunkRow, ElementState, FindingRow
+from garrison.store.session import Session
+
+__all__ = ["PIPELINE_FINDINGS", "Written", "write_batch"]
+
+#: Finding kinds the pipeline owns (replaced on every run of the same documents).
+PIPELINE_FINDINGS = ("stage-failed", "duplicate-marked-differently")
+
+
+@dataclass
+class Written:
+    chunks: int = 0
+    embeddings: int = 0
+    marked_differently: int = 0
+    failed: int = 0
+
+
+def write_batch(
+    session: Session,
+    job_id: str,
+    elements: Sequence[Item],
+    chunks: Sequence[Item],
+    all_items: Mapping[str, Item],
+) -> Written:
+    """Replace the derived records of the batch's documents with ``elements`` and ``chunks``."""
+    doc_ids = sorted({i.doc_id for i in elements} | {c.doc_id for c in chunks})
+    written = Written()
+    if not doc_ids:
+        return written
+    now = utc_now()
+    index_rows: list[dict[str, Any]] = []
+    with session.workspace.catalog.transaction() as orm:
+        orm.execute(delete(ElementState).where(ElementState.doc_id.in_(doc_ids)))
+        orm.execute(delete(ChunkRow).where(ChunkRow.doc_id.in_(doc_ids)))
+        orm.execute(
+            delete(FindingRow).where(
+                FindingRow.doc_id.in_(doc_ids), FindingRow.kind.in_(PIPELINE_FINDINGS)
+            )
+        )
+        states: list[dict[str, Any]] = []
+        findings: list[dict[str, Any]] = []
+        for item in elements:
+            marking_id = session.intern_marking(orm, item.marking)
+            states.append(
+                {
+                    "element_id": item.id,
+                    "doc_id": item.doc_id,
+                    "run_id": job_id,
+                    "marking_id": marking_id,
+                    "text": item.text,
+                    "language": item.language,
+                    "language_confidence": item.language_confidence,
+                    "quality": dict(item.quality),
+                    "flags": list(item.flags),
+                    "pii": [f.to_dict() for f in item.pii],
+                    "dropped": item.dropped,
+                    "dup_of": item.dup_of,
+                    "dup_kind": item.dup_kind,
+                    "failed": item.failed,
+                    "lineage": [step.to_dict() for step in item.lineage],
+                }
+            )
+            if item.failed:
+                written.failed += 1
+                findings.append(
+                    {
+                        "doc_id": item.doc_id,
+                        "element_id": item.id,
+                        "kind": "stage-failed",
+                        "detail": item.failed[:500],
+                        "job_id": job_id,
+                        "marking_id": None,
+                        "created_at": now,
+                    }
+                )
+            for other_id in item.extra.get("dup_marked_differently", ()):
+                other = all_items.get(other_id)
+                if other is None:
+                    continue
+                # The finding reveals both records, so it is marked with their join.
+                both = join(item.marking, other.marking)
+                written.marked_differently += 1
+                findings.append(
+                    {
+                        "doc_id": item.doc_id,
+                        "element_id": item.id,
+                        "kind": "duplicate-marked-differently",
+                        "detail": f"near-identical to element {other.id} of document "
+                        f"{other.doc_id}, marked differently",
+                        "job_id": job_id,
+                        "marking_id": session.intern_marking(orm, both),
+                        "created_at": now,
+                    }
+                )
+        chunk_rows: list[dict[str, Any]] = []
+        for chunk in chunks:
+            marking_id = session.intern_marking(orm, chunk.marking)
+            chunk_rows.append(
+                {
+                    "id": chunk.id,
+                    "doc_id": chunk.doc_id,
+                    "seq": chunk.seq,
+                    "run_id": job_id,
+                    "marking_id": marking_id,
+                    "text": chunk.text,
+                    "token_count": chunk.token_count,
+                    "element_ids": list(chunk.element_ids),
+                    "section_path": list(chunk.section_path),
+                    "embedding_model": chunk.embedding_model,
+                    "lineage": [step.to_dict() for step in chunk.lineage],
+                    "created_at": now,
+                }
+            )
+            if chunk.embedding is not None and not chunk.dropped:
+                index_rows.append(
+                    {
+                        "chunk_id": chunk.id,
+                        "doc_id": chunk.doc_id,
+                        "marking_id": marking_id,
+                        "text": chunk.text,
+                        "model": chunk.embedding_model or "",
+                        "vector": [float(x) for x in chunk.embedding],
+                    }
+                )
+        if states:
+            orm.execute(insert(ElementState), states)
+        if chunk_rows:
+            orm.execute(insert(ChunkRow), chunk_rows)
+        if findings:
+            orm.execute(insert(FindingRow), findings)
+        orm.flush()
+        session.audit(
+            "pipeline.write",
+            details={
+                "job": job_id,
+                "documents": len(doc_ids),
+                "elements": len(states),
+                "chunks": len(chunk_rows),
+            },
+        )
+    ChunkIndex(session.workspace.root / "index").replace_documents(doc_ids, index_rows)
+    written.chunks = len(chunk_rows)
+    written.embeddings = len(index_rows)
+    return written
