@@ -715,6 +715,8 @@ def ingest_paths(
     default = _prepare(session, options)
     files = list(iter_files(paths, options.include, options.exclude))
     warm_up()  # import parser libraries once here, not once per forked worker
+    # Tesseract's OpenMP threads would oversubscribe the cores that the workers already use.
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     source = _source_name(options, str(Path(paths[0]).absolute()) if paths else "files")
     _ensure_source(session, source, "files", source, default)
     job = _Job(

@@ -34,6 +34,11 @@ PARSER_LIBRARIES = {
     "python-oxmsg": "oxmsg",
     "pyarrow": "pyarrow.parquet",
     "py7zr": "py7zr",
+    "pillow": "PIL.Image",
+    "pi-heif": "pi_heif",
+    "pytesseract": "pytesseract",
+    "pypdfium2": "pypdfium2",
+    "pypdf": "pypdf",
 }
 
 

@@ -302,7 +302,9 @@ def _parse(data: bytes, ctx: ParseContext) -> ParsedDocument:
     if frames > readable and ctx.media_type in _MULTI_FRAME:
         doc_warnings.append(f"frames-capped: only the first {readable} of {frames} frames read")
     mean = sum(confidences) / len(confidences) if confidences else None
-    if not ocr:
+    if not do_ocr:
+        doc_warnings.append("no-text-layer: no text layer and OCR is turned off")
+    elif not ocr:
         doc_warnings.append("no-text-layer: no text layer and OCR is unavailable")
     elif mean is not None and mean < OCR_LOW_CONFIDENCE:
         doc_warnings.append(f"ocr-low-confidence: mean OCR confidence {mean:.0f}%")
