@@ -13,14 +13,17 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import access, audit, ingest, isolation
+from bench import access, audit, dedup, embed, ingest, isolation, pdf
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = {
     "access": access.run,
     "audit": audit.run,
+    "dedup": dedup.run,
+    "embed": embed.run,
     "ingest": ingest.run,
     "isolation": isolation.run,
+    "pdf": pdf.run,
 }
 
 

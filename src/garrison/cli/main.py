@@ -19,6 +19,7 @@ from garrison.cli import (
     _docs,
     _ingest,
     _marking,
+    _pipeline,
     _registry,
     _user,
     _workspace,
@@ -69,6 +70,7 @@ def _root(
 
 _workspace.register(app)
 _ingest.register(app)
+_pipeline.register(app)
 app.add_typer(_docs.app, name="docs")
 app.add_typer(_docs.jobs_app, name="jobs")
 app.add_typer(_marking.app, name="marking")

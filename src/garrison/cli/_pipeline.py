@@ -1,0 +1,223 @@
+"""``garrison run``, ``pipeline``, ``chunks``, ``lineage``, ``pii`` and ``dedup`` commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
+from garrison.cli._output import emit_json, emit_table, err_console, out_console
+
+pipeline_app = typer.Typer(
+    help="Pipeline files: show what a pipeline will do.", no_args_is_help=True
+)
+chunks_app = typer.Typer(help="Chunks produced by the pipeline.", no_args_is_help=True)
+pii_app = typer.Typer(help="Personal data detection.", no_args_is_help=True)
+dedup_app = typer.Typer(help="Duplicate clusters.", no_args_is_help=True)
+
+PipelineArg = Annotated[
+    Path | None, typer.Argument(help="Pipeline YAML file (default: the built-in pipeline).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the pipeline commands to the top-level app."""
+    app.command("run")(run)
+    app.command("lineage")(lineage)
+    app.add_typer(pipeline_app, name="pipeline")
+    app.add_typer(chunks_app, name="chunks")
+    app.add_typer(pii_app, name="pii")
+    app.add_typer(dedup_app, name="dedup")
+
+
+def run(
+    ctx: typer.Context,
+    pipeline: PipelineArg = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a pipeline over the ingested documents the acting subject may read (stewards)."""
+    from garrison.pipeline.executor import run_pipeline
+    from garrison.pipeline.spec import load_pipeline
+
+    spec = load_pipeline(pipeline)
+    show_progress = sys.stderr.isatty() and not as_json
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if show_progress:
+            err_console.print(f"  {stage}: {done}/{total}", markup=False, end="\r")
+
+    with open_session(ctx, workspace, as_user) as session:
+        report = run_pipeline(session, spec, workers=workers, progress=progress)
+    data = report.to_dict()
+    if as_json:
+        emit_json(data)
+        return
+    out_console.print(
+        f"Job {data['job_id']}: pipeline {data['pipeline']} over {data['documents']} documents "
+        f"({data['elements']} elements) in {data['seconds']:.1f} s -- {data['chunks']} chunks, "
+        f"{data['embeddings']} embeddings, duplicates {data['duplicates']['exact']} exact / "
+        f"{data['duplicates']['near']} near, {data['failed']} failed.",
+        markup=False,
+    )
+    if data["pii_by_type"]:
+        found = ", ".join(f"{k} {v}" for k, v in data["pii_by_type"].items())
+        out_console.print(f"PII found: {found}.", markup=False)
+    emit_table(
+        ["stage", "in", "out", "dropped", "failed", "seconds"],
+        [
+            (s["stage"], s["in"], s["out"], s["dropped"], s["failed"], s["seconds"])
+            for s in data["stages"]
+        ],
+    )
+
+
+@pipeline_app.command("show")
+def pipeline_show(pipeline: PipelineArg = None, as_json: JsonOpt = False) -> None:
+    """Validate a pipeline file and show its stages with every parameter (defaults filled in)."""
+    from garrison.pipeline.spec import load_pipeline
+
+    spec = load_pipeline(pipeline)
+    data = spec.to_dict()
+    if as_json:
+        emit_json(data)
+        return
+    out_console.print(
+        f"pipeline {data['name']} ({data['source']}, digest {data['digest']})", markup=False
+    )
+    for n, stage in enumerate(data["stages"], 1):
+        params = ", ".join(f"{k}={v!r}" for k, v in stage["params"].items())
+        out_console.print(f"  {n}. {stage['stage']} v{stage['version']}: {params}", markup=False)
+
+
+@chunks_app.command("ls")
+def chunks_ls(
+    ctx: typer.Context,
+    doc: Annotated[str | None, typer.Option("--doc", help="Only this document's chunks.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="At most N.")] = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List chunks the acting subject may read."""
+    from garrison.store.derived import Chunks
+
+    with open_session(ctx, workspace, as_user) as session:
+        chunks = Chunks(session).list(doc_id=doc, limit=limit)
+    if as_json:
+        emit_json(chunks)
+        return
+    emit_table(
+        ["id", "doc_id", "seq", "marking", "tokens", "text"],
+        [
+            (
+                c["id"],
+                c["doc_id"][:16],
+                c["seq"],
+                c["marking"],
+                c["token_count"],
+                c["text"][:60].replace("\n", " "),
+            )
+            for c in chunks
+        ],
+    )
+
+
+def lineage(
+    ctx: typer.Context,
+    record_id: Annotated[str, typer.Argument(help="A chunk, element or document id.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print where a record came from: chunk -> elements -> document -> source bytes."""
+    from garrison.store.derived import Lineage
+
+    with open_session(ctx, workspace, as_user) as session:
+        tree = Lineage(session).of(record_id)
+    if as_json:
+        emit_json(tree)
+        return
+    _print_tree(tree, 0)
+
+
+def _print_tree(node: dict[str, Any], depth: int) -> None:
+    pad = "  " * depth
+    label = f"{pad}{node['kind']} {node['id']}  [{node['marking']}]"
+    if node["kind"] == "document":
+        label += f"  sha256 {node['sha256']}  {node['uri']}"
+    out_console.print(label, markup=False)
+    for step in node.get("steps", []):
+        out_console.print(
+            f"{pad}  <- {step['stage']} v{step['version']} params {step['params_hash']}",
+            markup=False,
+        )
+    for parent in node.get("parents", []):
+        _print_tree(parent, depth + 1)
+
+
+@pii_app.command("scan")
+def pii_scan(
+    text: Annotated[str | None, typer.Argument(help="Text to scan.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Scan this file's text.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find personal data in a text (nothing is stored or audited: the text stays with you)."""
+    from garrison.core.errors import InvalidInput
+    from garrison.pipeline.pii import scan
+
+    if (text is None) == (file is None):
+        raise InvalidInput("Give either TEXT or --file FILE.")
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise InvalidInput(f"Cannot read {file}: {exc.strerror}.") from exc
+    assert text is not None
+    findings = [f.to_dict() for f in scan(text)]
+    if as_json:
+        emit_json(findings)
+        return
+    emit_table(
+        ["type", "start", "end", "text", "confidence", "detector"],
+        [
+            (f["type"], f["start"], f["end"], f["text"], f"{f['confidence']:.2f}", f["detector"])
+            for f in findings
+        ],
+    )
+
+
+@dedup_app.command("report")
+def dedup_report(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Duplicate clusters among readable elements; stewards also see content marked
+    differently."""
+    from garrison.store.derived import dedup_report as report
+
+    with open_session(ctx, workspace, as_user) as session:
+        data = report(session)
+    if as_json:
+        emit_json(data)
+        return
+    out_console.print(
+        f"{len(data['clusters'])} clusters: {data['duplicates']['exact']} exact and "
+        f"{data['duplicates']['near']} near duplicates.",
+        markup=False,
+    )
+    for cluster in data["clusters"]:
+        out_console.print(
+            f"  {cluster['canonical']} <- {', '.join(cluster['duplicates'])}", markup=False
+        )
+    for finding in data["marked_differently"]:
+        out_console.print(
+            f"  marked differently [{finding['marking']}]: {finding['detail']}", markup=False
+        )

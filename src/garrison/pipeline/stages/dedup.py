@@ -1,0 +1,178 @@
+"""The ``dedup`` stage: mark exact and near duplicates, within one marking only.
+
+A thin adapter over :mod:`garrison.pipeline.dedup`. It sees the whole corpus (``scope =
+"corpus"``), never deletes an item, and leaves canonical items' text and fields alone:
+
+* a non-canonical member gets ``dup_of`` (the canonical item's id) and ``dup_kind``
+  (``"exact"`` or ``"near"``);
+* records are clustered only with records of the same marking (group key: the marking's
+  canonical ``to_dict()`` JSON), so no ``dup_of`` crosses a marking boundary (ARCHITECTURE.md
+  section 7, invariant 1). Near-identical content under different markings is recorded instead
+  in each involved item's ``extra["dup_marked_differently"]`` (the other item ids); the sink
+  turns those into ``duplicate-marked-differently`` findings marked with the join.
+
+Canonical member: the record that sorts first by ``(doc_id, seq, id)`` (document level: by
+``doc_id``), whatever order the items arrive in.
+
+``level="document"`` compares whole documents (their items' texts in ``seq`` order). Two
+documents cluster only if they carry the same set of item markings, and each item of a
+duplicate document points at the first item of the canonical document *with its own marking*,
+so the invariant holds item by item too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from garrison.pipeline._stage import Item, Stage, StageParams, register_stage
+from garrison.pipeline.dedup import (
+    Clusters,
+    exact_duplicate_clusters,
+    minhash_signatures,
+    near_duplicate_clusters,
+    normalized_words,
+)
+from garrison.security.markings import Marking
+
+__all__ = ["DedupParams", "DedupStage"]
+
+EXTRA_KEY = "dup_marked_differently"
+
+
+class DedupParams(StageParams):
+    """Parameters of the ``dedup`` stage."""
+
+    level: Literal["element", "document"] = "element"
+    exact: bool = True
+    near: bool = True
+    #: Estimated Jaccard similarity (of ``shingle_size``-word shingles) at or above which two
+    #: records are near duplicates.
+    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    shingle_size: int = Field(default=5, ge=1, le=20)
+    #: Records with fewer words are only exact-deduplicated (MinHash on a handful of words is
+    #: noise, and short boilerplate like "Thank you." is better left to exact matching).
+    min_words: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _check_num_perm(self) -> DedupParams:
+        # LSH splits the signature into equal bands; a multiple of 8 always has several
+        # workable band counts (8, 16, 32...) whatever the threshold.
+        if self.num_perm % 8:
+            raise ValueError(f"num_perm must be a multiple of 8, got {self.num_perm}")
+        return self
+
+
+def marking_key(marking: Marking) -> str:
+    """Group key of a marking: its canonical ``to_dict()`` as sorted, compact JSON."""
+    return json.dumps(marking.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class _Unit:
+    """What is compared: one item (element level) or one document's items (document level)."""
+
+    id: str
+    text: str
+    group: str
+    items: list[Item]  # in (seq, id) order
+
+
+def _units(items: list[Item], level: str) -> list[_Unit]:
+    live = sorted((i for i in items if i.dropped is None), key=lambda i: (i.doc_id, i.seq, i.id))
+    if level == "element":
+        return [_Unit(i.id, i.text, marking_key(i.marking), [i]) for i in live]
+    by_doc: dict[str, list[Item]] = defaultdict(list)
+    for item in live:
+        by_doc[item.doc_id].append(item)
+    return [
+        _Unit(
+            doc_id,
+            "\n".join(i.text for i in members),
+            json.dumps(sorted({marking_key(i.marking) for i in members})),
+            members,
+        )
+        for doc_id, members in by_doc.items()
+    ]
+
+
+def _empty() -> Clusters:
+    return Clusters({}, (), ())
+
+
+@register_stage
+class DedupStage(Stage[DedupParams]):
+    """Mark exact then near duplicates among items of the same marking (see module docs)."""
+
+    name: ClassVar[str] = "dedup"
+    version: ClassVar[str] = "1"
+    Params: ClassVar[type[StageParams]] = DedupParams
+    scope: ClassVar[Literal["batch", "corpus"]] = "corpus"
+
+    def process(self, items: list[Item], resource: Any) -> list[Item]:
+        p = self.params
+        # Empty texts are not duplicates of anything worth pointing at.
+        units = [u for u in _units(items, p.level) if normalized_words(u.text)]
+        exact = _empty()
+        if p.exact:
+            exact = exact_duplicate_clusters(
+                [u.id for u in units], [u.text for u in units], [u.group for u in units]
+            )
+        near = _empty()
+        if p.near:
+            # Only the exact clusters' canonical members (and singletons) go on: their
+            # duplicates have the same text and would only add trivial pairs.
+            rest = [
+                u
+                for u in units
+                if u.id not in exact.dup_of and len(normalized_words(u.text)) >= p.min_words
+            ]
+            signatures = minhash_signatures(
+                [u.text for u in rest], num_perm=p.num_perm, shingle_size=p.shingle_size
+            )
+            near = near_duplicate_clusters(
+                [u.id for u in rest],
+                signatures,
+                [u.group for u in rest],
+                threshold=p.threshold,
+                num_perm=p.num_perm,
+            )
+        by_id = {u.id: u for u in units}
+        for unit in units:
+            first = exact.dup_of.get(unit.id, unit.id)
+            final = near.dup_of.get(first, first)
+            if final != unit.id:
+                # An exact copy of a near duplicate points at the near cluster's canonical
+                # member (no chains); its relation to that member is only "near".
+                kind = "exact" if final == first else "near"
+                self._mark(unit, by_id[final], kind)
+        for a, b in exact.cross_group_pairs + near.cross_group_pairs:
+            self._cross(by_id[a], by_id[b])
+            self._cross(by_id[b], by_id[a])
+        for item in items:
+            if item.dropped is None:
+                item.lineage.append(self.lineage((item.id,)))
+        return items
+
+    @staticmethod
+    def _mark(unit: _Unit, canonical: _Unit, kind: str) -> None:
+        # Same group means the same set of markings, so every item finds a target with its
+        # own marking (for an element, the canonical item itself).
+        first_by_marking: dict[str, str] = {}
+        for item in canonical.items:
+            first_by_marking.setdefault(marking_key(item.marking), item.id)
+        for item in unit.items:
+            item.dup_of = first_by_marking[marking_key(item.marking)]
+            item.dup_kind = kind
+
+    @staticmethod
+    def _cross(unit: _Unit, other: _Unit) -> None:
+        others = [i.id for i in other.items]
+        for item in unit.items:
+            known: list[str] = item.extra.setdefault(EXTRA_KEY, [])
+            known.extend(o for o in others if o not in known)

@@ -1,0 +1,189 @@
+"""Reading what the pipeline derived -- chunks, lineage, duplicate clusters -- through a session.
+
+The same rule as everywhere: a record the subject may not read is not counted, listed or
+mentioned; asking for it answers like asking for something that does not exist.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as OrmSession
+
+from garrison.core.errors import NotFound
+from garrison.store.models import ChunkRow, DocumentRow, ElementRow, ElementState, FindingRow
+from garrison.store.session import Session
+
+__all__ = ["Chunks", "Lineage", "dedup_report"]
+
+
+def _banner(session: Session, orm: OrmSession, marking_id: int | None) -> str | None:
+    marking = session.marking_of(orm, marking_id)
+    return marking.banner() if marking is not None else None
+
+
+class Chunks:
+    """Chunks as one subject may see them."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def list(
+        self, *, doc_id: str | None = None, limit: int | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Readable chunks (of one document, with ``doc_id``), in document and chunk order."""
+        with self.session.workspace.catalog.transaction() as orm:
+            readable = self.session.readable_marking_ids(orm)
+            query = select(ChunkRow).where(ChunkRow.marking_id.in_(readable))
+            if doc_id is not None:
+                query = query.where(ChunkRow.doc_id == doc_id)
+            query = query.order_by(ChunkRow.doc_id, ChunkRow.seq)
+            if limit is not None:
+                query = query.limit(limit)
+            chunks = [
+                {
+                    "id": c.id,
+                    "doc_id": c.doc_id,
+                    "seq": c.seq,
+                    "text": c.text,
+                    "marking": _banner(self.session, orm, c.marking_id),
+                    "token_count": c.token_count,
+                    "element_ids": list(c.element_ids),
+                    "section_path": list(c.section_path),
+                    "embedding_model": c.embedding_model,
+                }
+                for c in orm.scalars(query)
+            ]
+        self.session.audit("chunks.list", details={"count": len(chunks), "doc_id": doc_id})
+        return chunks
+
+
+class Lineage:
+    """Where a chunk, element or document came from, with the marking at each step."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def of(self, record_id: str) -> dict[str, Any]:
+        """The tree from ``record_id`` back to the source bytes; NotFound when unreadable."""
+        with self.session.workspace.catalog.transaction() as orm:
+            readable = self.session.readable_marking_ids(orm)
+            chunk = orm.get(ChunkRow, record_id)
+            if chunk is not None and chunk.marking_id in readable:
+                tree = self._chunk(orm, chunk, readable)
+            else:
+                element = orm.get(ElementRow, record_id)
+                if element is not None and element.marking_id in readable:
+                    tree = self._element(orm, element, readable)
+                else:
+                    doc = orm.get(DocumentRow, record_id)
+                    if doc is not None and doc.status == "parsed" and doc.marking_id in readable:
+                        tree = self._document(orm, doc)
+                    else:
+                        self.session.audit(
+                            "lineage.read",
+                            object_id=record_id[:64],
+                            decision="deny",
+                            reason="no such record or not readable",
+                        )
+                        raise NotFound(f"No chunk, element or document with id {record_id}.")
+        self.session.audit("lineage.read", object_id=record_id, object_marking=tree["marking"])
+        return tree
+
+    def _document(self, orm: OrmSession, doc: DocumentRow) -> dict[str, Any]:
+        return {
+            "kind": "document",
+            "id": doc.id,
+            "marking": _banner(self.session, orm, doc.marking_id),
+            "uri": doc.uri,
+            "media_type": doc.media_type,
+            "source": doc.source_name,
+            "sha256": doc.id,
+            "extraction": doc.meta.get("extraction"),
+            "parent_id": doc.parent_id,
+        }
+
+    def _element(
+        self, orm: OrmSession, element: ElementRow, readable: frozenset[int]
+    ) -> dict[str, Any]:
+        state = orm.get(ElementState, element.id)
+        doc = orm.get(DocumentRow, element.doc_id)
+        node: dict[str, Any] = {
+            "kind": "element",
+            "id": element.id,
+            "marking": _banner(self.session, orm, element.marking_id),
+            "marking_source": element.marking_source,
+            "type": element.type,
+            "seq": element.seq,
+            "steps": state.lineage if state is not None else [],
+            "parents": [self._document(orm, doc)] if doc is not None else [],
+        }
+        if state is not None and state.dup_of:
+            node["dup_of"] = state.dup_of
+        return node
+
+    def _chunk(self, orm: OrmSession, chunk: ChunkRow, readable: frozenset[int]) -> dict[str, Any]:
+        parents = []
+        for element_id in chunk.element_ids:
+            element = orm.get(ElementRow, element_id)
+            if element is not None and element.marking_id in readable:
+                parents.append(self._element(orm, element, readable))
+        return {
+            "kind": "chunk",
+            "id": chunk.id,
+            "marking": _banner(self.session, orm, chunk.marking_id),
+            "token_count": chunk.token_count,
+            "embedding_model": chunk.embedding_model,
+            "steps": chunk.lineage,
+            "parents": parents,
+        }
+
+
+def dedup_report(session: Session) -> dict[str, Any]:
+    """Duplicate clusters among readable elements, and (for stewards who may read both)
+    near-identical records marked differently."""
+    with session.workspace.catalog.transaction() as orm:
+        readable = session.readable_marking_ids(orm)
+        states = list(
+            orm.scalars(
+                select(ElementState).where(
+                    ElementState.marking_id.in_(readable), ElementState.dup_of.is_not(None)
+                )
+            )
+        )
+        clusters: dict[str, list[str]] = {}
+        kinds: Counter[str] = Counter()
+        for state in states:
+            clusters.setdefault(str(state.dup_of), []).append(state.element_id)
+            kinds[state.dup_kind or "exact"] += 1
+        findings = [
+            {
+                "id": f.id,
+                "doc_id": f.doc_id,
+                "element_id": f.element_id,
+                "detail": f.detail,
+                "marking": _banner(session, orm, f.marking_id),
+            }
+            for f in orm.scalars(
+                select(FindingRow).where(
+                    FindingRow.kind == "duplicate-marked-differently",
+                    FindingRow.marking_id.in_(readable),
+                )
+            )
+        ]
+    from garrison.security.subjects import Role
+
+    if not (session.subject.has_role(Role.STEWARD) or session.subject.has_role(Role.ADMIN)):
+        findings = []  # shown only to stewards who may read both records
+    session.audit("dedup.report", details={"clusters": len(clusters)})
+    return {
+        "clusters": [
+            {"canonical": canonical, "duplicates": sorted(members)}
+            for canonical, members in sorted(clusters.items())
+        ],
+        "duplicates": {"exact": kinds["exact"], "near": kinds["near"]},
+        "marked_differently": findings,
+    }

@@ -1,0 +1,290 @@
+"""Deduplication: library (exact, MinHash/LSH near duplicates), the ``dedup`` stage, the
+marking-boundary invariant, rensa-vs-datasketch agreement and the quality floor."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import subprocess
+import sys
+import warnings
+
+import pytest
+from bench.dedup import (
+    PlantedCorpus,
+    garrison_pairs,
+    planted_corpus,
+    precision_recall,
+    true_jaccard,
+)
+from pydantic import ValidationError
+
+from garrison.pipeline import STAGES, Item
+from garrison.pipeline.dedup import (
+    exact_duplicate_clusters,
+    lsh_bands,
+    minhash_signatures,
+    near_duplicate_clusters,
+    normalize_for_hash,
+    shingles,
+    text_hash,
+)
+from garrison.pipeline.stages.dedup import DedupParams, DedupStage
+from garrison.security.markings import Marking, parse_marking
+
+U = parse_marking("UNCLASSIFIED")
+S = parse_marking("SECRET//NOFORN")
+
+BASE = (
+    "The quarterly logistics review found that fuel deliveries to the northern depots arrived "
+    "two days late on average because the convoy schedule was not updated after the bridge "
+    "closure, and the review recommends a weekly schedule check by the depot officers. It also "
+    "notes that the spare generator stock at the southern site fell below the agreed minimum "
+    "twice in the quarter, and asks the regional supply cell to report stock levels monthly."
+)
+# One word changed: true 5-shingle Jaccard 0.88 with BASE (72 words).
+NEAR = BASE.replace("two days", "three days")
+OTHER = (
+    "Maintenance crews replaced the radar housing seals after water ingress was found during "
+    "the spring inspection; the replacement parts came from the central stores in one week."
+)
+
+
+def item(
+    id: str, text: str, marking: Marking = U, *, doc_id: str | None = None, seq: int = 0
+) -> Item:
+    return Item(
+        id=id,
+        doc_id=doc_id or f"d-{id}",
+        kind="element",
+        text=text,
+        original_text=text,
+        marking=marking,
+        element_ids=(id,),
+        seq=seq,
+    )
+
+
+def run_stage(items: list[Item], **params: object) -> list[Item]:
+    stage = DedupStage(DedupParams.model_validate(params))
+    return stage.process(items, stage.open_resources({}))
+
+
+# -- library -------------------------------------------------------------------------------------
+
+
+def test_normalize_for_hash() -> None:
+    assert normalize_for_hash("  The END.\n\n(said)  'he'  ") == "the end said he"
+    assert text_hash("Hello,  World!") == text_hash("hello world")
+    assert text_hash("hello world") != text_hash("hello word")
+
+
+def test_shingles() -> None:
+    assert shingles("A b, c d e f", 5) == ["a b c d e", "b c d e f"]
+    assert shingles("Too short.", 5) == ["too short"]
+    assert shingles("", 5) == [""]
+    with pytest.raises(ValueError):
+        shingles("x", 0)
+
+
+def test_signatures_are_deterministic_across_processes() -> None:
+    here = [s.digest() for s in minhash_signatures([BASE, OTHER])]
+    code = (
+        "from garrison.pipeline.dedup import minhash_signatures as m;"
+        f"print([s.digest() for s in m([{BASE!r}, {OTHER!r}])])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "12345"},
+    )
+    assert out.stdout.strip() == str(here)
+
+
+def test_lsh_bands_divide_num_perm() -> None:
+    for t in (0.3, 0.5, 0.8, 0.95, 1.0):
+        for n in (64, 128, 256):
+            assert n % lsh_bands(t, n) == 0
+    assert lsh_bands(0.8, 128) == 16  # 8 rows: a pair at 0.85 is a candidate 99% of the time
+    with pytest.raises(ValueError):
+        lsh_bands(0.0, 128)
+
+
+def test_exact_clusters_stay_within_groups() -> None:
+    ids = ["a", "b", "c", "d"]
+    texts = ["Same text.", "same  TEXT", "same text", "different"]
+    result = exact_duplicate_clusters(ids, texts, ["u", "u", "s", "u"])
+    assert result.dup_of == {"b": "a"}
+    assert result.cross_group_pairs == (("a", "c"),)
+
+
+def test_near_clusters_verify_and_stay_within_groups() -> None:
+    ids = ["a", "b", "c", "d"]
+    sigs = minhash_signatures([BASE, NEAR, NEAR, OTHER])
+    result = near_duplicate_clusters(ids, sigs, ["u", "u", "s", "u"])
+    assert result.dup_of == {"b": "a"}
+    assert result.pairs == (("a", "b"),)
+    assert set(result.cross_group_pairs) == {("a", "c"), ("b", "c")}
+
+
+def test_lengths_and_unique_ids_checked() -> None:
+    with pytest.raises(ValueError):
+        exact_duplicate_clusters(["a", "a"], ["x", "y"], ["g", "g"])
+    with pytest.raises(ValueError):
+        exact_duplicate_clusters(["a"], ["x", "y"], ["g", "g"])
+
+
+# -- stage ---------------------------------------------------------------------------------------
+
+
+def test_stage_is_registered_and_params_validated() -> None:
+    assert STAGES["dedup"] is DedupStage
+    assert DedupStage.scope == "corpus"
+    for bad in ({"threshold": 0}, {"threshold": 1.5}, {"num_perm": 100}, {"level": "chunk"}):
+        with pytest.raises(ValidationError):
+            DedupParams.model_validate(bad)
+
+
+def test_exact_and_near_duplicates_marked() -> None:
+    items = [
+        item("e1", BASE),
+        item("e2", BASE.upper()),
+        item("e3", NEAR),
+        item("e4", OTHER),
+    ]
+    out = run_stage(items)
+    assert out is items and len(out) == 4  # never deletes
+    by = {i.id: i for i in out}
+    assert (by["e1"].dup_of, by["e1"].dup_kind) == (None, None)
+    assert (by["e2"].dup_of, by["e2"].dup_kind) == ("e1", "exact")
+    assert (by["e3"].dup_of, by["e3"].dup_kind) == ("e1", "near")
+    assert by["e4"].dup_of is None
+    assert all(i.lineage[-1].stage == "dedup" and i.lineage[-1].parents == (i.id,) for i in out)
+
+
+def test_no_dup_of_across_markings_and_cross_pairs_reported() -> None:
+    items = [item("u1", BASE, U), item("s1", BASE, S), item("s2", NEAR, S), item("u2", OTHER, U)]
+    by = {i.id: i for i in run_stage(items)}
+    assert by["u1"].dup_of is None and by["s1"].dup_of is None
+    assert by["s2"].dup_of == "s1"
+    for i in by.values():
+        if i.dup_of is not None:
+            assert by[i.dup_of].marking == i.marking
+    # u1 is identical to s1 and near s2: both links are reported, both ways.
+    assert by["u1"].extra["dup_marked_differently"] == ["s1", "s2"]
+    assert by["s1"].extra["dup_marked_differently"] == ["u1"]
+    assert by["s2"].extra["dup_marked_differently"] == ["u1"]
+    assert "dup_marked_differently" not in by["u2"].extra
+
+
+def test_never_crosses_markings_on_random_corpus() -> None:
+    rng = random.Random(3)
+    markings = [U, S, parse_marking("TOP SECRET//SI//NOFORN")]
+    texts = [BASE, NEAR, OTHER, BASE.lower()]
+    items = [item(f"i{k}", rng.choice(texts), rng.choice(markings)) for k in range(60)]
+    by = {i.id: i for i in run_stage(items)}
+    marked = [i for i in by.values() if i.dup_of is not None]
+    assert len(marked) > 30
+    assert all(by[i.dup_of].marking == i.marking for i in marked if i.dup_of)
+
+
+def test_canonical_is_deterministic_whatever_the_order() -> None:
+    def canon(order: list[int]) -> dict[str, str | None]:
+        items = [item(f"x{k}", NEAR if k % 2 else BASE, doc_id=f"d{k}") for k in range(6)]
+        return {i.id: i.dup_of for i in run_stage([items[k] for k in order])}
+
+    first = canon(list(range(6)))
+    assert first["x0"] is None and all(first[f"x{k}"] == "x0" for k in range(1, 6))
+    assert canon([5, 3, 1, 4, 2, 0]) == first
+
+
+def test_short_texts_only_exact_and_dropped_untouched() -> None:
+    items = [item("a", "Thank you."), item("b", "thank you"), item("c", "Thank you all.")]
+    dropped = item("z", "Thank you.")
+    dropped.dropped = "quality"
+    by = {i.id: i for i in run_stage([*items, dropped], min_words=3)}
+    assert by["b"].dup_of == "a" and by["c"].dup_of is None
+    assert by["z"].dup_of is None and by["z"].lineage == []
+
+
+def test_exact_and_near_switches() -> None:
+    items = [item("a", BASE), item("b", BASE), item("c", NEAR)]
+    by = {i.id: i for i in run_stage(items, near=False)}
+    assert by["b"].dup_of == "a" and by["c"].dup_of is None
+    items = [item("a", BASE), item("b", BASE), item("c", NEAR)]
+    by = {i.id: i for i in run_stage(items, exact=False)}
+    assert by["b"].dup_kind == "near" and by["c"].dup_of == "a"
+
+
+def test_document_level() -> None:
+    def doc(d: str, parts: list[str], marks: list[Marking]) -> list[Item]:
+        return [
+            item(f"{d}-{k}", t, m, doc_id=d, seq=k)
+            for k, (t, m) in enumerate(zip(parts, marks, strict=True))
+        ]
+
+    items = [
+        *doc("A", [BASE, OTHER], [U, S]),
+        *doc("B", [NEAR, OTHER], [U, S]),  # near copy of A, same markings
+        *doc("C", [BASE, OTHER], [U, U]),  # same text as A, other markings
+    ]
+    by = {i.id: i for i in run_stage(items, level="document")}
+    assert by["A-0"].dup_of is None and by["A-1"].dup_of is None
+    # Each item points at the canonical document's first item with its own marking.
+    assert (by["B-0"].dup_of, by["B-1"].dup_of) == ("A-0", "A-1")
+    assert by["B-0"].dup_kind == "near"
+    assert by["C-0"].dup_of is None
+    # C matches A exactly and B nearly; the cross-marking links name every item of the other.
+    assert by["C-0"].extra["dup_marked_differently"] == ["A-0", "A-1", "B-0", "B-1"]
+    assert by["A-1"].extra["dup_marked_differently"] == ["C-0", "C-1"]
+
+
+# -- rensa vs datasketch, quality floor ------------------------------------------------------------
+
+
+def test_rensa_estimates_agree_with_datasketch() -> None:
+    with warnings.catch_warnings():  # datasketch's own warnings are not ours to fail on
+        warnings.simplefilter("ignore")
+        from datasketch import MinHash  # type: ignore[import-untyped]
+
+    corpus = planted_corpus(60, seed=11)
+    pairs = [(f, i) for i, f in enumerate(corpus.family) if f != i]
+    sigs = minhash_signatures(corpus.texts)
+    ds = []
+    for text in corpus.texts:
+        m = MinHash(num_perm=128)
+        m.update_batch([s.encode() for s in shingles(text)])
+        ds.append(m)
+    truth = [true_jaccard(corpus.texts[a], corpus.texts[b]) for a, b in pairs]
+    r_est = [sigs[a].jaccard(sigs[b]) for a, b in pairs]
+    d_est = [float(ds[a].jaccard(ds[b])) for a, b in pairs]
+    assert len(pairs) > 40 and min(truth) < 0.75 < max(truth)
+    assert statistics.mean(abs(r - d) for r, d in zip(r_est, d_est, strict=True)) < 0.05
+    r_err = statistics.mean(abs(r - t) for r, t in zip(r_est, truth, strict=True))
+    d_err = statistics.mean(abs(d - t) for d, t in zip(d_est, truth, strict=True))
+    assert r_err < 0.04 and r_err < d_err + 0.01
+
+
+@pytest.fixture(scope="module")
+def corpus() -> PlantedCorpus:
+    return planted_corpus(300)
+
+
+def test_planted_corpus_is_what_it_claims(corpus: PlantedCorpus) -> None:
+    assert len(corpus.positive_jaccards) > 150 and min(corpus.positive_jaccards) >= 0.8
+    assert len(corpus.negative_jaccards) > 100
+    assert all(0.5 <= j <= 0.75 for j in corpus.negative_jaccards)
+
+
+def test_quality_floor(corpus: PlantedCorpus) -> None:
+    precision, recall = precision_recall(garrison_pairs(corpus.texts), corpus.truth)
+    assert precision >= 0.95
+    assert recall >= 0.95
+
+
+def test_loose_threshold_fails_precision(corpus: PlantedCorpus) -> None:
+    # The planted negatives (Jaccard 0.5-0.75) are real: a 0.5 threshold takes them.
+    precision, _ = precision_recall(garrison_pairs(corpus.texts, 0.5), corpus.truth)
+    assert precision < 0.95

@@ -1,0 +1,180 @@
+"""`garrison run` end to end: chunks and embeddings, markings inherited, lineage, access."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from garrison.cli.main import main
+from garrison.core.errors import InvalidInput, NotFound, NotPermitted
+from garrison.ingest.engine import IngestOptions, ingest_paths
+from garrison.pipeline.executor import run_pipeline
+from garrison.pipeline.spec import load_pipeline, parse_pipeline
+from garrison.store.derived import Chunks, Lineage, dedup_report
+from garrison.store.documents import Documents
+from garrison.store.index import ChunkIndex
+from garrison.store.session import SubjectSpec
+from garrison.store.workspace import Workspace
+
+FAST = """
+name: fast
+stages:
+  - normalize: {}
+  - pii:
+      default_action: mask
+      actions: {ssn: drop}
+  - quality: {}
+  - dedup: {}
+  - chunk: {model: hashing, max_tokens: 64, overlap_tokens: 8}
+  - embed: {model: hashing}
+"""
+
+
+@pytest.fixture
+def ws(tmp_path: Path, catalog_url: str | None) -> Iterator[Workspace]:
+    workspace = Workspace.init(tmp_path / "ws", system_high="SECRET//NOFORN", db_url=catalog_url)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "memo.txt").write_text(
+        "SECRET//NOFORN\n\n(U) The depot opened on Monday; contact ops@example.mil.\n\n"
+        "(S//NF) Reserve fuel moves to depot HARROW on Thursday night.\n\nSECRET//NOFORN\n"
+    )
+    (folder / "copy.txt").write_text(
+        "(U) The quarterly maintenance report covers forty trucks and six trailers in total.\n"
+    )
+    (folder / "copy2.txt").write_text(
+        "(U) The quarterly maintenance report covers forty trucks and six trailers in total!\n"
+    )
+    (folder / "ssn.txt").write_text("(U) Applicant SSN 123-45-6789 is on file.\n")
+    ingest_paths(
+        workspace.session(), [str(folder)], IngestOptions(default_marking="CONFIDENTIAL//NOFORN")
+    )
+    yield workspace
+    workspace.close()
+
+
+def run_fast(ws: Workspace, **kwargs: object) -> dict[str, object]:
+    report = run_pipeline(ws.session(), parse_pipeline(FAST, source="fast.yaml"), **kwargs)  # type: ignore[arg-type]
+    return report.to_dict()
+
+
+def test_run_produces_marked_chunks_embeddings_and_lineage(ws: Workspace) -> None:
+    data = run_fast(ws)
+    assert data["documents"] == 4
+    assert data["chunks"] >= 3 and data["embeddings"] == data["chunks"]
+    assert data["pii_by_type"].get("email") == 1  # type: ignore[union-attr]
+    chunks = Chunks(ws.session()).list()
+    markings = {c["marking"] for c in chunks}
+    # Chunks never mix markings by default: the U and S//NF portions stay apart.
+    assert {"UNCLASSIFIED", "SECRET//NOFORN"} <= markings
+    memo_u = next(c for c in chunks if "depot opened" in c["text"])
+    assert memo_u["marking"] == "UNCLASSIFIED"
+    assert "[EMAIL]" in memo_u["text"] and "ops@example.mil" not in memo_u["text"]
+    assert all("123-45-6789" not in c["text"] for c in chunks)  # dropped by the ssn action
+    assert ChunkIndex(ws.root / "index").count() == data["embeddings"]
+    tree = Lineage(ws.session()).of(memo_u["id"])
+    assert tree["kind"] == "chunk" and tree["marking"] == "UNCLASSIFIED"
+    element = tree["parents"][0]
+    assert element["kind"] == "element"
+    assert [s["stage"] for s in element["steps"]][:2] == ["normalize", "pii"]
+    document = element["parents"][0]
+    assert document["kind"] == "document" and len(document["sha256"]) == 64
+
+
+def test_mixing_markings_joins_them(ws: Workspace) -> None:
+    mixed = FAST.replace("overlap_tokens: 8}", "overlap_tokens: 8, mix_markings: true}")
+    run_pipeline(ws.session(), parse_pipeline(mixed, source="mixed.yaml"))
+    chunk = next(c for c in Chunks(ws.session()).list() if "HARROW" in c["text"])
+    assert "depot opened" in chunk["text"]
+    assert chunk["marking"] == "SECRET//NOFORN"
+
+
+def test_near_duplicates_are_clustered_not_deleted(ws: Workspace) -> None:
+    run_fast(ws)
+    report = dedup_report(ws.session())
+    assert report["duplicates"]["exact"] + report["duplicates"]["near"] >= 1
+    [cluster] = report["clusters"]
+    assert len(cluster["duplicates"]) == 1
+
+
+def test_reads_are_filtered(ws: Workspace) -> None:
+    run_fast(ws)
+    system = ws.session()
+    system.add_user("cleo", SubjectSpec(clearance="C", roles=("viewer",)))
+    cleo = ws.session("cleo")
+    visible = Chunks(cleo).list()
+    assert visible and all(
+        c["marking"] in ("UNCLASSIFIED", "CONFIDENTIAL//NOFORN") for c in visible
+    )
+    secret = next(c for c in Chunks(system).list() if c["marking"] == "SECRET//NOFORN")
+    with pytest.raises(NotFound):
+        Lineage(cleo).of(secret["id"])
+    with pytest.raises(NotPermitted):
+        run_pipeline(cleo, load_pipeline(None))
+
+
+def test_rerun_replaces_instead_of_duplicating(ws: Workspace) -> None:
+    first = run_fast(ws)
+    second = run_fast(ws)
+    assert first["chunks"] == second["chunks"]
+    assert len(Chunks(ws.session()).list()) == second["chunks"]
+    assert ChunkIndex(ws.root / "index").count() == second["embeddings"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("stages: [{nosuch: {}}]", "unknown stage 'nosuch'"),
+        ("stages: [{chunk: {max_tokens: -1}}]", "Stage 1 (chunk)"),
+        (
+            "stages: [{pii: {actions: {email: shred}}}]",
+            "Stage 1 (pii) of bad.yaml: parameter 'actions.email'",
+        ),
+        ("stages: [{embed: {}}, {chunk: {}}]", "put it after 'chunk'"),
+        ("stages: []", "non-empty 'stages'"),
+        ("stages: [{normalize: {colour: red}}]", "parameter 'colour'"),
+    ],
+)
+def test_invalid_pipeline_files_name_the_stage_and_parameter(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_pipeline(text, source="bad.yaml")
+
+
+def test_default_pipeline_is_valid() -> None:
+    spec = load_pipeline(None)
+    assert [s.name for s in spec.stages] == [
+        "normalize",
+        "language",
+        "pii",
+        "quality",
+        "dedup",
+        "chunk",
+        "embed",
+    ]
+
+
+def test_cli(ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pipeline = tmp_path / "fast.yaml"
+    pipeline.write_text(FAST)
+    root = str(ws.root)
+    assert main(["run", str(pipeline), "-w", root, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["chunks"] >= 3
+    assert main(["chunks", "ls", "-w", root, "--json"]) == 0
+    chunks = json.loads(capsys.readouterr().out)
+    assert main(["lineage", chunks[0]["id"], "-w", root, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "chunk"
+    assert main(["pii", "scan", "Call 555-867-5309 or mail a@example.com", "--json"]) == 0
+    assert {f["type"] for f in json.loads(capsys.readouterr().out)} == {"phone", "email"}
+    assert main(["pipeline", "show", str(pipeline), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "fast"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: [{nosuch: {}}]")
+    assert main(["run", str(bad), "-w", root]) == 2
+    assert main(["dedup", "report", "-w", root, "--json"]) == 0
+    assert "clusters" in json.loads(capsys.readouterr().out)
+    docs = Documents(ws.session()).list()
+    assert docs
