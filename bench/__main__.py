@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import access, audit, dedup, embed, ingest, isolation, pdf
+from bench import access, audit, dedup, embed, ingest, isolation, pdf, pipeline
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = {
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "ingest": ingest.run,
     "isolation": isolation.run,
     "pdf": pdf.run,
+    "pipeline": pipeline.run,
 }
 
 

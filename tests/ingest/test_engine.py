@@ -81,9 +81,7 @@ def test_marked_corpus_matches_truth_via_the_cli(
     assert main(["docs", "ls", "-w", ws, "--json"]) == 0
     docs = {Path(d["uri"].split("#")[0]).name: d for d in json.loads(capsys.readouterr().out)}
     checked = 0
-    for expected in truth["docs"]:
-        if expected["format"] == "pdf":  # PDF ingest arrives with the PDF parser
-            continue
+    for expected in truth["docs"]:  # every format, PDFs included
         doc = docs[expected["file"]]
         name = expected["file"]
         assert doc["status"] == expected["status"], name
@@ -99,7 +97,12 @@ def test_marked_corpus_matches_truth_via_the_cli(
             if "rows" in expected:
                 assert [e["type"] for e in elements] == ["Record"] * expected["rows"]
         checked += 1
-    assert checked == 10
+    assert checked == len(truth["docs"]) == 12
+    # The PDFs are among them: one parsed with its paragraph markings, one a spill.
+    assert (docs["coalition-air.pdf"]["status"], docs["sigint-excerpt.pdf"]["status"]) == (
+        "parsed",
+        "spilled",
+    )
 
 
 def test_spills_keep_nothing_and_originals_are_encrypted(
@@ -347,3 +350,27 @@ def test_jobs_record_runs(ws: Workspace, tmp_path: Path) -> None:
     with ws.catalog.transaction() as orm:
         kinds = set(orm.scalars(select(FindingRow.kind)))
     assert kinds == {"spill", "invalid-marking"}
+
+
+def test_parse_options_reach_the_parsers(ws: Workspace, tmp_path: Path) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    page = Image.new("L", (1400, 300), 255)
+    ImageDraw.Draw(page).text(
+        (40, 100),
+        "(U) Weather is clear over the range.",
+        fill=0,
+        font=ImageFont.load_default(size=44),
+    )
+    page.save(folder / "page.png")
+    report = ingest_paths(
+        ws.session(),
+        [str(folder)],
+        IngestOptions(default_marking=DEFAULT, parse_options={"ocr": False}),
+    )
+    [result] = report.results
+    doc = Documents(ws.session()).show(str(result.doc_id), elements=True)
+    assert [e["type"] for e in doc["elements"]] == ["Image"]
+    assert {f["kind"] for f in doc["findings"]} == {"no-text-layer"}

@@ -1,7 +1,15 @@
-"""The public unstructured corpus (PDFs and images aside) ingested end to end in one workspace.
+"""The whole public corpus -- PDFs and images included -- ingested end to end in one workspace.
 
-Every input must end parsed with some text, or quarantined for a reason listed, with a sentence
-saying why, in ``expected_quarantine.json``; any other quarantine is a parser regression.
+Every input must end parsed with some text or an ``Image`` element, quarantined for a reason
+listed, with a sentence saying why, in ``expected_quarantine.json``, or unchanged (the same bytes
+as another input); any other quarantine is a parser regression.
+
+OCR is turned off for this run (``parse_options={"ocr": False}``, what ``--no-ocr`` sets):
+Tesseract over the corpus images and image-only PDF pages takes about half a minute on two
+cores, too slow for every CI run. With OCR off, images parse to their ``Image`` element and
+image-only PDFs to a ``no-text-layer`` finding. The OCR path itself is covered by
+``tests/parse/test_image.py``, ``tests/parse/test_pdf.py`` and the end-to-end OCR test in
+``test_ingest_pdf_images.py``.
 """
 
 from __future__ import annotations
@@ -18,26 +26,29 @@ from garrison.store.documents import Documents
 from garrison.store.workspace import Workspace
 from tests.conftest import SHARED, require
 
-CORPUS = SHARED / "corpus/public/unstructured"
+CORPUS = SHARED / "corpus/public"
 EXPECTED_QUARANTINE = Path(__file__).with_name("expected_quarantine.json")
-EXCLUDE = (
-    "pdf/*",
-    "img/*",
-    "*.pdf",
-    "*.jpg",
-    "*.jpeg",
-    "*.png",
-    "*.tif",
-    "*.tiff",
-    "*.bmp",
-    "*.heic",
-    "*.gif",
-)
 #: Parsed files that legitimately hold no text at all.
 NO_TEXT = {
-    "empty.xlsx": "a workbook whose only sheet is empty",
-    "test-image-jpg-mime.pptx": "one slide holding only a picture",
+    "unstructured/empty.xlsx": "a workbook whose only sheet is empty",
+    "unstructured/test-image-jpg-mime.pptx": "one slide holding only a picture",
 }
+#: PDFs whose every page is a scanned image: with OCR off they parse to no element at all and
+#: a ``no-text-layer`` finding.
+IMAGE_ONLY_PDFS = {
+    "pdf-samples/007-imagemagick-images_imagemagick-ASCII85Decode.pdf",
+    "pdf-samples/007-imagemagick-images_imagemagick-CCITTFaxDecode.pdf",
+    "pdf-samples/007-imagemagick-images_imagemagick-lzw.pdf",
+    "pdf-samples/019-grayscale-image_grayscale-image.pdf",
+    "pdf-samples/023-cmyk-image_cmyk-image.pdf",
+    "unstructured/pdf/loremipsum-flat.pdf",
+}
+#: Byte-identical to another input (eng_spa_mult.md): one document, a second location.
+UNCHANGED = {
+    "unstructured/language-docs/eng_spa_mult.org",
+    "unstructured/language-docs/eng_spa_mult.rst",
+}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".heic", ".gif")
 
 
 @dataclass
@@ -61,10 +72,11 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Ingested:
     require(CORPUS.is_dir(), f"{CORPUS} is absent")
     ws = Workspace.init(tmp_path_factory.mktemp("corpus") / "ws", system_high="SECRET//NOFORN")
     session = ws.session()
+    # OCR off (see the module docstring): the parsers' own option, as `--no-ocr` sets it.
     report = ingest_paths(
         session,
         [str(CORPUS)],
-        IngestOptions(default_marking="UNCLASSIFIED", exclude=EXCLUDE, workers=2),
+        IngestOptions(default_marking="UNCLASSIFIED", workers=2, parse_options={"ocr": False}),
     )
     docs = Documents(session)
     by_uri = {rel(d["uri"]): d for d in docs.list()}
@@ -73,38 +85,83 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Ingested:
 
 def test_every_input_is_accounted_for(ingested: Ingested) -> None:
     results = ingested.report.results
-    inputs = {
-        p.relative_to(CORPUS).as_posix()
-        for p in CORPUS.rglob("*")
-        if p.is_file() and not any(p.match(g) for g in EXCLUDE)
-    }
+    inputs = {p.relative_to(CORPUS).as_posix() for p in CORPUS.rglob("*") if p.is_file()}
     assert inputs, "the corpus holds no input"
     assert {rel(r.uri) for r in results} == inputs
-    assert not any(rel(r.uri).startswith(("pdf/", "img/")) for r in results)
+    for kind in ("unstructured/pdf/", "unstructured/img/", "pdf-samples/"):
+        assert any(rel(r.uri).startswith(kind) for r in results), kind
     counts = ingested.report.counts
     assert counts["files"] == len(inputs)
     assert counts["parsed"] + counts["quarantined"] + counts["unchanged"] == len(inputs)
     assert counts["spilled"] == 0
+    assert {rel(r.uri) for r in results if r.outcome == "unchanged"} == UNCHANGED
     for result in results:
+        name = rel(result.uri)
         assert result.outcome in ("parsed", "quarantined", "unchanged"), result
         if result.outcome == "quarantined":
             assert result.reason, result
         if result.outcome == "parsed":
-            assert result.elements > 0 or rel(result.uri) in NO_TEXT, result
+            assert result.elements > 0 or name in NO_TEXT.keys() | IMAGE_ONLY_PDFS, result
         if result.outcome == "unchanged":
-            # Byte-identical to another input (eng_spa_mult.md/.org/.rst): one document.
             twin = next(d for d in ingested.by_uri.values() if d["id"] == result.doc_id)
             assert twin["status"] == "parsed"
 
 
-def test_parsed_documents_have_text(ingested: Ingested) -> None:
+def test_parsed_documents_have_text_or_an_image(ingested: Ingested) -> None:
     parsed = [r for r, d in ingested.by_uri.items() if d["status"] == "parsed"]
-    assert len(parsed) > 50
+    assert len(parsed) > 130
+    empty = set()
     for name in parsed:
         elements = ingested.show(name)["elements"]
-        has_text = any(e["text"].strip() for e in elements)
-        assert has_text or name in NO_TEXT, f"{name} parsed without any text"
+        has_text = any(e["text"].strip() and e["type"] != "Image" for e in elements)
+        has_image = any(e["type"] == "Image" for e in elements)
+        if not elements:
+            empty.add(name)
+        assert has_text or has_image or name in NO_TEXT.keys() | IMAGE_ONLY_PDFS, (
+            f"{name}: no content"
+        )
         assert all(e["marking"] == "UNCLASSIFIED" for e in elements), name
+    assert empty == IMAGE_ONLY_PDFS | NO_TEXT.keys()
+
+
+def test_images_parse_to_an_image_element_without_ocr(ingested: Ingested) -> None:
+    images = [n for n in ingested.by_uri if n.lower().endswith(IMAGE_SUFFIXES)]
+    # 13 files under img/, the PNG attached to 025-attachment, the logo in email-with-image.eml.
+    assert len(images) == 15
+    for name in images:
+        doc = ingested.by_uri[name]
+        assert doc["status"] == "parsed", name
+        elements = ingested.show(name)["elements"]
+        assert elements and all(e["type"] == "Image" for e in elements), name
+        assert elements[0]["fields"]["width"] > 0 and elements[0]["fields"]["height"] > 0, name
+        assert {f["kind"] for f in doc["findings"]} == {"no-text-layer"}, name
+    tiff = ingested.show("unstructured/img/layout-parser-paper-combined.tiff")["elements"]
+    assert len(tiff) == 2  # one Image element per frame
+
+
+def test_image_only_pdfs_report_no_text_layer(ingested: Ingested) -> None:
+    for name in IMAGE_ONLY_PDFS:
+        doc = ingested.by_uri[name]
+        assert doc["status"] == "parsed", name
+        assert {f["kind"] for f in doc["findings"]} == {"no-text-layer"}, name
+    text_pdfs = [
+        n
+        for n, d in ingested.by_uri.items()
+        if n.endswith(".pdf") and d["status"] == "parsed" and n not in IMAGE_ONLY_PDFS
+    ]
+    assert len(text_pdfs) > 35
+    for name in text_pdfs:
+        assert any(e["text"].strip() for e in ingested.show(name)["elements"]), name
+
+
+def test_active_content_is_found_only_where_there_is_some(ingested: Ingested) -> None:
+    flagged = {
+        n
+        for n, d in ingested.by_uri.items()
+        if any(f["kind"] == "active-content" for f in d["findings"])
+    }
+    # Its pages and annotations carry automatic (/AA) actions.
+    assert flagged == {"unstructured/pdf/pdf-bad-color-space.pdf"}
 
 
 def test_quarantine_is_exactly_the_expected_list(ingested: Ingested) -> None:
@@ -119,8 +176,18 @@ def test_quarantine_is_exactly_the_expected_list(ingested: Ingested) -> None:
         assert ingested.by_uri[name].get("reason_detail"), name
 
 
+def test_pdf_attachment_is_a_child_document(ingested: Ingested) -> None:
+    parent = ingested.by_uri["pdf-samples/025-attachment_with-attachment.pdf"]
+    assert parent["status"] == "parsed"
+    children = [d for d in ingested.by_uri.values() if d["parent_id"] == parent["id"]]
+    assert [rel(c["uri"]) for c in children] == [
+        "pdf-samples/025-attachment_with-attachment.pdf#image.png"
+    ]
+    assert children[0]["status"] == "parsed"
+
+
 def test_email_header_fields(ingested: Ingested) -> None:
-    doc = ingested.show("fake-email.eml")
+    doc = ingested.show("unstructured/fake-email.eml")
     headers = [e for e in doc["elements"] if e["type"] == "EmailHeader"]
     assert len(headers) == 1
     fields = headers[0]["fields"]
@@ -132,11 +199,11 @@ def test_email_header_fields(ingested: Ingested) -> None:
 
 
 def test_email_attachment_is_a_child_document(ingested: Ingested) -> None:
-    parent = ingested.by_uri["eml/fake-email-attachment.eml"]
+    parent = ingested.by_uri["unstructured/eml/fake-email-attachment.eml"]
     assert parent["status"] == "parsed"
     children = [d for d in ingested.by_uri.values() if d["parent_id"] == parent["id"]]
     assert [rel(c["uri"]) for c in children] == [
-        "eml/fake-email-attachment.eml#fake-attachment.txt"
+        "unstructured/eml/fake-email-attachment.eml#fake-attachment.txt"
     ]
     child = ingested.docs.show(children[0]["id"], elements=True)
     assert child["status"] == "parsed"
@@ -145,7 +212,7 @@ def test_email_attachment_is_a_child_document(ingested: Ingested) -> None:
 
 
 def test_csv_records_have_the_columns(ingested: Ingested) -> None:
-    doc = ingested.show("stanley-cups-with-emoji.csv")
+    doc = ingested.show("unstructured/stanley-cups-with-emoji.csv")
     records = [e for e in doc["elements"] if e["type"] == "Record"]
     assert records
     for record in records:
@@ -156,7 +223,7 @@ def test_csv_records_have_the_columns(ingested: Ingested) -> None:
 
 
 def test_xlsx_tables_have_cells(ingested: Ingested) -> None:
-    doc = ingested.show("vodafone.xlsx")
+    doc = ingested.show("unstructured/vodafone.xlsx")
     tables = [e for e in doc["elements"] if e["type"] == "Table"]
     assert tables
     for table in tables:
@@ -166,7 +233,7 @@ def test_xlsx_tables_have_cells(ingested: Ingested) -> None:
 
 
 def test_pptx_table(ingested: Ingested) -> None:
-    doc = ingested.show("fake-power-point-table.pptx")
+    doc = ingested.show("unstructured/fake-power-point-table.pptx")
     tables = [e for e in doc["elements"] if e["type"] == "Table"]
     assert len(tables) == 1
     assert "Red | Green | Blue" in tables[0]["text"]
@@ -174,7 +241,7 @@ def test_pptx_table(ingested: Ingested) -> None:
 
 
 def test_html_titles_without_script(ingested: Ingested) -> None:
-    for name in ("example-10k-1p.html", "example-with-scripts.html"):
+    for name in ("unstructured/example-10k-1p.html", "unstructured/example-with-scripts.html"):
         elements = ingested.show(name)["elements"]
         assert any(e["type"] == "Title" for e in elements), name
         for element in elements:
@@ -184,14 +251,14 @@ def test_html_titles_without_script(ingested: Ingested) -> None:
 
 
 def test_password_protected_xlsx_is_encrypted(ingested: Ingested) -> None:
-    doc = ingested.by_uri["password_protected.xlsx"]
+    doc = ingested.by_uri["unstructured/password_protected.xlsx"]
     assert (doc["status"], doc["reason"]) == ("quarantined", "encrypted")
     assert doc["marking"] is None
     assert "elements" not in ingested.docs.show(doc["id"], elements=True)
 
 
 def test_msg_sender_and_subject(ingested: Ingested) -> None:
-    doc = ingested.show("fake-email.msg")
+    doc = ingested.show("unstructured/fake-email.msg")
     headers = [e for e in doc["elements"] if e["type"] == "EmailHeader"]
     assert len(headers) == 1
     fields = headers[0]["fields"]

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from PIL.TiffImagePlugin import IFDRational
 
+import garrison.parse.ocr
 from garrison.core.records import ElementType
 from garrison.parse import ParseFailure, detect_media_type, parse_bytes
 from garrison.parse import image as image_parser
@@ -72,7 +73,7 @@ def scanned_page() -> bytes:
 
 @pytest.fixture
 def no_ocr(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(image_parser, "ocr_available", lambda lang="eng": False)
+    monkeypatch.setattr(garrison.parse.ocr, "ocr_available", lambda lang="eng": False)
 
 
 # -- metadata ------------------------------------------------------------------------------------

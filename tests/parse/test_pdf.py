@@ -274,3 +274,35 @@ def test_module_is_monkeypatchable_for_ocr(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(pdf_module, "_ocr_page", lambda *args: None)
     doc = _parse(path.read_bytes())
     assert doc.warnings[0].startswith("no-text-layer: page 1")
+
+
+def _object_stream(body: bytes, filters: bytes = b"/Filter /FlateDecode") -> bytes:
+    import zlib
+
+    packed = zlib.compress(body)
+    return (
+        b"%PDF-1.5\n7 0 obj\n<< /Type /ObjStm /N 1 /First 4 "
+        + filters
+        + b" /Length %d >>\nstream\n" % len(packed)
+        + packed
+        + b"\nendstream\nendobj\n"
+    )
+
+
+def test_active_content_prefilter() -> None:
+    """The cheap byte check skips pypdf only when no dictionary can name an action."""
+    may = pdf_module._may_hold_active_content
+    plain = make_pdf([(72, 700, 10, "Hello")])
+    assert not may(plain)
+    # A subset font prefix is not the /AA key.
+    assert not may(plain.replace(b"/Helvetica", b"/AAAAAB+Helvetica"))
+    assert may(plain.replace(b"/Type /Catalog", b"/Type /Catalog /AA << >>"))
+    # Name escapes are decoded: /J#53 is /JS.
+    assert may(plain.replace(b"/Type /Catalog", b"/Type /Catalog /J#53 (x)"))
+    # Dictionaries packed in a compressed object stream are inflated and read; when one names
+    # an action, the (unchanged) pypdf scan reads the object stream as before.
+    assert may(_object_stream(b"5 0 << /S /JavaScript /JS (app.alert(1)) >>"))
+    assert not may(_object_stream(b"5 0 << /Type /Font /BaseFont /Helvetica >>"))
+    # A stream this check cannot read is left to pypdf.
+    assert may(_object_stream(b"5 0 << >>", b"/Filter [/FlateDecode /ASCIIHexDecode]"))
+    assert may(_object_stream(b"5 0 << >>", b"/Filter /FlateDecode /DecodeParms << >>"))

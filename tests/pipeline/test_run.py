@@ -11,6 +11,7 @@ import pytest
 from garrison.cli.main import main
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.ingest.engine import IngestOptions, ingest_paths
+from garrison.pipeline import Item, Stage, StageParams, register_stage
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import load_pipeline, parse_pipeline
 from garrison.store.derived import Chunks, Lineage, dedup_report
@@ -112,6 +113,12 @@ def test_reads_are_filtered(ws: Workspace) -> None:
     secret = next(c for c in Chunks(system).list() if c["marking"] == "SECRET//NOFORN")
     with pytest.raises(NotFound):
         Lineage(cleo).of(secret["id"])
+    # The memo's UNCLASSIFIED chunk is readable, its SECRET//NOFORN document is not: the
+    # lineage stops at the element and never names the document.
+    memo_u = next(c for c in visible if "depot opened" in c["text"])
+    tree = Lineage(cleo).of(memo_u["id"])
+    assert tree["parents"] and all(p["parents"] == [] for p in tree["parents"])
+    assert "memo.txt" not in json.dumps(tree)
     with pytest.raises(NotPermitted):
         run_pipeline(cleo, load_pipeline(None))
 
@@ -178,3 +185,42 @@ def test_cli(ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "clusters" in json.loads(capsys.readouterr().out)
     docs = Documents(ws.session()).list()
     assert docs
+
+
+class _ExplodeParams(StageParams):
+    word: str = "HARROW"
+
+
+@register_stage
+class _Explode(Stage[_ExplodeParams]):
+    """A stage that fails on records containing a word: the run must go on."""
+
+    name = "test-explode"
+    version = "1"
+    Params = _ExplodeParams
+
+    def process(self, items: list[Item], resource: object) -> list[Item]:
+        for item in items:
+            if self.params.word in item.text:
+                item.failed = "test-explode: the stage could not handle this record"
+        return items
+
+
+def test_a_stage_failing_on_one_record_fails_only_that_record(ws: Workspace) -> None:
+    text = FAST.replace("  - normalize: {}\n", "  - normalize: {}\n  - test-explode: {}\n")
+    report = run_pipeline(ws.session(), parse_pipeline(text, source="explode.yaml")).to_dict()
+    assert report["failed"] == 1
+    assert report["chunks"] >= 3  # everything else went through
+    failed = Documents(ws.session()).findings(kind="stage-failed")
+    assert len(failed) == 1
+    assert "could not handle" in failed[0]["detail"]
+    assert failed[0].get("element_id")
+
+
+def test_workers_give_the_same_result(ws: Workspace) -> None:
+    one = run_fast(ws, workers=1, batch_docs=1)
+    chunks_one = sorted((c["id"], c["marking"]) for c in Chunks(ws.session()).list())
+    two = run_fast(ws, workers=2, batch_docs=1)
+    chunks_two = sorted((c["id"], c["marking"]) for c in Chunks(ws.session()).list())
+    assert one["chunks"] == two["chunks"]
+    assert chunks_one == chunks_two

@@ -58,6 +58,12 @@ def ingest(
         list[str] | None, typer.Option("--table", help="Database table(s) to ingest.")
     ] = None,
     query: Annotated[str | None, typer.Option("--query", help="A SELECT to ingest.")] = None,
+    no_ocr: Annotated[
+        bool, typer.Option("--no-ocr", help="Do not OCR scans and images (metadata only).")
+    ] = False,
+    max_pages: Annotated[
+        int | None, typer.Option("--max-pages", min=1, help="Quarantine PDFs longer than this.")
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 if anything was quarantined or spilled.")
     ] = False,
@@ -86,6 +92,10 @@ def ingest(
         exclude=tuple(exclude or ()),
         workers=workers,
         limits=Limits(timeout_s=timeout, memory_mb=memory_mb),
+        parse_options={
+            **({"ocr": False} if no_ocr else {}),
+            **({"max_pages": max_pages} if max_pages else {}),
+        },
     )
     urls = [i for i in inputs if _looks_like_url(i)]
     if urls and len(inputs) > 1:

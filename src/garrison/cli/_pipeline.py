@@ -36,7 +36,10 @@ def register(app: typer.Typer) -> None:
 def run(
     ctx: typer.Context,
     pipeline: PipelineArg = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Worker processes (default: by input size)."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -208,8 +211,9 @@ def dedup_report(
     if as_json:
         emit_json(data)
         return
+    count = len(data["clusters"])
     out_console.print(
-        f"{len(data['clusters'])} clusters: {data['duplicates']['exact']} exact and "
+        f"{count} cluster{'' if count == 1 else 's'}: {data['duplicates']['exact']} exact and "
         f"{data['duplicates']['near']} near duplicates.",
         markup=False,
     )

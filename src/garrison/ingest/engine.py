@@ -94,6 +94,8 @@ class IngestOptions:
     max_bytes: int = 512 * 1024 * 1024
     #: Attachments inside attachments... deeper than this are quarantined (``archive-limit``).
     max_depth: int = 5
+    #: Options handed to every parser (``{"ocr": False}``, ``{"max_pages": 500}``...).
+    parse_options: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -167,21 +169,31 @@ class _Task:
     data: bytes
     max_depth: int
     max_bytes: int
+    options: tuple[tuple[str, object], ...] = ()
 
 
 def _parse_tree(task: _Task) -> ParseNode:
-    return _parse_node(task.data, task.filename, task.uri, 0, task.max_depth, task.max_bytes)
+    return _parse_node(
+        task.data, task.filename, task.uri, 0, task.max_depth, task.max_bytes, dict(task.options)
+    )
 
 
 def _parse_node(
-    data: bytes, filename: str | None, uri: str, depth: int, max_depth: int, max_bytes: int
+    data: bytes,
+    filename: str | None,
+    uri: str,
+    depth: int,
+    max_depth: int,
+    max_bytes: int,
+    options: dict[str, object] | None = None,
 ) -> ParseNode:
+    options = options or {}
     node = ParseNode(hashlib.sha256(data).hexdigest(), len(data), filename, uri, data)
     if len(data) > max_bytes:
         node.failure = ("too-large", f"the file is larger than {max_bytes} bytes")
         return node
     try:
-        node.parsed = parse_bytes(data, filename=filename)
+        node.parsed = parse_bytes(data, filename=filename, **options)
     except ParseFailure as exc:
         node.failure = (exc.reason, exc.detail)
         return node
@@ -208,7 +220,13 @@ def _parse_node(
             )
         else:
             child = _parse_node(
-                attachment.data, attachment.filename, child_uri, depth + 1, max_depth, max_bytes
+                attachment.data,
+                attachment.filename,
+                child_uri,
+                depth + 1,
+                max_depth,
+                max_bytes,
+                options,
             )
         node.children.append(child)
     # Attachment bytes now live in the children; do not ship them twice.
@@ -801,7 +819,14 @@ def _tasks(
             )
             _progress(session, job_id, report, len(files), uri, progress)
             continue
-        yield _Task(uri, path.name, data, options.max_depth, options.max_bytes)
+        yield _Task(
+            uri,
+            path.name,
+            data,
+            options.max_depth,
+            options.max_bytes,
+            tuple(sorted(options.parse_options.items())),
+        )
 
 
 def _hash_file(path: Path) -> str:

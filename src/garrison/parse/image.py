@@ -37,9 +37,10 @@ from garrison.core.records import (
     ParsedDocument,
     ParsedElement,
 )
+from garrison.parse import ocr as _ocr
+from garrison.parse._banner import is_banner_line
 from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
-from garrison.parse.ocr import ocr_available, ocr_image, tesseract_version
-from garrison.parse.office import is_banner_line
+from garrison.parse.ocr import ocr_image, tesseract_version
 
 if TYPE_CHECKING:
     from PIL.Image import Exif, Image
@@ -262,7 +263,8 @@ def _parse(data: bytes, ctx: ParseContext) -> ParsedDocument:
 
     do_ocr = bool(ctx.options.get("ocr", True))
     lang = str(ctx.options.get("ocr_lang", "eng"))
-    ocr = do_ocr and ocr_available(lang)
+    # Looked up at call time, like the PDF parser does, so one switch turns OCR off everywhere.
+    ocr = do_ocr and _ocr.ocr_available(lang)
     image = _open(data, ctx)
     frames = int(getattr(image, "n_frames", 1) or 1)
     readable = min(frames, MAX_FRAMES) if ctx.media_type in _MULTI_FRAME else 1

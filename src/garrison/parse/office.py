@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from garrison.core.errors import MarkingError
 from garrison.core.records import (
     ElementType,
     Extraction,
@@ -29,6 +28,7 @@ from garrison.core.records import (
     ParsedElement,
     TableCell,
 )
+from garrison.parse._banner import is_banner_line, split_banner_lines
 from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
 
 __all__ = [
@@ -74,50 +74,6 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 # -- banners -------------------------------------------------------------------------------------
-
-
-def is_banner_line(line: str) -> bool:
-    """Whether ``line`` is, whole, a banner marking (``SECRET//NOFORN``, ``TOP SECRET//SI``).
-
-    Only upper-case lines qualify (prose and headings in mixed case never do), and portion marks
-    (``(U)``) are not banners. Markings Garrison does not handle (NATO, JOINT, FGI) count as
-    banners, so that ingest rejects them rather than reading the document as unmarked.
-    """
-    from garrison.security.markings import parse_marking
-
-    text = line.strip()
-    if len(text) < 3 or len(text) > 200 or text.startswith("("):
-        return False
-    if not any(c.isalpha() for c in text) or any(c.islower() for c in text):
-        return False
-    try:
-        parse_marking(text)
-    except MarkingError as exc:
-        return exc.rule == "unsupported-marking"
-    return True
-
-
-def split_banner_lines(text: str, *, from_end: bool = False) -> tuple[list[str], str]:
-    """Peel banner lines off the start (or end) of ``text``: ``(banners, rest)``."""
-    lines = text.splitlines()
-    order = range(len(lines) - 1, -1, -1) if from_end else range(len(lines))
-    banners: list[str] = []
-    consumed = 0
-    for i in order:
-        line = lines[i].strip()
-        if line and not is_banner_line(line):
-            break
-        if line:
-            banners.append(line)
-        consumed += 1
-    if not banners:
-        return [], text
-    if from_end:
-        banners.reverse()
-        rest = lines[: len(lines) - consumed]
-    else:
-        rest = lines[consumed:]
-    return banners, "\n".join(rest).strip()
 
 
 # -- containers ----------------------------------------------------------------------------------

@@ -200,22 +200,46 @@ def _is_marker(text: str) -> bool:
 
 
 def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
-    """The page's text runs: PDFium rects with their text and font size (loose-box height)."""
+    """The page's text runs: PDFium rects with their text and font size (loose-box height).
+
+    Calls ``pypdfium2.raw`` directly with buffers reused across rects: the helper methods
+    allocate ctypes objects per call and ask PDFium for bounded text twice (length, then
+    text), and each of those calls scans every character on the page.
+    """
+    import ctypes
+
+    handle = textpage.raw
     runs: list[_Run] = []
-    n = textpage.count_rects()
+    n = raw.FPDFText_CountRects(handle, 0, -1)
+    if n <= 0:
+        return runs
+    # Bounded text is at most each char plus a separator ("\r\n" or " "), and a char beyond
+    # the BMP takes two UTF-16 units: four units per char always suffices.
+    cap = 4 * max(raw.FPDFText_CountChars(handle), 0) + 16
+    buf = (ctypes.c_ushort * cap)()
+    left_c, top_c, right_c, bottom_c = (ctypes.c_double() for _ in range(4))
     loose = raw.FS_RECTF()
+    get_rect = raw.FPDFText_GetRect
+    bounded = raw.FPDFText_GetBoundedText
+    char_at = raw.FPDFText_GetCharIndexAtPos
+    loose_box = raw.FPDFText_GetLooseCharBox
+    string_at = ctypes.string_at
+    control = _CONTROL
     for i in range(n):
-        left, bottom, right, top = textpage.get_rect(i)
-        text = textpage.get_text_bounded(left, bottom, right, top).translate(_CONTROL)
+        if not get_rect(handle, i, left_c, top_c, right_c, bottom_c):
+            continue
+        left, bottom, right, top = left_c.value, bottom_c.value, right_c.value, top_c.value
+        got = bounded(handle, left, top, right, bottom, buf, cap)
+        if got <= 0:
+            continue
+        text = string_at(buf, 2 * got).decode("utf-16-le", "ignore").translate(control)
         if not text.strip():
             continue
         size = top - bottom
         # The char under the rect's centre gives the run's font size; the loose box is the
         # font's ascent-to-descent height, which (unlike the nominal size) includes the CTM.
-        idx = raw.FPDFText_GetCharIndexAtPos(
-            textpage.raw, (left + right) / 2, (bottom + top) / 2, (right - left) / 2, size / 2
-        )
-        if idx >= 0 and raw.FPDFText_GetLooseCharBox(textpage.raw, idx, loose):
+        idx = char_at(handle, (left + right) / 2, (bottom + top) / 2, (right - left) / 2, size / 2)
+        if idx >= 0 and loose_box(handle, idx, loose):
             loose_h = loose.top - loose.bottom
             if 0 < loose_h < 4 * size + 4:
                 size = loose_h
@@ -674,12 +698,79 @@ def _ocr_page(page: Any, number: int, width: float, height: float, lang: str) ->
 # -- pypdf: active content -----------------------------------------------------------------------
 
 
+#: Names whose presence means pypdf must look. ``/OpenAction`` and ``/Next`` are not here: they
+#: matter only when they lead to a JavaScript or launch action, and that action's dictionary
+#: names ``/S /JavaScript``, ``/JS`` or ``/Launch`` itself.
+_ACTIVE_NAMES = frozenset({b"JavaScript", b"JS", b"Launch", b"AA", b"XFA"})
+_NAME_END = rb"(?=[\s/<>\[\]()%{}]|$)"
+# A whole name (not a prefix: subset fonts are called /AAAAAB+Times) among the active ones.
+_ACTIVE_NAME = re.compile(rb"/(?:JavaScript|JS|Launch|AA|XFA)" + _NAME_END)
+_OBJSTM_NAME = re.compile(rb"/ObjStm" + _NAME_END)
+# A name written with #xx escapes (/J#53 is /JS): decoded before comparing.
+_ESCAPED_NAME = re.compile(rb"/([^\s/<>\[\]()%{}]*#[^\s/<>\[\]()%{}]*)")
+_HEX_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
+_NAME = re.compile(rb"/[^\s/<>\[\]()%{}]*")
+_FILTER = re.compile(rb"/Filter\s*(\[[^\]]*\]|/[^\s/<>\[\]()%{}]*)")
+_STREAM_START = re.compile(rb"stream(?:\r\n|\n|\r)")
+#: Decompressed object-stream bytes read at most; a bigger one goes to pypdf.
+_MAX_OBJSTM = 64 * 1024 * 1024
+
+
+def _names_active(text: bytes) -> bool:
+    """Whether ``text`` names an active-content key, plainly or with ``#xx`` escapes."""
+    if _ACTIVE_NAME.search(text):
+        return True
+    for m in _ESCAPED_NAME.finditer(text):
+        name = _HEX_ESCAPE.sub(lambda h: bytes([int(h.group(1), 16)]), m.group(1))
+        if name in _ACTIVE_NAMES or name == b"ObjStm":
+            return True
+    return False
+
+
+def _may_hold_active_content(data: bytes) -> bool:
+    """False only when no dictionary in the file can name JavaScript, launch or auto actions.
+
+    Dictionaries are either plain bytes in the file or packed in Flate-compressed object
+    streams (``/ObjStm``), which are inflated here; keys are never encrypted. Anything this
+    cheap check cannot read (another filter, predictors, a broken or huge stream) is left to
+    the pypdf scan, which costs far more than parsing a text page: most PDFs skip it.
+    """
+    import zlib
+
+    if _names_active(data):
+        return True
+    view = memoryview(data)
+    for m in _OBJSTM_NAME.finditer(data):
+        start = _STREAM_START.search(data, m.end())
+        if start is None:
+            return True
+        head = data[data.rfind(b"<<", 0, m.start()) : start.start()]
+        filters = _FILTER.search(head)
+        if filters is None or b"/DecodeParms" in head:
+            return True
+        if _NAME.findall(filters.group(1)) != [b"/FlateDecode"]:
+            return True
+        # Fed in chunks until the deflate stream ends: no /Length to trust, and no copy of
+        # the rest of the file per object stream.
+        inflate = zlib.decompressobj()
+        body = bytearray()
+        pos = start.end()
+        try:
+            while not inflate.eof and pos < len(view) and len(body) <= _MAX_OBJSTM:
+                body += inflate.decompress(view[pos : pos + 65536], _MAX_OBJSTM)
+                if inflate.unconsumed_tail:
+                    return True
+                pos += 65536
+        except zlib.error:
+            return True
+        if not inflate.eof or len(body) > _MAX_OBJSTM or _names_active(bytes(body)):
+            return True
+    return False
+
+
 def _active_content(data: bytes, max_pages: int) -> list[str]:
     """``active-content`` warnings for JavaScript, launch and automatic actions (never run)."""
-    # Without object streams every dictionary is in plain bytes: no keyword, no action.
-    if b"/ObjStm" not in data and not any(
-        k in data for k in (b"/JavaScript", b"/JS", b"/Launch", b"/AA", b"/OpenAction")
-    ):
+    if not _may_hold_active_content(data):
         return []
     from pypdf import PdfReader
     from pypdf.generic import ArrayObject, DictionaryObject

@@ -19,6 +19,7 @@ from garrison.core.records import (
     ParsedElement,
     TableCell,
 )
+from garrison.parse._banner import is_banner_line
 from garrison.parse._registry import ParseContext, library_version, register_parser
 from garrison.parse._text import decode_text
 
@@ -53,6 +54,8 @@ _SMALL_WORDS = frozenset(
 def _is_title_like(line: str, *, first: bool) -> bool:
     s = line.strip()
     if not s or len(s) > _TITLE_MAX or s[-1] in ".,;:!?" or _BULLET.match(s):
+        return False
+    if is_banner_line(s):  # "SECRET//NOFORN" is a banner, never a heading or a section name
         return False
     letters = [c for c in s if c.isalpha()]
     if len(letters) < 2:

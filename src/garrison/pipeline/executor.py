@@ -14,6 +14,7 @@ items (``stage-failed`` findings), never the run.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -35,6 +36,8 @@ from garrison.store.session import Session
 __all__ = ["RunReport", "StageStats", "run_pipeline"]
 
 ProgressFn = Callable[[str, int, int], None]
+#: From this many batches of documents on, ``workers=None`` uses every core.
+AUTO_WORKERS_BATCHES = 8
 
 
 @dataclass
@@ -259,13 +262,16 @@ def run_pipeline(
     session: Session,
     spec: PipelineSpec,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     batch_docs: int = 32,
     doc_ids: Sequence[str] | None = None,
     limits: Limits | None = None,
     progress: ProgressFn | None = None,
 ) -> RunReport:
-    """Run ``spec`` over what ``session``'s subject may read (stewards); returns the report."""
+    """Run ``spec`` over what ``session``'s subject may read (stewards); returns the report.
+
+    ``workers=None`` chooses: in-process for small inputs, one worker per core for large ones.
+    """
     from garrison.store.keys import read_or_create_secret
 
     session.require(Action.RUN_PIPELINE, "pipeline.run")
@@ -344,13 +350,15 @@ def _execute(
     session: Session,
     spec: PipelineSpec,
     report: RunReport,
-    workers: int,
+    workers: int | None,
     batch_docs: int,
     doc_ids: Sequence[str] | None,
     limits: Limits,
     progress: ProgressFn | None,
 ) -> None:
     batches = _input_batches(session, batch_docs, doc_ids)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(batches) >= AUTO_WORKERS_BATCHES else 1
     report.documents = len({i.doc_id for b in batches for i in b})
     report.elements = sum(len(b) for b in batches)
     segments = _segments(spec.stages)

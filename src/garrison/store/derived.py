@@ -119,7 +119,11 @@ class Lineage:
             "type": element.type,
             "seq": element.seq,
             "steps": state.lineage if state is not None else [],
-            "parents": [self._document(orm, doc)] if doc is not None else [],
+            # The document is shown only when readable: its marking may be higher than the
+            # element's (the join of all its portions).
+            "parents": [self._document(orm, doc)]
+            if doc is not None and doc.status == "parsed" and doc.marking_id in readable
+            else [],
         }
         if state is not None and state.dup_of:
             node["dup_of"] = state.dup_of

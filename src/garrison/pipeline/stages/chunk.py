@@ -148,7 +148,9 @@ class ChunkStage(Stage[ChunkParams]):
         element_ids = tuple(dict.fromkeys(pc.element.id for pc in pieces))
         markings: list[Marking] = [pc.element.marking for pc in pieces]
         first = pieces[0].element
-        chunk_id = hashlib.sha256(f"{doc_id}\x00{index}\x00{text}".encode()).hexdigest()[:32]
+        # "chunk" keeps chunk ids apart from element ids built from the same parts.
+        key = f"chunk\x00{doc_id}\x00{index}\x00{text}"
+        chunk_id = hashlib.sha256(key.encode()).hexdigest()[:32]
         return Item(
             id=chunk_id,
             doc_id=doc_id,

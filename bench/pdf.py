@@ -1,0 +1,281 @@
+"""Text-layer PDF ingest: Garrison end to end vs. raw pypdfium2 text and pdfminer.six.
+
+Garrison's path is ``ingest_paths`` (detect, isolated parse, markings, elements, catalog, blob,
+audit), and ``parse_pdf`` alone in-process. Baselines: raw pypdfium2 text extraction (open,
+``get_text_range()`` per page, close), the floor any PDFium-based parser pays, and pdfminer.six
+``extract_text``. Corpora: the public PDFs that have a text layer on every page (image-only
+files would measure Tesseract, not the parser) and a generated corpus of marked, multi-page
+reports. Targets: end to end >= 25 % of raw pypdfium2 and >= 10x pdfminer.six, in pages/s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from garrison.ingest.engine import IngestOptions, ingest_paths
+from garrison.parse import ParseContext, ParseFailure
+from garrison.parse.pdf import PDF, parse_pdf
+from garrison.store.workspace import Workspace
+
+PUBLIC = Path(__file__).resolve().parents[2] / "shared/corpus/public"
+#: pdfminer.six runs at tens of pages/s: it reads a prefix of the corpus this many pages long.
+PDFMINER_PAGES = 300
+
+_WORDS = (
+    "convoy",
+    "depot",
+    "logistics",
+    "report",
+    "sector",
+    "patrol",
+    "supply",
+    "route",
+    "bridge",
+    "fuel",
+    "signal",
+    "unit",
+    "relief",
+    "schedule",
+    "inventory",
+    "transfer",
+    "battalion",
+    "survey",
+    "checkpoint",
+    "maintenance",
+    "weather",
+)
+_MARKS = ("(U)", "(C)", "(S//NF)", "(U)", "")
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def _write_pdf(pages: list[list[tuple[float, float, float, str]]]) -> bytes:
+    """A minimal PDF, a page per list of Helvetica ``(x, y, size, text)`` lines."""
+    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    for i, lines in enumerate(pages):
+        content = "".join(
+            f"BT /F1 {size} Tf {x} {y} Td ({_escape(text)}) Tj ET\n" for x, y, size, text in lines
+        ).encode("latin-1")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode()
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"endstream")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def _report(doc: int, pages: int) -> bytes:
+    """A marked report: banners top and bottom, a title, portion-marked paragraphs."""
+    out = []
+    k = doc * 7919
+    for p in range(pages):
+        lines = [(230.0, 760.0, 10.0, "SECRET//NOFORN")]
+        lines.append((72.0, 720.0, 16.0, f"Report {doc} section {p + 1}"))
+        y = 690.0
+        for para in range(6):
+            mark = _MARKS[(doc + p + para) % len(_MARKS)]
+            for ln in range(5):
+                words = [_WORDS[(k + 3 * ln + w * w) % len(_WORDS)] for w in range(11)]
+                k += 1
+                text = " ".join(words)
+                if ln == 0 and mark:
+                    text = f"{mark} {text.capitalize()}"
+                lines.append((72.0, y, 10.0, text))
+                y -= 13.0
+            y -= 10.0
+        lines.append((290.0, 40.0, 9.0, f"Page {p + 1} of {pages}"))
+        lines.append((230.0, 20.0, 10.0, "SECRET//NOFORN"))
+        out.append(lines)
+    return _write_pdf(out)
+
+
+def _raw_pages(data: bytes) -> int:
+    """Raw pypdfium2 text extraction of every page; returns the page count."""
+    import pypdfium2 as pdfium  # type: ignore[import-untyped]
+
+    pdf = pdfium.PdfDocument(data)
+    try:
+        n = len(pdf)
+        for i in range(n):
+            page = pdf[i]
+            textpage = page.get_textpage()
+            textpage.get_text_range()
+            textpage.close()
+            page.close()
+        return n
+    finally:
+        pdf.close()
+
+
+def _text_layer_pages(data: bytes) -> int:
+    """Pages when every page has a text layer, else 0 (the file is left out)."""
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError:
+        return 0
+    try:
+        for i in range(len(pdf)):
+            page = pdf[i]
+            textpage = page.get_textpage()
+            chars = len(textpage.get_text_range().strip())
+            textpage.close()
+            page.close()
+            if chars < 10:
+                return 0
+        return len(pdf)
+    finally:
+        pdf.close()
+
+
+def _measure(folder: Path, tmp: Path, label: str) -> dict[str, Any]:
+    from pdfminer.high_level import extract_text
+
+    # pdfminer logs a warning per odd font; the report is the output here.
+    logging.getLogger("pdfminer").setLevel(logging.ERROR)
+    files = sorted(folder.glob("*.pdf"))
+    datas = [p.read_bytes() for p in files]
+    pages = sum(_raw_pages(d) for d in datas)
+    miner: list[Path] = []
+    miner_pages = 0
+    for p, d in zip(files, datas, strict=True):
+        if miner_pages >= PDFMINER_PAGES:
+            break
+        miner.append(p)
+        miner_pages += _raw_pages(d)
+
+    def raw() -> float:
+        t0 = time.perf_counter()
+        for d in datas:
+            _raw_pages(d)
+        return time.perf_counter() - t0
+
+    def parse() -> float:
+        ctx = ParseContext(media_type=PDF, options={"ocr": False})
+        t0 = time.perf_counter()
+        for d in datas:
+            # A file PDFium refuses still counts its time: ingest pays for it too.
+            with contextlib.suppress(ParseFailure):
+                parse_pdf(d, ctx)
+        return time.perf_counter() - t0
+
+    def pdfminer() -> float:
+        t0 = time.perf_counter()
+        for p in miner:
+            # A file pdfminer rejects still counts the time it took to give up.
+            with contextlib.suppress(Exception):
+                extract_text(str(p))
+        return time.perf_counter() - t0
+
+    def ingest(workers: int) -> float:
+        ws = Workspace.init(tmp / f"ws-{label}-{workers}", system_high="SECRET//NOFORN")
+        try:
+            t0 = time.perf_counter()
+            report = ingest_paths(
+                ws.session(),
+                [str(folder)],
+                IngestOptions(default_marking="CONFIDENTIAL//NOFORN", workers=workers),
+            )
+            took = time.perf_counter() - t0
+            assert report.counts.get("parsed", 0) == len(files), report.counts
+            return took
+        finally:
+            ws.close()
+
+    # Interleaved, baselines before and after Garrison: a machine that slows down mid-run
+    # shows as a gap between the two raw timings instead of skewing the ratio.
+    raw_a = raw()
+    miner_t = pdfminer()
+    parse_t = parse()
+    ingest_1 = ingest(1)
+    ingest_2 = ingest(2)
+    raw_b = raw()
+    raw_t = (raw_a + raw_b) / 2
+    rate = {
+        "raw": pages / raw_t,
+        "pdfminer": miner_pages / miner_t,
+        "parse": pages / parse_t,
+        "ingest1": pages / ingest_1,
+        "ingest2": pages / ingest_2,
+    }
+    n = len(files)
+    return {
+        f"{label}: files, pages": f"{n}, {pages}",
+        f"{label}: raw pypdfium2 pages/s (docs/s)": f"{rate['raw']:.0f} ({n / raw_t:.1f})",
+        f"{label}: raw pypdfium2 run-to-run spread": f"{abs(raw_a - raw_b) / raw_t:.0%}",
+        f"{label}: pdfminer.six extract_text pages/s (docs/s)": (
+            f"{rate['pdfminer']:.1f} ({len(miner) / miner_t:.2f}) on the first {miner_pages} pages"
+        ),
+        f"{label}: garrison parse_pdf pages/s (docs/s)": f"{rate['parse']:.0f} ({n / parse_t:.1f})",
+        f"{label}: garrison ingest 1 worker pages/s (docs/s)": (
+            f"{rate['ingest1']:.0f} ({n / ingest_1:.1f})"
+        ),
+        f"{label}: garrison ingest 2 workers pages/s (docs/s); per core": (
+            f"{rate['ingest2']:.0f} ({n / ingest_2:.1f}); {rate['ingest2'] / 2:.0f}"
+        ),
+        f"{label}: ingest 1 worker / raw (target >= 0.25)": round(rate["ingest1"] / rate["raw"], 3),
+        f"{label}: ingest 2 workers per core / raw": round(rate["ingest2"] / 2 / rate["raw"], 3),
+        f"{label}: parse_pdf / raw": round(rate["parse"] / rate["raw"], 3),
+        f"{label}: ingest 1 worker / pdfminer (target >= 10)": round(
+            rate["ingest1"] / rate["pdfminer"], 1
+        ),
+    }
+
+
+def run(*, quick: bool = False) -> dict[str, Any]:
+    files, pages = (20, 10) if quick else (200, 15)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="garrison-bench-pdf-") as name:
+        tmp = Path(name)
+        public = tmp / "public"
+        public.mkdir()
+        sources = [PUBLIC / "unstructured/pdf", PUBLIC / "pdf-samples"]
+        for path in sorted(p for d in sources if d.is_dir() for p in d.glob("*.pdf")):
+            if _text_layer_pages(path.read_bytes()):
+                shutil.copy(path, public / path.name)
+        if any(public.iterdir()):
+            results.update(_measure(public, tmp, "public"))
+        else:
+            results["public"] = f"skipped: no text-layer PDFs under {PUBLIC}"
+        generated = tmp / "generated"
+        generated.mkdir()
+        for i in range(files):
+            (generated / f"report-{i:04d}.pdf").write_bytes(_report(i, pages))
+        results.update(_measure(generated, tmp, "generated"))
+    # ru_maxrss is KiB on Linux. Children are the isolated parse workers ingest forks.
+    self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    results["peak RSS MiB, benchmark process (target < 1024)"] = round(self_kib / 1024)
+    results["peak RSS MiB, largest worker (target < 1024)"] = round(child_kib / 1024)
+    return {
+        "title": "PDF ingest: Garrison end to end vs. raw pypdfium2 and pdfminer.six",
+        "what": (__doc__ or "").strip().splitlines()[0],
+        "results": results,
+    }

@@ -1,0 +1,51 @@
+"""Banner lines: a whole line that is a marking (``SECRET//NOFORN``), shared by the parsers."""
+
+from __future__ import annotations
+
+from garrison.core.errors import MarkingError
+
+__all__ = ["is_banner_line", "split_banner_lines"]
+
+
+def is_banner_line(line: str) -> bool:
+    """Whether ``line`` is, whole, a banner marking (``SECRET//NOFORN``, ``TOP SECRET//SI``).
+
+    Only upper-case lines qualify (prose and headings in mixed case never do), and portion marks
+    (``(U)``) are not banners. Markings Garrison does not handle (NATO, JOINT, FGI) count as
+    banners, so that ingest rejects them rather than reading the document as unmarked.
+    """
+    from garrison.security.markings import parse_marking
+
+    text = line.strip()
+    if len(text) < 3 or len(text) > 200 or text.startswith("("):
+        return False
+    if not any(c.isalpha() for c in text) or any(c.islower() for c in text):
+        return False
+    try:
+        parse_marking(text)
+    except MarkingError as exc:
+        return exc.rule == "unsupported-marking"
+    return True
+
+
+def split_banner_lines(text: str, *, from_end: bool = False) -> tuple[list[str], str]:
+    """Peel banner lines off the start (or end) of ``text``: ``(banners, rest)``."""
+    lines = text.splitlines()
+    order = range(len(lines) - 1, -1, -1) if from_end else range(len(lines))
+    banners: list[str] = []
+    consumed = 0
+    for i in order:
+        line = lines[i].strip()
+        if line and not is_banner_line(line):
+            break
+        if line:
+            banners.append(line)
+        consumed += 1
+    if not banners:
+        return [], text
+    if from_end:
+        banners.reverse()
+        rest = lines[: len(lines) - consumed]
+    else:
+        rest = lines[consumed:]
+    return banners, "\n".join(rest).strip()
