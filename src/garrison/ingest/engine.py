@@ -314,12 +314,15 @@ class _Writer:
         self.events: list[dict[str, Any]] = []
         self.elements = 0
 
-    def location(self, doc_id: str, uri: str, parent_id: str | None) -> None:
-        exists = self.orm.scalar(
-            select(DocumentLocation.id).where(
-                DocumentLocation.doc_id == doc_id, DocumentLocation.uri == uri
+    def location(self, doc_id: str, uri: str, parent_id: str | None, *, new: bool = False) -> None:
+        """Record where the bytes were seen (a new document cannot have been seen there)."""
+        exists = None
+        if not new:
+            exists = self.orm.scalar(
+                select(DocumentLocation.id).where(
+                    DocumentLocation.doc_id == doc_id, DocumentLocation.uri == uri
+                )
             )
-        )
         if exists is None:
             self.orm.add(
                 DocumentLocation(
@@ -387,7 +390,7 @@ class _Writer:
         if decided.status is DocumentStatus.PARSED and decided.marked is not None:
             ids = self._write_elements(node.doc_id, decided.marked, node.parsed)
         self._write_findings(node.doc_id, decided.findings, ids)
-        self.location(node.doc_id, node.uri, parent_id)
+        self.location(node.doc_id, node.uri, parent_id, new=True)
         self.events.append(
             {
                 "action": "ingest.document",
@@ -439,7 +442,7 @@ class _Writer:
                     created_at=utc_now(),
                 )
             )
-        self.location(node.doc_id, node.uri, parent_id)
+        self.location(node.doc_id, node.uri, parent_id, new=True)
         self.events.append(
             {
                 "action": "ingest.spill",

@@ -194,15 +194,20 @@ def _run(
     ctx = get_context("fork")
     pool: list[_Worker[T]] = []
     exhausted = False
+
+    def refill() -> None:
+        nonlocal exhausted
+        while not exhausted and sum(w.job is not None for w in pool) < workers:
+            try:
+                task = next(pending)
+            except StopIteration:
+                exhausted = True
+                break
+            _hand_over(ctx, pool, task, fn, limits, per_worker)
+
     try:
         while True:
-            while not exhausted and sum(w.job is not None for w in pool) < workers:
-                try:
-                    task = next(pending)
-                except StopIteration:
-                    exhausted = True
-                    break
-                _hand_over(ctx, pool, task, fn, limits, per_worker)
+            refill()
             busy = [w for w in pool if w.job is not None]
             if not busy:
                 return
@@ -226,6 +231,10 @@ def _run(
                 else:
                     continue
                 finished.append((job.task, outcome))
+            # Hand the freed workers their next tasks before yielding: the workers then run
+            # while the consumer handles these results (a parser parses the next file while
+            # the parent writes the last one to the catalog).
+            refill()
             for task, outcome in finished:
                 yield task, outcome
     finally:

@@ -21,6 +21,7 @@ Findings never quote element text: a spill's report must not echo what it spille
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from garrison.core.errors import MarkingError
@@ -84,6 +85,13 @@ class MarkedDocument:
     findings: tuple[Finding, ...] = field(default=())
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str, registry: MarkingRegistry, banner: Marking | None) -> Marking:
+    """``parse_marking``, cached: a corpus repeats the same few marks millions of times, and
+    handing back the same object lets the catalog intern it without re-serializing."""
+    return parse_marking(text, registry=registry, banner_rel_to=banner)
+
+
 def parse_banner_line(text: str, registry: MarkingRegistry = BUILTIN_REGISTRY) -> Marking | None:
     """``text`` as a banner line, or None when it is not one (prose, a portion mark...)."""
     line = text.strip()
@@ -92,7 +100,7 @@ def parse_banner_line(text: str, registry: MarkingRegistry = BUILTIN_REGISTRY) -
     if line.upper() != line:  # banners are upper case; "Secret" in prose is a word
         return None
     try:
-        return parse_marking(line, registry=registry)
+        return _parse(line, registry, None)
     except MarkingError:
         return None
 
@@ -105,7 +113,7 @@ def _split_banners(
     findings: list[Finding] = []
     for text in parsed.banners:
         try:
-            banners.append(parse_marking(text.strip(), registry=registry))
+            banners.append(_parse(text.strip(), registry, None))
         except MarkingError as exc:
             findings.append(Finding("invalid-marking", f"banner breaks rule {exc.rule}"))
     elements = list(parsed.elements)
@@ -147,7 +155,7 @@ def apply_markings(
             continue
         mark, end = found
         try:
-            marking = parse_marking(mark, registry=registry, banner_rel_to=banner)
+            marking = _parse(mark, registry, banner)
         except MarkingError as exc:
             invalid = True
             invalid_at.add(index)

@@ -64,12 +64,16 @@ class Session:
         self.subject = subject
         self._markings: dict[int, Marking] = {}
         self._interned: dict[str, int] = {}
+        # The same Marking object (parsing is cached) maps straight to its id; the object is
+        # kept alongside so a recycled id() can never match a different marking.
+        self._by_object: dict[int, tuple[Marking, int]] = {}
         self._readable: tuple[int, frozenset[int]] | None = None
 
     def forget_cached_markings(self) -> None:
         """Drop cached marking ids (after a transaction that may have interned some rolled back)."""
         self._markings.clear()
         self._interned.clear()
+        self._by_object.clear()
         self._readable = None
 
     # -- checks and audit -------------------------------------------------------------------
@@ -161,14 +165,19 @@ class Session:
 
     def intern_marking(self, orm: OrmSession, marking: Marking) -> int:
         """The id of ``marking`` in the catalog's marking table, adding it when new."""
+        same = self._by_object.get(id(marking))
+        if same is not None and same[0] is marking:
+            return same[1]
         key = json.dumps(marking.to_dict(), sort_keys=True, separators=(",", ":"))
         cached = self._interned.get(key)
         if cached is not None:
+            self._by_object[id(marking)] = (marking, cached)
             return cached
         existing = orm.scalar(select(InternedMarking.id).where(InternedMarking.key == key))
         if existing is not None:
             self._markings.setdefault(existing, marking)
             self._interned[key] = existing
+            self._by_object[id(marking)] = (marking, existing)
             return existing
         row = InternedMarking(
             key=key, banner=marking.banner(), expression=access_expression(marking)
@@ -177,6 +186,7 @@ class Session:
         orm.flush()
         self._markings[row.id] = marking
         self._interned[key] = row.id
+        self._by_object[id(marking)] = (marking, row.id)
         return row.id
 
     # -- subjects ---------------------------------------------------------------------------
