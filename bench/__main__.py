@@ -44,6 +44,8 @@ def main() -> int:
         (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
         lines = [f"# {report['title']}", "", report["what"], "", "| measure | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in report["results"].items()]
+        if report.get("notes"):
+            lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
         (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
         for key, value in report["results"].items():
             print(f"   {key}: {value}", file=sys.stderr)

@@ -55,7 +55,13 @@ step "9. Asking for something one may not read looks exactly like asking for not
 garrison docs show "$memo" --as eli || echo "   (exit $?)"
 garrison docs show 0000000000000000000000000000000000000000000000000000000000000000 --as eli || echo "   (exit $?)"
 
-step "10. Marking roll-ups (portions -> banner)"
+step "10. The default pipeline: normalize, language, PII, quality, dedup, chunk, embed"
+garrison run --as ben
+garrison chunks ls --as cho
+chunk=$(garrison chunks ls --json | python3 -c 'import json,sys; print(next(c["id"] for c in json.load(sys.stdin) if "HARROW" in c["text"]))')
+garrison lineage "$chunk"
+
+step "11. Marking roll-ups (portions -> banner)"
 {
   while IFS= read -r line; do
     [[ -z "$line" || "$line" == \#* ]] && continue
@@ -66,7 +72,7 @@ step "10. Marking roll-ups (portions -> banner)"
   done < "$sample/rollups.txt"
 } | tee "$out/rollups.txt"
 
-step "11. The audit log: recent events, a signed checkpoint kept elsewhere, verification"
+step "12. The audit log: recent events, a signed checkpoint kept elsewhere, verification"
 garrison audit tail -n 6
 garrison audit checkpoint --out "$out/checkpoint.json"
 garrison audit verify --against "$out/checkpoint.json"

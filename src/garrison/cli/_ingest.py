@@ -102,7 +102,7 @@ def ingest(
         raise InvalidInput("Ingest one database URL at a time, without files beside it.")
     if (table or query) and not urls:
         raise InvalidInput("--table and --query need a database URL (e.g. sqlite:///legacy.db).")
-    with open_session(ctx, workspace, as_user) as session, _progress(as_json) as progress:
+    with open_session(ctx, workspace, as_user) as session, progress_bar() as progress:
         task = progress.add_task("ingest", total=None)
 
         def tick(done: int, total: int | None, uri: str) -> None:
@@ -151,7 +151,7 @@ class _NoProgress:
         return None
 
 
-def _progress(as_json: bool) -> Progress | _NoProgress:
+def progress_bar() -> Progress | _NoProgress:
     """A progress bar on stderr when it is a terminal; nothing in pipes and CI."""
     if not sys.stderr.isatty():
         return _NoProgress()

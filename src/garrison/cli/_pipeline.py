@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
-from garrison.cli._output import emit_json, emit_table, err_console, out_console
+from garrison.cli._output import emit_json, emit_table, out_console
 
 pipeline_app = typer.Typer(
     help="Pipeline files: show what a pipeline will do.", no_args_is_help=True
@@ -45,17 +44,20 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a pipeline over the ingested documents the acting subject may read (stewards)."""
+    from garrison.cli._ingest import progress_bar
     from garrison.pipeline.executor import run_pipeline
     from garrison.pipeline.spec import load_pipeline
 
     spec = load_pipeline(pipeline)
-    show_progress = sys.stderr.isatty() and not as_json
+    with open_session(ctx, workspace, as_user) as session, progress_bar() as bar:
+        tasks: dict[str, Any] = {}
 
-    def progress(stage: str, done: int, total: int) -> None:
-        if show_progress:
-            err_console.print(f"  {stage}: {done}/{total}", markup=False, end="\r")
+        def progress(stage: str, done: int, total: int) -> None:
+            # One bar per stage (or group of stages run together on each batch).
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
 
-    with open_session(ctx, workspace, as_user) as session:
         report = run_pipeline(session, spec, workers=workers, progress=progress)
     data = report.to_dict()
     if as_json:
