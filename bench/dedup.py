@@ -212,7 +212,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "title": "Near-duplicate detection: rensa MinHash+LSH vs datasketch",
         "notes": [
             "Target: MinHash signatures + LSH >= 20x datasketch. Signatures + LSH alone "
-            "(both given the same shingles) run 35-41x faster. Including word 5-gram shingling, "
+            "(both given the same shingles) run about 29-41x faster across runs on this noisy "
+            "machine. Including word 5-gram shingling, "
             "which is the same pure-Python code on both sides and now dominates Garrison's "
             "time, the whole path is 6-8x faster; hashing words to integers in bulk (numpy) is "
             "the next step to raise it.",
