@@ -480,15 +480,24 @@ def test_a_task_that_does_not_pickle_still_runs_in_a_fresh_worker() -> None:
     assert len({v[1] for v in values if v is not None}) == 3  # each lambda travelled by fork
 
 
-def test_an_idle_worker_that_dies_between_tasks_is_replaced_quietly() -> None:
-    results = run_isolated(range(3), _pid, workers=1, limits=FAST)
+def _pid_slow_on_one(n: int) -> int:
+    if n == 1:
+        time.sleep(2)  # still running when the test kills its worker
+    return os.getpid()
+
+
+def test_a_worker_killed_from_outside_fails_its_task_and_is_replaced() -> None:
+    # Workers get their next task before the consumer sees a result (so they parse while the
+    # parent writes): the worker killed here is busy with task 1, not idle.
+    results = run_isolated(range(3), _pid_slow_on_one, workers=1, limits=FAST)
     first = next(results)[1].value
     assert first is not None
-    # The worker is idle now: kill it the way the out-of-memory killer would.
-    os.kill(first, signal.SIGKILL)
     time.sleep(0.2)
+    os.kill(first, signal.SIGKILL)  # the way the out-of-memory killer would
 
     rest = list(results)
 
-    assert [outcome.ok for _, outcome in rest] == [True, True]
-    assert {outcome.value for _, outcome in rest} != {first}
+    assert [task for task, _ in rest] == [1, 2]
+    assert [outcome.ok for _, outcome in rest] == [False, True]
+    assert rest[0][1].reason == "memory-limit"  # an outside SIGKILL is taken for the OOM killer
+    assert rest[1][1].value != first

@@ -20,6 +20,7 @@ import pytest
 
 from garrison.parse import ParseFailure, detect_media_type, parse_bytes
 from garrison.parse.archive import ArchiveLimits, _Budget, sanitize_member_name
+from tests.conftest import require
 
 MIB = 1024 * 1024
 TREE = {"a.txt": b"(U) alpha\n", "docs/b.txt": b"(U) bravo\n", "docs/deep/c.md": b"# charlie\n"}
@@ -107,8 +108,8 @@ def test_detection_of_archive_types() -> None:
     assert detect_media_type(make_tar({"%PDF-1.7.txt": b"x"})) == "application/x-tar"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("py7zr") is None, reason="py7zr not installed")
 def test_7z_round_trip() -> None:
+    require(importlib.util.find_spec("py7zr") is not None, "py7zr (the archive7z extra) is absent")
     import py7zr
 
     buf = io.BytesIO()
