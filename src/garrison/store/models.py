@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Base",
     "ChunkRow",
+    "DatasetVersionRow",
     "DocumentLocation",
     "DocumentRow",
     "ElementRow",
@@ -286,3 +287,22 @@ class ChunkRow(Base):
     embedding_model: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lineage: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DatasetVersionRow(Base):
+    """An immutable dataset version: its manifest (the records, selection, pipelines), whose
+    hash is its id. Who made it and when sit beside it, outside the hashed content."""
+
+    __tablename__ = "dataset_versions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    record_count: Mapped[int] = mapped_column(Integer)
+    #: SHA-256 of the records' snapshot (Parquet) in the encrypted blob store.
+    snapshot: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deleted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

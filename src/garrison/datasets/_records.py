@@ -1,0 +1,262 @@
+"""Selecting the records of a dataset: what a subject may read, filtered by the selection.
+
+A selection names the kind of record (``chunks``, ``elements``, ``documents`` or ``records`` --
+the rows of legacy tables) and filters on source, media type, language, a marking ceiling,
+quality, duplicates and ingest date. The subject's access filter is applied first, in SQL;
+nothing it may not read is ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+
+from garrison.core.errors import InvalidInput, NotPermitted
+from garrison.security.markings import Marking, dominates
+from garrison.store.models import ChunkRow, DocumentRow, ElementRow, ElementState
+from garrison.store.session import Session
+
+__all__ = ["DatasetRecord", "Selection", "select_records"]
+
+RecordKind = Literal["chunks", "elements", "documents", "records"]
+
+
+class Selection(BaseModel):
+    """Which records a dataset holds; part of the version's identity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: RecordKind = "chunks"
+    source: str | None = None
+    media_type: str | None = None
+    language: str | None = None
+    #: A ceiling: only records whose marking it dominates (canonical banner).
+    max_marking: str | None = None
+    quality_ok: bool = False
+    canonical_only: bool = False
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    #: Extra fields exported beside id, text and marking (``language``, ``source``...).
+    fields: tuple[str, ...] = Field(default=("doc_id", "language", "media_type", "source"))
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
+        return value
+
+
+#: Fields a record may export.
+FIELDS = (
+    "doc_id",
+    "language",
+    "media_type",
+    "source",
+    "uri",
+    "title",
+    "section_path",
+    "token_count",
+    "element_ids",
+    "type",
+    "quality_flags",
+    "pii_types",
+    "fields",
+)
+
+
+@dataclass
+class DatasetRecord:
+    """One record of a dataset, as selected for its subject."""
+
+    id: str
+    kind: str
+    doc_id: str
+    text: str
+    marking: Marking
+    fields: dict[str, Any] = field(default_factory=dict)
+    #: Canonical record of the record's duplicate cluster (itself when not a duplicate).
+    cluster: str = ""
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def _doc_ok(doc: DocumentRow, sel: Selection) -> bool:
+    if sel.source is not None and doc.source_name != sel.source:
+        return False
+    if sel.media_type is not None and doc.media_type != sel.media_type:
+        return False
+    ingested = doc.ingested_at
+    if ingested is not None and ingested.tzinfo is None:
+        from datetime import UTC
+
+        ingested = ingested.replace(tzinfo=UTC)
+    if sel.date_from is not None and ingested is not None and ingested < sel.date_from:
+        return False
+    return not (sel.date_to is not None and ingested is not None and ingested > sel.date_to)
+
+
+def select_records(session: Session, selection: Selection) -> list[DatasetRecord]:
+    """The records ``selection`` picks among what ``session``'s subject may read."""
+    ceiling: Marking | None = None
+    if selection.max_marking is not None:
+        ceiling = session.parse_marking(selection.max_marking)
+        if not session.can_read(ceiling):
+            raise NotPermitted(
+                f"The ceiling {ceiling.banner()} is above what {session.subject.name} may read."
+            )
+    with session.workspace.catalog.transaction() as orm:
+        readable = session.readable_marking_ids(orm)
+        docs = {
+            d.id: d
+            for d in orm.scalars(
+                select(DocumentRow).where(
+                    DocumentRow.status == "parsed",
+                    DocumentRow.marking_id.in_(readable),
+                    DocumentRow.superseded_by.is_(None),
+                )
+            )
+            if _doc_ok(d, selection)
+        }
+        states = {
+            s.element_id: s
+            for s in orm.scalars(select(ElementState).where(ElementState.doc_id.in_(list(docs))))
+        }
+
+        def marking(marking_id: int | None) -> Marking:
+            found = session.marking_of(orm, marking_id)
+            assert found is not None
+            return found
+
+        def base_fields(doc: DocumentRow) -> dict[str, Any]:
+            return {
+                "doc_id": doc.id,
+                "media_type": doc.media_type,
+                "source": doc.source_name,
+                "uri": doc.uri,
+                "title": doc.title,
+            }
+
+        out: list[DatasetRecord] = []
+        if selection.kind == "chunks":
+            rows = orm.scalars(
+                select(ChunkRow)
+                .where(ChunkRow.doc_id.in_(list(docs)), ChunkRow.marking_id.in_(readable))
+                .order_by(ChunkRow.doc_id, ChunkRow.seq)
+            )
+            for chunk in rows:
+                members = [states.get(e) for e in chunk.element_ids]
+                languages = {s.language for s in members if s is not None and s.language}
+                flags = sorted({f for s in members if s is not None for f in s.flags})
+                pii = sorted({p["type"] for s in members if s is not None for p in s.pii})
+                clusters = sorted({s.dup_of for s in members if s is not None and s.dup_of})
+                out.append(
+                    DatasetRecord(
+                        chunk.id,
+                        "chunk",
+                        chunk.doc_id,
+                        chunk.text,
+                        marking(chunk.marking_id),
+                        {
+                            **base_fields(docs[chunk.doc_id]),
+                            "language": next(iter(languages)) if len(languages) == 1 else None,
+                            "section_path": list(chunk.section_path),
+                            "token_count": chunk.token_count,
+                            "element_ids": list(chunk.element_ids),
+                            "type": "Chunk",
+                            "quality_flags": flags,
+                            "pii_types": pii,
+                            "_duplicate": bool(clusters),
+                        },
+                        cluster=clusters[0] if clusters else chunk.id,
+                        # The chunk's own steps, then those of the elements it was made from.
+                        lineage=list(chunk.lineage)
+                        + [step for s in members if s is not None for step in s.lineage],
+                    )
+                )
+        elif selection.kind in ("elements", "records"):
+            query = select(ElementRow).where(
+                ElementRow.doc_id.in_(list(docs)), ElementRow.marking_id.in_(readable)
+            )
+            if selection.kind == "records":
+                query = query.where(ElementRow.type == "Record")
+            for element in orm.scalars(query.order_by(ElementRow.doc_id, ElementRow.seq)):
+                state = states.get(element.id)
+                if state is not None and state.dropped:
+                    continue
+                out.append(
+                    DatasetRecord(
+                        element.id,
+                        "element",
+                        element.doc_id,
+                        state.text if state is not None else element.text,
+                        marking(element.marking_id),
+                        {
+                            **base_fields(docs[element.doc_id]),
+                            "language": state.language if state is not None else None,
+                            "section_path": list(element.data.get("section_path", [])),
+                            "type": element.type,
+                            "quality_flags": list(state.flags) if state is not None else [],
+                            "pii_types": sorted({p["type"] for p in state.pii})
+                            if state is not None
+                            else [],
+                            "fields": element.data.get("fields", {}),
+                            "_duplicate": bool(state is not None and state.dup_of),
+                        },
+                        cluster=(
+                            state.dup_of if state is not None and state.dup_of else element.id
+                        ),
+                        lineage=list(state.lineage) if state is not None else [],
+                    )
+                )
+        else:  # documents: the text of their readable elements, in reading order
+            texts: dict[str, list[str]] = {}
+            for element in orm.scalars(
+                select(ElementRow)
+                .where(ElementRow.doc_id.in_(list(docs)), ElementRow.marking_id.in_(readable))
+                .order_by(ElementRow.doc_id, ElementRow.seq)
+            ):
+                state = states.get(element.id)
+                if state is None or not state.dropped:
+                    texts.setdefault(element.doc_id, []).append(
+                        state.text if state is not None else element.text
+                    )
+            for doc_id, parts in texts.items():
+                doc = docs[doc_id]
+                out.append(
+                    DatasetRecord(
+                        doc_id,
+                        "document",
+                        doc_id,
+                        "\n\n".join(parts),
+                        marking(doc.marking_id),
+                        {**base_fields(doc), "type": "Document"},
+                        cluster=doc_id,
+                        lineage=[{"stage": "ingest", "parents": [doc_id]}],
+                    )
+                )
+    picked = []
+    for record in out:
+        if ceiling is not None and not dominates(ceiling, record.marking):
+            continue
+        if selection.language is not None and record.fields.get("language") != selection.language:
+            continue
+        if selection.quality_ok and record.fields.get("quality_flags"):
+            continue
+        if selection.canonical_only and record.fields.get("_duplicate"):
+            continue
+        picked.append(record)
+    for record in picked:
+        record.fields.pop("_duplicate", None)
+    if not picked:
+        raise InvalidInput("The selection is empty: no readable record matches it.")
+    return picked
