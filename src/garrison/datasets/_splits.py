@@ -69,6 +69,9 @@ def assign_splits(
     groups = _Groups()
     for record in records:
         groups.union(f"doc:{record.doc_id}", f"rec:{record.id}")
+        # A record is the key of its own cluster too, so a duplicate pointing at it (or a
+        # chain of pointers) joins it whichever way round the pointers go.
+        groups.union(f"rec:{record.id}", f"cluster:{record.id}")
         groups.union(f"rec:{record.id}", f"cluster:{record.cluster}")
     members: dict[str, list[DatasetRecord]] = defaultdict(list)
     for record in records:
