@@ -61,7 +61,16 @@ garrison chunks ls --as cho
 chunk=$(garrison chunks ls --json | python3 -c 'import json,sys; print(next(c["id"] for c in json.load(sys.stdin) if "HARROW" in c["text"]))')
 garrison lineage "$chunk"
 
-step "11. Marking roll-ups (portions -> banner)"
+step "11. A dataset version with leakage-free splits, exported, signed and verified"
+garrison dataset create logistics --split train=0.7,validation=0.15,test=0.15 --seed 7 --as ben
+rm -rf "$out/export-parquet" "$out/export-hf" "$out/signing-key.pem"
+garrison dataset export logistics --format parquet --out "$out/export-parquet" --as ben
+garrison dataset export logistics --format hf --out "$out/export-hf" --as ben
+garrison key export --out "$out/signing-key.pem"
+garrison verify "$out/export-parquet" --trusted-key "$out/signing-key.pem"
+garrison verify "$out/export-hf" --trusted-key "$out/signing-key.pem"
+
+step "12. Marking roll-ups (portions -> banner)"
 {
   while IFS= read -r line; do
     [[ -z "$line" || "$line" == \#* ]] && continue
@@ -72,15 +81,39 @@ step "11. Marking roll-ups (portions -> banner)"
   done < "$sample/rollups.txt"
 } | tee "$out/rollups.txt"
 
-step "12. The audit log: recent events, a signed checkpoint kept elsewhere, verification"
+step "13. The audit log: recent events, a signed checkpoint kept elsewhere, verification"
 garrison audit tail -n 6
 garrison audit checkpoint --out "$out/checkpoint.json"
 garrison audit verify --against "$out/checkpoint.json"
+
+step "Summary"
+python3 - "$ws" <<'PY'
+import json, subprocess, sys
+def run(*args):
+    return json.loads(subprocess.run(["garrison", *args, "--json"], capture_output=True,
+                                     text=True, check=True).stdout)
+docs = run("docs", "ls")
+chunks = run("chunks", "ls")
+versions = run("dataset", "ls")
+rows = [
+    ("documents parsed", sum(d["status"] == "parsed" for d in docs)),
+    ("documents quarantined", sum(d["status"] == "quarantined" for d in docs)),
+    ("documents spilled (nothing kept)", sum(d["status"] == "spilled" for d in docs)),
+    ("chunks (embedded)", len(chunks)),
+    ("dataset versions", len(versions)),
+    ("dataset records", sum(v["records"] for v in versions)),
+]
+for label, value in rows:
+    print(f"  {label:<34} {value}")
+PY
 
 cat <<DONE
 
 Done. Results are in $out/:
   $ws             the workspace: catalog.db, encrypted blobs/, audit/, keys/
+  $out/export-parquet/      the dataset as Parquet: data, manifest, checksums, signature, card
+  $out/export-hf/           the same dataset in the Hugging Face datasets layout
+  $out/signing-key.pem      the public key that checks the exports' signatures
   $out/rollups.txt          the marking roll-ups
   $out/checkpoint.json      a signed audit checkpoint to keep outside the workspace
 Explore further with: GARRISON_WORKSPACE=$ws .venv/bin/garrison docs ls

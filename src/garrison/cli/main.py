@@ -16,6 +16,7 @@ from garrison import __version__
 from garrison.cli import (
     _access,
     _audit,
+    _datasets,
     _docs,
     _ingest,
     _marking,
@@ -71,6 +72,7 @@ def _root(
 _workspace.register(app)
 _ingest.register(app)
 _pipeline.register(app)
+_datasets.register(app)
 app.add_typer(_docs.app, name="docs")
 app.add_typer(_docs.jobs_app, name="jobs")
 app.add_typer(_marking.app, name="marking")

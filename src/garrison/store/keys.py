@@ -11,7 +11,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from garrison.core.errors import KeyFileError
 from garrison.security import crypto
 
-__all__ = ["create_key_files", "read_master_key", "read_or_create_secret", "read_signing_key"]
+__all__ = [
+    "DATASET_SIGNING_KEY",
+    "create_key_files",
+    "dataset_signing_key",
+    "read_master_key",
+    "read_or_create_secret",
+    "read_signing_key",
+]
+
+#: Where a workspace keeps the key that signs dataset exports, relative to its root.
+DATASET_SIGNING_KEY = Path("keys") / "dataset-ed25519.pem"
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -79,3 +89,19 @@ def read_or_create_secret(path: Path, size: int = 32) -> bytes:
     if len(key) != size:
         raise KeyFileError(f"The key file {path} is malformed: expected {2 * size} hex digits.")
     return key
+
+
+def dataset_signing_key(workspace_root: Path) -> Ed25519PrivateKey:
+    """The Ed25519 key that signs dataset exports, created (mode 0600) on first use.
+
+    It lives in ``keys/dataset-ed25519.pem`` beside the audit key but is a different key, so
+    its public half can be handed to the far side of an air gap without exposing the audit key.
+    """
+    path = workspace_root / DATASET_SIGNING_KEY
+    if not path.exists():
+        # Another process may create it first: then use theirs.
+        with contextlib.suppress(FileExistsError):
+            _write_secret(path, crypto.private_key_bytes(crypto.generate_signing_key()))
+    return crypto.load_private_key(
+        _read(path, "dataset signing key"), source=f"the dataset signing key {path}"
+    )

@@ -1,0 +1,306 @@
+"""``garrison dataset``, ``garrison key`` and ``garrison verify``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session, split_list
+from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.core.errors import CheckFailed, InvalidInput
+
+app = typer.Typer(help="Versioned datasets: create, inspect, export.", no_args_is_help=True)
+key_app = typer.Typer(help="Public keys to take across the air gap.", no_args_is_help=True)
+
+
+def register(root: typer.Typer) -> None:
+    """Add the dataset commands to the top-level app."""
+    root.add_typer(app, name="dataset")
+    root.add_typer(key_app, name="key")
+    root.command("verify")(verify)
+
+
+def _summary(data: dict[str, Any]) -> None:
+    splits = ", ".join(f"{k} {v}" for k, v in sorted(data["splits"].items()))
+    out_console.print(
+        f"{data['name']}@{data['id'][:12]}  [{data['marking']}]  {data['records']} records "
+        f"({splits})  by {data['created_by']} at {data['created_at']}",
+        markup=False,
+    )
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    kind: Annotated[
+        str, typer.Option("--kind", help="chunks, elements, documents or records.")
+    ] = "chunks",
+    source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
+    media_type: Annotated[str | None, typer.Option("--media-type")] = None,
+    language: Annotated[str | None, typer.Option("--language", help="ISO 639-1 code.")] = None,
+    max_marking: Annotated[
+        str | None, typer.Option("--max-marking", help="Ceiling: only records it dominates.")
+    ] = None,
+    quality_ok: Annotated[bool, typer.Option("--quality-ok", help="No quality flags.")] = False,
+    canonical_only: Annotated[
+        bool, typer.Option("--canonical-only", help="Leave out duplicates.")
+    ] = False,
+    date_from: Annotated[
+        datetime | None, typer.Option("--from", help="Ingested at or after (ISO date).")
+    ] = None,
+    date_to: Annotated[
+        datetime | None, typer.Option("--to", help="Ingested at or before (ISO date).")
+    ] = None,
+    fields: Annotated[
+        list[str] | None, typer.Option("--field", help="Fields to include (repeat or comma).")
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="Ratios, e.g. train=0.8,validation=0.1,test=0.1.")
+    ] = "train=0.8,validation=0.1,test=0.1",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split assignment.")] = 0,
+    stratify: Annotated[
+        str | None, typer.Option("--stratify", help="Balance splits by this field.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Materialize an immutable version of a dataset (stewards)."""
+    from datetime import UTC
+
+    from pydantic import ValidationError
+
+    from garrison.datasets import Datasets, Selection, parse_ratios
+
+    def aware(value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    try:
+        selection = Selection(
+            kind=kind,
+            source=source,
+            media_type=media_type,
+            language=language,
+            max_marking=max_marking,
+            quality_ok=quality_ok,
+            canonical_only=canonical_only,
+            date_from=aware(date_from),
+            date_to=aware(date_to),
+            **({"fields": split_list(fields)} if fields else {}),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"Invalid selection ({where}): {first['msg']}.") from exc
+    ratios = parse_ratios(split)
+    with open_session(ctx, workspace, as_user) as session:
+        version = Datasets(session).create(
+            name, selection, ratios=ratios, seed=seed, stratify=stratify
+        )
+    data = version.to_dict()
+    if as_json:
+        emit_json(data)
+    else:
+        _summary(data)
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the dataset versions the acting subject may read."""
+    from garrison.datasets import Datasets
+
+    with open_session(ctx, workspace, as_user) as session:
+        versions = [v.to_dict() for v in Datasets(session).list()]
+    if as_json:
+        emit_json(versions)
+        return
+    emit_table(
+        ["name", "version", "marking", "records", "created_by", "created_at"],
+        [
+            (v["name"], v["id"][:16], v["marking"], v["records"], v["created_by"], v["created_at"])
+            for v in versions
+        ],
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or a version id.")],
+    manifest: Annotated[bool, typer.Option("--manifest", help="Include the manifest.")] = False,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a dataset version."""
+    from garrison.datasets import Datasets
+
+    with open_session(ctx, workspace, as_user) as session:
+        data = Datasets(session).get(ref).to_dict(records=manifest)
+    if as_json:
+        emit_json(data)
+        return
+    _summary(data)
+    for step in data["pipelines"]:
+        out_console.print(
+            f"  {step['stage']} v{step['version']} params {step['params_hash']}", markup=False
+        )
+
+
+@app.command("diff")
+def diff(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(help="The older version.")],
+    b: Annotated[str, typer.Argument(help="The newer version.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed between two versions: records added, removed, changed, moved."""
+    from garrison.datasets import Datasets
+
+    with open_session(ctx, workspace, as_user) as session:
+        data = Datasets(session).diff(a, b)
+    if as_json:
+        emit_json(data)
+        return
+    for key in ("added", "removed", "changed", "moved"):
+        out_console.print(f"{key}: {len(data[key])}", markup=False)
+        for record in data[key][:20]:
+            out_console.print(f"  {record}", markup=False)
+
+
+@app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or a version id.")],
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML card.")] = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a version's card (Markdown; --json for the data; --html FILE for the page)."""
+    from garrison.datasets import Datasets
+    from garrison.datasets.card import build_card
+
+    with open_session(ctx, workspace, as_user) as session:
+        datasets = Datasets(session)
+        version = datasets.get(ref)
+        built = build_card(version, datasets.records(version))
+    if html is not None:
+        html.write_text(built.html, encoding="utf-8")
+    if as_json:
+        emit_json(built.data)
+    else:
+        typer.echo(built.markdown)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or a version id.")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet, jsonl, hf or chat.")],
+    out: Annotated[Path, typer.Option("--out", help="A new or empty directory.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a version with its manifest, checksums, signature and card (stewards)."""
+    from garrison.datasets.export import export_version
+
+    if fmt not in ("parquet", "jsonl", "hf", "chat"):
+        raise InvalidInput(f"Unknown format {fmt!r}: use parquet, jsonl, hf or chat.")
+    with open_session(ctx, workspace, as_user) as session:
+        result = export_version(session, ref, fmt, out)  # type: ignore[arg-type]
+    data = {
+        "version": result.version_id,
+        "path": str(result.path),
+        "format": result.format,
+        "records": result.records,
+        "marking": result.marking,
+        "files": result.files,
+    }
+    if as_json:
+        emit_json(data)
+    else:
+        out_console.print(
+            f"Exported {data['records']} records [{data['marking']}] as {fmt} to {data['path']} "
+            f"({len(result.files)} files, signed).",
+            markup=False,
+        )
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION or a version id.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+) -> None:
+    """Delete a version (stewards; audited)."""
+    from garrison.datasets import Datasets
+
+    with open_session(ctx, workspace, as_user) as session:
+        version_id = Datasets(session).delete(ref)
+    out_console.print(f"Deleted dataset version {version_id}.", markup=False)
+
+
+@key_app.command("export")
+def key_export(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the public key (PEM).")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+) -> None:
+    """Write the public key that signs exports, to check them on the far side of an air gap."""
+    from garrison.datasets.export import export_public_key
+
+    with open_session(ctx, workspace, as_user) as session:
+        key_id = export_public_key(session, out)
+    out_console.print(f"Wrote the export-signing public key {key_id} to {out}.", markup=False)
+
+
+def verify(
+    path: Annotated[Path, typer.Argument(help="An exported dataset directory.")],
+    trusted_key: Annotated[
+        Path | None, typer.Option("--trusted-key", help="Public key exported beforehand.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check an export's checksums and (with --trusted-key) its signature; exit 1 on tampering."""
+    from garrison.datasets.verify import verify_export
+
+    result = verify_export(path, trusted_key)
+    if as_json:
+        emit_json(
+            {
+                "ok": result.ok,
+                "problem": result.problem,
+                "bad_file": result.bad_file,
+                "signature_checked": result.signature_checked,
+                "key_id": result.key_id,
+            }
+        )
+    if not result.ok:
+        raise CheckFailed(f"The export at {path} failed verification: {result.problem}")
+    if not as_json:
+        if result.signature_checked:
+            out_console.print(
+                f"OK: every checksum matches and the manifest is signed by {result.key_id}.",
+                markup=False,
+            )
+        else:
+            out_console.print(
+                "OK: every checksum matches. The signature was NOT checked against a trusted key "
+                "(pass --trusted-key).",
+                markup=False,
+            )

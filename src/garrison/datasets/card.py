@@ -1,0 +1,850 @@
+"""Dataset cards: what a version holds, how it was made, and how ready it is for AI use.
+
+:func:`build_card` computes every fact once into :attr:`Card.data` (JSON-safe, the source of
+truth) and renders it twice: Markdown (readable tables) and a self-contained HTML page (inline
+CSS and SVG charts, no external resources, every piece of data escaped). Both carry the
+version's banner at the top and bottom in the conventional colors.
+
+Only aggregates are shown -- counts, distributions, hashes -- never record texts, so a card
+cannot leak a record's content beyond its statistics, and hostile texts never reach the HTML.
+
+VAULTIS readiness (the DoD data goals: Visible, Accessible, Understandable, Linked,
+Trustworthy, Interoperable, Secure) is scored from checks run on the data; each check is listed
+with its outcome so a reader can see why a goal is short of 1.0.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from garrison.core.errors import MarkingError
+from garrison.datasets._versions import DatasetVersion, SnapshotRecord
+from garrison.security.markings import Level, Marking, dominates, parse_marking
+
+__all__ = ["CARD_FORMAT", "Card", "banner_colors", "build_card"]
+
+CARD_FORMAT = 1
+
+#: Export formats readers can open without Garrison.
+OPEN_FORMATS = frozenset({"parquet", "jsonl", "hf", "chat"})
+#: Formats whose files embed their own schema; the others rely on the JSON schema in the card.
+SELF_DESCRIBING_FORMATS = frozenset({"parquet", "hf"})
+#: Matches ``LanguageParams.min_chars``: shorter texts get no language.
+LANGUAGE_MIN_CHARS = 20
+HISTOGRAM_BINS = 10
+
+# Banner colors (background, text) as ARCHITECTURE.md section 6 prescribes.
+_GREEN = ("#007A33", "#FFFFFF")
+_BLUE = ("#0033A0", "#FFFFFF")
+_RED = ("#C8102E", "#FFFFFF")
+_ORANGE = ("#FF8C00", "#000000")
+_YELLOW = ("#FCE83A", "#000000")
+_PURPLE = ("#502B85", "#FFFFFF")
+
+#: JSON types of the fields a record may carry, for the record schema.
+_FIELD_TYPES: dict[str, Any] = {
+    "doc_id": {"type": "string"},
+    "language": {"type": ["string", "null"]},
+    "media_type": {"type": ["string", "null"]},
+    "source": {"type": ["string", "null"]},
+    "uri": {"type": ["string", "null"]},
+    "title": {"type": ["string", "null"]},
+    "section_path": {"type": ["array", "string", "null"]},
+    "token_count": {"type": ["integer", "null"]},
+    "element_ids": {"type": ["array", "null"], "items": {"type": "string"}},
+    "type": {"type": ["string", "null"]},
+    "quality_flags": {"type": ["array", "null"], "items": {"type": "string"}},
+    "pii_types": {"type": ["array", "null"], "items": {"type": "string"}},
+    "fields": {"type": ["object", "null"]},
+}
+
+
+@dataclass(frozen=True)
+class Card:
+    """A dataset card in three forms carrying the same facts; ``data`` is the source of truth."""
+
+    markdown: str
+    html: str
+    data: dict[str, Any]
+
+
+def banner_colors(marking: Marking) -> tuple[str, str]:
+    """Background and text color of ``marking``'s banner: yellow for TS with any SCI, orange
+    TS, red S, blue C, purple CUI, green U."""
+    if marking.level is Level.TS:
+        return _YELLOW if marking.sci else _ORANGE
+    return {
+        Level.S: _RED,
+        Level.C: _BLUE,
+        Level.CUI: _PURPLE,
+        Level.U: _GREEN,
+    }[marking.level]
+
+
+def build_card(
+    version: DatasetVersion,
+    records: list[SnapshotRecord],
+    *,
+    export: dict[str, Any] | None = None,
+) -> Card:
+    """The card of ``version`` whose frozen records are ``records``.
+
+    ``export``, when the card goes with an export, is ``{"format", "files", "signed",
+    "key_id"}``; it feeds the Accessible, Interoperable, Trustworthy and Secure checks.
+    """
+    data = card_data(version, records, export=export)
+    return Card(markdown=render_markdown(data), html=render_html(data), data=data)
+
+
+# -- facts ----------------------------------------------------------------------------------------
+
+
+def _counts(values: Iterable[Any]) -> dict[str, int]:
+    """Counts by value, most common first then by name, so cards are deterministic."""
+    counter = Counter("(none)" if v is None or v == "" else str(v) for v in values)
+    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _share(part: int, whole: int) -> float:
+    # An empty dataset has nothing wrong with it, but nothing right either: score it 0.
+    return round(part / whole, 4) if whole else 0.0
+
+
+def _stages(pipelines: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+    by_stage: dict[str, list[dict[str, str]]] = {}
+    for step in pipelines:
+        stage = str(step.get("stage", ""))
+        by_stage.setdefault(stage, []).append(
+            {
+                "version": str(step.get("version", "")),
+                "params_hash": str(step.get("params_hash", "")),
+            }
+        )
+    return by_stage
+
+
+def _complete_step(step: Any) -> bool:
+    return isinstance(step, dict) and all(
+        step.get(key) not in (None, "") for key in ("stage", "version", "params_hash")
+    )
+
+
+def _histogram(lengths: list[int]) -> dict[str, Any]:
+    """Equal-width bins over [min, max] of text lengths; the counts sum to the record count."""
+    if not lengths:
+        return {"unit": "characters", "bins": [], "min": 0, "max": 0, "mean": 0.0}
+    low, high = min(lengths), max(lengths)
+    width = max(1, math.ceil((high - low + 1) / HISTOGRAM_BINS))
+    nbins = math.ceil((high - low + 1) / width)
+    counts = [0] * nbins
+    for n in lengths:
+        counts[(n - low) // width] += 1
+    bins = [
+        {"low": low + i * width, "high": low + (i + 1) * width - 1, "count": c}
+        for i, c in enumerate(counts)
+    ]
+    return {
+        "unit": "characters",
+        "bins": bins,
+        "min": low,
+        "max": high,
+        "mean": round(sum(lengths) / len(lengths), 1),
+    }
+
+
+def _purpose(selection: dict[str, Any], count: int, splits: dict[str, int]) -> str:
+    kind = str(selection.get("kind") or "records")
+    filters: list[str] = []
+    if selection.get("source"):
+        filters.append(f"from source {selection['source']}")
+    if selection.get("media_type"):
+        filters.append(f"of media type {selection['media_type']}")
+    if selection.get("language"):
+        filters.append(f"in language {selection['language']}")
+    if selection.get("max_marking"):
+        filters.append(f"marked at most {selection['max_marking']}")
+    if selection.get("quality_ok"):
+        filters.append("without quality flags")
+    if selection.get("canonical_only"):
+        filters.append("keeping only the canonical record of each duplicate cluster")
+    if selection.get("date_from") or selection.get("date_to"):
+        filters.append(
+            f"ingested between {selection.get('date_from') or 'the start'}"
+            f" and {selection.get('date_to') or 'now'}"
+        )
+    sentence = f"A dataset of {count} {kind}"
+    if filters:
+        sentence += " " + ", ".join(filters)
+    split_text = ", ".join(f"{name} {n}" for name, n in splits.items())
+    sentence += f", split for training and evaluation ({split_text})." if splits else "."
+    return sentence
+
+
+def _record_schema(selected: list[str]) -> dict[str, Any]:
+    """The JSON schema of an exported record: id, text, marking, split and selected fields."""
+    properties: dict[str, Any] = {
+        "id": {"type": "string"},
+        "text": {"type": "string"},
+        "marking": {"type": "string", "description": "banner of the record's marking"},
+        "split": {"type": "string"},
+    }
+    for name in selected:
+        properties[name] = _FIELD_TYPES.get(name, {})
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": ["id", "text", "marking", "split"],
+    }
+
+
+def _check(name: str, passed: bool, detail: str, score: float | None = None) -> dict[str, Any]:
+    """One VAULTIS check; ``score`` is a share for graded checks, else 1.0/0.0 from ``passed``."""
+    value = (1.0 if passed else 0.0) if score is None else score
+    return {"name": name, "passed": passed, "score": round(value, 4), "detail": detail}
+
+
+def _goal(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    score = sum(c["score"] for c in checks) / len(checks)
+    return {"score": round(score, 4), "checks": checks}
+
+
+def _parsed(banner: str, cache: dict[str, Marking | None]) -> Marking | None:
+    # Many records share a banner; parse each spelling once.
+    if banner not in cache:
+        try:
+            cache[banner] = parse_marking(banner) if banner.strip() else None
+        except MarkingError:
+            cache[banner] = None
+    return cache[banner]
+
+
+def card_data(
+    version: DatasetVersion,
+    records: list[SnapshotRecord],
+    *,
+    export: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every fact of the card as JSON-safe data (see :func:`build_card`)."""
+    manifest = version.manifest
+    selection: dict[str, Any] = dict(manifest.get("selection") or {})
+    selected = [str(f) for f in selection.get("fields") or []]
+    split_params: dict[str, Any] = dict(manifest.get("split") or {})
+    pipelines: list[dict[str, Any]] = list(manifest.get("pipelines") or [])
+    stages = _stages(pipelines)
+    total = len(records)
+    background, foreground = banner_colors(version.marking)
+
+    by_split = _counts(r.split for r in records)
+    sources = _counts(r.fields.get("source") for r in records)
+    media_types = _counts(r.fields.get("media_type") for r in records)
+    languages = _counts(r.fields.get("language") for r in records)
+    purpose = _purpose(selection, total, by_split)
+
+    pii_types = _counts(t for r in records for t in r.fields.get("pii_types") or [])
+    flags = _counts(f for r in records for f in r.fields.get("quality_flags") or [])
+    flagged = sum(1 for r in records if r.fields.get("quality_flags"))
+
+    with_lineage = sum(1 for r in records if r.lineage)
+    linked = sum(1 for r in records if r.lineage and all(_complete_step(s) for s in r.lineage))
+
+    # A field counts as present when the record has it and it is not None (an empty list of
+    # flags is a real answer: "no flags").
+    missing = {name: sum(1 for r in records if r.fields.get(name) is None) for name in selected}
+    complete = sum(1 for r in records if all(r.fields.get(n) is not None for n in selected))
+
+    cache: dict[str, Marking | None] = {}
+    parsed = [_parsed(r.marking, cache) for r in records]
+    marked = sum(1 for m in parsed if m is not None)
+    covered = sum(1 for m in parsed if m is not None and dominates(version.marking, m))
+
+    manifest_ids = {str(r.get("id")) for r in manifest.get("records") or []}
+    record_ids = {r.id for r in records}
+
+    export_format = str(export["format"]) if export else None
+    signed = bool(export and export.get("signed"))
+    schema = _record_schema(selected)
+
+    limitations = [
+        f"Language detection needs at least {LANGUAGE_MIN_CHARS} characters; shorter texts "
+        "have no language.",
+        "PII detection is pattern-based; person names are found only from a gazetteer, so "
+        "other names and free-text personal details may remain.",
+        "Near-duplicate detection uses MinHash similarity and clusters only records of the "
+        "same marking.",
+    ]
+    if "language" in selected and missing.get("language"):
+        limitations.append(f"{missing['language']} of {total} records have no language.")
+    for name, n in missing.items():
+        if n and name != "language":
+            limitations.append(f"{n} of {total} records lack the field {name}.")
+    if "pii" not in stages:
+        limitations.append("No pii stage ran: texts may contain personal data.")
+    if "dedup" not in stages:
+        limitations.append("No dedup stage ran: the dataset may hold duplicates.")
+    elif not selection.get("canonical_only"):
+        limitations.append(
+            "Duplicates are kept (canonical_only is off); each cluster stays in one split."
+        )
+    if "quality" not in stages:
+        limitations.append("No quality stage ran: texts were not screened for quality.")
+    elif flagged and not selection.get("quality_ok"):
+        limitations.append(f"{flagged} of {total} records carry quality flags.")
+    if with_lineage < total:
+        limitations.append(f"{total - with_lineage} of {total} records have no lineage.")
+    if len(_counts(r.marking for r in records)) > 1:
+        limitations.append(
+            "Records carry different markings; the dataset is marked with their join, "
+            f"{version.marking.banner()}, so some records are marked below the dataset."
+        )
+
+    vaultis_goals = {
+        "visible": _goal(
+            [
+                _check("catalog id", bool(version.id), f"version {version.id or '(none)'}"),
+                _check("card exists", True, "this card"),
+            ]
+        ),
+        "accessible": _goal(
+            [
+                _check(
+                    "open format",
+                    export_format is None or export_format in OPEN_FORMATS,
+                    f"exported as {export_format}" if export_format else "not exported yet",
+                ),
+                _check("API", True, "versions are served by the CLI and the REST API"),
+            ]
+        ),
+        "understandable": _goal(
+            [
+                _check(
+                    "selected fields present",
+                    complete == total and total > 0,
+                    f"{complete} of {total} records have every selected field",
+                    _share(complete, total),
+                ),
+                _check("purpose stated", bool(purpose), purpose),
+                _check(
+                    "sources listed",
+                    any(k != "(none)" for k in sources),
+                    f"{sum(1 for k in sources if k != '(none)')} distinct sources",
+                ),
+            ]
+        ),
+        "linked": _goal(
+            [
+                _check(
+                    "complete lineage",
+                    linked == total and total > 0,
+                    f"{linked} of {total} records have lineage with stage, version and "
+                    "params hash on every step",
+                    _share(linked, total),
+                )
+            ]
+        ),
+        "trustworthy": _goal(
+            [
+                _check("quality stage ran", "quality" in stages, _ran("quality", stages)),
+                _check("dedup stage ran", "dedup" in stages, _ran("dedup", stages)),
+                _check("pii stage ran", "pii" in stages, _ran("pii", stages)),
+                _check(
+                    "manifest signed",
+                    signed,
+                    f"signed with key {export.get('key_id')}" if signed and export else "unsigned",
+                ),
+                _check(
+                    "snapshot matches manifest",
+                    manifest_ids == record_ids and total == version.record_count,
+                    f"{len(record_ids & manifest_ids)} of {len(manifest_ids)} manifest records "
+                    f"in the snapshot; {total} records, {version.record_count} recorded",
+                ),
+            ]
+        ),
+        "interoperable": _goal(
+            [
+                _check(
+                    "format with schema",
+                    export_format is None or export_format in OPEN_FORMATS,
+                    _schema_detail(export_format),
+                ),
+            ]
+        ),
+        "secure": _goal(
+            [
+                _check(
+                    "every record marked",
+                    marked == total and total > 0,
+                    f"{marked} of {total} records carry a valid marking",
+                    _share(marked, total),
+                ),
+                _check(
+                    "dataset marking covers records",
+                    covered == total and total > 0,
+                    f"{covered} of {total} records are dominated by {version.marking.banner()}",
+                    _share(covered, total),
+                ),
+                _check("access enforced", True, "reads are filtered by the subject's clearance"),
+                _check(
+                    "export audited",
+                    export is not None,
+                    "the export is in the audit log" if export else "not exported yet",
+                ),
+            ]
+        ),
+    }
+    overall = round(sum(g["score"] for g in vaultis_goals.values()) / len(vaultis_goals), 4)
+
+    return {
+        "card_format": CARD_FORMAT,
+        "banner": {
+            "text": version.marking.banner(),
+            "background": background,
+            "foreground": foreground,
+        },
+        "dataset": {
+            "id": version.id,
+            "name": version.name,
+            "created_by": version.created_by,
+            "created_at": version.created_at,
+            "records": version.record_count,
+        },
+        "purpose": purpose,
+        "selection": selection,
+        "sources": {"sources": sources, "media_types": media_types},
+        "counts": {
+            "records": total,
+            "by_marking": _counts(r.marking for r in records),
+            "by_language": languages,
+            "by_media_type": media_types,
+            "by_split": by_split,
+        },
+        "splits": {
+            "ratios": split_params.get("ratios") or {},
+            "seed": split_params.get("seed"),
+            "stratify": split_params.get("stratify"),
+            "leakage_rule": "Records of one document, and of one duplicate cluster, are always "
+            "in the same split; no document or cluster straddles splits.",
+        },
+        "pii": {
+            "stage_ran": "pii" in stages,
+            "runs": stages.get("pii", []),
+            "types_seen": pii_types,
+            "records_with_pii": sum(1 for r in records if r.fields.get("pii_types")),
+            "types_field_selected": "pii_types" in selected,
+        },
+        "dedup": {
+            "stage_ran": "dedup" in stages,
+            "runs": stages.get("dedup", []),
+            "canonical_only": bool(selection.get("canonical_only")),
+        },
+        "quality": {
+            "stage_ran": "quality" in stages,
+            "runs": stages.get("quality", []),
+            "flags": flags,
+            "records_flagged": flagged,
+            "flags_field_selected": "quality_flags" in selected,
+        },
+        "lineage": {
+            "pipelines": [
+                {
+                    "stage": str(p.get("stage", "")),
+                    "version": str(p.get("version", "")),
+                    "params_hash": str(p.get("params_hash", "")),
+                }
+                for p in pipelines
+            ],
+            "records_with_lineage": with_lineage,
+            "records_with_complete_lineage": linked,
+            "share_with_lineage": _share(with_lineage, total),
+        },
+        "fields": {"selected": selected, "missing": missing},
+        "limitations": limitations,
+        "text_length": _histogram([len(r.text) for r in records]),
+        "schema": schema,
+        "export": (
+            {
+                "format": export_format,
+                "files": [str(f) for f in export.get("files") or []],
+                "signed": signed,
+                "key_id": export.get("key_id"),
+            }
+            if export
+            else None
+        ),
+        "vaultis": {"goals": vaultis_goals, "overall": overall},
+    }
+
+
+def _ran(stage: str, stages: dict[str, list[dict[str, str]]]) -> str:
+    runs = stages.get(stage)
+    if not runs:
+        return f"no {stage} stage in the lineage"
+    return "; ".join(f"{stage} {r['version']} params {r['params_hash']}" for r in runs)
+
+
+def _schema_detail(export_format: str | None) -> str:
+    if export_format is None:
+        return "not exported yet; the record schema is listed in this card"
+    if export_format in SELF_DESCRIBING_FORMATS:
+        return f"{export_format} files embed their schema"
+    if export_format in OPEN_FORMATS:
+        return f"{export_format} records follow the JSON schema listed in this card"
+    return f"{export_format} has no known schema"
+
+
+# -- markdown -------------------------------------------------------------------------------------
+
+
+def _md(value: Any) -> str:
+    """Text for Markdown: pipes and newlines would break a table, and raw HTML would pass
+    through a Markdown renderer, so ``&<>`` become entities (which render as the characters)."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _md_counts(title: str, key: str, counts: dict[str, int], total: int) -> list[str]:
+    rows: list[list[Any]] = [[k, v, f"{_share(v, total):.1%}"] for k, v in counts.items()]
+    return [
+        f"### {title}",
+        "",
+        *_md_table([key, "Records", "Share"], rows or [["(none)", 0, "0.0%"]]),
+    ]
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    """The card as Markdown; the banner is the first and last line."""
+    banner = f"**{_md(data['banner']['text'])}**"
+    ds, counts, total = data["dataset"], data["counts"], data["counts"]["records"]
+    out = [banner, "", f"# Dataset card: {_md(ds['name'])}", ""]
+    out += _md_table(
+        ["Property", "Value"],
+        [
+            ["Version", ds["id"]],
+            ["Created by", ds["created_by"]],
+            ["Created at", ds["created_at"]],
+            ["Records", total],
+        ],
+    )
+    out += ["## Purpose", "", _md(data["purpose"]), ""]
+    out += ["## Sources", ""]
+    out += _md_counts("By source", "Source", data["sources"]["sources"], total)
+    out += _md_counts("By media type", "Media type", data["sources"]["media_types"], total)
+    out += ["## Counts", ""]
+    out += _md_counts("By marking", "Marking", counts["by_marking"], total)
+    out += _md_counts("By language", "Language", counts["by_language"], total)
+    out += _md_counts("By split", "Split", counts["by_split"], total)
+    sp = data["splits"]
+    out += ["## Splits", ""]
+    out += _md_table(
+        ["Parameter", "Value"],
+        [
+            ["Ratios", ", ".join(f"{k} {v}" for k, v in sp["ratios"].items())],
+            ["Seed", sp["seed"]],
+            ["Stratify", sp["stratify"] or "(none)"],
+        ],
+    )
+    out += [_md(sp["leakage_rule"]), ""]
+    out += ["## Processing", ""]
+    pii, dedup, quality = data["pii"], data["dedup"], data["quality"]
+    out += _md_table(
+        ["Step", "Applied", "Detail"],
+        [
+            ["PII", "yes" if pii["stage_ran"] else "no", _runs(pii["runs"])],
+            [
+                "Dedup",
+                "yes" if dedup["stage_ran"] else "no",
+                _runs(dedup["runs"]) + ("; canonical only" if dedup["canonical_only"] else ""),
+            ],
+            ["Quality", "yes" if quality["stage_ran"] else "no", _runs(quality["runs"])],
+        ],
+    )
+    out += _md_counts("PII types seen", "PII type", pii["types_seen"], total)
+    out += _md_counts("Quality flags", "Flag", quality["flags"], total)
+    lin = data["lineage"]
+    out += ["## Lineage", ""]
+    out += _md_table(
+        ["Stage", "Version", "Params hash"],
+        [[p["stage"], p["version"], p["params_hash"]] for p in lin["pipelines"]]
+        or [["(none)", "", ""]],
+    )
+    out += [
+        f"{lin['records_with_lineage']} of {total} records "
+        f"({lin['share_with_lineage']:.1%}) have lineage.",
+        "",
+    ]
+    hist = data["text_length"]
+    out += ["## Text length (characters)", ""]
+    out += _md_table(
+        ["Length", "Records"], [[f"{b['low']}-{b['high']}", b["count"]] for b in hist["bins"]]
+    )
+    out += [f"Min {hist['min']}, max {hist['max']}, mean {hist['mean']}.", ""]
+    out += ["## Known limitations", ""]
+    out += [f"- {_md(item)}" for item in data["limitations"]] + [""]
+    vaultis = data["vaultis"]
+    out += ["## VAULTIS readiness", "", f"Overall readiness: **{vaultis['overall']:.2f}**", ""]
+    out += _md_table(
+        ["Goal", "Score"],
+        [[g.capitalize(), f"{v['score']:.2f}"] for g, v in vaultis["goals"].items()],
+    )
+    out += _md_table(
+        ["Goal", "Check", "Passed", "Detail"],
+        [
+            [goal.capitalize(), c["name"], "yes" if c["passed"] else "no", c["detail"]]
+            for goal, v in vaultis["goals"].items()
+            for c in v["checks"]
+        ],
+    )
+    out += ["## Record schema", ""]
+    out += _md_table(["Field", "JSON type"], _schema_rows(data["schema"]))
+    if data["export"]:
+        ex = data["export"]
+        out += ["## Export", ""]
+        out += _md_table(
+            ["Property", "Value"],
+            [
+                ["Format", ex["format"]],
+                ["Files", ", ".join(ex["files"]) or "(none)"],
+                ["Signed", "yes" if ex["signed"] else "no"],
+                ["Key", ex["key_id"] or "(none)"],
+            ],
+        )
+    out += [banner, ""]
+    return "\n".join(out)
+
+
+def _schema_rows(schema: dict[str, Any]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for name, spec in schema["properties"].items():
+        kind = spec.get("type", "any")
+        rows.append([name, " or ".join(kind) if isinstance(kind, list) else kind])
+    return rows
+
+
+def _runs(runs: list[dict[str, str]]) -> str:
+    return "; ".join(f"version {r['version']}, params {r['params_hash']}" for r in runs) or "-"
+
+
+# -- html -----------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:0;color:#1a1a1a;background:#fff;line-height:1.4}
+main{max-width:60rem;margin:0 auto;padding:1rem}
+.banner{width:100%;text-align:center;font-weight:bold;padding:.3rem 0;letter-spacing:.05em}
+table{border-collapse:collapse;margin:.5rem 0 1rem}
+caption{text-align:left;font-weight:bold;padding:.25rem 0}
+th,td{border:1px solid #767676;padding:.2rem .5rem;text-align:left;vertical-align:top}
+th{background:#eee}
+.pass{color:#1b5e20}.fail{color:#b00020}
+svg{display:block;margin:.5rem 0 1rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _html_table(caption: str, headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f'<th scope="col">{_e(h)}</th>' for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return (
+        f"<table><caption>{_e(caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def _bar_chart(title: str, counts: dict[str, int]) -> str:
+    """A horizontal bar chart as inline SVG; labels and values are text, so readable without
+    color."""
+    row, label_w, bar_w = 22, 200, 320
+    items = list(counts.items()) or [("(none)", 0)]
+    peak = max(v for _, v in items) or 1
+    height = row * len(items) + 8
+    parts = [
+        f'<svg role="img" aria-label="{_e(title)}" width="{label_w + bar_w + 80}" '
+        f'height="{height}"><title>{_e(title)}</title>'
+    ]
+    for i, (label, value) in enumerate(items):
+        y = 4 + i * row
+        width = round(bar_w * value / peak)
+        shown = label if len(label) <= 28 else label[:27] + "\u2026"
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" font-size="13" '
+            f'fill="#1a1a1a">{_e(shown)}</text>'
+            f'<rect x="{label_w}" y="{y + 2}" width="{width}" height="{row - 6}" fill="#0033A0">'
+            f"<title>{_e(label)}: {value}</title></rect>"
+            f'<text x="{label_w + width + 6}" y="{y + 15}" font-size="13" '
+            f'fill="#1a1a1a">{value}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _histogram_svg(hist: dict[str, Any]) -> str:
+    """Vertical bars, one per length bin, as inline SVG."""
+    bins = hist["bins"]
+    col, plot_h, top = 48, 160, 20
+    peak = max((b["count"] for b in bins), default=0) or 1
+    width = max(col * len(bins), col) + 20
+    label = "Histogram of text lengths in characters"
+    parts = [
+        f'<svg role="img" aria-label="{label}" width="{width}" height="{plot_h + top + 40}"'
+        f"><title>{label}</title>"
+    ]
+    for i, b in enumerate(bins):
+        x = 10 + i * col
+        h = round(plot_h * b["count"] / peak)
+        y = top + plot_h - h
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="{col - 6}" height="{h}" fill="#0033A0">'
+            f"<title>{b['low']}-{b['high']}: {b['count']}</title></rect>"
+            f'<text x="{x + (col - 6) / 2}" y="{y - 4}" text-anchor="middle" font-size="11" '
+            f'fill="#1a1a1a">{b["count"]}</text>'
+            f'<text x="{x + (col - 6) / 2}" y="{top + plot_h + 14}" text-anchor="middle" '
+            f'font-size="10" fill="#1a1a1a">{b["low"]}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The card as one self-contained HTML page: inline CSS and SVG, nothing fetched."""
+    b = data["banner"]
+    banner = (
+        f'<div class="banner" role="note" aria-label="Classification: {_e(b["text"])}" '
+        f'style="background:{_e(b["background"])};color:{_e(b["foreground"])}">'
+        f"{_e(b['text'])}</div>"
+    )
+    ds, counts, total = data["dataset"], data["counts"], data["counts"]["records"]
+    sp, pii, dedup, quality = data["splits"], data["pii"], data["dedup"], data["quality"]
+    lin, hist, vaultis = data["lineage"], data["text_length"], data["vaultis"]
+
+    def counts_section(title: str, values: dict[str, int]) -> str:
+        rows = [[k, v, f"{_share(v, total):.1%}"] for k, v in values.items()]
+        return (
+            f"<h3>{_e(title)}</h3>"
+            + _bar_chart(title, values)
+            + _html_table(title, ["Value", "Records", "Share"], rows)
+        )
+
+    checks = "".join(
+        f"<tr><td>{_e(goal.capitalize())}</td><td>{_e(c['name'])}</td>"
+        f'<td class="{"pass" if c["passed"] else "fail"}">{"yes" if c["passed"] else "no"}</td>'
+        f"<td>{_e(c['detail'])}</td></tr>"
+        for goal, v in vaultis["goals"].items()
+        for c in v["checks"]
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Dataset card: {_e(ds['name'])}</title><style>{_CSS}</style></head><body>",
+        banner,
+        "<main>",
+        f"<h1>Dataset card: {_e(ds['name'])}</h1>",
+        _html_table(
+            "Version",
+            ["Property", "Value"],
+            [
+                ["Version", ds["id"]],
+                ["Created by", ds["created_by"]],
+                ["Created at", ds["created_at"]],
+                ["Records", total],
+            ],
+        ),
+        f"<h2>Purpose</h2><p>{_e(data['purpose'])}</p>",
+        "<h2>Sources</h2>",
+        counts_section("Records by source", data["sources"]["sources"]),
+        counts_section("Records by media type", counts["by_media_type"]),
+        "<h2>Counts</h2>",
+        counts_section("Records by marking", counts["by_marking"]),
+        counts_section("Records by language", counts["by_language"]),
+        counts_section("Records by split", counts["by_split"]),
+        "<h2>Splits</h2>",
+        _html_table(
+            "Split parameters",
+            ["Parameter", "Value"],
+            [
+                ["Ratios", ", ".join(f"{k} {v}" for k, v in sp["ratios"].items())],
+                ["Seed", sp["seed"]],
+                ["Stratify", sp["stratify"] or "(none)"],
+            ],
+        ),
+        f"<p>{_e(sp['leakage_rule'])}</p>",
+        "<h2>Processing</h2>",
+        _html_table(
+            "Processing applied",
+            ["Step", "Applied", "Detail"],
+            [
+                ["PII", "yes" if pii["stage_ran"] else "no", _runs(pii["runs"])],
+                [
+                    "Dedup",
+                    "yes" if dedup["stage_ran"] else "no",
+                    _runs(dedup["runs"]) + ("; canonical only" if dedup["canonical_only"] else ""),
+                ],
+                ["Quality", "yes" if quality["stage_ran"] else "no", _runs(quality["runs"])],
+            ],
+        ),
+        _html_table(
+            "PII types seen", ["Type", "Records"], [[k, v] for k, v in pii["types_seen"].items()]
+        ),
+        _html_table(
+            "Quality flags", ["Flag", "Records"], [[k, v] for k, v in quality["flags"].items()]
+        ),
+        "<h2>Lineage</h2>",
+        _html_table(
+            "Pipeline stages",
+            ["Stage", "Version", "Params hash"],
+            [[p["stage"], p["version"], p["params_hash"]] for p in lin["pipelines"]],
+        ),
+        f"<p>{lin['records_with_lineage']} of {total} records "
+        f"({lin['share_with_lineage']:.1%}) have lineage.</p>",
+        "<h2>Text length</h2>",
+        _histogram_svg(hist),
+        _html_table(
+            "Text length in characters",
+            ["Length", "Records"],
+            [[f"{x['low']}-{x['high']}", x["count"]] for x in hist["bins"]],
+        ),
+        f"<p>Min {hist['min']}, max {hist['max']}, mean {hist['mean']}.</p>",
+        "<h2>Known limitations</h2><ul>",
+        "".join(f"<li>{_e(item)}</li>" for item in data["limitations"]),
+        "</ul>",
+        "<h2>VAULTIS readiness</h2>",
+        f"<p>Overall readiness: <strong>{vaultis['overall']:.2f}</strong></p>",
+        _html_table(
+            "Goal scores",
+            ["Goal", "Score"],
+            [[g.capitalize(), f"{v['score']:.2f}"] for g, v in vaultis["goals"].items()],
+        ),
+        '<table><caption>Readiness checks</caption><thead><tr><th scope="col">Goal</th>'
+        '<th scope="col">Check</th><th scope="col">Passed</th><th scope="col">Detail</th>'
+        f"</tr></thead><tbody>{checks}</tbody></table>",
+        "<h2>Record schema</h2>",
+        _html_table("Record schema (JSON)", ["Field", "JSON type"], _schema_rows(data["schema"])),
+    ]
+    if data["export"]:
+        ex = data["export"]
+        parts += [
+            "<h2>Export</h2>",
+            _html_table(
+                "Export",
+                ["Property", "Value"],
+                [
+                    ["Format", ex["format"]],
+                    ["Files", ", ".join(ex["files"]) or "(none)"],
+                    ["Signed", "yes" if ex["signed"] else "no"],
+                    ["Key", ex["key_id"] or "(none)"],
+                ],
+            ),
+        ]
+    parts += ["</main>", banner, "</body></html>", ""]
+    return "\n".join(parts)

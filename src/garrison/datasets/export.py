@@ -1,0 +1,371 @@
+"""Exporting a dataset version: data files, manifest, checksums, signature and card.
+
+``export_version`` writes one directory, for the far side of an air gap::
+
+    BANNER.txt        the version's marking banner
+    manifest.json     the version's manifest, canonical JSON (its SHA-256 is the version id)
+    data/...          the records (layout per format, below)
+    card.md, card.html, card.json   the dataset card (``garrison.datasets.card``)
+    SHA256SUMS        ``<hex>  <path>`` for every file above, sorted by path
+    manifest.sig      JSON: Ed25519 signatures of manifest.json and of SHA256SUMS, key id
+
+Formats -- every record carries its own ``marking``:
+
+- ``parquet``: ``data/{split}.parquet``; columns ``id, text, marking, split`` then the version's
+  selected fields; lists and mappings are JSON-encoded strings.
+- ``jsonl``: ``data/{split}.jsonl``; the same keys, nested values kept as JSON.
+- ``hf``: ``hf/``, a Hugging Face ``datasets.DatasetDict`` saved with ``save_to_disk`` (one
+  split each), columns as for Parquet; ``datasets.load_from_disk`` reads it offline.
+- ``chat``: ``data/{split}.jsonl``, one conversation per record: a ``system`` message
+  ``Classification: <record banner>``, a ``user`` prompt derived from the record (the section
+  path when the version selected ``section_path``, else the document title when it selected
+  ``title``, else ``Continue the document.``), and the record's text as the ``assistant`` reply;
+  beside ``messages``: ``id``, ``marking`` and ``split``.
+
+Exports are all or nothing: everything is written into a hidden temporary directory beside
+``out`` and renamed into place at the end; on any failure the temporary directory is removed.
+The subject must be a steward allowed to *export* (not merely read) the version's marking and
+every record's -- access that comes only through DISPLAY ONLY is never enough.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from garrison.core.errors import InvalidInput, MissingExtra, NotPermitted
+from garrison.datasets._versions import Datasets, DatasetVersion, SnapshotRecord, _canonical
+from garrison.datasets.card import build_card
+from garrison.security import crypto
+from garrison.security.policy import Action, can_export
+from garrison.store.keys import dataset_signing_key
+from garrison.store.session import Session
+
+__all__ = [
+    "FORMATS",
+    "SIGNATURE_ALGORITHM",
+    "ExportFormat",
+    "ExportResult",
+    "export_public_key",
+    "export_version",
+]
+
+ExportFormat = Literal["parquet", "jsonl", "hf", "chat"]
+FORMATS: tuple[str, ...] = get_args(ExportFormat)
+SIGNATURE_ALGORITHM = "ed25519"
+#: Files of an export that SHA256SUMS does not (cannot) list.
+UNSUMMED = ("SHA256SUMS", "manifest.sig")
+_SPLIT_ORDER = ("train", "validation", "test")
+_CORE_COLUMNS = ("id", "text", "marking", "split")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote."""
+
+    version_id: str
+    path: Path
+    format: str
+    #: Every file of the export, relative to ``path``, sorted.
+    files: list[str]
+    records: int
+    #: The version's marking banner.
+    marking: str
+    #: Fingerprint of the key that signed ``manifest.sig``.
+    key_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version_id": self.version_id,
+            "path": str(self.path),
+            "format": self.format,
+            "files": self.files,
+            "records": self.records,
+            "marking": self.marking,
+            "key_id": self.key_id,
+        }
+
+
+def export_public_key(where: Session | Path, out: Path) -> str:
+    """Write the dataset signing key's public half to ``out`` (PEM SubjectPublicKeyInfo).
+
+    ``where`` is a session (the write is audited as ``dataset.key-export``) or a workspace root.
+    Creates the signing key on first use. Returns the key id (its fingerprint). ``out`` must
+    not exist (InvalidInput otherwise): a trusted key is never silently replaced. The key is
+    public, so any subject may export it.
+    """
+    session = where if isinstance(where, Session) else None
+    workspace_root = where.workspace.root if isinstance(where, Session) else Path(where)
+    public = dataset_signing_key(workspace_root).public_key()
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    try:
+        with out.open("xb") as fh:
+            fh.write(pem)
+    except FileExistsError:
+        raise InvalidInput(f"{out} already exists; choose another path.") from None
+    key_id = crypto.fingerprint(public)
+    if session is not None:
+        session.audit("dataset.key-export", object_id=key_id, details={"out": str(out)})
+    return key_id
+
+
+def export_version(session: Session, ref: str, fmt: ExportFormat, out: Path) -> ExportResult:
+    """Export dataset version ``ref`` as ``fmt`` into the new directory ``out``; audited.
+
+    Raises, with nothing written: NotPermitted when the subject's roles do not allow exports or
+    when it may not export the version's or a record's marking (including access only through
+    DISPLAY ONLY); NotFound when the version does not exist or is not readable; InvalidInput for
+    an unknown format or when ``out`` exists and is not an empty directory.
+    """
+    session.require(Action.DATASET_EXPORT, "dataset.export", object_id=ref[:128])
+    datasets = Datasets(session)
+    version = datasets.get(ref)
+    banner = version.marking.banner()
+    records = datasets.records(version)
+    _check_exportable(session, version, records)
+    if fmt not in FORMATS:
+        raise InvalidInput(f"Unknown export format {fmt!r}: use {', '.join(FORMATS)}.")
+    out = Path(out)
+    _check_out(out)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        key = dataset_signing_key(session.workspace.root)
+        key_id = crypto.fingerprint(key.public_key())
+        _write(tmp, version, records, fmt, key, key_id)
+        files = sorted(_files(tmp))
+        if out.exists():
+            out.rmdir()  # empty, checked above; rmdir refuses anything else
+        os.rename(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        session.audit(
+            "dataset.export",
+            object_id=version.id,
+            object_marking=banner,
+            details={"format": fmt, "out": str(out), "records": len(records), "key_id": key_id},
+        )
+    except BaseException:
+        # Fail closed: an export the audit log does not know about must not remain.
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return ExportResult(version.id, out, fmt, files, len(records), banner, key_id)
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+
+def _check_exportable(
+    session: Session, version: DatasetVersion, records: list[SnapshotRecord]
+) -> None:
+    high = session.workspace.system_high
+    markings = {version.marking.banner(): version.marking}
+    for record in records:
+        if record.marking not in markings:
+            markings[record.marking] = session.parse_marking(record.marking)
+    for banner, marking in markings.items():
+        decision = can_export(session.subject, marking, system_high=high)
+        if decision:
+            continue
+        session.audit(
+            "dataset.export",
+            object_id=version.id,
+            object_marking=version.marking.banner(),
+            decision="deny",
+            reason=f"{banner}: {decision.reason}",
+        )
+        if session.can_read(marking):
+            raise NotPermitted(
+                f"{session.subject.name} may not export {version.name}: their access to some of "
+                "its data comes only through DISPLAY ONLY, which allows viewing, never export."
+            )
+        raise NotPermitted(
+            f"{session.subject.name} may not export {version.name}: it holds data above what "
+            "they may read."
+        )
+
+
+def _check_out(out: Path) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InvalidInput(f"{out} exists and is not a directory; choose a new or empty one.")
+    if out.is_dir() and any(out.iterdir()):
+        raise InvalidInput(f"The output directory {out} is not empty; choose a new or empty one.")
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def _write(
+    tmp: Path,
+    version: DatasetVersion,
+    records: list[SnapshotRecord],
+    fmt: ExportFormat,
+    key: Ed25519PrivateKey,
+    key_id: str,
+) -> None:
+    banner = version.marking.banner()
+    (tmp / "BANNER.txt").write_text(banner + "\n", encoding="utf-8")
+    manifest = _canonical(version.manifest)
+    (tmp / "manifest.json").write_bytes(manifest)
+    fields = [str(f) for f in version.manifest["selection"].get("fields", [])]
+    by_split = _by_split(records)
+    if fmt == "parquet":
+        _write_parquet(tmp / "data", by_split, fields)
+    elif fmt == "jsonl":
+        _write_jsonl(
+            tmp / "data", {s: [_row(r, fields, flat=False) for r in rs] for s, rs in by_split}
+        )
+    elif fmt == "chat":
+        _write_jsonl(tmp / "data", {s: [_chat(r) for r in rs] for s, rs in by_split})
+    else:
+        _write_hf(tmp / "hf", by_split, fields)
+
+    card_names = ["card.html", "card.json", "card.md"]
+    files = sorted([*_files(tmp), *card_names, *UNSUMMED])
+    card = build_card(
+        version,
+        records,
+        export={"format": fmt, "files": files, "signed": True, "key_id": key_id},
+    )
+    (tmp / "card.md").write_text(card.markdown, encoding="utf-8")
+    (tmp / "card.html").write_text(card.html, encoding="utf-8")
+    (tmp / "card.json").write_bytes(
+        json.dumps(card.data, sort_keys=True, indent=2, ensure_ascii=False).encode() + b"\n"
+    )
+
+    sums = "".join(f"{_sha256(tmp / name)}  {name}\n" for name in sorted(_files(tmp)))
+    (tmp / "SHA256SUMS").write_text(sums, encoding="utf-8")
+    signature = {
+        "algorithm": SIGNATURE_ALGORITHM,
+        "key_id": key_id,
+        "version_id": version.id,
+        "signature": crypto.sign(key, manifest).hex(),
+        # The manifest alone does not cover the card or the data files' bytes: SHA256SUMS does.
+        "sha256sums_signature": crypto.sign(key, sums.encode("utf-8")).hex(),
+    }
+    (tmp / "manifest.sig").write_text(json.dumps(signature, sort_keys=True, indent=2) + "\n")
+
+
+def _files(root: Path) -> Iterator[str]:
+    for path in root.rglob("*"):
+        if path.is_file():
+            yield path.relative_to(root).as_posix()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _by_split(records: list[SnapshotRecord]) -> list[tuple[str, list[SnapshotRecord]]]:
+    groups: dict[str, list[SnapshotRecord]] = {}
+    for record in records:
+        groups.setdefault(record.split, []).append(record)
+
+    def order(name: str) -> tuple[int, str]:
+        rank = _SPLIT_ORDER.index(name) if name in _SPLIT_ORDER else len(_SPLIT_ORDER)
+        return rank, name
+
+    return [(name, groups[name]) for name in sorted(groups, key=order)]
+
+
+def _row(record: SnapshotRecord, fields: list[str], *, flat: bool) -> dict[str, Any]:
+    """A record as a row; ``flat`` JSON-encodes lists and mappings (columnar formats)."""
+    row: dict[str, Any] = {
+        "id": record.id,
+        "text": record.text,
+        "marking": record.marking,
+        "split": record.split,
+    }
+    for name in fields:
+        if name in _CORE_COLUMNS:
+            continue
+        value = record.fields.get(name)
+        if flat and isinstance(value, list | dict | tuple):
+            value = json.dumps(value, sort_keys=True, ensure_ascii=False)
+        row[name] = value
+    return row
+
+
+def _chat(record: SnapshotRecord) -> dict[str, Any]:
+    section = record.fields.get("section_path")
+    title = record.fields.get("title")
+    if isinstance(section, list) and section:
+        prompt = f"Write the section {' > '.join(str(s) for s in section)}."
+    elif isinstance(title, str) and title:
+        prompt = f"Write a passage of the document {title}."
+    else:
+        prompt = "Continue the document."
+    return {
+        "id": record.id,
+        "marking": record.marking,
+        "split": record.split,
+        "messages": [
+            {"role": "system", "content": f"Classification: {record.marking}"},
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": record.text},
+        ],
+    }
+
+
+def _write_jsonl(folder: Path, rows_by_split: dict[str, list[dict[str, Any]]]) -> None:
+    folder.mkdir()
+    for split, rows in rows_by_split.items():
+        with (folder / f"{split}.jsonl").open("w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _write_parquet(
+    folder: Path, by_split: list[tuple[str, list[SnapshotRecord]]], fields: list[str]
+) -> None:
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    folder.mkdir()
+    for split, records in by_split:
+        table = pa.Table.from_pylist([_row(r, fields, flat=True) for r in records])
+        pq.write_table(table, folder / f"{split}.parquet")
+
+
+def _write_hf(
+    folder: Path, by_split: list[tuple[str, list[SnapshotRecord]]], fields: list[str]
+) -> None:
+    # Never let the library reach for the Hugging Face Hub: this host is air-gapped.
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import datasets  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise MissingExtra("hf", "datasets") from exc
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # progress bars would write to the caller's stderr
+    try:
+        data = datasets.DatasetDict(
+            {
+                split: datasets.Dataset.from_list([_row(r, fields, flat=True) for r in records])
+                for split, records in by_split
+            }
+        )
+        data.save_to_disk(str(folder))
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
