@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -237,3 +238,72 @@ def test_stratified_splits_balance_each_stratum() -> None:
         members = [r for r in records if r.fields["language"] == language]
         train = sum(1 for r in members if splits[r.id] == "train")
         assert abs(train / len(members) - 0.6) < 0.03
+
+
+def test_no_read_up_on_card_and_export(
+    ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from garrison.cli.main import main
+
+    system = Datasets(ws.session())
+    secret = system.create("nru-secret", Selection(max_marking="SECRET//NOFORN"))
+    low = system.create("nru-low", Selection(max_marking="UNCLASSIFIED"))
+    root = str(ws.root)
+    with contextlib.suppress(InvalidInput):
+        ws.session().add_user("cstew", SubjectSpec(clearance="C", roles=("steward",)))
+    capsys.readouterr()
+    # The SECRET version: exit 3 with the same sentence as a version that does not exist.
+    for path in (["dataset", "card"], ["dataset", "show"]):
+        assert main([*path, secret.id, "-w", root, "--as", "cstew"]) == 3
+        hidden = capsys.readouterr().err.replace(secret.id, "X")
+        assert main([*path, "0" * 64, "-w", root, "--as", "cstew"]) == 3
+        assert hidden == capsys.readouterr().err.replace("0" * 64, "X")
+    out = tmp_path / "export"
+    assert (
+        main(
+            [
+                "dataset",
+                "export",
+                secret.id,
+                "--format",
+                "jsonl",
+                "--out",
+                str(out),
+                "-w",
+                root,
+                "--as",
+                "cstew",
+            ]
+        )
+        == 3
+    )
+    assert not out.exists()
+    assert "nru-secret" not in capsys.readouterr().out
+    # What the steward may read, it may export; the listing shows only that.
+    assert (
+        main(
+            [
+                "dataset",
+                "export",
+                low.id,
+                "--format",
+                "jsonl",
+                "--out",
+                str(out),
+                "-w",
+                root,
+                "--as",
+                "cstew",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["dataset", "ls", "-w", root, "--as", "cstew", "--json"]) == 0
+    import json
+
+    names = {v["name"] for v in json.loads(capsys.readouterr().out)}
+    assert "nru-low" in names and "nru-secret" not in names
+    assert main(["dataset", "card", low.id, "-w", root, "--as", "cstew"]) == 0
+    card = capsys.readouterr().out
+    assert card.splitlines()[0] == card.strip().splitlines()[-1]  # banner top and bottom
