@@ -307,3 +307,96 @@ def test_no_read_up_on_card_and_export(
     assert main(["dataset", "card", low.id, "-w", root, "--as", "cstew"]) == 0
     card = capsys.readouterr().out
     assert card.splitlines()[0] == card.strip().splitlines()[-1]  # banner top and bottom
+
+
+def test_cli_export_verify_and_tampering(
+    ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from garrison.cli.main import main
+
+    root = str(ws.root)
+    assert (
+        main(
+            [
+                "dataset",
+                "create",
+                "cli-ds",
+                "--split",
+                "train=0.5,validation=0.25,test=0.25",
+                "-w",
+                root,
+                "--as",
+                "stew",
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "exp"
+    assert (
+        main(
+            [
+                "dataset",
+                "export",
+                "cli-ds",
+                "--format",
+                "parquet",
+                "--out",
+                str(out),
+                "-w",
+                root,
+                "--as",
+                "stew",
+            ]
+        )
+        == 0
+    )
+    key = tmp_path / "key.pem"
+    assert main(["key", "export", "--out", str(key), "-w", root]) == 0
+    assert main(["verify", str(out), "--trusted-key", str(key)]) == 0
+    assert main(["verify", str(out)]) == 0
+    assert "NOT checked" in capsys.readouterr().out
+    # A second export into the same, now non-empty, directory: exit 2, nothing changed.
+    before = sorted(p.name for p in out.rglob("*"))
+    assert (
+        main(
+            [
+                "dataset",
+                "export",
+                "cli-ds",
+                "--format",
+                "jsonl",
+                "--out",
+                str(out),
+                "-w",
+                root,
+                "--as",
+                "stew",
+            ]
+        )
+        == 2
+    )
+    assert sorted(p.name for p in out.rglob("*")) == before
+    assert not list(tmp_path.glob(".exp.tmp-*"))
+    data = next(out.glob("data/*.parquet"))
+    data.write_bytes(data.read_bytes() + b"\0")
+    capsys.readouterr()
+    assert main(["verify", str(out), "--trusted-key", str(key)]) == 1
+    assert data.name in capsys.readouterr().err
+    assert main(["dataset", "show", "no-such-dataset", "-w", root]) == 3
+    assert main(["dataset", "create", "empty", "--language", "zz", "-w", root]) == 2
+    assert (
+        main(
+            [
+                "dataset",
+                "export",
+                "cli-ds",
+                "--format",
+                "csv",
+                "--out",
+                str(tmp_path / "x"),
+                "-w",
+                root,
+            ]
+        )
+        == 2
+    )
