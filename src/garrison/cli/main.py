@@ -22,6 +22,7 @@ from garrison.cli import (
     _marking,
     _pipeline,
     _registry,
+    _search,
     _user,
     _workspace,
 )
@@ -73,6 +74,7 @@ _workspace.register(app)
 _ingest.register(app)
 _pipeline.register(app)
 _datasets.register(app)
+_search.register(app)
 app.add_typer(_docs.app, name="docs")
 app.add_typer(_docs.jobs_app, name="jobs")
 app.add_typer(_marking.app, name="marking")

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 
 from garrison.core.clock import utc_now
 from garrison.pipeline._stage import Item
 from garrison.security.markings import join
 from garrison.store.index import ChunkIndex
-from garrison.store.models import ChunkRow, ElementState, FindingRow
+from garrison.store.models import ChunkRow, DocumentRow, ElementState, FindingRow
 from garrison.store.session import Session
 
 __all__ = ["PIPELINE_FINDINGS", "Written", "write_batch"]
@@ -112,6 +113,10 @@ def write_batch(
                     }
                 )
         chunk_rows: list[dict[str, Any]] = []
+        # Document-level search fields, carried by the index under the document's own marking.
+        docs = {
+            d.id: d for d in orm.scalars(select(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
+        }
         for chunk in chunks:
             marking_id = session.intern_marking(orm, chunk.marking)
             chunk_rows.append(
@@ -139,6 +144,7 @@ def write_batch(
                         "text": chunk.text,
                         "model": chunk.embedding_model or "",
                         "vector": [float(x) for x in chunk.embedding],
+                        **_search_fields(chunk, docs.get(chunk.doc_id), all_items),
                     }
                 )
         if states:
@@ -161,3 +167,23 @@ def write_batch(
     written.chunks = len(chunk_rows)
     written.embeddings = len(index_rows)
     return written
+
+
+def _search_fields(
+    chunk: Item, doc: DocumentRow | None, all_items: Mapping[str, Item]
+) -> dict[str, Any]:
+    """The filter and facet fields of a chunk's index row (see ``garrison.store.index``)."""
+    language = chunk.language
+    if language is None and chunk.element_ids:
+        first = all_items.get(chunk.element_ids[0])
+        language = first.language if first is not None else None
+    ingested = doc.ingested_at if doc is not None else None
+    if ingested is not None and ingested.tzinfo is None:
+        ingested = ingested.replace(tzinfo=UTC)
+    return {
+        "doc_marking_id": doc.marking_id if doc is not None and doc.marking_id else -1,
+        "source": doc.source_name if doc is not None else None,
+        "media_type": doc.media_type if doc is not None else None,
+        "language": language,
+        "ingested_at": ingested.astimezone(UTC).isoformat() if ingested is not None else None,
+    }

@@ -2,6 +2,10 @@
 
 Every row carries its interned ``marking_id``; searches filter on the ids a subject may read
 *before* ranking (``prefilter``), so results, counts and scores come from readable data only.
+Document-level fields (``source``, ``media_type``, ``ingested_at``) travel with the document's own
+marking (``doc_marking_id``): a filter or facet on them is limited to readable documents.
+Full text uses LanceDB's native inverted index (no tantivy, nothing fetched); rows added after
+the index was built are still searched (flat), and :meth:`ChunkIndex.ensure_fts` refreshes it.
 """
 
 from __future__ import annotations
@@ -11,15 +15,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from garrison.core.errors import MissingExtra
+from garrison.core.errors import InvalidInput, MissingExtra
 
-__all__ = ["ChunkIndex"]
+__all__ = ["ChunkIndex", "quote_sql", "where_in"]
 
 TABLE = "chunks"
 
+#: Columns a filter may name besides the marking ids (all strings).
+FILTER_COLUMNS = ("doc_id", "source", "media_type", "language", "ingested_at", "model")
 
-def _quote(value: str) -> str:
+
+def quote_sql(value: str) -> str:
+    """A SQL string literal for a LanceDB ``where`` clause (quotes doubled, NUL refused)."""
+    if "\x00" in value:
+        raise InvalidInput("A filter value may not contain a NUL character.")
     return "'" + value.replace("'", "''") + "'"
+
+
+_quote = quote_sql
+
+
+def where_in(column: str, ids: Sequence[int]) -> str:
+    """``column IN (1, 2)`` for integer ids (validated as ints); ``FALSE`` when empty."""
+    if not ids:
+        return "FALSE"
+    return f"{column} IN ({', '.join(str(int(i)) for i in sorted(ids))})"
 
 
 class ChunkIndex:
@@ -51,13 +71,19 @@ class ChunkIndex:
                 ("text", pa.string()),
                 ("model", pa.string()),
                 ("vector", pa.list_(pa.float32(), dim)),
+                ("doc_marking_id", pa.int64()),
+                ("source", pa.string()),
+                ("media_type", pa.string()),
+                ("language", pa.string()),
+                ("ingested_at", pa.string()),
             ]
         )
         return db.create_table(TABLE, schema=schema, exist_ok=True)
 
     def replace_documents(self, doc_ids: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
         """Drop every row of ``doc_ids``, then add ``rows`` (chunk_id, doc_id, marking_id,
-        text, model, vector)."""
+        text, model, vector; optionally doc_marking_id, source, media_type, language and
+        ingested_at -- an ISO 8601 UTC string)."""
         import pyarrow as pa
 
         dim = len(rows[0]["vector"]) if rows else None
@@ -71,9 +97,84 @@ class ChunkIndex:
         if rows:
             table.add(pa.Table.from_pylist(list(rows), schema=table.schema))
 
-    def count(self) -> int:
+    def count(self, where: str | None = None) -> int:
+        """Rows in the index (matching ``where``, a trusted clause built with the helpers)."""
         table = self._table(None)
-        return 0 if table is None else int(table.count_rows())
+        if table is None:
+            return 0
+        return int(table.count_rows(where) if where else table.count_rows())
+
+    def columns(self) -> frozenset[str]:
+        """The table's column names (empty when there is no table yet)."""
+        table = self._table(None)
+        return frozenset() if table is None else frozenset(table.schema.names)
+
+    def ensure_fts(self) -> bool:
+        """Build the full-text index on ``text`` when missing or stale; False without a table.
+
+        Native LanceDB FTS (``use_tantivy`` is not involved): offline, in the index folder.
+        """
+        from lancedb.index import FTS
+
+        table = self._table(None)
+        if table is None:
+            return False
+        fts = [i for i in table.list_indices() if list(i.columns) == ["text"]]
+        if fts:
+            stats = table.index_stats(fts[0].name)
+            if stats is None or not stats.num_unindexed_rows:
+                return True
+        table.create_index("text", config=FTS(), replace=True)
+        return True
+
+    def full_text(
+        self, query: str, where: str, *, limit: int, columns: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Rows whose ``text`` matches ``query`` (a plain match query: no query syntax is
+        interpreted), filtered by ``where`` before ranking, best BM25 first (``_score``)."""
+        from lancedb.query import FullTextOperator, MatchQuery
+
+        table = self._table(None)
+        if table is None or limit <= 0:
+            return []
+        search = table.search(
+            MatchQuery(
+                query,
+                "text",
+                boost=1.0,
+                fuzziness=0,
+                max_expansions=50,
+                operator=FullTextOperator.OR,
+                prefix_length=0,
+                document_granularity=None,
+            ),
+            query_type="fts",
+        )
+        search = search.where(where, prefilter=True).select([*columns, "_score"])
+        return list(search.limit(limit).to_list())
+
+    def nearest(
+        self, vector: Sequence[float], where: str, *, limit: int, columns: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """The ``limit`` nearest rows to ``vector`` among those matching ``where``
+        (prefiltered: the limit is filled from allowed rows), closest first (``_distance``)."""
+        table = self._table(None)
+        if table is None or limit <= 0:
+            return []
+        search = table.search(list(vector)).where(where, prefilter=True)
+        search = search.select([*columns, "_distance"])
+        return list(search.limit(limit).to_list())
+
+    def values(self, column: str, where: str) -> list[Any]:
+        """Every value of ``column`` among the rows matching ``where``."""
+        table = self._table(None)
+        if table is None:
+            return []
+        n = self.count(where)
+        if n == 0:
+            return []
+        rows = table.search().where(where).select([column]).limit(n).to_arrow()
+        return list(rows.column(column).to_pylist())
 
     def search(
         self, vector: Sequence[float], marking_ids: Sequence[int], *, limit: int = 10

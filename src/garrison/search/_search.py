@@ -1,0 +1,415 @@
+"""Hybrid search over the chunk index, as one subject may see it.
+
+Both branches -- BM25 full text and vector nearest neighbours -- run on the LanceDB index with
+the subject's access filter as a *prefilter*: ``marking_id IN (<readable ids>)`` (narrowed by a
+``max_marking`` ceiling and the caller's filters) restricts the rows before anything is ranked,
+so ``k`` hits are filled from readable data and nothing unreadable is scored, counted or shown.
+
+Ranking:
+
+- full text: every readable chunk the native FTS index matches for the query, re-scored here
+  with BM25 whose statistics (document count, document frequencies, average length) come from
+  the readable, filtered rows only -- LanceDB's own scores use corpus-wide statistics, which
+  would let unreadable text shift the order;
+- vector: the query embedded with the model recorded in the readable index rows (the most common
+  one when several), nearest ``max(k, 50)`` readable chunks of that model;
+- fusion: reciprocal-rank fusion, ``score = sum(1 / (60 + rank))`` over the two lists (1-based
+  ranks), ties broken by chunk id, so a search is deterministic.
+
+Definitions:
+
+- ``total``: the number of readable chunks (after filters) that the full-text query matches.
+  Chunks reached only by the vector branch are not counted: every chunk has a nearest neighbour.
+- ``facets``: counts over that same matched set, by ``marking`` (banner), ``language``,
+  ``source`` and ``media_type``. Source and media type are document metadata and carry the
+  document's marking: they are counted only for chunks whose document the subject may read.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session as OrmSession
+
+from garrison.core.errors import InvalidInput
+from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
+from garrison.security.policy import Action
+from garrison.store.index import ChunkIndex, quote_sql, where_in
+from garrison.store.models import ChunkRow, ElementRow
+from garrison.store.session import Session
+
+__all__ = ["FILTER_KEYS", "MAX_K", "RRF_K", "SearchHit", "SearchResult", "rrf", "search", "snippet"]
+
+#: The filters :func:`search` accepts.
+FILTER_KEYS = (
+    "doc",
+    "source",
+    "media_type",
+    "language",
+    "max_marking",
+    "ingested_from",
+    "ingested_to",
+)
+#: Reciprocal-rank fusion constant.
+RRF_K = 60
+#: Upper bound of ``k``.
+MAX_K = 1000
+#: Longest query accepted (characters).
+MAX_QUERY = 1000
+#: Snippet window (characters of chunk text, before highlighting).
+SNIPPET_CHARS = 240
+#: How many nearest neighbours the vector branch contributes at least.
+VECTOR_DEPTH = 50
+
+_DOC_FILTERS = {"source": "source", "media_type": "media_type"}
+_COLUMNS = (
+    "chunk_id",
+    "doc_id",
+    "marking_id",
+    "text",
+    "doc_marking_id",
+    "source",
+    "media_type",
+    "language",
+)
+_TOKEN = re.compile(r"\w+")
+_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One ranked chunk. ``score`` is the fused RRF score; ``snippet`` highlights terms in **."""
+
+    chunk_id: str
+    doc_id: str
+    score: float
+    snippet: str
+    marking: str
+    locator: dict[str, Any]
+    section_path: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk_id,
+            "doc_id": self.doc_id,
+            "score": self.score,
+            "snippet": self.snippet,
+            "marking": self.marking,
+            "locator": dict(self.locator),
+            "section_path": list(self.section_path),
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Hits best first; ``marking`` is the join of the hits' markings (UNCLASSIFIED if none)."""
+
+    query: str
+    k: int
+    hits: list[SearchHit] = field(default_factory=list)
+    total: int = 0
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+    marking: str = UNCLASSIFIED.banner()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "k": self.k,
+            "marking": self.marking,
+            "total": self.total,
+            "facets": {name: dict(counts) for name, counts in self.facets.items()},
+            "hits": [h.to_dict() for h in self.hits],
+        }
+
+
+def search(
+    session: Session, query: str, *, k: int = 10, filters: Mapping[str, str] | None = None
+) -> SearchResult:
+    """The ``k`` best readable chunks for ``query`` (hybrid BM25 + vector, RRF-fused).
+
+    ``filters``: ``doc`` (document id), ``source``, ``media_type``, ``language``,
+    ``max_marking`` (a ceiling: only chunks it dominates), ``ingested_from`` /
+    ``ingested_to`` (ISO dates or times, inclusive). Raises InvalidInput for an unknown filter,
+    a bad value, an empty or over-long query, or ``k`` outside 1..1000. Audited as ``search``.
+    """
+    session.require(Action.READ, "search")
+    text = query.strip()
+    if not text:
+        raise InvalidInput("The search query is empty: give at least one word.")
+    if len(text) > MAX_QUERY:
+        raise InvalidInput(f"The search query is longer than {MAX_QUERY} characters.")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}.")
+    chosen = _validate_filters(filters or {})
+    index = ChunkIndex(session.workspace.root / "index")
+    with session.workspace.catalog.transaction() as orm:
+        result = _search(session, orm, index, text, k, chosen)
+    session.audit(
+        "search",
+        object_marking=result.marking,
+        details={
+            "query_length": len(text),
+            "k": k,
+            "hits": len(result.hits),
+            "filters": sorted(chosen),
+        },
+    )
+    return result
+
+
+def _validate_filters(filters: Mapping[str, str]) -> dict[str, str]:
+    chosen: dict[str, str] = {}
+    for key, raw in filters.items():
+        if key not in FILTER_KEYS:
+            raise InvalidInput(
+                f"Unknown search filter {key!r}: use one of {', '.join(FILTER_KEYS)}."
+            )
+        value = str(raw).strip()
+        if not value:
+            raise InvalidInput(f"The search filter {key!r} needs a value.")
+        if key == "doc":
+            value = value.lower()
+            if not _HEX.fullmatch(value):
+                raise InvalidInput("The doc filter takes a document id (64 hex characters).")
+        elif key in ("ingested_from", "ingested_to"):
+            value = _iso_bound(key, value)
+        chosen[key] = value
+    return chosen
+
+
+def _iso_bound(key: str, value: str) -> str:
+    """A UTC ISO 8601 bound comparable with the index's ``ingested_at`` strings."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            if key == "ingested_to":  # a date bound covers the whole day
+                return moment.replace(hour=23, minute=59, second=59, microsecond=999999).isoformat()
+            return moment.isoformat()
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"The {key} filter takes an ISO date or time (2024-05-01 or 2024-05-01T12:00:00Z)."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+def _search(
+    session: Session,
+    orm: OrmSession,
+    index: ChunkIndex,
+    query: str,
+    k: int,
+    filters: dict[str, str],
+) -> SearchResult:
+    empty = SearchResult(query=query, k=k)
+    readable = session.readable_marking_ids(orm)
+    allowed = set(readable)
+    if "max_marking" in filters:
+        ceiling = session.parse_marking(filters["max_marking"])
+        allowed = {m for m in allowed if dominates(ceiling, _marking(session, orm, m))}
+    columns = index.columns()
+    if not allowed or not columns:
+        return empty
+    clauses = [where_in("marking_id", sorted(allowed))]
+    doc_level = [key for key in filters if key in _DOC_FILTERS or key.startswith("ingested_")]
+    wanted = {_DOC_FILTERS.get(key, "ingested_at") for key in doc_level}
+    if "language" in filters:
+        wanted.add("language")
+    missing = sorted(wanted - columns)
+    if missing:
+        raise InvalidInput(
+            f"The search index has no {', '.join(missing)} column yet: run the pipeline "
+            "(garrison run) again to rebuild it before filtering on it."
+        )
+    if doc_level:
+        # Document metadata is as sensitive as the document: filter only on readable ones.
+        clauses.append(where_in("doc_marking_id", sorted(readable)))
+    for key, value in filters.items():
+        if key == "doc":
+            clauses.append(f"doc_id = {quote_sql(value)}")
+        elif key in _DOC_FILTERS or key == "language":
+            clauses.append(f"{_DOC_FILTERS.get(key, key)} = {quote_sql(value)}")
+        elif key == "ingested_from":
+            clauses.append(f"ingested_at >= {quote_sql(value)}")
+        elif key == "ingested_to":
+            clauses.append(f"ingested_at <= {quote_sql(value)}")
+    where = " AND ".join(f"({c})" for c in clauses)
+    size = index.count(where)
+    if size == 0:
+        return empty
+    present = [c for c in _COLUMNS if c in columns]
+    index.ensure_fts()
+    matched = index.full_text(query, where, limit=size, columns=present)
+    text_ranked = _bm25_order(query, matched, size)
+    vector_ranked = _vector_order(index, query, where, max(k, VECTOR_DEPTH), present)
+    rows = {r["chunk_id"]: r for r in matched}
+    for r in vector_ranked:
+        rows.setdefault(r["chunk_id"], r)
+    fused = rrf([[r["chunk_id"] for r in text_ranked], [r["chunk_id"] for r in vector_ranked]])
+    hits: list[SearchHit] = []
+    markings: list[Marking] = []
+    for chunk_id, score in fused:
+        if len(hits) == k:
+            break
+        hit = _hit(session, orm, rows[chunk_id], score, query, allowed, readable)
+        if hit is not None:
+            hits.append(hit[0])
+            markings.append(hit[1])
+    return SearchResult(
+        query=query,
+        k=k,
+        hits=hits,
+        total=len(matched),
+        facets=_facets(session, orm, matched, readable),
+        marking=join(*markings).banner() if markings else UNCLASSIFIED.banner(),
+    )
+
+
+def _marking(session: Session, orm: OrmSession, marking_id: int) -> Marking:
+    marking = session.marking_of(orm, marking_id)
+    assert marking is not None  # an interned id always has a marking
+    return marking
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased word tokens (the unit of BM25 statistics and highlighting)."""
+    return _TOKEN.findall(text.lower())
+
+
+def _bm25_order(query: str, matched: Sequence[dict[str, Any]], size: int) -> list[dict[str, Any]]:
+    """``matched`` ordered by BM25 computed from readable rows only (``size`` of them)."""
+    wanted = list(dict.fromkeys(terms(query)))
+    if not matched or not wanted:
+        return list(matched)
+    tokens = [Counter(terms(str(r["text"]))) for r in matched]
+    lengths = [sum(t.values()) for t in tokens]
+    average = max(sum(lengths) / len(lengths), 1.0)
+    df = {w: sum(1 for t in tokens if w in t) for w in wanted}
+    k1, b = 1.2, 0.75
+    scored = []
+    for row, counts, length in zip(matched, tokens, lengths, strict=True):
+        score = 0.0
+        for w in wanted:
+            tf = counts.get(w, 0)
+            if tf:
+                idf = math.log(1 + (size - df[w] + 0.5) / (df[w] + 0.5))
+                score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average))
+        scored.append((-score, str(row["chunk_id"]), row))
+    scored.sort(key=lambda item: (item[0], item[1]))
+    return [row for _, _, row in scored]
+
+
+def _vector_order(
+    index: ChunkIndex, query: str, where: str, depth: int, columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    from garrison.pipeline.models import get_model
+
+    models = Counter(str(m) for m in index.values("model", where) if m)
+    if not models:
+        return []
+    # Most common model among the readable rows; ties by name, so the choice is stable.
+    name = sorted(models.items(), key=lambda item: (-item[1], item[0]))[0][0]
+    vector = [float(x) for x in get_model(name).encode([query])[0]]
+    clause = f"({where}) AND (model = {quote_sql(name)})"
+    rows = index.nearest(vector, clause, limit=depth, columns=columns)
+    return sorted(rows, key=lambda r: (float(r["_distance"]), str(r["chunk_id"])))
+
+
+def rrf(rankings: Sequence[Sequence[str]], *, k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal-rank fusion: ``sum(1 / (k + rank))`` per id; best first, ties by id."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _hit(
+    session: Session,
+    orm: OrmSession,
+    row: Mapping[str, Any],
+    score: float,
+    query: str,
+    allowed: set[int],
+    readable: frozenset[int],
+) -> tuple[SearchHit, Marking] | None:
+    chunk = orm.get(ChunkRow, str(row["chunk_id"]))
+    # The catalog is the record of truth: a chunk gone or re-marked since indexing is skipped.
+    if chunk is None or chunk.marking_id not in allowed:
+        return None
+    marking = _marking(session, orm, chunk.marking_id)
+    return (
+        SearchHit(
+            chunk_id=chunk.id,
+            doc_id=chunk.doc_id,
+            score=round(score, 8),
+            snippet=snippet(chunk.text, query),
+            marking=marking.banner(),
+            locator=_locator(orm, chunk, readable),
+            section_path=list(chunk.section_path),
+        ),
+        marking,
+    )
+
+
+def _locator(orm: OrmSession, chunk: ChunkRow, readable: frozenset[int]) -> dict[str, Any]:
+    if not chunk.element_ids:
+        return {}
+    element = orm.get(ElementRow, chunk.element_ids[0])
+    if element is None or element.marking_id not in readable:
+        return {}
+    locator = dict(element.data.get("locator") or {})
+    if element.page is not None:
+        locator.setdefault("page", element.page)
+    return locator
+
+
+def snippet(text: str, query: str, *, width: int = SNIPPET_CHARS) -> str:
+    """A window of at most ``width`` characters of ``text`` around the first query term, with
+    every query term wrapped in ``**`` (the markers are not counted in ``width``)."""
+    wanted = sorted(set(terms(query)), key=len, reverse=True)
+    flat = " ".join(text.split())
+    if not wanted:
+        return flat[:width]
+    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in wanted) + r")\b", re.IGNORECASE)
+    found = pattern.search(flat)
+    start = 0
+    if found is not None and found.end() > width:
+        start = max(0, found.start() - width // 3)
+        space = flat.find(" ", start, found.start())
+        if space != -1:
+            start = space + 1
+    window = flat[start : start + width]
+    return pattern.sub(lambda m: f"**{m.group(0)}**", window)
+
+
+def _facets(
+    session: Session,
+    orm: OrmSession,
+    matched: Sequence[Mapping[str, Any]],
+    readable: frozenset[int],
+) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter[str]] = {
+        "marking": Counter(),
+        "language": Counter(),
+        "source": Counter(),
+        "media_type": Counter(),
+    }
+    for row in matched:
+        counts["marking"][_marking(session, orm, int(row["marking_id"])).banner()] += 1
+        if row.get("language"):
+            counts["language"][str(row["language"])] += 1
+        if row.get("doc_marking_id") in readable:
+            for key in ("source", "media_type"):
+                if row.get(key):
+                    counts[key][str(row[key])] += 1
+    return {name: dict(sorted(c.items())) for name, c in counts.items()}
