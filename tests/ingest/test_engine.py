@@ -374,3 +374,39 @@ def test_parse_options_reach_the_parsers(ws: Workspace, tmp_path: Path) -> None:
     doc = Documents(ws.session()).show(str(result.doc_id), elements=True)
     assert [e["type"] for e in doc["elements"]] == ["Image"]
     assert {f["kind"] for f in doc["findings"]} == {"no-text-layer"}
+
+
+def test_a_batch_is_all_or_nothing_when_the_audit_fails(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from garrison.core.errors import AuditWriteError
+    from garrison.store.audit_log import AuditLog
+
+    corpus = tmp_path / "batch"
+    corpus.mkdir()
+    for i in range(6):
+        (corpus / f"doc-{i}.txt").write_text(f"(U) Report {i}.\n")
+    (corpus / "copy.txt").write_text("(U) Report 0.\n")  # same bytes, same batch
+
+    def refuse(self: AuditLog, actor: str, events: object) -> None:
+        raise AuditWriteError("disk full")
+
+    monkeypatch.setattr(AuditLog, "append_many", refuse)
+    with pytest.raises(AuditWriteError):
+        ingest_paths(ws.session(), [str(corpus)], IngestOptions(default_marking=DEFAULT))
+    with ws.catalog.transaction() as orm:
+        assert orm.scalar(select(func.count()).select_from(DocumentRow)) == 0
+        assert orm.scalar(select(func.count()).select_from(ElementRow)) == 0
+        assert orm.scalar(select(func.count()).select_from(DocumentLocation)) == 0
+    monkeypatch.undo()
+
+    report = ingest_paths(ws.session(), [str(corpus)], IngestOptions(default_marking=DEFAULT))
+    assert report.counts["files"] == 7
+    assert report.counts["parsed"] == 6
+    assert report.counts["unchanged"] == 1
+    with ws.catalog.transaction() as orm:
+        assert orm.scalar(select(func.count()).select_from(DocumentRow)) == 6
+        assert orm.scalar(select(func.count()).select_from(DocumentLocation)) == 7
+    events = [e for e in ws.audit.events() if e.action == "ingest.document"]
+    assert len(events) == 6
+    assert ws.audit.verify(ws.audit.public_key).ok

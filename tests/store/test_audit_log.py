@@ -547,3 +547,40 @@ def test_concurrent_appends_from_several_processes(audit_dir: Path, key: Ed25519
     assert report.ok
     assert report.size == 200
     assert report.checkpoints_checked == 200 // 17
+
+
+def test_append_many_is_one_durable_batch_with_per_event_signatures(
+    audit_dir: Path, key: Ed25519PrivateKey
+) -> None:
+    log = AuditLog(audit_dir, key, checkpoint_every=4)
+    log.append("system", "first")
+    events = log.append_many(
+        "steward",
+        [{"action": "ingest.document", "object_id": f"d{i}", "details": {"i": i}} for i in range(5)]
+        + [{"action": "ingest.spill", "decision": "deny", "reason": "spill"}],
+    )
+    assert [e.seq for e in events] == [2, 3, 4, 5, 6, 7]
+    assert [e.seq for e in log.events()] == list(range(1, 8))
+    assert events[-1].decision == "deny"
+    assert log.append_many("steward", []) == []
+    # The batch crossed a multiple of checkpoint_every: a checkpoint covers it.
+    latest = log.latest_checkpoint()
+    assert latest is not None and latest.size == 7
+    state = json.loads(log.state_path.read_text())
+    assert state["size"] == 7
+    assert state["events_bytes"] == log.events_path.stat().st_size
+    assert log.append("system", "after").seq == 8
+    assert log.verify(key.public_key()).ok
+
+
+def test_append_many_fails_closed_and_writes_nothing(
+    audit_dir: Path, key: Ed25519PrivateKey
+) -> None:
+    log = make_log(audit_dir, key, 2)
+    before = log.events_path.read_bytes()
+    with pytest.raises(AuditWriteError):
+        log.append_many("steward", [{"action": "ok"}, {"object_id": "no action"}])
+    with pytest.raises(AuditWriteError):
+        log.append_many("steward", [{"action": "ok"}, {"action": "x", "details": {"b": object()}}])
+    assert log.events_path.read_bytes() == before
+    assert log.verify(key.public_key()).ok

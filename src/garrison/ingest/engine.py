@@ -300,7 +300,11 @@ def _warning_findings(parsed: ParsedDocument) -> list[Finding]:
 
 
 class _Writer:
-    """Writes one decided tree in the caller's transaction."""
+    """Writes decided trees in the caller's transaction.
+
+    Rows are collected and inserted with one Core ``executemany`` per table by :meth:`flush`
+    (documents first: the other tables refer to them); audit events collect in ``events``.
+    """
 
     def __init__(
         self, session: Session, orm: OrmSession, job_id: str, source: str, default: Marking
@@ -313,31 +317,60 @@ class _Writer:
         self.default_id = session.intern_marking(orm, default)
         self.events: list[dict[str, Any]] = []
         self.elements = 0
+        self.documents: list[dict[str, Any]] = []
+        self.element_rows: list[dict[str, Any]] = []
+        self.findings: list[dict[str, Any]] = []
+        self.locations: list[dict[str, Any]] = []
+        self.items: list[dict[str, Any]] = []
+        #: Documents and locations written by this writer but not yet inserted.
+        self.pending: set[str] = set()
+        self.pending_locations: set[tuple[str, str]] = set()
+
+    def flush(self) -> None:
+        """Insert every collected row: one executemany per table, documents first."""
+        conn = self.orm.connection()
+        for model, rows in (
+            (DocumentRow, self.documents),
+            (ElementRow, self.element_rows),
+            (FindingRow, self.findings),
+            (DocumentLocation, self.locations),
+            (JobItemRow, self.items),
+        ):
+            if rows:
+                conn.execute(insert(model), rows)
+                rows.clear()
 
     def location(self, doc_id: str, uri: str, parent_id: str | None, *, new: bool = False) -> None:
         """Record where the bytes were seen (a new document cannot have been seen there)."""
-        exists = None
-        if not new:
+        if (doc_id, uri) in self.pending_locations:
+            return
+        if not new and doc_id not in self.pending:
             exists = self.orm.scalar(
                 select(DocumentLocation.id).where(
                     DocumentLocation.doc_id == doc_id, DocumentLocation.uri == uri
                 )
             )
-        if exists is None:
-            self.orm.add(
-                DocumentLocation(
-                    doc_id=doc_id,
-                    uri=uri,
-                    source_name=self.source,
-                    parent_id=parent_id,
-                    job_id=self.job_id,
-                    seen_at=utc_now(),
-                )
-            )
+            if exists is not None:
+                return
+        self.pending_locations.add((doc_id, uri))
+        self.locations.append(
+            {
+                "doc_id": doc_id,
+                "uri": uri,
+                "source_name": self.source,
+                "parent_id": parent_id,
+                "job_id": self.job_id,
+                "seen_at": utc_now(),
+            }
+        )
 
     def write(self, decided: _Decided, parent_id: str | None, *, spill_tree: bool = False) -> str:
         """Write ``decided`` and its children; returns the outcome for the root."""
         node = decided.node
+        if node.doc_id in self.pending:
+            # Written earlier in this transaction (same bytes twice): under the same default.
+            self.location(node.doc_id, node.uri, parent_id)
+            return "unchanged"
         existing = self.orm.get(DocumentRow, node.doc_id)
         if existing is not None:
             self.location(node.doc_id, node.uri, parent_id)
@@ -358,7 +391,8 @@ class _Writer:
             self._write_spill(decided, parent_id)
             return "spilled"
         parsed = node.parsed
-        row = DocumentRow(
+        banner = decided.marked.banner if decided.marked is not None else None
+        row = _document_row(
             id=node.doc_id,
             status=decided.status.value,
             reason=decided.reason,
@@ -377,15 +411,19 @@ class _Writer:
             ingested_at=utc_now(),
             meta=_meta(decided),
             default_marking_id=self.default_id,
+            banner_marking_id=(
+                self.session.intern_marking(self.orm, banner) if banner is not None else None
+            ),
+            marking_id=(
+                self.session.intern_marking(self.orm, decided.marking)
+                if decided.marking is not None
+                else None
+            ),
         )
-        if decided.marked is not None and decided.marked.banner is not None:
-            row.banner_marking_id = self.session.intern_marking(self.orm, decided.marked.banner)
-        if decided.marking is not None:
-            row.marking_id = self.session.intern_marking(self.orm, decided.marking)
         if node.data is not None:
             self.session.workspace.blobs.put(node.data)
-        self.orm.add(row)
-        self.orm.flush()
+        self.documents.append(row)
+        self.pending.add(node.doc_id)
         ids: list[str] = []
         if decided.status is DocumentStatus.PARSED and decided.marked is not None:
             ids = self._write_elements(node.doc_id, decided.marked, node.parsed)
@@ -410,8 +448,8 @@ class _Writer:
 
     def _write_spill(self, decided: _Decided, parent_id: str | None) -> None:
         node = decided.node
-        self.orm.add(
-            DocumentRow(
+        self.documents.append(
+            _document_row(
                 id=node.doc_id,
                 status=DocumentStatus.SPILLED.value,
                 reason="spill",
@@ -425,7 +463,7 @@ class _Writer:
                 meta={},
             )
         )
-        self.orm.flush()
+        self.pending.add(node.doc_id)
         kinds = {f.kind for f in decided.findings} | {"spill"}
         for kind in sorted(kinds):
             detail = (
@@ -433,14 +471,15 @@ class _Writer:
                 if kind == "spill"
                 else "a portion or banner mark is invalid"
             )
-            self.orm.add(
-                FindingRow(
-                    doc_id=node.doc_id,
-                    kind=kind,
-                    detail=detail,
-                    job_id=self.job_id,
-                    created_at=utc_now(),
-                )
+            self.findings.append(
+                {
+                    "doc_id": node.doc_id,
+                    "element_id": None,
+                    "kind": kind,
+                    "detail": detail,
+                    "job_id": self.job_id,
+                    "created_at": utc_now(),
+                }
             )
         self.location(node.doc_id, node.uri, parent_id, new=True)
         self.events.append(
@@ -487,9 +526,8 @@ class _Writer:
                     "data": data,
                 }
             )
-        if rows:
-            # One executemany instead of an ORM object per element: documents have thousands.
-            self.orm.execute(insert(ElementRow), rows)
+        # Inserted by flush with one executemany for the whole transaction.
+        self.element_rows.extend(rows)
         self.elements += len(ids)
         return ids
 
@@ -500,15 +538,15 @@ class _Writer:
                 if finding.element_index is not None and finding.element_index < len(ids)
                 else None
             )
-            self.orm.add(
-                FindingRow(
-                    doc_id=doc_id,
-                    element_id=element,
-                    kind=finding.kind,
-                    detail=finding.detail,
-                    job_id=self.job_id,
-                    created_at=utc_now(),
-                )
+            self.findings.append(
+                {
+                    "doc_id": doc_id,
+                    "element_id": element,
+                    "kind": finding.kind,
+                    "detail": finding.detail,
+                    "job_id": self.job_id,
+                    "created_at": utc_now(),
+                }
             )
 
     def _default_conflict(self, doc: DocumentRow) -> None:
@@ -528,15 +566,16 @@ class _Writer:
         parts = [m for m in [*markings, banner] if m is not None]
         doc.marking_id = self.session.intern_marking(self.orm, join(*parts) if parts else both)
         doc.default_marking_id = both_id
-        self.orm.add(
-            FindingRow(
-                doc_id=doc.id,
-                kind="default-marking-conflict",
-                detail=f"ingested again under the default {self.default.banner()}; "
+        self.findings.append(
+            {
+                "doc_id": doc.id,
+                "element_id": None,
+                "kind": "default-marking-conflict",
+                "detail": f"ingested again under the default {self.default.banner()}; "
                 f"inherited elements now take {both.banner()}",
-                job_id=self.job_id,
-                created_at=utc_now(),
-            )
+                "job_id": self.job_id,
+                "created_at": utc_now(),
+            }
         )
         self.events.append(
             {
@@ -548,6 +587,24 @@ class _Writer:
                 "details": {"job": self.job_id},
             }
         )
+
+
+#: Every column a new document row sets; one executemany needs the same keys in every row.
+_DOCUMENT_COLUMNS = (
+    "media_type",
+    "filename",
+    "title",
+    "author",
+    "created",
+    "modified",
+    "banner_marking_id",
+    "marking_id",
+    "default_marking_id",
+)
+
+
+def _document_row(**values: Any) -> dict[str, Any]:
+    return {**dict.fromkeys(_DOCUMENT_COLUMNS), **values}
 
 
 def _title(decided: _Decided) -> str | None:
@@ -756,14 +813,14 @@ def ingest_paths(
         orm.execute(update(JobRow).where(JobRow.id == job.id).values(total=len(files)))
     report = IngestReport(job.id)
     started = time.monotonic()
+    batch = _Batch(session, default, source, job.id, report, len(files), progress)
     try:
-        tasks = _tasks(session, files, options, default, source, job.id, report, progress)
+        tasks = _tasks(session, files, options, default, batch)
         for task, outcome in run_isolated(
             tasks, _parse_tree, workers=max(1, options.workers), limits=options.limits
         ):
-            node = _node_from_outcome(task, outcome)
-            report.results.append(_store(session, node, default, source, job.id, None))
-            _progress(session, job.id, report, len(files), task.uri, progress)
+            batch.add(_node_from_outcome(task, outcome))
+        batch.commit()
     except BaseException as exc:
         report.seconds = time.monotonic() - started
         job.finish(report, "failed", f"{type(exc).__name__}: {exc}")
@@ -778,10 +835,7 @@ def _tasks(
     files: Sequence[tuple[Path, str]],
     options: IngestOptions,
     default: Marking,
-    source: str,
-    job_id: str,
-    report: IngestReport,
-    progress: ProgressFn | None,
+    batch: _Batch,
 ) -> Iterator[_Task]:
     """Read each file; known bytes and unreadable files are settled here, without a worker."""
     for path, _rel in files:
@@ -790,8 +844,7 @@ def _tasks(
             size = path.stat().st_size
             data = b"" if size > options.max_bytes else path.read_bytes()
         except OSError as exc:
-            report.results.append(_unreadable(session, uri, job_id, exc))
-            _progress(session, job_id, report, len(files), uri, progress)
+            batch.add_unreadable(uri, exc)
             continue
         if size > options.max_bytes:
             # Too big to hold: quarantine by the hash of a streamed read, without parsing.
@@ -803,24 +856,13 @@ def _tasks(
                 None,
                 failure=("too-large", f"the file is larger than {options.max_bytes} bytes"),
             )
-            report.results.append(_store(session, node, default, source, job_id, None))
-            _progress(session, job_id, report, len(files), uri, progress)
+            batch.add(node)
             continue
         doc_id = hashlib.sha256(data).hexdigest()
         with session.workspace.catalog.transaction() as orm:
             known = orm.get(DocumentRow, doc_id) is not None
         if known:
-            report.results.append(
-                _store(
-                    session,
-                    ParseNode(doc_id, len(data), path.name, uri, None),
-                    default,
-                    source,
-                    job_id,
-                    None,
-                )
-            )
-            _progress(session, job_id, report, len(files), uri, progress)
+            batch.add(ParseNode(doc_id, len(data), path.name, uri, None))
             continue
         yield _Task(
             uri,
@@ -861,60 +903,120 @@ def _node_from_outcome(task: _Task, outcome: Outcome[ParseNode]) -> ParseNode:
     )
 
 
-def _store(
-    session: Session,
-    node: ParseNode,
-    default: Marking,
-    source: str,
-    job_id: str,
-    parent_id: str | None,
-) -> FileResult:
-    """Decide and write one tree in one transaction (audit events first: fail closed)."""
-    decided = _decide(node, default, session.workspace.system_high, session)
-    with session.workspace.catalog.transaction() as orm:
-        writer = _Writer(session, orm, job_id, source, default)
-        outcome = writer.write(decided, parent_id)
-        orm.add(
-            JobItemRow(
-                job_id=job_id,
-                uri=node.uri,
-                doc_id=node.doc_id,
-                outcome=outcome,
-                reason=None if outcome in ("parsed", "unchanged") else decided.reason,
-            )
-        )
-        orm.flush()
-        for event in writer.events:
-            session.audit(**event)
-    return FileResult(
-        node.uri,
-        outcome,
-        node.doc_id,
-        None if outcome in ("parsed", "unchanged") else decided.reason,
-        writer.elements,
-        node.size,
-    )
+class _Batch:
+    """Consecutive files written in one catalog transaction with one audit append.
 
+    Bounded (:attr:`MAX_FILES` files, or :attr:`MAX_SECONDS` since the first file waiting) so
+    progress stays fresh. All or nothing, fail closed: every audit event of the batch is on
+    disk (one write, one fsync) before the transaction commits, and an audit failure rolls the
+    whole batch back. A process killed mid-batch leaves none of it in the catalog (a run
+    resumed later does it again); results and progress are reported only after the commit.
+    """
 
-def _unreadable(session: Session, uri: str, job_id: str, exc: OSError) -> FileResult:
-    with session.workspace.catalog.transaction() as orm:
-        orm.add(
-            JobItemRow(
-                job_id=job_id,
-                uri=uri,
-                outcome="failed",
-                reason="unreadable",
-                detail=f"cannot be read ({exc.strerror})",
-            )
-        )
-    return FileResult(uri, "failed", None, "unreadable")
+    MAX_FILES = 32
+    MAX_SECONDS = 0.5
+
+    def __init__(
+        self,
+        session: Session,
+        default: Marking,
+        source: str,
+        job_id: str,
+        report: IngestReport,
+        total: int | None,
+        progress: ProgressFn | None,
+    ) -> None:
+        self.session = session
+        self.default = default
+        self.source = source
+        self.job_id = job_id
+        self.report = report
+        self.total = total
+        self.progress = progress
+        #: Decided trees, and ``(uri, detail)`` for files that could not be read.
+        self.waiting: list[_Decided | tuple[str, str]] = []
+        self.since = 0.0
+
+    def add(self, node: ParseNode) -> None:
+        """Queue one file (decided now, written by :meth:`commit`)."""
+        self._queue(_decide(node, self.default, self.session.workspace.system_high, self.session))
+
+    def add_unreadable(self, uri: str, exc: OSError) -> None:
+        """Queue a file that could not be read (a failed job item, no document)."""
+        self._queue((uri, f"cannot be read ({exc.strerror})"))
+
+    def _queue(self, entry: _Decided | tuple[str, str]) -> None:
+        if not self.waiting:
+            self.since = time.monotonic()
+        self.waiting.append(entry)
+        if len(self.waiting) >= self.MAX_FILES or time.monotonic() - self.since >= self.MAX_SECONDS:
+            self.commit()
+
+    def _write(self, results: list[FileResult]) -> None:
+        """The queued files in one transaction, their audit events appended before it commits."""
+        session = self.session
+        with session.workspace.catalog.transaction() as orm:
+            writer = _Writer(session, orm, self.job_id, self.source, self.default)
+            for entry in self.waiting:
+                if isinstance(entry, tuple):
+                    uri, detail = entry
+                    writer.items.append(
+                        {
+                            "job_id": self.job_id,
+                            "uri": uri,
+                            "doc_id": None,
+                            "outcome": "failed",
+                            "reason": "unreadable",
+                            "detail": detail,
+                        }
+                    )
+                    results.append(FileResult(uri, "failed", None, "unreadable"))
+                    continue
+                node = entry.node
+                before = writer.elements
+                outcome = writer.write(entry, None)
+                reason = None if outcome in ("parsed", "unchanged") else entry.reason
+                writer.items.append(
+                    {
+                        "job_id": self.job_id,
+                        "uri": node.uri,
+                        "doc_id": node.doc_id,
+                        "outcome": outcome,
+                        "reason": reason,
+                        "detail": None,
+                    }
+                )
+                results.append(
+                    FileResult(
+                        node.uri, outcome, node.doc_id, reason, writer.elements - before, node.size
+                    )
+                )
+            writer.flush()  # constraint violations surface here, before anything is audited
+            session.workspace.audit.append_many(session.subject.name, writer.events)
+
+    def commit(self) -> None:
+        """Write every queued file in one transaction, audit first; then report them."""
+        if not self.waiting:
+            return
+        session = self.session
+        results: list[FileResult] = []
+        try:
+            self._write(results)
+        except BaseException:
+            # Marking ids interned in the rolled-back transaction no longer exist.
+            session.forget_cached_markings()
+            raise
+        self.waiting = []
+        for result in results:
+            self.report.results.append(result)
+            _progress(session, self.job_id, self.report, self.total, result.uri, self.progress)
 
 
 def _progress(
     session: Session,
     job_id: str,
     report: IngestReport,
-    total: int,
+    total: int | None,
     uri: str,
     progress: ProgressFn | None,
 ) -> None:
@@ -957,6 +1059,7 @@ def ingest_sql(
         orm.execute(update(JobRow).where(JobRow.id == job.id).values(total=len(snapshots)))
     report = IngestReport(job.id)
     started = time.monotonic()
+    batch = _Batch(session, default, source, job.id, report, len(snapshots), progress)
     for snapshot in snapshots:
         node = ParseNode(
             hashlib.sha256(snapshot.canonical).hexdigest(),
@@ -966,8 +1069,8 @@ def ingest_sql(
             snapshot.canonical,
             parsed=snapshot.document,
         )
-        report.results.append(_store(session, node, default, source, job.id, None))
-        _progress(session, job.id, report, len(snapshots), snapshot.uri, progress)
+        batch.add(node)
+    batch.commit()
     report.seconds = time.monotonic() - started
     job.finish(report)
     return report

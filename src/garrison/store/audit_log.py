@@ -27,7 +27,7 @@ import fcntl
 import json
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,60 @@ class AuditLog:
                 "the action was not carried out."
             ) from exc
         return event
+
+    def append_many(self, actor: str, events: Sequence[Mapping[str, Any]]) -> list[AuditEvent]:
+        """Record several events durably with one write and one fsync; all or none.
+
+        Each mapping holds :meth:`append`'s keyword arguments (``action`` required). The events
+        take consecutive sequence numbers under one lock and are each signed exactly as
+        :meth:`append` signs them, so verify sees no difference. Raises ``AuditWriteError`` on
+        any failure, and then none of the events is in the log.
+        """
+        if not events:
+            return []
+        first_action = str(events[0].get("action"))
+        try:
+            with self._lock():
+                state = self._load_state_for_write()
+                now = utc_now()
+                out: list[AuditEvent] = []
+                leaves: list[bytes] = []
+                chunks: list[bytes] = []
+                for offset, spec in enumerate(events, start=1):
+                    event = AuditEvent(
+                        seq=state.size + offset,
+                        time=now,
+                        actor=actor,
+                        action=spec["action"],
+                        object_id=spec.get("object_id"),
+                        object_marking=spec.get("object_marking"),
+                        decision=spec.get("decision", "allow"),
+                        reason=spec.get("reason"),
+                        details=spec.get("details") or {},
+                    )
+                    entry = event.canonical_bytes()
+                    leaf = merkle.leaf_hash(entry)
+                    sig = crypto.sign(self._key, event_signature_message(leaf))
+                    chunks.append(b'{"event":' + entry + b',"sig":"' + sig.hex().encode() + b'"}\n')
+                    leaves.append(leaf)
+                    out.append(event)
+                data = b"".join(chunks)
+                self._append_durably(self.events_path, data, state.events_bytes)
+                before = state.size
+                for leaf in leaves:
+                    state.frontier.append(leaf)
+                state.size += len(leaves)
+                state.last_leaf = leaves[-1]
+                state.events_bytes += len(data)
+                self._save_state(state)
+                if state.size // self.checkpoint_every > before // self.checkpoint_every:
+                    self._write_checkpoint(state)
+        except (OSError, ValueError, TypeError, KeyError, _Damaged) as exc:
+            raise AuditWriteError(
+                f"The audit log could not record {len(events)} events, the first "
+                f"{first_action!r}, by {actor!r} ({_why(exc)}); the actions were not carried out."
+            ) from exc
+        return out
 
     def checkpoint(self) -> Checkpoint:
         """Sign and append a checkpoint of the current size and root, and return it.
