@@ -15,6 +15,7 @@ import typer
 from garrison import __version__
 from garrison.cli import (
     _access,
+    _api,
     _audit,
     _datasets,
     _docs,
@@ -75,6 +76,7 @@ _ingest.register(app)
 _pipeline.register(app)
 _datasets.register(app)
 _search.register(app)
+_api.register(app)
 app.add_typer(_docs.app, name="docs")
 app.add_typer(_docs.jobs_app, name="jobs")
 app.add_typer(_marking.app, name="marking")

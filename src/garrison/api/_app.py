@@ -1,0 +1,223 @@
+"""The FastAPI application: thin routes over the library, one session per request.
+
+Every route authenticates the caller, opens a session as that subject, calls the library (which
+enforces roles and markings and audits the read) and marks the response with the join of what
+it contains -- in the ``marking`` field and the ``X-Garrison-Marking`` header.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict
+
+from garrison import __version__
+from garrison.api._auth import bearer_scheme, session_for
+from garrison.api._errors import ERROR_RESPONSES, install_handlers
+from garrison.api._marking import MARKING_HEADER, marked, marked_list
+from garrison.core.errors import InvalidInput
+from garrison.datasets import Datasets
+from garrison.search import FILTER_KEYS, MAX_K, search
+from garrison.search._search import MAX_QUERY
+from garrison.store.derived import Chunks, Lineage
+from garrison.store.documents import Documents
+from garrison.store.session import Session
+from garrison.store.workspace import Workspace
+
+__all__ = ["create_app"]
+
+
+class Marked(BaseModel):
+    """A marked object: its fields plus ``marking``, the join of everything it contains."""
+
+    model_config = ConfigDict(extra="allow")
+    marking: str
+
+
+class MarkedList(BaseModel):
+    """A marked listing: ``items`` plus ``marking``, the join of the items' markings."""
+
+    items: list[dict[str, Any]]
+    marking: str
+
+
+_MARKED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Marked content",
+        "headers": {
+            MARKING_HEADER: {
+                "description": "The join of every marking in the response.",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
+
+
+class _WorkspaceHolder:
+    """Opens the workspace on first use (so the app can be built without one) and closes it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._workspace: Workspace | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Workspace:
+        with self._lock:
+            if self._workspace is None:
+                self._workspace = Workspace.open(self.path)
+            return self._workspace
+
+    def close(self) -> None:
+        with self._lock:
+            if self._workspace is not None:
+                self._workspace.close()
+                self._workspace = None
+
+
+def current_session(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> Session:
+    """The dependency every authenticated route takes: a session as the calling subject."""
+    holder: _WorkspaceHolder = request.app.state.workspace
+    return session_for(holder.get(), request, credentials)
+
+
+SessionDep = Annotated[Session, Depends(current_session)]
+
+
+def create_app(workspace_path: Path | str) -> FastAPI:
+    """The REST API over the workspace at ``workspace_path`` (opened on the first request)."""
+    holder = _WorkspaceHolder(Path(workspace_path))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        holder.close()  # a signed audit checkpoint on shutdown
+
+    app = FastAPI(
+        title="Garrison",
+        version=__version__,
+        description=(
+            "Read access to a Garrison workspace. Every response is limited to what the "
+            "authenticated subject may read and carries the marking of what it contains."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.workspace = holder
+    install_handlers(app)
+
+    router = APIRouter(prefix="/v1", responses={**ERROR_RESPONSES, **_MARKED})
+
+    @router.get("/documents", response_model=MarkedList, summary="Documents")
+    def list_documents(
+        session: SessionDep,
+        status: Annotated[
+            Literal["parsed", "quarantined", "spilled"] | None,
+            Query(description="Only documents in this state (quarantined, spilled: stewards)."),
+        ] = None,
+    ) -> JSONResponse:
+        return marked_list(session, Documents(session).list(status=status))
+
+    @router.get("/documents/{doc_id}", response_model=Marked, summary="One document")
+    def show_document(
+        session: SessionDep,
+        doc_id: str,
+        elements: Annotated[bool, Query(description="Include the readable elements.")] = False,
+    ) -> JSONResponse:
+        return marked(session, Documents(session).show(doc_id, elements=elements))
+
+    @router.get("/chunks", response_model=MarkedList, summary="Chunks")
+    def list_chunks(
+        session: SessionDep,
+        doc_id: Annotated[str | None, Query(description="Only this document's chunks.")] = None,
+    ) -> JSONResponse:
+        return marked_list(session, Chunks(session).list(doc_id=doc_id))
+
+    @router.get("/search", response_model=Marked, summary="Search")
+    def search_chunks(
+        session: SessionDep,
+        q: Annotated[
+            str,
+            Query(max_length=MAX_QUERY, pattern=r"\S", description="What to look for (words)."),
+        ],
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many hits.")] = 10,
+        filter: Annotated[
+            list[str] | None,
+            Query(description="KEY=VALUE, repeatable (doc, source, media_type, ...)."),
+        ] = None,
+    ) -> JSONResponse:
+        filters = _parse_filters(filter or [])
+        return marked(session, search(session, q, k=k, filters=filters).to_dict())
+
+    @router.get("/lineage/{record_id}", response_model=Marked, summary="Lineage")
+    def lineage(session: SessionDep, record_id: str) -> JSONResponse:
+        return marked(session, Lineage(session).of(record_id))
+
+    @router.get("/findings", response_model=MarkedList, summary="Findings")
+    def findings(
+        session: SessionDep,
+        kind: Annotated[str | None, Query(description="Only findings of this kind.")] = None,
+        unresolved: Annotated[bool, Query(description="Only unresolved findings.")] = False,
+    ) -> JSONResponse:
+        docs = Documents(session)
+        found = docs.findings(kind=kind, unresolved=unresolved)
+        # A finding is about its document: the listing is marked with those documents' join.
+        doc_markings = {d["id"]: d["marking"] for d in docs.list()}
+        extra = [m for m in (doc_markings.get(f["doc_id"]) for f in found) if m is not None]
+        return marked_list(session, found, extra=extra)
+
+    @router.get("/datasets", response_model=MarkedList, summary="Datasets")
+    def list_datasets(session: SessionDep) -> JSONResponse:
+        return marked_list(session, [v.to_dict() for v in Datasets(session).list()])
+
+    @router.get("/datasets/{ref}", response_model=Marked, summary="One dataset version")
+    def show_dataset(session: SessionDep, ref: str) -> JSONResponse:
+        return marked(session, Datasets(session).get(ref).to_dict())
+
+    @router.get("/users", response_model=MarkedList, summary="Users (admin)")
+    def list_users(session: SessionDep) -> JSONResponse:
+        users = [u.to_dict() for u in session.list_users()]
+        session.audit("user.list", details={"count": len(users)})
+        return marked_list(session, users)
+
+    @router.get("/audit", response_model=MarkedList, summary="Audit log (admin)")
+    def audit_tail(
+        session: SessionDep,
+        n: Annotated[int | None, Query(ge=0, description="Only the last n events.")] = None,
+    ) -> JSONResponse:
+        events = [e.model_dump(mode="json") for e in session.audit_tail(n)]
+        # The audit log is marked at system high, whatever its events name.
+        banner = session.workspace.system_high.banner()
+        return JSONResponse({"items": events, "marking": banner}, headers={MARKING_HEADER: banner})
+
+    @router.get("/me", response_model=Marked, summary="The calling subject")
+    def me(session: SessionDep) -> JSONResponse:
+        subject = session.get_user(session.subject.name)
+        session.audit("user.show", object_id=subject.name)
+        return marked(session, subject.to_dict())
+
+    @app.get("/v1/health", status_code=204, summary="Liveness (no authentication)")
+    def health() -> Response:
+        return Response(status_code=204)
+
+    app.include_router(router)
+    return app
+
+
+def _parse_filters(values: list[str]) -> dict[str, str]:
+    filters: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"A filter reads KEY=VALUE (keys: {', '.join(FILTER_KEYS)}).")
+        filters[key.strip()] = value
+    return filters
