@@ -368,3 +368,53 @@ def test_serve_reports_a_port_in_use(pki: Pki) -> None:
                 str(pki.ca.cert),
             )
     assert time.monotonic() - started < TIMEOUT_S
+
+
+def test_the_real_api_over_mutual_tls(pki: Pki, tmp_path: Path) -> None:
+    """The shipped path end to end: `create_app` behind `make_server`, a user mapped by DN."""
+    from garrison.api import create_app
+    from garrison.store.session import SubjectSpec
+    from garrison.store.workspace import Workspace
+
+    root = tmp_path / "ws"
+    ws = Workspace.init(root, system_high="SECRET//NOFORN")
+    try:
+        ws.session().add_user(
+            "alice",
+            SubjectSpec(clearance="S", roles=("viewer",), dn="CN=alice,OU=ops,O=Garrison Test"),
+        )
+    finally:
+        ws.close()
+    port = _free_port()
+    ready = threading.Event()
+    server = make_server(
+        create_app(root),
+        "127.0.0.1",
+        port,
+        str(pki.server.cert),
+        str(pki.server.key),
+        str(pki.ca.cert),
+        ready=ready,
+    )
+    thread = threading.Thread(target=server.run, name="tls-api-server", daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(TIMEOUT_S), "the API server did not start listening"
+        url = f"https://127.0.0.1:{port}/v1/me"
+        with httpx.Client(verify=_context(pki, pki.alice), timeout=TIMEOUT_S) as http:
+            me = http.get(url)
+        assert me.status_code == 200, me.text
+        assert me.json()["name"] == "alice"
+        assert me.headers["X-Garrison-Marking"]
+        # Bob's certificate is valid, but no user has his DN: 401 in the one error shape.
+        with httpx.Client(verify=_context(pki, pki.bob), timeout=TIMEOUT_S) as http:
+            denied = http.get(url)
+        assert denied.status_code == 401
+        assert denied.json()["error"]["code"] == "unauthenticated"
+    finally:
+        server.should_exit = True
+        thread.join(TIMEOUT_S)
+        assert not thread.is_alive(), "the API server did not stop"
+    with Workspace.open(root) as reopened:
+        events = reopened.audit.tail(None)
+    assert any(e.action == "login" and e.decision == "deny" for e in events)
