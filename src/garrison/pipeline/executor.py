@@ -30,6 +30,7 @@ from garrison.pipeline._stage import Item, Stage
 from garrison.pipeline.sink import write_batch
 from garrison.pipeline.spec import PipelineSpec, StageSpec
 from garrison.security.policy import Action
+from garrison.store.index import ChunkIndex
 from garrison.store.models import DocumentRow, ElementRow, JobRow
 from garrison.store.session import Session
 
@@ -400,6 +401,7 @@ def _execute(
                 report.duplicates[item.dup_kind] += 1
         if progress is not None:
             progress("write", n, len(batches))
+    ChunkIndex(session.workspace.root / "index").optimize()
 
 
 def _merge_stats(report: RunReport, stats: list[StageStats]) -> None:

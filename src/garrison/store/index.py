@@ -96,6 +96,29 @@ class ChunkIndex:
                 table.delete(f"doc_id IN ({', '.join(_quote(d) for d in doc_ids)})")
         if rows:
             table.add(pa.Table.from_pylist(list(rows), schema=table.schema))
+        self._ensure_marking_index(table)
+
+    @staticmethod
+    def _ensure_marking_index(table: Any) -> None:
+        """A bitmap index on ``marking_id``: the access prefilter of every query then reads the
+        few rows a subject may see instead of scanning the whole table (1M rows: ~1.5 s to
+        ~80 ms per query). Rows added later are folded in by :meth:`optimize`."""
+        from lancedb.index import Bitmap
+
+        if not any(list(i.columns) == ["marking_id"] for i in table.list_indices()):
+            table.create_index("marking_id", config=Bitmap())
+
+    def optimize(self) -> None:
+        """Fold rows added since the indexes were built into them (after a pipeline run):
+        until then they are scanned, which is correct but slower."""
+        table = self._table(None)
+        if table is None:
+            return
+        for index in table.list_indices():
+            stats = table.index_stats(index.name)
+            if stats is not None and stats.num_unindexed_rows:
+                table.optimize()
+                return
 
     def count(self, where: str | None = None) -> int:
         """Rows in the index (matching ``where``, a trusted clause built with the helpers)."""
