@@ -13,11 +13,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import access, audit, dedup, embed, ingest, isolation, pdf, pipeline
+from bench import access, api, audit, dedup, embed, ingest, isolation, pdf, pipeline, search
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = {
     "access": access.run,
+    "api": api.run,
     "audit": audit.run,
     "dedup": dedup.run,
     "embed": embed.run,
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "isolation": isolation.run,
     "pdf": pdf.run,
     "pipeline": pipeline.run,
+    "search": search.run,
 }
 
 
