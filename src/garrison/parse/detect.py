@@ -252,6 +252,18 @@ def _markdown_score(text: str) -> int:
     return sum(1 for p in patterns if p.search(sample))
 
 
+def _has_markings(text: str) -> bool:
+    """Whether any of the first lines is a banner line or starts with a portion mark."""
+    from garrison.parse._banner import is_banner_line
+    from garrison.security.markings import find_portion_mark
+
+    for line in text.splitlines()[:200]:
+        stripped = line.strip()
+        if stripped and (is_banner_line(stripped) or find_portion_mark(stripped) is not None):
+            return True
+    return False
+
+
 def _text_type(text: str, filename: str | None) -> str:
     ext = _ext(filename)
     markup = _markup_type(text)
@@ -269,7 +281,9 @@ def _text_type(text: str, filename: str | None) -> str:
     sniffed = sniff_delimiter(text)
     if sniffed is not None:
         delim, rows, _columns = sniffed
-        strong = rows >= 3 and md_score == 0
+        # Marked prose is never a table: "SECRET//REL TO USA, GBR" banners and portion marks
+        # carry commas, and reading them as CSV cells would lose the markings (fail open).
+        strong = rows >= 3 and md_score == 0 and not _has_markings(text)
         if strong or ext in {"csv", "tsv", "tab"}:
             return "text/tab-separated-values" if delim == "\t" else "text/csv"
     if md_score >= 2 and (_MD_HEADING.search(text) or _MD_FENCE.search(text)):

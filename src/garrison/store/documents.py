@@ -104,10 +104,21 @@ class Documents:
         data["findings"] = [
             self._finding_dict(f)
             for f in orm.scalars(
-                select(FindingRow).where(FindingRow.doc_id == row.id).order_by(FindingRow.id)
+                select(FindingRow)
+                .where(FindingRow.doc_id == row.id, self._findings_visible(orm))
+                .order_by(FindingRow.id)
             )
         ]
         return data
+
+    def _findings_visible(self, orm: OrmSession) -> Any:
+        """SQL condition: findings this subject may see. A finding with its own marking (a
+        duplicate marked differently reveals both records) needs that marking dominated, and
+        is for stewards and admins only."""
+        readable = self.session.readable_marking_ids(orm)
+        if not _is_steward(self.session):
+            return FindingRow.marking_id.is_(None)
+        return FindingRow.marking_id.is_(None) | FindingRow.marking_id.in_(readable)
 
     @staticmethod
     def _finding_dict(f: FindingRow) -> dict[str, Any]:
@@ -184,7 +195,7 @@ class Documents:
             query = (
                 select(FindingRow)
                 .join(DocumentRow, DocumentRow.id == FindingRow.doc_id)
-                .where(self._visible(orm))
+                .where(self._visible(orm), self._findings_visible(orm))
                 .order_by(FindingRow.id)
             )
             if kind is not None:
@@ -205,7 +216,9 @@ class Documents:
         if not note.strip():
             raise InvalidInput("A resolution needs a note saying what was done (--note).")
         with self.session.workspace.catalog.transaction() as orm:
-            finding = orm.get(FindingRow, finding_id)
+            finding = orm.scalar(
+                select(FindingRow).where(FindingRow.id == finding_id, self._findings_visible(orm))
+            )
             if (
                 finding is None
                 or orm.scalar(
