@@ -58,7 +58,7 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def _write_pdf(pages: list[list[tuple[float, float, float, str]]]) -> bytes:
+def write_pdf(pages: list[list[tuple[float, float, float, str]]]) -> bytes:
     """A minimal PDF, a page per list of Helvetica ``(x, y, size, text)`` lines."""
     kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
     objects = [
@@ -112,7 +112,7 @@ def _report(doc: int, pages: int) -> bytes:
         lines.append((290.0, 40.0, 9.0, f"Page {p + 1} of {pages}"))
         lines.append((230.0, 20.0, 10.0, "SECRET//NOFORN"))
         out.append(lines)
-    return _write_pdf(out)
+    return write_pdf(out)
 
 
 def _raw_pages(data: bytes) -> int:

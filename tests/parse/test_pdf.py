@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from bench.pdf import write_pdf
 
 from garrison.core.records import ElementType, ParsedDocument
 from garrison.parse import ParseContext, ParseFailure, parse_bytes, parser_for
@@ -35,40 +36,11 @@ NO_TEXT = {
 
 
 def make_pdf(*page_lines: list[tuple[float, float, float, str]]) -> bytes:
-    """A minimal PDF, a page per list: Helvetica ``text`` at ``(x, y)`` in ``size`` points."""
+    """A minimal PDF, a page per list: Helvetica ``text`` at ``(x, y)`` in ``size`` points.
 
-    def escape(text: str) -> str:
-        return text.replace("(", "\\(").replace(")", "\\)")
-
-    pages = len(page_lines)
-    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(pages))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    for i, lines in enumerate(page_lines):
-        content = "".join(
-            f"BT /F1 {size} Tf {x} {y} Td ({escape(text)}) Tj ET\n" for x, y, size, text in lines
-        ).encode("latin-1")
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode()
-        )
-        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"endstream")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for n, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
+    The same writer the PDF benchmark generates its corpus with.
+    """
+    return write_pdf(list(page_lines))
 
 
 def _parse(data: bytes, **options: object) -> ParsedDocument:

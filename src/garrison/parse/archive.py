@@ -312,7 +312,7 @@ def _read_zip(data: bytes, listing: _Listing) -> None:
                         fh, f"member {index}", compressed=info.compress_size, member=True
                     )
                 listing.add(index, info.filename, body, info.compress_size)
-    except NotImplementedError as exc:
+    except NotImplementedError as exc:  # how zipfile says "unknown compression method"
         raise ParseFailure(
             "unsupported-type", "a zip member uses a compression method this version cannot read"
         ) from exc
