@@ -39,6 +39,20 @@ def run(
         int | None,
         typer.Option("--workers", min=1, help="Worker processes (default: by input size)."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="Where batch stages run: local (default) or ray (the ray extra)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster address (ray://host:10001 or host:6379); "
+            "without it a local Ray starts on loopback.",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -58,7 +72,14 @@ def run(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        report = run_pipeline(session, spec, workers=workers, progress=progress)
+        report = run_pipeline(
+            session,
+            spec,
+            engine=engine,
+            address=address,
+            workers=workers,
+            progress=progress,
+        )
     data = report.to_dict()
     if as_json:
         emit_json(data)

@@ -14,7 +14,6 @@ items (``stage-failed`` findings), never the run.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -25,8 +24,10 @@ from typing import Any
 from sqlalchemy import select, update
 
 from garrison.core.clock import utc_now
-from garrison.ingest.isolation import Limits, run_isolated
-from garrison.pipeline._stage import Item, Stage
+from garrison.ingest.isolation import Limits
+from garrison.pipeline._run import BatchResult, StageStats, reset_stage_cache, run_stages
+from garrison.pipeline._stage import Item
+from garrison.pipeline.engines import Engine, create_engine
 from garrison.pipeline.sink import write_batch
 from garrison.pipeline.spec import PipelineSpec, StageSpec
 from garrison.security.policy import Action
@@ -37,37 +38,6 @@ from garrison.store.session import Session
 __all__ = ["RunReport", "StageStats", "run_pipeline"]
 
 ProgressFn = Callable[[str, int, int], None]
-#: From this many batches of documents on, ``workers=None`` uses every core.
-AUTO_WORKERS_BATCHES = 8
-
-
-@dataclass
-class StageStats:
-    """Records in and out of one stage, and its time."""
-
-    name: str
-    items_in: int = 0
-    items_out: int = 0
-    dropped: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-
-    def add(self, other: StageStats) -> None:
-        self.items_in += other.items_in
-        self.items_out += other.items_out
-        self.dropped += other.dropped
-        self.failed += other.failed
-        self.seconds += other.seconds
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "stage": self.name,
-            "in": self.items_in,
-            "out": self.items_out,
-            "dropped": self.dropped,
-            "failed": self.failed,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 @dataclass
@@ -103,65 +73,6 @@ class RunReport:
             "stages": [s.to_dict() for s in self.stages.values()],
             "seconds": round(self.seconds, 3),
         }
-
-
-# -- running stages (in-process or in a worker) ---------------------------------------------------
-
-#: Per-process cache of built stages and their opened resources (workers keep theirs).
-_OPEN: dict[tuple[str, str], tuple[Stage[Any], Any]] = {}
-#: What stages may ask for; set in the parent before workers fork, so they inherit it.
-_RESOURCES: dict[str, Any] = {}
-
-
-def _open(spec: StageSpec) -> tuple[Stage[Any], Any]:
-    key = (spec.name, spec.params.model_dump_json())
-    if key not in _OPEN:
-        stage = spec.build()
-        _OPEN[key] = (stage, stage.open_resources(_RESOURCES))
-    return _OPEN[key]
-
-
-@dataclass
-class _Result:
-    elements: list[Item]
-    chunks: list[Item]
-    stats: list[StageStats]
-
-
-def _run_stages(specs: Sequence[StageSpec], items: list[Item]) -> _Result:
-    """Run ``specs`` over one batch; the items entering ``chunk`` are the batch's elements."""
-    elements: list[Item] | None = None
-    stats: list[StageStats] = []
-    for spec in specs:
-        stage, resource = _open(spec)
-        if spec.name == "chunk":
-            elements = items
-        started = time.perf_counter()
-        out = stage.process(list(items), resource)
-        stats.append(
-            StageStats(
-                spec.name,
-                items_in=len(items),
-                items_out=len(out),
-                dropped=sum(1 for i in out if i.dropped),
-                failed=sum(1 for i in out if i.failed),
-                seconds=time.perf_counter() - started,
-            )
-        )
-        items = out
-    if elements is None:
-        return _Result(items, [], stats)
-    return _Result(elements, [i for i in items if i.kind == "chunk"], stats)
-
-
-@dataclass(frozen=True)
-class _Task:
-    specs: tuple[StageSpec, ...]
-    items: tuple[Item, ...]
-
-
-def _task(task: _Task) -> _Result:
-    return _run_stages(task.specs, list(task.items))
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -236,33 +147,12 @@ def _regroup(items: list[Item], batches: list[list[Item]]) -> list[list[Item]]:
     return out
 
 
-def _failed_batch(batch: list[Item], reason: str) -> _Result:
-    for item in batch:
-        item.failed = reason
-    return _Result(batch, [], [])
-
-
-def _map_batches(
-    specs: Sequence[StageSpec], batches: list[list[Item]], workers: int, limits: Limits
-) -> Iterator[_Result]:
-    """Run a batch segment over every batch, in workers when that pays off."""
-    if workers <= 1 or len(batches) <= 1:
-        for batch in batches:
-            yield _run_stages(specs, batch)
-        return
-    tasks = (_Task(tuple(specs), tuple(batch)) for batch in batches)
-    for task, outcome in run_isolated(tasks, _task, workers=workers, limits=limits):
-        if outcome.ok and outcome.value is not None:
-            yield outcome.value
-        else:
-            reason = f"{outcome.reason}: {outcome.detail or 'the batch failed'}"
-            yield _failed_batch(list(task.items), reason)
-
-
 def run_pipeline(
     session: Session,
     spec: PipelineSpec,
     *,
+    engine: str = "local",
+    address: str | None = None,
     workers: int | None = None,
     batch_docs: int = 32,
     doc_ids: Sequence[str] | None = None,
@@ -277,14 +167,12 @@ def run_pipeline(
 
     session.require(Action.RUN_PIPELINE, "pipeline.run")
     workspace = session.workspace
-    _RESOURCES.clear()
-    _RESOURCES.update(
-        {
-            "pseudonym_key": read_or_create_secret(workspace.root / "keys" / "pseudonym.key"),
-            "workspace_root": workspace.root,
-        }
-    )
-    _OPEN.clear()
+    resources = {
+        "pseudonym_key": read_or_create_secret(workspace.root / "keys" / "pseudonym.key"),
+        "workspace_root": workspace.root,
+    }
+    reset_stage_cache()
+    runner = create_engine(engine, resources, workers=workers, address=address, limits=limits)
     job_id = uuid.uuid4().hex
     with workspace.catalog.transaction() as orm:
         orm.add(
@@ -309,16 +197,8 @@ def run_pipeline(
     started = time.monotonic()
     status, error = "completed", None
     try:
-        _execute(
-            session,
-            spec,
-            report,
-            workers,
-            batch_docs,
-            doc_ids,
-            limits or Limits(timeout_s=3600, memory_mb=0),
-            progress,
-        )
+        with runner:
+            _execute(session, spec, report, runner, batch_docs, doc_ids, progress)
     except BaseException as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
@@ -351,15 +231,12 @@ def _execute(
     session: Session,
     spec: PipelineSpec,
     report: RunReport,
-    workers: int | None,
+    runner: Engine,
     batch_docs: int,
     doc_ids: Sequence[str] | None,
-    limits: Limits,
     progress: ProgressFn | None,
 ) -> None:
     batches = _input_batches(session, batch_docs, doc_ids)
-    if workers is None:
-        workers = (os.cpu_count() or 1) if len(batches) >= AUTO_WORKERS_BATCHES else 1
     report.documents = len({i.doc_id for b in batches for i in b})
     report.elements = sum(len(b) for b in batches)
     segments = _segments(spec.stages)
@@ -368,14 +245,14 @@ def _execute(
     for corpus, specs in segments[: last_corpus + 1]:
         if corpus:
             everything = [item for batch in batches for item in batch]
-            result = _run_stages(specs, everything)
+            result = run_stages(specs, everything, runner.resources)
             _merge_stats(report, result.stats)
             batches = _regroup(result.elements, batches)
             if progress is not None:
                 progress(specs[0].name, len(everything), len(everything))
         else:
             done = []
-            for n, result in enumerate(_map_batches(specs, batches, workers, limits), 1):
+            for n, result in enumerate(runner.map_batches(specs, batches), 1):
                 _merge_stats(report, result.stats)
                 done.append(result.elements)
                 if progress is not None:
@@ -383,10 +260,8 @@ def _execute(
             batches = done
     tail = [s for _, specs in segments[last_corpus + 1 :] for s in specs]
     by_id = {item.id: item for batch in batches for item in batch}
-    results: Iterator[_Result] = (
-        _map_batches(tail, batches, workers, limits)
-        if tail
-        else (_Result(batch, [], []) for batch in batches)
+    results: Iterator[BatchResult] = (
+        runner.map_batches(tail, batches) if tail else (BatchResult(batch) for batch in batches)
     )
     for n, result in enumerate(results, 1):
         _merge_stats(report, result.stats)
