@@ -1,0 +1,107 @@
+"""The classification banner of a page: the join of every marking the page shows.
+
+A route collects each marking it renders into a :class:`PageMarkings` while it builds the page
+context; the template draws the banner from :meth:`PageMarkings.banner` at the top and the
+bottom. Nothing is computed in the browser. A page that shows no marked content (an empty
+result, the login page, an error page) is UNCLASSIFIED (CLI.md: "An empty result ... is marked
+UNCLASSIFIED").
+
+Colours are the conventional ones (ARCHITECTURE.md section 6):
+
+=====================  ==========  ======
+banner                 background  text
+=====================  ==========  ======
+UNCLASSIFIED           #007A33     white
+CUI                    #502B85     white
+CONFIDENTIAL           #0033A0     white
+SECRET                 #C8102E     white
+TOP SECRET             #FF8C00     black
+TOP SECRET with SCI    #FCE83A     black
+=====================  ==========  ======
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from garrison.security.markings import UNCLASSIFIED, Level, Marking, join
+from garrison.store.session import Session
+
+__all__ = ["BANNER_STYLES", "BannerStyle", "PageMarkings", "banner_style"]
+
+
+@dataclass(frozen=True)
+class BannerStyle:
+    """How a banner is drawn: a CSS class (in garrison.css) and the colours it stands for."""
+
+    css_class: str
+    background: str
+    color: str
+
+
+#: Banner styles by name; the CSS classes in static/garrison.css use the same colours.
+BANNER_STYLES = {
+    "unclassified": BannerStyle("banner-u", "#007A33", "#FFFFFF"),
+    "cui": BannerStyle("banner-cui", "#502B85", "#FFFFFF"),
+    "confidential": BannerStyle("banner-c", "#0033A0", "#FFFFFF"),
+    "secret": BannerStyle("banner-s", "#C8102E", "#FFFFFF"),
+    "top-secret": BannerStyle("banner-ts", "#FF8C00", "#000000"),
+    "top-secret-sci": BannerStyle("banner-ts-sci", "#FCE83A", "#000000"),
+}
+
+
+def banner_style(marking: Marking) -> BannerStyle:
+    """The conventional colours for ``marking``'s banner."""
+    if marking.level >= Level.TS:
+        return BANNER_STYLES["top-secret-sci" if marking.sci else "top-secret"]
+    if marking.level == Level.S:
+        return BANNER_STYLES["secret"]
+    if marking.level == Level.C:
+        return BANNER_STYLES["confidential"]
+    if marking.level == Level.CUI or marking.cui:
+        return BANNER_STYLES["cui"]
+    return BANNER_STYLES["unclassified"]
+
+
+@dataclass
+class PageMarkings:
+    """Every marking rendered on one page, joined into the page's banner."""
+
+    session: Session | None = None
+    _markings: list[Marking] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set)
+
+    def add(self, marking: Marking | str | None) -> str | None:
+        """Record a marking shown on the page (a banner string or a Marking; None is nothing).
+
+        Returns the banner text, so a template context can be built in one expression.
+        """
+        if marking is None:
+            return None
+        if isinstance(marking, str):
+            if marking in self._seen:
+                return marking
+            if self.session is None:
+                raise ValueError("A PageMarkings without a session takes Marking objects only.")
+            self._seen.add(marking)
+            self._markings.append(self.session.parse_marking(marking))
+            return marking
+        self._markings.append(marking)
+        return marking.banner()
+
+    def portion(self, marking: str | None) -> str | None:
+        """Record ``marking`` and return its portion mark, e.g. ``(S//NF)``."""
+        banner = self.add(marking)
+        if banner is None or self.session is None:
+            return None
+        return self.session.parse_marking(banner).portion()
+
+    def marking(self) -> Marking:
+        """The join of everything recorded (UNCLASSIFIED when nothing was)."""
+        return join(*self._markings) if self._markings else UNCLASSIFIED
+
+    def banner(self) -> str:
+        return self.marking().banner()
+
+    def style(self) -> BannerStyle:
+        return banner_style(self.marking())

@@ -1,0 +1,390 @@
+"""The content pages: search, documents, lineage, findings and jobs.
+
+Each route reads only through the library's access-filtered calls as the signed-in subject and
+records every marking it puts on the page, so the banner is the join of what is shown. Things
+whose marking governs metadata (a document's file name and title carry the document's marking)
+are shown only when that marking is readable, and then add it to the page.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup, escape
+
+from garrison.core.errors import InvalidInput, NotFound
+from garrison.search import MAX_K, search
+from garrison.search._search import MAX_QUERY
+from garrison.security.policy import Action
+from garrison.store.derived import Lineage, dedup_report
+from garrison.store.documents import Documents, Jobs
+from garrison.web._banner import PageMarkings
+from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
+
+__all__ = ["highlight", "locator_text", "register"]
+
+#: Search filters offered on the search page (the library's, less ``doc`` and date bounds).
+SEARCH_FILTERS = ("source", "media_type", "language", "max_marking")
+_STAR = re.compile(r"\*\*(.+?)\*\*")
+#: Finding kinds, in the order the queue offers them.
+FINDING_KINDS = (
+    "under-marked",
+    "over-marked",
+    "unmarked-portion",
+    "invalid-marking",
+    "banner-mismatch",
+    "spill",
+    "default-marking-conflict",
+    "duplicate-marked-differently",
+    "active-content",
+    "no-text-layer",
+    "stage-failed",
+)
+
+
+def highlight(snippet: str) -> Markup:
+    """A search snippet as HTML: escaped, with the ``**term**`` highlights as ``<mark>``."""
+    escaped = str(escape(snippet))
+    return Markup(_STAR.sub(lambda m: f"<mark>{m.group(1)}</mark>", escaped))  # noqa: S704
+
+
+def locator_text(locator: dict[str, Any] | None, page: int | None = None) -> str:
+    """Where an element sits in its file: ``page 2, box 10,20,200,40`` or ``sheet S, row 4``."""
+    parts: list[str] = []
+    loc = dict(locator or {})
+    if page is not None and "page" not in loc:
+        loc["page"] = page
+    for key in ("page", "sheet", "row", "slide", "section", "line", "frame", "part", "index"):
+        if key in loc and loc[key] is not None:
+            parts.append(f"{key} {loc.pop(key)}")
+    for key in ("bbox", "box"):
+        if key in loc:
+            value = loc.pop(key)
+            if isinstance(value, list | tuple):
+                value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+            parts.append(f"box {value}")
+    parts += [f"{k} {v}" for k, v in sorted(loc.items()) if not isinstance(v, dict | list)]
+    return ", ".join(parts)
+
+
+def _visible_docs(viewer: Viewer) -> dict[str, dict[str, Any]]:
+    """Documents the subject may know of, by id (access-filtered by the library)."""
+    return {d["id"]: d for d in Documents(viewer.session).list()}
+
+
+def _doc_label(doc: dict[str, Any]) -> str:
+    if doc.get("status") == "spilled":
+        return "(withheld: spill)"
+    return str(doc.get("title") or doc.get("filename") or doc["id"][:12])
+
+
+def _finding_markings(viewer: Viewer) -> dict[int, str]:
+    """The own markings of "marked differently" findings the subject may see (stewards)."""
+    if not viewer.is_steward:
+        return {}
+    report = dedup_report(viewer.session)
+    return {int(f["id"]): f["marking"] for f in report["marked_differently"] if f["marking"]}
+
+
+# -- search -------------------------------------------------------------------------------------
+
+
+def _search_page(
+    request: Request,
+    viewer: Viewer,
+    q: str,
+    filters: dict[str, str],
+    page_no: int,
+) -> Response:
+    ui = get_ui(request)
+    page = PageMarkings(viewer.session)
+    size = ui.settings.page_size
+    context: dict[str, Any] = {
+        "q": q,
+        "filters": filters,
+        "filter_names": SEARCH_FILTERS,
+        "page_no": page_no,
+        "hits": [],
+        "facets": {},
+        "total": 0,
+        "has_next": False,
+        "error": None,
+        "searched": False,
+    }
+    status = 200
+    if q.strip():
+        k = min(page_no * size, MAX_K)
+        try:
+            result = search(viewer.session, q, k=k, filters=filters)
+        except InvalidInput as exc:
+            context["error"] = exc.message
+            status = 400
+        else:
+            docs = _visible_docs(viewer)
+            hits = []
+            for hit in result.hits[(page_no - 1) * size : page_no * size]:
+                doc = docs.get(hit.doc_id)
+                hits.append(
+                    {
+                        "chunk_id": hit.chunk_id,
+                        "doc_id": hit.doc_id,
+                        "snippet": highlight(hit.snippet),
+                        "portion": page.portion(hit.marking),
+                        "locator": locator_text(hit.locator),
+                        "section": " › ".join(hit.section_path),
+                        # The file name carries the document's marking: shown only when the
+                        # document is readable, and then that marking is on the page.
+                        "doc_label": _doc_label(doc) if doc else None,
+                        "doc_portion": page.portion(doc["marking"]) if doc else None,
+                    }
+                )
+            facets = {}
+            for name, counts in result.facets.items():
+                if name == "marking":
+                    for banner in counts:
+                        page.add(banner)
+                if counts:
+                    facets[name] = counts
+            context.update(
+                hits=hits,
+                facets=facets,
+                total=result.total,
+                has_next=len(result.hits) == k and k < MAX_K,
+                searched=True,
+            )
+    return ui.render(request, "search.html", context, page, status=status)
+
+
+def _register_search(app: FastAPI) -> None:
+    @app.get("/search", response_class=HTMLResponse)
+    def search_page(
+        request: Request,
+        viewer: ViewerDep,
+        q: Annotated[str, Query(max_length=MAX_QUERY)] = "",
+        source: Annotated[str, Query(max_length=200)] = "",
+        media_type: Annotated[str, Query(max_length=200)] = "",
+        language: Annotated[str, Query(max_length=50)] = "",
+        max_marking: Annotated[str, Query(max_length=200)] = "",
+        page: Annotated[int, Query(ge=1, le=100)] = 1,
+    ) -> Response:
+        values = {
+            "source": source,
+            "media_type": media_type,
+            "language": language,
+            "max_marking": max_marking,
+        }
+        filters = {k: v.strip() for k, v in values.items() if v.strip()}
+        return _search_page(request, viewer, q, filters, page)
+
+
+# -- documents ----------------------------------------------------------------------------------
+
+
+def _register_documents(app: FastAPI) -> None:
+    @app.get("/documents", response_class=HTMLResponse)
+    def documents(request: Request, viewer: ViewerDep) -> Response:
+        page = PageMarkings(viewer.session)
+        rows = [
+            {
+                "id": d["id"],
+                "label": _doc_label(d),
+                "media_type": d["media_type"],
+                "source": d["source"],
+                "status": d["status"],
+                "portion": page.portion(d["marking"]),
+            }
+            for d in Documents(viewer.session).list(status="parsed")
+        ]
+        return get_ui(request).render(request, "documents.html", {"docs": rows}, page)
+
+    @app.get("/documents/{doc_id}", response_class=HTMLResponse)
+    def document(request: Request, viewer: ViewerDep, doc_id: str) -> Response:
+        page = PageMarkings(viewer.session)
+        doc = Documents(viewer.session).show(doc_id[:128], elements=True)
+        own = _finding_markings(viewer)
+        elements = [
+            {
+                "id": e["id"],
+                "seq": e["seq"],
+                "type": e["type"],
+                "text": e["text"],
+                "portion": page.portion(e["marking"]),
+                "marking_source": e.get("marking_source"),
+                "locator": locator_text(e.get("locator"), e.get("page")),
+            }
+            for e in doc.get("elements", [])
+        ]
+        findings = [{**f, "portion": page.portion(own.get(int(f["id"])))} for f in doc["findings"]]
+        context = {
+            "doc": doc,
+            "label": _doc_label(doc),
+            "doc_portion": page.portion(doc["marking"]),
+            "banner_portion": page.portion(doc.get("banner")),
+            "original_portion": page.portion(doc.get("original_marking")),
+            "elements": elements,
+            "findings": findings,
+            "may_download": doc["status"] == "parsed" and viewer.may(Action.DATASET_EXPORT),
+            "may_resolve": viewer.may(Action.RESOLVE_FINDINGS),
+        }
+        return get_ui(request).render(request, "document.html", context, page)
+
+    @app.get("/documents/{doc_id}/original")
+    def original(viewer: ViewerDep, doc_id: str) -> Response:
+        # Original bytes leave the system: like a dataset export, a steward action, and only
+        # for a parsed document the subject may read whole (its marking is the join of every
+        # portion). Quarantined and spilled files are never served.
+        doc = Documents(viewer.session).show(doc_id[:128])
+        if doc["status"] != "parsed" or doc["marking"] is None:
+            raise NotFound(f"No document with id {doc_id}.")
+        viewer.session.require(Action.DATASET_EXPORT, "doc.original", object_id=doc["id"])
+        data = viewer.session.workspace.blobs.get(doc["id"])
+        viewer.session.audit(
+            "doc.original",
+            object_id=doc["id"],
+            object_marking=doc["marking"],
+            details={"bytes": len(data)},
+        )
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", str(doc["filename"] or doc["id"]))[:120]
+        return Response(
+            data,
+            media_type="application/octet-stream",
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "X-Garrison-Marking": doc["marking"],
+            },
+        )
+
+    @app.get("/lineage/{record_id}", response_class=HTMLResponse)
+    def lineage(request: Request, viewer: ViewerDep, record_id: str) -> Response:
+        page = PageMarkings(viewer.session)
+        tree = Lineage(viewer.session).of(record_id[:128])
+
+        def walk(node: dict[str, Any]) -> dict[str, Any]:
+            return {
+                **node,
+                "portion": page.portion(node.get("marking")),
+                "parents": [walk(p) for p in node.get("parents", [])],
+            }
+
+        return get_ui(request).render(request, "lineage.html", {"tree": walk(tree)}, page)
+
+
+# -- findings -----------------------------------------------------------------------------------
+
+
+def _finding_rows(
+    viewer: Viewer, page: PageMarkings, *, kind: str | None, unresolved: bool
+) -> list[dict[str, Any]]:
+    found = Documents(viewer.session).findings(kind=kind, unresolved=unresolved)
+    docs = _visible_docs(viewer)
+    own = _finding_markings(viewer)
+    rows = []
+    for f in found:
+        doc = docs.get(f["doc_id"])
+        rows.append(
+            {
+                **f,
+                # A finding is about its document: the document's marking is on the page.
+                "doc_label": _doc_label(doc) if doc else f["doc_id"][:12],
+                "doc_portion": page.portion(doc["marking"]) if doc else None,
+                "doc_status": doc["status"] if doc else None,
+                "portion": page.portion(own.get(int(f["id"]))),
+            }
+        )
+    return rows
+
+
+def _register_findings(app: FastAPI) -> None:
+    @app.get("/findings", response_class=HTMLResponse)
+    def findings(
+        request: Request,
+        viewer: ViewerDep,
+        kind: Annotated[str, Query(max_length=64)] = "",
+        state: Annotated[str, Query(pattern="^(open|all)?$")] = "open",
+    ) -> Response:
+        page = PageMarkings(viewer.session)
+        rows = _finding_rows(viewer, page, kind=kind or None, unresolved=state != "all")
+        context = {
+            "findings": rows,
+            "kind": kind,
+            "state": state or "open",
+            "kinds": FINDING_KINDS,
+            "may_resolve": viewer.may(Action.RESOLVE_FINDINGS),
+        }
+        return get_ui(request).render(request, "findings.html", context, page)
+
+    @app.post("/findings/{finding_id}/resolve", response_class=HTMLResponse)
+    def resolve(
+        request: Request,
+        viewer: ViewerDep,
+        finding_id: int,
+        note: Annotated[str, Form(max_length=2000)] = "",
+        csrf: Annotated[str, Form(max_length=200)] = "",
+        back: Annotated[str, Form(max_length=200)] = "",
+    ) -> Response:
+        ui = get_ui(request)
+        ui.check_csrf(viewer, csrf)
+        Documents(viewer.session).resolve(finding_id, note)  # audited; NotFound if unreadable
+        if request.headers.get("hx-request"):
+            # htmx swaps just this finding's row; everything in it was already on the page.
+            page = PageMarkings(viewer.session)
+            rows = _finding_rows(viewer, page, kind=None, unresolved=False)
+            row = next(r for r in rows if int(r["id"]) == finding_id)
+            return ui.render(request, "_finding_row.html", {"f": row, "may_resolve": True}, page)
+        target = back if back.startswith(f"{PREFIX}/") else f"{PREFIX}/findings"
+        return redirect(target)
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+
+def _register_jobs(app: FastAPI) -> None:
+    @app.get("/jobs", response_class=HTMLResponse)
+    def jobs(request: Request, viewer: ViewerDep) -> Response:
+        job_list = list(reversed(Jobs(viewer.session).list()))
+        quarantined = [
+            {**d, "label": _doc_label(d)}
+            for status in ("quarantined", "spilled")
+            for d in Documents(viewer.session).list(status=status)
+        ]
+        context = {
+            "jobs": job_list,
+            "quarantined": quarantined,
+            "running": any(j["status"] == "running" for j in job_list),
+        }
+        # Jobs and quarantined files carry no marking: nothing here raises the banner.
+        return get_ui(request).render(request, "jobs.html", context, PageMarkings(viewer.session))
+
+    @app.get("/jobs/{job_id}", response_class=HTMLResponse)
+    def job(request: Request, viewer: ViewerDep, job_id: str) -> Response:
+        page = PageMarkings(viewer.session)
+        data = Jobs(viewer.session).show(job_id[:64])
+        docs = _visible_docs(viewer)
+        items = []
+        for item in data.pop("items"):
+            doc = docs.get(item["doc_id"]) if item["doc_id"] else None
+            if doc is None:
+                # A file's name carries its document's marking; an item whose document the
+                # subject may not know of is left out entirely (not even counted).
+                continue
+            items.append(
+                {
+                    **item,
+                    "label": _doc_label(doc),
+                    "uri": item["uri"] if doc["status"] != "spilled" else None,
+                    "portion": page.portion(doc["marking"]),
+                }
+            )
+        context = {"job": data, "items": items}
+        return get_ui(request).render(request, "job.html", context, page)
+
+
+def register(app: FastAPI) -> None:
+    """Add the content pages to the UI app."""
+    _register_search(app)
+    _register_documents(app)
+    _register_findings(app)
+    _register_jobs(app)
