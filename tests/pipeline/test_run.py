@@ -123,12 +123,20 @@ def test_reads_are_filtered(ws: Workspace) -> None:
         run_pipeline(cleo, load_pipeline(None))
 
 
-def test_rerun_replaces_instead_of_duplicating(ws: Workspace) -> None:
+def test_rerun_redoes_nothing_and_full_rerun_replaces_instead_of_duplicating(
+    ws: Workspace,
+) -> None:
     first = run_fast(ws)
+    chunks = Chunks(ws.session()).list()
     second = run_fast(ws)
-    assert first["chunks"] == second["chunks"]
-    assert len(Chunks(ws.session()).list()) == second["chunks"]
-    assert ChunkIndex(ws.root / "index").count() == second["embeddings"]
+    assert (second["processed"], second["written"], second["chunks"]) == (0, 0, 0)
+    assert second["reused"] == first["documents"]
+    assert Chunks(ws.session()).list() == chunks
+    third = run_fast(ws, full=True)
+    assert third["processed"] == third["written"] == first["documents"]
+    assert third["chunks"] == first["chunks"]
+    assert len(Chunks(ws.session()).list()) == third["chunks"]
+    assert ChunkIndex(ws.root / "index").count() == third["embeddings"]
 
 
 @pytest.mark.parametrize(
@@ -220,7 +228,7 @@ def test_a_stage_failing_on_one_record_fails_only_that_record(ws: Workspace) -> 
 def test_workers_give_the_same_result(ws: Workspace) -> None:
     one = run_fast(ws, workers=1, batch_docs=1)
     chunks_one = sorted((c["id"], c["marking"]) for c in Chunks(ws.session()).list())
-    two = run_fast(ws, workers=2, batch_docs=1)
+    two = run_fast(ws, workers=2, batch_docs=1, full=True)
     chunks_two = sorted((c["id"], c["marking"]) for c in Chunks(ws.session()).list())
     assert one["chunks"] == two["chunks"]
     assert chunks_one == chunks_two

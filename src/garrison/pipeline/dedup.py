@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_SEED",
     "Clusters",
     "MinHashSignature",
+    "algorithm_version",
     "exact_duplicate_clusters",
     "lsh_bands",
     "minhash_signatures",
@@ -40,6 +41,8 @@ __all__ = [
     "normalize_for_hash",
     "normalized_words",
     "shingles",
+    "signature_from_state",
+    "signature_state",
     "signatures_from_shingles",
     "text_hash",
 ]
@@ -138,6 +141,27 @@ def signatures_from_shingles(
         shingle_sets, num_perm, seed
     )
     return signatures
+
+
+def algorithm_version() -> str:
+    """rensa's MinHash algorithm version (part of every cached signature's key)."""
+    return str(_rensa().RMinHash.ALGORITHM_VERSION)
+
+
+def signature_state(signature: MinHashSignature) -> bytes:
+    """A signature as rensa's own state bytes (what :func:`signature_from_state` reads back)."""
+    state = signature.__reduce__()[2]
+    if not isinstance(state, bytes):
+        raise TypeError("rensa.RMinHash did not give its state as bytes")
+    return state
+
+
+def signature_from_state(state: bytes, num_perm: int, seed: int = DEFAULT_SEED) -> Any:
+    """Rebuild a signature from :func:`signature_state` bytes -- by rensa's own state parser,
+    never by unpickling (the bytes come from the catalog)."""
+    signature = _rensa().RMinHash(num_perm, seed)
+    signature.__setstate__(state)
+    return signature
 
 
 def _band_probability(s: float, bands: int, rows: int) -> float:

@@ -1,41 +1,73 @@
-"""The local executor: runs a pipeline over the documents a session may read.
+"""The executor: runs a pipeline, incrementally, over the documents a session may read.
 
-The stages split into *segments*: runs of batch stages, and corpus stages (``dedup``) that need
-every item at once. Segments before the last corpus stage are materialized (items hold text and
-a few fields); the final segment -- ``chunk`` and ``embed``, where the bulky data appears -- is
-streamed batch by batch straight into the sink, so memory stays bounded by the corpus's text,
-not its embeddings.
+**Segments.** The stages split into three parts around the corpus stages (``dedup``), which need
+every item at once:
 
-Batches are whole documents. Small inputs run in-process; with ``workers > 1`` and more than one
-batch, batch segments run in reused forked worker processes (:mod:`garrison.ingest.isolation`),
-where each worker opens its stages' resources once. A batch that crashes or times out fails its
-items (``stage-failed`` findings), never the run.
+* the *head* -- the batch stages before the first corpus stage (``normalize`` ... ``quality``);
+* the *middle* -- from the first corpus stage through the last one, run over the whole corpus;
+* the *tail* -- the stages after the last corpus stage (``chunk``, ``embed``), streamed batch by
+  batch into the sink, so memory stays bounded by the corpus's text, not its embeddings.
+
+A pipeline without a corpus stage is all head. Batches are whole documents; an :class:`Engine`
+maps batch stages over them (``local``: in-process or forked workers; ``ray``: Ray Data). A
+batch that crashes or times out fails its items (``stage-failed`` findings), never the run.
+
+**Incremental runs.** Each document carries two keys (``pipeline_docs``):
+
+* ``head_key`` -- a hash of the head stages (names, versions, parameters) and of the document's
+  elements as the acting subject reads them (ids, which derive from the content, and
+  markings). When it matches, the head's results are read back from the catalog instead of
+  recomputed.
+* ``tail_key`` -- a hash of the tail stages and of everything the tail will read: the
+  document's element states after the middle (texts, languages, PII, duplicate status...).
+  Dedup runs over the whole corpus on every run (reusing cached MinHash signatures), so a new
+  document that duplicates an old one changes the old one's tail key too -- and only then is
+  the old one redone.
+
+A document is written when its tail key changed or its index rows are not known to be in place
+(``indexed``: set after the index write, so a run killed between the catalog commit and the
+index write redoes that document rather than leaving a gap). Documents that left the inputs
+(superseded by new bytes at their location, removed, no longer parsed) lose their derived
+records and index rows. Every write replaces a document's derived records whole, so a run
+killed at any point and started again ends with the same catalog: no duplicates, no gaps.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from garrison.core.clock import utc_now
 from garrison.ingest.isolation import Limits
 from garrison.pipeline._run import BatchResult, StageStats, reset_stage_cache, run_stages
-from garrison.pipeline._stage import Item
+from garrison.pipeline._stage import Item, LineageStep, PiiFinding
 from garrison.pipeline.engines import Engine, create_engine
-from garrison.pipeline.sink import write_batch
+from garrison.pipeline.sink import PIPELINE_FINDINGS, DocKeys, write_batch
 from garrison.pipeline.spec import PipelineSpec, StageSpec
+from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY
 from garrison.security.policy import Action
 from garrison.store.index import ChunkIndex
-from garrison.store.models import DocumentRow, ElementRow, JobRow
+from garrison.store.models import (
+    ChunkRow,
+    DocumentRow,
+    ElementRow,
+    ElementState,
+    FindingRow,
+    JobRow,
+    PipelineDoc,
+)
 from garrison.store.session import Session
 
-__all__ = ["RunReport", "StageStats", "run_pipeline"]
+__all__ = ["RunPlan", "RunReport", "StageStats", "plan_run", "run_pipeline"]
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -46,8 +78,15 @@ class RunReport:
 
     job_id: str
     pipeline: dict[str, Any]
+    engine: dict[str, Any] = field(default_factory=dict)
     documents: int = 0
     elements: int = 0
+    #: Documents whose head stages ran / whose head results were reused from the catalog.
+    processed: int = 0
+    reused: int = 0
+    #: Documents whose derived records were (re)written; removed: derived records dropped.
+    written: int = 0
+    removed: int = 0
     chunks: int = 0
     embeddings: int = 0
     pii: Counter[str] = field(default_factory=Counter)
@@ -62,8 +101,13 @@ class RunReport:
             "job_id": self.job_id,
             "pipeline": self.pipeline["name"],
             "pipeline_digest": self.pipeline["digest"],
+            "engine": self.engine,
             "documents": self.documents,
             "elements": self.elements,
+            "processed": self.processed,
+            "reused": self.reused,
+            "written": self.written,
+            "removed": self.removed,
             "chunks": self.chunks,
             "embeddings": self.embeddings,
             "pii_by_type": dict(sorted(self.pii.items())),
@@ -75,25 +119,90 @@ class RunReport:
         }
 
 
-# -- the run --------------------------------------------------------------------------------------
+# -- the plan: what a run will redo ---------------------------------------------------------------
 
 
-def _segments(specs: Sequence[StageSpec]) -> list[tuple[bool, list[StageSpec]]]:
-    """Consecutive batch stages, and corpus stages alone: ``(is_corpus, stages)``."""
-    out: list[tuple[bool, list[StageSpec]]] = []
-    for spec in specs:
-        corpus = spec.build().scope == "corpus"
-        if corpus or not out or out[-1][0]:
-            out.append((corpus, [spec]))
-        else:
-            out[-1][1].append(spec)
-    return out
+@dataclass(frozen=True)
+class _Parts:
+    """A pipeline's stages split into head, middle and tail (see the module docs)."""
+
+    head: tuple[StageSpec, ...]
+    middle: tuple[StageSpec, ...]
+    tail: tuple[StageSpec, ...]
+
+    @classmethod
+    def of(cls, specs: Sequence[StageSpec]) -> _Parts:
+        corpus = [n for n, spec in enumerate(specs) if spec.build().scope == "corpus"]
+        if not corpus:
+            return cls(tuple(specs), (), ())
+        first, last = corpus[0], corpus[-1]
+        return cls(tuple(specs[:first]), tuple(specs[first : last + 1]), tuple(specs[last + 1 :]))
 
 
-def _input_batches(
-    session: Session, batch_docs: int, doc_ids: Sequence[str] | None
-) -> list[list[Item]]:
-    """Elements of every parsed document the subject may read, whole documents per batch."""
+def _stages_key(specs: Sequence[StageSpec]) -> str:
+    return _hash(json.dumps([s.to_dict() for s in specs], sort_keys=True))
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class RunPlan:
+    """What a run will do, per document (``garrison run --dry-run`` prints it)."""
+
+    pipeline: str
+    digest: str
+    #: Input documents in processing order, and each one's new head key.
+    inputs: list[str]
+    head_keys: dict[str, str]
+    #: Documents whose head stages run: never processed, or changed (elements, markings, head
+    #: stage parameters or versions), or left unfinished by a failed or interrupted run.
+    new: list[str]
+    changed: list[str]
+    #: Documents whose head results are reused.
+    unchanged: list[str]
+    #: Documents whose derived records go: superseded, removed or no longer parsed.
+    remove: list[str]
+    #: Whether the stages after the corpus stages changed (then every document is rewritten).
+    tail_changed: bool
+    has_corpus_stage: bool
+    #: Everything is redone (``--full``).
+    full: bool = False
+
+    @property
+    def head(self) -> list[str]:
+        return self.new + self.changed
+
+    def to_dict(self, *, ids: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "pipeline": self.pipeline,
+            "pipeline_digest": self.digest,
+            "documents": len(self.inputs),
+            "new": len(self.new),
+            "changed": len(self.changed),
+            "unchanged": len(self.unchanged),
+            "remove": len(self.remove),
+            "tail_stages_changed": self.tail_changed,
+            "corpus_stage": self.has_corpus_stage,
+        }
+        if ids:
+            out["ids"] = {"new": self.new, "changed": self.changed, "remove": self.remove}
+        return out
+
+
+def plan_run(
+    session: Session,
+    spec: PipelineSpec,
+    *,
+    doc_ids: Sequence[str] | None = None,
+    full: bool = False,
+) -> RunPlan:
+    """Work out what a run of ``spec`` as ``session``'s subject would redo (reads only)."""
+    session.require(Action.RUN_PIPELINE, "pipeline.plan")
+    parts = _Parts.of(spec.stages)
+    head_sig = _stages_key(parts.head)
+    tail_sig = _stages_key(parts.middle + parts.tail)
     catalog = session.workspace.catalog
     with catalog.transaction() as orm:
         readable = session.readable_marking_ids(orm)
@@ -104,47 +213,216 @@ def _input_batches(
         )
         if doc_ids is not None:
             query = query.where(DocumentRow.id.in_(list(doc_ids)))
-        ids = list(orm.scalars(query.order_by(DocumentRow.ingested_at, DocumentRow.id)))
-    batches: list[list[Item]] = []
-    for start in range(0, len(ids), batch_docs):
-        chunk_ids = ids[start : start + batch_docs]
-        with catalog.transaction() as orm:
-            rows = orm.scalars(
-                select(ElementRow)
-                .where(ElementRow.doc_id.in_(chunk_ids), ElementRow.marking_id.in_(readable))
-                .order_by(ElementRow.doc_id, ElementRow.seq)
+        inputs = list(orm.scalars(query.order_by(DocumentRow.ingested_at, DocumentRow.id)))
+        wanted = set(inputs)
+        # What each document looks like to this subject: its readable elements and markings.
+        elements: dict[str, list[str]] = defaultdict(list)
+        rows = orm.execute(
+            select(ElementRow.doc_id, ElementRow.id, ElementRow.marking_id)
+            .join(DocumentRow, DocumentRow.id == ElementRow.doc_id)
+            .where(
+                DocumentRow.status == "parsed",
+                DocumentRow.superseded_by.is_(None),
+                DocumentRow.marking_id.in_(readable),
+                ElementRow.marking_id.in_(readable),
             )
-            batch = []
-            for row in rows:
-                marking = session.marking_of(orm, row.marking_id)
-                assert marking is not None
-                data = row.data or {}
-                batch.append(
-                    Item(
-                        id=row.id,
-                        doc_id=row.doc_id,
-                        kind="element",
-                        text=row.text,
-                        original_text=row.text,
-                        marking=marking,
-                        element_ids=(row.id,),
-                        seq=row.seq,
-                        type=row.type,
-                        section_path=tuple(data.get("section_path", ())),
-                        page=row.page,
+            .order_by(ElementRow.doc_id, ElementRow.seq)
+        )
+        for doc_id, element_id, marking_id in rows:
+            if doc_id in wanted:
+                elements[doc_id].append(f"{element_id}:{marking_id}")
+        stored = {
+            row.doc_id: row
+            for row in orm.scalars(select(PipelineDoc))
+            if row.doc_id in wanted or doc_ids is None
+        }
+        # Derived records of documents that are no longer inputs of any run.
+        # (Only those the subject may read or that carry no marking: spills, quarantine.)
+        leaving = select(DocumentRow.id).where(
+            (DocumentRow.status != "parsed") | DocumentRow.superseded_by.is_not(None),
+            DocumentRow.marking_id.in_(readable) | DocumentRow.marking_id.is_(None),
+        )
+        remove = sorted(
+            set(orm.scalars(select(PipelineDoc.doc_id).where(PipelineDoc.doc_id.in_(leaving))))
+            | set(
+                orm.scalars(
+                    select(PipelineDoc.doc_id).where(
+                        PipelineDoc.doc_id.not_in(select(DocumentRow.id))
                     )
                 )
-        batches.append(batch)
-    return batches
+            )
+        )
+    head_keys = {d: _hash(head_sig + "\n" + "\n".join(elements[d])) for d in inputs}
+    new, changed, unchanged = [], [], []
+    tail_changed = False
+    for doc_id in inputs:
+        row = stored.get(doc_id)
+        if row is None:
+            new.append(doc_id)
+        elif full or row.head_key != head_keys[doc_id]:
+            changed.append(doc_id)
+        else:
+            unchanged.append(doc_id)
+            if row.tail_key is None or not row.tail_key.startswith(tail_sig[:16]):
+                tail_changed = True
+    return RunPlan(
+        pipeline=spec.name,
+        digest=spec.digest,
+        inputs=inputs,
+        head_keys=head_keys,
+        new=new,
+        changed=changed,
+        unchanged=unchanged,
+        remove=remove,
+        tail_changed=tail_changed or full,
+        has_corpus_stage=bool(parts.middle),
+        full=full,
+    )
 
 
-def _regroup(items: list[Item], batches: list[list[Item]]) -> list[list[Item]]:
-    """Put items back into the batches their documents came in."""
-    where = {item.doc_id: n for n, batch in enumerate(batches) for item in batch}
-    out: list[list[Item]] = [[] for _ in batches]
-    for item in items:
-        out[where.get(item.doc_id, 0)].append(item)
+# -- reading inputs -------------------------------------------------------------------------------
+
+
+def _element_items(session: Session, doc_ids: Sequence[str]) -> list[Item]:
+    """Fresh items (as ingested) for every readable element of ``doc_ids``, in reading order."""
+    catalog = session.workspace.catalog
+    with catalog.transaction() as orm:
+        readable = session.readable_marking_ids(orm)
+        rows = orm.scalars(
+            select(ElementRow)
+            .where(ElementRow.doc_id.in_(list(doc_ids)), ElementRow.marking_id.in_(readable))
+            .order_by(ElementRow.doc_id, ElementRow.seq)
+        )
+        out = []
+        for row in rows:
+            marking = session.marking_of(orm, row.marking_id)
+            assert marking is not None
+            data = row.data or {}
+            out.append(
+                Item(
+                    id=row.id,
+                    doc_id=row.doc_id,
+                    kind="element",
+                    text=row.text,
+                    original_text=row.text,
+                    marking=marking,
+                    element_ids=(row.id,),
+                    seq=row.seq,
+                    type=row.type,
+                    section_path=tuple(data.get("section_path", ())),
+                    page=row.page,
+                )
+            )
     return out
+
+
+def _stored_items(
+    session: Session, doc_ids: Sequence[str], middle: Sequence[StageSpec]
+) -> list[Item]:
+    """Items as the head left them in an earlier run, read back from the element states."""
+    stop = {spec.name for spec in middle}
+    catalog = session.workspace.catalog
+    out: list[Item] = []
+    for start in range(0, len(doc_ids), 500):
+        part = list(doc_ids[start : start + 500])
+        with catalog.transaction() as orm:
+            readable = session.readable_marking_ids(orm)
+            rows = orm.execute(
+                select(ElementRow, ElementState)
+                .join(ElementState, ElementState.element_id == ElementRow.id)
+                .where(ElementRow.doc_id.in_(part), ElementRow.marking_id.in_(readable))
+                .order_by(ElementRow.doc_id, ElementRow.seq)
+            )
+            for element, state in rows:
+                marking = session.marking_of(orm, state.marking_id)
+                assert marking is not None
+                data = element.data or {}
+                lineage: list[LineageStep] = []
+                for step in state.lineage or []:
+                    if step["stage"] in stop:
+                        break
+                    lineage.append(
+                        LineageStep(
+                            step["stage"],
+                            step["version"],
+                            step["params_hash"],
+                            tuple(step.get("parents", ())),
+                        )
+                    )
+                extra: dict[str, Any] = {}
+                if state.minhash is not None and state.minhash_key is not None:
+                    extra[MINHASH] = bytes(state.minhash)
+                    extra[MINHASH_KEY] = state.minhash_key
+                out.append(
+                    Item(
+                        id=element.id,
+                        doc_id=element.doc_id,
+                        kind="element",
+                        text=state.text,
+                        original_text=element.text,
+                        marking=marking,
+                        element_ids=(element.id,),
+                        seq=element.seq,
+                        type=element.type,
+                        section_path=tuple(data.get("section_path", ())),
+                        page=element.page,
+                        language=state.language,
+                        language_confidence=state.language_confidence,
+                        pii=[PiiFinding(**f) for f in state.pii or []],
+                        quality=dict(state.quality or {}),
+                        flags=list(state.flags or []),
+                        dropped=state.dropped,
+                        failed=state.failed,
+                        lineage=lineage,
+                        extra=extra,
+                    )
+                )
+    return out
+
+
+def _batches(items: Iterable[Item], order: Sequence[str], batch_docs: int) -> list[list[Item]]:
+    """Items grouped into batches of ``batch_docs`` whole documents, in ``order``."""
+    by_doc: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        by_doc[item.doc_id].append(item)
+    docs = [d for d in order if d in by_doc]
+    return [
+        [item for d in docs[n : n + batch_docs] for item in by_doc[d]]
+        for n in range(0, len(docs), batch_docs)
+    ]
+
+
+def _state_digest(items: Sequence[Item]) -> str:
+    """Hash of everything the tail stages read of one document's items."""
+    parts = []
+    for item in sorted(items, key=lambda i: (i.seq, i.id)):
+        parts.append(
+            json.dumps(
+                [
+                    item.id,
+                    item.text,
+                    item.marking.to_dict(),
+                    item.type,
+                    item.language,
+                    item.language_confidence,
+                    [f.to_dict() for f in item.pii],
+                    item.quality,
+                    item.flags,
+                    item.dropped,
+                    item.dup_of,
+                    item.dup_kind,
+                    item.failed,
+                    sorted(item.extra.get("dup_marked_differently", ())),
+                    [s.to_dict() for s in item.lineage],
+                ],
+                sort_keys=True,
+                default=str,
+            )
+        )
+    return _hash("\n".join(parts))
+
+
+# -- the run --------------------------------------------------------------------------------------
 
 
 def run_pipeline(
@@ -156,17 +434,22 @@ def run_pipeline(
     workers: int | None = None,
     batch_docs: int = 32,
     doc_ids: Sequence[str] | None = None,
+    full: bool = False,
     limits: Limits | None = None,
     progress: ProgressFn | None = None,
 ) -> RunReport:
     """Run ``spec`` over what ``session``'s subject may read (stewards); returns the report.
 
-    ``workers=None`` chooses: in-process for small inputs, one worker per core for large ones.
+    Only new or changed documents are processed (see the module docs); ``full=True`` redoes
+    everything. ``engine`` is ``local`` (``workers=None`` chooses: in-process for small inputs,
+    one worker per core for large ones) or ``ray`` (``address``: a cluster; else a local Ray).
     """
+    from garrison.ingest.engine import mark_stale_jobs
     from garrison.store.keys import read_or_create_secret
 
     session.require(Action.RUN_PIPELINE, "pipeline.run")
     workspace = session.workspace
+    mark_stale_jobs(session)
     resources = {
         "pseudonym_key": read_or_create_secret(workspace.root / "keys" / "pseudonym.key"),
         "workspace_root": workspace.root,
@@ -181,8 +464,8 @@ def run_pipeline(
                 kind="pipeline",
                 status="running",
                 actor=session.subject.name,
-                pid=None,
-                params=spec.to_dict(),
+                pid=os.getpid(),
+                params={**spec.to_dict(), "engine": engine, "full": full},
                 counts={},
                 done=0,
                 started_at=utc_now(),
@@ -193,12 +476,14 @@ def run_pipeline(
         object_id=job_id,
         details={"kind": "pipeline", "pipeline": spec.name, "digest": spec.digest},
     )
-    report = RunReport(job_id, spec.to_dict())
+    report = RunReport(job_id, spec.to_dict(), runner.describe())
     started = time.monotonic()
     status, error = "completed", None
     try:
         with runner:
-            _execute(session, spec, report, runner, batch_docs, doc_ids, progress)
+            report.engine = runner.describe()
+            plan = plan_run(session, spec, doc_ids=doc_ids, full=full)
+            _execute(session, spec, plan, report, runner, batch_docs, progress)
     except BaseException as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
@@ -211,7 +496,7 @@ def run_pipeline(
                 .values(
                     status=status,
                     counts=report.to_dict(),
-                    done=report.documents,
+                    done=report.written,
                     total=report.documents,
                     error=error,
                     finished_at=utc_now(),
@@ -222,7 +507,14 @@ def run_pipeline(
             object_id=job_id,
             decision="allow" if status == "completed" else "error",
             reason=error,
-            details={"status": status, "documents": report.documents, "chunks": report.chunks},
+            details={
+                "status": status,
+                "documents": report.documents,
+                "processed": report.processed,
+                "written": report.written,
+                "removed": report.removed,
+                "chunks": report.chunks,
+            },
         )
     return report
 
@@ -230,59 +522,193 @@ def run_pipeline(
 def _execute(
     session: Session,
     spec: PipelineSpec,
+    plan: RunPlan,
     report: RunReport,
     runner: Engine,
     batch_docs: int,
-    doc_ids: Sequence[str] | None,
     progress: ProgressFn | None,
 ) -> None:
-    batches = _input_batches(session, batch_docs, doc_ids)
-    report.documents = len({i.doc_id for b in batches for i in b})
-    report.elements = sum(len(b) for b in batches)
-    segments = _segments(spec.stages)
-    # Everything up to the last corpus stage is materialized; the rest streams into the sink.
-    last_corpus = max((n for n, (corpus, _) in enumerate(segments) if corpus), default=-1)
-    for corpus, specs in segments[: last_corpus + 1]:
+    parts = _Parts.of(spec.stages)
+    tail_sig = _stages_key(parts.middle + parts.tail)
+    report.documents = len(plan.inputs)
+    report.processed = len(plan.head)
+    report.reused = len(plan.unchanged)
+    if plan.remove:
+        report.removed = remove_derived(session, plan.remove, job_id=report.job_id)
+    head_items = _element_items(session, plan.head) if plan.head else []
+    report.elements = len(head_items)
+    head_batches = _batches(head_items, plan.inputs, batch_docs)
+    del head_items
+
+    if not parts.middle:
+        # No corpus stage: each batch goes from the head straight into the sink.
+        head_results = (
+            runner.map_batches(parts.head, head_batches)
+            if parts.head
+            else (BatchResult(b) for b in head_batches)
+        )
+        done_docs: set[str] = set()
+        for n, result in enumerate(head_results, 1):
+            _merge_stats(report, result.stats)
+            failed_docs = {i.doc_id for i in result.elements if i.failed}
+            batch_keys = {
+                d: DocKeys(
+                    None if d in failed_docs else plan.head_keys[d],
+                    tail_sig[:16] + plan.head_keys[d][:48],
+                    spec.name,
+                )
+                for d in {i.doc_id for i in result.elements}
+            }
+            done_docs.update(batch_keys)
+            for item in result.elements:
+                report.pii.update(f.type for f in item.pii)
+            _write(session, report, result, batch_keys, {i.id: i for i in result.elements})
+            if progress is not None:
+                progress("write", n, len(head_batches))
+        # Documents with no readable element still record that they are done.
+        empty = {
+            d: DocKeys(plan.head_keys[d], tail_sig[:16] + plan.head_keys[d][:48], spec.name)
+            for d in plan.head
+            if d not in done_docs
+        }
+        if empty:
+            _write(session, report, BatchResult([]), empty, {})
+        ChunkIndex(session.workspace.root / "index").optimize()
+        return
+
+    # Head: only new and changed documents; the rest is read back from the catalog.
+    processed: list[Item] = []
+    for n, result in enumerate(runner.map_batches(parts.head, head_batches), 1):
+        _merge_stats(report, result.stats)
+        processed.extend(result.elements)
+        if progress is not None:
+            progress(parts.head[0].name if parts.head else "read", n, len(head_batches))
+    del head_batches
+    reused = _stored_items(session, plan.unchanged, parts.middle) if plan.unchanged else []
+    report.elements += len(reused)
+    everything = processed + reused
+    del processed, reused
+
+    # Middle: corpus stages over everything (batch stages between them through the engine).
+    for corpus, specs in _segments(parts.middle):
         if corpus:
-            everything = [item for batch in batches for item in batch]
             result = run_stages(specs, everything, runner.resources)
             _merge_stats(report, result.stats)
-            batches = _regroup(result.elements, batches)
+            everything = result.elements
             if progress is not None:
                 progress(specs[0].name, len(everything), len(everything))
         else:
-            done = []
-            for n, result in enumerate(runner.map_batches(specs, batches), 1):
+            batches = _batches(everything, plan.inputs, batch_docs)
+            everything = []
+            for result in runner.map_batches(specs, batches):
                 _merge_stats(report, result.stats)
-                done.append(result.elements)
-                if progress is not None:
-                    progress(specs[0].name, n, len(batches))
-            batches = done
-    tail = [s for _, specs in segments[last_corpus + 1 :] for s in specs]
-    by_id = {item.id: item for batch in batches for item in batch}
+                everything.extend(result.elements)
+
+    # Tail: only documents whose tail inputs changed (or whose index rows are not in place).
+    by_doc: dict[str, list[Item]] = defaultdict(list)
+    for item in everything:
+        by_doc[item.doc_id].append(item)
+        report.pii.update(f.type for f in item.pii)
+        if item.dup_kind:
+            report.duplicates[item.dup_kind] += 1
+    stored = _stored_keys(session, plan.inputs)
+    keys: dict[str, DocKeys] = {}
+    todo: list[str] = []
+    for doc_id in plan.inputs:
+        items = by_doc.get(doc_id, [])
+        tail_key = tail_sig[:16] + _state_digest(items)[:48]
+        failed = any(i.failed for i in items)
+        keys[doc_id] = DocKeys(None if failed else plan.head_keys[doc_id], tail_key, spec.name)
+        old = stored.get(doc_id)
+        if plan.full or failed or old != (plan.head_keys[doc_id], tail_key, True):
+            todo.append(doc_id)
+    all_items = {item.id: item for item in everything}
+    tail_batches = _batches((i for d in todo for i in by_doc[d]), todo, batch_docs)
     results: Iterator[BatchResult] = (
-        runner.map_batches(tail, batches) if tail else (BatchResult(batch) for batch in batches)
+        runner.map_batches(parts.tail, tail_batches)
+        if parts.tail
+        else (BatchResult(b) for b in tail_batches)
     )
+    seen: set[str] = set()
     for n, result in enumerate(results, 1):
         _merge_stats(report, result.stats)
-        written = write_batch(session, report.job_id, result.elements, result.chunks, by_id)
-        report.chunks += written.chunks
-        report.embeddings += written.embeddings
-        report.marked_differently += written.marked_differently
-        report.failed += written.failed
-        for item in result.elements:
-            report.pii.update(f.type for f in item.pii)
-            if item.dup_kind:
-                report.duplicates[item.dup_kind] += 1
+        batch = {i.doc_id for i in result.elements} | {c.doc_id for c in result.chunks}
+        seen.update(batch)
+        _write(session, report, result, {d: keys[d] for d in batch}, all_items)
         if progress is not None:
-            progress("write", n, len(batches))
+            progress("write", n, len(tail_batches))
+    empty = {d: keys[d] for d in todo if d not in seen}
+    if empty:
+        _write(session, report, BatchResult([]), empty, all_items)
     ChunkIndex(session.workspace.root / "index").optimize()
 
 
+def _segments(specs: Sequence[StageSpec]) -> list[tuple[bool, list[StageSpec]]]:
+    """Consecutive batch stages, and corpus stages alone: ``(is_corpus, stages)``."""
+    out: list[tuple[bool, list[StageSpec]]] = []
+    for spec in specs:
+        corpus = spec.build().scope == "corpus"
+        if corpus or not out or out[-1][0]:
+            out.append((corpus, [spec]))
+        else:
+            out[-1][1].append(spec)
+    return out
+
+
+def _stored_keys(session: Session, doc_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    wanted = set(doc_ids)
+    with session.workspace.catalog.transaction() as orm:
+        return {
+            row.doc_id: (row.head_key, row.tail_key, row.indexed)
+            for row in orm.scalars(select(PipelineDoc))
+            if row.doc_id in wanted
+        }
+
+
+def _write(
+    session: Session,
+    report: RunReport,
+    result: BatchResult,
+    keys: dict[str, DocKeys],
+    all_items: dict[str, Item],
+) -> None:
+    written = write_batch(
+        session, report.job_id, result.elements, result.chunks, all_items, keys=keys
+    )
+    report.written += written.documents
+    report.chunks += written.chunks
+    report.embeddings += written.embeddings
+    report.marked_differently += written.marked_differently
+    report.failed += written.failed
+
+
+def remove_derived(session: Session, doc_ids: Sequence[str], *, job_id: str | None = None) -> int:
+    """Drop the pipeline's records of ``doc_ids``: element states, chunks, pipeline findings,
+    run keys and index rows (the documents themselves stay). Returns how many had any."""
+    if not doc_ids:
+        return 0
+    ids = list(doc_ids)
+    with session.workspace.catalog.transaction() as orm:
+        had = set(orm.scalars(select(PipelineDoc.doc_id).where(PipelineDoc.doc_id.in_(ids))))
+        had |= set(orm.scalars(select(ChunkRow.doc_id).where(ChunkRow.doc_id.in_(ids))))
+        orm.execute(delete(ElementState).where(ElementState.doc_id.in_(ids)))
+        orm.execute(delete(ChunkRow).where(ChunkRow.doc_id.in_(ids)))
+        orm.execute(
+            delete(FindingRow).where(
+                FindingRow.doc_id.in_(ids), FindingRow.kind.in_(PIPELINE_FINDINGS)
+            )
+        )
+        orm.execute(delete(PipelineDoc).where(PipelineDoc.doc_id.in_(ids)))
+        session.audit(
+            "pipeline.remove",
+            details={"job": job_id, "documents": len(had)},
+        )
+    ChunkIndex(session.workspace.root / "index").replace_documents(ids, [])
+    return len(had)
+
+
 def _merge_stats(report: RunReport, stats: list[StageStats]) -> None:
-    totals: dict[str, StageStats] = defaultdict(lambda: StageStats(""))
     for stat in stats:
         if stat.name not in report.stages:
             report.stages[stat.name] = StageStats(stat.name)
         report.stages[stat.name].add(stat)
-    del totals

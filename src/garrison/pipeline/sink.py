@@ -12,23 +12,34 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from garrison.core.clock import utc_now
 from garrison.pipeline._stage import Item
+from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY
 from garrison.security.markings import join
 from garrison.store.index import ChunkIndex
-from garrison.store.models import ChunkRow, DocumentRow, ElementState, FindingRow
+from garrison.store.models import ChunkRow, DocumentRow, ElementState, FindingRow, PipelineDoc
 from garrison.store.session import Session
 
-__all__ = ["PIPELINE_FINDINGS", "Written", "write_batch"]
+__all__ = ["PIPELINE_FINDINGS", "DocKeys", "Written", "write_batch"]
 
 #: Finding kinds the pipeline owns (replaced on every run of the same documents).
 PIPELINE_FINDINGS = ("stage-failed", "duplicate-marked-differently")
 
 
+@dataclass(frozen=True)
+class DocKeys:
+    """The run keys a document's derived records were made under (see the executor)."""
+
+    head_key: str | None
+    tail_key: str | None
+    pipeline: str = ""
+
+
 @dataclass
 class Written:
+    documents: int = 0
     chunks: int = 0
     embeddings: int = 0
     marked_differently: int = 0
@@ -41,9 +52,16 @@ def write_batch(
     elements: Sequence[Item],
     chunks: Sequence[Item],
     all_items: Mapping[str, Item],
+    *,
+    keys: Mapping[str, DocKeys] | None = None,
 ) -> Written:
-    """Replace the derived records of the batch's documents with ``elements`` and ``chunks``."""
-    doc_ids = sorted({i.doc_id for i in elements} | {c.doc_id for c in chunks})
+    """Replace the derived records of the batch's documents with ``elements`` and ``chunks``.
+
+    The batch's documents are those of its items plus those in ``keys`` (a document with no
+    readable element still records that it was done). With ``keys``, each document's run keys
+    are stored in the same transaction, ``indexed`` false until the index holds its rows.
+    """
+    doc_ids = sorted({i.doc_id for i in elements} | {c.doc_id for c in chunks} | set(keys or {}))
     written = Written()
     if not doc_ids:
         return written
@@ -57,6 +75,7 @@ def write_batch(
                 FindingRow.doc_id.in_(doc_ids), FindingRow.kind.in_(PIPELINE_FINDINGS)
             )
         )
+        orm.execute(delete(PipelineDoc).where(PipelineDoc.doc_id.in_(doc_ids)))
         states: list[dict[str, Any]] = []
         findings: list[dict[str, Any]] = []
         for item in elements:
@@ -78,6 +97,8 @@ def write_batch(
                     "dup_kind": item.dup_kind,
                     "failed": item.failed,
                     "lineage": [step.to_dict() for step in item.lineage],
+                    "minhash_key": item.extra.get(MINHASH_KEY),
+                    "minhash": item.extra.get(MINHASH),
                 }
             )
             if item.failed:
@@ -153,6 +174,22 @@ def write_batch(
             orm.execute(insert(ChunkRow), chunk_rows)
         if findings:
             orm.execute(insert(FindingRow), findings)
+        if keys:
+            orm.execute(
+                insert(PipelineDoc),
+                [
+                    {
+                        "doc_id": doc_id,
+                        "pipeline": k.pipeline,
+                        "head_key": k.head_key,
+                        "tail_key": k.tail_key,
+                        "indexed": False,
+                        "job_id": job_id,
+                        "updated_at": now,
+                    }
+                    for doc_id, k in keys.items()
+                ],
+            )
         orm.flush()
         session.audit(
             "pipeline.write",
@@ -164,6 +201,14 @@ def write_batch(
             },
         )
     ChunkIndex(session.workspace.root / "index").replace_documents(doc_ids, index_rows)
+    if keys:
+        with session.workspace.catalog.transaction() as orm:
+            orm.execute(
+                update(PipelineDoc)
+                .where(PipelineDoc.doc_id.in_(list(keys)), PipelineDoc.job_id == job_id)
+                .values(indexed=True)
+            )
+    written.documents = len(doc_ids)
     written.chunks = len(chunk_rows)
     written.embeddings = len(index_rows)
     return written

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -31,6 +32,7 @@ __all__ = [
     "InternedMarking",
     "JobItemRow",
     "JobRow",
+    "PipelineDoc",
     "Meta",
     "RegistryEntry",
     "SourceRow",
@@ -168,7 +170,7 @@ class DocumentLocation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     doc_id: Mapped[str] = mapped_column(String(64), ForeignKey("documents.id"), index=True)
-    uri: Mapped[str] = mapped_column(Text)
+    uri: Mapped[str] = mapped_column(Text, index=True)
     source_name: Mapped[str] = mapped_column(String(256))
     parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -269,6 +271,32 @@ class ElementState(Base):
     dup_kind: Mapped[str | None] = mapped_column(String(8), nullable=True)
     failed: Mapped[str | None] = mapped_column(Text, nullable=True)
     lineage: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    #: The dedup stage's MinHash signature of this element's text (pickled ``rensa.RMinHash``)
+    #: and the key it was made under (text, parameters, algorithm): a re-run reuses it when the
+    #: key still matches instead of shingling every text again.
+    minhash_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    minhash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class PipelineDoc(Base):
+    """Where a document stands with the pipeline: the keys its derived records were made under.
+
+    ``head_key`` covers the document's elements (ids and markings) and the stages before the
+    first corpus stage; ``tail_key`` covers what entered the stages after the last corpus stage.
+    A re-run recomputes both and redoes only what no longer matches. ``indexed`` turns true once
+    the chunk index holds the document's rows (set after the catalog commit, so a run killed in
+    between redoes the document instead of leaving a gap).
+    """
+
+    __tablename__ = "pipeline_docs"
+
+    doc_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(64))
+    head_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tail_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    indexed: Mapped[bool] = mapped_column(Boolean, default=False)
+    job_id: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ChunkRow(Base):

@@ -22,6 +22,7 @@ so the invariant holds item by item too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -31,17 +32,24 @@ from pydantic import Field, model_validator
 
 from garrison.pipeline._stage import Item, Stage, StageParams, register_stage
 from garrison.pipeline.dedup import (
+    DEFAULT_SEED,
     Clusters,
+    algorithm_version,
     exact_duplicate_clusters,
     minhash_signatures,
     near_duplicate_clusters,
     normalized_words,
+    signature_from_state,
+    signature_state,
 )
 from garrison.security.markings import Marking
 
 __all__ = ["DedupParams", "DedupStage"]
 
 EXTRA_KEY = "dup_marked_differently"
+#: Where a unit's MinHash signature (rensa state bytes) and its cache key ride on its first item.
+MINHASH = "minhash"
+MINHASH_KEY = "minhash_key"
 
 
 class DedupParams(StageParams):
@@ -132,9 +140,7 @@ class DedupStage(Stage[DedupParams]):
                 for u in units
                 if u.id not in exact.dup_of and len(normalized_words(u.text)) >= p.min_words
             ]
-            signatures = minhash_signatures(
-                [u.text for u in rest], num_perm=p.num_perm, shingle_size=p.shingle_size
-            )
+            signatures = self._signatures(rest)
             near = near_duplicate_clusters(
                 [u.id for u in rest],
                 signatures,
@@ -158,6 +164,39 @@ class DedupStage(Stage[DedupParams]):
             if item.dropped is None:
                 item.lineage.append(self.lineage((item.id,)))
         return items
+
+    def _signatures(self, units: list[_Unit]) -> list[Any]:
+        """MinHash signatures of ``units``, reusing those a previous run left on the items.
+
+        A signature is cached on its unit's first item (``extra["minhash"]``, rensa's own state
+        bytes -- never a pickle) under a key over the text, the parameters and rensa's algorithm
+        version; the sink stores both, and a re-run loads them back, so only new or changed
+        texts are shingled and hashed again.
+        """
+        p = self.params
+        keys = [self._signature_key(u.text) for u in units]
+        out: list[Any] = [None] * len(units)
+        missing: list[int] = []
+        for n, (unit, key) in enumerate(zip(units, keys, strict=True)):
+            extra = unit.items[0].extra
+            if extra.get(MINHASH_KEY) == key and isinstance(extra.get(MINHASH), bytes):
+                out[n] = signature_from_state(extra[MINHASH], p.num_perm)
+            else:
+                missing.append(n)
+        computed = minhash_signatures(
+            [units[n].text for n in missing], num_perm=p.num_perm, shingle_size=p.shingle_size
+        )
+        for n, signature in zip(missing, computed, strict=True):
+            out[n] = signature
+        for unit, key, signature in zip(units, keys, out, strict=True):
+            unit.items[0].extra[MINHASH_KEY] = key
+            unit.items[0].extra[MINHASH] = signature_state(signature)
+        return out
+
+    def _signature_key(self, text: str) -> str:
+        p = self.params
+        head = f"{p.level}|{p.num_perm}|{p.shingle_size}|{DEFAULT_SEED}|{algorithm_version()}|"
+        return hashlib.sha256((head + text).encode("utf-8")).hexdigest()[:32]
 
     @staticmethod
     def _mark(unit: _Unit, canonical: _Unit, kind: str) -> None:
