@@ -1,7 +1,8 @@
-"""``garrison serve`` (the REST API) and ``garrison token`` (API tokens; admin, audited)."""
+"""``garrison serve`` (the REST API and the web UI) and ``garrison token`` (API tokens; admin)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -36,19 +37,35 @@ def serve(
         Path | None,
         typer.Option("--client-ca", help="CA that signs client certificates (mutual TLS)."),
     ] = None,
+    session_idle: Annotated[
+        int,
+        typer.Option(
+            "--session-idle", min=1, help="Web UI: minutes without a request before sign-out."
+        ),
+    ] = 480,
+    session_max: Annotated[
+        int,
+        typer.Option("--session-max", min=1, help="Web UI: minutes a sign-in lasts at most."),
+    ] = 720,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Serve the REST API (every request authenticated by token or client certificate)."""
+    """Serve the REST API (/v1) and the web UI (/ui), signed in by token or client certificate."""
     path = workspace_path(ctx, workspace)
     Workspace.open(path).close(checkpoint=False)  # fail now, with the usual message
     tls = (tls_cert, tls_key, client_ca)
     if any(tls) and not all(tls):
         raise InvalidInput("Mutual TLS needs all of --tls-cert, --tls-key and --client-ca.")
+    if session_max < session_idle:
+        raise InvalidInput("--session-max must be at least --session-idle.")
     try:
-        from garrison.api import create_app
+        from garrison.web import WebSettings, create_app
     except ImportError as exc:  # pragma: no cover - the web extra is missing
         raise MissingExtra("web", exc.name or "fastapi") from exc
-    app = create_app(path)
+    settings = WebSettings(
+        idle_timeout=timedelta(minutes=session_idle),
+        absolute_timeout=timedelta(minutes=session_max),
+    )
+    app = create_app(path, settings)
     if tls_cert is not None and tls_key is not None and client_ca is not None:
         from garrison.api._tls import serve as serve_tls  # type: ignore[import-not-found,unused-ignore]
 

@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 from garrison.core.errors import InvalidInput, NotFound
 from garrison.search import MAX_K, search
 from garrison.search._search import MAX_QUERY
+from garrison.security.markings import dominates
 from garrison.security.policy import Action
 from garrison.store.derived import Lineage, dedup_report
 from garrison.store.documents import Documents, Jobs
@@ -28,6 +29,8 @@ __all__ = ["highlight", "locator_text", "register"]
 
 #: Search filters offered on the search page (the library's, less ``doc`` and date bounds).
 SEARCH_FILTERS = ("source", "media_type", "language", "max_marking")
+#: Ceilings suggested on the search form (only those the subject may read are offered).
+CEILINGS = ("UNCLASSIFIED", "CUI", "CONFIDENTIAL", "SECRET", "TOP SECRET")
 _STAR = re.compile(r"\*\*(.+?)\*\*")
 #: Finding kinds, in the order the queue offers them.
 FINDING_KINDS = (
@@ -113,6 +116,9 @@ def _search_page(
         "has_next": False,
         "error": None,
         "searched": False,
+        "ceilings": [
+            c for c in CEILINGS if viewer.session.can_read(viewer.session.parse_marking(c))
+        ],
     }
     status = 200
     if q.strip():
@@ -124,6 +130,15 @@ def _search_page(
             status = 400
         else:
             docs = _visible_docs(viewer)
+            if "max_marking" in filters:
+                # Under a ceiling, a document's name is shown only when its marking is within
+                # it too, so the page stays at the level asked for.
+                ceiling = viewer.session.parse_marking(filters["max_marking"])
+                docs = {
+                    i: d
+                    for i, d in docs.items()
+                    if dominates(ceiling, viewer.session.parse_marking(d["marking"]))
+                }
             hits = []
             for hit in result.hits[(page_no - 1) * size : page_no * size]:
                 doc = docs.get(hit.doc_id)
