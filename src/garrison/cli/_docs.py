@@ -126,6 +126,33 @@ def resolve(
         out_console.print(f"Resolved finding {finding_id}.", markup=False)
 
 
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    doc_id: Annotated[str, typer.Argument(help="Document id (or a unique prefix).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the document is removed.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a document and everything derived from it (stewards; audited).
+
+    Its elements, findings, locations, pipeline records, index rows and encrypted original go,
+    with attachments and archive members seen nowhere else. Dataset versions keep their frozen
+    records.
+    """
+    with open_session(ctx, workspace, as_user) as session:
+        result = Documents(session).remove(doc_id, reason)
+    if as_json:
+        emit_json(result)
+    else:
+        out_console.print(
+            f"Removed document {result['id']} ({result['documents']} document(s), "
+            f"{result['elements']} element(s), {result['chunks']} chunk(s)).",
+            markup=False,
+        )
+
+
 @jobs_app.command("ls")
 def jobs_ls(
     ctx: typer.Context,

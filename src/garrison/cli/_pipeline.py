@@ -53,16 +53,36 @@ def run(
             "without it a local Ray starts on loopback.",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Say what would be redone, and change nothing."),
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Redo every document, not only new or changed ones."),
+    ] = False,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a pipeline over the ingested documents the acting subject may read (stewards)."""
+    """Run a pipeline over the ingested documents the acting subject may read (stewards).
+
+    Runs are incremental: only new or changed documents (or those a changed stage affects) are
+    processed; superseded and removed documents leave the index. An interrupted run resumes.
+    """
     from garrison.cli._ingest import progress_bar
-    from garrison.pipeline.executor import run_pipeline
+    from garrison.pipeline.executor import plan_run, run_pipeline
     from garrison.pipeline.spec import load_pipeline
 
     spec = load_pipeline(pipeline)
+    if dry_run:
+        with open_session(ctx, workspace, as_user) as session:
+            plan = plan_run(session, spec, full=full).to_dict(ids=as_json)
+        if as_json:
+            emit_json(plan)
+            return
+        _print_plan(plan)
+        return
     with open_session(ctx, workspace, as_user) as session, progress_bar() as bar:
         tasks: dict[str, Any] = {}
 
@@ -78,6 +98,7 @@ def run(
             engine=engine,
             address=address,
             workers=workers,
+            full=full,
             progress=progress,
         )
     data = report.to_dict()
@@ -86,9 +107,12 @@ def run(
         return
     out_console.print(
         f"Job {data['job_id']}: pipeline {data['pipeline']} over {data['documents']} documents "
-        f"({data['elements']} elements) in {data['seconds']:.1f} s -- {data['chunks']} chunks, "
-        f"{data['embeddings']} embeddings, duplicates {data['duplicates']['exact']} exact / "
-        f"{data['duplicates']['near']} near, {data['failed']} failed.",
+        f"({data['elements']} elements) in {data['seconds']:.1f} s on the "
+        f"{data['engine'].get('engine', 'local')} engine -- {data['processed']} processed, "
+        f"{data['reused']} reused, {data['written']} written, {data['removed']} removed; "
+        f"{data['chunks']} chunks, {data['embeddings']} embeddings written, duplicates "
+        f"{data['duplicates']['exact']} exact / {data['duplicates']['near']} near, "
+        f"{data['failed']} failed.",
         markup=False,
     )
     if data["pii_by_type"]:
@@ -101,6 +125,33 @@ def run(
             for s in data["stages"]
         ],
     )
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    out_console.print(
+        f"Pipeline {plan['pipeline']} ({plan['pipeline_digest']}) over {plan['documents']} "
+        "documents -- nothing was changed (dry run).",
+        markup=False,
+    )
+    head = "every stage" if not plan["corpus_stage"] else "the stages before dedup"
+    emit_table(
+        ["documents", "count", "what happens"],
+        [
+            ("new", plan["new"], f"{head} run"),
+            ("changed", plan["changed"], f"{head} run again"),
+            ("unchanged", plan["unchanged"], "results reused"),
+            ("removed or superseded", plan["remove"], "derived records and index rows dropped"),
+        ],
+    )
+    if plan["corpus_stage"]:
+        if plan["tail_stages_changed"]:
+            tail = "the stages after dedup changed: every document is re-chunked and re-embedded"
+        else:
+            tail = (
+                "dedup runs over every document; re-chunked and re-embedded: the new and "
+                "changed documents, and those whose duplicate status changes"
+            )
+        out_console.print(tail + ".", markup=False)
 
 
 @pipeline_app.command("show")

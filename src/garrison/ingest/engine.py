@@ -325,6 +325,8 @@ class _Writer:
         #: Documents and locations written by this writer but not yet inserted.
         self.pending: set[str] = set()
         self.pending_locations: set[tuple[str, str]] = set()
+        #: Every document this writer saw (written or seen again), children included.
+        self.seen: set[str] = set()
 
     def flush(self) -> None:
         """Insert every collected row: one executemany per table, documents first."""
@@ -367,6 +369,7 @@ class _Writer:
     def write(self, decided: _Decided, parent_id: str | None, *, spill_tree: bool = False) -> str:
         """Write ``decided`` and its children; returns the outcome for the root."""
         node = decided.node
+        self.seen.add(node.doc_id)
         if node.doc_id in self.pending:
             # Written earlier in this transaction (same bytes twice): under the same default.
             self.location(node.doc_id, node.uri, parent_id)
@@ -445,6 +448,67 @@ class _Writer:
             }
         )
         return decided.status.value
+
+    def supersede(self, uri: str, doc_id: str) -> None:
+        """New bytes at a known location supersede the document that was there.
+
+        ``doc_id`` was just read at ``uri`` (a top-level input). Every other document seen at
+        ``uri`` and nowhere else gets ``superseded_by = doc_id``, and so do its attachments
+        and members that this ingest did not see again; the next pipeline run drops their
+        derived records. Bytes that come back (a reverted file) are current again.
+        """
+        before = set(
+            self.orm.scalars(
+                select(DocumentLocation.doc_id).where(
+                    DocumentLocation.uri == uri, DocumentLocation.doc_id != doc_id
+                )
+            )
+        )
+        old: list[str] = []
+        for candidate in sorted(before):
+            elsewhere = self.orm.scalar(
+                select(DocumentLocation.id)
+                .where(DocumentLocation.doc_id == candidate, DocumentLocation.uri != uri)
+                .where(~DocumentLocation.uri.startswith(uri + "#"))
+                .limit(1)
+            )
+            if elsewhere is None:
+                old.append(candidate)
+        if doc_id not in self.pending:
+            self.orm.execute(
+                update(DocumentRow)
+                .where(DocumentRow.id == doc_id, DocumentRow.superseded_by.is_not(None))
+                .values(superseded_by=None)
+            )
+        frontier = old
+        while frontier:
+            current = list(
+                self.orm.scalars(
+                    select(DocumentRow.id).where(
+                        DocumentRow.id.in_(frontier), DocumentRow.superseded_by.is_(None)
+                    )
+                )
+            )
+            current = [d for d in current if d not in self.seen]
+            if not current:
+                break
+            self.orm.execute(
+                update(DocumentRow).where(DocumentRow.id.in_(current)).values(superseded_by=doc_id)
+            )
+            for superseded in current:
+                self.events.append(
+                    {
+                        "action": "ingest.supersede",
+                        "object_id": superseded,
+                        "object_marking": None,
+                        "decision": "allow",
+                        "reason": None,
+                        "details": {"by": doc_id, "uri": uri, "job": self.job_id},
+                    }
+                )
+            frontier = list(
+                self.orm.scalars(select(DocumentRow.id).where(DocumentRow.parent_id.in_(current)))
+            )
 
     def _write_spill(self, decided: _Decided, parent_id: str | None) -> None:
         node = decided.node
@@ -975,6 +1039,7 @@ class _Batch:
                 node = entry.node
                 before = writer.elements
                 outcome = writer.write(entry, None)
+                writer.supersede(node.uri, node.doc_id)
                 reason = None if outcome in ("parsed", "unchanged") else entry.reason
                 writer.items.append(
                     {

@@ -34,6 +34,7 @@ class Action(StrEnum):
     RUN_PIPELINE = "run-pipeline"
     RESOLVE_FINDINGS = "resolve-findings"
     DOWNGRADE = "downgrade"
+    REMOVE_DOCUMENT = "remove-document"
     DATASET_CREATE = "dataset-create"
     DATASET_DELETE = "dataset-delete"
     DATASET_EXPORT = "dataset-export"
@@ -48,6 +49,7 @@ _STEWARD = {
     Action.RUN_PIPELINE,
     Action.RESOLVE_FINDINGS,
     Action.DOWNGRADE,
+    Action.REMOVE_DOCUMENT,
     Action.DATASET_CREATE,
     Action.DATASET_DELETE,
     Action.DATASET_EXPORT,

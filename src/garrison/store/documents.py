@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
@@ -245,6 +245,98 @@ class Documents:
             finding.resolution_note = note
             orm.flush()
             return self._finding_dict(finding)
+
+    def remove(self, doc_id: str, reason: str) -> dict[str, Any]:
+        """Remove a document and everything derived from it (stewards; audited).
+
+        Gone: the document row, its elements, locations and findings, the pipeline's element
+        states, chunks and run keys, its chunk-index rows and its encrypted original -- and the
+        same for its attachments and archive members that were seen nowhere else. Members the
+        steward may not read stay (and are not mentioned). Dataset versions already made keep
+        their frozen records: a version is immutable; delete it separately.
+        """
+        from garrison.store.index import ChunkIndex
+        from garrison.store.models import (
+            ChunkRow,
+            DocumentLocation,
+            ElementState,
+            PipelineDoc,
+        )
+
+        self.session.require(Action.REMOVE_DOCUMENT, "document.remove", object_id=doc_id[:64])
+        if not reason.strip():
+            raise InvalidInput("Removing a document needs a reason (--reason).")
+        with self.session.workspace.catalog.transaction() as orm:
+            root = self._get(orm, doc_id, "document.remove")
+            doc_id = root.id
+            tree = [root.id]
+            frontier = [root.id]
+            while frontier:
+                children = list(
+                    orm.scalars(
+                        select(DocumentRow.id).where(
+                            DocumentRow.parent_id.in_(frontier), self._visible(orm)
+                        )
+                    )
+                )
+                # A member also seen in another container or on its own stays.
+                shared = set(
+                    orm.scalars(
+                        select(DocumentLocation.doc_id).where(
+                            DocumentLocation.doc_id.in_(children),
+                            or_(
+                                DocumentLocation.parent_id.is_(None),
+                                DocumentLocation.parent_id.not_in(tree + children),
+                            ),
+                        )
+                    )
+                )
+                frontier = [c for c in children if c not in shared and c not in tree]
+                tree.extend(frontier)
+        # Index rows go first, after flagging the documents as not indexed: a removal
+        # interrupted before its commit leaves documents that the next pipeline run re-indexes,
+        # never catalog records without their index rows or index rows without a document.
+        with self.session.workspace.catalog.transaction() as orm:
+            orm.execute(
+                update(PipelineDoc).where(PipelineDoc.doc_id.in_(tree)).values(indexed=False)
+            )
+        ChunkIndex(self.session.workspace.root / "index").replace_documents(tree, [])
+        with self.session._write(
+            "document.remove",
+            object_id=doc_id,
+            details={"documents": len(tree), "reason": reason},
+        ) as orm:
+            blobs = [
+                d
+                for d in orm.scalars(
+                    select(DocumentRow.id).where(DocumentRow.id.in_(tree), DocumentRow.blob)
+                )
+            ]
+            chunks = len(list(orm.scalars(select(ChunkRow.id).where(ChunkRow.doc_id.in_(tree)))))
+            elements = len(
+                list(orm.scalars(select(ElementRow.id).where(ElementRow.doc_id.in_(tree))))
+            )
+            for model, column in (
+                (ElementState, ElementState.doc_id),
+                (ChunkRow, ChunkRow.doc_id),
+                (PipelineDoc, PipelineDoc.doc_id),
+                (FindingRow, FindingRow.doc_id),
+                (ElementRow, ElementRow.doc_id),
+                (DocumentLocation, DocumentLocation.doc_id),
+                (DocumentRow, DocumentRow.id),
+            ):
+                orm.execute(delete(model).where(column.in_(tree)))
+        # The originals last: an interrupted removal can only leave encrypted blobs that no
+        # document refers to any more.
+        for blob in blobs:
+            self.session.workspace.blobs.delete(blob)
+        return {
+            "id": doc_id,
+            "removed": True,
+            "documents": len(tree),
+            "elements": elements,
+            "chunks": chunks,
+        }
 
     def downgrade(self, object_id: str, to: str, reason: str) -> dict[str, Any]:
         """Lower the marking of a document or element: a reasoned, audited steward action.
