@@ -1,0 +1,136 @@
+"""``garrison run`` killed with SIGKILL mid-run, on either engine, and started again ends with
+the catalog (and chunk index) an uninterrupted run gives: no duplicates, no gaps."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from garrison.pipeline.executor import run_pipeline
+from garrison.pipeline.spec import parse_pipeline
+from garrison.store.documents import Jobs
+from garrison.store.workspace import Workspace
+from tests.conftest import require
+from tests.pipeline.test_incremental import (
+    DEFAULT,
+    PIPELINE,
+    SYSTEM_HIGH,
+    assert_index_matches_catalog,
+    derived_state,
+    ingest,
+)
+
+FILES = 480
+
+
+def make_corpus(folder: Path) -> None:
+    folder.mkdir()
+    marks = ["(U)", "(C)", "(S//NF)"]
+    for i in range(FILES):
+        mark = marks[i % len(marks)]
+        (folder / f"doc-{i:04d}.txt").write_text(
+            f"{mark} Field report {i} on depot {i % 11}: {i * 7} crates of spares counted and "
+            f"{i % 13} trailers waiting for tyres.\n\n(U) Routine line {i * 31} for the log.\n"
+        )
+
+
+def pipeline_docs(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute("select count(*) from pipeline_docs").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def kill_session(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the run and everything it started (its session: workers, a local Ray)."""
+    import psutil
+
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(p.info["pid"]) == proc.pid:
+                p.kill()
+        except (ProcessLookupError, psutil.Error, PermissionError):
+            continue
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_kill_9_during_run_then_run_again_gives_the_same_catalog(
+    tmp_path: Path, engine: str
+) -> None:
+    if engine == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            require(False, "ray is not installed: pip install 'garrison[ray]'")
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus)
+    pipeline = tmp_path / "fast.yaml"
+    pipeline.write_text(PIPELINE)
+
+    reference = Workspace.init(tmp_path / "reference", system_high=SYSTEM_HIGH)
+    try:
+        ingest(reference, corpus)
+        run_pipeline(reference.session(), parse_pipeline(PIPELINE, source="fast.yaml"))
+        expected = derived_state(reference)
+    finally:
+        reference.close()
+    assert len(expected["live"]) == FILES
+
+    victim = tmp_path / "victim"
+    ws = Workspace.init(victim, system_high=SYSTEM_HIGH)
+    try:
+        ingest(ws, corpus)
+    finally:
+        ws.close()
+    command = [sys.executable, "-m", "garrison.cli.main", "run", str(pipeline), "-w", str(victim)]
+    command += ["--engine", engine, "--workers", "2"]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if pipeline_docs(victim / "catalog.db") >= 2:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run finished before it could be killed"
+    finally:
+        kill_session(proc)
+    assert proc.returncode == -signal.SIGKILL
+
+    done = pipeline_docs(victim / "catalog.db")
+    assert 0 < done < FILES
+    ws = Workspace.open(victim)
+    try:
+        partial = derived_state(ws)
+        assert partial != expected
+        report: dict[str, Any] = run_pipeline(
+            ws.session(), parse_pipeline(PIPELINE, source="fast.yaml"), engine=engine, workers=2
+        ).to_dict()
+        # The documents the killed run finished are reused, not redone.
+        assert report["processed"] <= FILES - done + 1
+        assert report["reused"] >= done - 1
+        statuses = sorted(j["status"] for j in Jobs(ws.session()).list() if j["kind"] == "pipeline")
+        assert statuses == ["completed", "interrupted"]
+        state = derived_state(ws)
+        assert ws.audit.verify(ws.audit.public_key).ok
+    finally:
+        ws.close()
+    assert_index_matches_catalog(state)
+    assert state == expected
