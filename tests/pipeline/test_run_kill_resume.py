@@ -20,7 +20,6 @@ from garrison.store.documents import Jobs
 from garrison.store.workspace import Workspace
 from tests.conftest import require
 from tests.pipeline.test_incremental import (
-    DEFAULT,
     PIPELINE,
     SYSTEM_HIGH,
     assert_index_matches_catalog,
