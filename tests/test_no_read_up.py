@@ -1,4 +1,4 @@
-"""No read up, proved over every read path (library and API) for a grid of subjects.
+"""No read up, proved over every read path (library, API and web pages) for a grid of subjects.
 
 One module-scoped workspace holds portion-marked documents at many markings, each with canary
 words whose readability is known exactly. Hypothesis draws a subject, a query and an id, and
@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from garrison.api import MARKING_HEADER, create_app
+from garrison.api import MARKING_HEADER
 from garrison.core.errors import GarrisonError
 from garrison.datasets import Datasets, Selection
 from garrison.ingest.engine import IngestOptions, ingest_paths
@@ -33,6 +34,7 @@ from garrison.store.documents import Documents
 from garrison.store.session import Session, SubjectSpec
 from garrison.store.tokens import create_token
 from garrison.store.workspace import Workspace
+from garrison.web import create_app  # the API with the web UI mounted at /ui
 
 PIPELINE = """
 name: no-read-up
@@ -103,6 +105,7 @@ class Corpus:
     chunks: list[dict[str, Any]]
     datasets: list[dict[str, Any]]
     ids: list[str] = field(default_factory=list)
+    browsers: dict[str, TestClient] = field(default_factory=dict)  # user -> signed-in client
 
 
 def _write(folder: Path, name: str, text: str) -> None:
@@ -160,7 +163,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     ids = [d["id"] for d in docs] + [e["id"] for e in elements] + [c["id"] for c in chunks]
     ids += [v["id"] for v in datasets]
     with TestClient(create_app(ws.root), raise_server_exceptions=False) as client:
-        yield Corpus(ws, client, tokens, canaries, docs, elements, chunks, datasets, ids)
+        corpus = Corpus(ws, client, tokens, canaries, docs, elements, chunks, datasets, ids)
+        yield corpus
+        for browser in corpus.browsers.values():
+            browser.close()
     ws.close()
 
 
@@ -234,6 +240,58 @@ def _api(corpus: Corpus, user: str, path: str, params: dict[str, Any] | None = N
     )
 
 
+_CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+_BANNER_TEXT = re.compile(r'id="banner-(?:top|bottom)"[^>]*>([^<]*)<')
+# Where a page repeats what the subject typed: the query box and links that carry the query.
+_ECHOES = re.compile(r'<input id="q"[^>]*>|href="/ui/search\?[^"]*"')
+
+
+def _browser(corpus: Corpus, user: str) -> TestClient:
+    """A client signed in to the web UI as ``user`` (one per user, kept for the module)."""
+    if user not in corpus.browsers:
+        browser = TestClient(
+            corpus.client.app, raise_server_exceptions=False, follow_redirects=False
+        )
+        form = _CSRF_FIELD.search(browser.get("/ui/login").text)
+        assert form is not None
+        signed_in = browser.post(
+            "/ui/login", data={"token": corpus.tokens[user], "csrf": form.group(1)}
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        corpus.browsers[user] = browser
+    return corpus.browsers[user]
+
+
+def _web(corpus: Corpus, user: str, *paths: str, params: dict[str, Any] | None = None) -> Answer:
+    """GET web pages as ``user``; the answer is the pages' HTML, less echoes of the query."""
+    browser = _browser(corpus, user)
+    html, statuses = [], []
+    headers: dict[str, str] = {}
+    for path in paths:
+        response = browser.get(path, params=params)
+        statuses.append(response.status_code)
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        if response.status_code < 300:
+            # The banner is the page's marking header, top and bottom.
+            assert _BANNER_TEXT.findall(response.text) == [headers[MARKING_HEADER.lower()]] * 2
+        html.append(_ECHOES.sub("", response.text))
+    return Answer(
+        ok=all(s == 200 for s in statuses),
+        body="\n".join(html),
+        status=statuses[-1] if len(set(statuses)) == 1 else max(statuses),
+        headers=headers,
+    )
+
+
+def _web_jobs(corpus: Corpus, user: str) -> Answer:
+    """The jobs page and every job's page linked from it."""
+    listing = _web(corpus, user, "/ui/jobs")
+    if not listing.ok:
+        return listing
+    job_paths = sorted(set(re.findall(r'href="(/ui/jobs/[^"]+)"', listing.body)))
+    return _web(corpus, user, "/ui/jobs", *job_paths)
+
+
 def _search_value(session: Session, query: str) -> dict[str, Any]:
     return search(session, query, k=20).to_dict()
 
@@ -256,6 +314,10 @@ LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "api:me": lambda c, s, u, q: _api(c, u, "/v1/me"),
     "api:users": lambda c, s, u, q: _api(c, u, "/v1/users"),
     "api:audit": lambda c, s, u, q: _api(c, u, "/v1/audit", {"n": 20}),
+    "web:search": lambda c, s, u, q: _web(c, u, "/ui/search", params={"q": q}),
+    "web:documents": lambda c, s, u, q: _web(c, u, "/ui/documents"),
+    "web:findings": lambda c, s, u, q: _web(c, u, "/ui/findings", params={"state": "all"}),
+    "web:jobs": lambda c, s, u, q: _web_jobs(c, u),
 }
 #: Read paths taking an id: name -> call(corpus, session, user, id).
 BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
@@ -267,6 +329,8 @@ BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "api:lineage": lambda c, s, u, i: _api(c, u, f"/v1/lineage/{i}"),
     "api:dataset": lambda c, s, u, i: _api(c, u, f"/v1/datasets/{i}"),
     "api:doc-chunks": lambda c, s, u, i: _api(c, u, "/v1/chunks", {"doc_id": i}),
+    "web:document": lambda c, s, u, i: _web(c, u, f"/ui/documents/{quote(i, safe='')}"),
+    "web:lineage": lambda c, s, u, i: _web(c, u, f"/ui/lineage/{quote(i, safe='')}"),
 }
 PATHS = sorted([*LISTINGS, *BY_ID])
 
@@ -325,6 +389,11 @@ def _check_error_shape(answer: Answer, status: int, code: str) -> None:
 
 def _check_listing(corpus: Corpus, view: View, session: Session, name: str, query: str, a: Answer):
     role = next(iter(session.subject.roles))
+    if name.startswith("web:"):
+        # Jobs are for stewards and admins; every other page is for everyone.
+        expected = 403 if name == "web:jobs" and role == "viewer" else 200
+        assert a.status == expected, (name, a.status)
+        return
     if name == "api:users":
         if role == "admin":
             assert a.status == 200
