@@ -13,7 +13,20 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import access, api, audit, dedup, embed, ingest, isolation, pdf, pipeline, search
+from bench import (
+    access,
+    api,
+    audit,
+    dedup,
+    embed,
+    engines,
+    incremental,
+    ingest,
+    isolation,
+    pdf,
+    pipeline,
+    search,
+)
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = {
@@ -22,6 +35,8 @@ BENCHMARKS = {
     "audit": audit.run,
     "dedup": dedup.run,
     "embed": embed.run,
+    "engines": engines.run,
+    "incremental": incremental.run,
     "ingest": ingest.run,
     "isolation": isolation.run,
     "pdf": pdf.run,

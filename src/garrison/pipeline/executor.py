@@ -206,17 +206,21 @@ def plan_run(
     catalog = session.workspace.catalog
     with catalog.transaction() as orm:
         readable = session.readable_marking_ids(orm)
-        query = select(DocumentRow.id).where(
+        query = select(DocumentRow.id, DocumentRow.marking_id).where(
             DocumentRow.status == "parsed",
             DocumentRow.marking_id.in_(readable),
             DocumentRow.superseded_by.is_(None),
         )
         if doc_ids is not None:
             query = query.where(DocumentRow.id.in_(list(doc_ids)))
-        inputs = list(orm.scalars(query.order_by(DocumentRow.ingested_at, DocumentRow.id)))
+        rows_in = list(orm.execute(query.order_by(DocumentRow.ingested_at, DocumentRow.id)))
+        inputs = [doc_id for doc_id, _ in rows_in]
         wanted = set(inputs)
-        # What each document looks like to this subject: its readable elements and markings.
+        # What each document looks like to this subject: its marking (the index carries it),
+        # its readable elements and their markings.
         elements: dict[str, list[str]] = defaultdict(list)
+        for doc_id, marking_id in rows_in:
+            elements[doc_id].append(f"document:{marking_id}")
         rows = orm.execute(
             select(ElementRow.doc_id, ElementRow.id, ElementRow.marking_id)
             .join(DocumentRow, DocumentRow.id == ElementRow.doc_id)
