@@ -167,9 +167,14 @@ class RayEngine(Engine):
             )
         else:
             options["address"] = self.address
-            if _is_loopback(self.address):
+            if not self.address.startswith("ray://") and _is_loopback(self.address):
                 # This host may have other addresses; the head listens on loopback only.
                 options["_node_ip_address"] = "127.0.0.1"
+        # Ray 2.60 turns on token authentication and says so on every start; the token lives
+        # in ~/.ray/auth_token (docs/engines.md), which is not news worth a terminal line.
+        auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        auth_level = auth_log.level
+        auth_log.setLevel(logging.ERROR)
         try:
             ray.init(**options)
         except Exception as exc:
@@ -178,6 +183,8 @@ class RayEngine(Engine):
                 f"Could not start or reach {where} ({type(exc).__name__}: {exc}); check "
                 "--address, or run with --engine local."
             ) from exc
+        finally:
+            auth_log.setLevel(auth_level)
         self._owns_ray = True
 
     def close(self) -> None:
