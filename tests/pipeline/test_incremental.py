@@ -351,3 +351,43 @@ def test_dry_run_changes_nothing_and_says_what_would_be_redone(
     assert main(["run", str(pipeline), "--full", "--dry-run", "--json", "-w", str(ws.root)]) == 0
     full = json.loads(capsys.readouterr().out)
     assert full["changed"] == DOCS - 1 and full["tail_stages_changed"]
+
+
+def test_postgresql_batches_are_written_concurrently_sqlite_by_one_writer(
+    ws: Workspace, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    import garrison.pipeline.executor as executor
+
+    active: list[int] = [0]
+    most: list[int] = [0]
+    threads: set[str] = set()
+    lock = threading.Lock()
+    real = executor.write_batch
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+            threads.add(threading.current_thread().name)
+        try:
+            time.sleep(0.05)  # long enough for writes of several batches to overlap
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(executor, "write_batch", spy)
+    report = run(ws, batch_docs=2, writers=3)
+    assert report["written"] == DOCS
+    postgres = ws.catalog.engine.dialect.name == "postgresql"
+    if postgres:
+        assert most[0] > 1 and len(threads) > 1
+        assert all(t.startswith("garrison-sink") for t in threads)
+    else:
+        assert most[0] == 1 and threads == {threading.current_thread().name}
+    state = derived_state(ws)
+    assert_index_matches_catalog(state)
+    assert state == reference(tmp_path, corpus)

@@ -53,6 +53,15 @@ def run(
             "without it a local Ray starts on loopback.",
         ),
     ] = None,
+    writers: Annotated[
+        int,
+        typer.Option(
+            "--writers",
+            min=1,
+            max=32,
+            help="Batches written at once with a PostgreSQL catalog (SQLite: always one).",
+        ),
+    ] = 4,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Say what would be redone, and change nothing."),
@@ -99,6 +108,7 @@ def run(
             address=address,
             workers=workers,
             full=full,
+            writers=writers,
             progress=progress,
         )
     data = report.to_dict()

@@ -24,6 +24,10 @@ batch that crashes or times out fails its items (``stage-failed`` findings), nev
   document that duplicates an old one changes the old one's tail key too -- and only then is
   the old one redone.
 
+**Writing.** Results go to the sink in the driver: with SQLite, one writer, batch after batch;
+with PostgreSQL, a few writer threads, each on its own connection, write batches concurrently
+(markings interned first by the driver, index writes one at a time).
+
 A document is written when its tail key changed or its index rows are not known to be in place
 (``indexed``: set after the index write, so a run killed between the catalog commit and the
 index write redoes that document rather than leaving a gap). Documents that left the inputs
@@ -37,10 +41,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +57,13 @@ from garrison.ingest.isolation import Limits
 from garrison.pipeline._run import BatchResult, StageStats, reset_stage_cache, run_stages
 from garrison.pipeline._stage import Item, LineageStep, PiiFinding
 from garrison.pipeline.engines import Engine, create_engine
-from garrison.pipeline.sink import PIPELINE_FINDINGS, DocKeys, write_batch
+from garrison.pipeline.sink import (
+    PIPELINE_FINDINGS,
+    DocKeys,
+    Written,
+    markings_of_batch,
+    write_batch,
+)
 from garrison.pipeline.spec import PipelineSpec, StageSpec
 from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY
 from garrison.security.policy import Action
@@ -439,6 +451,7 @@ def run_pipeline(
     batch_docs: int = 32,
     doc_ids: Sequence[str] | None = None,
     full: bool = False,
+    writers: int = 4,
     limits: Limits | None = None,
     progress: ProgressFn | None = None,
 ) -> RunReport:
@@ -447,6 +460,7 @@ def run_pipeline(
     Only new or changed documents are processed (see the module docs); ``full=True`` redoes
     everything. ``engine`` is ``local`` (``workers=None`` chooses: in-process for small inputs,
     one worker per core for large ones) or ``ray`` (``address``: a cluster; else a local Ray).
+    With a PostgreSQL catalog, ``writers`` threads write batches concurrently (SQLite: one).
     """
     from garrison.ingest.engine import mark_stale_jobs
     from garrison.store.keys import read_or_create_secret
@@ -487,7 +501,7 @@ def run_pipeline(
         with runner:
             report.engine = runner.describe()
             plan = plan_run(session, spec, doc_ids=doc_ids, full=full)
-            _execute(session, spec, plan, report, runner, batch_docs, progress)
+            _execute(session, spec, plan, report, runner, batch_docs, progress, writers)
     except BaseException as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
@@ -531,6 +545,25 @@ def _execute(
     runner: Engine,
     batch_docs: int,
     progress: ProgressFn | None,
+    writers: int,
+) -> None:
+    sink = _Sink(session, report, writers)
+    try:
+        _stream(session, spec, plan, report, runner, batch_docs, progress, sink)
+    finally:
+        sink.close()
+    ChunkIndex(session.workspace.root / "index").optimize()
+
+
+def _stream(
+    session: Session,
+    spec: PipelineSpec,
+    plan: RunPlan,
+    report: RunReport,
+    runner: Engine,
+    batch_docs: int,
+    progress: ProgressFn | None,
+    sink: _Sink,
 ) -> None:
     parts = _Parts.of(spec.stages)
     tail_sig = _stages_key(parts.middle + parts.tail)
@@ -566,7 +599,7 @@ def _execute(
             done_docs.update(batch_keys)
             for item in result.elements:
                 report.pii.update(f.type for f in item.pii)
-            _write(session, report, result, batch_keys, {i.id: i for i in result.elements})
+            sink.write(result, batch_keys, {i.id: i for i in result.elements})
             if progress is not None:
                 progress("write", n, len(head_batches))
         # Documents with no readable element still record that they are done.
@@ -576,8 +609,7 @@ def _execute(
             if d not in done_docs
         }
         if empty:
-            _write(session, report, BatchResult([]), empty, {})
-        ChunkIndex(session.workspace.root / "index").optimize()
+            sink.write(BatchResult([]), empty, {})
         return
 
     # Head: only new and changed documents; the rest is read back from the catalog.
@@ -638,13 +670,12 @@ def _execute(
         _merge_stats(report, result.stats)
         batch = {i.doc_id for i in result.elements} | {c.doc_id for c in result.chunks}
         seen.update(batch)
-        _write(session, report, result, {d: keys[d] for d in batch}, all_items)
+        sink.write(result, {d: keys[d] for d in batch}, all_items)
         if progress is not None:
             progress("write", n, len(tail_batches))
     empty = {d: keys[d] for d in todo if d not in seen}
     if empty:
-        _write(session, report, BatchResult([]), empty, all_items)
-    ChunkIndex(session.workspace.root / "index").optimize()
+        sink.write(BatchResult([]), empty, all_items)
 
 
 def _segments(specs: Sequence[StageSpec]) -> list[tuple[bool, list[StageSpec]]]:
@@ -669,21 +700,80 @@ def _stored_keys(session: Session, doc_ids: Sequence[str]) -> dict[str, tuple[An
         }
 
 
-def _write(
-    session: Session,
-    report: RunReport,
-    result: BatchResult,
-    keys: dict[str, DocKeys],
-    all_items: dict[str, Item],
-) -> None:
-    written = write_batch(
-        session, report.job_id, result.elements, result.chunks, all_items, keys=keys
-    )
-    report.written += written.documents
-    report.chunks += written.chunks
-    report.embeddings += written.embeddings
-    report.marked_differently += written.marked_differently
-    report.failed += written.failed
+class _Sink:
+    """Writes batch results: in order, in this thread (SQLite: one writer), or -- with a
+    PostgreSQL catalog -- on a few writer threads at once, each with its own connection.
+
+    Concurrent writers never race to intern a marking (the batch's markings are interned
+    first, here) and take turns on the chunk index; at most ``2 * writers`` batches wait, so
+    memory stays bounded. The first writer error stops the run.
+    """
+
+    def __init__(self, session: Session, report: RunReport, writers: int) -> None:
+        self.session = session
+        self.report = report
+        dialect = session.workspace.catalog.engine.dialect.name
+        self.writers = writers if dialect == "postgresql" else 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future[Written]] = []
+        self._lock = threading.Lock()
+        if self.writers > 1:
+            self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="garrison-sink")
+
+    def write(
+        self, result: BatchResult, keys: dict[str, DocKeys], all_items: dict[str, Item]
+    ) -> None:
+        if self._pool is None:
+            self._count(
+                write_batch(
+                    self.session,
+                    self.report.job_id,
+                    result.elements,
+                    result.chunks,
+                    all_items,
+                    keys=keys,
+                )
+            )
+            return
+        markings = markings_of_batch(result.elements, result.chunks, all_items)
+        with self.session.workspace.catalog.transaction() as orm:
+            for marking in markings:
+                self.session.intern_marking(orm, marking)
+        while len(self._pending) >= 2 * self.writers:
+            self._collect(self._pending.pop(0))
+        self._pending.append(
+            self._pool.submit(
+                write_batch,
+                self.session,
+                self.report.job_id,
+                result.elements,
+                result.chunks,
+                all_items,
+                keys=keys,
+            )
+        )
+
+    def _collect(self, future: Future[Written]) -> None:
+        self._count(future.result())
+
+    def _count(self, written: Written) -> None:
+        with self._lock:
+            self.report.written += written.documents
+            self.report.chunks += written.chunks
+            self.report.embeddings += written.embeddings
+            self.report.marked_differently += written.marked_differently
+            self.report.failed += written.failed
+
+    def close(self) -> None:
+        """Wait for every write (raising the first error)."""
+        try:
+            while self._pending:
+                self._collect(self._pending.pop(0))
+        finally:
+            if self._pool is not None:
+                for future in self._pending:
+                    future.cancel()
+                self._pool.shutdown(wait=True)
 
 
 def remove_derived(session: Session, doc_ids: Sequence[str], *, job_id: str | None = None) -> int:

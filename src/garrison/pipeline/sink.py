@@ -7,6 +7,7 @@ chunk index (LanceDB) is updated for the same documents right after the commit.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -17,12 +18,16 @@ from sqlalchemy import delete, insert, select, update
 from garrison.core.clock import utc_now
 from garrison.pipeline._stage import Item
 from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY
-from garrison.security.markings import join
+from garrison.security.markings import Marking, join
 from garrison.store.index import ChunkIndex
 from garrison.store.models import ChunkRow, DocumentRow, ElementState, FindingRow, PipelineDoc
 from garrison.store.session import Session
 
-__all__ = ["PIPELINE_FINDINGS", "DocKeys", "Written", "write_batch"]
+__all__ = ["PIPELINE_FINDINGS", "DocKeys", "Written", "markings_of_batch", "write_batch"]
+
+#: Index writes of concurrent writers go one at a time (per process): the catalog writes of
+#: several batches overlap, the LanceDB deletes and appends do not.
+_INDEX_LOCK = threading.Lock()
 
 #: Finding kinds the pipeline owns (replaced on every run of the same documents).
 PIPELINE_FINDINGS = ("stage-failed", "duplicate-marked-differently")
@@ -44,6 +49,20 @@ class Written:
     embeddings: int = 0
     marked_differently: int = 0
     failed: int = 0
+
+
+def markings_of_batch(
+    elements: Sequence[Item], chunks: Sequence[Item], all_items: Mapping[str, Item]
+) -> list[Marking]:
+    """Every marking :func:`write_batch` will intern for this batch (so concurrent writers can
+    have them interned first, by one thread, and never race to insert the same one)."""
+    out = [i.marking for i in elements] + [c.marking for c in chunks]
+    for item in elements:
+        for other_id in item.extra.get("dup_marked_differently", ()):
+            other = all_items.get(other_id)
+            if other is not None:
+                out.append(join(item.marking, other.marking))
+    return out
 
 
 def write_batch(
@@ -200,7 +219,8 @@ def write_batch(
                 "chunks": len(chunk_rows),
             },
         )
-    ChunkIndex(session.workspace.root / "index").replace_documents(doc_ids, index_rows)
+    with _INDEX_LOCK:
+        ChunkIndex(session.workspace.root / "index").replace_documents(doc_ids, index_rows)
     if keys:
         with session.workspace.catalog.transaction() as orm:
             orm.execute(
