@@ -442,9 +442,13 @@ def _check_by_id(corpus: Corpus, name: str, call: Callable[..., Answer], args: t
     assert not b.ok, (name, twin_id, b.body)
     assert b.status == a.status
     assert _mask(a.error or "", record_id) == _mask(b.error or "", twin_id)
-    a_body = _mask(json.dumps(a.body, sort_keys=True), json.dumps(record_id)[1:-1])
-    b_body = _mask(json.dumps(b.body, sort_keys=True), json.dumps(twin_id)[1:-1])
-    assert a_body == b_body, (name, record_id)
+    if name.startswith("web:"):
+        # A web page repeats nothing asked for: the two pages are the same, byte for byte.
+        assert a.body == b.body, (name, record_id)
+    else:
+        a_body = _mask(json.dumps(a.body, sort_keys=True), json.dumps(record_id)[1:-1])
+        b_body = _mask(json.dumps(b.body, sort_keys=True), json.dumps(twin_id)[1:-1])
+        assert a_body == b_body, (name, record_id)
     skip = {"content-length"}
     assert {k: v for k, v in a.headers.items() if k not in skip} == {
         k: v for k, v in b.headers.items() if k not in skip
