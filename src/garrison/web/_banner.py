@@ -69,7 +69,7 @@ class PageMarkings:
 
     session: Session | None = None
     _markings: list[Marking] = field(default_factory=list)
-    _seen: set[str] = field(default_factory=set)
+    _parsed: dict[str, Marking] = field(default_factory=dict)
 
     def add(self, marking: Marking | str | None) -> str | None:
         """Record a marking shown on the page (a banner string or a Marking; None is nothing).
@@ -79,22 +79,25 @@ class PageMarkings:
         if marking is None:
             return None
         if isinstance(marking, str):
-            if marking in self._seen:
-                return marking
-            if self.session is None:
-                raise ValueError("A PageMarkings without a session takes Marking objects only.")
-            self._seen.add(marking)
-            self._markings.append(self.session.parse_marking(marking))
+            self._parse(marking)
             return marking
         self._markings.append(marking)
         return marking.banner()
 
     def portion(self, marking: str | None) -> str | None:
-        """Record ``marking`` and return its portion mark, e.g. ``(S//NF)``."""
-        banner = self.add(marking)
-        if banner is None or self.session is None:
+        """Record ``marking`` (a banner string) and return its portion mark, e.g. ``(S//NF)``."""
+        if marking is None:
             return None
-        return self.session.parse_marking(banner).portion()
+        return self._parse(marking).portion()
+
+    def _parse(self, banner: str) -> Marking:
+        parsed = self._parsed.get(banner)
+        if parsed is None:
+            if self.session is None:
+                raise ValueError("A PageMarkings without a session takes Marking objects only.")
+            parsed = self._parsed[banner] = self.session.parse_marking(banner)
+            self._markings.append(parsed)
+        return parsed
 
     def marking(self) -> Marking:
         """The join of everything recorded (UNCLASSIFIED when nothing was)."""
