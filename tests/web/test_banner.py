@@ -92,3 +92,21 @@ def test_join_of_release_markings(page_factory) -> None:
     page.add("SECRET//REL TO USA, GBR")
     page.add("CONFIDENTIAL//REL TO USA, AUS, GBR")
     assert page.banner() == "SECRET//REL TO USA, GBR"
+
+
+def test_public_surface() -> None:
+    import garrison.web
+
+    assert set(garrison.web.__all__) == {
+        "BANNER_STYLES",
+        "banner_style",
+        "BannerStyle",
+        "CSP",
+        "PageMarkings",
+        "SessionStore",
+        "WebSettings",
+        "build_ui",
+        "create_app",
+        "mount_ui",
+    }
+    assert all(hasattr(garrison.web, name) for name in garrison.web.__all__)

@@ -12,6 +12,7 @@ own error pages (HTML, not the API's JSON) and security headers:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,6 +51,8 @@ from garrison.web._core import (
 from garrison.web._sessions import WebSettings, new_token, tokens_match
 
 __all__ = ["CSP", "build_ui", "create_app", "mount_ui"]
+
+_log = logging.getLogger("garrison.web")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -296,9 +299,7 @@ def _error_handlers(app: FastAPI) -> None:
         )
 
     def unexpected(request: Request, exc: Exception) -> Response:
-        import logging
-
-        logging.getLogger("garrison.web").error("unexpected error in the web UI", exc_info=exc)
+        _log.error("unexpected error in the web UI", exc_info=exc)
         return get_ui(request).error_page(
             request,
             500,

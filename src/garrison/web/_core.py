@@ -7,7 +7,6 @@ while building the context. The banner is drawn from that join, never from a def
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -37,8 +36,6 @@ __all__ = [
     "ViewerDep",
     "get_ui",
 ]
-
-_log = logging.getLogger("garrison.web")
 
 #: Where the UI is mounted in the server's URL space.
 PREFIX = "/ui"
