@@ -163,7 +163,10 @@ class Stage(ABC, Generic[P]):
 
     def lineage(self, parents: tuple[str, ...] = ()) -> LineageStep:
         """The lineage step this stage adds to what it produces."""
-        return LineageStep(self.name, self.version, params_hash(self.params), parents)
+        digest = self.__dict__.get("_params_hash")
+        if digest is None:  # parameters are frozen: hash them once per stage object
+            digest = self.__dict__["_params_hash"] = params_hash(self.params)
+        return LineageStep(self.name, self.version, digest, parents)
 
 
 STAGES: dict[str, type[Stage[Any]]] = {}

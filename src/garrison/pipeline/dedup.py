@@ -233,17 +233,24 @@ def _dup_map(ids: Sequence[str], uf: _UnionFind) -> dict[str, str]:
 
 
 def exact_duplicate_clusters(
-    ids: Sequence[str], texts: Sequence[str], groups: Sequence[str]
+    ids: Sequence[str],
+    texts: Sequence[str],
+    groups: Sequence[str],
+    hashes: Sequence[str] | None = None,
 ) -> Clusters:
     """Cluster records whose :func:`text_hash` is equal, within each group.
 
-    Cross-group pairs link the canonical members of each group's cluster (one pair per pair of
-    groups sharing a hash), not every member, so a widely copied text stays linear.
+    ``hashes``, when given, are the texts' :func:`text_hash` values already computed (or
+    cached); the texts are then not read. Cross-group pairs link the canonical members of each
+    group's cluster (one pair per pair of groups sharing a hash), not every member, so a widely
+    copied text stays linear.
     """
     _check_lengths(ids, texts, groups)
+    keys = list(hashes) if hashes is not None else [text_hash(t) for t in texts]
+    _check_lengths(ids, keys)
     by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, text in enumerate(texts):
-        by_key[(groups[i], text_hash(text))].append(i)
+    for i, digest in enumerate(keys):
+        by_key[(groups[i], digest)].append(i)
     uf = _UnionFind(len(ids))
     pairs: list[tuple[str, str]] = []
     firsts_by_hash: dict[str, list[int]] = defaultdict(list)

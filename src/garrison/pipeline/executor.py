@@ -65,7 +65,13 @@ from garrison.pipeline.sink import (
     write_batch,
 )
 from garrison.pipeline.spec import PipelineSpec, StageSpec
-from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY
+from garrison.pipeline.stages.dedup import (
+    LIGHT,
+    MINHASH,
+    MINHASH_KEY,
+    TEXT_HASH,
+    WORD_COUNT,
+)
 from garrison.security.policy import Action
 from garrison.store.index import ChunkIndex
 from garrison.store.models import (
@@ -369,6 +375,9 @@ def _stored_items(
                 if state.minhash is not None and state.minhash_key is not None:
                     extra[MINHASH] = bytes(state.minhash)
                     extra[MINHASH_KEY] = state.minhash_key
+                if state.text_hash is not None:
+                    extra[TEXT_HASH] = state.text_hash
+                    extra[WORD_COUNT] = state.word_count
                 out.append(
                     Item(
                         id=element.id,
@@ -408,34 +417,95 @@ def _batches(items: Iterable[Item], order: Sequence[str], batch_docs: int) -> li
     ]
 
 
-def _state_digest(items: Sequence[Item]) -> str:
-    """Hash of everything the tail stages read of one document's items."""
-    parts = []
+def _middle_digest(head_key: str, items: Sequence[Item]) -> str:
+    """Hash of what the tail will read of one document beyond its head key: what the middle
+    (dedup) decided about each item. The head key pins everything else (the head is
+    deterministic), so this is all that can change without the document changing."""
+    parts = [head_key]
     for item in sorted(items, key=lambda i: (i.seq, i.id)):
-        parts.append(
-            json.dumps(
-                [
-                    item.id,
-                    item.text,
-                    item.marking.to_dict(),
-                    item.type,
-                    item.language,
-                    item.language_confidence,
-                    [f.to_dict() for f in item.pii],
-                    item.quality,
-                    item.flags,
-                    item.dropped,
-                    item.dup_of,
-                    item.dup_kind,
-                    item.failed,
-                    sorted(item.extra.get("dup_marked_differently", ())),
-                    [s.to_dict() for s in item.lineage],
-                ],
-                sort_keys=True,
-                default=str,
-            )
-        )
+        others = ",".join(sorted(item.extra.get("dup_marked_differently", ())))
+        parts.append(f"{item.id}|{item.dup_of or ''}|{item.dup_kind or ''}|{others}")
     return _hash("\n".join(parts))
+
+
+def _light_middle(middle: Sequence[StageSpec]) -> bool:
+    """Whether the middle is element-level dedup alone (which can run on light items)."""
+    return (
+        len(middle) == 1
+        and middle[0].name == "dedup"
+        and getattr(middle[0].params, "level", None) == "element"
+    )
+
+
+def _light_items(session: Session, doc_ids: Sequence[str]) -> list[Item]:
+    """Unchanged documents' elements as element-level dedup needs them, without their text:
+    ids, order, marking, drop reason and the cached hash, word count and signature."""
+    wanted = set(doc_ids)
+    out: list[Item] = []
+    catalog = session.workspace.catalog
+    with catalog.transaction() as orm:
+        readable = session.readable_marking_ids(orm)
+        rows = orm.execute(
+            select(
+                ElementState.element_id,
+                ElementState.doc_id,
+                ElementRow.seq,
+                ElementState.marking_id,
+                ElementState.dropped,
+                ElementState.failed,
+                ElementState.minhash_key,
+                ElementState.minhash,
+                ElementState.text_hash,
+                ElementState.word_count,
+            )
+            .join(ElementRow, ElementRow.id == ElementState.element_id)
+            .where(ElementRow.marking_id.in_(readable))
+        )
+        for eid, doc_id, seq, marking_id, dropped, failed, key, sig, digest, words in rows:
+            if doc_id not in wanted:
+                continue
+            marking = session.marking_of(orm, marking_id)
+            assert marking is not None
+            extra: dict[str, Any] = {LIGHT: True, TEXT_HASH: digest, WORD_COUNT: words}
+            if sig is not None and key is not None:
+                extra[MINHASH] = bytes(sig)
+                extra[MINHASH_KEY] = key
+            out.append(
+                Item(
+                    id=eid,
+                    doc_id=doc_id,
+                    kind="element",
+                    text="",
+                    original_text="",
+                    marking=marking,
+                    element_ids=(eid,),
+                    seq=seq,
+                    dropped=dropped,
+                    failed=failed,
+                    extra=extra,
+                )
+            )
+    return out
+
+
+def _full_again(
+    session: Session,
+    doc_ids: Sequence[str],
+    middle: Sequence[StageSpec],
+    light: dict[str, list[Item]],
+) -> dict[str, list[Item]]:
+    """Documents read light, read in full, carrying what the middle decided on the light
+    items (duplicate links, findings to raise, cached features, the middle's lineage)."""
+    decided = {item.id: item for d in doc_ids for item in light.get(d, [])}
+    out: dict[str, list[Item]] = defaultdict(list)
+    for item in _stored_items(session, doc_ids, middle):
+        seen = decided.get(item.id)
+        if seen is not None:
+            item.dup_of, item.dup_kind = seen.dup_of, seen.dup_kind
+            item.extra = {k: v for k, v in seen.extra.items() if k != LIGHT}
+            item.lineage = item.lineage + seen.lineage
+        out[item.doc_id].append(item)
+    return out
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -620,7 +690,25 @@ def _stream(
         if progress is not None:
             progress(parts.head[0].name if parts.head else "read", n, len(head_batches))
     del head_batches
-    reused = _stored_items(session, plan.unchanged, parts.middle) if plan.unchanged else []
+    # Unchanged documents: when the middle is element-level dedup alone, only what dedup needs
+    # is read back (ids, markings, cached hashes and signatures -- no text); documents that
+    # turn out to need the tail are read in full below.
+    light = _light_middle(parts.middle)
+    if not plan.unchanged:
+        reused: list[Item] = []
+    elif light:
+        reused = _light_items(session, plan.unchanged)
+        # Elements stored without cached features (by an older run) are read in full.
+        bare = {
+            i.doc_id
+            for i in reused
+            if i.dropped is None and not isinstance(i.extra.get(TEXT_HASH), str)
+        }
+        if bare:
+            reused = [i for i in reused if i.doc_id not in bare]
+            reused += _stored_items(session, sorted(bare), parts.middle)
+    else:
+        reused = _stored_items(session, plan.unchanged, parts.middle)
     report.elements += len(reused)
     everything = processed + reused
     del processed, reused
@@ -652,13 +740,21 @@ def _stream(
     todo: list[str] = []
     for doc_id in plan.inputs:
         items = by_doc.get(doc_id, [])
-        tail_key = tail_sig[:16] + _state_digest(items)[:48]
+        tail_key = tail_sig[:16] + _middle_digest(plan.head_keys[doc_id], items)[:48]
         failed = any(i.failed for i in items)
         keys[doc_id] = DocKeys(None if failed else plan.head_keys[doc_id], tail_key, spec.name)
         old = stored.get(doc_id)
         if plan.full or failed or old != (plan.head_keys[doc_id], tail_key, True):
             todo.append(doc_id)
     all_items = {item.id: item for item in everything}
+    if light:
+        # Documents read back light that need the tail: read them in full, with what the
+        # middle just decided about them.
+        unchanged = set(plan.unchanged)
+        again = [d for d in todo if d in unchanged and any(i.extra.get(LIGHT) for i in by_doc[d])]
+        for doc_id, items in _full_again(session, again, parts.middle, by_doc).items():
+            by_doc[doc_id] = items
+            all_items.update((i.id, i) for i in items)
     tail_batches = _batches((i for d in todo for i in by_doc[d]), todo, batch_docs)
     results: Iterator[BatchResult] = (
         runner.map_batches(parts.tail, tail_batches)

@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, select, update
 
 from garrison.core.clock import utc_now
 from garrison.pipeline._stage import Item
-from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY
+from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY, TEXT_HASH, WORD_COUNT
 from garrison.security.markings import Marking, join
 from garrison.store.index import ChunkIndex
 from garrison.store.models import ChunkRow, DocumentRow, ElementState, FindingRow, PipelineDoc
@@ -118,6 +118,8 @@ def write_batch(
                     "lineage": [step.to_dict() for step in item.lineage],
                     "minhash_key": item.extra.get(MINHASH_KEY),
                     "minhash": item.extra.get(MINHASH),
+                    "text_hash": item.extra.get(TEXT_HASH),
+                    "word_count": item.extra.get(WORD_COUNT),
                 }
             )
             if item.failed:

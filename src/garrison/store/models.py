@@ -271,11 +271,15 @@ class ElementState(Base):
     dup_kind: Mapped[str | None] = mapped_column(String(8), nullable=True)
     failed: Mapped[str | None] = mapped_column(Text, nullable=True)
     lineage: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    #: The dedup stage's MinHash signature of this element's text (pickled ``rensa.RMinHash``)
-    #: and the key it was made under (text, parameters, algorithm): a re-run reuses it when the
-    #: key still matches instead of shingling every text again.
+    #: The dedup stage's MinHash signature of this element's text (``rensa.RMinHash`` state
+    #: bytes, never a pickle) and the parameters it was made under (permutations, shingle size,
+    #: seed, algorithm): a re-run reuses it instead of shingling every text again.
     minhash_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
     minhash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: The dedup stage's exact-duplicate hash of the text (SHA-256 of its normalized words) and
+    #: its word count: with the signature, all a re-run's dedup needs of an unchanged element.
+    text_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    word_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class PipelineDoc(Base):

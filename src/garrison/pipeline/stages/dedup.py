@@ -50,6 +50,12 @@ EXTRA_KEY = "dup_marked_differently"
 #: Where a unit's MinHash signature (rensa state bytes) and its cache key ride on its first item.
 MINHASH = "minhash"
 MINHASH_KEY = "minhash_key"
+#: An element's exact-duplicate hash (SHA-256 of its normalized text) and word count, cached.
+TEXT_HASH = "text_hash"
+WORD_COUNT = "word_count"
+#: Set on items read back without their text (unchanged since a previous run): the stage then
+#: trusts the cached hash, word count and signature instead of recomputing them from the text.
+LIGHT = "light"
 
 
 class DedupParams(StageParams):
@@ -94,7 +100,15 @@ class _Unit:
 def _units(items: list[Item], level: str) -> list[_Unit]:
     live = sorted((i for i in items if i.dropped is None), key=lambda i: (i.doc_id, i.seq, i.id))
     if level == "element":
-        return [_Unit(i.id, i.text, marking_key(i.marking), [i]) for i in live]
+        # Items share marking objects (a session caches them): serialize each one once.
+        keys: dict[int, str] = {}
+        out = []
+        for i in live:
+            key = keys.get(id(i.marking))
+            if key is None:
+                key = keys[id(i.marking)] = marking_key(i.marking)
+            out.append(_Unit(i.id, i.text, key, [i]))
+        return out
     by_doc: dict[str, list[Item]] = defaultdict(list)
     for item in live:
         by_doc[item.doc_id].append(item)
@@ -124,27 +138,32 @@ class DedupStage(Stage[DedupParams]):
 
     def process(self, items: list[Item], resource: Any) -> list[Item]:
         p = self.params
+        all_units = _units(items, p.level)
+        features = [self._features(u) for u in all_units]
         # Empty texts are not duplicates of anything worth pointing at.
-        units = [u for u in _units(items, p.level) if normalized_words(u.text)]
+        kept = [n for n, (_, words) in enumerate(features) if words]
+        units = [all_units[n] for n in kept]
+        hashes = [features[n][0] for n in kept]
+        words = [features[n][1] for n in kept]
         exact = _empty()
         if p.exact:
             exact = exact_duplicate_clusters(
-                [u.id for u in units], [u.text for u in units], [u.group for u in units]
+                [u.id for u in units], [u.text for u in units], [u.group for u in units], hashes
             )
         near = _empty()
         if p.near:
             # Only the exact clusters' canonical members (and singletons) go on: their
             # duplicates have the same text and would only add trivial pairs.
             rest = [
-                u
-                for u in units
-                if u.id not in exact.dup_of and len(normalized_words(u.text)) >= p.min_words
+                (u, h)
+                for u, h, w in zip(units, hashes, words, strict=True)
+                if u.id not in exact.dup_of and w >= p.min_words
             ]
-            signatures = self._signatures(rest)
+            signatures = self._signatures([u for u, _ in rest], [h for _, h in rest])
             near = near_duplicate_clusters(
-                [u.id for u in rest],
+                [u.id for u, _ in rest],
                 signatures,
-                [u.group for u in rest],
+                [u.group for u, _ in rest],
                 threshold=p.threshold,
                 num_perm=p.num_perm,
             )
@@ -165,21 +184,47 @@ class DedupStage(Stage[DedupParams]):
                 item.lineage.append(self.lineage((item.id,)))
         return items
 
-    def _signatures(self, units: list[_Unit]) -> list[Any]:
+    def _features(self, unit: _Unit) -> tuple[str, int]:
+        """The unit's exact-duplicate hash and word count, from its text -- or, for an element
+        read back without its text (``extra[LIGHT]``, see the executor), as cached."""
+        first = unit.items[0]
+        if self.params.level == "element":
+            cached_hash, cached_words = first.extra.get(TEXT_HASH), first.extra.get(WORD_COUNT)
+            if first.extra.get(LIGHT) and isinstance(cached_hash, str):
+                return cached_hash, int(cached_words or 0)
+        normalized = normalized_words(unit.text)
+        digest = hashlib.sha256(" ".join(normalized).encode("utf-8")).hexdigest()
+        if self.params.level == "element":
+            if first.extra.get(TEXT_HASH) != digest:
+                # The text changed since a signature was cached for it: forget the signature.
+                first.extra.pop(MINHASH, None)
+                first.extra.pop(MINHASH_KEY, None)
+            first.extra[TEXT_HASH] = digest
+            first.extra[WORD_COUNT] = len(normalized)
+        return digest, len(normalized)
+
+    def _signatures(self, units: list[_Unit], hashes: list[str]) -> list[Any]:
         """MinHash signatures of ``units``, reusing those a previous run left on the items.
 
-        A signature is cached on its unit's first item (``extra["minhash"]``, rensa's own state
-        bytes -- never a pickle) under a key over the text, the parameters and rensa's algorithm
-        version; the sink stores both, and a re-run loads them back, so only new or changed
-        texts are shingled and hashed again.
+        At element level a signature is cached on its item (``extra["minhash"]``, rensa's own
+        state bytes -- never a pickle) with the parameters it was made under (``minhash_key``:
+        permutations, shingle size, seed, rensa's algorithm version) beside the text's hash;
+        the sink stores them, and a re-run loads them back, so only new or changed texts are
+        shingled and hashed again.
         """
         p = self.params
-        keys = [self._signature_key(u.text) for u in units]
+        key = self._signature_key()
+        cache = p.level == "element"
         out: list[Any] = [None] * len(units)
         missing: list[int] = []
-        for n, (unit, key) in enumerate(zip(units, keys, strict=True)):
+        for n, unit in enumerate(units):
             extra = unit.items[0].extra
-            if extra.get(MINHASH_KEY) == key and isinstance(extra.get(MINHASH), bytes):
+            if (
+                cache
+                and extra.get(MINHASH_KEY) == key
+                and extra.get(TEXT_HASH) == hashes[n]
+                and isinstance(extra.get(MINHASH), bytes)
+            ):
                 out[n] = signature_from_state(extra[MINHASH], p.num_perm)
             else:
                 missing.append(n)
@@ -188,15 +233,15 @@ class DedupStage(Stage[DedupParams]):
         )
         for n, signature in zip(missing, computed, strict=True):
             out[n] = signature
-        for unit, key, signature in zip(units, keys, out, strict=True):
-            unit.items[0].extra[MINHASH_KEY] = key
-            unit.items[0].extra[MINHASH] = signature_state(signature)
+            if cache:
+                units[n].items[0].extra[MINHASH_KEY] = key
+                units[n].items[0].extra[MINHASH] = signature_state(signature)
         return out
 
-    def _signature_key(self, text: str) -> str:
+    def _signature_key(self) -> str:
         p = self.params
-        head = f"{p.level}|{p.num_perm}|{p.shingle_size}|{DEFAULT_SEED}|{algorithm_version()}|"
-        return hashlib.sha256((head + text).encode("utf-8")).hexdigest()[:32]
+        head = f"{p.num_perm}|{p.shingle_size}|{DEFAULT_SEED}|{algorithm_version()}"
+        return hashlib.sha256(head.encode("utf-8")).hexdigest()[:32]
 
     @staticmethod
     def _mark(unit: _Unit, canonical: _Unit, kind: str) -> None:

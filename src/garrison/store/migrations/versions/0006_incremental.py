@@ -1,4 +1,5 @@
-"""Incremental pipeline runs: per-document run keys, cached MinHash signatures, and an index
+"""Incremental pipeline runs: per-document run keys, cached dedup features (MinHash signature,
+text hash, word count), and an index
 on document locations' URIs (to find what new bytes at a known location supersede).
 
 Revision ID: 0006
@@ -32,6 +33,8 @@ def upgrade() -> None:
     with op.batch_alter_table("element_states", schema=None) as batch_op:
         batch_op.add_column(sa.Column("minhash_key", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("minhash", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("text_hash", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("word_count", sa.Integer(), nullable=True))
     with op.batch_alter_table("document_locations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_document_locations_uri"), ["uri"], unique=False)
 
@@ -40,6 +43,8 @@ def downgrade() -> None:
     with op.batch_alter_table("document_locations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_document_locations_uri"))
     with op.batch_alter_table("element_states", schema=None) as batch_op:
+        batch_op.drop_column("word_count")
+        batch_op.drop_column("text_hash")
         batch_op.drop_column("minhash")
         batch_op.drop_column("minhash_key")
     op.drop_table("pipeline_docs")
