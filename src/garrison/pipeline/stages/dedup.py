@@ -247,6 +247,10 @@ class DedupStage(Stage[DedupParams]):
     def _mark(unit: _Unit, canonical: _Unit, kind: str) -> None:
         # Same group means the same set of markings, so every item finds a target with its
         # own marking (for an element, the canonical item itself).
+        if len(unit.items) == 1 and len(canonical.items) == 1:
+            unit.items[0].dup_of = canonical.items[0].id
+            unit.items[0].dup_kind = kind
+            return
         first_by_marking: dict[str, str] = {}
         for item in canonical.items:
             first_by_marking.setdefault(marking_key(item.marking), item.id)
