@@ -232,3 +232,41 @@ def test_workers_give_the_same_result(ws: Workspace) -> None:
     chunks_two = sorted((c["id"], c["marking"]) for c in Chunks(ws.session()).list())
     assert one["chunks"] == two["chunks"]
     assert chunks_one == chunks_two
+
+
+class _CrashParams(StageParams):
+    word: str = "HARROW"
+
+
+@register_stage
+class _Crash(Stage[_CrashParams]):
+    """A stage that kills its worker process on records containing a word."""
+
+    name = "test-crash"
+    version = "1"
+    Params = _CrashParams
+
+    def process(self, items: list[Item], resource: object) -> list[Item]:
+        import os
+
+        if any(self.params.word in item.text for item in items):
+            os._exit(3)
+        return items
+
+
+def test_worker_processes_run_stages_registered_here_and_a_crash_fails_only_its_batch(
+    ws: Workspace,
+) -> None:
+    # Workers come from a fork server: stages registered in this process (like these test
+    # stages) must travel to them; a worker that dies fails its own batch only.
+    text = FAST.replace(
+        "  - normalize: {}\n", "  - normalize: {}\n  - test-explode: {}\n  - test-crash: {}\n"
+    )
+    report = run_pipeline(
+        ws.session(), parse_pipeline(text, source="crash.yaml"), workers=2, batch_docs=1
+    ).to_dict()
+    failed = Documents(ws.session()).findings(kind="stage-failed")
+    memo = [f for f in failed if "crashed" in f["detail"]]
+    assert memo and {f["doc_id"] for f in memo} == {memo[0]["doc_id"]}
+    assert report["failed"] == len(memo)
+    assert report["chunks"] >= 2  # the other documents went through

@@ -149,6 +149,7 @@ def run_isolated(
     limits: Limits = Limits(),
     reuse: bool = True,
     max_tasks_per_worker: int = 500,
+    start_method: str = "fork",
 ) -> Generator[tuple[T, Outcome[R]], None, None]:
     """Run ``fn(task)`` for each task in a forked worker; yield ``(task, outcome)``.
 
@@ -159,6 +160,11 @@ def run_isolated(
     module docstring). With ``reuse`` a worker serves up to ``max_tasks_per_worker`` tasks, which
     are pickled to it; ``reuse=False`` forks a fresh child per task. Closing the returned
     iterator kills the workers.
+
+    ``start_method="forkserver"`` makes workers from a clean server process instead of this
+    one: use it when this process runs native threads that must not be forked mid-operation
+    (LanceDB's runtime, thread pools). Tasks, ``fn`` and results must then pickle, and the
+    workers start without what this process patched or loaded.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
@@ -170,7 +176,9 @@ def run_isolated(
         raise ValueError(f"max_tasks_per_worker must be at least 1, not {max_tasks_per_worker}")
     # Fork-per-task is a worker that serves the one task it was forked with.
     per_worker = max_tasks_per_worker if reuse else 1
-    return _run(iter(tasks), fn, workers, limits, per_worker)
+    if start_method not in ("fork", "forkserver"):
+        raise ValueError(f"start_method must be 'fork' or 'forkserver', not {start_method!r}")
+    return _run(iter(tasks), fn, workers, limits, per_worker, start_method)
 
 
 def run_one(
@@ -190,8 +198,9 @@ def _run(
     workers: int,
     limits: Limits,
     per_worker: int,
+    start_method: str = "fork",
 ) -> Generator[tuple[T, Outcome[R]], None, None]:
-    ctx = get_context("fork")
+    ctx: Any = get_context(start_method)
     pool: list[_Worker[T]] = []
     exhausted = False
 
@@ -292,6 +301,8 @@ def _fork(
     # or it would hold those pipes open: a worker would never see EOF when the parent closes
     # its end, and one process's descriptors would outlive it in another.
     inherited = [ours.fileno()] + [w.conn.fileno() for w in pool]
+    if ctx.get_start_method() != "fork":
+        inherited = []  # a worker made by a fork server inherits none of our descriptors
     # daemon: should a worker ever escape the iterator's cleanup, multiprocessing's exit hook
     # still terminates it when the parent exits.
     process = ctx.Process(

@@ -21,7 +21,7 @@ from typing import Any
 from garrison.core.errors import InvalidInput
 from garrison.ingest.isolation import Limits, run_isolated
 from garrison.pipeline._run import BatchResult, failed_batch, run_stages
-from garrison.pipeline._stage import Item
+from garrison.pipeline._stage import STAGES, Item, Stage
 from garrison.pipeline.spec import StageSpec
 
 __all__ = ["AUTO_WORKERS_BATCHES", "ENGINES", "Engine", "LocalEngine", "create_engine"]
@@ -93,8 +93,16 @@ class LocalEngine(Engine):
             for batch in batches:
                 yield run_stages(specs, batch, self.resources)
             return
-        tasks = ((tuple(specs), tuple(batch), self.resources) for batch in batches)
-        for task, outcome in run_isolated(tasks, _task, workers=workers, limits=self.limits):
+        # Stage classes travel with each task: a stage registered at run time in this process
+        # (a plugin, a test) exists in the workers too.
+        stages = {spec.name: STAGES[spec.name] for spec in specs}
+        tasks = ((tuple(specs), tuple(batch), self.resources, stages) for batch in batches)
+        # Workers come from a fork server, not from this process: by now this process may run
+        # native threads (LanceDB's runtime, rensa's pool) that a fork could catch holding a
+        # lock, leaving the child blocked forever.
+        for task, outcome in run_isolated(
+            tasks, _task, workers=workers, limits=self.limits, start_method="forkserver"
+        ):
             if outcome.ok and outcome.value is not None:
                 yield outcome.value
             else:
@@ -102,8 +110,15 @@ class LocalEngine(Engine):
                 yield failed_batch(list(task[1]), reason)
 
 
-def _task(task: tuple[tuple[StageSpec, ...], tuple[Item, ...], Mapping[str, Any]]) -> BatchResult:
-    specs, items, resources = task
+_Task = tuple[
+    tuple[StageSpec, ...], tuple[Item, ...], Mapping[str, Any], Mapping[str, type[Stage[Any]]]
+]
+
+
+def _task(task: _Task) -> BatchResult:
+    specs, items, resources, stages = task
+    for name, cls in stages.items():
+        STAGES.setdefault(name, cls)
     return run_stages(specs, list(items), resources)
 
 
