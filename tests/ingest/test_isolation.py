@@ -501,3 +501,31 @@ def test_a_worker_killed_from_outside_fails_its_task_and_is_replaced() -> None:
     assert [outcome.ok for _, outcome in rest] == [False, True]
     assert rest[0][1].reason == "memory-limit"  # an outside SIGKILL is taken for the OOM killer
     assert rest[1][1].value != first
+
+
+def _pid_or_die(task: int) -> tuple[int, int]:
+    if task == 2:
+        os._exit(7)
+    return os.getpid(), os.getppid()
+
+
+def test_forkserver_workers_are_not_forked_from_this_process() -> None:
+    import threading
+
+    # A thread holding a lock in this process is what a fork must not copy: a fork server's
+    # workers never see it, and a crash still fails only its task.
+    held = threading.Lock()
+    held.acquire()
+    try:
+        outcomes = dict(
+            run_isolated(range(5), _pid_or_die, workers=2, limits=FAST, start_method="forkserver")
+        )
+    finally:
+        held.release()
+    assert outcomes[2].reason == "crashed"
+    assert all(o.ok for t, o in outcomes.items() if t != 2)
+    workers = {o.value for t, o in outcomes.items() if t != 2}
+    # Neither this process nor its children: the workers' parent is the fork server.
+    assert all(pid != os.getpid() and parent != os.getpid() for pid, parent in workers)
+    with pytest.raises(ValueError, match="start_method"):
+        run_isolated([1], _pid_or_die, start_method="spawn")
