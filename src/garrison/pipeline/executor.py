@@ -50,7 +50,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from garrison.core.clock import utc_now
 from garrison.ingest.isolation import Limits
@@ -58,9 +58,9 @@ from garrison.pipeline._run import BatchResult, StageStats, reset_stage_cache, r
 from garrison.pipeline._stage import Item, LineageStep, PiiFinding
 from garrison.pipeline.engines import Engine, create_engine
 from garrison.pipeline.sink import (
-    PIPELINE_FINDINGS,
     DocKeys,
     Written,
+    delete_derived,
     markings_of_batch,
     write_batch,
 )
@@ -72,6 +72,7 @@ from garrison.pipeline.stages.dedup import (
     TEXT_HASH,
     WORD_COUNT,
 )
+from garrison.security.markings import Marking
 from garrison.security.policy import Action
 from garrison.store.index import ChunkIndex
 from garrison.store.models import (
@@ -79,7 +80,6 @@ from garrison.store.models import (
     DocumentRow,
     ElementRow,
     ElementState,
-    FindingRow,
     JobRow,
     PipelineDoc,
 )
@@ -319,23 +319,26 @@ def _element_items(session: Session, doc_ids: Sequence[str]) -> list[Item]:
         for row in rows:
             marking = session.marking_of(orm, row.marking_id)
             assert marking is not None
-            data = row.data or {}
-            out.append(
-                Item(
-                    id=row.id,
-                    doc_id=row.doc_id,
-                    kind="element",
-                    text=row.text,
-                    original_text=row.text,
-                    marking=marking,
-                    element_ids=(row.id,),
-                    seq=row.seq,
-                    type=row.type,
-                    section_path=tuple(data.get("section_path", ())),
-                    page=row.page,
-                )
-            )
+            out.append(_item(row, marking, row.text))
     return out
+
+
+def _item(element: ElementRow, marking: Marking, text: str, **fields: Any) -> Item:
+    """An element's item with the current ``text`` (and whatever ``fields`` stages set)."""
+    return Item(
+        id=element.id,
+        doc_id=element.doc_id,
+        kind="element",
+        text=text,
+        original_text=element.text,
+        marking=marking,
+        element_ids=(element.id,),
+        seq=element.seq,
+        type=element.type,
+        section_path=tuple((element.data or {}).get("section_path", ())),
+        page=element.page,
+        **fields,
+    )
 
 
 def _stored_items(
@@ -358,7 +361,6 @@ def _stored_items(
             for element, state in rows:
                 marking = session.marking_of(orm, state.marking_id)
                 assert marking is not None
-                data = element.data or {}
                 lineage: list[LineageStep] = []
                 for step in state.lineage or []:
                     if step["stage"] in stop:
@@ -379,18 +381,10 @@ def _stored_items(
                     extra[TEXT_HASH] = state.text_hash
                     extra[WORD_COUNT] = state.word_count
                 out.append(
-                    Item(
-                        id=element.id,
-                        doc_id=element.doc_id,
-                        kind="element",
-                        text=state.text,
-                        original_text=element.text,
-                        marking=marking,
-                        element_ids=(element.id,),
-                        seq=element.seq,
-                        type=element.type,
-                        section_path=tuple(data.get("section_path", ())),
-                        page=element.page,
+                    _item(
+                        element,
+                        marking,
+                        state.text,
                         language=state.language,
                         language_confidence=state.language_confidence,
                         pii=[PiiFinding(**f) for f in state.pii or []],
@@ -881,14 +875,7 @@ def remove_derived(session: Session, doc_ids: Sequence[str], *, job_id: str | No
     with session.workspace.catalog.transaction() as orm:
         had = set(orm.scalars(select(PipelineDoc.doc_id).where(PipelineDoc.doc_id.in_(ids))))
         had |= set(orm.scalars(select(ChunkRow.doc_id).where(ChunkRow.doc_id.in_(ids))))
-        orm.execute(delete(ElementState).where(ElementState.doc_id.in_(ids)))
-        orm.execute(delete(ChunkRow).where(ChunkRow.doc_id.in_(ids)))
-        orm.execute(
-            delete(FindingRow).where(
-                FindingRow.doc_id.in_(ids), FindingRow.kind.in_(PIPELINE_FINDINGS)
-            )
-        )
-        orm.execute(delete(PipelineDoc).where(PipelineDoc.doc_id.in_(ids)))
+        delete_derived(orm, ids)
         session.audit(
             "pipeline.remove",
             details={"job": job_id, "documents": len(had)},

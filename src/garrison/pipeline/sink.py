@@ -14,6 +14,7 @@ from datetime import UTC
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
 from garrison.pipeline._stage import Item
@@ -23,7 +24,14 @@ from garrison.store.index import ChunkIndex
 from garrison.store.models import ChunkRow, DocumentRow, ElementState, FindingRow, PipelineDoc
 from garrison.store.session import Session
 
-__all__ = ["PIPELINE_FINDINGS", "DocKeys", "Written", "markings_of_batch", "write_batch"]
+__all__ = [
+    "PIPELINE_FINDINGS",
+    "DocKeys",
+    "Written",
+    "delete_derived",
+    "markings_of_batch",
+    "write_batch",
+]
 
 #: Index writes of concurrent writers go one at a time (per process): the catalog writes of
 #: several batches overlap, the LanceDB deletes and appends do not.
@@ -49,6 +57,18 @@ class Written:
     embeddings: int = 0
     marked_differently: int = 0
     failed: int = 0
+
+
+def delete_derived(orm: OrmSession, doc_ids: Sequence[str]) -> None:
+    """Delete what the pipeline made of ``doc_ids`` from the catalog (in ``orm``'s transaction):
+    element states, chunks, the pipeline's findings and the run keys."""
+    ids = list(doc_ids)
+    orm.execute(delete(ElementState).where(ElementState.doc_id.in_(ids)))
+    orm.execute(delete(ChunkRow).where(ChunkRow.doc_id.in_(ids)))
+    orm.execute(
+        delete(FindingRow).where(FindingRow.doc_id.in_(ids), FindingRow.kind.in_(PIPELINE_FINDINGS))
+    )
+    orm.execute(delete(PipelineDoc).where(PipelineDoc.doc_id.in_(ids)))
 
 
 def markings_of_batch(
@@ -87,14 +107,7 @@ def write_batch(
     now = utc_now()
     index_rows: list[dict[str, Any]] = []
     with session.workspace.catalog.transaction() as orm:
-        orm.execute(delete(ElementState).where(ElementState.doc_id.in_(doc_ids)))
-        orm.execute(delete(ChunkRow).where(ChunkRow.doc_id.in_(doc_ids)))
-        orm.execute(
-            delete(FindingRow).where(
-                FindingRow.doc_id.in_(doc_ids), FindingRow.kind.in_(PIPELINE_FINDINGS)
-            )
-        )
-        orm.execute(delete(PipelineDoc).where(PipelineDoc.doc_id.in_(doc_ids)))
+        delete_derived(orm, doc_ids)
         states: list[dict[str, Any]] = []
         findings: list[dict[str, Any]] = []
         for item in elements:
