@@ -82,6 +82,10 @@ class TableCell(_Record):
     row_span: int = 1
     col_span: int = 1
     is_header: bool = False
+    #: The cell's own marking (canonical banner form), set by the marking rules at ingest from a
+    #: portion mark at the start of the cell (its text then no longer holds the mark) or
+    #: inherited from the document; ``None`` as a parser hands it over.
+    marking: str | None = None
 
 
 class BBox(_Record):
@@ -147,6 +151,11 @@ class ParsedElement(_Record):
     image: ImageFields | None = None
     #: Index (in the parser's output) of the parent element, if nested.
     parent: int | None = None
+    #: A marking the source states in structure rather than in text -- IC-ISM attributes on an
+    #: XML element, a tabular or SQL source's marking column -- in banner or portion spelling.
+    #: The marking rules read it as the element's portion mark (an invalid value quarantines the
+    #: document); an empty string means "stated as unmarked" (``unmarked-portion``).
+    declared_marking: str | None = None
 
 
 class ParsedAttachment(_Record):

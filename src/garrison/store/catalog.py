@@ -26,7 +26,7 @@ from garrison.store.models import Meta
 __all__ = ["HEAD_REVISION", "Catalog", "resolve_url"]
 
 #: The migration revision this version of Garrison expects.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 
 def resolve_url(url: str, workspace: Path) -> str:

@@ -317,6 +317,9 @@ class ChunkRow(Base):
     token_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     element_ids: Mapped[list[str]] = mapped_column(JSON)
     section_path: Mapped[list[str]] = mapped_column(JSON)
+    #: The interned marking of each ``section_path`` heading, in the same order: a heading is
+    #: shown only to readers who dominate its marking (withheld otherwise, never blanked).
+    section_marking_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     embedding_model: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lineage: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
