@@ -254,7 +254,11 @@ def _decide(node: ParseNode, default: Marking, system_high: Marking, session: Se
         code, _ = node.failure or ("corrupt", "nothing was parsed")
         return _Decided(node, DocumentStatus.QUARANTINED, code, None, [], None, children)
     marked = apply_markings(
-        node.parsed, default=default, system_high=system_high, registry=session.workspace.registry
+        node.parsed,
+        default=default,
+        system_high=system_high,
+        registry=session.workspace.registry,
+        names=(node.filename,),
     )
     findings = list(marked.findings) + _warning_findings(node.parsed)
     status, marking = marked.status, marked.marking
@@ -268,10 +272,17 @@ def _decide(node: ParseNode, default: Marking, system_high: Marking, session: Se
             findings.append(Finding("invalid-marking", "an attachment has an invalid marking"))
             status, reason, marking = DocumentStatus.QUARANTINED, "invalid-marking", None
         else:
-            for child in children:
+            for index, child in enumerate(children):
                 if child.status is DocumentStatus.QUARANTINED:
                     findings.append(
                         Finding("attachment-quarantined", f"an attachment is {child.reason}")
+                    )
+                    # What could not be read may hold anything: the container says so.
+                    findings.append(
+                        Finding(
+                            "unreadable-content",
+                            f"{_part_name(index)} could not be read ({child.reason})",
+                        )
                     )
             parts = [c.marking for c in children if c.marking is not None]
             if marking is not None and parts:
@@ -282,8 +293,18 @@ def _decide(node: ParseNode, default: Marking, system_high: Marking, session: Se
     return _Decided(node, status, reason, marked, findings, marking, children)
 
 
-#: Parser warnings that become findings (``"active-content: a JavaScript action"``).
-WARNING_FINDINGS = frozenset({"active-content", "no-text-layer", "ocr-low-confidence"})
+def _part_name(index: int) -> str:
+    """How a finding names an attachment or member: ``attachment 2`` -- never its name, which
+    may carry a mark or the very text that could not be read."""
+    return f"attachment {index + 1}"
+
+
+#: Parser warnings that become findings (``"active-content: a JavaScript action"``);
+#: ``unreadable-content: <part>`` names a part the parser could not read (an embedded object,
+#: an image without OCR...).
+WARNING_FINDINGS = frozenset(
+    {"active-content", "no-text-layer", "ocr-low-confidence", "unreadable-content"}
+)
 
 
 def _warning_findings(parsed: ParsedDocument) -> list[Finding]:
@@ -561,17 +582,30 @@ class _Writer:
         self, doc_id: str, marked: MarkedDocument, source: ParsedDocument | None
     ) -> list[str]:
         ids = [element_id(doc_id, seq, e.text) for seq, e in enumerate(marked.elements)]
-        # A parser's ``parent`` is an index into its own output; banner lines were removed
-        # since, so map through the element objects to the stored ids.
-        position = {id(e.parsed): seq for seq, e in enumerate(marked.elements)}
+        # A parser's ``parent`` is an index into its own output; banner lines were removed and
+        # paragraphs split at their marks since, so map through the parser's element objects
+        # (a split paragraph's first part stands for it) to the stored ids.
+        position: dict[int, int] = {}
+        for seq, e in enumerate(marked.elements):
+            position.setdefault(id(e.origin if e.origin is not None else e.parsed), seq)
         originals = source.elements if source is not None else ()
         rows: list[dict[str, Any]] = []
         for seq, element in enumerate(marked.elements):
             parsed = element.parsed
             eid = ids[seq]
             data = parsed.model_dump(
-                mode="json", exclude={"type", "text", "page", "parent"}, exclude_defaults=True
+                mode="json",
+                exclude={"type", "text", "page", "parent", "section_path", "declared_marking"},
+                exclude_defaults=True,
             )
+            if element.section_path:
+                # Headings with their marks stripped, each with its own marking.
+                data["section_path"] = list(element.section_path)
+                data["section_marking_ids"] = [
+                    self.session.intern_marking(self.orm, m) for m in element.section_markings
+                ]
+            if element.field_markings:
+                data["field_markings"] = dict(element.field_markings)
             if parsed.parent is not None and 0 <= parsed.parent < len(originals):
                 parent_seq = position.get(id(originals[parsed.parent]))
                 if parent_seq is not None:
@@ -672,11 +706,14 @@ def _document_row(**values: Any) -> dict[str, Any]:
 
 
 def _title(decided: _Decided) -> str | None:
-    """The document's title -- never a banner line, never a portion mark."""
+    """The document's title -- never a banner line, never a portion mark (a mark at the start of
+    the title property raised the document's marking and is stripped)."""
     parsed, marked = decided.node.parsed, decided.marked
     if parsed is None:
         return None
-    title = parsed.title
+    title = marked.title if marked is not None and marked.status is DocumentStatus.PARSED else None
+    if title is None and marked is None:
+        title = parsed.title
     if title and parse_banner_line(title) is None and find_portion_mark(title) is None:
         return title
     if marked is not None:
@@ -690,11 +727,16 @@ def _meta(decided: _Decided) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     if decided.node.failure is not None:
         meta["reason_detail"] = decided.node.failure[1]
-    parsed = decided.node.parsed
+    parsed, marked = decided.node.parsed, decided.marked
     if parsed is not None:
         meta["extraction"] = parsed.extraction.model_dump(mode="json")
-        if parsed.metadata:
-            meta["metadata"] = parsed.metadata
+        metadata: Any = parsed.metadata
+        if marked is not None and marked.status is DocumentStatus.PARSED:
+            metadata = marked.metadata  # leading marks stripped; they raised the marking
+        elif marked is not None:
+            metadata = None  # quarantined for its markings: values may hold what was unreadable
+        if metadata:
+            meta["metadata"] = dict(metadata)
         if parsed.warnings:
             meta["warnings"] = list(parsed.warnings)
     return meta

@@ -8,15 +8,25 @@ __all__ = ["is_banner_line", "split_banner_lines"]
 
 
 def is_banner_line(line: str) -> bool:
-    """Whether ``line`` is, whole, a banner marking (``SECRET//NOFORN``, ``TOP SECRET//SI``).
+    """Whether ``line`` is, whole, a banner line (``SECRET//NOFORN``, ``Top Secret//SI//NoForn``).
 
-    Only upper-case lines qualify (prose and headings in mixed case never do), and portion marks
-    (``(U)``) are not banners. Markings Garrison does not handle (NATO, JOINT, FGI) count as
-    banners, so that ingest rejects them rather than reading the document as unmarked.
+    A line holding ``//`` is a banner when it looks like one in any case
+    (:func:`~garrison.security.markings.is_banner_candidate`): ``SECRET//RD//NOFORN`` counts even
+    though ``RD`` is unknown, so that ingest quarantines it as an invalid marking instead of
+    storing it as text. Without ``//``, only upper-case lines that parse (``SECRET``) qualify --
+    a lone ``Secret`` in prose is a word. Portion marks (``(U)``) are not banners. Markings
+    Garrison does not handle (NATO, JOINT, FGI) count as banners, so that ingest rejects them
+    rather than reading the document as unmarked.
     """
-    from garrison.security.markings import parse_marking
+    from garrison.security.markings import (
+        is_banner_candidate,
+        normalize_marking_text,
+        parse_marking,
+    )
 
-    text = line.strip()
+    if is_banner_candidate(line):
+        return True
+    text = normalize_marking_text(line).strip()
     if len(text) < 3 or len(text) > 200 or text.startswith("("):
         return False
     if not any(c.isalpha() for c in text) or any(c.islower() for c in text):
@@ -30,7 +40,7 @@ def is_banner_line(line: str) -> bool:
 
 def split_banner_lines(text: str, *, from_end: bool = False) -> tuple[list[str], str]:
     """Peel banner lines off the start (or end) of ``text``: ``(banners, rest)``."""
-    lines = text.splitlines()
+    lines = text.splitlines()  # every line break: LF, CR, U+2028/9, VT, FF
     order = range(len(lines) - 1, -1, -1) if from_end else range(len(lines))
     banners: list[str] = []
     consumed = 0

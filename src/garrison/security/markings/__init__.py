@@ -5,6 +5,8 @@ Pure logic, no I/O. The pieces::
     parse_marking(text)          banner or portion text -> Marking (validated, canonical)
     Marking.banner()/.portion()  canonical spellings; to_dict()/from_dict() for storage
     find_portion_mark(text)      is there a portion mark at the start of this text?
+    is_banner_candidate(line)    does this whole line look like a banner (it must then validate)?
+    normalize_marking_text(t)    the one normalization every reader of marks uses
     join(*markings)              roll-up (section 3); dominates(), system_high_dominates()
     access_expression(m)         Accumulo-syntax expression a reader must satisfy (section 4)
     MarkingRegistry              known SCI systems, countries, groups, CUI categories
@@ -33,6 +35,7 @@ from garrison.security.markings._registry import (
     MarkingRegistry,
 )
 from garrison.security.markings._rules import MARKING_RULES
+from garrison.security.markings._text import is_banner_candidate, normalize_marking_text
 
 __all__ = [
     "BUILTIN_GROUPS",
@@ -47,9 +50,11 @@ __all__ = [
     "access_expression",
     "dominates",
     "find_portion_mark",
+    "is_banner_candidate",
     "is_portion_candidate",
     "join",
     "leading_enumerator",
+    "normalize_marking_text",
     "parse_marking",
     "release_expression",
     "system_high_dominates",

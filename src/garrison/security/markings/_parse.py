@@ -17,6 +17,7 @@ from garrison.security.markings._model import Marking, check_known
 from garrison.security.markings._registry import BUILTIN_REGISTRY, CUI_CONTROLS, MarkingRegistry
 from garrison.security.markings._rules import fail
 from garrison.security.markings._sci import parse_sci_token
+from garrison.security.markings._text import normalize_marking_text
 
 __all__ = ["parse_marking"]
 
@@ -49,7 +50,7 @@ BannerList = Marking | Iterable[str]
 
 def _normalize(text: str) -> str:
     """Upper-case, collapse white space, and drop spaces around slashes (``S // NF``)."""
-    text = re.sub(r"\s+", " ", text).strip().upper()
+    text = re.sub(r"\s+", " ", normalize_marking_text(text)).strip().upper()
     return re.sub(r" ?/ ?", "/", text)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from garrison.security.markings._text import map_normalized
+
 __all__ = ["find_portion_mark", "is_portion_candidate", "leading_enumerator"]
 
 # A classification word, read as its abbreviation, then ")" or "/" (spaces allowed before "/").
@@ -24,6 +26,15 @@ _COPYRIGHT_AFTER = re.compile(r"\s*(\d|copyright\b|copr\.?(\s|$))", re.IGNORECAS
 _ENUMERATOR = re.compile(r"\s*\(([A-Za-z]|\d{1,3}|[ivxlcdm]{1,6}|[IVXLCDM]{1,6})\)")
 # A mark is short; a parenthesized aside running past this is not a mark we could read anyway.
 _MAX_MARK = 400
+_MAX_SCAN = 2000
+_FIRST_LINE = re.compile(r"[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]*")
+# What a reader looks through before a mark: spaces, a block quote, a bullet, a Markdown heading,
+# emphasis, HTML tags (``> - **<b>(S//NF)</b>** ...``).
+_PREFIX = re.compile(
+    r"(?:\s+|>|[-+•◦▪‣·–—](?=\s)|\*{1,3}|_{1,3}|~~|`|\#{1,6}(?=\s)|<[A-Za-z/][^<>]{0,200}>)+"
+)
+# ... and after it: closing emphasis or tags (``**(S//NF)** text``).
+_SUFFIX = re.compile(r"(?:\*{1,3}|_{1,3}|~~|`|</?[A-Za-z][^<>]{0,200}>)+")
 
 
 def leading_enumerator(text: str) -> str | None:
@@ -49,29 +60,41 @@ def find_portion_mark(
 ) -> tuple[str, int] | None:
     """Return ``(mark, end)`` for a portion-mark candidate at the start of ``text``, else ``None``.
 
-    ``mark`` is the candidate with its parentheses (pass it to :func:`parse_marking`); ``end`` is
-    the offset just after the closing parenthesis. Leading white space is skipped. Plain text
-    such as ``(a)``, ``(c) 2024``, ``(C) Copyright``, ``(c/o ...)`` or ``(s/he)`` gives ``None``;
-    ``(S/NF)`` is a candidate (an invalid one). ``previous_enumerator`` is the enumerator of the
-    previous item in the same run, so that ``(C)`` after ``(B)`` is read as a list enumerator.
-    A strong candidate (containing ``//``) whose closing parenthesis is missing on its line is
-    returned up to the end of the line, so that parsing it fails rather than the mark being
-    silently skipped.
+    ``mark`` is the candidate with its parentheses, normalized (pass it to :func:`parse_marking`);
+    ``end`` is the offset in ``text`` just after the closing parenthesis and any closing emphasis
+    or tag. Leading white space, invisible characters (zero-width, byte-order mark) and formatting
+    a reader looks through (a Markdown block quote ``>``, a list bullet, ``**`` or ``*`` emphasis,
+    HTML tags) are skipped. The mark is read through :func:`normalize_marking_text`, so
+    ``(TOP\u00a0 SECRET//SI//NF)`` is a mark. Plain text such as ``(a)``, ``(c) 2024``,
+    ``(C) Copyright``, ``(c/o ...)`` or ``(s/he)`` gives ``None``; ``(S/NF)`` is a candidate (an
+    invalid one). ``previous_enumerator`` is the enumerator of the previous item in the same run,
+    so that ``(C)`` after ``(B)`` is read as a list enumerator. A strong candidate (containing
+    ``//``) whose closing parenthesis is missing on its line is returned up to the end of the
+    line, so that parsing it fails rather than the mark being silently skipped.
     """
-    stripped = text.lstrip()
-    start = len(text) - len(stripped)
-    if not stripped.startswith("("):
+    first = _FIRST_LINE.match(text[:_MAX_SCAN])
+    assert first is not None
+    norm, ends = map_normalized(first.group(0))
+    prefix = _PREFIX.match(norm)
+    start = prefix.end() if prefix else 0
+    if not norm.startswith("(", start):
         return None
-    line = stripped.split("\n", 1)[0][: _MAX_MARK + 2]
+    line = norm[start : start + _MAX_MARK + 2]
     close = line.find(")")
     inner = line[1:close] if close >= 0 else line[1:]
     content = inner.strip()
     strong = "//" in content
     if close < 0:
-        return (line.rstrip(), start + len(line.rstrip())) if strong and _is_mark(content) else None
-    end = start + close + 1
+        if not (strong and _is_mark(content)):
+            return None
+        mark = line.rstrip()
+        return mark, ends[start + len(mark) - 1]
+    mark = line[: close + 1]
+    stop = start + close + 1
+    after = _SUFFIX.match(norm, stop)
+    end = ends[(after.end() if after else stop) - 1]
     if content == "FOUO":
-        return stripped[: close + 1], end
+        return mark, end
     if not _is_mark(content):
         return None
     if not strong:
@@ -79,9 +102,9 @@ def find_portion_mark(
             return None  # lower- or mixed-case without "//": (c/o ...), (s/he), (Secret)
         if content in ("C", "S", "U") and _continues_run(content, previous_enumerator):
             return None
-        if content == "C" and _COPYRIGHT_AFTER.match(text, end):
+        if content == "C" and _COPYRIGHT_AFTER.match(norm, stop):
             return None
-    return stripped[: close + 1], end
+    return mark, end
 
 
 def _is_mark(content: str) -> bool:
