@@ -137,7 +137,7 @@ def _banner_or_error(
     if not line or len(line) > 200 or line.startswith("("):
         return None
     candidate = is_banner_candidate(line)
-    if not candidate and (not edge or line.upper() != line or "\n" in line):
+    if not candidate and (not edge or line.upper() != line or "//" in line or "\n" in line):
         return None
     try:
         return _parse(line, registry, None)

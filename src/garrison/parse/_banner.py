@@ -27,6 +27,8 @@ def is_banner_line(line: str) -> bool:
     if is_banner_candidate(line):
         return True
     text = normalize_marking_text(line).strip()
+    if "//" in text:  # decided by the candidate rule: "//ACCORDION BUTTON ACTION" is code
+        return False
     if len(text) < 3 or len(text) > 200 or text.startswith("("):
         return False
     if not any(c.isalpha() for c in text) or any(c.islower() for c in text):

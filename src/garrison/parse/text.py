@@ -1,7 +1,11 @@
 """Plain text and Markdown parsers.
 
 Plain text: blocks separated by blank lines become paragraphs; a short all-caps or title-like
-first line is the Title; bulleted or numbered lines are list items. Markdown is parsed with
+first line is the Title; bulleted or numbered lines are list items. A line that starts with a
+portion mark starts a new paragraph (each portion is its own element). Form feeds separate
+pages (elements then carry their page); banner lines at the top and bottom of each page, and
+banner-looking lines (``SECRET//NOFORN``) anywhere, go to the document's banners, never into
+content. Markdown is parsed with
 ``markdown-it-py`` (CommonMark plus tables): headings carry their level and section path,
 tables carry their cells, fenced and indented code become Code elements.
 """
@@ -19,14 +23,18 @@ from garrison.core.records import (
     ParsedElement,
     TableCell,
 )
-from garrison.parse._banner import is_banner_line
+from garrison.parse._banner import is_banner_line, split_banner_lines
 from garrison.parse._registry import ParseContext, library_version, register_parser
 from garrison.parse._text import decode_text
+from garrison.security.markings import find_portion_mark, is_banner_candidate
 
 __all__ = ["parse_markdown", "parse_text"]
 
 _BULLET = re.compile(r"^\s*(?:[-*•◦▪‣·]|\d{1,3}[.)]|[a-zA-Z][.)])\s+")
 _TITLE_MAX = 80
+#: Line breaks other than LF (CR is already LF after decoding; form feed separates pages).
+_OTHER_BREAKS = re.compile(r"[\v\x1c\x1d\x1e\x85\u2028\u2029]")
+_SOFT_BREAK = "\x00softbreak\x00"
 _SMALL_WORDS = frozenset(
     [
         "a",
@@ -73,55 +81,81 @@ def _is_title_like(line: str, *, first: bool) -> bool:
     return capitalized == len(words) and words[0][0].isupper()
 
 
-def _segments(lines: list[str]) -> list[tuple[int, str, list[str]]]:
-    """Split lines into ``(start line, "para" | "item", lines)`` segments.
+_Line = tuple[int, int, str]  # line number, page, text
+_Segment = tuple[int, int, str, list[str]]  # first line, page, "para" | "item", lines
+
+
+def _pages(text: str) -> tuple[list[_Line], list[str], int]:
+    """Number the lines across form-feed pages and take out banner lines: ``(lines, banners,
+    pages)``. A banner line leaves a blank line behind, so it ends the paragraph it was in."""
+    lines: list[_Line] = []
+    banners: list[str] = []
+    pages = text.split("\f")
+    lineno = 1
+    for page_no, page in enumerate(pages, start=1):
+        page_lines = page.split("\n")
+        top, _ = split_banner_lines(page)
+        bottom, _ = split_banner_lines(page, from_end=True)
+        nonblank = [i for i, line in enumerate(page_lines) if line.strip()]
+        edge = set(nonblank[: len(top)]) | set(nonblank[len(nonblank) - len(bottom) :])
+        for i, line in enumerate(page_lines):
+            if i in edge or (line.strip() and is_banner_candidate(line)):
+                banners.append(line.strip())
+                line = ""
+            lines.append((lineno + i, page_no, line))
+        lineno += len(page_lines) - 1
+        lines.append((lineno, page_no, ""))  # a page break ends the paragraph
+    return lines, banners, len(pages)
+
+
+def _segments(lines: list[_Line]) -> list[_Segment]:
+    """Split lines into ``(start line, page, "para" | "item", lines)`` segments.
 
     Blank lines end a paragraph. In a long block without blank lines (text copied from a web
     page or a PDF), a line much shorter than the block's width also ends the paragraph, since
-    wrapped prose fills its lines.
+    wrapped prose fills its lines. A line that starts with a portion mark starts a new one.
     """
-    blocks: list[list[tuple[int, str]]] = []
-    current: list[tuple[int, str]] = []
-    for lineno, raw in enumerate(lines, start=1):
+    blocks: list[list[_Line]] = []
+    current: list[_Line] = []
+    for lineno, page, raw in lines:
         line = raw.rstrip()
         if line.strip():
-            current.append((lineno, line))
+            current.append((lineno, page, line))
         elif current:
             blocks.append(current)
             current = []
     if current:
         blocks.append(current)
 
-    segments: list[tuple[int, str, list[str]]] = []
+    segments: list[_Segment] = []
     for block in blocks:
-        width = max(len(line) for _, line in block)
+        width = max(len(line) for _, _, line in block)
         wrap_aware = len(block) > 3 and width >= 40
         open_para = False
-        for lineno, line in block:
+        for lineno, page, line in block:
             if _BULLET.match(line):
-                segments.append((lineno, "item", [_BULLET.sub("", line, count=1).strip()]))
-            elif open_para and segments:
-                segments[-1][2].append(line.strip())
+                segments.append((lineno, page, "item", [_BULLET.sub("", line, count=1).strip()]))
+            elif open_para and segments and find_portion_mark(line) is None:
+                segments[-1][3].append(line.strip())
             else:
-                segments.append((lineno, "para", [line.strip()]))
+                segments.append((lineno, page, "para", [line.strip()]))
             open_para = not (wrap_aware and len(line) < 0.6 * width)
     return segments
 
 
-def _bounded(
-    segments: list[tuple[int, str, list[str]]], limit: int
-) -> list[tuple[int, str, list[str]]]:
+def _bounded(segments: list[_Segment], limit: int) -> list[_Segment]:
     """Split segments whose text would exceed ``limit`` characters: no element is unbounded."""
     if limit <= 0:
         return segments
-    out: list[tuple[int, str, list[str]]] = []
-    for lineno, kind, seg_lines in segments:
+    out: list[_Segment] = []
+    for lineno, page, kind, seg_lines in segments:
         body = " ".join(seg_lines)
         if len(body) <= limit:
-            out.append((lineno, kind, seg_lines))
+            out.append((lineno, page, kind, seg_lines))
             continue
         out.extend(
-            (lineno, "para", [body[start : start + limit]]) for start in range(0, len(body), limit)
+            (lineno, page, "para", [body[start : start + limit]])
+            for start in range(0, len(body), limit)
         )
     return out
 
@@ -130,22 +164,25 @@ def _bounded(
 def parse_text(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """Parse plain text into Title / NarrativeText / ListItem elements (locator ``line``)."""
     text, encoding = decode_text(data, ctx.max_line_chars)
-    lines = text.split("\n")
+    lines, banners, pages = _pages(_OTHER_BREAKS.sub("\n", text))
     elements: list[ParsedElement] = []
     title: str | None = None
     section: tuple[str, ...] = ()
 
     segments = _bounded(_segments(lines), ctx.max_line_chars)
 
-    for index, (lineno, kind, seg_lines) in enumerate(segments):
+    for index, (lineno, page_no, kind, seg_lines) in enumerate(segments):
         body = " ".join(seg_lines)
+        page = page_no if pages > 1 else None
+        locator: dict[str, Any] = {"line": lineno, "page": page_no} if page else {"line": lineno}
         if kind == "item":
             elements.append(
                 ParsedElement(
                     type=ElementType.LIST_ITEM,
                     text=body,
                     section_path=section,
-                    locator={"line": lineno},
+                    page=page,
+                    locator=locator,
                 )
             )
             continue
@@ -154,7 +191,7 @@ def parse_text(data: bytes, ctx: ParseContext) -> ParsedDocument:
                 title = body
             section = (body,)
             elements.append(
-                ParsedElement(type=ElementType.TITLE, text=body, locator={"line": lineno})
+                ParsedElement(type=ElementType.TITLE, text=body, page=page, locator=locator)
             )
             continue
         elements.append(
@@ -162,7 +199,8 @@ def parse_text(data: bytes, ctx: ParseContext) -> ParsedDocument:
                 type=ElementType.NARRATIVE_TEXT,
                 text=body,
                 section_path=section,
-                locator={"line": lineno},
+                page=page,
+                locator=locator,
             )
         )
 
@@ -170,6 +208,7 @@ def parse_text(data: bytes, ctx: ParseContext) -> ParsedDocument:
         media_type="text/plain",
         elements=tuple(elements),
         title=title,
+        banners=tuple(banners),
         metadata={"encoding": encoding},
         extraction=Extraction(method="text", parser="garrison.text", parser_version="1"),
     )
@@ -182,7 +221,7 @@ def _inline_text(token: Any, links: list[str]) -> str:
         if kind in ("text", "code_inline", "html_inline"):
             parts.append(child.content)
         elif kind == "softbreak":
-            parts.append(" ")
+            parts.append(_SOFT_BREAK)
         elif kind == "hardbreak":
             parts.append("\n")
         elif kind == "image":
@@ -191,7 +230,13 @@ def _inline_text(token: Any, links: list[str]) -> str:
             href = child.attrs.get("href")
             if isinstance(href, str) and href:
                 links.append(href)
-    return "".join(parts).strip()
+    # A soft line break reads as a space, unless the next line starts with a portion mark: then
+    # it stays a line break, so that the marking rules split the paragraph there.
+    first, *rest = "".join(parts).split(_SOFT_BREAK)
+    text = first
+    for piece in rest:
+        text += ("\n" if find_portion_mark(piece) is not None else " ") + piece
+    return text.strip()
 
 
 def _table_element(
