@@ -576,3 +576,16 @@ def test_a_marked_subject_in_the_header_element_raises_it() -> None:
     assert result.elements[0].marking == SECRET
     assert result.elements[0].text == "From: a\nSubject: Plans"
     assert "unmarked-portion" not in kinds(result)
+
+
+def test_rewritten_elements_keep_the_parser_element_as_origin() -> None:
+    """Parent links go through ``origin``: a banner line taken out or a split keeps it."""
+    with_banner = ParsedElement(type=ElementType.NARRATIVE_TEXT, text="SECRET//NOFORN\n(S//NF) a")
+    split = ParsedElement(type=ElementType.NARRATIVE_TEXT, text="(U) b\n(S//NF) c")
+    result = synthetic(with_banner, split)
+    assert [(e.text, e.origin) for e in result.elements] == [
+        ("a", with_banner),
+        ("b", split),
+        ("c", split),
+    ]
+    assert result.elements[0].origin is with_banner

@@ -336,3 +336,57 @@ def test_parquet_rows() -> None:
     with pytest.raises(ParseFailure) as info:
         parse_bytes(b"PAR1" + b"\x00" * 32 + b"PAR1")
     assert info.value.reason == "corrupt"
+
+
+# -- marks and banners in plain text and Markdown --------------------------------------------
+
+
+def test_plain_text_pages_and_banner_lines() -> None:
+    text = (
+        "SECRET//NOFORN\nFirst page body.\nSECRET//NOFORN\n"
+        "\fTop Secret//SI//NoForn\nSecond page body.\n\nMiddle SECRET//NOFORN stays prose.\n"
+        "SECRET//RD//NOFORN\nTop Secret//SI//NoForn\n"
+    )
+    doc = parse_bytes(text.encode(), "pages.txt")
+    assert doc.banners == (
+        "SECRET//NOFORN",
+        "SECRET//NOFORN",
+        "Top Secret//SI//NoForn",
+        "SECRET//RD//NOFORN",  # banner-looking, invalid: the marking rules quarantine it
+        "Top Secret//SI//NoForn",
+    )
+    assert [(e.text, e.page) for e in doc.elements] == [
+        ("First page body.", 1),
+        ("Second page body.", 2),
+        ("Middle SECRET//NOFORN stays prose.", 2),
+    ]
+    assert [e.locator["line"] for e in doc.elements] == [2, 5, 7]
+
+
+def test_plain_text_without_form_feeds_has_no_pages() -> None:
+    doc = parse_bytes(b"One.\n\nTwo.\n", "a.txt")
+    assert [e.page for e in doc.elements] == [None, None] and doc.banners == ()
+
+
+def test_plain_text_comment_lines_are_not_banners() -> None:
+    doc = parse_bytes(b"//ACCORDION BUTTON ACTION\nx = 1 // note\n", "a.txt")
+    assert doc.banners == ()
+
+
+def test_plain_text_marked_line_starts_a_paragraph() -> None:
+    doc = parse_bytes(b"(U) first line\nwraps here\n(S//NF) second\n(c) 2024 stays\n", "a.txt")
+    assert [e.text for e in doc.elements] == [
+        "(U) first line wraps here",
+        "(S//NF) second (c) 2024 stays",  # not a mark: the paragraph goes on
+    ]
+
+
+def test_plain_text_other_line_breaks_are_lines() -> None:
+    doc = parse_bytes("(U) one\u2028(S//NF) two\vthree".encode(), "a.txt")
+    assert [e.text for e in doc.elements] == ["(U) one", "(S//NF) two three"]
+
+
+def test_markdown_soft_break_before_a_mark_stays_a_line_break() -> None:
+    doc = parse_bytes(b"# Notes\n\n(U) first line\n(S//NF) second\nand (a) more\n", "a.md")
+    assert doc.media_type == "text/markdown"
+    assert [e.text for e in doc.elements][1:] == ["(U) first line\n(S//NF) second and (a) more"]

@@ -75,6 +75,8 @@ _RECORD_TYPES = frozenset(
     {ElementType.TABLE, ElementType.RECORD, ElementType.KEY_VALUE, ElementType.EMAIL_HEADER}
 )
 _LINE_BREAK = re.compile(r"(\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029])")
+# "//", also in the full-width form NFKC reads as slashes.
+_SLASHES = re.compile("[/\uff0f]{2}")
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ def _banner_or_error(
     """A whole line as a banner: its marking, the error of a banner-looking line that does not
     validate, or None for text. Upper-case lines without ``//`` (``SECRET``) count at ``edge``
     only (top or bottom of the document or a page, headers and footers)."""
+    if len(text) > 400:  # with every invisible character and space run, still no banner
+        return None
     line = normalize_marking_text(text).strip()
     if not line or len(line) > 200 or line.startswith("("):
         return None
@@ -179,6 +183,8 @@ class _Rules:
         self.banners: list[Marking] = []
         self.invalid = False
         self.banner: Marking | None = None
+        #: An element rewritten here (a banner line taken out) -> the parser's element.
+        self.origins: dict[int, ParsedElement] = {}
 
     def fail(self, what: str, exc: MarkingError, index: int | None = None) -> None:
         self.invalid = True
@@ -215,7 +221,7 @@ class _Rules:
             if found is not None:
                 self.take_banner(found)
                 continue
-            if element.type in _RECORD_TYPES or "//" not in element.text:
+            if element.type in _RECORD_TYPES or not _SLASHES.search(element.text):
                 keep.append(element)
                 continue
             # A banner line inside a longer element (a page of text, a paragraph).
@@ -236,7 +242,9 @@ class _Rules:
                 continue
             text = "".join(kept).strip()
             if text:
-                keep.append(element.model_copy(update={"text": text, "text_html": None}))
+                rewritten = element.model_copy(update={"text": text, "text_html": None})
+                self.origins[id(rewritten)] = element
+                keep.append(rewritten)
         if len({b.banner() for b in self.banners}) > 1:
             self.findings.append(
                 Finding("banner-mismatch", f"{len(self.banners)} banner lines disagree")
@@ -255,12 +263,13 @@ class _Rules:
                 out.append(self.record_unit(element))
                 previous = None
                 continue
+            origin = self.origins.get(id(element), element)
             parts = _split_at_marks(element.text, previous)
             for text, enumerator in parts:
                 part = element
                 if len(parts) > 1:
                     part = element.model_copy(update={"text": text, "text_html": None})
-                unit = _Unit(part, element, text)
+                unit = _Unit(part, origin, text)
                 self.prose_mark(unit, previous)
                 previous = enumerator
                 self.declared(unit)
@@ -288,7 +297,7 @@ class _Rules:
         unit.errors.append(exc)
 
     def record_unit(self, element: ParsedElement) -> _Unit:
-        unit = _Unit(element, element, element.text)
+        unit = _Unit(element, self.origins.get(id(element), element), element.text)
         marks = Marks(self.parse)
         cells = mark_cells(element.table_cells, marks)
         text = mark_record_text(element.text, marks, cells.replacements)
@@ -391,7 +400,7 @@ class _Rules:
 def _split_at_marks(text: str, previous: str | None) -> list[tuple[str, str | None]]:
     """``text`` cut before every line (after the first) that starts with a portion mark, with the
     enumerator each part ends on."""
-    if "(" not in text:
+    if "(" not in text and "\uff08" not in text and "\ufe59" not in text:
         return [(text, leading_enumerator(text))]
     pieces = _LINE_BREAK.split(text)
     parts: list[list[str]] = [[]]

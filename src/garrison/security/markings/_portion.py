@@ -26,7 +26,10 @@ _COPYRIGHT_AFTER = re.compile(r"\s*(\d|copyright\b|copr\.?(\s|$))", re.IGNORECAS
 _ENUMERATOR = re.compile(r"\s*\(([A-Za-z]|\d{1,3}|[ivxlcdm]{1,6}|[IVXLCDM]{1,6})\)")
 # A mark is short; a parenthesized aside running past this is not a mark we could read anyway.
 _MAX_MARK = 400
-_MAX_SCAN = 2000
+#: How far into a line the formatting before a mark may reach.
+_MAX_PREFIX = 400
+# An opening parenthesis, or a form NFKC reads as one (full-width, small).
+_OPENING = re.compile("[(\uff08\ufe59]")
 _FIRST_LINE = re.compile(r"[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]*")
 # What a reader looks through before a mark: spaces, a block quote, a bullet, a Markdown heading,
 # emphasis, HTML tags (``> - **<b>(S//NF)</b>** ...``).
@@ -72,7 +75,10 @@ def find_portion_mark(
     ``//``) whose closing parenthesis is missing on its line is returned up to the end of the
     line, so that parsing it fails rather than the mark being silently skipped.
     """
-    first = _FIRST_LINE.match(text[:_MAX_SCAN])
+    opening = _OPENING.search(text, 0, _MAX_PREFIX)
+    if opening is None:  # the common case, decided without normalizing anything
+        return None
+    first = _FIRST_LINE.match(text, 0, opening.start() + _MAX_MARK + 64)
     assert first is not None
     norm, ends = map_normalized(first.group(0))
     prefix = _PREFIX.match(norm)
