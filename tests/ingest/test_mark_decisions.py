@@ -141,3 +141,81 @@ def test_an_attachment_that_cannot_be_read_is_a_finding_of_its_mail(
             for f in orm.scalars(select(FindingRow).where(FindingRow.doc_id == result.doc_id))
         }
     assert kinds["unreadable-content"].startswith("attachment 1 could not be read")
+
+
+CANARY_TS = "Collection shows OSPREY 5521 at the northern pier."
+CANARY_S = "Convoy HALCYON 3308 leaves at dusk."
+
+#: One document per place a mark hides in, each hiding a canary above the UNCLASSIFIED default.
+HIDDEN: dict[str, tuple[str, str]] = {
+    "spaced.txt": (f"(U) Intro.\n\n(TOP\u00a0 SECRET//SI//NF) {CANARY_TS}\n", "ts"),
+    "mixed-banner.md": (f"Top Secret//SI//NoForn\n\n{CANARY_TS}\n\nTop Secret//SI//NoForn\n", "ts"),
+    "zero-width.txt": (f"(U) Intro.\n\n\u200b**(S//NF)** {CANARY_S}\n", "s"),
+    "quote.md": (f"# (U) Notes\n\n> (S//NF) {CANARY_S}\n", "s"),
+    "inside.txt": (f"(U) first line\n(TS//SI//NF) {CANARY_TS}\n", "ts"),
+    "pages.txt": (
+        f"UNCLASSIFIED\n\n(U) one\n\fSECRET//NOFORN\n\n{CANARY_S}\n\nSECRET//NOFORN\n",
+        "s",
+    ),
+    "middle.txt": (f"Intro.\n\nSECRET//NOFORN\n\n{CANARY_S}\n", "s"),
+    "cells.csv": (f"name,note\nalpha,(TS//SI//NF) {CANARY_TS}\n", "ts"),
+    "table.md": (f"# Ops\n\n| a | b |\n|---|---|\n| x | (S//NF) {CANARY_S} |\n", "s"),
+    "deep.json": ('{"a": {"b": [{"note": "(TS//SI//NF) ' + CANARY_TS + '"}]}}', "ts"),
+    "heading.md": (f"# (S//NF) {CANARY_S}\n\n(U) Under it.\n", "s"),
+    "invalid-banner.txt": (f"SECRET//RD//NOFORN\n\n{CANARY_S}\n\nSECRET//RD//NOFORN\n", "s"),
+}
+FLOORS = {"ts": "TOP SECRET//SI//NOFORN", "s": "SECRET//NOFORN"}
+
+
+def test_generated_documents_never_store_a_canary_below_its_level(
+    tmp_path: Path, catalog_url: str | None
+) -> None:
+    from garrison.security.markings import dominates
+
+    workspace = Workspace.init(
+        tmp_path / "ws", system_high="TOP SECRET//SI/TK//NOFORN", db_url=catalog_url
+    )
+    try:
+        folder = tmp_path / "in"
+        folder.mkdir()
+        for name, (text, _) in HIDDEN.items():
+            (folder / name).write_text(text, encoding="utf-8")
+        msg = EmailMessage()
+        msg["From"], msg["To"] = "a@example.mil", "b@example.mil"
+        msg["Subject"] = f"(S//NF) {CANARY_S}"
+        msg.set_content("(U) See the subject.")
+        (folder / "subject.eml").write_bytes(bytes(msg))
+        session = workspace.session()
+        report = ingest_paths(session, [str(folder)], IngestOptions(default_marking=DEFAULT))
+        outcomes = {Path(r.uri).name: r for r in report.results}
+        assert outcomes["invalid-banner.txt"].reason == "invalid-marking"
+        levels = {name: FLOORS[level] for name, (_, level) in HIDDEN.items()}
+        levels["subject.eml"] = FLOORS["s"]
+        with workspace.catalog.transaction() as orm:
+            for name, floor_text in levels.items():
+                floor = parse_marking(floor_text)
+                doc = orm.get(DocumentRow, outcomes[name].doc_id)
+                assert doc is not None, name
+                if doc.status != "parsed":
+                    assert doc.status == "quarantined", name
+                    continue
+                marking = session.marking_of(orm, doc.marking_id)
+                assert marking is not None and dominates(marking, floor), name
+                for row in orm.scalars(select(ElementRow).where(ElementRow.doc_id == doc.id)):
+                    shown = row.text + " ".join(row.data.get("section_path", []))
+                    if CANARY_TS in shown or CANARY_S in shown:
+                        element_marking = session.marking_of(orm, row.marking_id)
+                        assert element_marking is not None
+                        if CANARY_TS in row.text or CANARY_S in row.text:
+                            assert dominates(element_marking, floor), (name, row.text)
+                    for heading, mid in zip(
+                        row.data.get("section_path", []),
+                        row.data.get("section_marking_ids", []),
+                        strict=True,
+                    ):
+                        if CANARY_S in heading or CANARY_TS in heading:
+                            heading_marking = session.marking_of(orm, mid)
+                            assert heading_marking is not None
+                            assert dominates(heading_marking, floor), name
+    finally:
+        workspace.close()
