@@ -219,3 +219,19 @@ def test_generated_documents_never_store_a_canary_below_its_level(
                             assert dominates(heading_marking, floor), name
     finally:
         workspace.close()
+
+
+def test_a_mark_in_a_folder_or_file_name_raises_the_document(ws: Workspace, tmp_path: Path) -> None:
+    folder = tmp_path / "in" / "(S) Harbor plans"  # a POSIX name cannot hold "//"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("Plain notes.\n")
+    (tmp_path / "in" / "(c) 2024 brochure.txt").write_text("Plain brochure.\n")
+    session = ws.session()
+    report = ingest_paths(session, [str(tmp_path / "in")], IngestOptions(default_marking=DEFAULT))
+    with ws.catalog.transaction() as orm:
+        markings = {
+            Path(r.uri).name: session.marking_of(orm, orm.get(DocumentRow, r.doc_id).marking_id)
+            for r in report.results
+        }
+    assert markings["notes.txt"] == parse_marking("SECRET")
+    assert markings["(c) 2024 brochure.txt"] == parse_marking(DEFAULT)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 import time
 import uuid
 from collections import Counter
@@ -258,7 +259,8 @@ def _decide(node: ParseNode, default: Marking, system_high: Marking, session: Se
         default=default,
         system_high=system_high,
         registry=session.workspace.registry,
-        names=(node.filename,),
+        # File, folder and member names are text of the document: a mark in one raises it.
+        names=(node.filename, *_URI_PARTS.split(node.uri)),
     )
     findings = list(marked.findings) + _warning_findings(node.parsed)
     status, marking = marked.status, marked.marking
@@ -291,6 +293,9 @@ def _decide(node: ParseNode, default: Marking, system_high: Marking, session: Se
                     findings.append(Finding("spill", "marking is not dominated by system high"))
                     status, reason, marking = DocumentStatus.SPILLED, "spill", None
     return _Decided(node, status, reason, marked, findings, marking, children)
+
+
+_URI_PARTS = re.compile(r"[/\\#]")
 
 
 def _part_name(index: int) -> str:
