@@ -432,7 +432,7 @@ class _Writer:
             source_name=self.source,
             parent_id=parent_id,
             title=_title(decided),
-            author=parsed.author if parsed else None,
+            author=decided.marked.author if decided.marked is not None else None,
             created=parsed.created if parsed else None,
             modified=parsed.modified if parsed else None,
             blob=node.data is not None,
