@@ -19,12 +19,12 @@ from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.core.records import DocumentStatus
 from garrison.security.markings import Marking, dominates
-from garrison.security.policy import Action
+from garrison.security.policy import Action, Decision
 from garrison.security.subjects import Role
 from garrison.store.models import DocumentRow, ElementRow, FindingRow, JobItemRow, JobRow
 from garrison.store.session import Session
 
-__all__ = ["Documents", "Jobs"]
+__all__ = ["UNREAD_FINDINGS", "Documents", "Jobs", "original_bytes", "original_decision"]
 
 _UNCLASSIFIED = "UNCLASSIFIED"
 
@@ -486,3 +486,125 @@ class Jobs:
                 )
             ]
             return data
+
+
+# -- original bytes -----------------------------------------------------------------------------
+
+#: Findings saying part of a file was never read into elements (its text is unknown): the
+#: original bytes may hold anything up to system high.
+UNREAD_FINDINGS = frozenset({"unreadable-content", "no-text-layer"})
+
+
+def _whole_marking(session: Session, orm: OrmSession, root: DocumentRow) -> Marking:
+    """What a document's original bytes may hold: the join of every marking it ever had, its
+    elements' (before any downgrade too) and those of the attachments and members inside it.
+
+    A part that was never read (an ``unreadable-content`` or ``no-text-layer`` finding), or an
+    attachment quarantined or spilled (its marking unknown), makes it system high.
+    """
+    from garrison.security.markings import join
+
+    high = session.workspace.system_high
+    parts: list[Marking] = []
+    seen: set[str] = set()
+    frontier = [root.id]
+    unknown = False
+    while frontier and not unknown:
+        rows = list(orm.scalars(select(DocumentRow).where(DocumentRow.id.in_(frontier))))
+        frontier = []
+        for row in rows:
+            if row.id in seen:
+                continue
+            seen.add(row.id)
+            if row.status != DocumentStatus.PARSED.value or row.marking_id is None:
+                unknown = True
+                break
+            ids = {
+                row.marking_id,
+                row.banner_marking_id,
+                row.default_marking_id,
+                row.original_marking_id,
+            }
+            for marking_id, original_id in orm.execute(
+                select(ElementRow.marking_id, ElementRow.original_marking_id)
+                .where(ElementRow.doc_id == row.id)
+                .distinct()
+            ):
+                ids.update((marking_id, original_id))
+            parts += [m for m in (session.marking_of(orm, i) for i in ids) if m is not None]
+            frontier += [
+                c
+                for c in orm.scalars(select(DocumentRow.id).where(DocumentRow.parent_id == row.id))
+                if c not in seen
+            ]
+        if not unknown and seen:
+            unread = orm.scalar(
+                select(FindingRow.id)
+                .where(FindingRow.doc_id.in_(seen), FindingRow.kind.in_(UNREAD_FINDINGS))
+                .limit(1)
+            )
+            unknown = unread is not None
+    if unknown:
+        parts.append(high)
+    return join(*parts) if parts else high
+
+
+def original_decision(session: Session, doc_id: str) -> Decision:
+    """May the subject take this (visible, parsed) document's original bytes out? Not audited.
+
+    Taking the original out is an export: a steward's action, for a subject who may export the
+    whole document (never through DISPLAY ONLY access), and only for one who dominates system
+    high when part of the file was never read.
+    """
+    from garrison.security.policy import can_export, permits
+
+    allowed = permits(session.subject, Action.DATASET_EXPORT)
+    if not allowed:
+        return allowed
+    with session.workspace.catalog.transaction() as orm:
+        row = orm.get(DocumentRow, doc_id)
+        if row is None or row.status != DocumentStatus.PARSED.value or row.marking_id is None:
+            return Decision(False, "not a parsed document")
+        whole = _whole_marking(session, orm, row)
+    return can_export(session.subject, whole, system_high=session.workspace.system_high)
+
+
+def original_bytes(session: Session, doc_id: str) -> tuple[dict[str, Any], bytes]:
+    """A parsed document (as :meth:`Documents.show` returns it) and its original bytes.
+
+    NotFound (as for any unreadable document) unless the subject may know of it and it was
+    parsed; NotPermitted (audited) unless :func:`original_decision` allows it. Audited as
+    ``doc.original`` with the marking of everything the bytes may hold.
+    """
+    from garrison.security.policy import can_export
+
+    doc = Documents(session).show(doc_id)
+    if doc["status"] != DocumentStatus.PARSED.value or doc["marking"] is None:
+        raise NotFound(f"No document with id {doc_id}.")
+    session.require(Action.DATASET_EXPORT, "doc.original", object_id=doc["id"])
+    with session.workspace.catalog.transaction() as orm:
+        row = orm.get(DocumentRow, doc["id"])
+        if row is None:
+            raise NotFound(f"No document with id {doc_id}.")
+        whole = _whole_marking(session, orm, row)
+    decision = can_export(session.subject, whole, system_high=session.workspace.system_high)
+    if not decision:
+        session.audit(
+            "doc.original",
+            object_id=doc["id"],
+            object_marking=doc["marking"],
+            decision="deny",
+            reason=f"{whole.banner()}: {decision.reason}",
+        )
+        raise NotPermitted(
+            f"{session.subject.name} may not download this original: taking it out is an "
+            "export, and their access does not allow exporting all it may hold."
+        )
+    data = session.workspace.blobs.get(doc["id"])
+    session.audit(
+        "doc.original",
+        object_id=doc["id"],
+        object_marking=whole.banner(),
+        details={"bytes": len(data)},
+    )
+    return {**doc, "export_marking": whole.banner()}, data

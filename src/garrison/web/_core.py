@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from garrison.api._auth import CLIENT_DN_KEY
-from garrison.core.errors import NotFound, NotPermitted
+from garrison.core.errors import CsrfFailed, LoginRequired, NotFound, NotPermitted
 from garrison.security.policy import Action, permits
 from garrison.security.subjects import Role
 from garrison.store.session import Session
@@ -45,14 +45,6 @@ COOKIE = "garrison_session"
 SIGNED_OUT_COOKIE = "garrison_signed_out"
 #: The double-submit cookie that protects the sign-in form (there is no session yet).
 LOGIN_CSRF_COOKIE = "garrison_login_csrf"
-
-
-class LoginRequired(Exception):
-    """No live session: the browser is sent to the sign-in page."""
-
-
-class CsrfFailed(Exception):
-    """A form came back without the session's CSRF token."""
 
 
 @dataclass

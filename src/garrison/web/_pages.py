@@ -21,7 +21,7 @@ from garrison.search._search import MAX_QUERY
 from garrison.security.markings import dominates
 from garrison.security.policy import Action
 from garrison.store.derived import Lineage, dedup_report
-from garrison.store.documents import Documents, Jobs
+from garrison.store.documents import Documents, Jobs, original_bytes, original_decision
 from garrison.web._banner import PageMarkings
 from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
 
@@ -241,34 +241,24 @@ def _register_documents(app: FastAPI) -> None:
             "original_portion": page.portion(doc.get("original_marking")),
             "elements": elements,
             "findings": findings,
-            "may_download": doc["status"] == "parsed" and viewer.may(Action.DATASET_EXPORT),
+            "may_download": doc["status"] == "parsed"
+            and bool(original_decision(viewer.session, doc["id"])),
             "may_resolve": viewer.may(Action.RESOLVE_FINDINGS),
         }
         return get_ui(request).render(request, "document.html", context, page)
 
     @app.get("/documents/{doc_id}/original")
     def original(viewer: ViewerDep, doc_id: str) -> Response:
-        # Original bytes leave the system: like a dataset export, a steward action, and only
-        # for a parsed document the subject may read whole (its marking is the join of every
-        # portion). Quarantined and spilled files are never served.
-        doc = Documents(viewer.session).show(doc_id[:128])
-        if doc["status"] != "parsed" or doc["marking"] is None:
-            raise NotFound(f"No document with id {doc_id}.")
-        viewer.session.require(Action.DATASET_EXPORT, "doc.original", object_id=doc["id"])
-        data = viewer.session.workspace.blobs.get(doc["id"])
-        viewer.session.audit(
-            "doc.original",
-            object_id=doc["id"],
-            object_marking=doc["marking"],
-            details={"bytes": len(data)},
-        )
+        # Original bytes leave the system: an export (see original_bytes). Quarantined and
+        # spilled files are never served.
+        doc, data = original_bytes(viewer.session, doc_id[:128])
         name = re.sub(r"[^A-Za-z0-9._-]", "_", str(doc["filename"] or doc["id"]))[:120]
         return Response(
             data,
             media_type="application/octet-stream",
             headers={
                 "Content-Disposition": f'attachment; filename="{name}"',
-                "X-Garrison-Marking": doc["marking"],
+                "X-Garrison-Marking": doc["export_marking"],
             },
         )
 
