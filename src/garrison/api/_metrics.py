@@ -2,8 +2,9 @@
 
 The server writes no access log: a path holds document and chunk ids, a query string holds what
 someone searched for, and both are marked data that must not reach a console or a log file.
-:class:`HttpMetrics` (fed by :class:`MetricsMiddleware`) keeps what operating the server needs -- how many requests, how they
-ended (by status class) and how long they took -- and writes a summary line on the
+:class:`HttpMetrics` (fed by :class:`MetricsMiddleware`) keeps what operating the server
+needs -- how many requests, how they ended (by status class) and how long they took -- and
+writes a summary line on the
 ``garrison.http`` logger at most once per interval, and when the server stops. It never sees
 the path, the query, a header or a body: the ASGI scope is not read at all beyond its type.
 """

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 
-from garrison.core.errors import InvalidInput, NotFound
+from garrison.core.errors import InvalidInput
 from garrison.search import MAX_K, search
 from garrison.search._search import MAX_QUERY
 from garrison.security.markings import dominates
