@@ -426,7 +426,18 @@ class Documents:
 
 
 class Jobs:
-    """Ingest and pipeline jobs (stewards and admins)."""
+    """Ingest and pipeline jobs (stewards and admins), as the asker may see them.
+
+    A subject who reads everything up to system high (and the system session) sees every job
+    whole. Anyone else sees, of each job, only the items about documents they may know of --
+    a parsed document they may read, a quarantined one -- and counts recomputed over those
+    items alone; a pipeline job's counts (over every document) are withheld, and so are the
+    parameters and error of a job someone else ran (they name folders, queries and files).
+    Where a spill came from (its URI, its file name) is shown only to admins, the system
+    session and stewards who dominate system high; to anyone else a spilled item is left out
+    entirely. An item with no document (a file that could not be read, a link not followed)
+    is shown to whoever reads everything and to the job's own actor.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -437,6 +448,16 @@ class Jobs:
             raise NotPermitted(
                 f"{self.session.subject.name} may not see jobs: they are for stewards and admins."
             )
+
+    def sees_everything(self) -> bool:
+        """Does the asker read everything a job can touch (system high)?"""
+        return bool(self.session.can_read(self.session.workspace.system_high))
+
+    def sees_spill_locations(self) -> bool:
+        """May the asker see where a spill came from? Admins, the system session, and stewards
+        who dominate system high (CLI.md)."""
+        subject = self.session.subject
+        return subject.is_system or subject.has_role(Role.ADMIN) or self.sees_everything()
 
     @staticmethod
     def _job_dict(job: JobRow) -> dict[str, Any]:
@@ -454,38 +475,140 @@ class Jobs:
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         }
 
+    def _items(
+        self, orm: OrmSession, job_ids: builtins.list[str]
+    ) -> dict[str, builtins.list[dict[str, Any]]]:
+        """Each job's items the asker may see, with the document's status and size."""
+        everything = self.sees_everything()
+        spills = self.sees_spill_locations()
+        readable = self.session.readable_marking_ids(orm)
+        actors = {
+            job_id: actor
+            for job_id, actor in orm.execute(
+                select(JobRow.id, JobRow.actor).where(JobRow.id.in_(job_ids))
+            )
+        }
+        out: dict[str, builtins.list[dict[str, Any]]] = {j: [] for j in job_ids}
+        query = (
+            select(JobItemRow, DocumentRow.status, DocumentRow.marking_id, DocumentRow.size)
+            .outerjoin(DocumentRow, DocumentRow.id == JobItemRow.doc_id)
+            .where(JobItemRow.job_id.in_(job_ids))
+            .order_by(JobItemRow.id)
+        )
+        for item, status, marking_id, size in orm.execute(query):
+            if item.doc_id is None:
+                visible = everything or actors.get(item.job_id) == self.session.subject.name
+            elif status is None:
+                visible = everything  # the document was removed since
+            elif status == DocumentStatus.SPILLED.value:
+                visible = spills
+            elif status == DocumentStatus.PARSED.value:
+                visible = marking_id in readable
+            else:
+                visible = True  # quarantined: shown to stewards and admins, with no content
+            if not visible:
+                continue
+            out[item.job_id].append(
+                {
+                    "uri": item.uri,
+                    "doc_id": item.doc_id,
+                    "outcome": item.outcome,
+                    "reason": item.reason,
+                    "detail": item.detail,
+                    "_size": size or 0,
+                }
+            )
+        return out
+
+    def _elements(self, orm: OrmSession, doc_ids: set[str]) -> int:
+        if not doc_ids:
+            return 0
+        readable = self.session.readable_marking_ids(orm)
+        return len(
+            builtins.list(
+                orm.scalars(
+                    select(ElementRow.id).where(
+                        ElementRow.doc_id.in_(doc_ids), ElementRow.marking_id.in_(readable)
+                    )
+                )
+            )
+        )
+
+    def _restricted(
+        self, orm: OrmSession, data: dict[str, Any], items: builtins.list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """A job as seen by someone who does not read everything (see the class docstring)."""
+        own = data["actor"] == self.session.subject.name
+        data["restricted"] = True
+        if not own:
+            data["params"] = {}
+            data["error"] = "withheld" if data["error"] else None
+        if data["kind"] == "ingest":
+            outcomes: dict[str, int] = {}
+            reasons: dict[str, int] = {}
+            for item in items:
+                outcomes[item["outcome"]] = outcomes.get(item["outcome"], 0) + 1
+                if item["outcome"] in ("quarantined", "failed"):
+                    key = str(item["reason"])
+                    reasons[key] = reasons.get(key, 0) + 1
+            parsed = {i["doc_id"] for i in items if i["outcome"] == "parsed" and i["doc_id"]}
+            data["counts"] = {
+                "files": len(items),
+                "parsed": outcomes.get("parsed", 0),
+                "quarantined": outcomes.get("quarantined", 0) + outcomes.get("failed", 0),
+                "quarantine_reasons": dict(sorted(reasons.items())),
+                "spilled": outcomes.get("spilled", 0),
+                "unchanged": outcomes.get("unchanged", 0),
+                "elements": self._elements(orm, parsed),
+                "bytes": sum(i["_size"] for i in items if i["outcome"] != "unchanged"),
+            }
+            data["done"] = len(items)
+            data["total"] = len(items) if data["status"] != "running" else None
+        else:
+            # A pipeline run's counts are over every document: none of them can be shown.
+            data["counts"] = {}
+            data["done"] = None
+            data["total"] = None
+        return data
+
     def list(self, *, limit: int | None = None) -> builtins.list[dict[str, Any]]:
         """Every job, oldest first; stale ``running`` jobs are marked interrupted first."""
         self._require("jobs.list")
         from garrison.ingest.engine import mark_stale_jobs
 
         mark_stale_jobs(self.session)
+        everything = self.sees_everything()
         with self.session.workspace.catalog.transaction() as orm:
             query = select(JobRow).order_by(JobRow.started_at)
             if limit is not None:
                 query = query.limit(limit)
-            return [self._job_dict(j) for j in orm.scalars(query)]
+            jobs = [self._job_dict(j) for j in orm.scalars(query)]
+            if not everything and jobs:
+                items = self._items(orm, [j["id"] for j in jobs])
+                jobs = [self._restricted(orm, j, items[j["id"]]) for j in jobs]
+        self.session.audit("jobs.list", details={"count": len(jobs)})
+        return jobs
 
     def show(self, job_id: str) -> dict[str, Any]:
+        """One job with what happened to each input the asker may see; NotFound if none."""
         self._require("jobs.show")
+        everything = self.sees_everything()
         with self.session.workspace.catalog.transaction() as orm:
             job = orm.get(JobRow, job_id)
             if job is None:
+                self.session.audit(
+                    "jobs.show", object_id=job_id[:64], decision="deny", reason="no such job"
+                )
                 raise NotFound(f"No job with id {job_id}.")
             data = self._job_dict(job)
-            data["items"] = [
-                {
-                    "uri": i.uri,
-                    "doc_id": i.doc_id,
-                    "outcome": i.outcome,
-                    "reason": i.reason,
-                    "detail": i.detail,
-                }
-                for i in orm.scalars(
-                    select(JobItemRow).where(JobItemRow.job_id == job_id).order_by(JobItemRow.id)
-                )
-            ]
-            return data
+            items = self._items(orm, [job.id])[job.id]
+            if not everything:
+                data = self._restricted(orm, data, items)
+        for item in items:
+            item.pop("_size")
+        data["items"] = items
+        self.session.audit("jobs.show", object_id=job_id[:64])
+        return data
 
 
 # -- original bytes -----------------------------------------------------------------------------

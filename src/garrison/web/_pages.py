@@ -349,10 +349,13 @@ def _register_findings(app: FastAPI) -> None:
 def _register_jobs(app: FastAPI) -> None:
     @app.get("/jobs", response_class=HTMLResponse)
     def jobs(request: Request, viewer: ViewerDep) -> Response:
-        job_list = list(reversed(Jobs(viewer.session).list()))
+        store = Jobs(viewer.session)
+        job_list = list(reversed(store.list()))  # counts over what the viewer may read
+        # Where a spill came from is for admins and stewards who dominate system high.
+        statuses = ("quarantined", "spilled") if store.sees_spill_locations() else ("quarantined",)
         quarantined = [
             {**d, "label": _doc_label(d)}
-            for status in ("quarantined", "spilled")
+            for status in statuses
             for d in Documents(viewer.session).list(status=status)
         ]
         context = {
@@ -366,21 +369,21 @@ def _register_jobs(app: FastAPI) -> None:
     @app.get("/jobs/{job_id}", response_class=HTMLResponse)
     def job(request: Request, viewer: ViewerDep, job_id: str) -> Response:
         page = PageMarkings(viewer.session)
+        # Only the items the viewer may see come back (see Jobs): a file's name carries its
+        # document's marking, and a spill's location is for those who may see it.
         data = Jobs(viewer.session).show(job_id[:64])
         docs = _visible_docs(viewer)
         items = []
         for item in data.pop("items"):
             doc = docs.get(item["doc_id"]) if item["doc_id"] else None
-            if doc is None:
-                # A file's name carries its document's marking; an item whose document the
-                # subject may not know of is left out entirely (not even counted).
+            if item["doc_id"] and doc is None:
                 continue
             items.append(
                 {
                     **item,
-                    "label": _doc_label(doc),
-                    "uri": item["uri"] if doc["status"] != "spilled" else None,
-                    "portion": page.portion(doc["marking"]),
+                    "label": _doc_label(doc) if doc else item["uri"].rsplit("/", 1)[-1],
+                    "link": doc is not None,
+                    "portion": page.portion(doc["marking"]) if doc else None,
                 }
             )
         context = {"job": data, "items": items}
