@@ -368,3 +368,12 @@ def test_the_server_runs_without_uvicorn_access_log(
     assert main(["serve", "-w", str(env.path), "--port", "8999"]) == 0
     assert seen["access_log"] is False
     assert seen["log_config"]["loggers"]["uvicorn.access"]["handlers"] == []
+
+
+def test_web_errors_join_the_exception_tree() -> None:
+    from garrison.core.errors import CsrfFailed, GarrisonError, LoginRequired, NotPermitted
+    from garrison.web import _core
+
+    assert issubclass(LoginRequired, NotPermitted) and issubclass(CsrfFailed, NotPermitted)
+    assert issubclass(LoginRequired, GarrisonError) and LoginRequired().exit_code == 4
+    assert _core.LoginRequired is LoginRequired and _core.CsrfFailed is CsrfFailed
