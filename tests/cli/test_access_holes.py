@@ -257,3 +257,24 @@ def test_links_out_of_the_input_are_skipped_and_reported(
     assert str(outside) not in text and "/etc/hostname" not in text
     assert all(i["reason"] == "link-outside-input" for i in skipped)
     assert os.path.islink(skipped[0]["uri"])
+
+
+def test_spilled_documents_listed_only_to_who_may_see_spill_locations(
+    jobs_ws: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws, _job = jobs_ws
+
+    def spills(user: str) -> list[dict[str, object]]:
+        code, out, err = run(
+            capsys, "docs", "ls", "--status", "spilled", "-w", ws, "--as", user, "--json"
+        )
+        assert code == 0, err
+        found: list[dict[str, object]] = json.loads(out)
+        return found
+
+    assert spills("conf") == []  # a steward below system high
+    for user in ("stew", "cal", "system"):
+        (spill,) = spills(user)
+        assert str(spill["uri"]).endswith("spillword-plan.txt") and spill["marking"] is None
+    code, out, _ = run(capsys, "docs", "findings", "-w", ws, "--as", "conf", "--json")
+    assert code == 0 and "spillword" not in out

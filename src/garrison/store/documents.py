@@ -34,6 +34,15 @@ def _is_steward(session: Session) -> bool:
     return subject.has_role(Role.STEWARD) or subject.has_role(Role.ADMIN)
 
 
+def sees_spills(session: Session) -> bool:
+    """May the subject know of spilled documents and where they came from? Admins, the system
+    session, and stewards who dominate system high (CLI.md)."""
+    subject = session.subject
+    if subject.is_system or subject.has_role(Role.ADMIN):
+        return True
+    return subject.has_role(Role.STEWARD) and bool(session.can_read(session.workspace.system_high))
+
+
 class Documents:
     """Documents as one subject may see them."""
 
@@ -49,7 +58,10 @@ class Documents:
             readable
         )
         if _is_steward(self.session):
-            return or_(parsed, DocumentRow.status != DocumentStatus.PARSED.value)
+            hidden = [DocumentStatus.PARSED.value]
+            if not sees_spills(self.session):
+                hidden.append(DocumentStatus.SPILLED.value)  # a spill's location is withheld
+            return or_(parsed, DocumentRow.status.not_in(hidden))
         return parsed
 
     def _get(self, orm: OrmSession, doc_id: str, action: str) -> DocumentRow:
@@ -456,8 +468,7 @@ class Jobs:
     def sees_spill_locations(self) -> bool:
         """May the asker see where a spill came from? Admins, the system session, and stewards
         who dominate system high (CLI.md)."""
-        subject = self.session.subject
-        return subject.is_system or subject.has_role(Role.ADMIN) or self.sees_everything()
+        return sees_spills(self.session)
 
     @staticmethod
     def _job_dict(job: JobRow) -> dict[str, Any]:
