@@ -29,10 +29,11 @@ from garrison.ingest.engine import IngestOptions, ingest_paths
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.search import search
+from garrison.security.subjects import Role
 from garrison.store.derived import Chunks, Lineage, dedup_report
-from garrison.store.documents import Documents
+from garrison.store.documents import Documents, Jobs
 from garrison.store.session import Session, SubjectSpec
-from garrison.store.tokens import create_token
+from garrison.store.tokens import create_token, list_tokens, revoke_token
 from garrison.store.workspace import Workspace
 from garrison.web import create_app  # the API with the web UI mounted at /ui
 
@@ -292,6 +293,24 @@ def _web_jobs(corpus: Corpus, user: str) -> Answer:
     return _web(corpus, user, "/ui/jobs", *job_paths)
 
 
+def _web_original(corpus: Corpus, user: str, record_id: str) -> Answer:
+    """The original-download route: raw bytes (as text), never an HTML page when served."""
+    browser = _browser(corpus, user)
+    response = browser.get(f"/ui/documents/{quote(record_id, safe='')}/original")
+    return Answer(
+        ok=response.status_code == 200,
+        body=response.content.decode("utf-8", "replace"),
+        status=response.status_code,
+        headers={k.lower(): v for k, v in response.headers.items()},
+    )
+
+
+def _lib_jobs(session: Session) -> list[dict[str, Any]]:
+    """Every job as ``garrison jobs ls`` and ``jobs show`` give it to the subject."""
+    jobs = Jobs(session)
+    return [jobs.show(j["id"]) | {"listed": j} for j in jobs.list()]
+
+
 def _search_value(session: Session, query: str) -> dict[str, Any]:
     return search(session, query, k=20).to_dict()
 
@@ -318,6 +337,7 @@ LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "web:documents": lambda c, s, u, q: _web(c, u, "/ui/documents"),
     "web:findings": lambda c, s, u, q: _web(c, u, "/ui/findings", params={"state": "all"}),
     "web:jobs": lambda c, s, u, q: _web_jobs(c, u),
+    "lib:jobs": lambda c, s, u, q: _lib(lambda: _lib_jobs(s)),
 }
 #: Read paths taking an id: name -> call(corpus, session, user, id).
 BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
@@ -331,6 +351,7 @@ BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "api:doc-chunks": lambda c, s, u, i: _api(c, u, "/v1/chunks", {"doc_id": i}),
     "web:document": lambda c, s, u, i: _web(c, u, f"/ui/documents/{quote(i, safe='')}"),
     "web:lineage": lambda c, s, u, i: _web(c, u, f"/ui/lineage/{quote(i, safe='')}"),
+    "web:original": lambda c, s, u, i: _web_original(c, u, i),
 }
 PATHS = sorted([*LISTINGS, *BY_ID])
 
@@ -394,6 +415,22 @@ def _check_listing(corpus: Corpus, view: View, session: Session, name: str, quer
         expected = 403 if name == "web:jobs" and role == "viewer" else 200
         assert a.status == expected, (name, a.status)
         return
+    if name == "lib:jobs":
+        if role == "viewer":
+            assert not a.ok and (a.error or "").startswith("NotPermitted"), a.error
+            return
+        assert a.ok, a.error
+        readable = sum(1 for d in corpus.docs if _can(session, d["marking"]))
+        everything = _can(session, SYSTEM_HIGH)
+        for job in a.body:
+            for shown in (job, job["listed"]):
+                if shown["kind"] == "ingest":
+                    # Counts over the documents the subject may read, and nothing else.
+                    assert shown["counts"]["files"] == len(job["items"]) == readable
+                    assert shown["done"] == readable
+                elif not everything:
+                    assert shown["counts"] == {} and shown["done"] is None
+        return
     if name == "api:users":
         if role == "admin":
             assert a.status == 200
@@ -435,6 +472,17 @@ def _twin(record_id: str) -> str:
 
 def _check_by_id(corpus: Corpus, name: str, call: Callable[..., Answer], args: tuple, a: Answer):
     *head, record_id = args
+    if name == "web:original":
+        session = head[1]
+        if a.ok:
+            # Taking the original out is an export: stewards, exporting the whole document.
+            assert session.subject.has_role(Role.STEWARD), (name, record_id)
+        if a.status == 403:
+            # Refused as an export (role, DISPLAY ONLY, unread parts): only ever for a document
+            # the subject may read; anything else answers 404, like a missing one.
+            readable = [d["id"] for d in corpus.docs if _can(session, d["marking"])]
+            assert any(d == record_id or d.startswith(record_id) for d in readable)
+            return
     if a.ok:
         return
     twin_id = _twin(record_id)
@@ -500,6 +548,55 @@ def test_no_read_up_on_every_read_path(corpus: Corpus, data: st.DataObject) -> N
             answer = call(*args)
             _check_no_leak(view, session, answer, record_id, f"{name}({record_id})")
             _check_by_id(corpus, name, call, args, answer)
+
+
+# -- web sessions after the subject's credential or access changed ----------------------------
+
+#: Pages a stale session must no longer open (ids filled in from the corpus).
+_STALE_PAGES = (
+    "/ui/documents",
+    "/ui/search?q=harbor",
+    "/ui/findings?state=all",
+    "/ui/jobs",
+    "/ui/documents/{doc}",
+    "/ui/documents/{doc}/original",
+    "/ui/lineage/{doc}",
+)
+
+
+@pytest.mark.parametrize("change", ["revoke", "lower", "disable"])
+def test_no_read_after_revocation_or_downgrade(corpus: Corpus, change: str) -> None:
+    name = f"stale{change}"
+    system = corpus.ws.session()
+    system.add_user(name, SubjectSpec(clearance="S", citizenship="USA", roles=("steward",)))
+    corpus.tokens[name] = create_token(system, name, 30)[1]
+    mixed = next(d["id"] for d in corpus.docs if d["filename"] == f"{MIXED_FILE}.txt")
+    before = _web(corpus, name, "/ui/documents", f"/ui/documents/{mixed}")
+    assert before.ok and MIXED_HIGH in before.body  # a SECRET//NOFORN reader, signed in
+    if change == "revoke":
+        token = next(t["id"] for t in list_tokens(system) if t["user"] == name)
+        revoke_token(system, token)
+    elif change == "lower":
+        system.update_user(name, SubjectSpec(clearance="U"))
+    else:
+        system.update_user(name, SubjectSpec(disabled=True))
+    browser = corpus.browsers.pop(name)
+    for page in _STALE_PAGES:
+        response = browser.get(page.format(doc=mixed))
+        # The session is over: every page sends the browser to sign in, showing nothing.
+        assert response.status_code == 303, (change, page, response.status_code)
+        assert "/ui/login" in response.headers["location"]
+        text = response.text.lower() + json.dumps(dict(response.headers)).lower()
+        for word in (MIXED_HIGH, MIXED_FILE, *SINGLE):
+            assert word not in text, (change, page, word)
+    browser.close()
+    if change == "lower":
+        # Signing in again gives a session at the lowered clearance, checked like any other.
+        session = corpus.ws.session(name)
+        view = _view(corpus, session)
+        for page in ("/ui/documents", f"/ui/documents/{mixed}", "/ui/jobs"):
+            answer = _web(corpus, name, page)
+            _check_no_leak(view, session, answer, mixed, page)
 
 
 # -- a known leak ---------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from garrison import __version__
 from garrison.api._auth import bearer_scheme, session_for
 from garrison.api._errors import ERROR_RESPONSES, install_handlers
 from garrison.api._marking import MARKING_HEADER, marked, marked_list
+from garrison.api._metrics import HttpMetrics, MetricsMiddleware
 from garrison.core.errors import InvalidInput
 from garrison.datasets import Datasets
 from garrison.search import FILTER_KEYS, MAX_K, search
@@ -97,10 +98,12 @@ SessionDep = Annotated[Session, Depends(current_session)]
 def create_app(workspace_path: Path | str) -> FastAPI:
     """The REST API over the workspace at ``workspace_path`` (opened on the first request)."""
     holder = _WorkspaceHolder(Path(workspace_path))
+    metrics = HttpMetrics()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        metrics.flush()
         holder.close()  # a signed audit checkpoint on shutdown
 
     app = FastAPI(
@@ -113,6 +116,9 @@ def create_app(workspace_path: Path | str) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.workspace = holder
+    # Request counts and timings only: no access log names a path, an id or a query.
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_handlers(app)
 
     router = APIRouter(prefix="/v1", responses={**ERROR_RESPONSES, **_MARKED})

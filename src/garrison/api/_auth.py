@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from garrison.core.errors import NotFound
+from garrison.security.subjects import ANONYMOUS_SUBJECT_NAME
 from garrison.store.session import Session
 from garrison.store.tokens import AuthenticationFailed, authenticate, subject_for_dn
 from garrison.store.workspace import Workspace
@@ -29,14 +30,19 @@ def _subject_name(workspace: Workspace, request: Request) -> str:
         scheme, _, secret = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             workspace.audit.append(
-                "anonymous", "login", decision="deny", reason="malformed Authorization header"
+                ANONYMOUS_SUBJECT_NAME,
+                "login",
+                decision="deny",
+                reason="malformed Authorization header",
             )
             raise AuthenticationFailed()
         return authenticate(workspace, secret.strip())
     dn = request.scope.get(CLIENT_DN_KEY)
     if isinstance(dn, str) and dn:
         return subject_for_dn(workspace, dn)
-    workspace.audit.append("anonymous", "login", decision="deny", reason="no credentials")
+    workspace.audit.append(
+        ANONYMOUS_SUBJECT_NAME, "login", decision="deny", reason="no credentials"
+    )
     raise AuthenticationFailed()
 
 

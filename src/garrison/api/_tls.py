@@ -147,6 +147,8 @@ def make_server(
         loop="asyncio",
         lifespan="off",
         log_level="warning",
+        # No access log: a request line holds ids and search queries (see _metrics).
+        access_log=False,
     )
     try:
         # Loading now builds the SSL context, so a bad file fails here, in the caller's thread,

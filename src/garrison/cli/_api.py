@@ -16,6 +16,26 @@ from garrison.store.workspace import Workspace
 
 __all__ = ["register", "token_app"]
 
+#: uvicorn's logging, less its access log, plus the request-count summaries on stderr.
+_LOG_CONFIG: dict[str, object] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        "garrison.http": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+
 token_app = typer.Typer(help="Manage API tokens (admin).", no_args_is_help=True)
 
 
@@ -75,7 +95,9 @@ def serve(
         import uvicorn
     except ImportError as exc:  # pragma: no cover - the web extra is missing
         raise MissingExtra("web", "uvicorn") from exc
-    uvicorn.run(app, host=host, port=port)
+    # No access log: a request line holds ids and search queries. The app's own middleware
+    # writes request counts and timings instead (the garrison.http logger).
+    uvicorn.run(app, host=host, port=port, access_log=False, log_config=_LOG_CONFIG)
 
 
 @token_app.command("create")

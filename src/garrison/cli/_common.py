@@ -19,7 +19,8 @@ WorkspaceOpt = Annotated[
     typer.Option(
         "-w",
         "--workspace",
-        envvar="GARRISON_WORKSPACE",
+        # No envvar here: the environment is read once, by the top-level option, so an
+        # explicit -w wins over GARRISON_WORKSPACE wherever it stands on the command line.
         help="Workspace directory (default: $GARRISON_WORKSPACE).",
     ),
 ]
@@ -31,7 +32,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 
 def workspace_path(ctx: typer.Context, workspace: str | None) -> str:
-    """The workspace named on the command, else before it (``garrison -w PATH ...``)."""
+    """The workspace to act on: ``-w`` after the command, else ``-w`` before it
+    (``garrison -w PATH ...``), else ``$GARRISON_WORKSPACE``.
+
+    Only the top-level option reads the environment, so an explicit ``-w`` always wins over
+    it, wherever it stands.
+    """
     chosen = workspace
     parent = ctx.find_root()
     if chosen is None and isinstance(parent.obj, dict):

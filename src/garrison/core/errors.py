@@ -12,6 +12,8 @@ API, web UI) translate errors without parsing their text::
     │   └── AccessExpressionError        an access expression is malformed (``offset``)
     ├── NotFound                 exit 3  unknown id -- also what an unreadable object looks like
     ├── NotPermitted             exit 4  the subject's role or clearance forbids the action
+    │   ├── LoginRequired                web UI: no live session (sent to the sign-in page)
+    │   └── CsrfFailed                   web UI: a form came back without its CSRF token
     └── EnvironmentProblem       exit 5  workspace missing/corrupt, key unreadable, service down
         ├── WorkspaceError
         ├── KeyFileError
@@ -25,10 +27,12 @@ __all__ = [
     "AccessExpressionError",
     "AuditWriteError",
     "CheckFailed",
+    "CsrfFailed",
     "EnvironmentProblem",
     "GarrisonError",
     "InvalidInput",
     "KeyFileError",
+    "LoginRequired",
     "MarkingError",
     "MissingExtra",
     "NotFound",
@@ -111,6 +115,24 @@ class NotPermitted(GarrisonError):
 
     exit_code = 4
     code = "not-permitted"
+
+
+class LoginRequired(NotPermitted):
+    """No live web session: the browser is sent to the sign-in page."""
+
+    code = "login-required"
+
+    def __init__(self, message: str = "Sign in to continue.") -> None:
+        super().__init__(message)
+
+
+class CsrfFailed(NotPermitted):
+    """A web form came back without the session's CSRF token."""
+
+    code = "csrf-failed"
+
+    def __init__(self, message: str = "The form was not sent by this session.") -> None:
+        super().__init__(message)
 
 
 class EnvironmentProblem(GarrisonError):

@@ -42,6 +42,7 @@ from garrison.core.records import (
     ParsedDocument,
     element_id,
 )
+from garrison.ingest._guard import SKIPPED_LINK, InputGuard, walk_inputs
 from garrison.ingest.isolation import Limits, Outcome, run_isolated
 from garrison.ingest.marking import (
     Finding,
@@ -855,20 +856,30 @@ def _ensure_source(session: Session, name: str, kind: str, uri: str, default: Ma
 
 
 def iter_files(
-    paths: Sequence[str], include: Sequence[str], exclude: Sequence[str]
+    paths: Sequence[str],
+    include: Sequence[str],
+    exclude: Sequence[str],
+    *,
+    guard: InputGuard | None = None,
+    skipped: list[str] | None = None,
 ) -> Iterator[tuple[Path, str]]:
     """Every file under ``paths`` (recursively, sorted) that passes the include/exclude globs.
 
     Globs match the path relative to the directory given, or the file name. Symbolic links to
-    directories are not followed (no loops, no escaping the tree).
+    directories are not followed (no loops); a link that leads out of the directory given is
+    not followed either, and its own path goes to ``skipped``. ``guard`` refuses workspace
+    material (InvalidInput); a folder holding a ``garrison.toml`` is refused in any case.
     """
     for raw in paths:
         root = Path(raw)
+        if guard is not None:
+            guard.check_path(root, raw)
         if root.is_file():
             candidates = [(root, root.name)]
         elif root.is_dir():
             candidates = sorted(
-                ((p, p.relative_to(root).as_posix()) for p in _walk(root)), key=lambda t: t[1]
+                ((p, p.relative_to(root).as_posix()) for p in _walk(root, skipped, guard)),
+                key=lambda t: t[1],
             )
         else:
             raise InvalidInput(f"Nothing to ingest at {raw}: no such file or directory.")
@@ -884,13 +895,10 @@ def iter_files(
             yield path, rel
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in filenames:
-            path = Path(dirpath) / name
-            if path.is_file():
-                yield path
+def _walk(
+    root: Path, skipped: list[str] | None = None, guard: InputGuard | None = None
+) -> Iterator[Path]:
+    yield from walk_inputs(root, skipped if skipped is not None else [], guard)
 
 
 def ingest_paths(
@@ -902,7 +910,9 @@ def ingest_paths(
 ) -> IngestReport:
     """Ingest files and directories as ``session``'s subject (a steward); returns the report."""
     default = _prepare(session, options)
-    files = list(iter_files(paths, options.include, options.exclude))
+    skipped: list[str] = []
+    guard = InputGuard(session.workspace)  # never the workspace itself, nor links out
+    files = list(iter_files(paths, options.include, options.exclude, guard=guard, skipped=skipped))
     warm_up()  # import parser libraries once here, not once per forked worker
     # Tesseract's OpenMP threads would oversubscribe the cores that the workers already use.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
@@ -923,6 +933,21 @@ def ingest_paths(
     with session.workspace.catalog.transaction() as orm:
         orm.execute(update(JobRow).where(JobRow.id == job.id).values(total=len(files)))
     report = IngestReport(job.id)
+    if skipped:
+        # Reported as the link's own path: where it pointed is not repeated anywhere.
+        with session.workspace.catalog.transaction() as orm:
+            for link in skipped:
+                orm.add(
+                    JobItemRow(
+                        job_id=job.id,
+                        uri=link,
+                        doc_id=None,
+                        outcome="skipped",
+                        reason=SKIPPED_LINK,
+                        detail="a symbolic link out of the folder given; not followed",
+                    )
+                )
+        report.results += [FileResult(link, "skipped", None, SKIPPED_LINK) for link in skipped]
     started = time.monotonic()
     batch = _Batch(session, default, source, job.id, report, len(files), progress)
     try:
@@ -1153,6 +1178,7 @@ def ingest_sql(
     from garrison.ingest.sql import read_sql
 
     default = _prepare(session, options)
+    InputGuard(session.workspace).check_sql(url)  # never a Garrison catalog
     snapshots = read_sql(url, tables=tables, query=query)  # connection problems: exit 5
     source = options.source or (snapshots[0].uri.split("#")[0] if snapshots else url)
     _ensure_source(session, source, "sql", source, default)

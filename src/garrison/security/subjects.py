@@ -28,8 +28,10 @@ from garrison.core.errors import InvalidInput
 from garrison.security.markings import Level, MarkingRegistry
 
 __all__ = [
+    "ANONYMOUS_SUBJECT_NAME",
     "CLEARANCES",
     "GRANTS",
+    "RESERVED_NAMES",
     "SYSTEM_SUBJECT_NAME",
     "Role",
     "Subject",
@@ -39,6 +41,11 @@ __all__ = [
 ]
 
 SYSTEM_SUBJECT_NAME = "system"
+#: The actor the audit log names for a request that did not authenticate.
+ANONYMOUS_SUBJECT_NAME = "anonymous"
+#: Names no user or service account may take, in any letter case: the audit log and the access
+#: checks give them a meaning of their own.
+RESERVED_NAMES = frozenset({SYSTEM_SUBJECT_NAME, ANONYMOUS_SUBJECT_NAME})
 
 #: Clearance names accepted on input -> the level they clear for. CUI is not a clearance.
 CLEARANCES: dict[str, Level] = {
@@ -162,10 +169,14 @@ class Subject:
 
     def validate(self, registry: MarkingRegistry) -> None:
         """Check every attribute against the rules and the registry; raise InvalidInput."""
-        if not _NAME.match(self.name) or self.name == SYSTEM_SUBJECT_NAME:
+        if self.name.lower() in RESERVED_NAMES:
             raise InvalidInput(
-                f"Invalid subject name {self.name!r}: use letters, digits, '.', '_', '@' or '-' "
-                f"(and not the reserved name {SYSTEM_SUBJECT_NAME!r})."
+                f"The name {self.name!r} is reserved ("
+                f"{', '.join(sorted(RESERVED_NAMES))}); choose another name."
+            )
+        if not _NAME.match(self.name):
+            raise InvalidInput(
+                f"Invalid subject name {self.name!r}: use letters, digits, '.', '_', '@' or '-'."
             )
         if self.clearance == Level.CUI:
             raise InvalidInput("CUI is not a clearance: use U, C, S or TS.")

@@ -19,12 +19,12 @@ from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.core.records import DocumentStatus
 from garrison.security.markings import Marking, dominates
-from garrison.security.policy import Action
+from garrison.security.policy import Action, Decision
 from garrison.security.subjects import Role
 from garrison.store.models import DocumentRow, ElementRow, FindingRow, JobItemRow, JobRow
 from garrison.store.session import Session
 
-__all__ = ["Documents", "Jobs"]
+__all__ = ["UNREAD_FINDINGS", "Documents", "Jobs", "original_bytes", "original_decision"]
 
 _UNCLASSIFIED = "UNCLASSIFIED"
 
@@ -32,6 +32,15 @@ _UNCLASSIFIED = "UNCLASSIFIED"
 def _is_steward(session: Session) -> bool:
     subject = session.subject
     return subject.has_role(Role.STEWARD) or subject.has_role(Role.ADMIN)
+
+
+def sees_spills(session: Session) -> bool:
+    """May the subject know of spilled documents and where they came from? Admins, the system
+    session, and stewards who dominate system high (CLI.md)."""
+    subject = session.subject
+    if subject.is_system or subject.has_role(Role.ADMIN):
+        return True
+    return subject.has_role(Role.STEWARD) and bool(session.can_read(session.workspace.system_high))
 
 
 class Documents:
@@ -49,7 +58,10 @@ class Documents:
             readable
         )
         if _is_steward(self.session):
-            return or_(parsed, DocumentRow.status != DocumentStatus.PARSED.value)
+            hidden = [DocumentStatus.PARSED.value]
+            if not sees_spills(self.session):
+                hidden.append(DocumentStatus.SPILLED.value)  # a spill's location is withheld
+            return or_(parsed, DocumentRow.status.not_in(hidden))
         return parsed
 
     def _get(self, orm: OrmSession, doc_id: str, action: str) -> DocumentRow:
@@ -426,7 +438,18 @@ class Documents:
 
 
 class Jobs:
-    """Ingest and pipeline jobs (stewards and admins)."""
+    """Ingest and pipeline jobs (stewards and admins), as the asker may see them.
+
+    A subject who reads everything up to system high (and the system session) sees every job
+    whole. Anyone else sees, of each job, only the items about documents they may know of --
+    a parsed document they may read, a quarantined one -- and counts recomputed over those
+    items alone; a pipeline job's counts (over every document) are withheld, and so are the
+    parameters and error of a job someone else ran (they name folders, queries and files).
+    Where a spill came from (its URI, its file name) is shown only to admins, the system
+    session and stewards who dominate system high; to anyone else a spilled item is left out
+    entirely. An item with no document (a file that could not be read, a link not followed)
+    is shown to whoever reads everything and to the job's own actor.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -437,6 +460,15 @@ class Jobs:
             raise NotPermitted(
                 f"{self.session.subject.name} may not see jobs: they are for stewards and admins."
             )
+
+    def sees_everything(self) -> bool:
+        """Does the asker read everything a job can touch (system high)?"""
+        return bool(self.session.can_read(self.session.workspace.system_high))
+
+    def sees_spill_locations(self) -> bool:
+        """May the asker see where a spill came from? Admins, the system session, and stewards
+        who dominate system high (CLI.md)."""
+        return sees_spills(self.session)
 
     @staticmethod
     def _job_dict(job: JobRow) -> dict[str, Any]:
@@ -454,35 +486,259 @@ class Jobs:
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         }
 
+    def _items(
+        self, orm: OrmSession, job_ids: builtins.list[str]
+    ) -> dict[str, builtins.list[dict[str, Any]]]:
+        """Each job's items the asker may see, with the document's status and size."""
+        everything = self.sees_everything()
+        spills = self.sees_spill_locations()
+        readable = self.session.readable_marking_ids(orm)
+        actors = {
+            job_id: actor
+            for job_id, actor in orm.execute(
+                select(JobRow.id, JobRow.actor).where(JobRow.id.in_(job_ids))
+            )
+        }
+        out: dict[str, builtins.list[dict[str, Any]]] = {j: [] for j in job_ids}
+        query = (
+            select(JobItemRow, DocumentRow.status, DocumentRow.marking_id, DocumentRow.size)
+            .outerjoin(DocumentRow, DocumentRow.id == JobItemRow.doc_id)
+            .where(JobItemRow.job_id.in_(job_ids))
+            .order_by(JobItemRow.id)
+        )
+        for item, status, marking_id, size in orm.execute(query):
+            if item.doc_id is None:
+                visible = everything or actors.get(item.job_id) == self.session.subject.name
+            elif status is None:
+                visible = everything  # the document was removed since
+            elif status == DocumentStatus.SPILLED.value:
+                visible = spills
+            elif status == DocumentStatus.PARSED.value:
+                visible = marking_id in readable
+            else:
+                visible = True  # quarantined: shown to stewards and admins, with no content
+            if not visible:
+                continue
+            out[item.job_id].append(
+                {
+                    "uri": item.uri,
+                    "doc_id": item.doc_id,
+                    "outcome": item.outcome,
+                    "reason": item.reason,
+                    "detail": item.detail,
+                    "_size": size or 0,
+                }
+            )
+        return out
+
+    def _elements(self, orm: OrmSession, doc_ids: set[str]) -> int:
+        if not doc_ids:
+            return 0
+        readable = self.session.readable_marking_ids(orm)
+        return len(
+            builtins.list(
+                orm.scalars(
+                    select(ElementRow.id).where(
+                        ElementRow.doc_id.in_(doc_ids), ElementRow.marking_id.in_(readable)
+                    )
+                )
+            )
+        )
+
+    def _restricted(
+        self, orm: OrmSession, data: dict[str, Any], items: builtins.list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """A job as seen by someone who does not read everything (see the class docstring)."""
+        own = data["actor"] == self.session.subject.name
+        data["restricted"] = True
+        if not own:
+            data["params"] = {}
+            data["error"] = "withheld" if data["error"] else None
+        if data["kind"] == "ingest":
+            outcomes: dict[str, int] = {}
+            reasons: dict[str, int] = {}
+            for item in items:
+                outcomes[item["outcome"]] = outcomes.get(item["outcome"], 0) + 1
+                if item["outcome"] in ("quarantined", "failed"):
+                    key = str(item["reason"])
+                    reasons[key] = reasons.get(key, 0) + 1
+            parsed = {i["doc_id"] for i in items if i["outcome"] == "parsed" and i["doc_id"]}
+            data["counts"] = {
+                "files": len(items),
+                "parsed": outcomes.get("parsed", 0),
+                "quarantined": outcomes.get("quarantined", 0) + outcomes.get("failed", 0),
+                "quarantine_reasons": dict(sorted(reasons.items())),
+                "spilled": outcomes.get("spilled", 0),
+                "unchanged": outcomes.get("unchanged", 0),
+                "elements": self._elements(orm, parsed),
+                "bytes": sum(i["_size"] for i in items if i["outcome"] != "unchanged"),
+            }
+            data["done"] = len(items)
+            data["total"] = len(items) if data["status"] != "running" else None
+        else:
+            # A pipeline run's counts are over every document: none of them can be shown.
+            data["counts"] = {}
+            data["done"] = None
+            data["total"] = None
+        return data
+
     def list(self, *, limit: int | None = None) -> builtins.list[dict[str, Any]]:
         """Every job, oldest first; stale ``running`` jobs are marked interrupted first."""
         self._require("jobs.list")
         from garrison.ingest.engine import mark_stale_jobs
 
         mark_stale_jobs(self.session)
+        everything = self.sees_everything()
         with self.session.workspace.catalog.transaction() as orm:
             query = select(JobRow).order_by(JobRow.started_at)
             if limit is not None:
                 query = query.limit(limit)
-            return [self._job_dict(j) for j in orm.scalars(query)]
+            jobs = [self._job_dict(j) for j in orm.scalars(query)]
+            if not everything and jobs:
+                items = self._items(orm, [j["id"] for j in jobs])
+                jobs = [self._restricted(orm, j, items[j["id"]]) for j in jobs]
+        self.session.audit("jobs.list", details={"count": len(jobs)})
+        return jobs
 
     def show(self, job_id: str) -> dict[str, Any]:
+        """One job with what happened to each input the asker may see; NotFound if none."""
         self._require("jobs.show")
+        everything = self.sees_everything()
         with self.session.workspace.catalog.transaction() as orm:
             job = orm.get(JobRow, job_id)
             if job is None:
+                self.session.audit(
+                    "jobs.show", object_id=job_id[:64], decision="deny", reason="no such job"
+                )
                 raise NotFound(f"No job with id {job_id}.")
             data = self._job_dict(job)
-            data["items"] = [
-                {
-                    "uri": i.uri,
-                    "doc_id": i.doc_id,
-                    "outcome": i.outcome,
-                    "reason": i.reason,
-                    "detail": i.detail,
-                }
-                for i in orm.scalars(
-                    select(JobItemRow).where(JobItemRow.job_id == job_id).order_by(JobItemRow.id)
-                )
+            items = self._items(orm, [job.id])[job.id]
+            if not everything:
+                data = self._restricted(orm, data, items)
+        for item in items:
+            item.pop("_size")
+        data["items"] = items
+        self.session.audit("jobs.show", object_id=job_id[:64])
+        return data
+
+
+# -- original bytes -----------------------------------------------------------------------------
+
+#: Findings saying part of a file was never read into elements (its text is unknown): the
+#: original bytes may hold anything up to system high.
+UNREAD_FINDINGS = frozenset({"unreadable-content", "no-text-layer"})
+
+
+def _whole_marking(session: Session, orm: OrmSession, root: DocumentRow) -> Marking:
+    """What a document's original bytes may hold: the join of every marking it ever had, its
+    elements' (before any downgrade too) and those of the attachments and members inside it.
+
+    A part that was never read (an ``unreadable-content`` or ``no-text-layer`` finding), or an
+    attachment quarantined or spilled (its marking unknown), makes it system high.
+    """
+    from garrison.security.markings import join
+
+    high = session.workspace.system_high
+    parts: list[Marking] = []
+    seen: set[str] = set()
+    frontier = [root.id]
+    unknown = False
+    while frontier and not unknown:
+        rows = list(orm.scalars(select(DocumentRow).where(DocumentRow.id.in_(frontier))))
+        frontier = []
+        for row in rows:
+            if row.id in seen:
+                continue
+            seen.add(row.id)
+            if row.status != DocumentStatus.PARSED.value or row.marking_id is None:
+                unknown = True
+                break
+            ids = {
+                row.marking_id,
+                row.banner_marking_id,
+                row.default_marking_id,
+                row.original_marking_id,
+            }
+            for marking_id, original_id in orm.execute(
+                select(ElementRow.marking_id, ElementRow.original_marking_id)
+                .where(ElementRow.doc_id == row.id)
+                .distinct()
+            ):
+                ids.update((marking_id, original_id))
+            parts += [m for m in (session.marking_of(orm, i) for i in ids) if m is not None]
+            frontier += [
+                c
+                for c in orm.scalars(select(DocumentRow.id).where(DocumentRow.parent_id == row.id))
+                if c not in seen
             ]
-            return data
+        if not unknown and seen:
+            unread = orm.scalar(
+                select(FindingRow.id)
+                .where(FindingRow.doc_id.in_(seen), FindingRow.kind.in_(UNREAD_FINDINGS))
+                .limit(1)
+            )
+            unknown = unread is not None
+    if unknown:
+        parts.append(high)
+    return join(*parts) if parts else high
+
+
+def original_decision(session: Session, doc_id: str) -> Decision:
+    """May the subject take this (visible, parsed) document's original bytes out? Not audited.
+
+    Taking the original out is an export: a steward's action, for a subject who may export the
+    whole document (never through DISPLAY ONLY access), and only for one who dominates system
+    high when part of the file was never read.
+    """
+    from garrison.security.policy import can_export, permits
+
+    allowed = permits(session.subject, Action.DATASET_EXPORT)
+    if not allowed:
+        return allowed
+    with session.workspace.catalog.transaction() as orm:
+        row = orm.get(DocumentRow, doc_id)
+        if row is None or row.status != DocumentStatus.PARSED.value or row.marking_id is None:
+            return Decision(False, "not a parsed document")
+        whole = _whole_marking(session, orm, row)
+    return can_export(session.subject, whole, system_high=session.workspace.system_high)
+
+
+def original_bytes(session: Session, doc_id: str) -> tuple[dict[str, Any], bytes]:
+    """A parsed document (as :meth:`Documents.show` returns it) and its original bytes.
+
+    NotFound (as for any unreadable document) unless the subject may know of it and it was
+    parsed; NotPermitted (audited) unless :func:`original_decision` allows it. Audited as
+    ``doc.original`` with the marking of everything the bytes may hold.
+    """
+    from garrison.security.policy import can_export
+
+    doc = Documents(session).show(doc_id)
+    if doc["status"] != DocumentStatus.PARSED.value or doc["marking"] is None:
+        raise NotFound(f"No document with id {doc_id}.")
+    session.require(Action.DATASET_EXPORT, "doc.original", object_id=doc["id"])
+    with session.workspace.catalog.transaction() as orm:
+        row = orm.get(DocumentRow, doc["id"])
+        if row is None:
+            raise NotFound(f"No document with id {doc_id}.")
+        whole = _whole_marking(session, orm, row)
+    decision = can_export(session.subject, whole, system_high=session.workspace.system_high)
+    if not decision:
+        session.audit(
+            "doc.original",
+            object_id=doc["id"],
+            object_marking=doc["marking"],
+            decision="deny",
+            reason=f"{whole.banner()}: {decision.reason}",
+        )
+        raise NotPermitted(
+            f"{session.subject.name} may not download this original: taking it out is an "
+            "export, and their access does not allow exporting all it may hold."
+        )
+    data = session.workspace.blobs.get(doc["id"])
+    session.audit(
+        "doc.original",
+        object_id=doc["id"],
+        object_marking=whole.banner(),
+        details={"bytes": len(data)},
+    )
+    return {**doc, "export_marking": whole.banner()}, data

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.security.policy import Action
-from garrison.security.subjects import SYSTEM_SUBJECT_NAME
+from garrison.security.subjects import ANONYMOUS_SUBJECT_NAME, SYSTEM_SUBJECT_NAME
 from garrison.store.models import SubjectRow, TokenRow
 from garrison.store.session import Session
 from garrison.store.workspace import Workspace
@@ -32,6 +32,8 @@ __all__ = [
     "list_tokens",
     "revoke_token",
     "subject_for_dn",
+    "token_id_of",
+    "token_problem",
 ]
 
 TOKEN_PREFIX = "gt_"  # noqa: S105 - a prefix, not a secret
@@ -151,14 +153,14 @@ def authenticate(workspace: Workspace, secret: str) -> str:
     """The name of the subject ``secret`` belongs to; AuthenticationFailed (audited) otherwise."""
     match = _SECRET.fullmatch(secret)
     if match is None:
-        _deny(workspace, "anonymous", "malformed token")
+        _deny(workspace, ANONYMOUS_SUBJECT_NAME, "malformed token")
     token_id = match.group(1)
     with workspace.catalog.transaction() as orm:
         row = orm.get(TokenRow, token_id)
     expected = row.secret_sha256 if row is not None else _DUMMY_HASH
     same = hmac.compare_digest(_hash(secret), expected)
     if row is None or not same:
-        _deny(workspace, "anonymous", "unknown token or wrong secret", token_id)
+        _deny(workspace, ANONYMOUS_SUBJECT_NAME, "unknown token or wrong secret", token_id)
     now = utc_now()
     if row.revoked_at is not None:
         _deny(workspace, row.user, "token revoked", token_id)
@@ -173,5 +175,29 @@ def subject_for_dn(workspace: Workspace, dn: str) -> str:
     with workspace.catalog.transaction() as orm:
         name = orm.scalar(select(SubjectRow.name).where(SubjectRow.dn == dn))
     if name is None:
-        _deny(workspace, "anonymous", "no subject has this certificate DN")
+        _deny(workspace, ANONYMOUS_SUBJECT_NAME, "no subject has this certificate DN")
     return name
+
+
+def token_id_of(secret: str) -> str | None:
+    """The token id inside a well-formed secret (None if malformed); checks nothing else."""
+    match = _SECRET.fullmatch(secret.strip())
+    return match.group(1) if match else None
+
+
+def token_problem(workspace: Workspace, token_id: str, user: str) -> str | None:
+    """Why token ``token_id`` no longer authenticates ``user`` (None while it does).
+
+    A session begun with a token lasts only as long as the token: revoked, expired, deleted or
+    handed to someone else, it ends the session (the web UI asks on every request).
+    """
+    with workspace.catalog.transaction() as orm:
+        row = orm.get(TokenRow, token_id)
+        if row is None or row.user != user:
+            return "token no longer exists"
+        if row.revoked_at is not None:
+            return "token revoked"
+        expires = _aware(row.expires_at)
+    if expires is not None and expires <= utc_now():
+        return "token expired"
+    return None

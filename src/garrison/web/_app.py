@@ -31,7 +31,8 @@ from garrison.core.errors import (
     NotFound,
     NotPermitted,
 )
-from garrison.store.tokens import AuthenticationFailed, authenticate, subject_for_dn
+from garrison.security.subjects import ANONYMOUS_SUBJECT_NAME
+from garrison.store.tokens import AuthenticationFailed, authenticate, subject_for_dn, token_id_of
 from garrison.web import _admin, _pages
 from garrison.web._banner import PageMarkings
 from garrison.web._core import (
@@ -114,14 +115,19 @@ def _cookie_args(request: Request) -> dict[str, Any]:
     }
 
 
-def _start_session(request: Request, subject: str, method: str, target: str) -> Response:
+def _start_session(
+    request: Request, subject: str, method: str, credential: str, target: str
+) -> Response:
+    """Sign ``subject`` in; ``credential`` is the token id or the certificate DN it used."""
     ui = get_ui(request)
     workspace = ui.workspace()
     try:
         session = workspace.session(subject)  # refuses (and audits) a disabled subject
     except NotFound:
         raise AuthenticationFailed() from None
-    session_id, _browser = ui.sessions.create(subject, method)
+    session_id, _browser = ui.sessions.create(
+        subject, method, credential=credential, baseline=session.subject
+    )
     session.audit("web.login", details={"method": method})
     out = redirect(target)
     out.set_cookie(COOKIE, session_id, **_cookie_args(request))
@@ -167,7 +173,7 @@ def _auth_routes(app: FastAPI) -> None:
             # Mutual TLS: the verified certificate is the credential; no form to fill in.
             try:
                 subject = subject_for_dn(ui.workspace(), dn)  # audits an unknown DN
-                return _start_session(request, subject, "certificate", safe_next(next))
+                return _start_session(request, subject, "certificate", dn, safe_next(next))
             except AuthenticationFailed:
                 return _login_page(
                     request,
@@ -187,7 +193,10 @@ def _auth_routes(app: FastAPI) -> None:
         ui = get_ui(request)
         if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf):
             ui.workspace().audit.append(
-                "anonymous", "login", decision="deny", reason="web sign-in form without CSRF token"
+                ANONYMOUS_SUBJECT_NAME,
+                "login",
+                decision="deny",
+                reason="web sign-in form without CSRF token",
             )
             return _login_page(
                 request,
@@ -199,11 +208,13 @@ def _auth_routes(app: FastAPI) -> None:
             secret = token.strip()
             if not secret:
                 ui.workspace().audit.append(
-                    "anonymous", "login", decision="deny", reason="no credentials"
+                    ANONYMOUS_SUBJECT_NAME, "login", decision="deny", reason="no credentials"
                 )
                 raise AuthenticationFailed()
             subject = authenticate(ui.workspace(), secret)  # audits every failure
-            return _start_session(request, subject, "token", safe_next(next))
+            token_id = token_id_of(secret)
+            assert token_id is not None  # authenticate() accepted its form
+            return _start_session(request, subject, "token", token_id, safe_next(next))
         except AuthenticationFailed:
             return _login_page(
                 request,
@@ -228,7 +239,7 @@ def _auth_routes(app: FastAPI) -> None:
             return _login_page(
                 request, status=401, error="Your certificate is not registered to a Garrison user."
             )
-        return _start_session(request, subject, "certificate", safe_next(next))
+        return _start_session(request, subject, "certificate", dn, safe_next(next))
 
     @app.post("/logout", response_class=HTMLResponse)
     def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:

@@ -17,13 +17,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from garrison.api._auth import CLIENT_DN_KEY
-from garrison.core.errors import NotFound, NotPermitted
+from garrison.core.errors import CsrfFailed, LoginRequired, NotFound, NotPermitted
 from garrison.security.policy import Action, permits
-from garrison.security.subjects import Role
+from garrison.security.subjects import Role, Subject
 from garrison.store.session import Session
+from garrison.store.tokens import token_problem
 from garrison.store.workspace import Workspace
 from garrison.web._banner import PageMarkings
-from garrison.web._sessions import BrowserSession, SessionStore, WebSettings, tokens_match
+from garrison.web._sessions import (
+    BrowserSession,
+    SessionStore,
+    WebSettings,
+    access_lowered,
+    tokens_match,
+)
 
 __all__ = [
     "COOKIE",
@@ -35,6 +42,7 @@ __all__ = [
     "Viewer",
     "ViewerDep",
     "get_ui",
+    "session_problem",
 ]
 
 #: Where the UI is mounted in the server's URL space.
@@ -45,14 +53,6 @@ COOKIE = "garrison_session"
 SIGNED_OUT_COOKIE = "garrison_signed_out"
 #: The double-submit cookie that protects the sign-in form (there is no session yet).
 LOGIN_CSRF_COOKIE = "garrison_login_csrf"
-
-
-class LoginRequired(Exception):
-    """No live session: the browser is sent to the sign-in page."""
-
-
-class CsrfFailed(Exception):
-    """A form came back without the session's CSRF token."""
 
 
 @dataclass
@@ -159,15 +159,51 @@ def current_viewer(request: Request) -> Viewer:
     browser = ui.sessions.get(cookie)
     if browser is None:
         raise LoginRequired()
+    workspace = ui.workspace()
     try:
         # The subject is loaded fresh: a disabled or deleted user is refused (and audited).
-        session = ui.workspace().session(browser.subject)
+        session = workspace.session(browser.subject)
     except (NotFound, NotPermitted):
         ui.sessions.end(cookie)
         raise LoginRequired() from None
+    reason = session_problem(workspace, browser, session.subject, client_dn(request))
+    if reason is not None:
+        ui.sessions.end(cookie)
+        session.audit("web.session-end", decision="deny", reason=reason)
+        raise LoginRequired()
     viewer = Viewer(browser, session)
     request.state.viewer = viewer
     return viewer
+
+
+def session_problem(
+    workspace: Workspace, browser: BrowserSession, subject: Subject, dn: str | None
+) -> str | None:
+    """Why a live browser session must end now (None while it may go on).
+
+    Asked on every request: the credential it signed in with still authenticates this user,
+    the user is enabled, and their access is not lower than at sign-in.
+    """
+    if subject.disabled:
+        return "subject is disabled"
+    if subject.name != browser.subject:
+        return "subject changed"
+    if browser.method == "token":
+        if browser.credential is None:
+            return "session has no token"
+        problem = token_problem(workspace, browser.credential, subject.name)
+        if problem is not None:
+            return problem
+    elif browser.method == "certificate":
+        if browser.credential is None or subject.dn != browser.credential:
+            return "certificate no longer registered to the subject"
+        if dn is not None and dn != browser.credential:
+            return "request made with another certificate"
+    else:
+        return f"unknown sign-in method {browser.method!r}"
+    if browser.baseline is None or access_lowered(browser.baseline, subject):
+        return "subject's access was lowered since sign-in"
+    return None
 
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]

@@ -15,13 +15,13 @@ from fastapi import FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 
-from garrison.core.errors import InvalidInput, NotFound
+from garrison.core.errors import InvalidInput
 from garrison.search import MAX_K, search
 from garrison.search._search import MAX_QUERY
 from garrison.security.markings import dominates
 from garrison.security.policy import Action
 from garrison.store.derived import Lineage, dedup_report
-from garrison.store.documents import Documents, Jobs
+from garrison.store.documents import Documents, Jobs, original_bytes, original_decision
 from garrison.web._banner import PageMarkings
 from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
 
@@ -241,34 +241,24 @@ def _register_documents(app: FastAPI) -> None:
             "original_portion": page.portion(doc.get("original_marking")),
             "elements": elements,
             "findings": findings,
-            "may_download": doc["status"] == "parsed" and viewer.may(Action.DATASET_EXPORT),
+            "may_download": doc["status"] == "parsed"
+            and bool(original_decision(viewer.session, doc["id"])),
             "may_resolve": viewer.may(Action.RESOLVE_FINDINGS),
         }
         return get_ui(request).render(request, "document.html", context, page)
 
     @app.get("/documents/{doc_id}/original")
     def original(viewer: ViewerDep, doc_id: str) -> Response:
-        # Original bytes leave the system: like a dataset export, a steward action, and only
-        # for a parsed document the subject may read whole (its marking is the join of every
-        # portion). Quarantined and spilled files are never served.
-        doc = Documents(viewer.session).show(doc_id[:128])
-        if doc["status"] != "parsed" or doc["marking"] is None:
-            raise NotFound(f"No document with id {doc_id}.")
-        viewer.session.require(Action.DATASET_EXPORT, "doc.original", object_id=doc["id"])
-        data = viewer.session.workspace.blobs.get(doc["id"])
-        viewer.session.audit(
-            "doc.original",
-            object_id=doc["id"],
-            object_marking=doc["marking"],
-            details={"bytes": len(data)},
-        )
+        # Original bytes leave the system: an export (see original_bytes). Quarantined and
+        # spilled files are never served.
+        doc, data = original_bytes(viewer.session, doc_id[:128])
         name = re.sub(r"[^A-Za-z0-9._-]", "_", str(doc["filename"] or doc["id"]))[:120]
         return Response(
             data,
             media_type="application/octet-stream",
             headers={
                 "Content-Disposition": f'attachment; filename="{name}"',
-                "X-Garrison-Marking": doc["marking"],
+                "X-Garrison-Marking": doc["export_marking"],
             },
         )
 
@@ -359,10 +349,13 @@ def _register_findings(app: FastAPI) -> None:
 def _register_jobs(app: FastAPI) -> None:
     @app.get("/jobs", response_class=HTMLResponse)
     def jobs(request: Request, viewer: ViewerDep) -> Response:
-        job_list = list(reversed(Jobs(viewer.session).list()))
+        store = Jobs(viewer.session)
+        job_list = list(reversed(store.list()))  # counts over what the viewer may read
+        # Where a spill came from is for admins and stewards who dominate system high.
+        statuses = ("quarantined", "spilled") if store.sees_spill_locations() else ("quarantined",)
         quarantined = [
             {**d, "label": _doc_label(d)}
-            for status in ("quarantined", "spilled")
+            for status in statuses
             for d in Documents(viewer.session).list(status=status)
         ]
         context = {
@@ -376,21 +369,21 @@ def _register_jobs(app: FastAPI) -> None:
     @app.get("/jobs/{job_id}", response_class=HTMLResponse)
     def job(request: Request, viewer: ViewerDep, job_id: str) -> Response:
         page = PageMarkings(viewer.session)
+        # Only the items the viewer may see come back (see Jobs): a file's name carries its
+        # document's marking, and a spill's location is for those who may see it.
         data = Jobs(viewer.session).show(job_id[:64])
         docs = _visible_docs(viewer)
         items = []
         for item in data.pop("items"):
             doc = docs.get(item["doc_id"]) if item["doc_id"] else None
-            if doc is None:
-                # A file's name carries its document's marking; an item whose document the
-                # subject may not know of is left out entirely (not even counted).
+            if item["doc_id"] and doc is None:
                 continue
             items.append(
                 {
                     **item,
-                    "label": _doc_label(doc),
-                    "uri": item["uri"] if doc["status"] != "spilled" else None,
-                    "portion": page.portion(doc["marking"]),
+                    "label": _doc_label(doc) if doc else item["uri"].rsplit("/", 1)[-1],
+                    "link": doc is not None,
+                    "portion": page.portion(doc["marking"]) if doc else None,
                 }
             )
         context = {"job": data, "items": items}

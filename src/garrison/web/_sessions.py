@@ -1,10 +1,13 @@
 """Browser sessions: server-side, in memory, with idle and absolute expiry and a CSRF token.
 
 The cookie holds only a random session id; the server keeps the SHA-256 of that id, so a memory
-dump of the store grants nothing. A session names a subject; the subject itself is loaded from
-the catalog on every request (as the API does), so a disabled user or a changed clearance
-applies at once. Restarting the server signs everyone out, which is the safe default for a
-single-process server; sessions are never written to disk.
+dump of the store grants nothing. A session names a subject, the credential it signed in with
+(a token id or a certificate DN) and the subject's access at sign-in. On every request the
+subject is loaded from the catalog again and the session ends -- not merely narrows -- when the
+token was revoked or expired, the certificate is no longer the user's, the user was disabled or
+deleted, or their clearance, read-ins, citizenship, groups, grants or roles were lowered.
+Restarting the server signs everyone out, which is the safe default for a single-process
+server; sessions are never written to disk.
 
 Times come from :func:`garrison.core.clock.utc_now`, so tests can move the clock.
 """
@@ -19,8 +22,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from garrison.core.clock import utc_now
+from garrison.security.subjects import Subject
 
-__all__ = ["BrowserSession", "SessionStore", "WebSettings", "new_token", "tokens_match"]
+__all__ = [
+    "BrowserSession",
+    "SessionStore",
+    "WebSettings",
+    "access_lowered",
+    "new_token",
+    "tokens_match",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,15 @@ class BrowserSession:
     csrf: str
     created_at: datetime
     last_seen: datetime
+    #: The token id (token sign-in) or the certificate DN (certificate sign-in).
+    credential: str | None = None
+    #: The subject as it was at sign-in: the session ends if its access is lowered since.
+    baseline: Subject | None = None
+
+
+def access_lowered(before: Subject, now: Subject) -> bool:
+    """Does ``now`` hold less than ``before``: an authorization token or a role gone?"""
+    return not (before.authorizations <= now.authorizations and before.roles <= now.roles)
 
 
 def new_token() -> str:
@@ -70,11 +90,20 @@ class SessionStore:
         self._sessions: dict[str, BrowserSession] = {}
         self._lock = threading.Lock()
 
-    def create(self, subject: str, method: str) -> tuple[str, BrowserSession]:
+    def create(
+        self,
+        subject: str,
+        method: str,
+        *,
+        credential: str | None = None,
+        baseline: Subject | None = None,
+    ) -> tuple[str, BrowserSession]:
         """Start a session for ``subject``; returns ``(session id for the cookie, session)``."""
         now = utc_now()
         session_id = new_token()
-        session = BrowserSession(subject, method, new_token(), now, now)
+        session = BrowserSession(
+            subject, method, new_token(), now, now, credential=credential, baseline=baseline
+        )
         with self._lock:
             self._prune(now)
             self._sessions[_key(session_id)] = session
