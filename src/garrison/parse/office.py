@@ -8,7 +8,10 @@ quarantined as ``encrypted``.
 
 Banner lines (``SECRET//NOFORN``) found in headers/footers, and at the top and bottom of a
 document body, go to :attr:`ParsedDocument.banners` (:func:`is_banner_line`). Portion marks stay
-at the start of element text; ingest strips them.
+at the start of element text (and of each table cell's text); ingest strips them. The parts the
+libraries skip -- DOCX text boxes, comments, footnotes and endnotes, XLSX headers, footers,
+comments and drawing text -- are read from the package (:mod:`garrison.parse._ooxml_parts`);
+an embedded object gives the warning ``unreadable-content: <part>``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from garrison.core.records import (
     TableCell,
 )
 from garrison.parse._banner import is_banner_line, split_banner_lines
+from garrison.parse._ooxml_parts import OoxmlExtras, docx_extras, embedded_warnings, xlsx_extras
 from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
 
 __all__ = [
@@ -170,6 +174,13 @@ class _Out:
 
     def parent(self) -> int | None:
         return self.stack[-1][2] if self.stack else None
+
+    def take(self, extras: OoxmlExtras) -> None:
+        """Add what the extra parts yielded (their banner lines to ``banners``)."""
+        self.banner_text("\n".join(extras.header_lines))
+        for element in extras.elements:
+            self.add(element)
+        self.warnings.extend(w for w in extras.warnings if w not in self.warnings)
 
     def banner_text(self, text: str) -> None:
         """Record the banner lines of header/footer text (the element keeps the text too)."""
@@ -366,6 +377,7 @@ def parse_docx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         _docx_header_footers(doc, out, footer=False)
         _docx_body(doc, out)
         _docx_header_footers(doc, out, footer=True)
+        out.take(docx_extras(data))
         props = doc.core_properties
         title, author = props.title or None, props.author or None
         created, modified = _dt(props.created), _dt(props.modified)
@@ -505,6 +517,8 @@ def parse_pptx(data: bytes, ctx: ParseContext) -> ParsedDocument:
     try:
         prs = Presentation(io.BytesIO(data))
         out = _Out()
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            out.warnings.extend(embedded_warnings(zf))
         for n, slide in enumerate(prs.slides, 1):
             out.stack.clear()  # a slide's title does not head the next slide
             _pptx_slide(slide, n, out)
@@ -526,6 +540,7 @@ def parse_pptx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         extraction=Extraction(
             method="native", parser="garrison.office", parser_version=library_version("python-pptx")
         ),
+        warnings=tuple(out.warnings),
     )
 
 
@@ -597,65 +612,105 @@ def _xlsx_regions(ws: Any, budget: _Budget) -> Iterator[list[tuple[int, list[obj
 
 
 def _xlsx_region(
-    sheet: str, region: list[tuple[int, list[object]]], out: _Out, budget: _Budget
-) -> None:
+    sheet: str,
+    region: list[tuple[int, list[object]]],
+    out: _Out,
+    budget: _Budget,
+    mark_column: str | None = None,
+) -> bool:
+    """Add a region's Table and Records; whether its header holds ``mark_column``."""
     used = [i for _, row in region for i, v in enumerate(row) if v is not None and _cell_text(v)]
     lo, hi = min(used), max(used) + 1
     rows = [(r, (row + [None] * hi)[lo:hi]) for r, row in region]
     budget.take(len(rows) * (hi - lo))
     keys = _header_keys(rows[0][1]) if len(rows) > 1 else None
-    cells = [
-        TableCell(row=r - 1, col=lo + c, text=_cell_text(v), is_header=keys is not None and i == 0)
-        for i, (r, row) in enumerate(rows)
-        for c, v in enumerate(row)
-        if v is not None and _cell_text(v)
-    ]
+    mark_at = keys.index(mark_column) if keys and mark_column in keys else None
     first, last = rows[0][0], rows[-1][0]
-    ref = f"{_column_letter(lo)}{first}:{_column_letter(hi - 1)}{last}"
-    table = _table_element(cells, {"sheet": sheet, "range": ref}, out)
-    if table is None:
-        return
-    parent = out.add(table)
+    parent: int | None = None
+    if mark_at is None:
+        cells = [
+            TableCell(
+                row=r - 1, col=lo + c, text=_cell_text(v), is_header=keys is not None and i == 0
+            )
+            for i, (r, row) in enumerate(rows)
+            for c, v in enumerate(row)
+            if v is not None and _cell_text(v)
+        ]
+        ref = f"{_column_letter(lo)}{first}:{_column_letter(hi - 1)}{last}"
+        table = _table_element(cells, {"sheet": sheet, "range": ref}, out)
+        if table is None:
+            return False
+        parent = out.add(table)
+    # With a marking column each row is marked on its own: no Table element joins the rows.
     names = keys or [_column_letter(lo + c) for c in range(hi - lo)]
     for r, row in rows[1:] if keys else rows:
-        fields = {name: v for name, v in zip(names, row, strict=True) if v is not None}
-        if not fields:
+        fields = {
+            name: v
+            for i, (name, v) in enumerate(zip(names, row, strict=True))
+            if v is not None and i != mark_at
+        }
+        declared = None
+        if mark_at is not None:
+            declared = " ".join(_cell_text(row[mark_at]).split())
+        if not fields and mark_at is None:
             continue
         text = " | ".join(f"{k}: {_cell_text(v)}" for k, v in fields.items())
+        row_cells = tuple(
+            TableCell(row=r - 1, col=lo + c, text=_cell_text(v))
+            for c, v in enumerate(row)
+            if c != mark_at and v is not None and _cell_text(v)
+        )
         out.add(
             ParsedElement(
                 type=ElementType.RECORD,
                 text=text,
                 fields=fields,
+                table_cells=row_cells if mark_at is not None else (),
                 locator={"sheet": sheet, "row": r},
                 parent=parent,
+                declared_marking=declared,
             )
         )
+    return mark_at is not None
 
 
 @register_parser(XLSX)
 def parse_xlsx(data: bytes, ctx: ParseContext) -> ParsedDocument:
-    """XLSX: per sheet, a Table per block of rows, and a Record per row keyed by its header."""
+    """XLSX: per sheet, a Table per block of rows, and a Record per row keyed by its header;
+    headers, footers, comments and drawing text as their own elements."""
     check_zip(data)
     import openpyxl  # type: ignore[import-untyped]
 
+    mark_column = ctx.options.get("marking_column") or None
     out = _Out()
     budget = _Budget()
+    found_column = False
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             for ws in wb.worksheets:
                 for region in _xlsx_regions(ws, budget):
-                    _xlsx_region(str(ws.title), region, out, budget)
+                    found_column |= _xlsx_region(
+                        str(ws.title),
+                        region,
+                        out,
+                        budget,
+                        str(mark_column) if mark_column else None,
+                    )
             props = wb.properties
             title, author = props.title or None, props.creator or None
             created, modified = _dt(props.created), _dt(props.modified)
         finally:
             wb.close()
+        out.take(xlsx_extras(data))
     except ParseFailure:
         raise
     except Exception as exc:  # openpyxl raises KeyError, ValueError, TypeError, lxml errors...
         raise _fail_from(exc, "XLSX") from exc
+    if mark_column and not found_column:
+        raise ParseFailure(
+            "corrupt", f"no sheet has a header with marking column {mark_column!r} (--marking-column)"
+        )
     return ParsedDocument(
         media_type=XLSX,
         elements=tuple(out.elements),
@@ -663,9 +718,11 @@ def parse_xlsx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         author=author,
         created=created,
         modified=modified,
+        banners=tuple(out.banners),
         extraction=Extraction(
             method="native", parser="garrison.office", parser_version=library_version("openpyxl")
         ),
+        warnings=tuple(out.warnings),
     )
 
 
