@@ -56,7 +56,7 @@ class OoxmlExtras:
 
 
 def _parser() -> Any:
-    from lxml import etree
+    from lxml import etree  # type: ignore[import-untyped]
 
     return etree.XMLParser(
         resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=False
@@ -165,9 +165,7 @@ def docx_extras(data: bytes) -> OoxmlExtras:
         if body is not None:
             for number, text in _text_boxes(body):
                 extras.elements.append(
-                    _element(
-                        ElementType.NARRATIVE_TEXT, text, {"part": "text-box", "box": number}
-                    )
+                    _element(ElementType.NARRATIVE_TEXT, text, {"part": "text-box", "box": number})
                 )
         for name in sorted(n for n in names if re.fullmatch(r"word/(header|footer)\d*\.xml", n)):
             root = _read_xml(zf, name)
@@ -227,9 +225,7 @@ def _rels(zf: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
         target = rel.get("Target") or ""
         if rel.get("TargetMode") == "External" or not target:
             continue
-        resolved = (
-            target.lstrip("/") if target.startswith("/") else posixpath.join(folder, target)
-        )
+        resolved = target.lstrip("/") if target.startswith("/") else posixpath.join(folder, target)
         found[rel.get("Id") or ""] = (rel.get("Type") or "", posixpath.normpath(resolved))
     return found
 

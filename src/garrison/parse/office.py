@@ -709,7 +709,8 @@ def parse_xlsx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         raise _fail_from(exc, "XLSX") from exc
     if mark_column and not found_column:
         raise ParseFailure(
-            "corrupt", f"no sheet has a header with marking column {mark_column!r} (--marking-column)"
+            "corrupt",
+            f"no sheet has a header with marking column {mark_column!r} (--marking-column)",
         )
     return ParsedDocument(
         media_type=XLSX,

@@ -144,7 +144,7 @@ def parse_delimited(data: bytes, ctx: ParseContext) -> ParsedDocument:
         delimiter = "\t" if ctx.media_type == "text/tab-separated-values" else ","
     try:
         reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-        rows = []
+        rows: list[list[str]] = []
         starts: dict[int, int] = {}  # row number -> physical line it starts on
         line = 1
         for row in reader:

@@ -36,7 +36,9 @@ _ISM_ATTRIBUTES = (
 )
 _ISM_LEVELS = {"U": "U", "C": "C", "S": "S", "TS": "TS", "R": "R"}
 #: ISM dissemination control tokens in the order a portion writes them (MARKINGS.md section 1).
-_ISM_DISSEM_ORDER = ("FOUO", "OC", "OC-USGOV", "IMC", "NF", "PR", "REL", "RELIDO", "FISA", "DISPLAYONLY")
+_ISM_DISSEM_ORDER = (
+    "FOUO", "OC", "OC-USGOV", "IMC", "NF", "PR", "REL", "RELIDO", "FISA", "DISPLAYONLY",
+)  # fmt: skip
 
 
 def _ism_attrs(el: Any) -> dict[str, str]:
@@ -89,13 +91,13 @@ def ism_marking(attrs: dict[str, str]) -> str:
     if dissem:
         rank = {token: i for i, token in enumerate(_ISM_DISSEM_ORDER)}
         written: list[str] = []
-        for token in sorted(dict.fromkeys(dissem), key=lambda t: rank.get(t, len(rank))):
-            if token == "REL":
+        for control in sorted(dict.fromkeys(dissem), key=lambda t: rank.get(t, len(rank))):
+            if control == "REL":
                 written.append("REL TO " + _countries(attrs.get("releasableTo", "")))
-            elif token == "DISPLAYONLY":
+            elif control == "DISPLAYONLY":
                 written.append("DISPLAY ONLY " + _countries(attrs.get("displayOnlyTo", "")))
             else:
-                written.append(token)
+                written.append(control)
         parts.append("/".join(written))
     return "(" + "//".join(parts) + ")"
 
@@ -118,6 +120,7 @@ def _joined(spellings: list[str]) -> str:
             except MarkingError:
                 return spelling
         raise
+
 
 _TITLE_TAGS = frozenset({"title", "heading", "head", "h1", "h2", "h3", "h4", "h5", "h6"})
 
