@@ -10,6 +10,7 @@ from bench.pdf import write_pdf
 
 from garrison.core.records import ElementType, ParsedDocument
 from garrison.parse import ParseContext, ParseFailure, parse_bytes, parser_for
+from garrison.parse import _pdf_active
 from garrison.parse import pdf as pdf_module
 from garrison.parse.pdf import PDF, parse_pdf
 from tests.conftest import require
@@ -263,7 +264,7 @@ def _object_stream(body: bytes, filters: bytes = b"/Filter /FlateDecode") -> byt
 
 def test_active_content_prefilter() -> None:
     """The cheap byte check skips pypdf only when no dictionary can name an action."""
-    may = pdf_module._may_hold_active_content
+    may = _pdf_active._may_hold_active_content
     plain = make_pdf([(72, 700, 10, "Hello")])
     assert not may(plain)
     # A subset font prefix is not the /AA key.
