@@ -9,8 +9,7 @@ import pytest
 from bench.pdf import write_pdf
 
 from garrison.core.records import ElementType, ParsedDocument
-from garrison.parse import ParseContext, ParseFailure, parse_bytes, parser_for
-from garrison.parse import _pdf_active
+from garrison.parse import ParseContext, ParseFailure, _pdf_active, parse_bytes, parser_for
 from garrison.parse import pdf as pdf_module
 from garrison.parse.pdf import PDF, parse_pdf
 from tests.conftest import require
