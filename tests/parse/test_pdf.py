@@ -192,7 +192,10 @@ def test_no_text_layer_without_ocr() -> None:
     path = PUBLIC[1] / "019-grayscale-image_grayscale-image.pdf"
     require(path.is_file(), f"{path} is absent")
     doc = _parse(path.read_bytes(), ocr=False)
-    assert doc.warnings == ("no-text-layer: page 1 has no text layer and OCR is unavailable",)
+    assert doc.warnings == (
+        "no-text-layer: page 1 has no text layer and OCR is unavailable",
+        "unreadable-content: page 1 (an image, OCR unavailable)",
+    )
 
 
 def test_ocr_page() -> None:

@@ -178,3 +178,139 @@ def _emit(pages: list[_Page], doc: _Doc) -> None:
                     parent=doc.parent(),
                 )
             )
+
+
+# -- annotations and form fields -----------------------------------------------------------------
+
+#: Annotation kinds whose ``/Contents`` a reader sees as a note (widgets are form fields, read
+#: from the form; links and the like carry no text of their own).
+_NOTE_KINDS = {
+    "TEXT": "Text",
+    "FREETEXT": "FreeText",
+    "POPUP": "Popup",
+    "HIGHLIGHT": "Highlight",
+    "UNDERLINE": "Underline",
+    "SQUIGGLY": "Squiggly",
+    "STRIKEOUT": "StrikeOut",
+    "SQUARE": "Square",
+    "CIRCLE": "Circle",
+    "LINE": "Line",
+    "POLYGON": "Polygon",
+    "POLYLINE": "PolyLine",
+    "INK": "Ink",
+    "STAMP": "Stamp",
+    "CARET": "Caret",
+    "FILEATTACHMENT": "FileAttachment",
+    "SOUND": "Sound",
+    "REDACT": "Redact",
+}
+#: Annotations read per page at most (a hostile file may hold millions).
+_MAX_ANNOTS = 10_000
+
+
+def _annot_string(raw: Any, annot: Any, key: bytes) -> str:
+    import ctypes
+
+    size = raw.FPDFAnnot_GetStringValue(annot, key, None, 0)
+    if size <= 2:
+        return ""
+    buf = ctypes.create_string_buffer(size)
+    raw.FPDFAnnot_GetStringValue(annot, key, ctypes.cast(buf, ctypes.POINTER(raw.FPDF_WCHAR)), size)
+    return buf.raw[: size - 2].decode("utf-16-le", errors="replace").strip()
+
+
+def page_annotations(page: Any, raw: Any, number: int) -> tuple[list[ParsedElement], bool]:
+    """Note annotations of a page as elements, and whether the page has form widgets."""
+    kinds = {
+        getattr(raw, f"FPDF_ANNOT_{name}"): label
+        for name, label in _NOTE_KINDS.items()
+        if hasattr(raw, f"FPDF_ANNOT_{name}")
+    }
+    widget = getattr(raw, "FPDF_ANNOT_WIDGET", 20)
+    found: list[ParsedElement] = []
+    seen: set[str] = set()
+    has_widgets = False
+    for i in range(min(raw.FPDFPage_GetAnnotCount(page.raw), _MAX_ANNOTS)):
+        annot = raw.FPDFPage_GetAnnot(page.raw, i)
+        if not annot:
+            continue
+        try:
+            subtype = raw.FPDFAnnot_GetSubtype(annot)
+            if subtype == widget:
+                # A field merged with its widget holds its value here; a field whose value
+                # sits in a parent node is read from the form (:func:`form_fields`).
+                has_widgets = True
+                value = _annot_string(raw, annot, b"V")
+                name = _annot_string(raw, annot, b"T")
+                if value and value not in seen:
+                    seen.add(value)
+                    found.append(_field_element(name, value, number))
+                continue
+            text = _annot_string(raw, annot, b"Contents")
+        finally:
+            raw.FPDFPage_CloseAnnot(annot)
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        label = kinds.get(subtype, "Other")
+        found.append(
+            ParsedElement(
+                type=ElementType.NARRATIVE_TEXT,
+                text=text,
+                page=number,
+                locator={"page": number, "part": "annotation", "subtype": label},
+            )
+        )
+    return found, has_widgets
+
+
+def _field_element(name: str, value: str, page: int | None = None) -> ParsedElement:
+    locator: dict[str, Any] = {"part": "form-field", "field": name}
+    if page is not None:
+        locator["page"] = page
+    return ParsedElement(
+        type=ElementType.KEY_VALUE,
+        text=value,
+        page=page,
+        fields={"field": name, "value": value},
+        locator=locator,
+    )
+
+
+def _field_values(value: Any) -> list[str]:
+    from pypdf.generic import ArrayObject, NameObject
+
+    if isinstance(value, NameObject):  # a check box or radio state (/Yes, /Off): no text
+        return []
+    if isinstance(value, ArrayObject | list | tuple):
+        return [v for item in value for v in _field_values(item)]
+    text = str(value).strip() if value is not None else ""
+    return [text] if text else []
+
+
+def form_fields(data: bytes, known: set[str]) -> tuple[list[ParsedElement], list[str]]:
+    """Each filled-in form field value not in ``known`` as a KeyValue element; warnings for
+    what cannot be read."""
+    import io
+    import warnings
+
+    from pypdf import PdfReader
+
+    elements: list[ParsedElement] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted:
+                reader.decrypt("")
+            fields = reader.get_fields() or {}
+            for name, field_ in fields.items():
+                for value in _field_values(field_.get("/V")):
+                    if value not in known:
+                        known.add(value)
+                        elements.append(_field_element(str(name), value))
+        except RecursionError:
+            return elements, ["unreadable-content: form fields (nested without end)"]
+        except Exception as exc:  # pypdf raises many types on broken forms
+            return elements, [f"unreadable-content: form fields ({type(exc).__name__})"]
+    return elements, []

@@ -10,8 +10,14 @@ Banner lines (``SECRET//NOFORN``) at the top or bottom of a page go to
 :attr:`ParsedDocument.banners` and are not emitted; other lines repeating at the top or bottom of
 pages become Header/Footer elements. Portion marks stay at the start of element text; ingest
 strips them. Pages without a text layer are OCRed when Tesseract is installed
-(:mod:`garrison.parse.ocr`). JavaScript, launch and automatic actions are recorded as
-``active-content`` warnings, never run.
+(:mod:`garrison.parse.ocr`); otherwise the page is ``unreadable-content``. Annotations (sticky
+notes, free text, popups...) become elements located by page and ``part: annotation``, and
+filled-in form fields KeyValue elements (``part: form-field``), so their marks are found.
+JavaScript, launch and automatic actions are recorded as ``active-content`` warnings, never run.
+
+The work is split: :mod:`garrison.parse._pdf_layout` (runs, lines, columns, tables, OCR pages),
+:mod:`garrison.parse._pdf_structure` (elements, page banners, annotations, form fields) and
+:mod:`garrison.parse._pdf_active` (the active-content scan).
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from garrison.core.records import (
+    ElementType,
     Extraction,
     ParsedAttachment,
     ParsedDocument,
+    ParsedElement,
 )
 from garrison.parse._pdf_active import _active_content
 from garrison.parse._pdf_layout import _has_images, _ocr_page, _order, _Page, _page_runs
-from garrison.parse._pdf_structure import _Doc, _emit
+from garrison.parse._pdf_structure import _Doc, _emit, form_fields, page_annotations
 from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
 
 __all__ = ["DEFAULT_MAX_PAGES", "PDF", "parse_pdf"]
@@ -125,7 +133,7 @@ def parse_pdf(data: bytes, ctx: ParseContext) -> ParsedDocument:
             try:
                 payload = bytes(att.get_data())
             except Exception:  # a broken embedded file is skipped, not fatal
-                doc.warnings.append(f"attachment-unreadable: {name}")
+                doc.warnings.append(f"unreadable-content: attachment {name or a + 1}")
                 continue
             attachments.append(
                 ParsedAttachment(
@@ -136,9 +144,14 @@ def parse_pdf(data: bytes, ctx: ParseContext) -> ParsedDocument:
             )
         pages: list[_Page] = []
         no_text: list[int] = []
+        notes: list[ParsedElement] = []
+        has_form = False
         for index in range(count):
             page = pdf[index]
             try:
+                page_notes, widgets = page_annotations(page, raw, index + 1)
+                notes.extend(page_notes)
+                has_form |= widgets
                 parsed = _text_page(page, raw, index + 1)
                 chars = sum(len(ln.text.strip()) for ln in parsed.lines)
                 if chars < _MIN_TEXT_CHARS and _has_images(page, raw):
@@ -169,8 +182,15 @@ def parse_pdf(data: bytes, ctx: ParseContext) -> ParsedDocument:
         pdf.close()
     for n in no_text:
         doc.warnings.append(f"no-text-layer: page {n} has no text layer and OCR is unavailable")
+        doc.warnings.append(f"unreadable-content: page {n} (an image, OCR unavailable)")
     doc.warnings.extend(_active_content(data, max_pages))
     _emit(pages, doc)
+    doc.elements.extend(notes)
+    if has_form:
+        known = {e.text for e in notes if e.type == ElementType.KEY_VALUE}
+        filled, problems = form_fields(data, known)
+        doc.elements.extend(filled)
+        doc.warnings.extend(problems)
     ocr_pages = [p.number for p in pages if p.method == "ocr"]
     confs = [p.confidence for p in pages if p.confidence is not None]
     metadata: dict[str, Any] = {"pages": count, "encrypted": encrypted}
