@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -298,7 +297,7 @@ def libreoffice_docx(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     folder = tmp_path_factory.mktemp("libreoffice")
     (folder / "marks.fodt").write_text(FODT, encoding="utf-8")
     profile = folder / "profile"
-    subprocess.run(  # noqa: S603 - a fixed command line on a file the test wrote
+    subprocess.run(
         [
             soffice,
             f"-env:UserInstallation=file://{profile}",
