@@ -596,3 +596,39 @@ def test_eml_subject_is_its_own_title() -> None:
     assert (subject.type, subject.locator) == (ElementType.TITLE, {"part": "subject"})
     header = next(e for e in doc.elements if e.type == ElementType.EMAIL_HEADER)
     assert "subject canary" not in json.dumps(header.model_dump(mode="json"))
+
+
+def test_docx_runs_python_docx_skips() -> None:
+    """Tracked insertions and deletions, content controls, nested table cells."""
+    import docx
+    from docx.oxml import parse_xml
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    d = docx.Document()
+    p = d.add_paragraph("(U) start ")
+    p._p.append(
+        parse_xml(f'<w:ins {w} w:id="1" w:author="a"><w:r><w:t>ins canary</w:t></w:r></w:ins>')
+    )
+    d.add_paragraph()._p.append(
+        parse_xml(
+            f'<w:del {w} w:id="2" w:author="a"><w:r><w:delText>{TS} deleted canary</w:delText>'
+            "</w:r></w:del>"
+        )
+    )
+    sdt = parse_xml(
+        f"<w:sdt {w}><w:sdtContent><w:p><w:r><w:t>SECRET//NOFORN</w:t></w:r></w:p>"
+        f"<w:p><w:r><w:t>{S} control canary</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+    )
+    d.element.body.insert(0, sdt)
+    table = d.add_table(rows=1, cols=1)
+    inner = table.cell(0, 0).add_table(rows=1, cols=1)
+    inner.cell(0, 0).text = f"{TS} nested cell canary"
+    buf = io.BytesIO()
+    d.save(buf)
+    doc = parse_bytes(buf.getvalue(), filename="x.docx")
+    assert any(e.text == "(U) start ins canary" for e in doc.elements)
+    (deleted,) = marked_at_start(doc, TS, "deleted canary")
+    assert deleted.locator == {"part": "tracked-deletion"}
+    assert doc.banners == ("SECRET//NOFORN",)
+    assert marked_at_start(doc, S, "control canary")
+    assert [e.type for e in marked_at_start(doc, TS, "nested cell canary")] == [ElementType.TABLE]

@@ -1,8 +1,8 @@
 """Parts of an OOXML package that the document libraries do not read, read from the zip.
 
-python-docx and openpyxl (read-only) skip DOCX text boxes, comments, footnotes and endnotes,
-and XLSX comments, headers, footers and drawing text; a mark in any of them is seen by a reader
-all the same. Each text found here becomes an element whose locator names its part, so the
+python-docx and openpyxl (read-only) skip DOCX text boxes, tracked deletions, comments,
+footnotes and endnotes, and XLSX comments, headers, footers and drawing text; a mark in any of
+them is seen by a reader all the same. Each text found here becomes an element whose locator names its part, so the
 marking rules find its marks. An embedded OLE object or package (``*/embeddings/*``) cannot be
 read at all: it becomes a warning ``unreadable-content: <part>``.
 
@@ -144,6 +144,17 @@ def _text_boxes(root: Any) -> Iterator[tuple[int, str]]:
             yield number, text
 
 
+def _deleted_text(root: Any) -> Iterator[str]:
+    """Per paragraph, the text of its tracked deletions (shown to a reviewer in markup view)."""
+    for p in root.iter(_q(_W, "p")):
+        if _in_fallback(p):
+            continue
+        parts = [t.text or "" for t in p.iter(_q(_W, "delText")) if _nearest(t, _q(_W, "p")) is p]
+        text = "".join(parts).strip()
+        if text:
+            yield text
+
+
 def _vml_text(root: Any) -> Iterator[str]:
     """WordArt and watermark strings (``v:textpath/@string``), often a banner in a header."""
     for path in root.iter(_q(_V, "textpath")):
@@ -155,7 +166,8 @@ def _vml_text(root: Any) -> Iterator[str]:
 
 
 def docx_extras(data: bytes) -> OoxmlExtras:
-    """DOCX text boxes (body, headers, footers), comments, footnotes, endnotes, watermarks."""
+    """DOCX text boxes (body, headers, footers), tracked deletions, comments, footnotes,
+    endnotes, watermarks."""
     import io
 
     extras = OoxmlExtras()
@@ -166,6 +178,10 @@ def docx_extras(data: bytes) -> OoxmlExtras:
             for number, text in _text_boxes(body):
                 extras.elements.append(
                     _element(ElementType.NARRATIVE_TEXT, text, {"part": "text-box", "box": number})
+                )
+            for text in _deleted_text(body):
+                extras.elements.append(
+                    _element(ElementType.NARRATIVE_TEXT, text, {"part": "tracked-deletion"})
                 )
         for name in sorted(n for n in names if re.fullmatch(r"word/(header|footer)\d*\.xml", n)):
             root = _read_xml(zf, name)

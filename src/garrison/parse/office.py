@@ -237,6 +237,10 @@ def _fail_from(exc: Exception, what: str) -> ParseFailure:
 
 # -- DOCX ----------------------------------------------------------------------------------------
 
+_W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_W_P = f"{{{_W_NS}}}p"
+_W_TC = f"{{{_W_NS}}}tc"
+
 
 def _docx_heading_level(style_name: str) -> int | None:
     if style_name == "Title":
@@ -261,10 +265,65 @@ def _docx_is_list(paragraph: Any) -> bool:
     return sppr is not None and sppr.numPr is not None
 
 
+_DOCX_SKIPPED_RUNS = ("del", "moveFrom", "txbxContent", "Fallback")
+
+
+def _docx_text(p: Any) -> str:
+    """A ``w:p``'s text as a reader sees it: its runs, also those inside tracked insertions,
+    smart tags, fields, content controls and hyperlinks (python-docx reads only direct runs);
+    not deleted runs (read on their own) nor text boxes anchored here (read on their own)."""
+    from docx.oxml.ns import qn
+
+    parts: list[str] = []
+    for run in p.iter(qn("w:r")):
+        parent = run.getparent()
+        skip = False
+        while parent is not None and parent is not p:
+            if str(parent.tag).rsplit("}", 1)[-1] in _DOCX_SKIPPED_RUNS or parent.tag == qn("w:p"):
+                skip = True
+                break
+            parent = parent.getparent()
+        if not skip:
+            parts.append(str(run.text) if hasattr(run, "text") else "")
+    return "".join(parts)
+
+
+def _docx_cell_text(tc: Any) -> str:
+    """Every paragraph of a cell, nested tables included (python-docx skips them)."""
+    from docx.oxml.ns import qn
+
+    texts = []
+    for p in tc.iter(qn("w:p")):
+        parent = p.getparent()
+        boxed = False
+        while parent is not None and parent is not tc:
+            if str(parent.tag).rsplit("}", 1)[-1] in ("txbxContent", "Fallback"):
+                boxed = True
+                break
+            parent = parent.getparent()
+        if not boxed:
+            texts.append(_docx_text(p))
+    return "\n".join(texts)
+
+
+def _docx_blocks(container: Any) -> Iterator[Any]:
+    """Block children (``w:p``, ``w:tbl``) of the body, inside content controls too."""
+    from docx.oxml.ns import qn
+
+    for child in container.iterchildren():
+        if child.tag in (qn("w:p"), qn("w:tbl")):
+            yield child
+        elif child.tag == qn("w:sdt"):
+            content = child.find(qn("w:sdtContent"))
+            if content is not None:
+                yield from _docx_blocks(content)
+        elif child.tag == qn("w:customXml"):
+            yield from _docx_blocks(child)
+
+
 def _docx_table_cells(tbl: Any, parent: Any) -> list[TableCell]:
     """Cells of a ``w:tbl`` with grid spans and vertical merges resolved to spans."""
     from docx.oxml.ns import qn
-    from docx.table import _Cell
 
     cells: list[TableCell] = []
     origin: dict[int, int] = {}  # grid column -> index in cells of the cell a vMerge continues
@@ -277,7 +336,7 @@ def _docx_table_cells(tbl: Any, parent: Any) -> list[TableCell]:
                 i = origin[col]
                 cells[i] = cells[i].model_copy(update={"row_span": cells[i].row_span + 1})
             else:
-                text = _Cell(tc, parent).text.strip()
+                text = _docx_cell_text(tc).strip()
                 cells.append(TableCell(row=r, col=col, text=text, col_span=span, is_header=header))
                 if tc.vMerge == "restart":
                     origin[col] = len(cells) - 1
@@ -298,9 +357,9 @@ def _docx_header_footers(doc: Any, out: _Out, *, footer: bool) -> None:
         for part in parts:
             if part.is_linked_to_previous:
                 continue
-            lines = [p.text for p in part.paragraphs]
-            for table in part.tables:
-                lines.extend(cell.text for row in table.rows for cell in row.cells)
+            lines = [_docx_text(p) for p in _docx_blocks(part._element) if p.tag == _W_P]
+            for tbl in (b for b in _docx_blocks(part._element) if b.tag != _W_P):
+                lines.extend(_docx_cell_text(tc) for tc in tbl.iter(_W_TC))
             text = "\n".join(line.strip() for line in lines if line.strip())
             if not text or text in seen:
                 continue
@@ -314,11 +373,13 @@ def _docx_body(doc: Any, out: _Out) -> None:
     from docx.text.paragraph import Paragraph
 
     items: list[tuple[str, Any]] = []
-    for child in doc.element.body.iterchildren():
+    texts: dict[int, str] = {}
+    for child in _docx_blocks(doc.element.body):
         if child.tag == qn("w:p"):
             paragraph = Paragraph(child, doc)
-            text = paragraph.text.strip()
-            if text:
+            text = _docx_text(child)
+            if text.strip():
+                texts[len(items)] = text
                 items.append(("p", paragraph))
         elif child.tag == qn("w:tbl"):
             items.append(("t", child))
@@ -326,12 +387,12 @@ def _docx_body(doc: Any, out: _Out) -> None:
     # Banner lines at the very top and bottom of the body are the document's banners.
     first_text: dict[int, str] = {}
     if items and items[0][0] == "p":
-        banners, rest = split_banner_lines(items[0][1].text)
+        banners, rest = split_banner_lines(texts[0])
         out.banners.extend(b for b in banners if b not in out.banners)
         first_text[0] = rest
     if items and items[-1][0] == "p":
         last = len(items) - 1
-        banners, rest = split_banner_lines(first_text.get(last, items[last][1].text), from_end=True)
+        banners, rest = split_banner_lines(first_text.get(last, texts[last]), from_end=True)
         out.banners.extend(b for b in banners if b not in out.banners)
         first_text[last] = rest
 
@@ -341,7 +402,7 @@ def _docx_body(doc: Any, out: _Out) -> None:
             if element is not None:
                 out.add(element)
             continue
-        text = first_text.get(i, item.text).strip()
+        text = first_text.get(i, texts[i]).strip()
         if not text:
             continue
         style_name = str(item.style.name or "") if item.style is not None else ""
