@@ -3,8 +3,8 @@
 python-docx and openpyxl (read-only) skip DOCX text boxes, tracked deletions, comments,
 footnotes and endnotes, and XLSX comments, headers, footers and drawing text; a mark in any of
 them is seen by a reader all the same. Each text found here becomes an element whose locator
-names its part, so the marking rules find its marks. An embedded OLE object or package (``*/embeddings/*``) cannot be
-read at all: it becomes a warning ``unreadable-content: <part>``.
+names its part, so the marking rules find its marks. An embedded OLE object or package
+(``*/embeddings/*``) cannot be read at all: it becomes a warning ``unreadable-content: <part>``.
 
 The zip has passed :func:`garrison.parse.office.check_zip` before anything here opens it;
 the XML parser resolves no entities and reaches no network.
