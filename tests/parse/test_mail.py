@@ -257,3 +257,18 @@ def test_marked_corpus_eml() -> None:
         assert body, path.name
         assert body[0].text.startswith("("), path.name  # portion marks stay for ingest
         assert not any(e.text in doc.banners for e in body), path.name
+
+
+def test_eml_inline_text_part_beside_the_body_is_a_child() -> None:
+    """A second inline text part is seen by a reader: it is ingested (as a child), not dropped."""
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    msg = MIMEMultipart("mixed")
+    msg["From"] = "a@example.mil"
+    msg["Subject"] = "(U) Two parts"
+    msg.attach(MIMEText("(U) The body.\n", "plain"))
+    msg.attach(MIMEText("(TS//SI//NF) footer canary\n", "plain"))
+    doc = parse_eml(msg.as_bytes(), CTX)
+    assert [e.text for e in doc.elements if e.locator == {"part": "body"}] == ["(U) The body."]
+    assert [a.data for a in doc.attachments] == [b"(TS//SI//NF) footer canary\n"]

@@ -235,8 +235,11 @@ def _decode_part(part: Message) -> str:
         return payload.decode("utf-8", errors="replace")
 
 
-def _attachments(msg: Message, body: Message | None) -> list[ParsedAttachment]:
-    """Every leaf part but the body, and every attached message, in document order."""
+def _attachments(msg: Message, bodies: tuple[Message | None, ...]) -> list[ParsedAttachment]:
+    """Every leaf part but the body's renderings, and every attached message, in document order.
+
+    An inline text part that is not the body (a second text part, a list footer) is content a
+    reader sees: it becomes a child document like any attachment."""
     found: list[ParsedAttachment] = []
 
     def visit(part: Message) -> None:
@@ -252,11 +255,8 @@ def _attachments(msg: Message, body: Message | None) -> list[ParsedAttachment]:
                 if isinstance(sub, Message):
                     visit(sub)
             return
-        if part is body or part is msg:
-            return
-        disposition = part.get_content_disposition()
-        if ctype in ("text/plain", "text/html") and disposition != "attachment":
-            return  # alternative renderings of the body
+        if part is msg or any(part is b for b in bodies):
+            return  # the body (both sides of multipart/alternative) is read in place
         payload = part.get_payload(decode=True)
         add(part, payload if isinstance(payload, bytes) else b"", part.get_filename())
 
@@ -300,6 +300,7 @@ def parse_eml(data: bytes, ctx: ParseContext) -> ParsedDocument:
         )
         body = msg.get_body(preferencelist=("plain", "html")) if msg.is_multipart() else msg
         text = html_text = ""
+        html_part: Message | None = None
         if body is not None and body.get_content_maintype() == "text":
             text = _decode_part(body)
             if body.get_content_subtype() == "html":
@@ -310,7 +311,7 @@ def parse_eml(data: bytes, ctx: ParseContext) -> ParsedDocument:
                     html_text = html_to_text(_decode_part(html_part))
         else:
             body = None
-        attachments = _attachments(msg, body)
+        attachments = _attachments(msg, (body, html_part))
     except ParseFailure:
         raise
     except _EMAIL_ERRORS as exc:
