@@ -632,3 +632,37 @@ def test_docx_runs_python_docx_skips() -> None:
     assert doc.banners == ("SECRET//NOFORN",)
     assert marked_at_start(doc, S, "control canary")
     assert [e.type for e in marked_at_start(doc, TS, "nested cell canary")] == [ElementType.TABLE]
+
+
+def test_pptx_chart_title_and_comment() -> None:
+    from pptx import Presentation
+    from pptx.chart.data import CategoryChartData
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    prs = Presentation()
+    slide = prs.slides.add_slide(prs.slide_layouts[5])
+    slide.shapes.title.text = "(U) Chart"
+    data = CategoryChartData()
+    data.categories = ["a", "b"]
+    data.add_series("s", (1, 2))
+    chart = slide.shapes.add_chart(
+        XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(1), Inches(6), Inches(4), data
+    ).chart
+    chart.has_title = True
+    chart.chart_title.text_frame.text = f"{S} chart canary"
+    buf = io.BytesIO()
+    prs.save(buf)
+    comment = (
+        '<p:cmLst xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main">'
+        f'<p:cm authorId="0" idx="1"><p:pos x="10" y="10"/><p:text>{TS} comment canary</p:text>'
+        "</p:cm></p:cmLst>"
+    )
+    doc = parse_bytes(
+        _with_member(buf.getvalue(), "ppt/comments/comment1.xml", comment.encode()),
+        filename="x.pptx",
+    )
+    (title,) = marked_at_start(doc, S, "chart canary")
+    assert title.locator["part"] == "chart"
+    (note,) = marked_at_start(doc, TS, "comment canary")
+    assert note.locator == {"part": "comment", "in": "ppt/comments/comment1.xml"}

@@ -25,7 +25,9 @@ __all__ = [
     "OoxmlExtras",
     "docx_extras",
     "embedded_warnings",
+    "graphic_parts",
     "header_footer_lines",
+    "pptx_extras",
     "xlsx_extras",
 ]
 
@@ -126,6 +128,26 @@ def _element(kind: ElementType, text: str, locator: dict[str, Any]) -> ParsedEle
     return ParsedElement(type=kind, text=text, locator=locator)
 
 
+_GRAPHIC_PART = re.compile(r"(?:word|ppt|xl)/(diagrams/data|charts/chart)\d*\.xml")
+
+
+def graphic_parts(zf: zipfile.ZipFile, extras: OoxmlExtras) -> None:
+    """Text of SmartArt diagrams and charts (titles, labels), which the libraries skip."""
+    for name in sorted(zf.namelist()):
+        m = _GRAPHIC_PART.fullmatch(name)
+        if m is None:
+            continue
+        root = _read_xml(zf, name)
+        if root is None:
+            extras.warnings.append(f"unreadable-content: {name}")
+            continue
+        part = "diagram" if m.group(1).startswith("diagrams") else "chart"
+        for text in _drawing_paragraphs(root):
+            extras.elements.append(
+                _element(ElementType.NARRATIVE_TEXT, text, {"part": part, "in": name})
+            )
+
+
 def embedded_warnings(zf: zipfile.ZipFile) -> list[str]:
     """``unreadable-content`` for each embedded object or package (OLE, nested Office file)."""
     warnings: list[str] = []
@@ -212,6 +234,37 @@ def docx_extras(data: bytes) -> OoxmlExtras:
                 locator: dict[str, Any] = {"part": part, "id": note.get(_q(_W, "id"))}
                 for text in _w_paragraphs(note):
                     extras.elements.append(_element(ElementType.NARRATIVE_TEXT, text, locator))
+        graphic_parts(zf, extras)
+        extras.warnings.extend(embedded_warnings(zf))
+    return extras
+
+
+_PPT_COMMENT = re.compile(r"ppt/comments/(?:comment|modernComment)[^/]*\.xml")
+
+
+def pptx_extras(data: bytes) -> OoxmlExtras:
+    """PPTX comments (legacy and modern), SmartArt and chart text, embedded objects."""
+    import io
+
+    extras = OoxmlExtras()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for name in sorted(n for n in zf.namelist() if _PPT_COMMENT.fullmatch(n)):
+            root = _read_xml(zf, name)
+            if root is None:
+                extras.warnings.append(f"unreadable-content: {name}")
+                continue
+            texts: list[str] = []
+            for el in root.iter():
+                tag = str(el.tag)
+                # Legacy comments hold <p:text>; modern ones a DrawingML body (<a:p>).
+                if tag.endswith("}text") and (el.text or "").strip():
+                    texts.append((el.text or "").strip())
+            texts.extend(_drawing_paragraphs(root))
+            for text in texts:
+                extras.elements.append(
+                    _element(ElementType.NARRATIVE_TEXT, text, {"part": "comment", "in": name})
+                )
+        graphic_parts(zf, extras)
         extras.warnings.extend(embedded_warnings(zf))
     return extras
 
@@ -304,6 +357,7 @@ def xlsx_extras(data: bytes) -> OoxmlExtras:
                     continue
                 seen.add(target)
                 extras.elements.extend(_xlsx_related(zf, sheet, rtype, target, extras))
+        graphic_parts(zf, extras)
         extras.warnings.extend(embedded_warnings(zf))
     return extras
 

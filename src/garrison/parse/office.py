@@ -32,7 +32,7 @@ from garrison.core.records import (
     TableCell,
 )
 from garrison.parse._banner import is_banner_line, split_banner_lines
-from garrison.parse._ooxml_parts import OoxmlExtras, docx_extras, embedded_warnings, xlsx_extras
+from garrison.parse._ooxml_parts import OoxmlExtras, docx_extras, pptx_extras, xlsx_extras
 from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
 
 __all__ = [
@@ -578,11 +578,10 @@ def parse_pptx(data: bytes, ctx: ParseContext) -> ParsedDocument:
     try:
         prs = Presentation(io.BytesIO(data))
         out = _Out()
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            out.warnings.extend(embedded_warnings(zf))
         for n, slide in enumerate(prs.slides, 1):
             out.stack.clear()  # a slide's title does not head the next slide
             _pptx_slide(slide, n, out)
+        out.take(pptx_extras(data))
         props = prs.core_properties
         title, author = props.title or None, props.author or None
         created, modified = _dt(props.created), _dt(props.modified)
