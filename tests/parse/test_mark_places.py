@@ -666,3 +666,16 @@ def test_pptx_chart_title_and_comment() -> None:
     assert title.locator["part"] == "chart"
     (note,) = marked_at_start(doc, TS, "comment canary")
     assert note.locator == {"part": "comment", "in": "ppt/comments/comment1.xml"}
+
+
+def test_xlsx_banner_rows_at_the_edges_are_banners() -> None:
+    def build(ws: Any) -> None:
+        ws.append(["SECRET//NOFORN"])
+        ws.append(["name", "note"])
+        ws.append(["alpha", "grid 7"])
+        ws.append([None, "TOP SECRET//SI//NOFORN"])
+
+    doc = _parse_xlsx(_xlsx(build))
+    assert doc.banners == ("SECRET//NOFORN", "TOP SECRET//SI//NOFORN")
+    records = [e for e in doc.elements if e.type == ElementType.RECORD]
+    assert [r.fields for r in records] == [{"name": "alpha", "note": "grid 7"}]

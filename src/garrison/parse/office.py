@@ -671,6 +671,30 @@ def _xlsx_regions(ws: Any, budget: _Budget) -> Iterator[list[tuple[int, list[obj
         yield region
 
 
+def _row_banner(row: list[object]) -> str | None:
+    texts = [_cell_text(v) for v in row if v is not None and _cell_text(v)]
+    if len(texts) == 1 and is_banner_line(texts[0]):
+        return texts[0]
+    return None
+
+
+def _peel_banner_rows(
+    region: list[tuple[int, list[object]]], out: _Out
+) -> list[tuple[int, list[object]]]:
+    rows = list(region)
+    found: list[str] = []
+    while rows and (banner := _row_banner(rows[0][1])) is not None:
+        found.append(banner)
+        rows.pop(0)
+    while rows and (banner := _row_banner(rows[-1][1])) is not None:
+        found.append(banner)
+        rows.pop()
+    for banner in found:
+        if banner not in out.banners:
+            out.banners.append(banner)
+    return rows
+
+
 def _xlsx_region(
     sheet: str,
     region: list[tuple[int, list[object]]],
@@ -678,7 +702,13 @@ def _xlsx_region(
     budget: _Budget,
     mark_column: str | None = None,
 ) -> bool:
-    """Add a region's Table and Records; whether its header holds ``mark_column``."""
+    """Add a region's Table and Records; whether its header holds ``mark_column``.
+
+    Banner rows (one non-empty cell holding a banner line) at the top or bottom of the region
+    are the sheet's banners, not data."""
+    region = _peel_banner_rows(region, out)
+    if not region:
+        return False
     used = [i for _, row in region for i, v in enumerate(row) if v is not None and _cell_text(v)]
     lo, hi = min(used), max(used) + 1
     rows = [(r, (row + [None] * hi)[lo:hi]) for r, row in region]
