@@ -23,7 +23,10 @@ from garrison.core.records import ElementType, ParsedElement
 
 __all__ = [
     "OoxmlExtras",
+    "docx_blocks",
+    "docx_cell_text",
     "docx_extras",
+    "docx_text",
     "embedded_warnings",
     "graphic_parts",
     "header_footer_lines",
@@ -146,6 +149,64 @@ def graphic_parts(zf: zipfile.ZipFile, extras: OoxmlExtras) -> None:
             extras.elements.append(
                 _element(ElementType.NARRATIVE_TEXT, text, {"part": part, "in": name})
             )
+
+
+# -- DOCX text python-docx does not read -----------------------------------------------------------
+
+_DOCX_SKIPPED_RUNS = ("del", "moveFrom", "txbxContent", "Fallback")
+
+
+def docx_text(p: Any) -> str:
+    """A ``w:p``'s text as a reader sees it: its runs, also those inside tracked insertions,
+    smart tags, fields, content controls and hyperlinks (python-docx reads only direct runs);
+    not deleted runs (read on their own) nor text boxes anchored here (read on their own)."""
+    from docx.oxml.ns import qn
+
+    parts: list[str] = []
+    for run in p.iter(qn("w:r")):
+        parent = run.getparent()
+        skip = False
+        while parent is not None and parent is not p:
+            if str(parent.tag).rsplit("}", 1)[-1] in _DOCX_SKIPPED_RUNS or parent.tag == qn("w:p"):
+                skip = True
+                break
+            parent = parent.getparent()
+        if not skip:
+            parts.append(str(run.text) if hasattr(run, "text") else "")
+    return "".join(parts)
+
+
+def docx_cell_text(tc: Any) -> str:
+    """Every paragraph of a cell, nested tables included (python-docx skips them)."""
+    from docx.oxml.ns import qn
+
+    texts = []
+    for p in tc.iter(qn("w:p")):
+        parent = p.getparent()
+        boxed = False
+        while parent is not None and parent is not tc:
+            if str(parent.tag).rsplit("}", 1)[-1] in ("txbxContent", "Fallback"):
+                boxed = True
+                break
+            parent = parent.getparent()
+        if not boxed:
+            texts.append(docx_text(p))
+    return "\n".join(texts)
+
+
+def docx_blocks(container: Any) -> Iterator[Any]:
+    """Block children (``w:p``, ``w:tbl``) of the body, inside content controls too."""
+    from docx.oxml.ns import qn
+
+    for child in container.iterchildren():
+        if child.tag in (qn("w:p"), qn("w:tbl")):
+            yield child
+        elif child.tag == qn("w:sdt"):
+            content = child.find(qn("w:sdtContent"))
+            if content is not None:
+                yield from docx_blocks(content)
+        elif child.tag == qn("w:customXml"):
+            yield from docx_blocks(child)
 
 
 def embedded_warnings(zf: zipfile.ZipFile) -> list[str]:

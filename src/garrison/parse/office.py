@@ -32,7 +32,15 @@ from garrison.core.records import (
     TableCell,
 )
 from garrison.parse._banner import is_banner_line, split_banner_lines
-from garrison.parse._ooxml_parts import OoxmlExtras, docx_extras, pptx_extras, xlsx_extras
+from garrison.parse._ooxml_parts import (
+    OoxmlExtras,
+    docx_blocks,
+    docx_cell_text,
+    docx_extras,
+    docx_text,
+    pptx_extras,
+    xlsx_extras,
+)
 from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
 
 __all__ = [
@@ -265,62 +273,6 @@ def _docx_is_list(paragraph: Any) -> bool:
     return sppr is not None and sppr.numPr is not None
 
 
-_DOCX_SKIPPED_RUNS = ("del", "moveFrom", "txbxContent", "Fallback")
-
-
-def _docx_text(p: Any) -> str:
-    """A ``w:p``'s text as a reader sees it: its runs, also those inside tracked insertions,
-    smart tags, fields, content controls and hyperlinks (python-docx reads only direct runs);
-    not deleted runs (read on their own) nor text boxes anchored here (read on their own)."""
-    from docx.oxml.ns import qn
-
-    parts: list[str] = []
-    for run in p.iter(qn("w:r")):
-        parent = run.getparent()
-        skip = False
-        while parent is not None and parent is not p:
-            if str(parent.tag).rsplit("}", 1)[-1] in _DOCX_SKIPPED_RUNS or parent.tag == qn("w:p"):
-                skip = True
-                break
-            parent = parent.getparent()
-        if not skip:
-            parts.append(str(run.text) if hasattr(run, "text") else "")
-    return "".join(parts)
-
-
-def _docx_cell_text(tc: Any) -> str:
-    """Every paragraph of a cell, nested tables included (python-docx skips them)."""
-    from docx.oxml.ns import qn
-
-    texts = []
-    for p in tc.iter(qn("w:p")):
-        parent = p.getparent()
-        boxed = False
-        while parent is not None and parent is not tc:
-            if str(parent.tag).rsplit("}", 1)[-1] in ("txbxContent", "Fallback"):
-                boxed = True
-                break
-            parent = parent.getparent()
-        if not boxed:
-            texts.append(_docx_text(p))
-    return "\n".join(texts)
-
-
-def _docx_blocks(container: Any) -> Iterator[Any]:
-    """Block children (``w:p``, ``w:tbl``) of the body, inside content controls too."""
-    from docx.oxml.ns import qn
-
-    for child in container.iterchildren():
-        if child.tag in (qn("w:p"), qn("w:tbl")):
-            yield child
-        elif child.tag == qn("w:sdt"):
-            content = child.find(qn("w:sdtContent"))
-            if content is not None:
-                yield from _docx_blocks(content)
-        elif child.tag == qn("w:customXml"):
-            yield from _docx_blocks(child)
-
-
 def _docx_table_cells(tbl: Any, parent: Any) -> list[TableCell]:
     """Cells of a ``w:tbl`` with grid spans and vertical merges resolved to spans."""
     from docx.oxml.ns import qn
@@ -336,7 +288,7 @@ def _docx_table_cells(tbl: Any, parent: Any) -> list[TableCell]:
                 i = origin[col]
                 cells[i] = cells[i].model_copy(update={"row_span": cells[i].row_span + 1})
             else:
-                text = _docx_cell_text(tc).strip()
+                text = docx_cell_text(tc).strip()
                 cells.append(TableCell(row=r, col=col, text=text, col_span=span, is_header=header))
                 if tc.vMerge == "restart":
                     origin[col] = len(cells) - 1
@@ -357,9 +309,9 @@ def _docx_header_footers(doc: Any, out: _Out, *, footer: bool) -> None:
         for part in parts:
             if part.is_linked_to_previous:
                 continue
-            lines = [_docx_text(p) for p in _docx_blocks(part._element) if p.tag == _W_P]
-            for tbl in (b for b in _docx_blocks(part._element) if b.tag != _W_P):
-                lines.extend(_docx_cell_text(tc) for tc in tbl.iter(_W_TC))
+            lines = [docx_text(p) for p in docx_blocks(part._element) if p.tag == _W_P]
+            for tbl in (b for b in docx_blocks(part._element) if b.tag != _W_P):
+                lines.extend(docx_cell_text(tc) for tc in tbl.iter(_W_TC))
             text = "\n".join(line.strip() for line in lines if line.strip())
             if not text or text in seen:
                 continue
@@ -374,10 +326,10 @@ def _docx_body(doc: Any, out: _Out) -> None:
 
     items: list[tuple[str, Any]] = []
     texts: dict[int, str] = {}
-    for child in _docx_blocks(doc.element.body):
+    for child in docx_blocks(doc.element.body):
         if child.tag == qn("w:p"):
             paragraph = Paragraph(child, doc)
-            text = _docx_text(child)
+            text = docx_text(child)
             if text.strip():
                 texts[len(items)] = text
                 items.append(("p", paragraph))
