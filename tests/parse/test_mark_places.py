@@ -679,3 +679,17 @@ def test_xlsx_banner_rows_at_the_edges_are_banners() -> None:
     assert doc.banners == ("SECRET//NOFORN", "TOP SECRET//SI//NOFORN")
     records = [e for e in doc.elements if e.type == ElementType.RECORD]
     assert [r.fields for r in records] == [{"name": "alpha", "note": "grid 7"}]
+
+
+def test_parquet_marking_column() -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.table({"note": [f"{S} cell canary", "plain"], "classification": ["(S//NF)", None]})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    doc = parse_bytes(buf.getvalue(), filename="x.parquet", marking_column="classification")
+    assert [e.declared_marking for e in doc.elements] == ["(S//NF)", ""]
+    assert all("classification" not in e.fields for e in doc.elements)
+    assert marked_at_start(doc, S, "cell canary")
+    with pytest.raises(ParseFailure, match="marking column 'level'"):
+        parse_bytes(buf.getvalue(), filename="x.parquet", marking_column="level")

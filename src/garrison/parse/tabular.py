@@ -250,18 +250,28 @@ def parse_parquet(data: bytes, ctx: ParseContext) -> ParsedDocument:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ParseFailure("corrupt", "the Parquet file could not be read") from exc
+    wanted = marking_column(ctx)
+    if wanted is not None and wanted not in table.schema.names:
+        raise ParseFailure(
+            "corrupt", f"the Parquet file has no marking column {wanted!r} (--marking-column)"
+        )
     elements: list[ParsedElement] = []
     row_no = 0
     for batch in table.to_batches(max_chunksize=10_000):
         for row in batch.to_pylist():
             row_no += 1
             fields = {str(k): _plain(v) for k, v in row.items()}
+            declared = None
+            if wanted is not None:
+                value = fields.pop(wanted)
+                declared = _declared(None if value is None else str(value))
             elements.append(
                 ParsedElement(
                     type=ElementType.RECORD,
                     text=_record_text(fields),
                     fields=fields,
                     locator={"row": row_no},
+                    declared_marking=declared,
                 )
             )
     return ParsedDocument(
