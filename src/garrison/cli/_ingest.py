@@ -62,7 +62,7 @@ def ingest(
         str | None,
         typer.Option(
             "--marking-column",
-            help="Column holding each row's marking (CSV/TSV, XLSX, database tables).",
+            help="Column holding each row's marking (CSV/TSV, XLSX, Parquet, database tables).",
         ),
     ] = None,
     no_ocr: Annotated[
