@@ -400,6 +400,19 @@ def _msg_recipients(message: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(to), tuple(cc)
 
 
+def _msg_html(message: Any, *, has_text: bool) -> tuple[str, str | None]:
+    """The HTML body's text, and a warning when it exists but cannot be read.
+
+    Without a plain-text body a failure is the message's failure (nothing else to read)."""
+    try:
+        markup = message.html_body
+        return (html_to_text(markup) if markup else ""), None
+    except Exception:  # oxmsg decodes RTF-wrapped HTML; a broken one must not lose the rest
+        if not has_text:
+            raise
+        return "", "unreadable-content: the HTML body"
+
+
 @register_parser(OUTLOOK_MSG)
 def parse_msg(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """An Outlook ``.msg``: sender, recipients, subject, sent date, body, attachments."""
@@ -422,7 +435,7 @@ def parse_msg(data: bytes, ctx: ParseContext) -> ParsedDocument:
         sent_at = message.sent_date
         headers = message.message_headers
         text = message.body or ""
-        html_text = html_to_text(message.html_body) if message.html_body else ""
+        html_text, html_problem = _msg_html(message, has_text=bool(text.strip()))
     except ParseFailure:
         raise
     except Exception as exc:  # oxmsg/olefile raise ValueError, OSError, struct.error...
@@ -453,7 +466,7 @@ def parse_msg(data: bytes, ctx: ParseContext) -> ParsedDocument:
     elements = _header_elements(fields, mail)
     body_elements, banners = _both_bodies(text, html_text, [])
     elements.extend(body_elements)
-    warnings: list[str] = []
+    warnings: list[str] = [html_problem] if html_problem else []
     attachments: list[ParsedAttachment] = []
     for i, (name, payload) in enumerate(raw_attachments):
         if payload is None:
