@@ -693,3 +693,13 @@ def test_parquet_marking_column() -> None:
     assert marked_at_start(doc, S, "cell canary")
     with pytest.raises(ParseFailure, match="marking column 'level'"):
         parse_bytes(buf.getvalue(), filename="x.parquet", marking_column="level")
+
+
+def test_pdf_xfa_form_is_unreadable_content() -> None:
+    data = make_pdf([(72, 700, 10, "(U) A form.")]).replace(
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [] /XFA (xdp) >> >>",
+    )
+    doc = parse_bytes(data, filename="x.pdf")
+    assert "unreadable-content: XFA form data" in doc.warnings
+    assert doc.elements

@@ -141,6 +141,8 @@ def _active_content(data: bytes, max_pages: int) -> list[str]:
                 form = root["/AcroForm"].get_object()
                 if "/XFA" in form:
                     note("an XFA form (may hold scripts)")
+                    # Its fields live in XML packets Garrison does not read.
+                    found.append("unreadable-content: XFA form data")
             for n, page in enumerate(reader.pages, start=1):
                 if n > max_pages:
                     break
