@@ -703,3 +703,16 @@ def test_pdf_xfa_form_is_unreadable_content() -> None:
     doc = parse_bytes(data, filename="x.pdf")
     assert "unreadable-content: XFA form data" in doc.warnings
     assert doc.elements
+
+
+def test_zip_member_with_a_bad_checksum_is_unreadable_content() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("good.txt", "(U) fine\n")
+        z.writestr("bad.txt", "(TS//SI//NF) damaged canary\n")
+    data = buf.getvalue()
+    at = data.index(b"(TS//SI//NF) damaged")
+    damaged = data[:at] + b"X" + data[at + 1 :]  # the stored CRC no longer matches
+    doc = parse_bytes(damaged, filename="x.zip")
+    assert [a.filename for a in doc.attachments] == ["good.txt"]
+    assert doc.warnings == ("unreadable-content: member bad.txt",)
