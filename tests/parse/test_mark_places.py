@@ -336,7 +336,8 @@ def test_docx_parts_written_by_libreoffice(
         assert found[0].type == ElementType.TABLE
 
 
-def test_docx_text_box_in_a_header_is_a_banner() -> None:
+@pytest.mark.parametrize("kind", ["text-box", "watermark"])
+def test_docx_text_box_or_watermark_in_a_header_is_a_banner(kind: str) -> None:
     import docx
 
     d = docx.Document()
@@ -349,16 +350,24 @@ def test_docx_text_box_in_a_header_is_a_banner() -> None:
     src = zipfile.ZipFile(io.BytesIO(data))
     header = next(n for n in src.namelist() if n.startswith("word/header"))
     w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
-    xml = (
-        f'<w:hdr xmlns:w="{w}"><w:p><w:r><w:pict><w:txbxContent><w:p><w:r>'
-        "<w:t>TOP SECRET//SI//NOFORN</w:t></w:r></w:p></w:txbxContent></w:pict></w:r></w:p></w:hdr>"
-    )
+    if kind == "text-box":
+        inner = (
+            "<w:txbxContent><w:p><w:r><w:t>TOP SECRET//SI//NOFORN</w:t></w:r></w:p></w:txbxContent>"
+        )
+    else:  # a WordArt watermark, as Word writes it (VML)
+        inner = (
+            '<v:shape xmlns:v="urn:schemas-microsoft-com:vml">'
+            '<v:textpath string="TOP SECRET//SI//NOFORN"/></v:shape>'
+        )
+    xml = f'<w:hdr xmlns:w="{w}"><w:p><w:r><w:pict>{inner}</w:pict></w:r></w:p></w:hdr>'
+
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for info in src.infolist():
             z.writestr(info, xml.encode() if info.filename == header else src.read(info))
     doc = parse_bytes(out.getvalue(), filename="x.docx")
     assert "TOP SECRET//SI//NOFORN" in doc.banners
+    assert any(e.locator.get("part") == kind for e in doc.elements)
 
 
 # -- HTML and Markdown tables, JSON values --------------------------------------------------------
