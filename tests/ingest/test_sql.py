@@ -341,3 +341,80 @@ def test_postgresql_same_id_as_sqlite(pg_database: PgDatabase, tmp_path: Path) -
     ]
     with pytest.raises(InvalidInput, match="single SELECT"):
         read_sql(pg_database.url, query="WITH d AS (DELETE FROM parts RETURNING *) SELECT 1")
+
+
+# --- a column holding each row's marking -------------------------------------------------------
+
+
+@pytest.fixture
+def marked_url(tmp_path: Path) -> str:
+    return make_db(
+        tmp_path / "marked.db",
+        ["CREATE TABLE reports (id INTEGER PRIMARY KEY, body TEXT, classification TEXT)"],
+        {
+            "reports": [
+                (1, "grid 7 canary", "TOP SECRET//SI//NOFORN"),
+                (2, "(S//NF) a mark at the start of a value", "(S//NF)"),
+                (3, "routine", None),
+                (4, "spaced", "  SECRET  "),
+            ]
+        },
+    )
+
+
+def test_marking_column_becomes_declared_marking_and_leaves_text(marked_url: str) -> None:
+    (snap,) = read_sql(marked_url, tables=["reports"], marking_column="classification")
+    records = snap.document.elements
+    assert [r.declared_marking for r in records] == [
+        "TOP SECRET//SI//NOFORN",
+        "(S//NF)",
+        "",  # NULL: stated unmarked (the source default, with a finding)
+        "SECRET",
+    ]
+    for record in records:
+        assert "classification" not in record.fields
+        assert "classification" not in record.text
+        assert "TOP SECRET" not in record.text
+    # A mark at the start of a column value stays where the marking rules look.
+    assert records[1].fields["body"].startswith("(S//NF)")
+    assert snap.document.metadata["marking_column"] == "classification"
+
+
+def test_marking_column_stays_in_the_canonical_rows(tmp_path: Path) -> None:
+    def snapshot(level: str) -> TableSnapshot:
+        url = make_db(
+            tmp_path / f"{level}.db",
+            ["CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT, m TEXT)"],
+            {"t": [(1, "x", level)]},
+        )
+        (snap,) = read_sql(url, tables=["t"], marking_column="m")
+        return snap
+
+    # A row whose marking changes is a different snapshot (a new document id).
+    assert snapshot("SECRET").canonical != snapshot("UNCLASSIFIED").canonical
+
+
+def test_marking_column_in_a_query(marked_url: str) -> None:
+    (snap,) = read_sql(
+        marked_url,
+        query="SELECT id, body, classification AS m FROM reports WHERE id < 3",
+        marking_column="m",
+    )
+    by_id = {r.fields["id"]: r.declared_marking for r in snap.document.elements}
+    assert by_id == {1: "TOP SECRET//SI//NOFORN", 2: "(S//NF)"}
+    assert all("m" not in r.fields for r in snap.document.elements)
+
+
+def test_missing_marking_column_is_refused(marked_url: str) -> None:
+    with pytest.raises(InvalidInput, match="no column 'level'"):
+        read_sql(marked_url, tables=["reports"], marking_column="level")
+    with pytest.raises(InvalidInput, match="no column 'level'"):
+        read_sql(marked_url, query="SELECT id FROM reports", marking_column="level")
+    with pytest.raises(InvalidInput, match="primary key"):
+        read_sql(marked_url, tables=["reports"], marking_column="id")
+
+
+def test_without_marking_column_nothing_is_declared(marked_url: str) -> None:
+    (snap,) = read_sql(marked_url, tables=["reports"])
+    assert all(r.declared_marking is None for r in snap.document.elements)
+    assert snap.document.elements[0].fields["classification"] == "TOP SECRET//SI//NOFORN"

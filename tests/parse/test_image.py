@@ -133,7 +133,11 @@ def test_basic_formats(fmt: str, media_type: str, mode: str, no_ocr: None) -> No
     (element,) = doc.elements
     assert element.text == "Image 40x30"
     assert (element.fields["width"], element.fields["height"]) == (40, 30)
-    assert doc.warnings == ("no-text-layer: no text layer and OCR is unavailable",)
+    # What the picture shows is unread: its marks cannot be found.
+    assert doc.warnings == (
+        "no-text-layer: no text layer and OCR is unavailable",
+        "unreadable-content: the image (OCR unavailable)",
+    )
     assert doc.extraction.method == "native"
 
 
@@ -275,6 +279,7 @@ def test_without_ocr_only_the_image_element_and_a_warning(no_ocr: None) -> None:
     doc = parse_bytes(scanned_page())
     assert [e.type for e in doc.elements] == [ElementType.IMAGE]
     assert "no-text-layer: no text layer and OCR is unavailable" in doc.warnings
+    assert "unreadable-content: the image (OCR unavailable)" in doc.warnings
 
 
 def test_ingest_marks_ocr_portions(tmp_path: Path) -> None:

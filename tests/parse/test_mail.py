@@ -54,7 +54,9 @@ def test_eml_headers_subject_body_attachments() -> None:
     header, subject, *body = doc.elements
     assert header.type == ElementType.EMAIL_HEADER
     assert header.fields["From"] == "Ann Analyst <ann@example.mil>"
-    assert header.fields["Subject"] == "(S) Roster"
+    # The subject is its own element (its portion mark marks it), never part of the header.
+    assert "Subject" not in header.fields
+    assert "Roster" not in header.text
     assert {"To", "Date", "Cc", "Message-ID"} <= header.fields.keys()
     assert header.email is not None
     assert header.email.sender == "Ann Analyst <ann@example.mil>"
@@ -62,7 +64,10 @@ def test_eml_headers_subject_body_attachments() -> None:
     assert header.email.cc == ("cc@example.mil",)
     assert header.email.message_id == "<roster@example.mil>"
     assert header.email.sent_at == datetime(2026, 3, 10, 9, 15, tzinfo=UTC)
+    assert header.email.subject is None
     assert (subject.type, subject.text) == (ElementType.TITLE, "(S) Roster")
+    assert subject.locator == {"part": "subject"}
+    assert subject.email is not None and subject.email.subject == "(S) Roster"
     assert [(e.type, e.text, e.locator) for e in body] == [
         (ElementType.NARRATIVE_TEXT, "(S) First paragraph\nstill first.", {"part": "body"}),
         (ElementType.NARRATIVE_TEXT, "(U) Second paragraph.", {"part": "body"}),
@@ -78,11 +83,31 @@ def test_eml_headers_subject_body_attachments() -> None:
     assert doc.extraction.parser == "garrison.mail"
 
 
-def test_eml_prefers_plain_over_html() -> None:
+def test_eml_reads_both_sides_of_multipart_alternative() -> None:
     doc = parse_eml(_message(html=True).as_bytes(), CTX)
-    texts = [e.text for e in doc.elements]
-    assert "HTML only" not in texts
+    body = [(e.text, e.locator) for e in doc.elements if e.locator.get("part") != "header"]
+    assert ("HTML only", {"part": "body-html"}) in body
+    assert ("(U) Second paragraph.", {"part": "body"}) in body
     assert len(doc.attachments) == 2  # the HTML alternative is not an attachment
+
+
+def test_eml_html_part_marks_are_found_beside_the_plain_text() -> None:
+    msg = EmailMessage()
+    msg["From"] = "a@example.mil"
+    msg["Subject"] = "(U) Status"
+    msg.set_content("(U) All quiet.\n\n(U) Nothing to report.\n")
+    msg.add_alternative(
+        "<html><body><p>(U) All quiet.</p><p>(TS//SI//NF) html canary grid 7</p>"
+        "<p>SECRET//NOFORN</p></body></html>",
+        subtype="html",
+    )
+    doc = parse_eml(msg.as_bytes(), CTX)
+    html_part = [e.text for e in doc.elements if e.locator == {"part": "body-html"}]
+    # The paragraph both sides hold is read once; the HTML-only one keeps its mark first.
+    assert html_part == ["(TS//SI//NF) html canary grid 7"]
+    assert "SECRET//NOFORN" in doc.banners
+    plain = [e.text for e in doc.elements if e.locator == {"part": "body"}]
+    assert plain == ["(U) All quiet.", "(U) Nothing to report."]
 
 
 def test_eml_html_only_body() -> None:
@@ -202,14 +227,17 @@ def test_corpus_file_parses_or_fails_cleanly(path: Path) -> None:
 def test_corpus_facts() -> None:
     _require(CORPUS)
     eml = parse_eml((CORPUS / "fake-email.eml").read_bytes(), CTX)
-    assert {"From", "To", "Subject"} <= eml.elements[0].fields.keys()
+    assert {"From", "To"} <= eml.elements[0].fields.keys()
+    assert any(e.locator == {"part": "subject"} for e in eml.elements)
     attached = parse_eml((CORPUS / "eml/fake-email-attachment.eml").read_bytes(), CTX)
     assert attached.attachments
     assert attached.attachments[0].data
     msg = parse_msg((CORPUS / "fake-email.msg").read_bytes(), CTX)
     fields = msg.elements[0].fields
     assert "mrobinson@unstructured.io" in fields["From"]
-    assert fields["Subject"] == "Test Email"
+    assert "Subject" not in fields
+    subject = next(e for e in msg.elements if e.locator == {"part": "subject"})
+    assert (subject.type, subject.text) == (ElementType.TITLE, "Test Email")
     assert msg.elements[0].email is not None
     assert msg.elements[0].email.sent_at is not None
     assert any("Roses are red" in e.text for e in msg.elements)
@@ -229,3 +257,18 @@ def test_marked_corpus_eml() -> None:
         assert body, path.name
         assert body[0].text.startswith("("), path.name  # portion marks stay for ingest
         assert not any(e.text in doc.banners for e in body), path.name
+
+
+def test_eml_inline_text_part_beside_the_body_is_a_child() -> None:
+    """A second inline text part is seen by a reader: it is ingested (as a child), not dropped."""
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    msg = MIMEMultipart("mixed")
+    msg["From"] = "a@example.mil"
+    msg["Subject"] = "(U) Two parts"
+    msg.attach(MIMEText("(U) The body.\n", "plain"))
+    msg.attach(MIMEText("(TS//SI//NF) footer canary\n", "plain"))
+    doc = parse_eml(msg.as_bytes(), CTX)
+    assert [e.text for e in doc.elements if e.locator == {"part": "body"}] == ["(U) The body."]
+    assert [a.data for a in doc.attachments] == [b"(TS//SI//NF) footer canary\n"]

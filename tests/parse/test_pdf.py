@@ -9,7 +9,7 @@ import pytest
 from bench.pdf import write_pdf
 
 from garrison.core.records import ElementType, ParsedDocument
-from garrison.parse import ParseContext, ParseFailure, parse_bytes, parser_for
+from garrison.parse import ParseContext, ParseFailure, _pdf_active, parse_bytes, parser_for
 from garrison.parse import pdf as pdf_module
 from garrison.parse.pdf import PDF, parse_pdf
 from tests.conftest import require
@@ -192,7 +192,10 @@ def test_no_text_layer_without_ocr() -> None:
     path = PUBLIC[1] / "019-grayscale-image_grayscale-image.pdf"
     require(path.is_file(), f"{path} is absent")
     doc = _parse(path.read_bytes(), ocr=False)
-    assert doc.warnings == ("no-text-layer: page 1 has no text layer and OCR is unavailable",)
+    assert doc.warnings == (
+        "no-text-layer: page 1 has no text layer and OCR is unavailable",
+        "unreadable-content: page 1 (an image, OCR unavailable)",
+    )
 
 
 def test_ocr_page() -> None:
@@ -263,7 +266,7 @@ def _object_stream(body: bytes, filters: bytes = b"/Filter /FlateDecode") -> byt
 
 def test_active_content_prefilter() -> None:
     """The cheap byte check skips pypdf only when no dictionary can name an action."""
-    may = pdf_module._may_hold_active_content
+    may = _pdf_active._may_hold_active_content
     plain = make_pdf([(72, 700, 10, "Hello")])
     assert not may(plain)
     # A subset font prefix is not the /AA key.

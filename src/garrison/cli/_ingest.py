@@ -58,6 +58,13 @@ def ingest(
         list[str] | None, typer.Option("--table", help="Database table(s) to ingest.")
     ] = None,
     query: Annotated[str | None, typer.Option("--query", help="A SELECT to ingest.")] = None,
+    marking_column: Annotated[
+        str | None,
+        typer.Option(
+            "--marking-column",
+            help="Column holding each row's marking (CSV/TSV, XLSX, Parquet, database tables).",
+        ),
+    ] = None,
     no_ocr: Annotated[
         bool, typer.Option("--no-ocr", help="Do not OCR scans and images (metadata only).")
     ] = False,
@@ -96,6 +103,7 @@ def ingest(
             **({"ocr": False} if no_ocr else {}),
             **({"max_pages": max_pages} if max_pages else {}),
         },
+        marking_column=marking_column.strip() if marking_column else None,
     )
     urls = [i for i in inputs if _looks_like_url(i)]
     if urls and len(inputs) > 1:

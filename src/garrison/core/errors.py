@@ -9,7 +9,8 @@ API, web UI) translate errors without parsing their text::
     ├── InvalidInput             exit 2  malformed input, bad option, existing path
     │   ├── MarkingError                 a marking breaks a rule (``rule`` names it)
     │   │   └── UnsupportedMarking       NATO, JOINT, FGI: phase 2, rejected
-    │   └── AccessExpressionError        an access expression is malformed (``offset``)
+    │   ├── AccessExpressionError        an access expression is malformed (``offset``)
+    │   └── ParseFailure                 a file cannot be parsed (garrison.parse; ``reason``)
     ├── NotFound                 exit 3  unknown id -- also what an unreadable object looks like
     ├── NotPermitted             exit 4  the subject's role or clearance forbids the action
     │   ├── LoginRequired                web UI: no live session (sent to the sign-in page)

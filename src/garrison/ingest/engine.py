@@ -98,6 +98,15 @@ class IngestOptions:
     max_depth: int = 5
     #: Options handed to every parser (``{"ocr": False}``, ``{"max_pages": 500}``...).
     parse_options: dict[str, object] = field(default_factory=dict)
+    #: A column holding each row's marking (``--marking-column``): CSV/TSV and XLSX parsers
+    #: (as the ``marking_column`` parse option) and database tables read it.
+    marking_column: str | None = None
+
+    def parser_options(self) -> dict[str, object]:
+        """What every parser gets: ``parse_options`` plus ``marking_column`` when set."""
+        if self.marking_column is None:
+            return dict(self.parse_options)
+        return {**self.parse_options, "marking_column": self.marking_column}
 
 
 @dataclass
@@ -1006,7 +1015,7 @@ def _tasks(
             data,
             options.max_depth,
             options.max_bytes,
-            tuple(sorted(options.parse_options.items())),
+            tuple(sorted(options.parser_options().items())),
         )
 
 
@@ -1179,7 +1188,9 @@ def ingest_sql(
 
     default = _prepare(session, options)
     InputGuard(session.workspace).check_sql(url)  # never a Garrison catalog
-    snapshots = read_sql(url, tables=tables, query=query)  # connection problems: exit 5
+    snapshots = read_sql(  # connection problems: exit 5
+        url, tables=tables, query=query, marking_column=options.marking_column
+    )
     source = options.source or (snapshots[0].uri.split("#")[0] if snapshots else url)
     _ensure_source(session, source, "sql", source, default)
     job = _Job(

@@ -97,11 +97,18 @@ def read_sql(
     query: str | None = None,
     query_name: str = "query",
     max_rows: int = 5_000_000,
+    marking_column: str | None = None,
 ) -> list[TableSnapshot]:
     """Read ``tables`` (default: every table, sorted by name) or one ``query`` from ``url``.
 
+    ``marking_column`` names a column holding each row's marking (banner or portion spelling):
+    its value becomes the record's ``declared_marking`` (``""`` when empty or NULL) and the
+    column is left out of the record's text and fields (it stays in the canonical rows, so a
+    changed marking is a changed snapshot).
+
     Raises :class:`InvalidInput` for a malformed URL, an unknown table (the message lists the
-    tables that exist), a query that is not a single SELECT, or more than ``max_rows`` rows;
+    tables that exist), a table or query without ``marking_column``, a query that is not a
+    single SELECT, or more than ``max_rows`` rows;
     :class:`EnvironmentProblem` when the database cannot be reached. Nothing is written anywhere.
     """
     if tables and query is not None:
@@ -117,7 +124,13 @@ def read_sql(
             if query is not None:
                 return [
                     _read_query(
-                        conn, query, query_name, db_name=db_name, shown=shown, max_rows=max_rows
+                        conn,
+                        query,
+                        query_name,
+                        db_name=db_name,
+                        shown=shown,
+                        max_rows=max_rows,
+                        marking_column=marking_column,
                     )
                 ]
             existing = _table_names(conn, shown)
@@ -133,7 +146,14 @@ def read_sql(
                     f"The database at {shown} has no table {missing[0]!r}; its tables are: {names}."
                 )
             return [
-                _read_table(conn, name, db_name=db_name, shown=shown, max_rows=max_rows)
+                _read_table(
+                    conn,
+                    name,
+                    db_name=db_name,
+                    shown=shown,
+                    max_rows=max_rows,
+                    marking_column=marking_column,
+                )
                 for name in wanted
             ]
     finally:
@@ -401,6 +421,21 @@ class _Row:
     line: str
     fields: dict[str, Any]
     text: str
+    declared: str | None = None
+
+
+def _check_marking_column(
+    name: str, columns: Sequence[_Column], marking_column: str | None
+) -> None:
+    if marking_column is not None and marking_column not in {c.name for c in columns}:
+        raise InvalidInput(
+            f"{name!r} has no column {marking_column!r} to read each row's marking from "
+            "(--marking-column)."
+        )
+
+
+def _declared(value: Any) -> str:
+    return "" if value is None else " ".join(str(value).split())
 
 
 def _collect(
@@ -410,7 +445,9 @@ def _collect(
     sort_by: Sequence[str],
     name: str,
     max_rows: int,
+    marking_column: str | None = None,
 ) -> list[_Row]:
+    _check_marking_column(name, columns, marking_column)
     out: list[_Row] = []
     for raw in rows:
         if len(out) >= max_rows:
@@ -420,11 +457,16 @@ def _collect(
             )
         fields = {c.name: _json_safe(v, c.portable) for c, v in zip(columns, raw, strict=True)}
         text = "; ".join(
-            f"{c.name}: {_render(fields[c.name], v)}" for c, v in zip(columns, raw, strict=True)
+            f"{c.name}: {_render(fields[c.name], v)}"
+            for c, v in zip(columns, raw, strict=True)
+            if c.name != marking_column
         )
         line = _canonical_json(fields)
         key = tuple(_sort_part(fields[c]) for c in sort_by)
-        out.append(_Row(key=key, line=line, fields=fields, text=text))
+        declared = None
+        if marking_column is not None:
+            declared = _declared(fields.pop(marking_column))
+        out.append(_Row(key=key, line=line, fields=fields, text=text, declared=declared))
     out.sort(key=lambda r: (r.key, r.line))
     return out
 
@@ -461,7 +503,11 @@ def _snapshot(
             locator["row"] = n
         elements.append(
             ParsedElement(
-                type=ElementType.RECORD, text=row.text, fields=row.fields, locator=locator
+                type=ElementType.RECORD,
+                text=row.text,
+                fields=row.fields,
+                locator=locator,
+                declared_marking=row.declared,
             )
         )
     metadata: dict[str, Any] = {
@@ -505,7 +551,13 @@ def _type_name(type_: sa.types.TypeEngine[Any], conn: Connection) -> str:
 
 
 def _read_table(
-    conn: Connection, name: str, *, db_name: str, shown: str, max_rows: int
+    conn: Connection,
+    name: str,
+    *,
+    db_name: str,
+    shown: str,
+    max_rows: int,
+    marking_column: str | None = None,
 ) -> TableSnapshot:
     try:
         table = sa.Table(name, sa.MetaData(), autoload_with=conn)
@@ -524,6 +576,10 @@ def _read_table(
         for c in table.columns
     ]
     pk = [c.name for c in table.primary_key.columns]
+    if marking_column is not None and marking_column in pk:
+        raise InvalidInput(
+            f"The marking column {marking_column!r} is part of the primary key of {name!r}."
+        )
     sort_by = pk or sorted(c.name for c in columns)
     # Untyped columns: the driver's values, without SQLAlchemy's conversions (which fail on
     # legacy SQLite text in date columns and warn on SQLite decimals).
@@ -533,17 +589,32 @@ def _read_table(
     stmt = stmt.order_by(*(sa.column(c) for c in sort_by))
     try:
         result = conn.execution_options(yield_per=_YIELD_PER).execute(stmt)
-        rows = _collect(result, columns, sort_by=sort_by, name=name, max_rows=max_rows)
+        rows = _collect(
+            result,
+            columns,
+            sort_by=sort_by,
+            name=name,
+            max_rows=max_rows,
+            marking_column=marking_column,
+        )
         result.close()
     except sa_exc.DBAPIError as exc:
         raise EnvironmentProblem(
             f"The table {name!r} at {shown} cannot be read: {_first_line(exc)}."
         ) from exc
-    return _snapshot(name, columns, rows, db_name=db_name, shown=shown, pk=pk)
+    extra = {"marking_column": marking_column} if marking_column else None
+    return _snapshot(name, columns, rows, db_name=db_name, shown=shown, pk=pk, extra_metadata=extra)
 
 
 def _read_query(
-    conn: Connection, query: str, name: str, *, db_name: str, shown: str, max_rows: int
+    conn: Connection,
+    query: str,
+    name: str,
+    *,
+    db_name: str,
+    shown: str,
+    max_rows: int,
+    marking_column: str | None = None,
 ) -> TableSnapshot:
     try:
         result = conn.execution_options(yield_per=_YIELD_PER).execute(sa.text(query))
@@ -574,7 +645,15 @@ def _read_query(
         _Column(name=k, type=portable[k], portable=portable[k], nullable=True, primary_key=False)
         for k in keys
     ]
-    rows = _collect(raw_rows, columns, sort_by=sorted(keys), name=name, max_rows=max_rows)
-    return _snapshot(
-        name, columns, rows, db_name=db_name, shown=shown, pk=(), extra_metadata={"query": query}
+    rows = _collect(
+        raw_rows,
+        columns,
+        sort_by=sorted(keys),
+        name=name,
+        max_rows=max_rows,
+        marking_column=marking_column,
     )
+    extra: dict[str, Any] = {"query": query}
+    if marking_column:
+        extra["marking_column"] = marking_column
+    return _snapshot(name, columns, rows, db_name=db_name, shown=shown, pk=(), extra_metadata=extra)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, entry_points, version
 
+from garrison.core.errors import InvalidInput
 from garrison.core.records import ParsedDocument
 
 __all__ = [
@@ -66,17 +67,23 @@ def warm_up() -> None:
     _load_plugins()
 
 
-class ParseFailure(Exception):
+class ParseFailure(InvalidInput):
     """A file cannot be parsed. ``reason`` is a quarantine reason code.
 
     Codes: ``encrypted``, ``corrupt``, ``unsupported-type``, ``too-large``, ``hostile-content``.
     ``detail`` is one sentence for stewards; it never quotes the file's content.
     """
 
+    code = "parse-failure"
+
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+    def __reduce__(self) -> tuple[type[ParseFailure], tuple[str, str]]:
+        # Parsers run in worker processes: the failure must travel back whole.
+        return (type(self), (self.reason, self.detail))
 
 
 @dataclass(frozen=True)

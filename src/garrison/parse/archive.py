@@ -199,6 +199,8 @@ class _Listing:
     attachments: list[ParsedAttachment] = field(default_factory=list)
     members: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    #: Members whose bytes could not be read (a bad checksum, a broken stream).
+    unreadable: list[str] = field(default_factory=list)
 
     def entry(self) -> int:
         """Count one entry of any kind; refuse past ``max_members``."""
@@ -307,10 +309,17 @@ def _read_zip(data: bytes, listing: _Listing) -> None:
                         target = fh.read(1024).decode("utf-8", "replace")
                     listing.skip(index, info.filename, "symlink", target)
                     continue
-                with zf.open(info) as fh:
-                    body = listing.budget.read(
-                        fh, f"member {index}", compressed=info.compress_size, member=True
-                    )
+                try:
+                    with zf.open(info) as fh:
+                        body = listing.budget.read(
+                            fh, f"member {index}", compressed=info.compress_size, member=True
+                        )
+                except (zipfile.BadZipFile, zlib.error, EOFError):
+                    # One damaged member (a bad CRC, a broken deflate stream): the others are
+                    # still read; this one is named as unreadable content.
+                    listing.skip(index, info.filename, "unreadable")
+                    listing.unreadable.append(sanitize_member_name(info.filename, index))
+                    continue
                 listing.add(index, info.filename, body, info.compress_size)
     except NotImplementedError as exc:  # how zipfile says "unknown compression method"
         raise ParseFailure(
@@ -594,6 +603,7 @@ def _document(listing: _Listing, ctx: ParseContext, parser: str, version: str) -
             "uncompressed_bytes": listing.budget.members_total,
         },
         extraction=Extraction(method="native", parser=parser, parser_version=version),
+        warnings=tuple(f"unreadable-content: member {name}" for name in listing.unreadable),
     )
 
 

@@ -264,6 +264,27 @@ def _has_markings(text: str) -> bool:
     return False
 
 
+def without_edge_banners(text: str) -> str:
+    """``text`` without the banner lines at its top and bottom (a marked CSV's first/last rows).
+
+    A banner row has one field, so it would make the rows of a small table look inconsistent.
+    """
+    from garrison.parse._banner import is_banner_line
+
+    lines = text.split("\n")
+
+    def banner(line: str) -> bool:
+        bare = line.strip().strip('"').strip()
+        return not bare or is_banner_line(bare) or is_banner_line(bare.rstrip(",;\t|").strip())
+
+    start, end = 0, len(lines)
+    while start < end and banner(lines[start]):
+        start += 1
+    while end > start and banner(lines[end - 1]):
+        end -= 1
+    return "\n".join(lines[start:end])
+
+
 def _text_type(text: str, filename: str | None) -> str:
     ext = _ext(filename)
     markup = _markup_type(text)
@@ -278,7 +299,7 @@ def _text_type(text: str, filename: str | None) -> str:
     md_score = _markdown_score(text)
     if ext in {"md", "markdown", "mdown", "mkd"} and md_score >= 1:
         return "text/markdown"
-    sniffed = sniff_delimiter(text)
+    sniffed = sniff_delimiter(without_edge_banners(text))
     if sniffed is not None:
         delim, rows, _columns = sniffed
         # Marked prose is never a table: "SECRET//REL TO USA, GBR" banners and portion marks

@@ -303,11 +303,15 @@ def _parse(data: bytes, ctx: ParseContext) -> ParsedDocument:
                 raise ParseFailure("corrupt", f"frame {index + 1} cannot be OCR'd") from exc
     if frames > readable and ctx.media_type in _MULTI_FRAME:
         doc_warnings.append(f"frames-capped: only the first {readable} of {frames} frames read")
+        doc_warnings.append(f"unreadable-content: frames {readable + 1} to {frames} (not read)")
     mean = sum(confidences) / len(confidences) if confidences else None
+    # Text in the picture (a banner, a portion mark) is unseen unless OCR reads it.
     if not do_ocr:
         doc_warnings.append("no-text-layer: no text layer and OCR is turned off")
+        doc_warnings.append("unreadable-content: the image (OCR turned off)")
     elif not ocr:
         doc_warnings.append("no-text-layer: no text layer and OCR is unavailable")
+        doc_warnings.append("unreadable-content: the image (OCR unavailable)")
     elif mean is not None and mean < OCR_LOW_CONFIDENCE:
         doc_warnings.append(f"ocr-low-confidence: mean OCR confidence {mean:.0f}%")
     ocr_used = ocr and any(e.type is ElementType.NARRATIVE_TEXT for e in elements)

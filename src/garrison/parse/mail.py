@@ -1,9 +1,13 @@
 """Mail parsers: RFC 822 messages (stdlib ``email``), mbox files, Outlook ``.msg`` (python-oxmsg).
 
 A message yields an ``EmailHeader`` element (typed :class:`EmailFields` plus the raw header
-values), its subject as a ``Title`` (a subject may carry a portion mark), the body split into
-paragraphs, and each attachment as a :class:`ParsedAttachment` that ingest turns into a child
-document. An mbox yields each message as such a child. Banner lines at the top and bottom of a
+values, the subject left out), its subject as a ``Title`` of its own (locator part
+``subject``: a subject may carry a portion mark, and a header element must not hold text above
+its own marking), the body split into paragraphs, and each attachment as a
+:class:`ParsedAttachment` that ingest turns into a child document. Both sides of a
+``multipart/alternative`` body are read: the plain text (part ``body``) and the HTML (part
+``body-html``, its paragraphs that the plain text does not already hold), since a mark may be in
+either. An mbox yields each message as such a child. Banner lines at the top and bottom of a
 body go to :attr:`ParsedDocument.banners`.
 """
 
@@ -135,7 +139,7 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _body_elements(
-    paragraphs: list[str], banners: list[str]
+    paragraphs: list[str], banners: list[str], part: str = "body"
 ) -> tuple[list[ParsedElement], list[str]]:
     """NarrativeText per paragraph; banner lines at the top and bottom go to ``banners``."""
     if paragraphs:
@@ -145,7 +149,7 @@ def _body_elements(
         bottom, paragraphs[-1] = split_banner_lines(paragraphs[-1], from_end=True)
         banners.extend(b for b in bottom if b not in banners)
     elements = [
-        ParsedElement(type=ElementType.NARRATIVE_TEXT, text=p, locator={"part": "body"})
+        ParsedElement(type=ElementType.NARRATIVE_TEXT, text=p, locator={"part": part})
         for p in paragraphs
         if p
     ]
@@ -153,13 +157,15 @@ def _body_elements(
 
 
 def _header_elements(fields: dict[str, str], mail: EmailFields) -> list[ParsedElement]:
-    text = "\n".join(f"{k}: {v}" for k, v in fields.items())
+    """The header element (From, To, Cc, Date, Message-ID) and the subject's own Title."""
+    shown = {k: v for k, v in fields.items() if k != "Subject"}
+    text = "\n".join(f"{k}: {v}" for k, v in shown.items())
     elements = [
         ParsedElement(
             type=ElementType.EMAIL_HEADER,
             text=text or "(no headers)",
-            fields=dict(fields),
-            email=mail,
+            fields=shown,
+            email=mail.model_copy(update={"subject": None}),
             locator={"part": "header"},
         )
     ]
@@ -169,10 +175,27 @@ def _header_elements(fields: dict[str, str], mail: EmailFields) -> list[ParsedEl
                 type=ElementType.TITLE,
                 text=mail.subject.strip(),
                 heading_level=1,
+                fields={"Subject": mail.subject},
+                email=EmailFields(subject=mail.subject),
                 locator={"part": "subject"},
             )
         )
     return elements
+
+
+def _both_bodies(
+    plain: str, html: str, banners: list[str]
+) -> tuple[list[ParsedElement], list[str]]:
+    """Body elements of the plain text, then the HTML paragraphs the plain text lacks."""
+    elements, banners = _body_elements(_paragraphs(plain), banners)
+    if not html.strip():
+        return elements, banners
+    if not elements:
+        return _body_elements(_paragraphs(html), banners)
+    seen = {" ".join(e.text.split()) for e in elements}
+    extra, banners = _body_elements(_paragraphs(html), banners, "body-html")
+    elements.extend(e for e in extra if " ".join(e.text.split()) not in seen)
+    return elements, banners
 
 
 # -- RFC 822 -------------------------------------------------------------------------------------
@@ -212,8 +235,11 @@ def _decode_part(part: Message) -> str:
         return payload.decode("utf-8", errors="replace")
 
 
-def _attachments(msg: Message, body: Message | None) -> list[ParsedAttachment]:
-    """Every leaf part but the body, and every attached message, in document order."""
+def _attachments(msg: Message, bodies: tuple[Message | None, ...]) -> list[ParsedAttachment]:
+    """Every leaf part but the body's renderings, and every attached message, in document order.
+
+    An inline text part that is not the body (a second text part, a list footer) is content a
+    reader sees: it becomes a child document like any attachment."""
     found: list[ParsedAttachment] = []
 
     def visit(part: Message) -> None:
@@ -229,11 +255,8 @@ def _attachments(msg: Message, body: Message | None) -> list[ParsedAttachment]:
                 if isinstance(sub, Message):
                     visit(sub)
             return
-        if part is body or part is msg:
-            return
-        disposition = part.get_content_disposition()
-        if ctype in ("text/plain", "text/html") and disposition != "attachment":
-            return  # alternative renderings of the body
+        if part is msg or any(part is b for b in bodies):
+            return  # the body (both sides of multipart/alternative) is read in place
         payload = part.get_payload(decode=True)
         add(part, payload if isinstance(payload, bytes) else b"", part.get_filename())
 
@@ -276,21 +299,26 @@ def parse_eml(data: bytes, ctx: ParseContext) -> ParsedDocument:
             sent_at=sent_at,
         )
         body = msg.get_body(preferencelist=("plain", "html")) if msg.is_multipart() else msg
-        text = ""
+        text = html_text = ""
+        html_part: Message | None = None
         if body is not None and body.get_content_maintype() == "text":
             text = _decode_part(body)
             if body.get_content_subtype() == "html":
                 text = html_to_text(text)
+            elif msg.is_multipart():
+                html_part = msg.get_body(preferencelist=("html",))
+                if html_part is not None and html_part is not body:
+                    html_text = html_to_text(_decode_part(html_part))
         else:
             body = None
-        attachments = _attachments(msg, body)
+        attachments = _attachments(msg, (body, html_part))
     except ParseFailure:
         raise
     except _EMAIL_ERRORS as exc:
         detail = f"The message could not be read ({type(exc).__name__})."
         raise ParseFailure("corrupt", detail) from exc
     elements = _header_elements(fields, mail)
-    body_elements, banners = _body_elements(_paragraphs(text), [])
+    body_elements, banners = _both_bodies(text, html_text, [])
     elements.extend(body_elements)
     return ParsedDocument(
         media_type=RFC822,
@@ -372,6 +400,19 @@ def _msg_recipients(message: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(to), tuple(cc)
 
 
+def _msg_html(message: Any, *, has_text: bool) -> tuple[str, str | None]:
+    """The HTML body's text, and a warning when it exists but cannot be read.
+
+    Without a plain-text body a failure is the message's failure (nothing else to read)."""
+    try:
+        markup = message.html_body
+        return (html_to_text(markup) if markup else ""), None
+    except Exception:  # oxmsg decodes RTF-wrapped HTML; a broken one must not lose the rest
+        if not has_text:
+            raise
+        return "", "unreadable-content: the HTML body"
+
+
 @register_parser(OUTLOOK_MSG)
 def parse_msg(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """An Outlook ``.msg``: sender, recipients, subject, sent date, body, attachments."""
@@ -394,8 +435,7 @@ def parse_msg(data: bytes, ctx: ParseContext) -> ParsedDocument:
         sent_at = message.sent_date
         headers = message.message_headers
         text = message.body or ""
-        if not text.strip() and message.html_body:
-            text = html_to_text(message.html_body)
+        html_text, html_problem = _msg_html(message, has_text=bool(text.strip()))
     except ParseFailure:
         raise
     except Exception as exc:  # oxmsg/olefile raise ValueError, OSError, struct.error...
@@ -424,13 +464,14 @@ def parse_msg(data: bytes, ctx: ParseContext) -> ParsedDocument:
         sent_at=sent_at,
     )
     elements = _header_elements(fields, mail)
-    body_elements, banners = _body_elements(_paragraphs(text), [])
+    body_elements, banners = _both_bodies(text, html_text, [])
     elements.extend(body_elements)
-    warnings: list[str] = []
+    warnings: list[str] = [html_problem] if html_problem else []
     attachments: list[ParsedAttachment] = []
     for i, (name, payload) in enumerate(raw_attachments):
         if payload is None:
-            warnings.append("attachment-not-extracted")  # embedded message or OLE object
+            # An embedded message or OLE object: its content cannot be read.
+            warnings.append(f"unreadable-content: attachment {i + 1} ({name or 'unnamed'})")
             continue
         locator = {"part": "attachment", "index": i}
         attachments.append(ParsedAttachment(filename=name, data=payload, locator=locator))
@@ -445,5 +486,5 @@ def parse_msg(data: bytes, ctx: ParseContext) -> ParsedDocument:
         extraction=Extraction(
             method="native", parser="garrison.mail", parser_version=library_version("python-oxmsg")
         ),
-        warnings=tuple(dict.fromkeys(warnings)),
+        warnings=tuple(warnings),
     )

@@ -8,7 +8,10 @@ quarantined as ``encrypted``.
 
 Banner lines (``SECRET//NOFORN``) found in headers/footers, and at the top and bottom of a
 document body, go to :attr:`ParsedDocument.banners` (:func:`is_banner_line`). Portion marks stay
-at the start of element text; ingest strips them.
+at the start of element text (and of each table cell's text); ingest strips them. The parts the
+libraries skip -- DOCX text boxes, comments, footnotes and endnotes, XLSX headers, footers,
+comments and drawing text -- are read from the package (:mod:`garrison.parse._ooxml_parts`);
+an embedded object gives the warning ``unreadable-content: <part>``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ from garrison.core.records import (
     TableCell,
 )
 from garrison.parse._banner import is_banner_line, split_banner_lines
+from garrison.parse._ooxml_parts import (
+    OoxmlExtras,
+    docx_blocks,
+    docx_cell_text,
+    docx_extras,
+    docx_text,
+    pptx_extras,
+    xlsx_extras,
+)
 from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
 
 __all__ = [
@@ -171,6 +183,13 @@ class _Out:
     def parent(self) -> int | None:
         return self.stack[-1][2] if self.stack else None
 
+    def take(self, extras: OoxmlExtras) -> None:
+        """Add what the extra parts yielded (their banner lines to ``banners``)."""
+        self.banner_text("\n".join(extras.header_lines))
+        for element in extras.elements:
+            self.add(element)
+        self.warnings.extend(w for w in extras.warnings if w not in self.warnings)
+
     def banner_text(self, text: str) -> None:
         """Record the banner lines of header/footer text (the element keeps the text too)."""
         for line in text.splitlines():
@@ -226,6 +245,10 @@ def _fail_from(exc: Exception, what: str) -> ParseFailure:
 
 # -- DOCX ----------------------------------------------------------------------------------------
 
+_W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_W_P = f"{{{_W_NS}}}p"
+_W_TC = f"{{{_W_NS}}}tc"
+
 
 def _docx_heading_level(style_name: str) -> int | None:
     if style_name == "Title":
@@ -253,7 +276,6 @@ def _docx_is_list(paragraph: Any) -> bool:
 def _docx_table_cells(tbl: Any, parent: Any) -> list[TableCell]:
     """Cells of a ``w:tbl`` with grid spans and vertical merges resolved to spans."""
     from docx.oxml.ns import qn
-    from docx.table import _Cell
 
     cells: list[TableCell] = []
     origin: dict[int, int] = {}  # grid column -> index in cells of the cell a vMerge continues
@@ -266,7 +288,7 @@ def _docx_table_cells(tbl: Any, parent: Any) -> list[TableCell]:
                 i = origin[col]
                 cells[i] = cells[i].model_copy(update={"row_span": cells[i].row_span + 1})
             else:
-                text = _Cell(tc, parent).text.strip()
+                text = docx_cell_text(tc).strip()
                 cells.append(TableCell(row=r, col=col, text=text, col_span=span, is_header=header))
                 if tc.vMerge == "restart":
                     origin[col] = len(cells) - 1
@@ -287,9 +309,9 @@ def _docx_header_footers(doc: Any, out: _Out, *, footer: bool) -> None:
         for part in parts:
             if part.is_linked_to_previous:
                 continue
-            lines = [p.text for p in part.paragraphs]
-            for table in part.tables:
-                lines.extend(cell.text for row in table.rows for cell in row.cells)
+            lines = [docx_text(p) for p in docx_blocks(part._element) if p.tag == _W_P]
+            for tbl in (b for b in docx_blocks(part._element) if b.tag != _W_P):
+                lines.extend(docx_cell_text(tc) for tc in tbl.iter(_W_TC))
             text = "\n".join(line.strip() for line in lines if line.strip())
             if not text or text in seen:
                 continue
@@ -303,11 +325,13 @@ def _docx_body(doc: Any, out: _Out) -> None:
     from docx.text.paragraph import Paragraph
 
     items: list[tuple[str, Any]] = []
-    for child in doc.element.body.iterchildren():
+    texts: dict[int, str] = {}
+    for child in docx_blocks(doc.element.body):
         if child.tag == qn("w:p"):
             paragraph = Paragraph(child, doc)
-            text = paragraph.text.strip()
-            if text:
+            text = docx_text(child)
+            if text.strip():
+                texts[len(items)] = text
                 items.append(("p", paragraph))
         elif child.tag == qn("w:tbl"):
             items.append(("t", child))
@@ -315,12 +339,12 @@ def _docx_body(doc: Any, out: _Out) -> None:
     # Banner lines at the very top and bottom of the body are the document's banners.
     first_text: dict[int, str] = {}
     if items and items[0][0] == "p":
-        banners, rest = split_banner_lines(items[0][1].text)
+        banners, rest = split_banner_lines(texts[0])
         out.banners.extend(b for b in banners if b not in out.banners)
         first_text[0] = rest
     if items and items[-1][0] == "p":
         last = len(items) - 1
-        banners, rest = split_banner_lines(first_text.get(last, items[last][1].text), from_end=True)
+        banners, rest = split_banner_lines(first_text.get(last, texts[last]), from_end=True)
         out.banners.extend(b for b in banners if b not in out.banners)
         first_text[last] = rest
 
@@ -330,7 +354,7 @@ def _docx_body(doc: Any, out: _Out) -> None:
             if element is not None:
                 out.add(element)
             continue
-        text = first_text.get(i, item.text).strip()
+        text = first_text.get(i, texts[i]).strip()
         if not text:
             continue
         style_name = str(item.style.name or "") if item.style is not None else ""
@@ -366,6 +390,7 @@ def parse_docx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         _docx_header_footers(doc, out, footer=False)
         _docx_body(doc, out)
         _docx_header_footers(doc, out, footer=True)
+        out.take(docx_extras(data))
         props = doc.core_properties
         title, author = props.title or None, props.author or None
         created, modified = _dt(props.created), _dt(props.modified)
@@ -508,6 +533,7 @@ def parse_pptx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         for n, slide in enumerate(prs.slides, 1):
             out.stack.clear()  # a slide's title does not head the next slide
             _pptx_slide(slide, n, out)
+        out.take(pptx_extras(data))
         props = prs.core_properties
         title, author = props.title or None, props.author or None
         created, modified = _dt(props.created), _dt(props.modified)
@@ -526,6 +552,7 @@ def parse_pptx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         extraction=Extraction(
             method="native", parser="garrison.office", parser_version=library_version("python-pptx")
         ),
+        warnings=tuple(out.warnings),
     )
 
 
@@ -596,66 +623,137 @@ def _xlsx_regions(ws: Any, budget: _Budget) -> Iterator[list[tuple[int, list[obj
         yield region
 
 
+def _row_banner(row: list[object]) -> str | None:
+    texts = [_cell_text(v) for v in row if v is not None and _cell_text(v)]
+    if len(texts) == 1 and is_banner_line(texts[0]):
+        return texts[0]
+    return None
+
+
+def _peel_banner_rows(
+    region: list[tuple[int, list[object]]], out: _Out
+) -> list[tuple[int, list[object]]]:
+    rows = list(region)
+    found: list[str] = []
+    while rows and (banner := _row_banner(rows[0][1])) is not None:
+        found.append(banner)
+        rows.pop(0)
+    while rows and (banner := _row_banner(rows[-1][1])) is not None:
+        found.append(banner)
+        rows.pop()
+    for banner in found:
+        if banner not in out.banners:
+            out.banners.append(banner)
+    return rows
+
+
 def _xlsx_region(
-    sheet: str, region: list[tuple[int, list[object]]], out: _Out, budget: _Budget
-) -> None:
+    sheet: str,
+    region: list[tuple[int, list[object]]],
+    out: _Out,
+    budget: _Budget,
+    mark_column: str | None = None,
+) -> bool:
+    """Add a region's Table and Records; whether its header holds ``mark_column``.
+
+    Banner rows (one non-empty cell holding a banner line) at the top or bottom of the region
+    are the sheet's banners, not data."""
+    region = _peel_banner_rows(region, out)
+    if not region:
+        return False
     used = [i for _, row in region for i, v in enumerate(row) if v is not None and _cell_text(v)]
     lo, hi = min(used), max(used) + 1
     rows = [(r, (row + [None] * hi)[lo:hi]) for r, row in region]
     budget.take(len(rows) * (hi - lo))
     keys = _header_keys(rows[0][1]) if len(rows) > 1 else None
-    cells = [
-        TableCell(row=r - 1, col=lo + c, text=_cell_text(v), is_header=keys is not None and i == 0)
-        for i, (r, row) in enumerate(rows)
-        for c, v in enumerate(row)
-        if v is not None and _cell_text(v)
-    ]
+    mark_at = keys.index(mark_column) if keys and mark_column in keys else None
     first, last = rows[0][0], rows[-1][0]
-    ref = f"{_column_letter(lo)}{first}:{_column_letter(hi - 1)}{last}"
-    table = _table_element(cells, {"sheet": sheet, "range": ref}, out)
-    if table is None:
-        return
-    parent = out.add(table)
+    parent: int | None = None
+    if mark_at is None:
+        cells = [
+            TableCell(
+                row=r - 1, col=lo + c, text=_cell_text(v), is_header=keys is not None and i == 0
+            )
+            for i, (r, row) in enumerate(rows)
+            for c, v in enumerate(row)
+            if v is not None and _cell_text(v)
+        ]
+        ref = f"{_column_letter(lo)}{first}:{_column_letter(hi - 1)}{last}"
+        table = _table_element(cells, {"sheet": sheet, "range": ref}, out)
+        if table is None:
+            return False
+        parent = out.add(table)
+    # With a marking column each row is marked on its own: no Table element joins the rows.
     names = keys or [_column_letter(lo + c) for c in range(hi - lo)]
     for r, row in rows[1:] if keys else rows:
-        fields = {name: v for name, v in zip(names, row, strict=True) if v is not None}
-        if not fields:
+        fields = {
+            name: v
+            for i, (name, v) in enumerate(zip(names, row, strict=True))
+            if v is not None and i != mark_at
+        }
+        declared = None
+        if mark_at is not None:
+            declared = " ".join(_cell_text(row[mark_at]).split())
+        if not fields and mark_at is None:
             continue
         text = " | ".join(f"{k}: {_cell_text(v)}" for k, v in fields.items())
+        row_cells = tuple(
+            TableCell(row=r - 1, col=lo + c, text=_cell_text(v))
+            for c, v in enumerate(row)
+            if c != mark_at and v is not None and _cell_text(v)
+        )
         out.add(
             ParsedElement(
                 type=ElementType.RECORD,
                 text=text,
                 fields=fields,
+                table_cells=row_cells if mark_at is not None else (),
                 locator={"sheet": sheet, "row": r},
                 parent=parent,
+                declared_marking=declared,
             )
         )
+    return mark_at is not None
 
 
 @register_parser(XLSX)
 def parse_xlsx(data: bytes, ctx: ParseContext) -> ParsedDocument:
-    """XLSX: per sheet, a Table per block of rows, and a Record per row keyed by its header."""
+    """XLSX: per sheet, a Table per block of rows, and a Record per row keyed by its header;
+    headers, footers, comments and drawing text as their own elements."""
     check_zip(data)
     import openpyxl  # type: ignore[import-untyped]
 
+    mark_column = ctx.options.get("marking_column") or None
     out = _Out()
     budget = _Budget()
+    found_column = False
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             for ws in wb.worksheets:
                 for region in _xlsx_regions(ws, budget):
-                    _xlsx_region(str(ws.title), region, out, budget)
+                    found_column |= _xlsx_region(
+                        str(ws.title),
+                        region,
+                        out,
+                        budget,
+                        str(mark_column) if mark_column else None,
+                    )
             props = wb.properties
             title, author = props.title or None, props.creator or None
             created, modified = _dt(props.created), _dt(props.modified)
         finally:
             wb.close()
+        out.take(xlsx_extras(data))
     except ParseFailure:
         raise
     except Exception as exc:  # openpyxl raises KeyError, ValueError, TypeError, lxml errors...
         raise _fail_from(exc, "XLSX") from exc
+    if mark_column and not found_column:
+        raise ParseFailure(
+            "corrupt",
+            f"no sheet has a header with marking column {mark_column!r} (--marking-column)",
+        )
     return ParsedDocument(
         media_type=XLSX,
         elements=tuple(out.elements),
@@ -663,9 +761,11 @@ def parse_xlsx(data: bytes, ctx: ParseContext) -> ParsedDocument:
         author=author,
         created=created,
         modified=modified,
+        banners=tuple(out.banners),
         extraction=Extraction(
             method="native", parser="garrison.office", parser_version=library_version("openpyxl")
         ),
+        warnings=tuple(out.warnings),
     )
 
 

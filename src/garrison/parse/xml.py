@@ -3,6 +3,13 @@
 Entity declarations (billion laughs, external entities) and external references make the
 file ``hostile-content``. Each element holding text becomes a NarrativeText element located
 by an XPath; an element with mixed content (text around child elements) is kept whole.
+
+IC-ISM marking attributes (namespace ``urn:us:gov:ic:ism``: ``classification``,
+``SCIcontrols``, ``SARIdentifier``, ``atomicEnergyMarkings``, ``disseminationControls``,
+``releasableTo``, ``displayOnlyTo``, ``nonICmarkings``, ``ownerProducer``) mark the element
+that carries them and its children: each element gets a ``declared_marking`` in portion
+spelling built from the nearest such attributes (:func:`ism_marking`). An element kept whole
+over children with their own attributes declares the join of them all.
 """
 
 from __future__ import annotations
@@ -13,7 +20,107 @@ from garrison.core.records import ElementType, Extraction, ParsedDocument, Parse
 from garrison.parse._registry import ParseContext, ParseFailure, register_parser
 from garrison.parse._text import split_long_lines
 
-__all__ = ["parse_xml"]
+__all__ = ["ISM_NAMESPACE", "ism_marking", "parse_xml"]
+
+ISM_NAMESPACE = "urn:us:gov:ic:ism"
+_ISM_ATTRIBUTES = (
+    "classification",
+    "SCIcontrols",
+    "SARIdentifier",
+    "atomicEnergyMarkings",
+    "disseminationControls",
+    "releasableTo",
+    "displayOnlyTo",
+    "nonICmarkings",
+    "ownerProducer",
+)
+_ISM_LEVELS = {"U": "U", "C": "C", "S": "S", "TS": "TS", "R": "R"}
+#: ISM dissemination control tokens in the order a portion writes them (MARKINGS.md section 1).
+_ISM_DISSEM_ORDER = (
+    "FOUO", "OC", "OC-USGOV", "IMC", "NF", "PR", "REL", "RELIDO", "FISA", "DISPLAYONLY",
+)  # fmt: skip
+
+
+def _ism_attrs(el: Any) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in el.attrib.items():
+        if not isinstance(key, str) or not key.startswith("{" + ISM_NAMESPACE + "}"):
+            continue
+        name = key.rsplit("}", 1)[-1]
+        if name in _ISM_ATTRIBUTES:
+            found[name] = " ".join(str(value).split())
+    return found
+
+
+def _countries(value: str) -> str:
+    codes = value.split()
+    trigraphs = sorted(c for c in codes if len(c) == 3 and c != "USA")
+    others = sorted(c for c in codes if len(c) != 3)
+    return ", ".join((["USA"] if "USA" in codes else []) + trigraphs + others)
+
+
+def ism_marking(attrs: dict[str, str]) -> str:
+    """The portion spelling of IC-ISM attribute values (``{"classification": "TS", ...}``).
+
+    ``SCIcontrols="SI TK"`` -> ``SI/TK``; ``SARIdentifier="BP"`` -> ``SAR-BP``;
+    ``disseminationControls="REL" releasableTo="USA GBR"`` -> ``REL TO USA, GBR``. Values
+    outside the ISM vocabulary are written as they are, so the marking rules reject them
+    (``invalid-marking``) rather than Garrison reading them as nothing. An ``ownerProducer``
+    other than ``USA`` is a foreign or joint marking, written in its non-US spelling
+    (``(//GBR S)``, ``(//JOINT S GBR USA)``), which the marking model does not accept yet: the
+    document is quarantined ``invalid-marking``, never read as a US marking.
+    """
+    level = attrs.get("classification", "")
+    level = _ISM_LEVELS.get(level.upper(), level)
+    owners = attrs.get("ownerProducer", "USA").split() or ["USA"]
+    if owners != ["USA"]:
+        owner = owners[0] if len(owners) == 1 else "JOINT " + level + " " + " ".join(owners)
+        return f"(//{owner} {level})" if len(owners) == 1 else f"(//{owner})"
+    parts = [level]
+    sci = attrs.get("SCIcontrols", "").split()
+    if sci:
+        parts.append("/".join(sci))
+    sar = [s.removeprefix("SAR-") for s in attrs.get("SARIdentifier", "").split()]
+    if sar:
+        parts.append("SAR-" + "/".join(sar))
+    aea = attrs.get("atomicEnergyMarkings", "").split()
+    if aea:
+        parts.append("/".join(aea))
+    dissem = attrs.get("disseminationControls", "").split()
+    dissem += attrs.get("nonICmarkings", "").split()
+    if dissem:
+        rank = {token: i for i, token in enumerate(_ISM_DISSEM_ORDER)}
+        written: list[str] = []
+        for control in sorted(dict.fromkeys(dissem), key=lambda t: rank.get(t, len(rank))):
+            if control == "REL":
+                written.append("REL TO " + _countries(attrs.get("releasableTo", "")))
+            elif control == "DISPLAYONLY":
+                written.append("DISPLAY ONLY " + _countries(attrs.get("displayOnlyTo", "")))
+            else:
+                written.append(control)
+        parts.append("/".join(written))
+    return "(" + "//".join(parts) + ")"
+
+
+def _joined(spellings: list[str]) -> str:
+    """One declared marking for several (an element kept whole over marked children)."""
+    unique = list(dict.fromkeys(spellings))
+    if len(unique) == 1:
+        return unique[0]
+    from garrison.core.errors import MarkingError
+    from garrison.security.markings import join, parse_marking
+
+    try:
+        return join(*(parse_marking(s) for s in unique)).banner()
+    except MarkingError:
+        # One of them does not validate: hand that one over, so the document is quarantined.
+        for spelling in unique:
+            try:
+                parse_marking(spelling)
+            except MarkingError:
+                return spelling
+        raise
+
 
 _TITLE_TAGS = frozenset({"title", "heading", "head", "h1", "h2", "h3", "h4", "h5", "h6"})
 
@@ -34,7 +141,7 @@ class _Collector:
         self.title: str | None = None
         self.max_line_chars = max_line_chars
 
-    def emit(self, el: Any, xpath: str, text: str) -> None:
+    def emit(self, el: Any, xpath: str, text: str, declared: str | None = None) -> None:
         text = split_long_lines(text, self.max_line_chars)
         name = _local(el.tag).lower()
         is_title = name in _TITLE_TAGS
@@ -47,17 +154,23 @@ class _Collector:
                 text=text,
                 locator={"xpath": xpath},
                 fields=fields,
+                declared_marking=declared,
             )
         )
 
-    def walk(self, el: Any, xpath: str) -> None:
+    def walk(self, el: Any, xpath: str, inherited: str | None = None) -> None:
+        attrs = _ism_attrs(el)
+        declared = ism_marking(attrs) if attrs else inherited
         children = list(el)
         own = (el.text or "").strip()
         tails = any((c.tail or "").strip() for c in children)
         if not children or (own and children) or tails:
             text = _clean("".join(el.itertext()))
             if text:
-                self.emit(el, xpath, text)
+                inner = [ism_marking(a) for d in el.iter() if (a := _ism_attrs(d)) and d is not el]
+                if inner:
+                    declared = _joined([*([declared] if declared else []), *inner])
+                self.emit(el, xpath, text, declared)
             return
         counts: dict[str, int] = {}
         for child in children:
@@ -70,7 +183,7 @@ class _Collector:
                 continue
             seen[name] = seen.get(name, 0) + 1
             step = f"{name}[{seen[name]}]" if counts[name] > 1 else name
-            self.walk(child, f"{xpath}/{step}")
+            self.walk(child, f"{xpath}/{step}", declared)
 
 
 @register_parser("application/xml", "text/xml")
