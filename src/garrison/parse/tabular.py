@@ -93,7 +93,9 @@ def marking_column(ctx: ParseContext) -> str | None:
 def _row_banner(row: list[str], raw: str) -> str | None:
     """The banner a row holds: the whole raw line, or its only non-empty cell."""
     line = raw.strip().strip('"').strip()
-    for candidate in (line, line.rstrip(",;\t|").strip().strip('"').strip()):
+    # Empty trailing cells of a spreadsheet export first: "SECRET//NOFORN,," holds the banner
+    # "SECRET//NOFORN", and a candidate with the commas would fail validation as a banner.
+    for candidate in (line.rstrip(",;\t|").strip().strip('"').strip(), line):
         if candidate and is_banner_line(candidate):
             return candidate
     cells = [cell.strip() for cell in row if cell.strip()]
