@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import builtins
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.errors import NotFound
+from garrison.security.markings import Marking, join
 from garrison.store.models import ChunkRow, DocumentRow, ElementRow, ElementState, FindingRow
 from garrison.store.session import Session
 from garrison.store.views import ReaderView
 
-__all__ = ["Chunks", "Lineage", "dedup_report"]
+__all__ = ["Chunks", "Lineage", "Raised", "dedup_report", "follow_raised_document"]
 
 
 def _banner(session: Session, orm: OrmSession, marking_id: int | None) -> str | None:
@@ -157,6 +160,88 @@ class Lineage:
             "steps": chunk.lineage,
             "parents": parents,
         }
+
+
+@dataclass
+class Raised:
+    """What :func:`follow_raised_document` re-marked."""
+
+    element_states: int = 0
+    chunks: int = 0
+    headings: int = 0
+
+    def add(self, other: Raised) -> None:
+        self.element_states += other.element_states
+        self.chunks += other.chunks
+        self.headings += other.headings
+
+
+def follow_raised_document(
+    session: Session,
+    orm: OrmSession,
+    doc_id: str,
+    headings: Mapping[int, int] | None = None,
+) -> Raised:
+    """After the elements of ``doc_id`` were re-marked upwards (in ``orm``'s transaction), take
+    everything derived from them along in the same transaction.
+
+    Each element state becomes the join of what it was and its element's marking; each chunk
+    the join of what it was and its elements' markings. ``headings`` maps a heading marking id
+    to the one it rose to: applied to the section markings of the document's elements and
+    chunks. Nothing is ever lowered here. The chunk index may still hold the old marking ids:
+    search re-checks every row against the catalog, and the next pipeline run (the elements'
+    markings are part of its key) rebuilds the rows.
+    """
+    out = Raised()
+    elements = {e.id: e for e in orm.scalars(select(ElementRow).where(ElementRow.doc_id == doc_id))}
+    cache: dict[int, Marking] = {}
+
+    def marking(marking_id: int) -> Marking:
+        if marking_id not in cache:
+            found = session.marking_of(orm, marking_id)
+            assert found is not None  # an interned id always has a marking
+            cache[marking_id] = found
+        return cache[marking_id]
+
+    def raised(current: int, parts: Sequence[int]) -> int:
+        others = [p for p in parts if p != current]
+        if not others:
+            return current
+        return session.intern_marking(orm, join(marking(current), *(marking(p) for p in others)))
+
+    def remap(ids: Sequence[int | None] | None) -> list[int | None] | None:
+        if ids is None or not headings:
+            return None
+        new = [headings.get(i, i) if i is not None else None for i in ids]
+        return new if new != list(ids) else None
+
+    for element in elements.values():
+        data = element.data or {}
+        new_ids = remap(data.get("section_marking_ids"))
+        if new_ids is not None:
+            element.data = {**data, "section_marking_ids": new_ids}
+            out.headings += 1
+    for state in orm.scalars(select(ElementState).where(ElementState.doc_id == doc_id)):
+        source = elements.get(state.element_id)
+        if source is None:
+            continue
+        new_id = raised(state.marking_id, [source.marking_id])
+        if new_id != state.marking_id:
+            state.marking_id = new_id
+            out.element_states += 1
+    for chunk in orm.scalars(select(ChunkRow).where(ChunkRow.doc_id == doc_id)):
+        parts = [elements[e].marking_id for e in chunk.element_ids if e in elements]
+        new_id = raised(chunk.marking_id, parts)
+        if new_id != chunk.marking_id:
+            chunk.marking_id = new_id
+            out.chunks += 1
+        new_ids = remap(chunk.section_marking_ids)
+        if new_ids is not None:
+            # Null entries (the document's marking) stay null: they follow the document.
+            chunk.section_marking_ids = cast(list[int], new_ids)
+            out.headings += 1
+    orm.flush()
+    return out
 
 
 def dedup_report(session: Session) -> dict[str, Any]:
