@@ -236,6 +236,19 @@ def follow_raised_document(
             chunk.marking_id = new_id
             out.chunks += 1
         new_ids = remap(chunk.section_marking_ids)
+        first = elements.get(chunk.element_ids[0]) if chunk.element_ids else None
+        heads = (first.data or {}).get("section_marking_ids") if first is not None else None
+        if isinstance(heads, list) and len(heads) == len(chunk.section_path or ()):
+            # The chunk's headings are its first element's: take a raise of theirs along.
+            base = list(new_ids if new_ids is not None else chunk.section_marking_ids or [])
+            if len(base) != len(heads):
+                base = list(heads)
+            joined = [
+                a if b is None else b if a is None else raised(a, [b])
+                for a, b in zip(base, heads, strict=True)
+            ]
+            if joined != list(chunk.section_marking_ids or []):
+                new_ids = joined
         if new_ids is not None:
             # Null entries (the document's marking) stay null: they follow the document.
             chunk.section_marking_ids = cast(list[int], new_ids)
