@@ -255,3 +255,42 @@ def test_cli_reparse_reports_what_moved(tmp_path: Path) -> None:
     again = runner.invoke(app, ["docs", "reparse", "-w", str(ws.root)])
     assert again.exit_code == 0, again.output
     assert "0 raised" in again.output and "1 unchanged" in again.output
+
+
+def test_a_raise_takes_headings_along(tmp_path: Path) -> None:
+    """A heading that took the old default rises with the document, in element data and in
+    the chunks' section markings."""
+    ws = _workspace(tmp_path)
+    try:
+        for name in ("open", "closed"):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "plan.md").write_text(
+                "# Depot plans canaryhead\n\nThe depot moves on Monday with the cranes.\n"
+            )
+        system = ws.session()
+        ingest_paths(
+            system, [str(tmp_path / "open")], IngestOptions(default_marking="UNCLASSIFIED")
+        )
+        with ws.catalog.transaction() as orm:
+            low = system.intern_marking(orm, parse_marking("UNCLASSIFIED"))
+            for element in orm.scalars(select(ElementRow)):
+                path = (element.data or {}).get("section_path")
+                if path:
+                    element.data = {**element.data, "section_marking_ids": [low] * len(path)}
+        _run(system)
+        shown = [c for c in Chunks(ws.session("low")).list() if "cranes" in c["text"]]
+        assert shown and "canaryhead" in " ".join(shown[0]["section_path"])
+        ingest_paths(system, [str(tmp_path / "closed")], IngestOptions(default_marking="SECRET"))
+        with ws.catalog.transaction() as orm:
+            secret = system.intern_marking(orm, parse_marking("SECRET"))
+            chunks = [c for c in orm.scalars(select(ChunkRow)) if c.section_path]
+            assert chunks and all(set(c.section_marking_ids or []) == {secret} for c in chunks)
+            heads = [
+                e.data["section_marking_ids"]
+                for e in orm.scalars(select(ElementRow))
+                if "section_marking_ids" in (e.data or {})
+            ]
+            assert heads and all(set(h) == {secret} for h in heads)
+        assert Chunks(ws.session("low")).list() == []
+    finally:
+        ws.close()
