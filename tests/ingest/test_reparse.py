@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, select
@@ -13,12 +14,14 @@ from typer.testing import CliRunner
 import garrison.ingest.reparse as reparse_module
 from garrison.cli.main import app
 from garrison.core.errors import NotFound, NotPermitted
-from garrison.ingest.engine import IngestOptions, ingest_paths
+from garrison.core.records import DocumentStatus
+from garrison.ingest.engine import IngestOptions, ParseNode, ingest_paths
+from garrison.ingest.marking import Finding
 from garrison.ingest.reparse import reparse
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.search import search
-from garrison.security.markings import parse_marking
+from garrison.security.markings import Marking, parse_marking
 from garrison.store.derived import Chunks
 from garrison.store.documents import Documents
 from garrison.store.index import ChunkIndex
@@ -292,5 +295,45 @@ def test_a_raise_takes_headings_along(tmp_path: Path) -> None:
             ]
             assert heads and all(set(h) == {secret} for h in heads)
         assert Chunks(ws.session("low")).list() == []
+    finally:
+        ws.close()
+
+
+def test_reparse_quarantines_what_the_current_rules_reject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, doc_id = _memo(tmp_path)
+    try:
+        _run(ws.session())
+        real = reparse_module._decide
+
+        def rejecting(node: ParseNode, default: Marking, high: Marking, session: Session) -> Any:
+            decided = real(node, default, high, session)
+            decided.status, decided.reason, decided.marking = (
+                DocumentStatus.QUARANTINED,
+                "invalid-marking",
+                None,
+            )
+            decided.findings = [Finding("invalid-marking", "a portion or banner mark is invalid")]
+            return decided
+
+        monkeypatch.setattr(reparse_module, "_decide", rejecting)
+        (moved,) = reparse(ws.session("stew")).moved
+        assert (moved.change, moved.reason, moved.findings) == (
+            "quarantined",
+            "invalid-marking",
+            ["invalid-marking"],
+        )
+        with ws.catalog.transaction() as orm:
+            doc = orm.get(DocumentRow, doc_id)
+            assert doc is not None and doc.status == "quarantined" and doc.marking_id is None
+            assert doc.blob  # the original stays for a steward
+            assert orm.scalars(select(ElementRow).where(ElementRow.doc_id == doc_id)).all() == []
+            assert orm.scalars(select(ChunkRow).where(ChunkRow.doc_id == doc_id)).all() == []
+        assert ChunkIndex(ws.root / "index").values("chunk_id", "true") == []
+        assert Documents(ws.session("high")).list() == []
+        # Quarantined stays quarantined on the next reparse.
+        monkeypatch.setattr(reparse_module, "_decide", real)
+        assert reparse(ws.session("stew")).counts["unchanged"] == 1
     finally:
         ws.close()
