@@ -67,7 +67,6 @@ from garrison.store.models import (
     ElementRow,
     FindingRow,
     JobRow,
-    PipelineDoc,
 )
 from garrison.store.session import Session
 
@@ -504,11 +503,7 @@ def _update(
         if raised or row.marking_id != before_id:
             change = "raised"
             followed = follow_raised_document(session, orm, row.id)
-            chunks = followed.chunks
-            # The next pipeline run rebuilds the index rows under the new markings.
-            orm.execute(
-                update(PipelineDoc).where(PipelineDoc.doc_id == row.id).values(indexed=False)
-            )
+            chunks = followed.chunks  # the next pipeline run rebuilds their index rows
     else:
         change = "restructured"
         chunks = _clear_derived(orm, row.id, elements=True)

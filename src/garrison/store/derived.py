@@ -12,12 +12,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.errors import NotFound
 from garrison.security.markings import Marking, join
-from garrison.store.models import ChunkRow, DocumentRow, ElementRow, ElementState, FindingRow
+from garrison.store.models import (
+    ChunkRow,
+    DocumentRow,
+    ElementRow,
+    ElementState,
+    FindingRow,
+    PipelineDoc,
+)
 from garrison.store.session import Session
 from garrison.store.views import ReaderView
 
@@ -253,6 +260,9 @@ def follow_raised_document(
             # Null entries (the document's marking) stay null: they follow the document.
             chunk.section_marking_ids = cast(list[int], new_ids)
             out.headings += 1
+    if out.element_states or out.chunks or out.headings:
+        # The index rows still carry the old marking ids: the next run rewrites them.
+        orm.execute(update(PipelineDoc).where(PipelineDoc.doc_id == doc_id).values(indexed=False))
     orm.flush()
     return out
 
