@@ -49,8 +49,8 @@ def _run(session: Session) -> None:
     run_pipeline(session, parse_pipeline(FAST, source="fast.yaml"))
 
 
-def _workspace(tmp_path: Path, system_high: str = "SECRET//NOFORN") -> Workspace:
-    ws = Workspace.init(tmp_path / "ws", system_high=system_high)
+def _workspace(tmp_path: Path, db_url: str | None = None) -> Workspace:
+    ws = Workspace.init(tmp_path / "ws", system_high="SECRET//NOFORN", db_url=db_url)
     system = ws.session()
     system.add_user("low", SubjectSpec(clearance="U", citizenship="USA", roles=("viewer",)))
     system.add_user("high", SubjectSpec(clearance="S", citizenship="USA", roles=("viewer",)))
@@ -70,8 +70,10 @@ def _found(session: Session, word: str) -> dict[str, object]:
 # -- a raise by a second location ------------------------------------------------------------------
 
 
-def test_ingest_under_a_higher_default_remarks_chunks_at_once(tmp_path: Path) -> None:
-    ws = _workspace(tmp_path)
+def test_ingest_under_a_higher_default_remarks_chunks_at_once(
+    tmp_path: Path, catalog_url: str | None
+) -> None:
+    ws = _workspace(tmp_path, catalog_url)
     try:
         text = "The depot canarydepot moves on Monday with the cranes.\n"
         for name in ("open", "closed"):
@@ -114,8 +116,8 @@ def test_ingest_under_a_higher_default_remarks_chunks_at_once(tmp_path: Path) ->
 # -- reparse --------------------------------------------------------------------------------------
 
 
-def _memo(tmp_path: Path) -> tuple[Workspace, str]:
-    ws = _workspace(tmp_path)
+def _memo(tmp_path: Path, db_url: str | None = None) -> tuple[Workspace, str]:
+    ws = _workspace(tmp_path, db_url)
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "memo.txt").write_text(
@@ -140,8 +142,10 @@ def _store_wrongly(ws: Workspace, doc_id: str) -> None:
         doc.marking_id = doc.banner_marking_id = low
 
 
-def test_reparse_raises_a_document_stored_with_a_wrong_marking(tmp_path: Path) -> None:
-    ws, doc_id = _memo(tmp_path)
+def test_reparse_raises_a_document_stored_with_a_wrong_marking(
+    tmp_path: Path, catalog_url: str | None
+) -> None:
+    ws, doc_id = _memo(tmp_path, catalog_url)
     try:
         _store_wrongly(ws, doc_id)
         system = ws.session()
