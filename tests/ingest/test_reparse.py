@@ -15,7 +15,7 @@ import garrison.ingest.reparse as reparse_module
 from garrison.cli.main import app
 from garrison.core.errors import NotFound, NotPermitted
 from garrison.core.records import DocumentStatus
-from garrison.ingest.engine import IngestOptions, ParseNode, ingest_paths
+from garrison.ingest.engine import IngestOptions, ParseNode, ingest_paths, ingest_sql
 from garrison.ingest.marking import Finding
 from garrison.ingest.reparse import reparse
 from garrison.pipeline.executor import run_pipeline
@@ -339,5 +339,30 @@ def test_reparse_quarantines_what_the_current_rules_reject(
         # Quarantined stays quarantined on the next reparse.
         monkeypatch.setattr(reparse_module, "_decide", real)
         assert reparse(ws.session("stew")).counts["unchanged"] == 1
+    finally:
+        ws.close()
+
+
+def test_reparse_leaves_database_tables_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "legacy.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table depots (id integer primary key, name text)")
+        conn.execute("insert into depots values (1, 'harrow'), (2, 'kestrel')")
+    ws = _workspace(tmp_path)
+    try:
+        system = ws.session()
+        ingest_sql(
+            system,
+            f"sqlite:///{db}",
+            IngestOptions(default_marking="UNCLASSIFIED"),
+            tables=("depots",),
+        )
+        before = Documents(system).list()
+        assert len(before) == 1
+        report = reparse(ws.session("stew"))
+        assert report.counts["documents"] == 0 and report.moved == []
+        assert Documents(system).list() == before
     finally:
         ws.close()

@@ -22,10 +22,11 @@ one catalog transaction with its audit events on disk first:
   records go, the encrypted original stays for a steward;
 - **added**: an attachment the earlier parsers did not see is ingested.
 
-A quarantined document stays quarantined (re-ingest it to parse it again), unless it is now a
-spill. Findings the current rules raise that the document does not carry yet are added. The
-report names each document whose records moved and what moved; a new marking is shown only
-when the acting steward may read it.
+Database table snapshots are not re-parsed (their original is a row serialization, not a
+file): re-ingest the table. A quarantined document stays quarantined (re-ingest it to parse it
+again), unless it is now a spill. Findings the current rules raise that the document does not
+carry yet are added. The report names each document whose records moved and what moved; a new
+marking is shown only when the acting steward may read it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from garrison.store.models import (
     ElementRow,
     FindingRow,
     JobRow,
+    SourceRow,
 )
 from garrison.store.session import Session
 
@@ -184,9 +186,12 @@ def _roots(session: Session, paths: Sequence[str]) -> list[tuple[str, str, str |
     ``(id, uri, filename, default marking id)``, oldest first."""
     with session.workspace.catalog.transaction() as orm:
         readable = session.readable_marking_ids(orm)
+        # A database table's snapshot is no file to parse again: re-ingest the table instead.
+        tables = select(SourceRow.name).where(SourceRow.kind == "sql")
         query = select(DocumentRow).where(
             DocumentRow.parent_id.is_(None),
             DocumentRow.blob,
+            DocumentRow.source_name.not_in(tables),
             or_(
                 DocumentRow.status == DocumentStatus.QUARANTINED.value,
                 (DocumentRow.status == DocumentStatus.PARSED.value)
