@@ -24,7 +24,7 @@ from garrison.pipeline.spec import parse_pipeline
 from garrison.search import search
 from garrison.store.derived import Chunks, Lineage
 from garrison.store.documents import Documents
-from garrison.store.models import ChunkRow, ElementRow
+from garrison.store.models import ChunkRow, DocumentRow, ElementRow
 from garrison.store.session import SubjectSpec
 from garrison.store.tokens import create_token
 from garrison.store.views import visible_headings
@@ -286,3 +286,9 @@ def test_heading_markings_travel_from_elements_to_chunks(env: Env, tmp_path: Pat
                 element.data = data
         run_pipeline(system, parse_pipeline(FAST, source="fast.yaml"), full=True)
     assert all(c["section_path"] == [] for c in _low_chunks(env))
+    # With no heading markings recorded, the sink writes the document's marking for each.
+    with env.ws.catalog.transaction() as orm:
+        doc = orm.get(DocumentRow, env.secret_doc)
+        assert doc is not None
+        rows = list(orm.scalars(select(ChunkRow).where(ChunkRow.doc_id == env.secret_doc)))
+        assert all(r.section_marking_ids == [doc.marking_id] * len(r.section_path) for r in rows)
