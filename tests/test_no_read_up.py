@@ -68,6 +68,18 @@ SINGLE = {
 MIXED_FILE = "canarymx11"
 MIXED_LOW = "canaryml12"
 MIXED_HIGH = "canarymh13"
+#: Marks in headings: a SECRET//NOFORN heading over an UNCLASSIFIED paragraph (and a SECRET//NOFORN
+#: one), and a CONFIDENTIAL heading over an UNCLASSIFIED paragraph. Each heading's canary is
+#: governed by the heading, each paragraph's by its portion, the file name by the document.
+HEADINGS = {
+    "canaryhf16": (
+        "SECRET//NOFORN",
+        [("S//NF", "canaryhd17")],
+        [("U", "canaryhu18"), ("S//NF", "canaryhs19")],
+    ),
+    "canaryhg20": ("CONFIDENTIAL", [("C", "canaryhc21")], [("U", "canaryhl22")]),
+}
+HEADING_MARKINGS = {"S//NF": "SECRET//NOFORN", "C": "CONFIDENTIAL", "U": "UNCLASSIFIED"}
 #: The same paragraph under two markings: a "marked differently" duplicate (the known leak
 #: below; kept out of the property corpus so the other paths stay checked).
 DUP_LOW = "canarydl14"
@@ -139,6 +151,16 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     )
     canaries |= {MIXED_FILE: "SECRET//NOFORN", MIXED_LOW: "UNCLASSIFIED"}
     canaries[MIXED_HIGH] = "SECRET//NOFORN"
+    for name, (banner, headings, paragraphs) in HEADINGS.items():
+        lines = [f"# ({mark}) Operation {word} plans" for mark, word in headings]
+        lines += [
+            f"({mark}) The harbor crane {word} report covers the north pier."
+            for mark, word in paragraphs
+        ]
+        (folder / f"{name}.md").write_text("\n\n".join(lines) + "\n")
+        canaries[name] = banner
+        for mark, word in [*headings, *paragraphs]:
+            canaries[word] = HEADING_MARKINGS[mark]
     system = ws.session()
     ingest_paths(system, [str(folder)], IngestOptions(default_marking="UNCLASSIFIED"))
     run_pipeline(system, parse_pipeline(PIPELINE, source="no-read-up.yaml"))
@@ -151,13 +173,20 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
         system.add_user(name, SubjectSpec(clearance=clearance, citizenship=nation, roles=(role,)))
         tokens[name] = create_token(system, name, 30)[1]
     docs = Documents(system).list()
-    assert len(docs) == len(SINGLE) + 1 and all(d["status"] == "parsed" for d in docs)
+    assert len(docs) == len(SINGLE) + 1 + len(HEADINGS)
+    assert all(d["status"] == "parsed" for d in docs)
     elements = [e for d in docs for e in Documents(system).show(d["id"], elements=True)["elements"]]
     chunks = Chunks(system).list()
     datasets = [v.to_dict(records=True) for v in Datasets(system).list()]
     assert len(datasets) == len(DATASETS)
     by_name = {d["filename"]: d["marking"] for d in docs}
     assert all(by_name[f"{w}.txt"] == b for w, (_, b) in SINGLE.items()), by_name
+    assert all(by_name[f"{w}.md"] == b for w, (b, _, _) in HEADINGS.items()), by_name
+    # The headings' canaries sit in the section paths of lower chunks.
+    assert any(
+        "canaryhd17" in " ".join(c["section_path"]) and c["marking"] == "UNCLASSIFIED"
+        for c in chunks
+    )
     # Every canary is somewhere: in a file name and/or a chunk.
     everything = json.dumps([docs, chunks]).lower()
     assert all(word in everything for word in canaries if word not in DATASETS)
@@ -192,8 +221,9 @@ def _view(corpus: Corpus, session: Session) -> View:
     elements = [e for e in corpus.elements if _can(session, e["marking"])]
     chunks = [c for c in corpus.chunks if _can(session, c["marking"])]
     datasets = [v for v in corpus.datasets if _can(session, v["marking"])]
-    # A readable portion names its document's id (portion marking); that much is known.
-    known = {d["id"] for d in docs} | {x["doc_id"] for x in [*elements, *chunks]}
+    # A readable portion of a document the subject may not read carries no reference to it:
+    # only readable documents' ids are known.
+    known = {d["id"] for d in docs}
     known |= {x["id"] for x in [*elements, *chunks, *datasets]}
     return View(
         forbidden_words=[w for w, m in corpus.canaries.items() if not _can(session, m)],
@@ -458,6 +488,28 @@ def _check_listing(corpus: Corpus, view: View, session: Session, name: str, quer
     if name == "lib:chunks" or name == "api:chunks":
         items = a.body if name.startswith("lib") else a.body["items"]
         assert sorted(c["id"] for c in items) == sorted(c["id"] for c in view.readable_chunks)
+        _check_seq(corpus, session, items)
+
+
+def _check_seq(corpus: Corpus, session: Session, items: list[dict[str, Any]]) -> None:
+    """A chunk's ``seq`` is as stored for readers of its document, otherwise its position among
+    the document's chunks the reader may read (never a count of hidden ones)."""
+    stored = {c["id"]: c for c in corpus.chunks}
+    readable_docs = {d["id"] for d in corpus.docs if _can(session, d["marking"])}
+    for item in items:
+        chunk = stored[item["id"]]
+        if chunk["doc_id"] in readable_docs:
+            assert item.get("doc_id") == chunk["doc_id"] and item["seq"] == chunk["seq"]
+            continue
+        assert "doc_id" not in item
+        before = [
+            c
+            for c in corpus.chunks
+            if c["doc_id"] == chunk["doc_id"]
+            and c["seq"] < chunk["seq"]
+            and _can(session, c["marking"])
+        ]
+        assert item["seq"] == len(before), (item, chunk)
 
 
 def _mask(text: str, record_id: str) -> str:
@@ -506,7 +558,10 @@ def _check_by_id(corpus: Corpus, name: str, call: Callable[..., Answer], args: t
 # -- the property -------------------------------------------------------------------------------
 
 QUERIES = st.one_of(
-    st.sampled_from([*SINGLE, MIXED_LOW, MIXED_HIGH, MIXED_FILE, "harbor", "ferry", "the pier"]),
+    st.sampled_from(
+        [*SINGLE, MIXED_LOW, MIXED_HIGH, MIXED_FILE, "harbor", "ferry", "the pier"]
+        + [word for _, heads, paras in HEADINGS.values() for _, word in [*heads, *paras]]
+    ),
     st.lists(st.sampled_from([*SINGLE, MIXED_HIGH, "report", "crane"]), min_size=2, max_size=3).map(
         " ".join
     ),

@@ -187,6 +187,24 @@ def test_sections_and_titles_start_new_chunks() -> None:
     assert len(chunk(items, respect_sections=False)) == 1
 
 
+def test_chunks_carry_their_headings_markings() -> None:
+    """A chunk takes its first element's heading markings; the same heading text under another
+    marking is another section."""
+    items = [
+        element(0, "Plans text.", section=("Plans",), section_marking_ids=(7,)),
+        element(1, "More plans text.", section=("Plans",), section_marking_ids=(7,)),
+        element(2, "Other plans text.", section=("Plans",), section_marking_ids=(9,)),
+        element(3, "Unknown heading marking.", section=("Plans", "Sub"), section_marking_ids=()),
+    ]
+    chunks = chunk(items)
+    assert [c.element_ids for c in chunks] == [
+        ("doc1-e0", "doc1-e1"),
+        ("doc1-e2",),
+        ("doc1-e3",),
+    ]
+    assert [c.section_marking_ids for c in chunks] == [(7,), (9,), ()]
+
+
 def test_tables_go_whole_and_alone() -> None:
     table = "| a | b |\n| 1 | 2 |\n| 3 | 4 |"
     items = [element(0, "Before."), element(1, table, type="Table"), element(2, "After.")]

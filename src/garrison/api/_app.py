@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from garrison import __version__
 from garrison.api._auth import bearer_scheme, session_for
@@ -47,6 +47,63 @@ class MarkedList(BaseModel):
 
     items: list[dict[str, Any]]
     marking: str
+
+
+_DOC_ID = "The document's id: present only when the caller may read the whole document."
+_SEQ = (
+    "Position in the document: as stored for readers of the document, otherwise the position "
+    "among the document's records the caller may read."
+)
+_SECTION = "The headings the caller may read (the others are left out, not blanked)."
+
+
+class ChunkItem(BaseModel):
+    """A chunk as the caller may see it."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    doc_id: str | None = Field(None, description=_DOC_ID)
+    seq: int = Field(description=_SEQ)
+    text: str
+    marking: str
+    token_count: int | None = None
+    element_ids: list[str] = Field(description="The readable elements it was built from.")
+    section_path: list[str] = Field(description=_SECTION)
+    embedding_model: str | None = None
+
+
+class ChunkList(BaseModel):
+    """Readable chunks and the join of their markings."""
+
+    items: list[ChunkItem]
+    marking: str
+
+
+class SearchHitItem(BaseModel):
+    """One ranked chunk."""
+
+    model_config = ConfigDict(extra="allow")
+    chunk_id: str
+    doc_id: str | None = Field(None, description=_DOC_ID)
+    score: float
+    snippet: str
+    marking: str
+    locator: dict[str, Any] = Field(
+        description="Where in the document (empty when the document is not readable)."
+    )
+    section_path: list[str] = Field(description=_SECTION)
+
+
+class SearchOut(BaseModel):
+    """Hits best first, with totals and facets over readable chunks only."""
+
+    model_config = ConfigDict(extra="allow")
+    query: str
+    k: int
+    marking: str
+    total: int
+    facets: dict[str, dict[str, int]]
+    hits: list[SearchHitItem]
 
 
 _MARKED: dict[int | str, dict[str, Any]] = {
@@ -141,14 +198,14 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     ) -> JSONResponse:
         return marked(session, Documents(session).show(doc_id, elements=elements))
 
-    @router.get("/chunks", response_model=MarkedList, summary="Chunks")
+    @router.get("/chunks", response_model=ChunkList, summary="Chunks")
     def list_chunks(
         session: SessionDep,
         doc_id: Annotated[str | None, Query(description="Only this document's chunks.")] = None,
     ) -> JSONResponse:
         return marked_list(session, Chunks(session).list(doc_id=doc_id))
 
-    @router.get("/search", response_model=Marked, summary="Search")
+    @router.get("/search", response_model=SearchOut, summary="Search")
     def search_chunks(
         session: SessionDep,
         q: Annotated[

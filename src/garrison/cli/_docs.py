@@ -153,6 +153,31 @@ def rm(
         )
 
 
+@app.command("reparse")
+def reparse(
+    ctx: typer.Context,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Parse in N processes.")] = 1,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds one file may take to parse.")
+    ] = 120.0,
+    memory_mb: Annotated[
+        int, typer.Option("--memory-mb", min=64, help="Memory cap of a parser process (MiB).")
+    ] = 2048,
+    no_ocr: Annotated[
+        bool, typer.Option("--no-ocr", help="Do not OCR scans and images (metadata only).")
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-parse every stored original under the current rules and apply what changed
+    (stewards; audited): raised markings, new spills and quarantines. Run it after an upgrade.
+    """
+    from garrison.cli._ingest import reparse_command
+
+    reparse_command(ctx, [], workers, timeout, memory_mb, no_ocr, workspace, as_user, as_json)
+
+
 @jobs_app.command("ls")
 def jobs_ls(
     ctx: typer.Context,

@@ -32,7 +32,10 @@ def _looks_like_url(text: str) -> bool:
 
 def ingest(
     ctx: typer.Context,
-    inputs: Annotated[list[str], typer.Argument(help="Files, folders, or a database URL.")],
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Files, folders, or a database URL (with --reparse: optional)."),
+    ] = None,
     default_marking: Annotated[
         str | None,
         typer.Option(
@@ -74,6 +77,14 @@ def ingest(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 if anything was quarantined or spilled.")
     ] = False,
+    reparse: Annotated[
+        bool,
+        typer.Option(
+            "--reparse",
+            help="Re-parse the stored originals (all, or those ingested from PATH...) under "
+            "the current rules and apply what changed.",
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -87,6 +98,13 @@ def ingest(
     from garrison.ingest.engine import IngestOptions, ingest_paths, ingest_sql
     from garrison.ingest.isolation import Limits
 
+    if reparse:
+        reparse_command(
+            ctx, inputs or [], workers, timeout, memory_mb, no_ocr, workspace, as_user, as_json
+        )
+        return
+    if not inputs:
+        raise InvalidInput("Give the files, folders or database URL to ingest.")
     if not default_marking:
         raise InvalidInput(
             "Every source needs a default marking for what it holds unmarked: "
@@ -139,6 +157,50 @@ def ingest(
         raise CheckFailed(
             f"{counts['quarantined']} quarantined and {counts['spilled']} spilled (--strict)."
         )
+
+
+def reparse_command(
+    ctx: typer.Context,
+    paths: list[str],
+    workers: int,
+    timeout: float,
+    memory_mb: int,
+    no_ocr: bool,
+    workspace: str | None,
+    as_user: str | None,
+    as_json: bool,
+) -> None:
+    """``garrison ingest --reparse`` and ``garrison docs reparse``: print what moved."""
+    from garrison.ingest.isolation import Limits
+    from garrison.ingest.reparse import reparse
+
+    with open_session(ctx, workspace, as_user) as session:
+        report = reparse(
+            session,
+            paths,
+            workers=workers,
+            limits=Limits(timeout_s=timeout, memory_mb=memory_mb),
+            parse_options={"ocr": False} if no_ocr else {},
+        )
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    for moved in report.moved:
+        extra = f" {moved.marking}" if moved.marking else ""
+        found = f"; new findings: {', '.join(moved.findings)}" if moved.findings else ""
+        out_console.print(
+            f"{moved.change}{extra}: {moved.uri} ({moved.doc_id[:16]}) -- {moved.elements} "
+            f"element(s), {moved.chunks} chunk(s){found}",
+            markup=False,
+        )
+    counts = report.counts
+    out_console.print(
+        f"Job {report.job_id}: {counts['documents']} documents re-parsed in "
+        f"{report.seconds:.1f} s -- {counts['raised']} raised, {counts['restructured']} "
+        f"restructured, {counts['spilled']} spilled, {counts['quarantined']} quarantined, "
+        f"{counts['added']} added, {counts['unchanged']} unchanged.",
+        markup=False,
+    )
 
 
 def _short(uri: str) -> str:

@@ -204,7 +204,7 @@ def chunks_ls(
         [
             (
                 c["id"],
-                c["doc_id"][:16],
+                (c.get("doc_id") or "")[:16],
                 c["seq"],
                 c["marking"],
                 c["token_count"],

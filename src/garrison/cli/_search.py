@@ -55,7 +55,7 @@ def search_command(
     out_console.print(result.marking, markup=False)
     emit_table(
         ["score", "marking", "doc", "snippet"],
-        [(f"{h.score:.4f}", h.marking, h.doc_id[:16], h.snippet) for h in result.hits],
+        [(f"{h.score:.4f}", h.marking, (h.doc_id or "")[:16], h.snippet) for h in result.hits],
     )
     out_console.print(
         f"{len(result.hits)} hits; {result.total} readable chunks match the words.", markup=False

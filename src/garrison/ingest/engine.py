@@ -662,23 +662,60 @@ class _Writer:
                 }
             )
 
-    def _default_conflict(self, doc: DocumentRow) -> None:
-        """Same bytes under another default: inherited elements take the join of both."""
+    def _default_conflict(self, doc: DocumentRow) -> bool:
+        """Same bytes under another default: inherited elements take the join of both.
+
+        The document's attachments and members (seen again with it) follow, and so does
+        everything derived from a document whose marking rose -- element states, chunks and
+        their headings -- in this same transaction. Returns whether anything was re-marked.
+        """
+        from garrison.store.derived import follow_raised_document
+
         old = self.session.marking_of(self.orm, doc.default_marking_id)
         assert old is not None
         both = join(old, self.default)
         both_id = self.session.intern_marking(self.orm, both)
+        children = [
+            child
+            for child in self.orm.scalars(
+                select(DocumentRow).where(
+                    DocumentRow.parent_id == doc.id,
+                    DocumentRow.status == DocumentStatus.PARSED.value,
+                )
+            )
+            if child.default_marking_id not in (None, self.default_id) and child.id != doc.id
+        ]
+        raised_child = False
+        for child in children:
+            raised_child = self._default_conflict(child) or raised_child
         elements = list(self.orm.scalars(select(ElementRow).where(ElementRow.doc_id == doc.id)))
         inherited = [e for e in elements if e.marking_source == MarkingSource.SOURCE_DEFAULT.value]
-        if not inherited:
-            return  # nothing took the default, so a different default changes nothing
+        if not inherited and not raised_child:
+            return False  # nothing took the default, so a different default changes nothing
         for element in inherited:
             element.marking_id = both_id
         markings = [self.session.marking_of(self.orm, e.marking_id) for e in elements]
         banner = self.session.marking_of(self.orm, doc.banner_marking_id)
-        parts = [m for m in [*markings, banner] if m is not None]
+        members = [
+            self.session.marking_of(self.orm, m)
+            for m in self.orm.scalars(
+                select(DocumentRow.marking_id).where(
+                    DocumentRow.parent_id == doc.id,
+                    DocumentRow.status == DocumentStatus.PARSED.value,
+                )
+            )
+        ]
+        parts = [m for m in [*markings, banner, *members] if m is not None]
+        current = self.session.marking_of(self.orm, doc.marking_id)
+        if current is not None:
+            parts.append(current)  # a re-mark never lowers the document
         doc.marking_id = self.session.intern_marking(self.orm, join(*parts) if parts else both)
-        doc.default_marking_id = both_id
+        if inherited:
+            doc.default_marking_id = both_id
+        old_id = self.session.intern_marking(self.orm, old)
+        follow_raised_document(
+            self.session, self.orm, doc.id, {old_id: both_id} if inherited else None
+        )
         self.findings.append(
             {
                 "doc_id": doc.id,
@@ -700,6 +737,7 @@ class _Writer:
                 "details": {"job": self.job_id},
             }
         )
+        return True
 
 
 #: Every column a new document row sets; one executemany needs the same keys in every row.

@@ -108,6 +108,9 @@ class Item:
     seq: int = 0
     type: str = "NarrativeText"
     section_path: tuple[str, ...] = ()
+    #: The interned marking id of each ``section_path`` heading, in the same order; ``None``
+    #: where it is not known, which the sink writes as the document's marking (fail closed).
+    section_marking_ids: tuple[int | None, ...] = ()
     page: int | None = None
     language: str | None = None
     language_confidence: float | None = None

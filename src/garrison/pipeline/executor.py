@@ -325,6 +325,8 @@ def _element_items(session: Session, doc_ids: Sequence[str]) -> list[Item]:
 
 def _item(element: ElementRow, marking: Marking, text: str, **fields: Any) -> Item:
     """An element's item with the current ``text`` (and whatever ``fields`` stages set)."""
+    data = element.data or {}
+    path = data.get("section_path") or ()
     return Item(
         id=element.id,
         doc_id=element.doc_id,
@@ -335,9 +337,23 @@ def _item(element: ElementRow, marking: Marking, text: str, **fields: Any) -> It
         element_ids=(element.id,),
         seq=element.seq,
         type=element.type,
-        section_path=tuple((element.data or {}).get("section_path", ())),
+        section_path=tuple(path),
+        section_marking_ids=_section_marking_ids(data, len(path)),
         page=element.page,
         **fields,
+    )
+
+
+def _section_marking_ids(data: dict[str, Any], size: int) -> tuple[int | None, ...]:
+    """Each heading's marking id from element data, aligned with its section path; a missing
+    or malformed entry is ``None`` (the document's marking, when written)."""
+    raw = data.get("section_marking_ids")
+    ids = list(raw) if isinstance(raw, list) else []
+    return tuple(
+        ids[i]
+        if i < len(ids) and isinstance(ids[i], int) and not isinstance(ids[i], bool)
+        else None
+        for i in range(size)
     )
 
 

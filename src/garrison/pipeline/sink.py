@@ -185,6 +185,7 @@ def write_batch(
                     "token_count": chunk.token_count,
                     "element_ids": list(chunk.element_ids),
                     "section_path": list(chunk.section_path),
+                    "section_marking_ids": _section_ids(chunk, docs.get(chunk.doc_id)),
                     "embedding_model": chunk.embedding_model,
                     "lineage": [step.to_dict() for step in chunk.lineage],
                     "created_at": now,
@@ -247,6 +248,17 @@ def write_batch(
     written.chunks = len(chunk_rows)
     written.embeddings = len(index_rows)
     return written
+
+
+def _section_ids(chunk: Item, doc: DocumentRow | None) -> list[int | None]:
+    """Each heading's marking id; one not known is the document's marking (fail closed: a
+    reader who may not read the document gets no headings)."""
+    ids = list(chunk.section_marking_ids)
+    fallback = doc.marking_id if doc is not None else None
+    return [
+        (ids[i] if i < len(ids) and ids[i] is not None else fallback)
+        for i in range(len(chunk.section_path))
+    ]
 
 
 def _search_fields(

@@ -20,9 +20,16 @@ Definitions:
 
 - ``total``: the number of readable chunks (after filters) that the full-text query matches.
   Chunks reached only by the vector branch are not counted: every chunk has a nearest neighbour.
+  Each matched index row is re-checked against the catalog, which is the record of truth: a
+  chunk re-marked since it was indexed (its document's marking rose) counts, facets and ranks
+  under its current marking, so the index may follow at the next run.
 - ``facets``: counts over that same matched set, by ``marking`` (banner), ``language``,
   ``source`` and ``media_type``. Source and media type are document metadata and carry the
   document's marking: they are counted only for chunks whose document the subject may read.
+
+What a hit shows of its document follows :mod:`garrison.store.views`: a reader who may not
+read the document gets no ``doc_id`` and no locator, and headings above the reader are left
+out of ``section_path``.
 """
 
 from __future__ import annotations
@@ -35,14 +42,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.errors import InvalidInput
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
 from garrison.store.index import ChunkIndex, quote_sql, where_in
-from garrison.store.models import ChunkRow, ElementRow
+from garrison.store.models import ChunkRow
 from garrison.store.session import Session
+from garrison.store.views import ReaderView
 
 __all__ = ["FILTER_KEYS", "MAX_K", "RRF_K", "SearchHit", "SearchResult", "rrf", "search", "snippet"]
 
@@ -87,23 +96,30 @@ class SearchHit:
     """One ranked chunk. ``score`` is the fused RRF score; ``snippet`` highlights terms in **."""
 
     chunk_id: str
-    doc_id: str
+    #: ``None`` when the reader may not read the chunk's document (then ``to_dict`` leaves
+    #: the key out, and ``locator`` is empty).
+    doc_id: str | None
     score: float
     snippet: str
     marking: str
     locator: dict[str, Any]
+    #: Only the headings the reader may read.
     section_path: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "chunk_id": self.chunk_id,
-            "doc_id": self.doc_id,
-            "score": self.score,
-            "snippet": self.snippet,
-            "marking": self.marking,
-            "locator": dict(self.locator),
-            "section_path": list(self.section_path),
-        }
+        out: dict[str, Any] = {"chunk_id": self.chunk_id}
+        if self.doc_id is not None:
+            out["doc_id"] = self.doc_id
+        out.update(
+            {
+                "score": self.score,
+                "snippet": self.snippet,
+                "marking": self.marking,
+                "locator": dict(self.locator),
+                "section_path": list(self.section_path),
+            }
+        )
+        return out
 
 
 @dataclass(frozen=True)
@@ -211,7 +227,10 @@ def _search(
     filters: dict[str, str],
 ) -> SearchResult:
     empty = SearchResult(query=query, k=k)
-    readable = session.readable_marking_ids(orm)
+    view = ReaderView(session, orm)
+    readable = view.readable
+    if "doc" in filters and not view.reads_document(filters["doc"]):
+        return empty  # a document one may not read is filtered on like one that is not there
     allowed = set(readable)
     if "max_marking" in filters:
         ceiling = session.parse_marking(filters["max_marking"])
@@ -248,7 +267,14 @@ def _search(
         return empty
     present = [c for c in _COLUMNS if c in columns]
     index.ensure_fts()
-    matched = index.full_text(query, where, limit=size, columns=present)
+    # The catalog is the record of truth: rows of chunks gone or re-marked since indexing
+    # (a document whose marking rose) are neither ranked, counted nor faceted.
+    current = _current(orm, index.full_text(query, where, limit=size, columns=present))
+    matched = [
+        r
+        for r in current
+        if r["marking_id"] in allowed and (not doc_level or view.reads_document(str(r["doc_id"])))
+    ]
     text_ranked = _bm25_order(query, matched, size)
     vector_ranked = _vector_order(index, query, where, max(k, VECTOR_DEPTH), present)
     rows = {r["chunk_id"]: r for r in matched}
@@ -260,7 +286,7 @@ def _search(
     for chunk_id, score in fused:
         if len(hits) == k:
             break
-        hit = _hit(session, orm, rows[chunk_id], score, query, allowed, readable)
+        hit = _hit(view, rows[chunk_id], score, query, allowed)
         if hit is not None:
             hits.append(hit[0])
             markings.append(hit[1])
@@ -269,7 +295,7 @@ def _search(
         k=k,
         hits=hits,
         total=len(matched),
-        facets=_facets(session, orm, matched, readable),
+        facets=_facets(view, matched),
         marking=join(*markings).banner() if markings else UNCLASSIFIED.banner(),
     )
 
@@ -333,44 +359,52 @@ def rrf(rankings: Sequence[Sequence[str]], *, k: int = RRF_K) -> list[tuple[str,
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
+def _current(orm: OrmSession, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with ``marking_id`` and ``doc_id`` as the catalog has them now; rows whose chunk
+    is no longer in the catalog are left out."""
+    ids = [str(r["chunk_id"]) for r in rows]
+    now: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        for chunk_id, marking_id, doc_id in orm.execute(
+            select(ChunkRow.id, ChunkRow.marking_id, ChunkRow.doc_id).where(ChunkRow.id.in_(part))
+        ):
+            now[chunk_id] = (marking_id, doc_id)
+    out = []
+    for r in rows:
+        found = now.get(str(r["chunk_id"]))
+        if found is not None:
+            out.append({**r, "marking_id": found[0], "doc_id": found[1]})
+    return out
+
+
 def _hit(
-    session: Session,
-    orm: OrmSession,
+    view: ReaderView,
     row: Mapping[str, Any],
     score: float,
     query: str,
     allowed: set[int],
-    readable: frozenset[int],
 ) -> tuple[SearchHit, Marking] | None:
-    chunk = orm.get(ChunkRow, str(row["chunk_id"]))
+    chunk = view.orm.get(ChunkRow, str(row["chunk_id"]))
     # The catalog is the record of truth: a chunk gone or re-marked since indexing is skipped.
     if chunk is None or chunk.marking_id not in allowed:
         return None
-    marking = _marking(session, orm, chunk.marking_id)
+    marking = _marking(view.session, view.orm, chunk.marking_id)
+    first = chunk.element_ids[0] if chunk.element_ids else None
     return (
         SearchHit(
             chunk_id=chunk.id,
-            doc_id=chunk.doc_id,
+            doc_id=chunk.doc_id if view.reads_document(chunk.doc_id) else None,
             score=round(score, 8),
             snippet=snippet(chunk.text, query),
             marking=marking.banner(),
-            locator=_locator(orm, chunk, readable),
-            section_path=list(chunk.section_path),
+            locator=view.locator(chunk.doc_id, first),
+            section_path=view.headings(
+                chunk.doc_id, chunk.section_path or (), chunk.section_marking_ids
+            ),
         ),
         marking,
     )
-
-
-def _locator(orm: OrmSession, chunk: ChunkRow, readable: frozenset[int]) -> dict[str, Any]:
-    if not chunk.element_ids:
-        return {}
-    element = orm.get(ElementRow, chunk.element_ids[0])
-    if element is None or element.marking_id not in readable:
-        return {}
-    locator = dict(element.data.get("locator") or {})
-    if element.page is not None:
-        locator.setdefault("page", element.page)
-    return locator
 
 
 def snippet(text: str, query: str, *, width: int = SNIPPET_CHARS) -> str:
@@ -392,12 +426,9 @@ def snippet(text: str, query: str, *, width: int = SNIPPET_CHARS) -> str:
     return pattern.sub(lambda m: f"**{m.group(0)}**", window)
 
 
-def _facets(
-    session: Session,
-    orm: OrmSession,
-    matched: Sequence[Mapping[str, Any]],
-    readable: frozenset[int],
-) -> dict[str, dict[str, int]]:
+def _facets(view: ReaderView, matched: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Counts over ``matched`` (already re-checked against the catalog). Source and media type
+    are document metadata: counted only for chunks whose document the reader may read now."""
     counts: dict[str, Counter[str]] = {
         "marking": Counter(),
         "language": Counter(),
@@ -405,10 +436,10 @@ def _facets(
         "media_type": Counter(),
     }
     for row in matched:
-        counts["marking"][_marking(session, orm, int(row["marking_id"])).banner()] += 1
+        counts["marking"][_marking(view.session, view.orm, int(row["marking_id"])).banner()] += 1
         if row.get("language"):
             counts["language"][str(row["language"])] += 1
-        if row.get("doc_marking_id") in readable:
+        if view.reads_document(str(row["doc_id"])):
             for key in ("source", "media_type"):
                 if row.get(key):
                     counts[key][str(row[key])] += 1

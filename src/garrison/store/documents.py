@@ -23,6 +23,7 @@ from garrison.security.policy import Action, Decision
 from garrison.security.subjects import Role
 from garrison.store.models import DocumentRow, ElementRow, FindingRow, JobItemRow, JobRow
 from garrison.store.session import Session
+from garrison.store.views import ReaderView
 
 __all__ = ["UNREAD_FINDINGS", "Documents", "Jobs", "original_bytes", "original_decision"]
 
@@ -143,24 +144,6 @@ class Documents:
             out["resolution_note"] = f.resolution_note
         return out
 
-    def _element_dict(self, orm: OrmSession, e: ElementRow) -> dict[str, Any]:
-        data = dict(e.data)
-        out = {
-            "id": e.id,
-            "doc_id": e.doc_id,
-            "seq": e.seq,
-            "type": e.type,
-            "text": e.text,
-            "marking": self._banner(orm, e.marking_id),
-            "marking_source": e.marking_source,
-            "page": e.page,
-            "locator": data.pop("locator", {}),
-        }
-        if e.original_marking_id is not None:
-            out["original_marking"] = self._banner(orm, e.original_marking_id)
-        out.update(data)
-        return out
-
     # -- queries ------------------------------------------------------------------------------
 
     def list(
@@ -186,9 +169,10 @@ class Documents:
             row = self._get(orm, doc_id, "doc.read")
             data = self._doc_dict(orm, row)
             if elements and row.status == DocumentStatus.PARSED.value:
-                readable = self.session.readable_marking_ids(orm)
+                view = ReaderView(self.session, orm)
+                readable = view.readable
                 data["elements"] = [
-                    self._element_dict(orm, e)
+                    view.element(e)
                     for e in orm.scalars(
                         select(ElementRow)
                         .where(ElementRow.doc_id == row.id, ElementRow.marking_id.in_(readable))

@@ -141,11 +141,12 @@ def _search_page(
                 }
             hits = []
             for hit in result.hits[(page_no - 1) * size : page_no * size]:
-                doc = docs.get(hit.doc_id)
+                # No document reference at all for a reader who may not read the document.
+                doc = docs.get(hit.doc_id) if hit.doc_id is not None else None
                 hits.append(
                     {
                         "chunk_id": hit.chunk_id,
-                        "doc_id": hit.doc_id,
+                        "doc_id": hit.doc_id if doc else None,
                         "snippet": highlight(hit.snippet),
                         "portion": page.portion(hit.marking),
                         "locator": locator_text(hit.locator),
@@ -229,6 +230,8 @@ def _register_documents(app: FastAPI) -> None:
                 "portion": page.portion(e["marking"]),
                 "marking_source": e.get("marking_source"),
                 "locator": locator_text(e.get("locator"), e.get("page")),
+                # Only the headings the reader may read (the library withholds the others).
+                "section": " › ".join(e.get("section_path") or ()),
             }
             for e in doc.get("elements", [])
         ]

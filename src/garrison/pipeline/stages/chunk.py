@@ -12,6 +12,11 @@ falling back to token boundaries for a sentence longer than a chunk; consecutive
 split prose element share ``overlap_tokens`` tokens so no sentence loses its context. Table rows
 are not overlapped: a row repeated in two chunks would read as two rows.
 
+A chunk takes the section path of its first element together with that path's heading
+markings (``section_marking_ids``): readers who do not dominate a heading's marking get the
+chunk without that heading (:mod:`garrison.store.views`). Two elements under the same heading
+text marked differently are different sections.
+
 The stage emits only the new chunk items; the elements stay what they were upstream.
 """
 
@@ -138,7 +143,9 @@ class ChunkStage(Stage[ChunkParams]):
         if not p.mix_markings and piece.element.marking != first.marking:
             return True
         return p.respect_sections and (
-            piece.starts_section or piece.element.section_path != first.section_path
+            piece.starts_section
+            or piece.element.section_path != first.section_path
+            or piece.element.section_marking_ids != first.section_marking_ids
         )
 
     def _make_chunk(
@@ -162,6 +169,7 @@ class ChunkStage(Stage[ChunkParams]):
             seq=index,
             type="Chunk",
             section_path=first.section_path,
+            section_marking_ids=first.section_marking_ids,
             page=first.page,
             language=first.language,
             token_count=model.count_tokens(text),
