@@ -22,7 +22,6 @@ import fnmatch
 import hashlib
 import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -56,13 +55,13 @@ from garrison.security.markings import (
     system_high_dominates,
 )
 from garrison.security.policy import Action
+from garrison.store.jobs import JobSummary, RunningJob, job, mark_stale_jobs
 from garrison.store.models import (
     DocumentLocation,
     DocumentRow,
     ElementRow,
     FindingRow,
     JobItemRow,
-    JobRow,
     SourceRow,
 )
 from garrison.store.session import Session
@@ -703,77 +702,6 @@ def _meta(decided: _Decided) -> dict[str, Any]:
 # -- jobs -----------------------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def mark_stale_jobs(session: Session) -> int:
-    """Jobs left ``running`` by a process that no longer exists become ``interrupted``."""
-    with session.workspace.catalog.transaction() as orm:
-        stale = [
-            j
-            for j in orm.scalars(select(JobRow).where(JobRow.status == "running"))
-            if not _pid_alive(j.pid)
-        ]
-        for job in stale:
-            job.status = "interrupted"
-            job.finished_at = utc_now()
-    return len(stale)
-
-
-class _Job:
-    def __init__(self, session: Session, kind: str, params: dict[str, Any]) -> None:
-        self.session = session
-        self.id = uuid.uuid4().hex
-        mark_stale_jobs(session)
-        with session.workspace.catalog.transaction() as orm:
-            orm.add(
-                JobRow(
-                    id=self.id,
-                    kind=kind,
-                    status="running",
-                    actor=session.subject.name,
-                    pid=os.getpid(),
-                    params=params,
-                    counts={},
-                    done=0,
-                    started_at=utc_now(),
-                )
-            )
-        session.audit("job.start", object_id=self.id, details={"kind": kind, **params})
-
-    def finish(
-        self, report: IngestReport, status: str = "completed", error: str | None = None
-    ) -> None:
-        with self.session.workspace.catalog.transaction() as orm:
-            orm.execute(
-                update(JobRow)
-                .where(JobRow.id == self.id)
-                .values(
-                    status=status,
-                    counts=report.counts,
-                    done=len(report.results),
-                    error=error,
-                    finished_at=utc_now(),
-                )
-            )
-        self.session.audit(
-            "job.finish",
-            object_id=self.id,
-            decision="allow" if status == "completed" else "error",
-            reason=error,
-            details={"status": status, **report.counts},
-        )
-
-
 # -- driving --------------------------------------------------------------------------------------
 
 
@@ -861,37 +789,34 @@ def ingest_paths(
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     source = _source_name(options, str(Path(paths[0]).absolute()) if paths else "files")
     _ensure_source(session, source, "files", source, default)
-    job = _Job(
-        session,
-        "ingest",
-        {
-            "paths": [str(Path(p).absolute()) for p in paths],
-            "default_marking": default.banner(),
-            "source": source,
-            "include": list(options.include),
-            "exclude": list(options.exclude),
-            "workers": options.workers,
-        },
-    )
-    with session.workspace.catalog.transaction() as orm:
-        orm.execute(update(JobRow).where(JobRow.id == job.id).values(total=len(files)))
-    report = IngestReport(job.id)
-    started = time.monotonic()
-    batch = _Batch(session, default, source, job.id, report, len(files), progress)
-    try:
-        tasks = _tasks(session, files, options, default, batch)
-        for task, outcome in run_isolated(
-            tasks, _parse_tree, workers=max(1, options.workers), limits=options.limits
-        ):
-            batch.add(_node_from_outcome(task, outcome))
-        batch.commit()
-    except BaseException as exc:
-        report.seconds = time.monotonic() - started
-        job.finish(report, "failed", f"{type(exc).__name__}: {exc}")
-        raise
-    report.seconds = time.monotonic() - started
-    job.finish(report)
+    params = {
+        "paths": [str(Path(p).absolute()) for p in paths],
+        "default_marking": default.banner(),
+        "source": source,
+        "include": list(options.include),
+        "exclude": list(options.exclude),
+        "workers": options.workers,
+    }
+    with job(session, "ingest", params) as running:
+        running.set_total(len(files))
+        report = IngestReport(running.id)
+        running.summarize(lambda: _job_summary(report))
+        started = time.monotonic()
+        batch = _Batch(session, default, source, running.id, report, len(files), progress)
+        try:
+            tasks = _tasks(session, files, options, default, batch)
+            for task, outcome in run_isolated(
+                tasks, _parse_tree, workers=max(1, options.workers), limits=options.limits
+            ):
+                batch.add(_node_from_outcome(task, outcome))
+            batch.commit()
+        finally:
+            report.seconds = time.monotonic() - started
     return report
+
+
+def _job_summary(report: IngestReport) -> JobSummary:
+    return JobSummary(report.counts, len(report.results), details=report.counts)
 
 
 def _tasks(
@@ -1087,8 +1012,7 @@ def _progress(
 ) -> None:
     done = len(report.results)
     if done % 25 == 0 or done == total:
-        with session.workspace.catalog.transaction() as orm:
-            orm.execute(update(JobRow).where(JobRow.id == job_id).values(done=done))
+        RunningJob(session, job_id).progress(done)
     if progress is not None:
         progress(done, total, uri)
 
@@ -1109,33 +1033,31 @@ def ingest_sql(
     snapshots = read_sql(url, tables=tables, query=query)  # connection problems: exit 5
     source = options.source or (snapshots[0].uri.split("#")[0] if snapshots else url)
     _ensure_source(session, source, "sql", source, default)
-    job = _Job(
-        session,
-        "ingest",
-        {
-            "url": source,
-            "tables": list(tables),
-            "query": query,
-            "default_marking": default.banner(),
-            "source": source,
-        },
-    )
-    with session.workspace.catalog.transaction() as orm:
-        orm.execute(update(JobRow).where(JobRow.id == job.id).values(total=len(snapshots)))
-    report = IngestReport(job.id)
-    started = time.monotonic()
-    batch = _Batch(session, default, source, job.id, report, len(snapshots), progress)
-    for snapshot in snapshots:
-        node = ParseNode(
-            hashlib.sha256(snapshot.canonical).hexdigest(),
-            len(snapshot.canonical),
-            snapshot.name,
-            snapshot.uri,
-            snapshot.canonical,
-            parsed=snapshot.document,
-        )
-        batch.add(node)
-    batch.commit()
-    report.seconds = time.monotonic() - started
-    job.finish(report)
+    params = {
+        "url": source,
+        "tables": list(tables),
+        "query": query,
+        "default_marking": default.banner(),
+        "source": source,
+    }
+    with job(session, "ingest", params) as running:
+        running.set_total(len(snapshots))
+        report = IngestReport(running.id)
+        running.summarize(lambda: _job_summary(report))
+        started = time.monotonic()
+        batch = _Batch(session, default, source, running.id, report, len(snapshots), progress)
+        try:
+            for snapshot in snapshots:
+                node = ParseNode(
+                    hashlib.sha256(snapshot.canonical).hexdigest(),
+                    len(snapshot.canonical),
+                    snapshot.name,
+                    snapshot.uri,
+                    snapshot.canonical,
+                    parsed=snapshot.document,
+                )
+                batch.add(node)
+            batch.commit()
+        finally:
+            report.seconds = time.monotonic() - started
     return report
