@@ -77,8 +77,8 @@ def ingest(
     with its reason and the run goes on; data above system high is a spill and is not kept.
     """
     from garrison.core.errors import InvalidInput
+    from garrison.core.isolation import Limits
     from garrison.ingest.engine import IngestOptions, ingest_paths, ingest_sql
-    from garrison.ingest.isolation import Limits
 
     if not default_marking:
         raise InvalidInput(

@@ -5,7 +5,7 @@ One run is a *job*. For each input file the engine
 1. reads the bytes and hashes them (the document id); bytes already in the catalog only gain a
    new location (and, under a different default marking, a ``default-marking-conflict``);
 2. parses the file -- and its attachments, recursively -- in an isolated worker process with a
-   time limit and a memory cap (:mod:`garrison.ingest.isolation`), so one hostile file fails
+   time limit and a memory cap (:mod:`garrison.core.isolation`), so one hostile file fails
    alone;
 3. applies the marking rules (:func:`garrison.ingest.marking.apply_markings`), children first:
    a container takes the join of its children; a spilled child makes its container a spill; a
@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput
+from garrison.core.isolation import Limits, Outcome, run_isolated
 from garrison.core.records import (
     DocumentStatus,
     ElementType,
@@ -40,7 +41,6 @@ from garrison.core.records import (
     ParsedDocument,
     element_id,
 )
-from garrison.ingest.isolation import Limits, Outcome, run_isolated
 from garrison.ingest.marking import (
     Finding,
     MarkedDocument,

@@ -35,13 +35,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session as OrmSession
-
 from garrison.core.errors import InvalidInput
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
-from garrison.store.index import ChunkIndex, quote_sql, where_in
-from garrison.store.models import ChunkRow, ElementRow
+from garrison.store.catalog_reads import CatalogView, catalog_view
+from garrison.store.index import ChunkIndex, quote_sql
+from garrison.store.models import ChunkRow
 from garrison.store.session import Session
 
 __all__ = ["FILTER_KEYS", "MAX_K", "RRF_K", "SearchHit", "SearchResult", "rrf", "search", "snippet"]
@@ -148,8 +147,8 @@ def search(
         raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}.")
     chosen = _validate_filters(filters or {})
     index = ChunkIndex(session.workspace.root / "index")
-    with session.workspace.catalog.transaction() as orm:
-        result = _search(session, orm, index, text, k, chosen)
+    with catalog_view(session) as view:
+        result = _search(session, view, index, text, k, chosen)
     session.audit(
         "search",
         object_marking=result.marking,
@@ -204,22 +203,22 @@ def _iso_bound(key: str, value: str) -> str:
 
 def _search(
     session: Session,
-    orm: OrmSession,
+    view: CatalogView,
     index: ChunkIndex,
     query: str,
     k: int,
     filters: dict[str, str],
 ) -> SearchResult:
     empty = SearchResult(query=query, k=k)
-    readable = session.readable_marking_ids(orm)
+    readable = view.readable
     allowed = set(readable)
     if "max_marking" in filters:
         ceiling = session.parse_marking(filters["max_marking"])
-        allowed = {m for m in allowed if dominates(ceiling, _marking(session, orm, m))}
+        allowed = {m for m in allowed if dominates(ceiling, view.marking(m))}
     columns = index.columns()
     if not allowed or not columns:
         return empty
-    clauses = [where_in("marking_id", sorted(allowed))]
+    clauses = [view.index_filter(allowed)]
     doc_level = [key for key in filters if key in _DOC_FILTERS or key.startswith("ingested_")]
     wanted = {_DOC_FILTERS.get(key, "ingested_at") for key in doc_level}
     if "language" in filters:
@@ -232,7 +231,7 @@ def _search(
         )
     if doc_level:
         # Document metadata is as sensitive as the document: filter only on readable ones.
-        clauses.append(where_in("doc_marking_id", sorted(readable)))
+        clauses.append(view.index_filter(readable, column="doc_marking_id"))
     for key, value in filters.items():
         if key == "doc":
             clauses.append(f"doc_id = {quote_sql(value)}")
@@ -260,7 +259,7 @@ def _search(
     for chunk_id, score in fused:
         if len(hits) == k:
             break
-        hit = _hit(session, orm, rows[chunk_id], score, query, allowed, readable)
+        hit = _hit(session, view, rows[chunk_id], score, query, allowed, readable)
         if hit is not None:
             hits.append(hit[0])
             markings.append(hit[1])
@@ -269,15 +268,9 @@ def _search(
         k=k,
         hits=hits,
         total=len(matched),
-        facets=_facets(session, orm, matched, readable),
+        facets=_facets(session, view, matched, readable),
         marking=join(*markings).banner() if markings else UNCLASSIFIED.banner(),
     )
-
-
-def _marking(session: Session, orm: OrmSession, marking_id: int) -> Marking:
-    marking = session.marking_of(orm, marking_id)
-    assert marking is not None  # an interned id always has a marking
-    return marking
 
 
 def terms(text: str) -> list[str]:
@@ -311,7 +304,7 @@ def _bm25_order(query: str, matched: Sequence[dict[str, Any]], size: int) -> lis
 def _vector_order(
     index: ChunkIndex, query: str, where: str, depth: int, columns: Sequence[str]
 ) -> list[dict[str, Any]]:
-    from garrison.pipeline.models import get_model
+    from garrison.models import get_model
 
     models = Counter(str(m) for m in index.values("model", where) if m)
     if not models:
@@ -335,18 +328,18 @@ def rrf(rankings: Sequence[Sequence[str]], *, k: int = RRF_K) -> list[tuple[str,
 
 def _hit(
     session: Session,
-    orm: OrmSession,
+    view: CatalogView,
     row: Mapping[str, Any],
     score: float,
     query: str,
     allowed: set[int],
     readable: frozenset[int],
 ) -> tuple[SearchHit, Marking] | None:
-    chunk = orm.get(ChunkRow, str(row["chunk_id"]))
+    chunk = view.chunk(str(row["chunk_id"]), allowed)
     # The catalog is the record of truth: a chunk gone or re-marked since indexing is skipped.
-    if chunk is None or chunk.marking_id not in allowed:
+    if chunk is None:
         return None
-    marking = _marking(session, orm, chunk.marking_id)
+    marking = view.marking(chunk.marking_id)
     return (
         SearchHit(
             chunk_id=chunk.id,
@@ -354,18 +347,18 @@ def _hit(
             score=round(score, 8),
             snippet=snippet(chunk.text, query),
             marking=marking.banner(),
-            locator=_locator(orm, chunk, readable),
+            locator=_locator(view, chunk),
             section_path=list(chunk.section_path),
         ),
         marking,
     )
 
 
-def _locator(orm: OrmSession, chunk: ChunkRow, readable: frozenset[int]) -> dict[str, Any]:
+def _locator(view: CatalogView, chunk: ChunkRow) -> dict[str, Any]:
     if not chunk.element_ids:
         return {}
-    element = orm.get(ElementRow, chunk.element_ids[0])
-    if element is None or element.marking_id not in readable:
+    element = view.element(chunk.element_ids[0])
+    if element is None:
         return {}
     locator = dict(element.data.get("locator") or {})
     if element.page is not None:
@@ -394,7 +387,7 @@ def snippet(text: str, query: str, *, width: int = SNIPPET_CHARS) -> str:
 
 def _facets(
     session: Session,
-    orm: OrmSession,
+    view: CatalogView,
     matched: Sequence[Mapping[str, Any]],
     readable: frozenset[int],
 ) -> dict[str, dict[str, int]]:
@@ -405,7 +398,7 @@ def _facets(
         "media_type": Counter(),
     }
     for row in matched:
-        counts["marking"][_marking(session, orm, int(row["marking_id"])).banner()] += 1
+        counts["marking"][view.marking(int(row["marking_id"])).banner()] += 1
         if row.get("language"):
             counts["language"][str(row["language"])] += 1
         if row.get("doc_marking_id") in readable:
