@@ -3,15 +3,18 @@ rises; version references are exact or unambiguous."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
+from garrison.cli.main import main
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.datasets import Datasets, Selection
 from garrison.datasets._records import record_marking
+from garrison.datasets.card import banner_colors as banner_colours
 from garrison.datasets.card import build_card
 from garrison.datasets.export import export_version
 from garrison.ingest.engine import IngestOptions, ingest_paths
@@ -168,6 +171,39 @@ def test_dataset_show_f_does_not_return_another_dataset(ws: Workspace) -> None:
         stew.get(prefix)
 
 
+def _cli(capsys: pytest.CaptureFixture[str], ws: Workspace, *argv: str) -> tuple[int, str]:
+    code = main([*argv, "-w", str(ws.root), "--as", "stew"])
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def test_cli_references(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    stew = Datasets(ws.session("stew"))
+    ids = [stew.create("cli", Selection(source="p", fields=TEXT_ONLY), seed=s).id for s in (7, 8)]
+    code, out = _cli(capsys, ws, "dataset", "show", f"cli@{ids[0][:8]}", "--json")
+    assert code == 0 and json.loads(out)["id"] == ids[0]
+    assert json.loads(out)["status"] == "current"
+    # A bare id prefix names a dataset, not a version: not found (exit 3).
+    if not any(v.name == ids[0][:1] for v in stew.list()):
+        code, _ = _cli(capsys, ws, "dataset", "show", ids[0][:1])
+        assert code == 3
+    # A reference with an empty version is malformed (exit 2), like an ambiguous one.
+    code, out = _cli(capsys, ws, "dataset", "show", "cli@")
+    assert code == 2
+
+
+def test_one_banner_colour_table() -> None:
+    pytest.importorskip("fastapi")
+    from garrison import web
+    from garrison.datasets import banner_colors
+
+    assert web.BANNER_STYLES is banner_colors.BANNER_STYLES
+    assert web.banner_style is banner_colors.banner_style
+    secret = parse_marking("SECRET//NOFORN")
+    style = banner_colors.banner_style(secret)
+    assert banner_colours(secret) == (style.background, style.color) == ("#C8102E", "#FFFFFF")
+
+
 def _raise_document(ws: Workspace, uri_part: str, banner: str) -> None:
     """Raise a document and everything in it, as a new location or a re-ingest would."""
     system = ws.session()
@@ -187,7 +223,9 @@ def _raise_document(ws: Workspace, uri_part: str, banner: str) -> None:
     system.forget_cached_markings()
 
 
-def test_a_raised_source_makes_a_version_stale(ws: Workspace, tmp_path: Path) -> None:
+def test_a_raised_source_makes_a_version_stale(
+    ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     stew = ws.session("stew")
     datasets = Datasets(stew)
     version = datasets.create("stale", Selection(source="p", fields=("source",)))
@@ -197,6 +235,20 @@ def test_a_raised_source_makes_a_version_stale(ws: Workspace, tmp_path: Path) ->
     shown = again.get(version.id)
     assert shown.stale and shown.to_dict()["status"] == "stale-marking"
     assert {v.id: v.status for v in again.list()}[version.id] == "stale-marking"
+    code, out = _cli(capsys, ws, "dataset", "ls")
+    assert code == 0 and "stale-marking" in out
+    code, out = _cli(
+        capsys,
+        ws,
+        "dataset",
+        "export",
+        version.id,
+        "--format",
+        "jsonl",
+        "--out",
+        str(tmp_path / "cli"),
+    )
+    assert code == 4 and "stale-marking" in out
     with pytest.raises(NotPermitted, match="stale-marking") as refused:
         export_version(ws.session("stew"), version.id, "jsonl", tmp_path / "out")
     assert refused.value.exit_code == 4
