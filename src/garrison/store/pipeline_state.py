@@ -31,6 +31,7 @@ from garrison.store.session import Session
 __all__ = [
     "PIPELINE_FINDINGS",
     "BatchWrite",
+    "LightState",
     "PlanRows",
     "delete_derived",
     "element_states",
