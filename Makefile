@@ -36,10 +36,11 @@ demo: $(VENV)/.installed ## Run the main job on the bundled sample data
 test: $(VENV)/.installed-dev ## Run every test (in a network namespace with only loopback, when root)
 	@bash scripts/run-tests.sh
 
-lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy --strict
+lint: $(VENV)/.installed-dev ## ruff (lint + format check), mypy --strict and the layer contracts
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	PYTHONPATH=src $(BIN)/lint-imports --no-cache
 
 format: $(VENV)/.installed-dev ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix src tests bench scripts

@@ -29,6 +29,8 @@ stages:
   - chunk: {model: hashing, max_tokens: 48, overlap_tokens: 8}
   - embed: {model: hashing}
 """
+#: Fields that show nothing of the document beyond the record's own text.
+TEXT_ONLY = ("language", "media_type", "source")
 RATIOS = {"train": 0.6, "validation": 0.2, "test": 0.2}
 
 SHARED = "The convoy schedule for the northern depots changes every second week of the month."
@@ -96,7 +98,8 @@ def test_documents_and_duplicate_clusters_never_straddle_splits(ws: Workspace) -
 
 def test_ceilings_and_selection_flags(ws: Workspace) -> None:
     datasets = Datasets(ws.session("stew"))
-    low = datasets.create("low", Selection(max_marking="CONFIDENTIAL//NOFORN"))
+    # Without document fields, a record shows only its text: the ceiling selects on that.
+    low = datasets.create("low", Selection(max_marking="CONFIDENTIAL//NOFORN", fields=TEXT_ONLY))
     assert low.marking.banner() in ("CONFIDENTIAL//NOFORN", "CONFIDENTIAL", "UNCLASSIFIED")
     canonical = datasets.create("canon", Selection(kind="elements", canonical_only=True))
     everything = datasets.create("all", Selection(kind="elements"))
@@ -109,8 +112,10 @@ def test_ceilings_and_selection_flags(ws: Workspace) -> None:
 
 def test_diff_and_delete(ws: Workspace) -> None:
     datasets = Datasets(ws.session("stew"))
-    a = datasets.create("d", Selection(max_marking="CONFIDENTIAL//NOFORN"), seed=1)
-    b = datasets.create("d", Selection(), seed=1)
+    a = datasets.create(
+        "d", Selection(max_marking="CONFIDENTIAL//NOFORN", fields=TEXT_ONLY), seed=1
+    )
+    b = datasets.create("d", Selection(fields=TEXT_ONLY), seed=1)
     change = datasets.diff(a.id, b.id)
     assert change["added"] and not change["removed"] and change["selection_changed"]
     datasets.delete(f"d@{a.id[:12]}")
@@ -143,7 +148,7 @@ def test_parse_ratios() -> None:
 def test_no_read_up_on_dataset_paths(ws: Workspace, clearance: str, country: str) -> None:
     system = Datasets(ws.session())
     versions = {
-        ceiling: system.create(f"ceil-{ceiling}", Selection(max_marking=ceiling))
+        ceiling: system.create(f"ceil-{ceiling}", Selection(max_marking=ceiling, fields=TEXT_ONLY))
         for ceiling in (
             "UNCLASSIFIED",
             "CONFIDENTIAL//NOFORN",
@@ -247,7 +252,7 @@ def test_no_read_up_on_card_and_export(
 
     system = Datasets(ws.session())
     secret = system.create("nru-secret", Selection(max_marking="SECRET//NOFORN"))
-    low = system.create("nru-low", Selection(max_marking="UNCLASSIFIED"))
+    low = system.create("nru-low", Selection(max_marking="UNCLASSIFIED", fields=TEXT_ONLY))
     root = str(ws.root)
     with contextlib.suppress(InvalidInput):
         ws.session().add_user("cstew", SubjectSpec(clearance="C", roles=("steward",)))

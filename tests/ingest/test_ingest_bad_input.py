@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 import garrison.ingest.engine as engine
 from garrison.cli.main import main
+from garrison.core.isolation import Limits
 from garrison.ingest.engine import FileResult, IngestOptions, IngestReport, ingest_paths
-from garrison.ingest.isolation import Limits
 from garrison.parse import parse_bytes as real_parse_bytes
 from garrison.store.documents import Documents, Jobs
 from garrison.store.models import DocumentRow, ElementRow, JobRow, SourceRow

@@ -20,7 +20,7 @@ from types import FrameType
 
 import pytest
 
-from garrison.ingest.isolation import Limits, Outcome, run_isolated, run_one
+from garrison.core.isolation import Limits, Outcome, run_isolated, run_one
 
 FAST = Limits(timeout_s=10.0, memory_mb=0)
 WARM_UP = "warm-up"

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from garrison.core.errors import CheckFailed, InvalidInput
+from garrison.models import MINILM, MODELS, EmbeddingModel, HashingModel, get_model
 from garrison.pipeline import Item
-from garrison.pipeline.models import MINILM, MODELS, EmbeddingModel, HashingModel, get_model
 from garrison.pipeline.stages.chunk import ChunkParams, ChunkStage
 from garrison.pipeline.stages.embed import EmbedParams, EmbedStage
 from garrison.security.markings import Marking, parse_marking

@@ -27,7 +27,8 @@ def _summary(data: dict[str, Any]) -> None:
     splits = ", ".join(f"{k} {v}" for k, v in sorted(data["splits"].items()))
     out_console.print(
         f"{data['name']}@{data['id'][:12]}  [{data['marking']}]  {data['records']} records "
-        f"({splits})  by {data['created_by']} at {data['created_at']}",
+        f"({splits})  by {data['created_by']} at {data['created_at']}"
+        + ("  stale-marking" if data.get("status") == "stale-marking" else ""),
         markup=False,
     )
 
@@ -124,9 +125,17 @@ def ls(
         emit_json(versions)
         return
     emit_table(
-        ["name", "version", "marking", "records", "created_by", "created_at"],
+        ["name", "version", "marking", "status", "records", "created_by", "created_at"],
         [
-            (v["name"], v["id"][:16], v["marking"], v["records"], v["created_by"], v["created_at"])
+            (
+                v["name"],
+                v["id"][:16],
+                v["marking"],
+                v["status"],
+                v["records"],
+                v["created_by"],
+                v["created_at"],
+            )
             for v in versions
         ],
     )
@@ -135,7 +144,7 @@ def ls(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or a version id.")],
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full version id.")],
     manifest: Annotated[bool, typer.Option("--manifest", help="Include the manifest.")] = False,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
@@ -182,7 +191,7 @@ def diff(
 @app.command("card")
 def card(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or a version id.")],
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full version id.")],
     html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML card.")] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
@@ -207,7 +216,7 @@ def card(
 @app.command("export")
 def export(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or a version id.")],
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full version id.")],
     fmt: Annotated[str, typer.Option("--format", help="parquet, jsonl, hf or chat.")],
     out: Annotated[Path, typer.Option("--out", help="A new or empty directory.")],
     workspace: WorkspaceOpt = None,

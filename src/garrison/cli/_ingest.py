@@ -95,8 +95,8 @@ def ingest(
     with its reason and the run goes on; data above system high is a spill and is not kept.
     """
     from garrison.core.errors import InvalidInput
+    from garrison.core.isolation import Limits
     from garrison.ingest.engine import IngestOptions, ingest_paths, ingest_sql
-    from garrison.ingest.isolation import Limits
 
     if reparse:
         reparse_command(
@@ -171,7 +171,7 @@ def reparse_command(
     as_json: bool,
 ) -> None:
     """``garrison ingest --reparse`` and ``garrison docs reparse``: print what moved."""
-    from garrison.ingest.isolation import Limits
+    from garrison.core.isolation import Limits
     from garrison.ingest.reparse import reparse
 
     with open_session(ctx, workspace, as_user) as session:

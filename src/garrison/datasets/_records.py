@@ -2,26 +2,28 @@
 
 A selection names the kind of record (``chunks``, ``elements``, ``documents`` or ``records`` --
 the rows of legacy tables) and filters on source, media type, language, a marking ceiling,
-quality, duplicates and ingest date. The subject's access filter is applied first, in SQL;
-nothing it may not read is ever loaded.
+quality, duplicates and ingest date. The subject's access filter is applied first, in SQL
+(by the store); nothing it may not read is ever loaded. A record's marking is the join of the
+fields it shows.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 
 from garrison.core.errors import InvalidInput, NotPermitted
-from garrison.security.markings import Marking, dominates
-from garrison.store.models import ChunkRow, DocumentRow, ElementRow, ElementState
+from garrison.security.markings import Marking, dominates, join
+from garrison.store.datasets import RecordSources, record_sources
+from garrison.store.models import DocumentRow
 from garrison.store.session import Session
 
-__all__ = ["DatasetRecord", "Selection", "select_records"]
+__all__ = ["DOCUMENT_FIELDS", "DatasetRecord", "Selection", "record_marking", "select_records"]
 
 RecordKind = Literal["chunks", "elements", "documents", "records"]
 
@@ -105,8 +107,70 @@ def _doc_ok(doc: DocumentRow, sel: Selection) -> bool:
     return not (sel.date_to is not None and ingested is not None and ingested > sel.date_to)
 
 
+#: Fields that show the document: they carry its marking (CLI.md shows a document id only to
+#: readers who dominate the document).
+DOCUMENT_FIELDS = frozenset({"doc_id", "title", "uri"})
+
+
+def record_marking(
+    kind: str,
+    item: Marking,
+    document: Marking | None,
+    headings: list[Marking] | None,
+    fields: Iterable[str],
+) -> Marking:
+    """The marking of a record: the join of what it shows.
+
+    The text (and everything derived from it) shows ``item``; ``doc_id``, ``title`` and ``uri``
+    show the document; ``section_path`` shows its headings (``None`` when their markings were
+    not recorded: the document's marking stands in, failing closed). A missing document marking
+    fails closed as well.
+    """
+    shown = set(fields)
+    parts = [item]
+    if kind != "document" and shown & DOCUMENT_FIELDS:
+        if document is None:
+            raise KeyError("a record's document has no marking")
+        parts.append(document)
+    if kind != "document" and "section_path" in shown:
+        if headings is None:
+            if document is None:
+                raise KeyError("a record's document has no marking")
+            parts.append(document)
+        else:
+            parts.extend(headings)
+    return join(*parts)
+
+
+def _headings(
+    session: Session, sources: RecordSources, path: list[str], ids: list[int] | None
+) -> tuple[list[str], list[Marking] | None]:
+    """The headings of ``path`` the subject may read, with their markings.
+
+    A heading above what the subject may read is withheld, with its marking. When the headings'
+    markings were not recorded (or do not match the path), the whole path is kept and ``None``
+    comes back: the caller then marks it with the document's marking (fail closed).
+    """
+    if ids is None or len(ids) != len(path):
+        return list(path), None
+    shown: list[str] = []
+    markings: list[Marking] = []
+    for heading, marking_id in zip(path, ids, strict=True):
+        marking = sources.markings.get(marking_id)
+        if marking is None:
+            return list(path), None
+        if session.can_read(marking):
+            markings.append(marking)
+            shown.append(heading)
+    return shown, markings
+
+
 def select_records(session: Session, selection: Selection) -> list[DatasetRecord]:
-    """The records ``selection`` picks among what ``session``'s subject may read."""
+    """The records ``selection`` picks among what ``session``'s subject may read.
+
+    Each record is marked with the join of the fields the selection shows
+    (:func:`record_marking`), so the ceiling selects on what a record really shows.
+    """
     ceiling: Marking | None = None
     if selection.max_marking is not None:
         ceiling = session.parse_marking(selection.max_marking)
@@ -114,136 +178,117 @@ def select_records(session: Session, selection: Selection) -> list[DatasetRecord
             raise NotPermitted(
                 f"The ceiling {ceiling.banner()} is above what {session.subject.name} may read."
             )
-    with session.workspace.catalog.transaction() as orm:
-        readable = session.readable_marking_ids(orm)
-        docs = {
-            d.id: d
-            for d in orm.scalars(
-                select(DocumentRow).where(
-                    DocumentRow.status == "parsed",
-                    DocumentRow.marking_id.in_(readable),
-                    DocumentRow.superseded_by.is_(None),
-                )
-            )
-            if _doc_ok(d, selection)
-        }
-        states = {
-            s.element_id: s
-            for s in orm.scalars(select(ElementState).where(ElementState.doc_id.in_(list(docs))))
+    sources = record_sources(session, selection.kind, lambda d: _doc_ok(d, selection))
+    docs, states = sources.documents, sources.states
+    shown = selection.fields
+
+    def base_fields(doc: DocumentRow) -> dict[str, Any]:
+        return {
+            "doc_id": doc.id,
+            "media_type": doc.media_type,
+            "source": doc.source_name,
+            "uri": doc.uri,
+            "title": doc.title,
         }
 
-        def marking(marking_id: int | None) -> Marking:
-            found = session.marking_of(orm, marking_id)
-            assert found is not None
-            return found
-
-        def base_fields(doc: DocumentRow) -> dict[str, Any]:
-            return {
-                "doc_id": doc.id,
-                "media_type": doc.media_type,
-                "source": doc.source_name,
-                "uri": doc.uri,
-                "title": doc.title,
-            }
-
-        out: list[DatasetRecord] = []
-        if selection.kind == "chunks":
-            rows = orm.scalars(
-                select(ChunkRow)
-                .where(ChunkRow.doc_id.in_(list(docs)), ChunkRow.marking_id.in_(readable))
-                .order_by(ChunkRow.doc_id, ChunkRow.seq)
+    out: list[DatasetRecord] = []
+    if selection.kind == "chunks":
+        for chunk in sources.chunks:
+            members = [states.get(e) for e in chunk.element_ids]
+            languages = {s.language for s in members if s is not None and s.language}
+            flags = sorted({f for s in members if s is not None for f in s.flags})
+            pii = sorted({p["type"] for s in members if s is not None for p in s.pii})
+            clusters = sorted({s.dup_of for s in members if s is not None and s.dup_of})
+            doc = docs[chunk.doc_id]
+            doc_marking = sources.marking(doc.marking_id)
+            item = sources.marking(chunk.marking_id)
+            path, headings = _headings(
+                session, sources, list(chunk.section_path), chunk.section_marking_ids
             )
-            for chunk in rows:
-                members = [states.get(e) for e in chunk.element_ids]
-                languages = {s.language for s in members if s is not None and s.language}
-                flags = sorted({f for s in members if s is not None for f in s.flags})
-                pii = sorted({p["type"] for s in members if s is not None for p in s.pii})
-                clusters = sorted({s.dup_of for s in members if s is not None and s.dup_of})
-                out.append(
-                    DatasetRecord(
-                        chunk.id,
-                        "chunk",
-                        chunk.doc_id,
-                        chunk.text,
-                        marking(chunk.marking_id),
-                        {
-                            **base_fields(docs[chunk.doc_id]),
-                            "language": next(iter(languages)) if len(languages) == 1 else None,
-                            "section_path": list(chunk.section_path),
-                            "token_count": chunk.token_count,
-                            "element_ids": list(chunk.element_ids),
-                            "type": "Chunk",
-                            "quality_flags": flags,
-                            "pii_types": pii,
-                            "_duplicate": bool(clusters),
-                        },
-                        cluster=clusters[0] if clusters else chunk.id,
-                        # The chunk's own steps, then those of the elements it was made from.
-                        lineage=list(chunk.lineage)
-                        + [step for s in members if s is not None for step in s.lineage],
-                    )
+            out.append(
+                DatasetRecord(
+                    chunk.id,
+                    "chunk",
+                    chunk.doc_id,
+                    chunk.text,
+                    record_marking("chunk", item, doc_marking, headings, shown),
+                    {
+                        **base_fields(doc),
+                        "language": next(iter(languages)) if len(languages) == 1 else None,
+                        "section_path": path,
+                        "token_count": chunk.token_count,
+                        "element_ids": list(chunk.element_ids),
+                        "type": "Chunk",
+                        "quality_flags": flags,
+                        "pii_types": pii,
+                        "_duplicate": bool(clusters),
+                    },
+                    cluster=clusters[0] if clusters else chunk.id,
+                    # The chunk's own steps, then those of the elements it was made from.
+                    lineage=list(chunk.lineage)
+                    + [step for s in members if s is not None for step in s.lineage],
                 )
-        elif selection.kind in ("elements", "records"):
-            query = select(ElementRow).where(
-                ElementRow.doc_id.in_(list(docs)), ElementRow.marking_id.in_(readable)
             )
-            if selection.kind == "records":
-                query = query.where(ElementRow.type == "Record")
-            for element in orm.scalars(query.order_by(ElementRow.doc_id, ElementRow.seq)):
-                state = states.get(element.id)
-                if state is not None and state.dropped:
-                    continue
-                out.append(
-                    DatasetRecord(
-                        element.id,
-                        "element",
-                        element.doc_id,
-                        state.text if state is not None else element.text,
-                        marking(element.marking_id),
-                        {
-                            **base_fields(docs[element.doc_id]),
-                            "language": state.language if state is not None else None,
-                            "section_path": list(element.data.get("section_path", [])),
-                            "type": element.type,
-                            "quality_flags": list(state.flags) if state is not None else [],
-                            "pii_types": sorted({p["type"] for p in state.pii})
-                            if state is not None
-                            else [],
-                            "fields": element.data.get("fields", {}),
-                            "_duplicate": bool(state is not None and state.dup_of),
-                        },
-                        cluster=(
-                            state.dup_of if state is not None and state.dup_of else element.id
-                        ),
-                        lineage=list(state.lineage) if state is not None else [],
-                    )
+    elif selection.kind in ("elements", "records"):
+        for element in sources.elements:
+            state = states.get(element.id)
+            if state is not None and state.dropped:
+                continue
+            doc = docs[element.doc_id]
+            doc_marking = sources.marking(doc.marking_id)
+            item = sources.marking(element.marking_id)
+            raw = element.data.get("section_marking_ids")
+            path, headings = _headings(
+                session,
+                sources,
+                list(element.data.get("section_path", [])),
+                [int(i) for i in raw] if isinstance(raw, list) else None,
+            )
+            out.append(
+                DatasetRecord(
+                    element.id,
+                    "element",
+                    element.doc_id,
+                    state.text if state is not None else element.text,
+                    record_marking("element", item, doc_marking, headings, shown),
+                    {
+                        **base_fields(doc),
+                        "language": state.language if state is not None else None,
+                        "section_path": path,
+                        "type": element.type,
+                        "quality_flags": list(state.flags) if state is not None else [],
+                        "pii_types": sorted({p["type"] for p in state.pii})
+                        if state is not None
+                        else [],
+                        "fields": element.data.get("fields", {}),
+                        "_duplicate": bool(state is not None and state.dup_of),
+                    },
+                    cluster=(state.dup_of if state is not None and state.dup_of else element.id),
+                    lineage=list(state.lineage) if state is not None else [],
                 )
-        else:  # documents: the text of their readable elements, in reading order
-            texts: dict[str, list[str]] = {}
-            for element in orm.scalars(
-                select(ElementRow)
-                .where(ElementRow.doc_id.in_(list(docs)), ElementRow.marking_id.in_(readable))
-                .order_by(ElementRow.doc_id, ElementRow.seq)
-            ):
-                state = states.get(element.id)
-                if state is None or not state.dropped:
-                    texts.setdefault(element.doc_id, []).append(
-                        state.text if state is not None else element.text
-                    )
-            for doc_id, parts in texts.items():
-                doc = docs[doc_id]
-                out.append(
-                    DatasetRecord(
-                        doc_id,
-                        "document",
-                        doc_id,
-                        "\n\n".join(parts),
-                        marking(doc.marking_id),
-                        {**base_fields(doc), "type": "Document"},
-                        cluster=doc_id,
-                        lineage=[{"stage": "ingest", "parents": [doc_id]}],
-                    )
+            )
+    else:  # documents: the text of their readable elements, in reading order
+        texts: dict[str, list[str]] = {}
+        for element in sources.elements:
+            state = states.get(element.id)
+            if state is None or not state.dropped:
+                texts.setdefault(element.doc_id, []).append(
+                    state.text if state is not None else element.text
                 )
+        for doc_id, parts in texts.items():
+            doc = docs[doc_id]
+            out.append(
+                DatasetRecord(
+                    doc_id,
+                    "document",
+                    doc_id,
+                    "\n\n".join(parts),
+                    sources.marking(doc.marking_id),
+                    {**base_fields(doc), "type": "Document"},
+                    cluster=doc_id,
+                    lineage=[{"stage": "ingest", "parents": [doc_id]}],
+                )
+            )
     picked = []
     for record in out:
         if ceiling is not None and not dominates(ceiling, record.marking):

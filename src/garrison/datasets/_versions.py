@@ -15,23 +15,32 @@ import builtins
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
-from garrison.core.clock import utc_now
-from garrison.core.errors import InvalidInput, NotFound
-from garrison.datasets._records import DatasetRecord, Selection, select_records
+from garrison.core.errors import InvalidInput, MarkingError, NotFound
+from garrison.datasets._records import DatasetRecord, Selection, record_marking, select_records
 from garrison.datasets._splits import assign_splits
-from garrison.security.markings import Marking, join
+from garrison.security.markings import Marking, dominates, join
 from garrison.security.policy import Action
+from garrison.store.datasets import (
+    add_version,
+    current_markings,
+    delete_version,
+    version_marking,
+    version_rows,
+)
 from garrison.store.models import DatasetVersionRow
 from garrison.store.session import Session
 
-__all__ = ["DatasetVersion", "Datasets", "SnapshotRecord"]
+__all__ = ["STALE_MARKING", "DatasetVersion", "Datasets", "SnapshotRecord"]
 
 MANIFEST_FORMAT = 1
+#: A full version id: the SHA-256 of its manifest.
+_FULL_ID = re.compile(r"[0-9a-f]{64}")
+#: What ``status`` says of a version whose sources' markings rose since it was made.
+STALE_MARKING = "stale-marking"
 
 
 def _canonical(value: Any) -> bytes:
@@ -64,6 +73,13 @@ class DatasetVersion:
     snapshot: str
     created_by: str
     created_at: str
+    #: A source's marking rose since the version was made: refused for export until a steward
+    #: re-creates it.
+    stale: bool = False
+
+    @property
+    def status(self) -> str:
+        return STALE_MARKING if self.stale else "current"
 
     def to_dict(self, *, records: bool = False) -> dict[str, Any]:
         splits: dict[str, int] = {}
@@ -73,6 +89,7 @@ class DatasetVersion:
             "id": self.id,
             "name": self.name,
             "marking": self.marking.banner(),
+            "status": self.status,
             "records": self.record_count,
             "splits": splits,
             "selection": self.manifest["selection"],
@@ -128,29 +145,30 @@ class Datasets:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._stale_cache: dict[str, bool] = {}
 
     # -- reading -------------------------------------------------------------------------------
 
     def _row(self, ref: str) -> DatasetVersionRow:
-        """``NAME`` (latest version), ``NAME@VERSION`` or a version id (unique prefix)."""
-        name, _, version = ref.partition("@")
-        with self.session.workspace.catalog.transaction() as orm:
-            readable = self.session.readable_marking_ids(orm)
-            query = select(DatasetVersionRow).where(
-                DatasetVersionRow.deleted_at.is_(None),
-                DatasetVersionRow.marking_id.in_(readable),
-            )
-            if version:
-                query = query.where(
-                    DatasetVersionRow.name == name, DatasetVersionRow.id.startswith(version)
+        """``NAME`` (its latest version), ``NAME@VERSION-PREFIX`` or a full version id.
+
+        A prefix matching more than one version the subject may read is an error; one matching
+        none answers like a version that does not exist.
+        """
+        name, at, version = ref.partition("@")
+        if at:
+            if not name or not version:
+                raise InvalidInput(f"A dataset reference is NAME, NAME@VERSION or an id: {ref!r}.")
+            rows = version_rows(self.session, name=name, id_prefix=version.lower())
+            if len({r.id for r in rows}) > 1:
+                raise InvalidInput(
+                    f"The version prefix {version!r} of {name} is ambiguous; give more of it."
                 )
-            else:
-                query = query.where(
-                    (DatasetVersionRow.name == name) | DatasetVersionRow.id.startswith(name)
-                )
-            rows = list(orm.scalars(query.order_by(DatasetVersionRow.created_at.desc())))
-        if version and len(rows) > 1:
-            rows = []
+        else:
+            rows = version_rows(self.session, name=ref)
+            if not rows and _FULL_ID.fullmatch(ref.lower()):
+                full = ref.lower()
+                rows = [r for r in version_rows(self.session, id_prefix=full) if r.id == full]
         if not rows:
             self.session.audit(
                 "dataset.read",
@@ -162,9 +180,7 @@ class Datasets:
         return rows[0]
 
     def _version(self, row: DatasetVersionRow) -> DatasetVersion:
-        with self.session.workspace.catalog.transaction() as orm:
-            marking = self.session.marking_of(orm, row.marking_id)
-        assert marking is not None
+        marking = version_marking(self.session, row)
         return DatasetVersion(
             row.id,
             row.name,
@@ -174,7 +190,51 @@ class Datasets:
             row.snapshot,
             row.created_by,
             row.created_at.isoformat(),
+            stale=self._stale(row.id, row.snapshot, marking),
         )
+
+    def _stale(self, version_id: str, snapshot: str, marking: Marking) -> bool:
+        """Whether a record of the version shows, today, more than it was marked with.
+
+        Computed from the catalog at read time, so it holds whatever raised a marking (a new
+        location, a re-ingest, a re-parse). A record whose chunk or element is gone is judged
+        by its document's marking; one whose document is gone is stale (fail closed).
+        """
+        cached = self._stale_cache.get(version_id)
+        if cached is not None:
+            return cached
+        records = self._snapshot(snapshot)
+        chunk_ids = [r.id for r in records if r.kind == "chunk"]
+        element_ids = [r.id for r in records if r.kind == "element"]
+        now = current_markings(
+            self.session,
+            doc_ids=[r.doc_id for r in records],
+            chunk_ids=chunk_ids,
+            element_ids=element_ids,
+        )
+        parsed: dict[str, Marking] = {}
+        stale = False
+        for record in records:
+            document = now.documents.get(record.doc_id)
+            if document is None:
+                stale = True
+                break
+            item, headings = now.items.get(record.id, (document, None))
+            if record.kind == "document":
+                item = document
+            try:
+                current = record_marking(record.kind, item, document, headings, record.fields)
+                frozen = parsed.get(record.marking)
+                if frozen is None:
+                    frozen = parsed[record.marking] = self.session.parse_marking(record.marking)
+            except (KeyError, MarkingError):
+                stale = True
+                break
+            if not dominates(frozen, current) or not dominates(marking, current):
+                stale = True
+                break
+        self._stale_cache[version_id] = stale
+        return stale
 
     def get(self, ref: str) -> DatasetVersion:
         """One readable version; NotFound otherwise (same answer as for a missing one)."""
@@ -186,27 +246,18 @@ class Datasets:
 
     def list(self) -> builtins.list[DatasetVersion]:
         """Every readable, undeleted version, newest first."""
-        with self.session.workspace.catalog.transaction() as orm:
-            readable = self.session.readable_marking_ids(orm)
-            rows = list(
-                orm.scalars(
-                    select(DatasetVersionRow)
-                    .where(
-                        DatasetVersionRow.deleted_at.is_(None),
-                        DatasetVersionRow.marking_id.in_(readable),
-                    )
-                    .order_by(DatasetVersionRow.created_at.desc())
-                )
-            )
-        versions = [self._version(r) for r in rows]
+        versions = [self._version(r) for r in version_rows(self.session)]
         self.session.audit("dataset.list", details={"count": len(versions)})
         return versions
 
     def records(self, version: DatasetVersion) -> builtins.list[SnapshotRecord]:
         """The frozen records of a version (the caller already holds the version)."""
+        return self._snapshot(version.snapshot)
+
+    def _snapshot(self, snapshot: str) -> builtins.list[SnapshotRecord]:
         import pyarrow.parquet as pq
 
-        table = pq.read_table(io.BytesIO(self.session.workspace.blobs.get(version.snapshot)))
+        table = pq.read_table(io.BytesIO(self.session.workspace.blobs.get(snapshot)))
         return [
             SnapshotRecord(
                 r["id"],
@@ -290,39 +341,21 @@ class Datasets:
         }
         version_id = hashlib.sha256(_canonical(manifest)).hexdigest()
         snapshot = self.session.workspace.blobs.put(_snapshot(frozen))
-        with self.session._write(
-            "dataset.create",
-            object_id=version_id,
-            object_marking=marking.banner(),
-            details={"name": name, "records": len(frozen)},
-        ) as orm:
-            row = orm.get(DatasetVersionRow, version_id)
-            if row is None:
-                orm.add(
-                    DatasetVersionRow(
-                        id=version_id,
-                        name=name,
-                        marking_id=self.session.intern_marking(orm, marking),
-                        manifest=manifest,
-                        record_count=len(frozen),
-                        snapshot=snapshot,
-                        created_by=self.session.subject.name,
-                        created_at=utc_now(),
-                    )
-                )
-            elif row.deleted_at is not None:
-                row.deleted_at = None
-                row.deleted_by = None
+        add_version(
+            self.session,
+            version_id=version_id,
+            name=name,
+            marking=marking,
+            manifest=manifest,
+            record_count=len(frozen),
+            snapshot=snapshot,
+        )
+        self._stale_cache.pop(version_id, None)
         return self._version(self._row(version_id))
 
     def delete(self, ref: str) -> str:
         """Delete a version (stewards; audited). Its id is never reused for other content."""
         self.session.require(Action.DATASET_DELETE, "dataset.delete", object_id=ref[:128])
         row = self._row(ref)
-        with self.session._write("dataset.delete", object_id=row.id) as orm:
-            stored = orm.get(DatasetVersionRow, row.id)
-            if stored is None:
-                raise NotFound(f"No dataset version {ref}.")
-            stored.deleted_at = utc_now()
-            stored.deleted_by = self.session.subject.name
+        delete_version(self.session, row.id)
         return row.id

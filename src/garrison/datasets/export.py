@@ -44,7 +44,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from garrison.core.errors import InvalidInput, MissingExtra, NotPermitted
-from garrison.datasets._versions import Datasets, DatasetVersion, SnapshotRecord, _canonical
+from garrison.datasets._versions import (
+    STALE_MARKING,
+    Datasets,
+    DatasetVersion,
+    SnapshotRecord,
+    _canonical,
+)
 from garrison.datasets.card import build_card
 from garrison.security import crypto
 from garrison.security.policy import Action, can_export
@@ -133,6 +139,18 @@ def export_version(session: Session, ref: str, fmt: ExportFormat, out: Path) -> 
     datasets = Datasets(session)
     version = datasets.get(ref)
     banner = version.marking.banner()
+    if version.stale:
+        session.audit(
+            "dataset.export",
+            object_id=version.id,
+            object_marking=banner,
+            decision="deny",
+            reason=STALE_MARKING,
+        )
+        raise NotPermitted(
+            f"{version.name}@{version.id[:12]} is {STALE_MARKING}: a source's marking rose since "
+            "it was made; a steward must re-create it before it can be exported."
+        )
     records = datasets.records(version)
     _check_exportable(session, version, records)
     if fmt not in FORMATS:

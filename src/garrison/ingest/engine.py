@@ -5,7 +5,7 @@ One run is a *job*. For each input file the engine
 1. reads the bytes and hashes them (the document id); bytes already in the catalog only gain a
    new location (and, under a different default marking, a ``default-marking-conflict``);
 2. parses the file -- and its attachments, recursively -- in an isolated worker process with a
-   time limit and a memory cap (:mod:`garrison.ingest.isolation`), so one hostile file fails
+   time limit and a memory cap (:mod:`garrison.core.isolation`), so one hostile file fails
    alone;
 3. applies the marking rules (:func:`garrison.ingest.marking.apply_markings`), children first:
    a container takes the join of its children; a spilled child makes its container a spill; a
@@ -23,7 +23,6 @@ import hashlib
 import os
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput
+from garrison.core.isolation import Limits, Outcome, run_isolated
 from garrison.core.records import (
     DocumentStatus,
     ElementType,
@@ -43,7 +43,6 @@ from garrison.core.records import (
     element_id,
 )
 from garrison.ingest._guard import SKIPPED_LINK, InputGuard, walk_inputs
-from garrison.ingest.isolation import Limits, Outcome, run_isolated
 from garrison.ingest.marking import (
     Finding,
     MarkedDocument,
@@ -58,13 +57,13 @@ from garrison.security.markings import (
     system_high_dominates,
 )
 from garrison.security.policy import Action
+from garrison.store.jobs import JobSummary, RunningJob, job, mark_stale_jobs
 from garrison.store.models import (
     DocumentLocation,
     DocumentRow,
     ElementRow,
     FindingRow,
     JobItemRow,
-    JobRow,
     SourceRow,
 )
 from garrison.store.session import Session
@@ -798,77 +797,6 @@ def _meta(decided: _Decided) -> dict[str, Any]:
 # -- jobs -----------------------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def mark_stale_jobs(session: Session) -> int:
-    """Jobs left ``running`` by a process that no longer exists become ``interrupted``."""
-    with session.workspace.catalog.transaction() as orm:
-        stale = [
-            j
-            for j in orm.scalars(select(JobRow).where(JobRow.status == "running"))
-            if not _pid_alive(j.pid)
-        ]
-        for job in stale:
-            job.status = "interrupted"
-            job.finished_at = utc_now()
-    return len(stale)
-
-
-class _Job:
-    def __init__(self, session: Session, kind: str, params: dict[str, Any]) -> None:
-        self.session = session
-        self.id = uuid.uuid4().hex
-        mark_stale_jobs(session)
-        with session.workspace.catalog.transaction() as orm:
-            orm.add(
-                JobRow(
-                    id=self.id,
-                    kind=kind,
-                    status="running",
-                    actor=session.subject.name,
-                    pid=os.getpid(),
-                    params=params,
-                    counts={},
-                    done=0,
-                    started_at=utc_now(),
-                )
-            )
-        session.audit("job.start", object_id=self.id, details={"kind": kind, **params})
-
-    def finish(
-        self, report: IngestReport, status: str = "completed", error: str | None = None
-    ) -> None:
-        with self.session.workspace.catalog.transaction() as orm:
-            orm.execute(
-                update(JobRow)
-                .where(JobRow.id == self.id)
-                .values(
-                    status=status,
-                    counts=report.counts,
-                    done=len(report.results),
-                    error=error,
-                    finished_at=utc_now(),
-                )
-            )
-        self.session.audit(
-            "job.finish",
-            object_id=self.id,
-            decision="allow" if status == "completed" else "error",
-            reason=error,
-            details={"status": status, **report.counts},
-        )
-
-
 # -- driving --------------------------------------------------------------------------------------
 
 
@@ -965,52 +893,49 @@ def ingest_paths(
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     source = _source_name(options, str(Path(paths[0]).absolute()) if paths else "files")
     _ensure_source(session, source, "files", source, default)
-    job = _Job(
-        session,
-        "ingest",
-        {
-            "paths": [str(Path(p).absolute()) for p in paths],
-            "default_marking": default.banner(),
-            "source": source,
-            "include": list(options.include),
-            "exclude": list(options.exclude),
-            "workers": options.workers,
-        },
-    )
-    with session.workspace.catalog.transaction() as orm:
-        orm.execute(update(JobRow).where(JobRow.id == job.id).values(total=len(files)))
-    report = IngestReport(job.id)
-    if skipped:
-        # Reported as the link's own path: where it pointed is not repeated anywhere.
-        with session.workspace.catalog.transaction() as orm:
-            for link in skipped:
-                orm.add(
-                    JobItemRow(
-                        job_id=job.id,
-                        uri=link,
-                        doc_id=None,
-                        outcome="skipped",
-                        reason=SKIPPED_LINK,
-                        detail="a symbolic link out of the folder given; not followed",
+    params = {
+        "paths": [str(Path(p).absolute()) for p in paths],
+        "default_marking": default.banner(),
+        "source": source,
+        "include": list(options.include),
+        "exclude": list(options.exclude),
+        "workers": options.workers,
+    }
+    with job(session, "ingest", params) as running:
+        running.set_total(len(files))
+        report = IngestReport(running.id)
+        if skipped:
+            # Reported as the link's own path: where it pointed is not repeated anywhere.
+            with session.workspace.catalog.transaction() as orm:
+                for link in skipped:
+                    orm.add(
+                        JobItemRow(
+                            job_id=running.id,
+                            uri=link,
+                            doc_id=None,
+                            outcome="skipped",
+                            reason=SKIPPED_LINK,
+                            detail="a symbolic link out of the folder given; not followed",
+                        )
                     )
-                )
-        report.results += [FileResult(link, "skipped", None, SKIPPED_LINK) for link in skipped]
-    started = time.monotonic()
-    batch = _Batch(session, default, source, job.id, report, len(files), progress)
-    try:
-        tasks = _tasks(session, files, options, default, batch)
-        for task, outcome in run_isolated(
-            tasks, _parse_tree, workers=max(1, options.workers), limits=options.limits
-        ):
-            batch.add(_node_from_outcome(task, outcome))
-        batch.commit()
-    except BaseException as exc:
-        report.seconds = time.monotonic() - started
-        job.finish(report, "failed", f"{type(exc).__name__}: {exc}")
-        raise
-    report.seconds = time.monotonic() - started
-    job.finish(report)
+            report.results += [FileResult(link, "skipped", None, SKIPPED_LINK) for link in skipped]
+        running.summarize(lambda: _job_summary(report))
+        started = time.monotonic()
+        batch = _Batch(session, default, source, running.id, report, len(files), progress)
+        try:
+            tasks = _tasks(session, files, options, default, batch)
+            for task, outcome in run_isolated(
+                tasks, _parse_tree, workers=max(1, options.workers), limits=options.limits
+            ):
+                batch.add(_node_from_outcome(task, outcome))
+            batch.commit()
+        finally:
+            report.seconds = time.monotonic() - started
     return report
+
+
+def _job_summary(report: IngestReport) -> JobSummary:
+    return JobSummary(report.counts, len(report.results), details=report.counts)
 
 
 def _tasks(
@@ -1206,8 +1131,7 @@ def _progress(
 ) -> None:
     done = len(report.results)
     if done % 25 == 0 or done == total:
-        with session.workspace.catalog.transaction() as orm:
-            orm.execute(update(JobRow).where(JobRow.id == job_id).values(done=done))
+        RunningJob(session, job_id).progress(done)
     if progress is not None:
         progress(done, total, uri)
 
@@ -1231,33 +1155,31 @@ def ingest_sql(
     )
     source = options.source or (snapshots[0].uri.split("#")[0] if snapshots else url)
     _ensure_source(session, source, "sql", source, default)
-    job = _Job(
-        session,
-        "ingest",
-        {
-            "url": source,
-            "tables": list(tables),
-            "query": query,
-            "default_marking": default.banner(),
-            "source": source,
-        },
-    )
-    with session.workspace.catalog.transaction() as orm:
-        orm.execute(update(JobRow).where(JobRow.id == job.id).values(total=len(snapshots)))
-    report = IngestReport(job.id)
-    started = time.monotonic()
-    batch = _Batch(session, default, source, job.id, report, len(snapshots), progress)
-    for snapshot in snapshots:
-        node = ParseNode(
-            hashlib.sha256(snapshot.canonical).hexdigest(),
-            len(snapshot.canonical),
-            snapshot.name,
-            snapshot.uri,
-            snapshot.canonical,
-            parsed=snapshot.document,
-        )
-        batch.add(node)
-    batch.commit()
-    report.seconds = time.monotonic() - started
-    job.finish(report)
+    params = {
+        "url": source,
+        "tables": list(tables),
+        "query": query,
+        "default_marking": default.banner(),
+        "source": source,
+    }
+    with job(session, "ingest", params) as running:
+        running.set_total(len(snapshots))
+        report = IngestReport(running.id)
+        running.summarize(lambda: _job_summary(report))
+        started = time.monotonic()
+        batch = _Batch(session, default, source, running.id, report, len(snapshots), progress)
+        try:
+            for snapshot in snapshots:
+                node = ParseNode(
+                    hashlib.sha256(snapshot.canonical).hexdigest(),
+                    len(snapshot.canonical),
+                    snapshot.name,
+                    snapshot.uri,
+                    snapshot.canonical,
+                    parsed=snapshot.document,
+                )
+                batch.add(node)
+            batch.commit()
+        finally:
+            report.seconds = time.monotonic() - started
     return report

@@ -39,35 +39,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput
+from garrison.core.isolation import Limits, run_isolated
 from garrison.core.records import DocumentStatus
 from garrison.ingest.engine import (
     ParseNode,
     _decide,
     _Decided,
-    _Job,
     _node_from_outcome,
     _parse_tree,
     _Task,
     _Writer,
 )
-from garrison.ingest.isolation import Limits, run_isolated
 from garrison.parse import warm_up
 from garrison.security.markings import Marking, join
 from garrison.security.policy import Action
 from garrison.store.derived import follow_raised_document
 from garrison.store.index import ChunkIndex
+from garrison.store.jobs import JobSummary, job
 from garrison.store.models import (
     ChunkRow,
     DocumentLocation,
     DocumentRow,
     ElementRow,
     FindingRow,
-    JobRow,
     SourceRow,
 )
 from garrison.store.session import Session
@@ -150,34 +149,34 @@ def reparse(
     session.require(Action.INGEST, "ingest.reparse")
     roots = _roots(session, paths)
     warm_up()
-    job = _Job(
-        session, "reparse", {"paths": [str(Path(p).absolute()) for p in paths], "roots": len(roots)}
-    )
-    report = ReparseReport(job.id)
-    started = time.monotonic()
-    try:
-        defaults: dict[str, int | None] = {}
-        tasks: list[_Task] = []
-        for doc_id, uri, filename, default_id in roots:
-            data = session.workspace.blobs.get(doc_id)
-            if hashlib.sha256(data).hexdigest() != doc_id:
-                raise InvalidInput(
-                    f"The stored original of document {doc_id} does not match its id."
-                )
-            defaults[doc_id] = default_id
-            options = tuple(sorted((parse_options or {}).items()))
-            tasks.append(_Task(uri, filename, data, max_depth, max_bytes, options))
-        for task, outcome in run_isolated(
-            tasks, _parse_tree, workers=max(1, workers), limits=limits or Limits()
-        ):
-            node = _node_from_outcome(task, outcome)
-            _apply_tree(session, job.id, node, defaults.get(node.doc_id), report)
-    except BaseException as exc:
-        report.seconds = time.monotonic() - started
-        _finish(session, job.id, report, "failed", f"{type(exc).__name__}: {exc}")
-        raise
-    report.seconds = time.monotonic() - started
-    _finish(session, job.id, report, "completed", None)
+    params = {"paths": [str(Path(p).absolute()) for p in paths], "roots": len(roots)}
+    with job(session, "reparse", params) as running:
+        report = ReparseReport(running.id)
+        running.summarize(
+            lambda: JobSummary(
+                report.counts, len(report.results), len(report.results), dict(report.counts)
+            )
+        )
+        started = time.monotonic()
+        try:
+            defaults: dict[str, int | None] = {}
+            tasks: list[_Task] = []
+            for doc_id, uri, filename, default_id in roots:
+                data = session.workspace.blobs.get(doc_id)
+                if hashlib.sha256(data).hexdigest() != doc_id:
+                    raise InvalidInput(
+                        f"The stored original of document {doc_id} does not match its id."
+                    )
+                defaults[doc_id] = default_id
+                options = tuple(sorted((parse_options or {}).items()))
+                tasks.append(_Task(uri, filename, data, max_depth, max_bytes, options))
+            for task, outcome in run_isolated(
+                tasks, _parse_tree, workers=max(1, workers), limits=limits or Limits()
+            ):
+                node = _node_from_outcome(task, outcome)
+                _apply_tree(session, running.id, node, defaults.get(node.doc_id), report)
+        finally:
+            report.seconds = time.monotonic() - started
     return report
 
 
@@ -215,31 +214,6 @@ def _roots(session: Session, paths: Sequence[str]) -> list[tuple[str, str, str |
         if paths and not rows:
             raise InvalidInput("No stored document was ingested from the paths given.")
         return [(r.id, r.uri, r.filename, r.default_marking_id) for r in rows]
-
-
-def _finish(
-    session: Session, job_id: str, report: ReparseReport, status: str, error: str | None
-) -> None:
-    with session.workspace.catalog.transaction() as orm:
-        orm.execute(
-            update(JobRow)
-            .where(JobRow.id == job_id)
-            .values(
-                status=status,
-                counts=report.counts,
-                done=len(report.results),
-                total=len(report.results),
-                error=error,
-                finished_at=utc_now(),
-            )
-        )
-    session.audit(
-        "job.finish",
-        object_id=job_id,
-        decision="allow" if status == "completed" else "error",
-        reason=error,
-        details={"status": status, **report.counts},
-    )
 
 
 # -- applying one tree -----------------------------------------------------------------------------

@@ -38,29 +38,22 @@ killed at any point and started again ends with the same catalog: no duplicates,
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
-
-from garrison.core.clock import utc_now
-from garrison.ingest.isolation import Limits
+from garrison.core.isolation import Limits
 from garrison.pipeline._run import BatchResult, StageStats, reset_stage_cache, run_stages
 from garrison.pipeline._stage import Item, LineageStep, PiiFinding
 from garrison.pipeline.engines import Engine, create_engine
+from garrison.pipeline.plan import RunPlan, _hash, _Parts, _stages_key, plan_run
 from garrison.pipeline.sink import (
     DocKeys,
     Written,
-    delete_derived,
     markings_of_batch,
     write_batch,
 )
@@ -74,15 +67,10 @@ from garrison.pipeline.stages.dedup import (
 )
 from garrison.security.markings import Marking
 from garrison.security.policy import Action
+from garrison.store import pipeline_state
 from garrison.store.index import ChunkIndex
-from garrison.store.models import (
-    ChunkRow,
-    DocumentRow,
-    ElementRow,
-    ElementState,
-    JobRow,
-    PipelineDoc,
-)
+from garrison.store.jobs import JobSummary, job, mark_stale_jobs
+from garrison.store.models import ElementRow
 from garrison.store.session import Session
 
 __all__ = ["RunPlan", "RunReport", "StageStats", "plan_run", "run_pipeline"]
@@ -137,190 +125,14 @@ class RunReport:
         }
 
 
-# -- the plan: what a run will redo ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Parts:
-    """A pipeline's stages split into head, middle and tail (see the module docs)."""
-
-    head: tuple[StageSpec, ...]
-    middle: tuple[StageSpec, ...]
-    tail: tuple[StageSpec, ...]
-
-    @classmethod
-    def of(cls, specs: Sequence[StageSpec]) -> _Parts:
-        corpus = [n for n, spec in enumerate(specs) if spec.build().scope == "corpus"]
-        if not corpus:
-            return cls(tuple(specs), (), ())
-        first, last = corpus[0], corpus[-1]
-        return cls(tuple(specs[:first]), tuple(specs[first : last + 1]), tuple(specs[last + 1 :]))
-
-
-def _stages_key(specs: Sequence[StageSpec]) -> str:
-    return _hash(json.dumps([s.to_dict() for s in specs], sort_keys=True))
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class RunPlan:
-    """What a run will do, per document (``garrison run --dry-run`` prints it)."""
-
-    pipeline: str
-    digest: str
-    #: Input documents in processing order, and each one's new head key.
-    inputs: list[str]
-    head_keys: dict[str, str]
-    #: Documents whose head stages run: never processed, or changed (elements, markings, head
-    #: stage parameters or versions), or left unfinished by a failed or interrupted run.
-    new: list[str]
-    changed: list[str]
-    #: Documents whose head results are reused.
-    unchanged: list[str]
-    #: Documents whose derived records go: superseded, removed or no longer parsed.
-    remove: list[str]
-    #: Whether the stages after the corpus stages changed (then every document is rewritten).
-    tail_changed: bool
-    has_corpus_stage: bool
-    #: Everything is redone (``--full``).
-    full: bool = False
-
-    @property
-    def head(self) -> list[str]:
-        return self.new + self.changed
-
-    def to_dict(self, *, ids: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "pipeline": self.pipeline,
-            "pipeline_digest": self.digest,
-            "documents": len(self.inputs),
-            "new": len(self.new),
-            "changed": len(self.changed),
-            "unchanged": len(self.unchanged),
-            "remove": len(self.remove),
-            "tail_stages_changed": self.tail_changed,
-            "corpus_stage": self.has_corpus_stage,
-        }
-        if ids:
-            out["ids"] = {"new": self.new, "changed": self.changed, "remove": self.remove}
-        return out
-
-
-def plan_run(
-    session: Session,
-    spec: PipelineSpec,
-    *,
-    doc_ids: Sequence[str] | None = None,
-    full: bool = False,
-) -> RunPlan:
-    """Work out what a run of ``spec`` as ``session``'s subject would redo (reads only)."""
-    session.require(Action.RUN_PIPELINE, "pipeline.plan")
-    parts = _Parts.of(spec.stages)
-    head_sig = _stages_key(parts.head)
-    tail_sig = _stages_key(parts.middle + parts.tail)
-    catalog = session.workspace.catalog
-    with catalog.transaction() as orm:
-        readable = session.readable_marking_ids(orm)
-        query = select(DocumentRow.id, DocumentRow.marking_id).where(
-            DocumentRow.status == "parsed",
-            DocumentRow.marking_id.in_(readable),
-            DocumentRow.superseded_by.is_(None),
-        )
-        if doc_ids is not None:
-            query = query.where(DocumentRow.id.in_(list(doc_ids)))
-        rows_in = list(orm.execute(query.order_by(DocumentRow.ingested_at, DocumentRow.id)))
-        inputs = [doc_id for doc_id, _ in rows_in]
-        wanted = set(inputs)
-        # What each document looks like to this subject: its marking (the index carries it),
-        # its readable elements and their markings.
-        elements: dict[str, list[str]] = defaultdict(list)
-        for doc_id, marking_id in rows_in:
-            elements[doc_id].append(f"document:{marking_id}")
-        rows = orm.execute(
-            select(ElementRow.doc_id, ElementRow.id, ElementRow.marking_id)
-            .join(DocumentRow, DocumentRow.id == ElementRow.doc_id)
-            .where(
-                DocumentRow.status == "parsed",
-                DocumentRow.superseded_by.is_(None),
-                DocumentRow.marking_id.in_(readable),
-                ElementRow.marking_id.in_(readable),
-            )
-            .order_by(ElementRow.doc_id, ElementRow.seq)
-        )
-        for doc_id, element_id, marking_id in rows:
-            if doc_id in wanted:
-                elements[doc_id].append(f"{element_id}:{marking_id}")
-        stored = {
-            row.doc_id: row
-            for row in orm.scalars(select(PipelineDoc))
-            if row.doc_id in wanted or doc_ids is None
-        }
-        # Derived records of documents that are no longer inputs of any run.
-        # (Only those the subject may read or that carry no marking: spills, quarantine.)
-        leaving = select(DocumentRow.id).where(
-            (DocumentRow.status != "parsed") | DocumentRow.superseded_by.is_not(None),
-            DocumentRow.marking_id.in_(readable) | DocumentRow.marking_id.is_(None),
-        )
-        remove = sorted(
-            set(orm.scalars(select(PipelineDoc.doc_id).where(PipelineDoc.doc_id.in_(leaving))))
-            | set(
-                orm.scalars(
-                    select(PipelineDoc.doc_id).where(
-                        PipelineDoc.doc_id.not_in(select(DocumentRow.id))
-                    )
-                )
-            )
-        )
-    head_keys = {d: _hash(head_sig + "\n" + "\n".join(elements[d])) for d in inputs}
-    new, changed, unchanged = [], [], []
-    tail_changed = False
-    for doc_id in inputs:
-        row = stored.get(doc_id)
-        if row is None:
-            new.append(doc_id)
-        elif full or row.head_key != head_keys[doc_id]:
-            changed.append(doc_id)
-        else:
-            unchanged.append(doc_id)
-            if row.tail_key is None or not row.tail_key.startswith(tail_sig[:16]):
-                tail_changed = True
-    return RunPlan(
-        pipeline=spec.name,
-        digest=spec.digest,
-        inputs=inputs,
-        head_keys=head_keys,
-        new=new,
-        changed=changed,
-        unchanged=unchanged,
-        remove=remove,
-        tail_changed=tail_changed or full,
-        has_corpus_stage=bool(parts.middle),
-        full=full,
-    )
-
-
 # -- reading inputs -------------------------------------------------------------------------------
 
 
 def _element_items(session: Session, doc_ids: Sequence[str]) -> list[Item]:
     """Fresh items (as ingested) for every readable element of ``doc_ids``, in reading order."""
-    catalog = session.workspace.catalog
-    with catalog.transaction() as orm:
-        readable = session.readable_marking_ids(orm)
-        rows = orm.scalars(
-            select(ElementRow)
-            .where(ElementRow.doc_id.in_(list(doc_ids)), ElementRow.marking_id.in_(readable))
-            .order_by(ElementRow.doc_id, ElementRow.seq)
-        )
-        out = []
-        for row in rows:
-            marking = session.marking_of(orm, row.marking_id)
-            assert marking is not None
-            out.append(_item(row, marking, row.text))
-    return out
+    return [
+        _item(row, marking, row.text) for row, marking in pipeline_state.elements(session, doc_ids)
+    ]
 
 
 def _item(element: ElementRow, marking: Marking, text: str, **fields: Any) -> Item:
@@ -362,56 +174,43 @@ def _stored_items(
 ) -> list[Item]:
     """Items as the head left them in an earlier run, read back from the element states."""
     stop = {spec.name for spec in middle}
-    catalog = session.workspace.catalog
     out: list[Item] = []
-    for start in range(0, len(doc_ids), 500):
-        part = list(doc_ids[start : start + 500])
-        with catalog.transaction() as orm:
-            readable = session.readable_marking_ids(orm)
-            rows = orm.execute(
-                select(ElementRow, ElementState)
-                .join(ElementState, ElementState.element_id == ElementRow.id)
-                .where(ElementRow.doc_id.in_(part), ElementRow.marking_id.in_(readable))
-                .order_by(ElementRow.doc_id, ElementRow.seq)
-            )
-            for element, state in rows:
-                marking = session.marking_of(orm, state.marking_id)
-                assert marking is not None
-                lineage: list[LineageStep] = []
-                for step in state.lineage or []:
-                    if step["stage"] in stop:
-                        break
-                    lineage.append(
-                        LineageStep(
-                            step["stage"],
-                            step["version"],
-                            step["params_hash"],
-                            tuple(step.get("parents", ())),
-                        )
-                    )
-                extra: dict[str, Any] = {}
-                if state.minhash is not None and state.minhash_key is not None:
-                    extra[MINHASH] = bytes(state.minhash)
-                    extra[MINHASH_KEY] = state.minhash_key
-                if state.text_hash is not None:
-                    extra[TEXT_HASH] = state.text_hash
-                    extra[WORD_COUNT] = state.word_count
-                out.append(
-                    _item(
-                        element,
-                        marking,
-                        state.text,
-                        language=state.language,
-                        language_confidence=state.language_confidence,
-                        pii=[PiiFinding(**f) for f in state.pii or []],
-                        quality=dict(state.quality or {}),
-                        flags=list(state.flags or []),
-                        dropped=state.dropped,
-                        failed=state.failed,
-                        lineage=lineage,
-                        extra=extra,
-                    )
+    for element, state, marking in pipeline_state.element_states(session, doc_ids):
+        lineage: list[LineageStep] = []
+        for step in state.lineage or []:
+            if step["stage"] in stop:
+                break
+            lineage.append(
+                LineageStep(
+                    step["stage"],
+                    step["version"],
+                    step["params_hash"],
+                    tuple(step.get("parents", ())),
                 )
+            )
+        extra: dict[str, Any] = {}
+        if state.minhash is not None and state.minhash_key is not None:
+            extra[MINHASH] = bytes(state.minhash)
+            extra[MINHASH_KEY] = state.minhash_key
+        if state.text_hash is not None:
+            extra[TEXT_HASH] = state.text_hash
+            extra[WORD_COUNT] = state.word_count
+        out.append(
+            _item(
+                element,
+                marking,
+                state.text,
+                language=state.language,
+                language_confidence=state.language_confidence,
+                pii=[PiiFinding(**f) for f in state.pii or []],
+                quality=dict(state.quality or {}),
+                flags=list(state.flags or []),
+                dropped=state.dropped,
+                failed=state.failed,
+                lineage=lineage,
+                extra=extra,
+            )
+        )
     return out
 
 
@@ -450,51 +249,31 @@ def _light_middle(middle: Sequence[StageSpec]) -> bool:
 def _light_items(session: Session, doc_ids: Sequence[str]) -> list[Item]:
     """Unchanged documents' elements as element-level dedup needs them, without their text:
     ids, order, marking, drop reason and the cached hash, word count and signature."""
-    wanted = set(doc_ids)
     out: list[Item] = []
-    catalog = session.workspace.catalog
-    with catalog.transaction() as orm:
-        readable = session.readable_marking_ids(orm)
-        rows = orm.execute(
-            select(
-                ElementState.element_id,
-                ElementState.doc_id,
-                ElementRow.seq,
-                ElementState.marking_id,
-                ElementState.dropped,
-                ElementState.failed,
-                ElementState.minhash_key,
-                ElementState.minhash,
-                ElementState.text_hash,
-                ElementState.word_count,
+    for state in pipeline_state.light_states(session, doc_ids):
+        extra: dict[str, Any] = {
+            LIGHT: True,
+            TEXT_HASH: state.text_hash,
+            WORD_COUNT: state.word_count,
+        }
+        if state.minhash is not None and state.minhash_key is not None:
+            extra[MINHASH] = state.minhash
+            extra[MINHASH_KEY] = state.minhash_key
+        out.append(
+            Item(
+                id=state.element_id,
+                doc_id=state.doc_id,
+                kind="element",
+                text="",
+                original_text="",
+                marking=state.marking,
+                element_ids=(state.element_id,),
+                seq=state.seq,
+                dropped=state.dropped,
+                failed=state.failed,
+                extra=extra,
             )
-            .join(ElementRow, ElementRow.id == ElementState.element_id)
-            .where(ElementRow.marking_id.in_(readable))
         )
-        for eid, doc_id, seq, marking_id, dropped, failed, key, sig, digest, words in rows:
-            if doc_id not in wanted:
-                continue
-            marking = session.marking_of(orm, marking_id)
-            assert marking is not None
-            extra: dict[str, Any] = {LIGHT: True, TEXT_HASH: digest, WORD_COUNT: words}
-            if sig is not None and key is not None:
-                extra[MINHASH] = bytes(sig)
-                extra[MINHASH_KEY] = key
-            out.append(
-                Item(
-                    id=eid,
-                    doc_id=doc_id,
-                    kind="element",
-                    text="",
-                    original_text="",
-                    marking=marking,
-                    element_ids=(eid,),
-                    seq=seq,
-                    dropped=dropped,
-                    failed=failed,
-                    extra=extra,
-                )
-            )
     return out
 
 
@@ -542,7 +321,6 @@ def run_pipeline(
     one worker per core for large ones) or ``ray`` (``address``: a cluster; else a local Ray).
     With a PostgreSQL catalog, ``writers`` threads write batches concurrently (SQLite: one).
     """
-    from garrison.ingest.engine import mark_stale_jobs
     from garrison.store.keys import read_or_create_secret
 
     session.require(Action.RUN_PIPELINE, "pipeline.run")
@@ -554,67 +332,38 @@ def run_pipeline(
     }
     reset_stage_cache()
     runner = create_engine(engine, resources, workers=workers, address=address, limits=limits)
-    job_id = uuid.uuid4().hex
-    with workspace.catalog.transaction() as orm:
-        orm.add(
-            JobRow(
-                id=job_id,
-                kind="pipeline",
-                status="running",
-                actor=session.subject.name,
-                pid=os.getpid(),
-                params={**spec.to_dict(), "engine": engine, "full": full},
-                counts={},
-                done=0,
-                started_at=utc_now(),
-            )
-        )
-    session.audit(
-        "job.start",
-        object_id=job_id,
-        details={"kind": "pipeline", "pipeline": spec.name, "digest": spec.digest},
-    )
-    report = RunReport(job_id, spec.to_dict(), runner.describe())
-    started = time.monotonic()
-    status, error = "completed", None
-    try:
-        with runner:
-            report.engine = runner.describe()
-            plan = plan_run(session, spec, doc_ids=doc_ids, full=full)
-            _execute(session, spec, plan, report, runner, batch_docs, progress, writers)
-    except BaseException as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        report.seconds = time.monotonic() - started
-        with workspace.catalog.transaction() as orm:
-            orm.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id)
-                .values(
-                    status=status,
-                    counts=report.to_dict(),
-                    done=report.written,
-                    total=report.documents,
-                    error=error,
-                    finished_at=utc_now(),
-                )
-            )
-        session.audit(
-            "job.finish",
-            object_id=job_id,
-            decision="allow" if status == "completed" else "error",
-            reason=error,
-            details={
-                "status": status,
-                "documents": report.documents,
-                "processed": report.processed,
-                "written": report.written,
-                "removed": report.removed,
-                "chunks": report.chunks,
-            },
-        )
+    with job(
+        session,
+        "pipeline",
+        {**spec.to_dict(), "engine": engine, "full": full},
+        start_details={"kind": "pipeline", "pipeline": spec.name, "digest": spec.digest},
+    ) as running:
+        report = RunReport(running.id, spec.to_dict(), runner.describe())
+        running.summarize(lambda: _job_summary(report))
+        started = time.monotonic()
+        try:
+            with runner:
+                report.engine = runner.describe()
+                plan = plan_run(session, spec, doc_ids=doc_ids, full=full)
+                _execute(session, spec, plan, report, runner, batch_docs, progress, writers)
+        finally:
+            report.seconds = time.monotonic() - started
     return report
+
+
+def _job_summary(report: RunReport) -> JobSummary:
+    return JobSummary(
+        report.to_dict(),
+        report.written,
+        report.documents,
+        details={
+            "documents": report.documents,
+            "processed": report.processed,
+            "written": report.written,
+            "removed": report.removed,
+            "chunks": report.chunks,
+        },
+    )
 
 
 def _execute(
@@ -797,13 +546,7 @@ def _segments(specs: Sequence[StageSpec]) -> list[tuple[bool, list[StageSpec]]]:
 
 
 def _stored_keys(session: Session, doc_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-    wanted = set(doc_ids)
-    with session.workspace.catalog.transaction() as orm:
-        return {
-            row.doc_id: (row.head_key, row.tail_key, row.indexed)
-            for row in orm.scalars(select(PipelineDoc))
-            if row.doc_id in wanted
-        }
+    return pipeline_state.stored_keys(session, doc_ids)
 
 
 class _Sink:
@@ -842,9 +585,7 @@ class _Sink:
             )
             return
         markings = markings_of_batch(result.elements, result.chunks, all_items)
-        with self.session.workspace.catalog.transaction() as orm:
-            for marking in markings:
-                self.session.intern_marking(orm, marking)
+        pipeline_state.intern_markings(self.session, markings)
         while len(self._pending) >= 2 * self.writers:
             self._collect(self._pending.pop(0))
         self._pending.append(
@@ -885,19 +626,7 @@ class _Sink:
 def remove_derived(session: Session, doc_ids: Sequence[str], *, job_id: str | None = None) -> int:
     """Drop the pipeline's records of ``doc_ids``: element states, chunks, pipeline findings,
     run keys and index rows (the documents themselves stay). Returns how many had any."""
-    if not doc_ids:
-        return 0
-    ids = list(doc_ids)
-    with session.workspace.catalog.transaction() as orm:
-        had = set(orm.scalars(select(PipelineDoc.doc_id).where(PipelineDoc.doc_id.in_(ids))))
-        had |= set(orm.scalars(select(ChunkRow.doc_id).where(ChunkRow.doc_id.in_(ids))))
-        delete_derived(orm, ids)
-        session.audit(
-            "pipeline.remove",
-            details={"job": job_id, "documents": len(had)},
-        )
-    ChunkIndex(session.workspace.root / "index").replace_documents(ids, [])
-    return len(had)
+    return pipeline_state.remove_derived(session, doc_ids, job_id=job_id)
 
 
 def _merge_stats(report: RunReport, stats: list[StageStats]) -> None:

@@ -1,7 +1,8 @@
 """The pipeline's sink: what a run produced, written to the catalog and the chunk index.
 
-One transaction per batch of documents: the documents' previous element states, chunks and
-pipeline findings are replaced by the new ones, after the batch's audit event is on disk. The
+One transaction per batch of documents (``garrison.store.pipeline_state.write_derived``): the
+documents' previous element states, chunks and pipeline findings are replaced by the new ones,
+after the batch's audit event is on disk. The
 chunk index (LanceDB) is updated for the same documents right after the commit.
 """
 
@@ -13,15 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.orm import Session as OrmSession
-
 from garrison.core.clock import utc_now
 from garrison.pipeline._stage import Item
 from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY, TEXT_HASH, WORD_COUNT
 from garrison.security.markings import Marking, join
 from garrison.store.index import ChunkIndex
-from garrison.store.models import ChunkRow, DocumentRow, ElementState, FindingRow, PipelineDoc
+from garrison.store.models import DocumentRow
+from garrison.store.pipeline_state import (
+    PIPELINE_FINDINGS,
+    delete_derived,
+    mark_indexed,
+    write_derived,
+)
 from garrison.store.session import Session
 
 __all__ = [
@@ -36,9 +40,6 @@ __all__ = [
 #: Index writes of concurrent writers go one at a time (per process): the catalog writes of
 #: several batches overlap, the LanceDB deletes and appends do not.
 _INDEX_LOCK = threading.Lock()
-
-#: Finding kinds the pipeline owns (replaced on every run of the same documents).
-PIPELINE_FINDINGS = ("stage-failed", "duplicate-marked-differently")
 
 
 @dataclass(frozen=True)
@@ -57,18 +58,6 @@ class Written:
     embeddings: int = 0
     marked_differently: int = 0
     failed: int = 0
-
-
-def delete_derived(orm: OrmSession, doc_ids: Sequence[str]) -> None:
-    """Delete what the pipeline made of ``doc_ids`` from the catalog (in ``orm``'s transaction):
-    element states, chunks, the pipeline's findings and the run keys."""
-    ids = list(doc_ids)
-    orm.execute(delete(ElementState).where(ElementState.doc_id.in_(ids)))
-    orm.execute(delete(ChunkRow).where(ChunkRow.doc_id.in_(ids)))
-    orm.execute(
-        delete(FindingRow).where(FindingRow.doc_id.in_(ids), FindingRow.kind.in_(PIPELINE_FINDINGS))
-    )
-    orm.execute(delete(PipelineDoc).where(PipelineDoc.doc_id.in_(ids)))
 
 
 def markings_of_batch(
@@ -106,12 +95,11 @@ def write_batch(
         return written
     now = utc_now()
     index_rows: list[dict[str, Any]] = []
-    with session.workspace.catalog.transaction() as orm:
-        delete_derived(orm, doc_ids)
+    with write_derived(session, job_id, doc_ids) as batch:
         states: list[dict[str, Any]] = []
         findings: list[dict[str, Any]] = []
         for item in elements:
-            marking_id = session.intern_marking(orm, item.marking)
+            marking_id = batch.intern(item.marking)
             states.append(
                 {
                     "element_id": item.id,
@@ -163,17 +151,15 @@ def write_batch(
                         "detail": f"near-identical to element {other.id} of document "
                         f"{other.doc_id}, marked differently",
                         "job_id": job_id,
-                        "marking_id": session.intern_marking(orm, both),
+                        "marking_id": batch.intern(both),
                         "created_at": now,
                     }
                 )
         chunk_rows: list[dict[str, Any]] = []
         # Document-level search fields, carried by the index under the document's own marking.
-        docs = {
-            d.id: d for d in orm.scalars(select(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
-        }
+        docs = batch.documents
         for chunk in chunks:
-            marking_id = session.intern_marking(orm, chunk.marking)
+            marking_id = batch.intern(chunk.marking)
             chunk_rows.append(
                 {
                     "id": chunk.id,
@@ -203,47 +189,25 @@ def write_batch(
                         **_search_fields(chunk, docs.get(chunk.doc_id), all_items),
                     }
                 )
-        if states:
-            orm.execute(insert(ElementState), states)
-        if chunk_rows:
-            orm.execute(insert(ChunkRow), chunk_rows)
-        if findings:
-            orm.execute(insert(FindingRow), findings)
-        if keys:
-            orm.execute(
-                insert(PipelineDoc),
-                [
-                    {
-                        "doc_id": doc_id,
-                        "pipeline": k.pipeline,
-                        "head_key": k.head_key,
-                        "tail_key": k.tail_key,
-                        "indexed": False,
-                        "job_id": job_id,
-                        "updated_at": now,
-                    }
-                    for doc_id, k in keys.items()
-                ],
-            )
-        orm.flush()
-        session.audit(
-            "pipeline.write",
-            details={
-                "job": job_id,
-                "documents": len(doc_ids),
-                "elements": len(states),
-                "chunks": len(chunk_rows),
-            },
+        batch.add(
+            states=states,
+            chunks=chunk_rows,
+            findings=findings,
+            keys=[
+                {
+                    "doc_id": doc_id,
+                    "pipeline": k.pipeline,
+                    "head_key": k.head_key,
+                    "tail_key": k.tail_key,
+                    "updated_at": now,
+                }
+                for doc_id, k in (keys or {}).items()
+            ],
         )
     with _INDEX_LOCK:
         ChunkIndex(session.workspace.root / "index").replace_documents(doc_ids, index_rows)
     if keys:
-        with session.workspace.catalog.transaction() as orm:
-            orm.execute(
-                update(PipelineDoc)
-                .where(PipelineDoc.doc_id.in_(list(keys)), PipelineDoc.job_id == job_id)
-                .values(indexed=True)
-            )
+        mark_indexed(session, keys, job_id)
     written.documents = len(doc_ids)
     written.chunks = len(chunk_rows)
     written.embeddings = len(index_rows)

@@ -42,16 +42,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session as OrmSession
-
 from garrison.core.errors import InvalidInput
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
-from garrison.store.index import ChunkIndex, quote_sql, where_in
-from garrison.store.models import ChunkRow
+from garrison.store.catalog_reads import CatalogView, catalog_view
+from garrison.store.index import ChunkIndex, quote_sql
 from garrison.store.session import Session
-from garrison.store.views import ReaderView
 
 __all__ = ["FILTER_KEYS", "MAX_K", "RRF_K", "SearchHit", "SearchResult", "rrf", "search", "snippet"]
 
@@ -164,8 +160,8 @@ def search(
         raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}.")
     chosen = _validate_filters(filters or {})
     index = ChunkIndex(session.workspace.root / "index")
-    with session.workspace.catalog.transaction() as orm:
-        result = _search(session, orm, index, text, k, chosen)
+    with catalog_view(session) as view:
+        result = _search(session, view, index, text, k, chosen)
     session.audit(
         "search",
         object_marking=result.marking,
@@ -220,25 +216,24 @@ def _iso_bound(key: str, value: str) -> str:
 
 def _search(
     session: Session,
-    orm: OrmSession,
+    view: CatalogView,
     index: ChunkIndex,
     query: str,
     k: int,
     filters: dict[str, str],
 ) -> SearchResult:
     empty = SearchResult(query=query, k=k)
-    view = ReaderView(session, orm)
     readable = view.readable
     if "doc" in filters and not view.reads_document(filters["doc"]):
         return empty  # a document one may not read is filtered on like one that is not there
     allowed = set(readable)
     if "max_marking" in filters:
         ceiling = session.parse_marking(filters["max_marking"])
-        allowed = {m for m in allowed if dominates(ceiling, _marking(session, orm, m))}
+        allowed = {m for m in allowed if dominates(ceiling, view.marking(m))}
     columns = index.columns()
     if not allowed or not columns:
         return empty
-    clauses = [where_in("marking_id", sorted(allowed))]
+    clauses = [view.index_filter(allowed)]
     doc_level = [key for key in filters if key in _DOC_FILTERS or key.startswith("ingested_")]
     wanted = {_DOC_FILTERS.get(key, "ingested_at") for key in doc_level}
     if "language" in filters:
@@ -251,7 +246,7 @@ def _search(
         )
     if doc_level:
         # Document metadata is as sensitive as the document: filter only on readable ones.
-        clauses.append(where_in("doc_marking_id", sorted(readable)))
+        clauses.append(view.index_filter(readable, column="doc_marking_id"))
     for key, value in filters.items():
         if key == "doc":
             clauses.append(f"doc_id = {quote_sql(value)}")
@@ -269,7 +264,7 @@ def _search(
     index.ensure_fts()
     # The catalog is the record of truth: rows of chunks gone or re-marked since indexing
     # (a document whose marking rose) are neither ranked, counted nor faceted.
-    current = _current(orm, index.full_text(query, where, limit=size, columns=present))
+    current = view.current(index.full_text(query, where, limit=size, columns=present))
     matched = [
         r
         for r in current
@@ -298,12 +293,6 @@ def _search(
         facets=_facets(view, matched),
         marking=join(*markings).banner() if markings else UNCLASSIFIED.banner(),
     )
-
-
-def _marking(session: Session, orm: OrmSession, marking_id: int) -> Marking:
-    marking = session.marking_of(orm, marking_id)
-    assert marking is not None  # an interned id always has a marking
-    return marking
 
 
 def terms(text: str) -> list[str]:
@@ -337,7 +326,7 @@ def _bm25_order(query: str, matched: Sequence[dict[str, Any]], size: int) -> lis
 def _vector_order(
     index: ChunkIndex, query: str, where: str, depth: int, columns: Sequence[str]
 ) -> list[dict[str, Any]]:
-    from garrison.pipeline.models import get_model
+    from garrison.models import get_model
 
     models = Counter(str(m) for m in index.values("model", where) if m)
     if not models:
@@ -359,37 +348,18 @@ def rrf(rankings: Sequence[Sequence[str]], *, k: int = RRF_K) -> list[tuple[str,
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
-def _current(orm: OrmSession, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` with ``marking_id`` and ``doc_id`` as the catalog has them now; rows whose chunk
-    is no longer in the catalog are left out."""
-    ids = [str(r["chunk_id"]) for r in rows]
-    now: dict[str, tuple[int, str]] = {}
-    for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
-        for chunk_id, marking_id, doc_id in orm.execute(
-            select(ChunkRow.id, ChunkRow.marking_id, ChunkRow.doc_id).where(ChunkRow.id.in_(part))
-        ):
-            now[chunk_id] = (marking_id, doc_id)
-    out = []
-    for r in rows:
-        found = now.get(str(r["chunk_id"]))
-        if found is not None:
-            out.append({**r, "marking_id": found[0], "doc_id": found[1]})
-    return out
-
-
 def _hit(
-    view: ReaderView,
+    view: CatalogView,
     row: Mapping[str, Any],
     score: float,
     query: str,
     allowed: set[int],
 ) -> tuple[SearchHit, Marking] | None:
-    chunk = view.orm.get(ChunkRow, str(row["chunk_id"]))
+    chunk = view.chunk(str(row["chunk_id"]), allowed)
     # The catalog is the record of truth: a chunk gone or re-marked since indexing is skipped.
-    if chunk is None or chunk.marking_id not in allowed:
+    if chunk is None:
         return None
-    marking = _marking(view.session, view.orm, chunk.marking_id)
+    marking = view.marking(chunk.marking_id)
     first = chunk.element_ids[0] if chunk.element_ids else None
     return (
         SearchHit(
@@ -426,7 +396,7 @@ def snippet(text: str, query: str, *, width: int = SNIPPET_CHARS) -> str:
     return pattern.sub(lambda m: f"**{m.group(0)}**", window)
 
 
-def _facets(view: ReaderView, matched: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+def _facets(view: CatalogView, matched: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
     """Counts over ``matched`` (already re-checked against the catalog). Source and media type
     are document metadata: counted only for chunks whose document the reader may read now."""
     counts: dict[str, Counter[str]] = {
@@ -436,7 +406,7 @@ def _facets(view: ReaderView, matched: Sequence[Mapping[str, Any]]) -> dict[str,
         "media_type": Counter(),
     }
     for row in matched:
-        counts["marking"][_marking(view.session, view.orm, int(row["marking_id"])).banner()] += 1
+        counts["marking"][view.marking(int(row["marking_id"])).banner()] += 1
         if row.get("language"):
             counts["language"][str(row["language"])] += 1
         if view.reads_document(str(row["doc_id"])):

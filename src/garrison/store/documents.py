@@ -569,7 +569,7 @@ class Jobs:
     def list(self, *, limit: int | None = None) -> builtins.list[dict[str, Any]]:
         """Every job, oldest first; stale ``running`` jobs are marked interrupted first."""
         self._require("jobs.list")
-        from garrison.ingest.engine import mark_stale_jobs
+        from garrison.store.jobs import mark_stale_jobs
 
         mark_stale_jobs(self.session)
         everything = self.sees_everything()

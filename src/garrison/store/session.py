@@ -13,10 +13,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
@@ -35,6 +36,8 @@ from garrison.store.models import InternedMarking, RegistryEntry, SubjectRow, ro
 from garrison.store.workspace import Workspace, registry_from_rows, subject_from_row
 
 __all__ = ["REGISTRY_KINDS", "Session", "SubjectSpec"]
+
+_Query = TypeVar("_Query", bound=Select[Any])
 
 #: What a site may add to its marking registry.
 REGISTRY_KINDS = ("sci", "sap", "group", "cui")
@@ -162,6 +165,27 @@ class Session:
                 readable.add(marking_id)
         self._readable = (len(rows), frozenset(readable))
         return self._readable[1]
+
+    def readable(
+        self,
+        orm: OrmSession,
+        query: _Query,
+        *marking_columns: QueryableAttribute[Any],
+        allow_unmarked: bool = False,
+    ) -> _Query:
+        """``query`` restricted to rows whose every marking column this subject may read.
+
+        The one place the subject's access filter is written: every store query that returns
+        marked rows goes through here. ``allow_unmarked`` lets a NULL marking id through (rows
+        such as findings whose marking is optional); otherwise NULL fails closed.
+        """
+        if not marking_columns:
+            raise ValueError("readable() needs the query's marking column(s).")
+        ids = self.readable_marking_ids(orm)
+        for column in marking_columns:
+            clause = column.in_(ids)
+            query = query.where(clause | column.is_(None) if allow_unmarked else clause)
+        return query
 
     def intern_marking(self, orm: OrmSession, marking: Marking) -> int:
         """The id of ``marking`` in the catalog's marking table, adding it when new."""

@@ -6,7 +6,8 @@ bottom. Nothing is computed in the browser. A page that shows no marked content 
 result, the login page, an error page) is UNCLASSIFIED (CLI.md: "An empty result ... is marked
 UNCLASSIFIED").
 
-Colours are the conventional ones (ARCHITECTURE.md section 6):
+Colours are the conventional ones (ARCHITECTURE.md section 6), from the one table dataset cards
+use too (:mod:`garrison.datasets.banner_colors`):
 
 =====================  ==========  ======
 banner                 background  text
@@ -24,43 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from garrison.security.markings import UNCLASSIFIED, Level, Marking, join
+from garrison.datasets.banner_colors import BANNER_STYLES, BannerStyle, banner_style
+from garrison.security.markings import UNCLASSIFIED, Marking, join
 from garrison.store.session import Session
 
 __all__ = ["BANNER_STYLES", "BannerStyle", "PageMarkings", "banner_style"]
-
-
-@dataclass(frozen=True)
-class BannerStyle:
-    """How a banner is drawn: a CSS class (in garrison.css) and the colours it stands for."""
-
-    css_class: str
-    background: str
-    color: str
-
-
-#: Banner styles by name; the CSS classes in static/garrison.css use the same colours.
-BANNER_STYLES = {
-    "unclassified": BannerStyle("banner-u", "#007A33", "#FFFFFF"),
-    "cui": BannerStyle("banner-cui", "#502B85", "#FFFFFF"),
-    "confidential": BannerStyle("banner-c", "#0033A0", "#FFFFFF"),
-    "secret": BannerStyle("banner-s", "#C8102E", "#FFFFFF"),
-    "top-secret": BannerStyle("banner-ts", "#FF8C00", "#000000"),
-    "top-secret-sci": BannerStyle("banner-ts-sci", "#FCE83A", "#000000"),
-}
-
-
-def banner_style(marking: Marking) -> BannerStyle:
-    """The conventional colours for ``marking``'s banner."""
-    if marking.level >= Level.TS:
-        return BANNER_STYLES["top-secret-sci" if marking.sci else "top-secret"]
-    if marking.level == Level.S:
-        return BANNER_STYLES["secret"]
-    if marking.level == Level.C:
-        return BANNER_STYLES["confidential"]
-    if marking.level == Level.CUI or marking.cui:
-        return BANNER_STYLES["cui"]
-    return BANNER_STYLES["unclassified"]
 
 
 @dataclass

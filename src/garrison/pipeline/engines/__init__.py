@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from garrison.core.errors import InvalidInput
-from garrison.ingest.isolation import Limits, run_isolated
+from garrison.core.isolation import Limits, run_isolated
 from garrison.pipeline._run import BatchResult, failed_batch, run_stages
 from garrison.pipeline._stage import STAGES, Item, Stage
 from garrison.pipeline.spec import StageSpec

@@ -31,8 +31,8 @@ from typing import Any
 from pydantic import model_validator
 
 from garrison.core.errors import InvalidInput
+from garrison.models import EmbeddingModel, get_model
 from garrison.pipeline._stage import Item, Stage, StageParams, register_stage
-from garrison.pipeline.models import EmbeddingModel, get_model
 from garrison.security.markings import Marking, join
 
 __all__ = ["ChunkParams", "ChunkStage"]

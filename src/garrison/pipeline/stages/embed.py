@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from garrison.models import EmbeddingModel, get_model
 from garrison.pipeline._stage import Item, Stage, StageParams, register_stage
-from garrison.pipeline.models import EmbeddingModel, get_model
 
 __all__ = ["EmbedParams", "EmbedStage"]
 

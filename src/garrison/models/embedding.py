@@ -41,6 +41,8 @@ import numpy.typing as npt
 from garrison.core.errors import CheckFailed, InvalidInput, MissingExtra
 
 __all__ = [
+    "HASHING",
+    "MINILM",
     "MODELS",
     "EmbeddingModel",
     "HashingModel",

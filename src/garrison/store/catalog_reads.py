@@ -1,0 +1,93 @@
+"""Catalog reads for search: one subject's view of the catalog in one transaction.
+
+Search ranks rows of the chunk index (``garrison.store.index``) and then re-checks every hit
+against the catalog, the record of truth. :class:`CatalogView` is how it does so: the markings
+the subject may read (the prefilter put into index queries, built here too), the marking behind
+an id, and single chunks and elements -- each returned only when the subject may read it, so a
+chunk re-marked or removed since it was indexed is never shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as OrmSession
+
+from garrison.security.markings import Marking
+from garrison.store.index import where_in
+from garrison.store.models import ChunkRow, ElementRow
+from garrison.store.session import Session
+from garrison.store.views import ReaderView
+
+__all__ = ["CatalogView", "catalog_view"]
+
+
+class CatalogView(ReaderView):
+    """What one subject may read of the catalog, inside one transaction (with the reader's
+    view of the fields of what it returns, :class:`~garrison.store.views.ReaderView`)."""
+
+    def __init__(self, session: Session, orm: OrmSession) -> None:
+        super().__init__(session, orm)
+        self._orm = orm
+
+    def marking(self, marking_id: int) -> Marking:
+        """The marking behind an interned id (every interned id has one)."""
+        found = self.session.marking_of(self._orm, marking_id)
+        if found is None:
+            raise LookupError(f"no marking with id {marking_id}")
+        return found
+
+    def index_filter(self, allowed: Collection[int], *, column: str = "marking_id") -> str:
+        """The index prefilter for rows whose ``column`` is among ``allowed`` marking ids --
+        never wider than what the subject may read."""
+        return where_in(column, sorted(set(allowed) & self.readable))
+
+    def chunk(self, chunk_id: str, allowed: Collection[int] | None = None) -> ChunkRow | None:
+        """The chunk, when the subject may read it (and its marking is in ``allowed``)."""
+        query = self.session.readable(
+            self._orm, select(ChunkRow).where(ChunkRow.id == chunk_id), ChunkRow.marking_id
+        )
+        chunk = self._orm.scalar(query)
+        if chunk is None or (allowed is not None and chunk.marking_id not in allowed):
+            return None
+        return chunk
+
+    def current(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Index rows as the catalog has them now: rows of chunks gone since indexing are
+        dropped, and each row's ``marking_id`` and ``doc_id`` are the catalog's (a document
+        whose marking rose re-marks its chunks before the index follows)."""
+        ids = [str(r["chunk_id"]) for r in rows]
+        now: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            for chunk_id, marking_id, doc_id in self._orm.execute(
+                select(ChunkRow.id, ChunkRow.marking_id, ChunkRow.doc_id).where(
+                    ChunkRow.id.in_(part)
+                )
+            ):
+                now[chunk_id] = (marking_id, doc_id)
+        out = []
+        for r in rows:
+            found = now.get(str(r["chunk_id"]))
+            if found is not None:
+                out.append({**r, "marking_id": found[0], "doc_id": found[1]})
+        return out
+
+    def element(self, element_id: str) -> ElementRow | None:
+        """The element, when the subject may read it."""
+        query = self.session.readable(
+            self._orm,
+            select(ElementRow).where(ElementRow.id == element_id),
+            ElementRow.marking_id,
+        )
+        return self._orm.scalar(query)
+
+
+@contextmanager
+def catalog_view(session: Session) -> Iterator[CatalogView]:
+    """A :class:`CatalogView` for ``session``'s subject, in one read transaction."""
+    with session.workspace.catalog.transaction() as orm:
+        yield CatalogView(session, orm)
