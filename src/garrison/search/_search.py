@@ -355,7 +355,7 @@ def _hit(
     query: str,
     allowed: set[int],
 ) -> tuple[SearchHit, Marking] | None:
-    chunk = view.chunk(str(row["chunk_id"]), allowed)
+    chunk = view.readable_chunk(str(row["chunk_id"]), allowed)
     # The catalog is the record of truth: a chunk gone or re-marked since indexing is skipped.
     if chunk is None:
         return None

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from garrison.security.markings import Marking
 from garrison.store.index import where_in
-from garrison.store.models import ChunkRow, ElementRow
+from garrison.store.models import ChunkRow
 from garrison.store.session import Session
 from garrison.store.views import ReaderView
 
@@ -45,7 +45,9 @@ class CatalogView(ReaderView):
         never wider than what the subject may read."""
         return where_in(column, sorted(set(allowed) & self.readable))
 
-    def chunk(self, chunk_id: str, allowed: Collection[int] | None = None) -> ChunkRow | None:
+    def readable_chunk(
+        self, chunk_id: str, allowed: Collection[int] | None = None
+    ) -> ChunkRow | None:
         """The chunk, when the subject may read it (and its marking is in ``allowed``)."""
         query = self.session.readable(
             self._orm, select(ChunkRow).where(ChunkRow.id == chunk_id), ChunkRow.marking_id
@@ -75,15 +77,6 @@ class CatalogView(ReaderView):
             if found is not None:
                 out.append({**r, "marking_id": found[0], "doc_id": found[1]})
         return out
-
-    def element(self, element_id: str) -> ElementRow | None:
-        """The element, when the subject may read it."""
-        query = self.session.readable(
-            self._orm,
-            select(ElementRow).where(ElementRow.id == element_id),
-            ElementRow.marking_id,
-        )
-        return self._orm.scalar(query)
 
 
 @contextmanager
