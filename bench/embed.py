@@ -11,8 +11,8 @@ import random
 from typing import Any
 
 from bench._timing import interleaved
+from garrison.models import MINILM, SentenceTransformerModel, get_model
 from garrison.pipeline import Item
-from garrison.pipeline.models import MINILM, SentenceTransformerModel, get_model
 from garrison.pipeline.stages.embed import EmbedParams, EmbedStage
 from garrison.security.markings import UNCLASSIFIED
 

@@ -1,6 +1,6 @@
 """Isolated parsing: reusing forked workers vs. forking a fresh child per task.
 
-Both run the same tasks through :func:`garrison.ingest.isolation.run_isolated` with the same
+Both run the same tasks through :func:`garrison.core.isolation.run_isolated` with the same
 limits; only ``reuse`` differs. Two functions: a trivial one (the cost is all fork, pipe and
 bookkeeping) and a small CPU one (about a millisecond, like parsing a small text file). Each is
 timed with 1 and 2 workers, and every outcome must be ok with the right value (checked).
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench._timing import interleaved
-from garrison.ingest.isolation import Limits, run_isolated
+from garrison.core.isolation import Limits, run_isolated
 
 LIMITS = Limits(timeout_s=60.0, memory_mb=2048)
 
