@@ -66,8 +66,13 @@ def migrate(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
     root = workspace_path(ctx, workspace)
     from pathlib import Path
 
+    from garrison.store.keys import binding_key
+
     config = WorkspaceConfig.load(Path(root))
-    catalog = Catalog(resolve_url(config.catalog_url, Path(root).absolute()))
+    catalog = Catalog(
+        resolve_url(config.catalog_url, Path(root).absolute()),
+        binding_key=binding_key(Path(root).absolute()),
+    )
     try:
         before = catalog.revision()
         catalog.migrate()
