@@ -76,9 +76,10 @@ def migrate(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
     try:
         before = catalog.revision()
         catalog.migrate()
+        after = catalog.revision()
     finally:
         catalog.dispose()
     with open_session(ctx, workspace, None) as session:
         session.require(Action.MANAGE_REGISTRY, "catalog.migrate")
-        session.audit("catalog.migrate", details={"from": before, "to": catalog.revision()})
+        session.audit("catalog.migrate", details={"from": before, "to": after})
     out_console.print(f"Catalog schema is current (was {before}).", markup=False)

@@ -44,6 +44,8 @@ class VerifyReport:
     problem: str | None
     checkpoints_checked: int
     bad_checkpoint: int | None = None
+    #: Whether the log itself is sound (``ok`` may still be False for a bad binding).
+    log_ok: bool = True
     #: ``table:id`` of the first catalog row whose marking binding does not verify.
     bad_binding: str | None = None
     #: How many bound catalog rows were checked (all of them when every one verifies).
@@ -203,6 +205,7 @@ def verify_log(
             problem=tamper.problem,
             checkpoints_checked=checked,
             bad_checkpoint=tamper.bad_checkpoint,
+            log_ok=False,
         )
     return VerifyReport(
         ok=True, size=valid, first_bad_seq=None, problem=None, checkpoints_checked=checked

@@ -364,8 +364,9 @@ def _do_orm_execute(binder: Binder, state: ORMExecuteState) -> Any:
     if not positions:
         return None
     frozen = state.invoke_statement().freeze()
+    rows = frozen.rewrite_rows()
     kept = []
-    for row in frozen.data:
+    for row in rows:
         bad = [row[i] for i in positions if row[i] is not None and not binder.verify_object(row[i])]
         if not bad:
             kept.append(row)
@@ -375,9 +376,9 @@ def _do_orm_execute(binder: Binder, state: ORMExecuteState) -> Any:
             if obj in state.session:
                 state.session.expunge(obj)
             binder.report(spec.table, str(getattr(obj, spec.id_column)))
-    if len(kept) == len(frozen.data):
+    if len(kept) == len(rows):
         return frozen()
-    return frozen.with_new_rows(kept)()
+    return frozen.with_new_rows(kept)()  # type: ignore[arg-type]
 
 
 def install(binder: Binder, engine: Engine, sessions: sessionmaker[OrmSession]) -> None:
@@ -456,6 +457,11 @@ def _walk(binder: Binder, orm: OrmSession) -> Iterator[tuple[str, str, bool]]:
             .order_by(table.c[spec.id_column])
             .execution_options(**{UNVERIFIED: True, "yield_per": 1000})
         )
-        for row in orm.execute(query):
-            values = row._mapping
-            yield spec.table, str(values[spec.id_column]), binder.verify_values(spec, values.get)
+        result = orm.execute(query)
+        try:
+            for row in result:
+                values = row._mapping
+                ok = binder.verify_values(spec, values.get)
+                yield spec.table, str(values[spec.id_column]), ok
+        finally:
+            result.close()  # a server-side cursor on PostgreSQL when stopped early

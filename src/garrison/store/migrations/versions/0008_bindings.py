@@ -42,9 +42,10 @@ def upgrade() -> None:
     binder = _binder()
     conn = op.get_bind()
     _opaque_finding_ids(conn)
+    # Plain ALTER TABLE (no batch copy): SQLite cannot drop a table other tables refer to
+    # while foreign keys are enforced, and adding or dropping a plain column needs no copy.
     for table in bound_tables():
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.add_column(sa.Column(BINDING_COLUMN, sa.String(length=64), nullable=True))
+        op.add_column(table, sa.Column(BINDING_COLUMN, sa.String(length=64), nullable=True))
     for table in bound_tables():
         _bind_existing(conn, binder, table)
 
@@ -98,8 +99,7 @@ def _bind_existing(conn: Any, binder: Binder, name: str) -> None:
 def downgrade() -> None:
     conn = op.get_bind()
     for table in reversed(bound_tables()):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column(BINDING_COLUMN)
+        op.drop_column(table, BINDING_COLUMN)
     # Back to a counter: number the findings in the order they were made.
     findings = sa.table(
         "findings", sa.column("id", sa.String), sa.column("created_at", sa.DateTime)
