@@ -380,3 +380,33 @@ def test_migration_0008_binds_a_workspace_made_before_it(
         assert found
         Documents(ws2.session("stew")).resolve(str(found[0]["id"]), "checked")
         assert sorted(bound_tables()) == sorted(MODELS)
+
+
+# -- opaque ids ------------------------------------------------------------------------------------
+
+
+def test_finding_and_job_ids_are_opaque_and_docs_resolve_takes_one(
+    ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "x.txt").write_text("(U) Another note.\n")
+    system = ws.session()
+    jobs = [
+        ingest_paths(system, [str(more)], IngestOptions(default_marking="UNCLASSIFIED")).job_id
+        for _ in range(2)
+    ]
+    assert all(OPAQUE.match(j) for j in jobs) and jobs[0] != jobs[1]
+    capsys.readouterr()
+    assert main(["docs", "findings", "-w", str(ws.root), "--as", "stew", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    ids = [f["id"] for f in found]
+    assert ids and all(isinstance(i, str) and OPAQUE.match(i) for i in ids)
+    # A guessed counter names nothing: it answers like any unknown id.
+    assert main(["docs", "resolve", "1", "--note", "x", "-w", str(ws.root), "--as", "stew"]) == 3
+    argv = ["docs", "resolve", ids[0], "--note", "checked", "-w", str(ws.root), "--as", "stew"]
+    assert main(argv) == 0
+    event = ws.audit.tail(1)[0]
+    assert (event.action, event.object_id) == ("finding.resolve", ids[0])
