@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context, op
 
-from garrison.store.bindings import BINDING_COLUMN, Binder, bound_tables, spec_for
+from garrison.store.bindings import BINDING_COLUMN, Binder, spec_for
 
 revision = "0008"
 down_revision = "0007"
@@ -26,6 +26,16 @@ branch_labels = None
 depends_on = None
 
 _BATCH = 1000
+#: The tables bound as of this revision (record kinds added later bind in their own migration).
+_TABLES = (
+    "markings",
+    "documents",
+    "elements",
+    "element_states",
+    "chunks",
+    "findings",
+    "dataset_versions",
+)
 
 
 def _binder() -> Binder:
@@ -44,9 +54,9 @@ def upgrade() -> None:
     _opaque_finding_ids(conn)
     # Plain ALTER TABLE (no batch copy): SQLite cannot drop a table other tables refer to
     # while foreign keys are enforced, and adding or dropping a plain column needs no copy.
-    for table in bound_tables():
+    for table in _TABLES:
         op.add_column(table, sa.Column(BINDING_COLUMN, sa.String(length=64), nullable=True))
-    for table in bound_tables():
+    for table in _TABLES:
         _bind_existing(conn, binder, table)
 
 
@@ -98,7 +108,7 @@ def _bind_existing(conn: Any, binder: Binder, name: str) -> None:
 
 def downgrade() -> None:
     conn = op.get_bind()
-    for table in reversed(bound_tables()):
+    for table in reversed(_TABLES):
         op.drop_column(table, BINDING_COLUMN)
     # Back to a counter: number the findings in the order they were made.
     findings = sa.table(
