@@ -410,3 +410,15 @@ def test_finding_and_job_ids_are_opaque_and_docs_resolve_takes_one(
     assert main(argv) == 0
     event = ws.audit.tail(1)[0]
     assert (event.action, event.object_id) == ("finding.resolve", ids[0])
+
+
+def test_nothing_new_is_marked_with_a_tampered_marking(ws: Workspace, tmp_path: Path) -> None:
+    secret = _marking_id(ws, "SECRET")
+    _raw(ws, "UPDATE markings SET expression = 'CLS:U' WHERE id = :rid", rid=secret)
+    system = ws.session()
+    with ws.catalog.transaction() as orm, pytest.raises(CheckFailed, match=f"marking {secret}"):
+        system.intern_marking(orm, system.parse_marking("SECRET"))
+    # Other markings still intern as before.
+    confidential = _marking_id(ws, "CONFIDENTIAL")
+    with ws.catalog.transaction() as orm:
+        assert system.intern_marking(orm, system.parse_marking("CONFIDENTIAL")) == confidential

@@ -186,7 +186,16 @@ class Session:
         if cached is not None:
             self._by_object[id(marking)] = (marking, cached)
             return cached
-        existing = orm.scalar(select(InternedMarking.id).where(InternedMarking.key == key))
+        # A whole row, so its binding is checked: nothing new is ever marked with a tampered one.
+        found = orm.scalar(select(InternedMarking).where(InternedMarking.key == key))
+        existing = found.id if found is not None else None
+        if existing is None:
+            tampered = orm.scalar(select(InternedMarking.id).where(InternedMarking.key == key))
+            if tampered is not None:
+                raise CheckFailed(
+                    f"The catalog's marking {tampered} fails its integrity check, so nothing "
+                    "can be marked with it; run `garrison audit verify`."
+                )
         if existing is not None:
             self._markings.setdefault(existing, marking)
             self._interned[key] = existing
