@@ -422,3 +422,34 @@ def test_nothing_new_is_marked_with_a_tampered_marking(ws: Workspace, tmp_path: 
     confidential = _marking_id(ws, "CONFIDENTIAL")
     with ws.catalog.transaction() as orm:
         assert system.intern_marking(orm, system.parse_marking("CONFIDENTIAL")) == confidential
+
+
+def test_tampered_rows_are_missing_from_every_library_read_path(ws: Workspace) -> None:
+    from garrison.core.errors import NotFound
+    from garrison.store.derived import Lineage
+
+    u = _marking_id(ws, "UNCLASSIFIED")
+    element = _target(ws, "secret-element")
+    chunk = _target(ws, "secret-chunk")
+    with ws.catalog.transaction() as orm:
+        element_row = orm.get(ElementRow, element)
+        assert element_row is not None
+        doc = element_row.doc_id
+        version = orm.scalar(select(DatasetVersionRow.id))
+    assert version is not None
+    _raw(ws, "UPDATE elements SET marking_id = :u WHERE id = :rid", u=u, rid=element)
+    _raw(ws, "UPDATE chunks SET marking_id = :u WHERE id = :rid", u=u, rid=chunk)
+    _raw(ws, "UPDATE dataset_versions SET marking_id = :u WHERE id = :rid", u=u, rid=version)
+    for name in ("ursula", "sam", "stew", None):
+        session = ws.session(name)
+        for record in (element, chunk):
+            with pytest.raises(NotFound):
+                Lineage(session).of(record)
+        try:
+            shown = Documents(session).show(doc, elements=True)
+        except NotFound:
+            shown = {"elements": []}
+        assert all(e["id"] != element for e in shown.get("elements", []))
+        with pytest.raises(NotFound):
+            Datasets(session).get(version)
+        assert all(v.id != version for v in Datasets(session).list())
