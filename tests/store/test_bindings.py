@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.orm import aliased
 
 from garrison.cli.main import main
 from garrison.core.errors import CheckFailed
@@ -260,6 +261,8 @@ def test_an_edited_row_is_unreadable_by_everyone_audited_and_named(
             assert orm.get(MODELS[table], key) is None
             everything = list(orm.scalars(select(MODELS[table])))
             assert all(str(getattr(r, spec.id_column)) != rid for r in everything)
+            aliased_rows = list(orm.scalars(select(aliased(MODELS[table]))))
+            assert len(aliased_rows) == len(everything)
     assert len(_integrity_events(ws, f"{table}:{rid}")) == 1
     report = system.audit_verify()
     assert not report.ok

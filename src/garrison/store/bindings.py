@@ -351,8 +351,9 @@ def _whole_row_columns(state: ORMExecuteState) -> list[int]:
         return []
     positions = []
     for i, d in enumerate(descriptions):
+        # A whole object (aliased or not) has ``expr is entity``; a column has its attribute.
         entity = d.get("entity")
-        if entity is not None and d.get("type") is entity and entity in _CLASSES:
+        if entity is not None and d.get("expr") is entity and d.get("type") in _CLASSES:
             positions.append(i)
     return positions
 
