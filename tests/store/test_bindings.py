@@ -456,3 +456,24 @@ def test_tampered_rows_are_missing_from_every_library_read_path(ws: Workspace) -
         with pytest.raises(NotFound):
             Datasets(session).get(version)
         assert all(v.id != version for v in Datasets(session).list())
+
+
+def test_update_bound_rebinds_good_rows_and_never_launders_a_bad_one(ws: Workspace) -> None:
+    from garrison.store.bindings import update_bound
+
+    confidential = _marking_id(ws, "CONFIDENTIAL")
+    with ws.catalog.transaction() as orm:
+        ids = list(orm.scalars(select(ElementRow.id)))
+    assert len(ids) >= 3
+    bad = _target(ws, "secret-element")
+    _raw(ws, "UPDATE elements SET text = 'edited' WHERE id = :rid", rid=bad)
+    with ws.catalog.transaction() as orm:
+        changed = update_bound(orm, ElementRow, ids, {"marking_id": confidential, "page": 7})
+    assert sorted(changed) == sorted(i for i in ids if i != bad)
+    with ws.catalog.transaction() as orm:
+        for element_id in changed:
+            row = orm.get(ElementRow, element_id)
+            assert row is not None and (row.marking_id, row.page) == (confidential, 7)
+        assert orm.get(ElementRow, bad) is None
+        found = first_bad_binding(ws.catalog.binder, orm)
+    assert found is not None and found[:2] == ("elements", bad)

@@ -64,6 +64,7 @@ __all__ = [
     "new_id",
     "register",
     "spec_for",
+    "update_bound",
     "verify_rows",
 ]
 
@@ -212,11 +213,18 @@ class Binder:
 
     def bind(self, table: str, record_id: Any, marking_ids: Sequence[Any], content: Any) -> str:
         """The binding (64 hex digits) of a record: its table, id, marking ids and content."""
-        digest = hashlib.sha256(_canonical(content)).hexdigest()
-        message = _canonical(
-            {"table": table, "id": str(record_id), "markings": list(marking_ids), "content": digest}
+        # Fields joined with NUL (table names and ids hold none; the marking ids are JSON), the
+        # content by its SHA-256: unambiguous, and one pass of the C HMAC.
+        message = b"\x00".join(
+            (
+                _DOMAIN,
+                table.encode("utf-8"),
+                str(record_id).encode("utf-8"),
+                _canonical(list(marking_ids)),
+                hashlib.sha256(_canonical(content)).digest(),
+            )
         )
-        return hmac.new(self._key, _DOMAIN + message, hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, message, "sha256").hex()
 
     def verify(
         self,
@@ -393,6 +401,29 @@ def install(binder: Binder, engine: Engine, sessions: sessionmaker[OrmSession]) 
         lambda *args: _before_execute(binder, *args),
         retval=True,
     )
+
+
+def update_bound(
+    orm: OrmSession, model: type[Any], ids: Iterable[Any], values: Mapping[str, Any]
+) -> list[Any]:
+    """Set ``values`` on the rows of a bound table with these ids, keeping them bound.
+
+    Use it instead of a bulk ``update()`` of marking ids or bound content (which would leave the
+    rows unreadable): the rows are read whole, so one whose binding already failed is left as it
+    is rather than re-bound, and each changed row is bound again when it is flushed. Returns the
+    ids of the rows changed.
+    """
+    spec = _CLASSES[model]
+    id_column = getattr(model, spec.id_column)
+    wanted = list(ids)
+    changed = []
+    for start in range(0, len(wanted), 500):
+        for row in orm.scalars(select(model).where(id_column.in_(wanted[start : start + 500]))):
+            for column, value in values.items():
+                setattr(row, column, value)
+            changed.append(getattr(row, spec.id_column))
+    orm.flush()
+    return changed
 
 
 def verify_rows(session: Session, orm: OrmSession, rows: Iterable[Any]) -> list[Any]:
