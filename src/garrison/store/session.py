@@ -149,7 +149,8 @@ class Session:
             # A whole row: the read verifies its binding and leaves it out when it fails.
             row = orm.get(InternedMarking, marking_id)
             if row is None:
-                if orm.scalar(select(InternedMarking.id).where(InternedMarking.id == marking_id)):
+                stored = select(InternedMarking.id).where(InternedMarking.id == marking_id)
+                if orm.scalar(stored) is not None:
                     raise CheckFailed(
                         f"The catalog's marking {marking_id} fails its integrity check, so "
                         "nothing marked with it can be read; run `garrison audit verify`."
