@@ -344,7 +344,7 @@ def test_findings_queue_shows_spills_without_content(web: WebEnv) -> None:
 def test_resolving_a_finding_needs_csrf_is_audited_and_moves_it(web: WebEnv) -> None:
     client = web.login("stu")
     page = client.get("/ui/findings?kind=unmarked-portion")
-    finding_id = re.search(r'id="finding-(\d+)"', page.text).group(1)
+    finding_id = re.search(r'id="finding-([0-9a-f]{32})"', page.text).group(1)
     url = f"/ui/findings/{finding_id}/resolve"
     refused = client.post(url, data={"note": "checked", "csrf": "nope"})
     assert refused.status_code == 403
@@ -372,7 +372,7 @@ def test_resolving_a_finding_needs_csrf_is_audited_and_moves_it(web: WebEnv) -> 
 def test_resolving_without_javascript_redirects_back(web: WebEnv) -> None:
     client = web.login("stu")
     page = client.get("/ui/findings?kind=spill")
-    finding_id = re.search(r'id="finding-(\d+)"', page.text).group(1)
+    finding_id = re.search(r'id="finding-([0-9a-f]{32})"', page.text).group(1)
     response = client.post(
         f"/ui/findings/{finding_id}/resolve",
         data={"note": "reported to security", "csrf": csrf_of(page.text), "back": "/ui/findings"},

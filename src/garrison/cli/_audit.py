@@ -26,7 +26,8 @@ def verify(
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recompute every hash and signature; exit 1 naming the first bad event on tampering."""
+    """Recompute every hash and signature and check every marking binding in the catalog;
+    exit 1 naming the first bad event or catalog row on tampering."""
     checkpoint = Checkpoint.from_file(against) if against is not None else None
     with open_session(ctx, workspace, as_user) as session:
         report = session.audit_verify(checkpoint)
@@ -38,14 +39,18 @@ def verify(
                 "first_bad_seq": report.first_bad_seq,
                 "problem": report.problem,
                 "checkpoints_checked": report.checkpoints_checked,
+                "bad_binding": report.bad_binding,
+                "bindings_checked": report.bindings_checked,
             }
         )
     if not report.ok:
-        raise CheckFailed(f"Audit log verification failed: {report.problem}")
+        what = "Audit log" if not report.log_ok else "Catalog binding"
+        raise CheckFailed(f"{what} verification failed: {report.problem}")
     if not as_json:
         out_console.print(
             f"Audit log OK: {report.size} events, {report.checkpoints_checked} signed "
-            "checkpoints verified.",
+            f"checkpoints verified; {report.bindings_checked} marking bindings in the catalog "
+            "verified.",
             markup=False,
         )
 

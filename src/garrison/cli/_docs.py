@@ -111,7 +111,7 @@ def findings(
 @app.command("resolve")
 def resolve(
     ctx: typer.Context,
-    finding_id: Annotated[int, typer.Argument(help="Finding id.")],
+    finding_id: Annotated[str, typer.Argument(help="Finding id.")],
     note: Annotated[str, typer.Option("--note", help="What was done and why.")],
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,

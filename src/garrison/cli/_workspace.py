@@ -66,14 +66,20 @@ def migrate(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
     root = workspace_path(ctx, workspace)
     from pathlib import Path
 
+    from garrison.store.keys import binding_key
+
     config = WorkspaceConfig.load(Path(root))
-    catalog = Catalog(resolve_url(config.catalog_url, Path(root).absolute()))
+    catalog = Catalog(
+        resolve_url(config.catalog_url, Path(root).absolute()),
+        binding_key=binding_key(Path(root).absolute()),
+    )
     try:
         before = catalog.revision()
         catalog.migrate()
+        after = catalog.revision()
     finally:
         catalog.dispose()
     with open_session(ctx, workspace, None) as session:
         session.require(Action.MANAGE_REGISTRY, "catalog.migrate")
-        session.audit("catalog.migrate", details={"from": before, "to": catalog.revision()})
+        session.audit("catalog.migrate", details={"from": before, "to": after})
     out_console.print(f"Catalog schema is current (was {before}).", markup=False)

@@ -7,6 +7,7 @@ same models and the same migrations.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,12 +22,13 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
 from garrison.core.errors import EnvironmentProblem, InvalidInput, WorkspaceError
+from garrison.store.bindings import Binder, install
 from garrison.store.models import Meta
 
 __all__ = ["HEAD_REVISION", "Catalog", "resolve_url"]
 
 #: The migration revision this version of Garrison expects.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 def resolve_url(url: str, workspace: Path) -> str:
@@ -70,10 +72,18 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 class Catalog:
-    """Connections to the catalog database of one workspace."""
+    """Connections to the catalog database of one workspace.
 
-    def __init__(self, url: str) -> None:
+    ``binding_key`` is the workspace's binding key (:func:`garrison.store.keys.binding_key`):
+    every write is bound with it and every whole-row read verified. Without it (a catalog opened
+    only to migrate or inspect its revision) a throwaway key is used, so such a catalog reads no
+    bound row and writes none that anyone can read: it fails closed.
+    """
+
+    def __init__(self, url: str, *, binding_key: bytes | None = None) -> None:
         self.url = url
+        self._binding_key = binding_key
+        self.binder = Binder(binding_key if binding_key is not None else os.urandom(32))
         self.backend = make_url(url).get_backend_name()
         try:
             if self.backend == "sqlite":
@@ -85,6 +95,7 @@ class Catalog:
         except (SQLAlchemyError, ImportError) as exc:
             raise EnvironmentProblem(f"The catalog database cannot be opened: {exc}.") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        install(self.binder, self.engine, self._sessions)
 
     def __repr__(self) -> str:
         return f"Catalog({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -106,6 +117,8 @@ class Catalog:
         location = resources.files("garrison.store") / "migrations"
         cfg.set_main_option("script_location", str(location))
         cfg.attributes["connection"] = connection
+        # Migrations that bind existing rows need the real key (see 0008_bindings).
+        cfg.attributes["binding_key"] = self._binding_key
         return cfg
 
     def is_empty(self) -> bool:

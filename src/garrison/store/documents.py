@@ -119,7 +119,7 @@ class Documents:
             for f in orm.scalars(
                 select(FindingRow)
                 .where(FindingRow.doc_id == row.id, self._findings_visible(orm))
-                .order_by(FindingRow.id)
+                .order_by(FindingRow.created_at, FindingRow.id)
             )
         ]
         return data
@@ -192,7 +192,7 @@ class Documents:
                 select(FindingRow)
                 .join(DocumentRow, DocumentRow.id == FindingRow.doc_id)
                 .where(self._visible(orm), self._findings_visible(orm))
-                .order_by(FindingRow.id)
+                .order_by(FindingRow.created_at, FindingRow.id)
             )
             if kind is not None:
                 query = query.where(FindingRow.kind == kind)
@@ -206,7 +206,7 @@ class Documents:
 
     # -- steward actions ----------------------------------------------------------------------
 
-    def resolve(self, finding_id: int, note: str) -> dict[str, Any]:
+    def resolve(self, finding_id: str, note: str) -> dict[str, Any]:
         """Record that a steward reviewed a finding, and why (audited)."""
         self.session.require(Action.RESOLVE_FINDINGS, "finding.resolve", object_id=str(finding_id))
         if not note.strip():

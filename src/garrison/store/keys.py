@@ -12,7 +12,9 @@ from garrison.core.errors import KeyFileError
 from garrison.security import crypto
 
 __all__ = [
+    "BINDING_KEY",
     "DATASET_SIGNING_KEY",
+    "binding_key",
     "create_key_files",
     "dataset_signing_key",
     "read_master_key",
@@ -22,6 +24,9 @@ __all__ = [
 
 #: Where a workspace keeps the key that signs dataset exports, relative to its root.
 DATASET_SIGNING_KEY = Path("keys") / "dataset-ed25519.pem"
+
+#: Where a workspace keeps the HMAC key that binds records to their markings.
+BINDING_KEY = Path("keys") / "binding.key"
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -105,3 +110,13 @@ def dataset_signing_key(workspace_root: Path) -> Ed25519PrivateKey:
     return crypto.load_private_key(
         _read(path, "dataset signing key"), source=f"the dataset signing key {path}"
     )
+
+
+def binding_key(workspace_root: Path) -> bytes:
+    """The 32-byte HMAC-SHA-256 key that binds records to their markings (mode 0600).
+
+    Made by ``garrison init``; a workspace from before bindings existed gets it on its first
+    ``garrison migrate`` (or open). It is a key of its own, so handing out the audit or dataset
+    public keys never helps anyone forge a binding.
+    """
+    return read_or_create_secret(workspace_root / BINDING_KEY, 32)

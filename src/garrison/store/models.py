@@ -64,6 +64,8 @@ class InternedMarking(Base):
     key: Mapped[str] = mapped_column(Text, unique=True)
     banner: Mapped[str] = mapped_column(Text)
     expression: Mapped[str] = mapped_column(Text)
+    #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SubjectRow(Base):
@@ -160,6 +162,8 @@ class DocumentRow(Base):
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     superseded_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class DocumentLocation(Base):
@@ -195,6 +199,8 @@ class ElementRow(Base):
     )
     #: Everything else a parser found: heading level, section path, cells, locator, fields...
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class FindingRow(Base):
@@ -202,7 +208,8 @@ class FindingRow(Base):
 
     __tablename__ = "findings"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: Opaque and random (made when the row is written): never a counter.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
     doc_id: Mapped[str] = mapped_column(String(64), ForeignKey("documents.id"), index=True)
     element_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     kind: Mapped[str] = mapped_column(String(48), index=True)
@@ -215,6 +222,8 @@ class FindingRow(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     resolution_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class JobRow(Base):
@@ -280,6 +289,8 @@ class ElementState(Base):
     #: its word count: with the signature, all a re-run's dedup needs of an unchanged element.
     text_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     word_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class PipelineDoc(Base):
@@ -323,6 +334,8 @@ class ChunkRow(Base):
     embedding_model: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lineage: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class DatasetVersionRow(Base):
@@ -342,6 +355,8 @@ class DatasetVersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     deleted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class TokenRow(Base):

@@ -21,7 +21,13 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
-from garrison.core.errors import AuditWriteError, InvalidInput, NotFound, NotPermitted
+from garrison.core.errors import (
+    AuditWriteError,
+    CheckFailed,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+)
 from garrison.security.audit import AuditEvent, Checkpoint
 from garrison.security.markings import Marking, MarkingRegistry, access_expression, parse_marking
 from garrison.security.policy import Action, Decision, can_read, permits
@@ -143,16 +149,24 @@ class Session:
             return None
         cached = self._markings.get(marking_id)
         if cached is None:
-            key = orm.scalar(select(InternedMarking.key).where(InternedMarking.id == marking_id))
-            if key is None:
+            # A whole row: the read verifies its binding and leaves it out when it fails.
+            row = orm.get(InternedMarking, marking_id)
+            if row is None:
+                stored = select(InternedMarking.id).where(InternedMarking.id == marking_id)
+                if orm.scalar(stored) is not None:
+                    raise CheckFailed(
+                        f"The catalog's marking {marking_id} fails its integrity check, so "
+                        "nothing marked with it can be read; run `garrison audit verify`."
+                    )
                 raise NotFound(f"No marking with id {marking_id}.")
-            cached = Marking.from_dict(json.loads(key), registry=self.workspace.registry)
+            cached = Marking.from_dict(json.loads(row.key), registry=self.workspace.registry)
             self._markings[marking_id] = cached
         return cached
 
     def readable_marking_ids(self, orm: OrmSession) -> frozenset[int]:
         """Ids of every interned marking this subject may read: the filter put into queries."""
-        rows = orm.execute(select(InternedMarking.id, InternedMarking.key)).all()
+        # Whole rows, so each binding is verified: a tampered marking is never readable.
+        rows = [(m.id, m.key) for m in orm.scalars(select(InternedMarking))]
         if self._readable is not None and self._readable[0] == len(rows):
             return self._readable[1]
         readable = set()
@@ -197,7 +211,16 @@ class Session:
         if cached is not None:
             self._by_object[id(marking)] = (marking, cached)
             return cached
-        existing = orm.scalar(select(InternedMarking.id).where(InternedMarking.key == key))
+        # A whole row, so its binding is checked: nothing new is ever marked with a tampered one.
+        found = orm.scalar(select(InternedMarking).where(InternedMarking.key == key))
+        existing = found.id if found is not None else None
+        if existing is None:
+            tampered = orm.scalar(select(InternedMarking.id).where(InternedMarking.key == key))
+            if tampered is not None:
+                raise CheckFailed(
+                    f"The catalog's marking {tampered} fails its integrity check, so nothing "
+                    "can be marked with it; run `garrison audit verify`."
+                )
         if existing is not None:
             self._markings.setdefault(existing, marking)
             self._interned[key] = existing
@@ -392,12 +415,17 @@ class Session:
         return self.workspace.audit.tail(n)
 
     def audit_verify(self, against: Checkpoint | None = None) -> Any:
-        """Recompute and check the whole log (admin); audited after the check."""
+        """Recompute and check the whole log and every marking binding in the catalog (admin);
+        audited after the check."""
+        from garrison.store.audit_verify import check_bindings
+
         self._require_audit_reader("audit.verify")
         report = self.workspace.audit.verify(self._public_key(), against=against)
         if not report.ok:
             # A damaged log refuses appends; the verdict matters more than recording it.
             self.workspace.log_damaged = True
+        with self.workspace.catalog.transaction() as orm:
+            report = check_bindings(report, self.workspace.catalog.binder, orm)
         try:
             self.audit(
                 "audit.verify",
@@ -406,6 +434,7 @@ class Session:
                     "ok": report.ok,
                     "size": report.size,
                     "first_bad_seq": report.first_bad_seq,
+                    "bad_binding": report.bad_binding,
                 },
             )
         except AuditWriteError:

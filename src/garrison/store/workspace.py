@@ -8,7 +8,7 @@
       blobs/             original bytes, content-addressed and encrypted
       index/             vectors and full text
       audit/             append-only audit log, signed checkpoints
-      keys/              audit signing key and master key (mode 0600)
+      keys/              audit signing key, master key and binding key (mode 0600)
 """
 
 from __future__ import annotations
@@ -36,7 +36,12 @@ from garrison.security.subjects import SYSTEM_SUBJECT_NAME, Subject, SubjectKind
 from garrison.store.audit_log import AuditLog
 from garrison.store.blobs import LocalBlobStore
 from garrison.store.catalog import Catalog, resolve_url
-from garrison.store.keys import create_key_files, read_master_key, read_signing_key
+from garrison.store.keys import (
+    binding_key,
+    create_key_files,
+    read_master_key,
+    read_signing_key,
+)
 from garrison.store.models import Meta, RegistryEntry, SubjectRow
 
 if TYPE_CHECKING:
@@ -91,6 +96,8 @@ class Workspace:
         self.config = config
         self.catalog = catalog
         self.audit = audit
+        # A row whose binding fails is dropped from every read; the system records it once.
+        catalog.binder.on_failure = self._integrity_failure
         #: Set when verification found the audit log tampered with: no checkpoint is signed
         #: over a log known to be bad.
         self.log_damaged = False
@@ -123,7 +130,7 @@ class Workspace:
                 catalog_url=db_url or "sqlite:///catalog.db",
             )
             create_key_files(root / config.audit_key_file, root / config.master_key_file)
-            catalog = Catalog(url)
+            catalog = Catalog(url, binding_key=binding_key(root))
             if not catalog.is_empty():
                 raise InvalidInput(
                     "The catalog database already holds tables; give `init` an empty database."
@@ -172,7 +179,7 @@ class Workspace:
         config = WorkspaceConfig.load(root)
         signing_key = read_signing_key(root / config.audit_key_file)
         read_master_key(root / config.master_key_file)  # fail now, not half-way through a job
-        catalog = Catalog(resolve_url(config.catalog_url, root))
+        catalog = Catalog(resolve_url(config.catalog_url, root), binding_key=binding_key(root))
         try:
             catalog.check()
             with catalog.transaction() as orm:
@@ -217,6 +224,16 @@ class Workspace:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _integrity_failure(self, table: str, record_id: str) -> None:
+        self.audit.append(
+            SYSTEM_SUBJECT_NAME,
+            "integrity",
+            object_id=f"{table}:{record_id}",
+            decision="deny",
+            reason="binding does not verify",
+            details={"table": table, "id": record_id},
+        )
 
     # -- facts ------------------------------------------------------------------------------
 

@@ -84,12 +84,12 @@ def _doc_label(doc: dict[str, Any]) -> str:
     return str(doc.get("title") or doc.get("filename") or doc["id"][:12])
 
 
-def _finding_markings(viewer: Viewer) -> dict[int, str]:
+def _finding_markings(viewer: Viewer) -> dict[str, str]:
     """The own markings of "marked differently" findings the subject may see (stewards)."""
     if not viewer.is_steward:
         return {}
     report = dedup_report(viewer.session)
-    return {int(f["id"]): f["marking"] for f in report["marked_differently"] if f["marking"]}
+    return {str(f["id"]): f["marking"] for f in report["marked_differently"] if f["marking"]}
 
 
 # -- search -------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def _register_documents(app: FastAPI) -> None:
             }
             for e in doc.get("elements", [])
         ]
-        findings = [{**f, "portion": page.portion(own.get(int(f["id"])))} for f in doc["findings"]]
+        findings = [{**f, "portion": page.portion(own.get(str(f["id"])))} for f in doc["findings"]]
         context = {
             "doc": doc,
             "label": _doc_label(doc),
@@ -299,7 +299,7 @@ def _finding_rows(
                 "doc_label": _doc_label(doc) if doc else f["doc_id"][:12],
                 "doc_portion": page.portion(doc["marking"]) if doc else None,
                 "doc_status": doc["status"] if doc else None,
-                "portion": page.portion(own.get(int(f["id"]))),
+                "portion": page.portion(own.get(str(f["id"]))),
             }
         )
     return rows
@@ -328,7 +328,7 @@ def _register_findings(app: FastAPI) -> None:
     def resolve(
         request: Request,
         viewer: ViewerDep,
-        finding_id: int,
+        finding_id: str,
         note: Annotated[str, Form(max_length=2000)] = "",
         csrf: Annotated[str, Form(max_length=200)] = "",
         back: Annotated[str, Form(max_length=200)] = "",
@@ -340,7 +340,7 @@ def _register_findings(app: FastAPI) -> None:
             # htmx swaps just this finding's row; everything in it was already on the page.
             page = PageMarkings(viewer.session)
             rows = _finding_rows(viewer, page, kind=None, unresolved=False)
-            row = next(r for r in rows if int(r["id"]) == finding_id)
+            row = next(r for r in rows if str(r["id"]) == finding_id)
             return ui.render(request, "_finding_row.html", {"f": row, "may_resolve": True}, page)
         target = back if back.startswith(f"{PREFIX}/") else f"{PREFIX}/findings"
         return redirect(target)
