@@ -170,13 +170,13 @@ class Documents:
             data = self._doc_dict(orm, row)
             if elements and row.status == DocumentStatus.PARSED.value:
                 view = ReaderView(self.session, orm)
-                readable = view.readable
+                query = select(ElementRow).where(ElementRow.doc_id == row.id)
                 data["elements"] = [
                     view.element(e)
                     for e in orm.scalars(
-                        select(ElementRow)
-                        .where(ElementRow.doc_id == row.id, ElementRow.marking_id.in_(readable))
-                        .order_by(ElementRow.seq)
+                        self.session.readable(orm, query, ElementRow.marking_id).order_by(
+                            ElementRow.seq
+                        )
                     )
                 ]
             marking = data["marking"]
@@ -350,10 +350,13 @@ class Documents:
                 doc_id, current_id = element.doc_id, element.marking_id
             else:
                 row = orm.scalar(
-                    select(DocumentRow).where(
-                        DocumentRow.id == object_id,
-                        DocumentRow.status == DocumentStatus.PARSED.value,
-                        DocumentRow.marking_id.in_(readable),
+                    self.session.readable(
+                        orm,
+                        select(DocumentRow).where(
+                            DocumentRow.id == object_id,
+                            DocumentRow.status == DocumentStatus.PARSED.value,
+                        ),
+                        DocumentRow.marking_id,
                     )
                 )
                 if row is None or row.marking_id is None:
@@ -518,15 +521,9 @@ class Jobs:
     def _elements(self, orm: OrmSession, doc_ids: set[str]) -> int:
         if not doc_ids:
             return 0
-        readable = self.session.readable_marking_ids(orm)
+        query = select(ElementRow.id).where(ElementRow.doc_id.in_(doc_ids))
         return len(
-            builtins.list(
-                orm.scalars(
-                    select(ElementRow.id).where(
-                        ElementRow.doc_id.in_(doc_ids), ElementRow.marking_id.in_(readable)
-                    )
-                )
-            )
+            builtins.list(orm.scalars(self.session.readable(orm, query, ElementRow.marking_id)))
         )
 
     def _restricted(

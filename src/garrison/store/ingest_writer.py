@@ -43,6 +43,8 @@ __all__ = [
     "document_known",
     "ensure_source",
     "record_skipped",
+    "spill_detail",
+    "spill_kinds",
     "write_batch",
 ]
 
