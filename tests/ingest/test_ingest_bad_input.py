@@ -19,7 +19,7 @@ import docx
 import pytest
 from sqlalchemy import func, select
 
-import garrison.ingest.engine as engine
+import garrison.ingest._worker as worker
 from garrison.cli.main import main
 from garrison.core.isolation import Limits
 from garrison.ingest.engine import FileResult, IngestOptions, IngestReport, ingest_paths
@@ -277,7 +277,7 @@ def misbehaving(monkeypatch: pytest.MonkeyPatch) -> None:
             os.abort()
         return parse_bytes(data, filename=filename, **kwargs)
 
-    monkeypatch.setattr(engine, "parse_bytes", fake)
+    monkeypatch.setattr(worker, "parse_bytes", fake)
 
 
 @pytest.mark.usefixtures("misbehaving")
@@ -301,7 +301,7 @@ def test_hanging_and_crashing_parsers_fail_alone(session: Session, inputs: Path)
     assert "2 s" in detail(session, results["hang.txt"])
 
 
-# BUG (src/garrison/ingest/engine.py, _parse_node, the `except Exception` after
+# BUG (src/garrison/ingest/_worker.py, parse_node, the `except Exception` after
 # `except RecursionError`): MemoryError is an Exception, so a parser that hits the worker's
 # RLIMIT_AS cap is caught in the worker and reported as corrupt "the parser failed
 # (MemoryError)"; the isolation layer never sees it and the file is never "memory-limit".

@@ -47,8 +47,7 @@ class Chunks:
     ) -> builtins.list[dict[str, Any]]:
         """Readable chunks (of one document, with ``doc_id``), in document and chunk order."""
         with self.session.workspace.catalog.transaction() as orm:
-            readable = self.session.readable_marking_ids(orm)
-            query = select(ChunkRow).where(ChunkRow.marking_id.in_(readable))
+            query = self.session.readable(orm, select(ChunkRow), ChunkRow.marking_id)
             if doc_id is not None:
                 query = query.where(ChunkRow.doc_id == doc_id)
             query = query.order_by(ChunkRow.doc_id, ChunkRow.seq)
@@ -271,11 +270,12 @@ def dedup_report(session: Session) -> dict[str, Any]:
     """Duplicate clusters among readable elements, and (for stewards who may read both)
     near-identical records marked differently."""
     with session.workspace.catalog.transaction() as orm:
-        readable = session.readable_marking_ids(orm)
         states = list(
             orm.scalars(
-                select(ElementState).where(
-                    ElementState.marking_id.in_(readable), ElementState.dup_of.is_not(None)
+                session.readable(
+                    orm,
+                    select(ElementState).where(ElementState.dup_of.is_not(None)),
+                    ElementState.marking_id,
                 )
             )
         )
@@ -293,9 +293,10 @@ def dedup_report(session: Session) -> dict[str, Any]:
                 "marking": _banner(session, orm, f.marking_id),
             }
             for f in orm.scalars(
-                select(FindingRow).where(
-                    FindingRow.kind == "duplicate-marked-differently",
-                    FindingRow.marking_id.in_(readable),
+                session.readable(
+                    orm,
+                    select(FindingRow).where(FindingRow.kind == "duplicate-marked-differently"),
+                    FindingRow.marking_id,
                 )
             )
         ]

@@ -10,9 +10,9 @@ admins, with no marking and no content.
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
@@ -26,6 +26,8 @@ from garrison.store.session import Session
 from garrison.store.views import ReaderView
 
 __all__ = ["UNREAD_FINDINGS", "Documents", "Jobs", "original_bytes", "original_decision"]
+
+_Query = TypeVar("_Query", bound=Select[Any])
 
 _UNCLASSIFIED = "UNCLASSIFIED"
 
@@ -117,21 +119,20 @@ class Documents:
         data["findings"] = [
             self._finding_dict(f)
             for f in orm.scalars(
-                select(FindingRow)
-                .where(FindingRow.doc_id == row.id, self._findings_visible(orm))
-                .order_by(FindingRow.created_at, FindingRow.id)
+                self._findings_visible(
+                    orm, select(FindingRow).where(FindingRow.doc_id == row.id)
+                ).order_by(FindingRow.created_at, FindingRow.id)
             )
         ]
         return data
 
-    def _findings_visible(self, orm: OrmSession) -> Any:
-        """SQL condition: findings this subject may see. A finding with its own marking (a
-        duplicate marked differently reveals both records) needs that marking dominated, and
-        is for stewards and admins only."""
-        readable = self.session.readable_marking_ids(orm)
+    def _findings_visible(self, orm: OrmSession, query: _Query) -> _Query:
+        """``query`` restricted to findings this subject may see. A finding with its own
+        marking (a duplicate marked differently reveals both records) needs that marking
+        dominated, and is for stewards and admins only."""
         if not _is_steward(self.session):
-            return FindingRow.marking_id.is_(None)
-        return FindingRow.marking_id.is_(None) | FindingRow.marking_id.in_(readable)
+            return query.where(FindingRow.marking_id.is_(None))
+        return self.session.readable(orm, query, FindingRow.marking_id, allow_unmarked=True)
 
     @staticmethod
     def _finding_dict(f: FindingRow) -> dict[str, Any]:
@@ -170,13 +171,13 @@ class Documents:
             data = self._doc_dict(orm, row)
             if elements and row.status == DocumentStatus.PARSED.value:
                 view = ReaderView(self.session, orm)
-                readable = view.readable
+                query = select(ElementRow).where(ElementRow.doc_id == row.id)
                 data["elements"] = [
                     view.element(e)
                     for e in orm.scalars(
-                        select(ElementRow)
-                        .where(ElementRow.doc_id == row.id, ElementRow.marking_id.in_(readable))
-                        .order_by(ElementRow.seq)
+                        self.session.readable(orm, query, ElementRow.marking_id).order_by(
+                            ElementRow.seq
+                        )
                     )
                 ]
             marking = data["marking"]
@@ -188,12 +189,12 @@ class Documents:
     ) -> builtins.list[dict[str, Any]]:
         """Findings on documents this subject may know of."""
         with self.session.workspace.catalog.transaction() as orm:
-            query = (
+            query = self._findings_visible(
+                orm,
                 select(FindingRow)
                 .join(DocumentRow, DocumentRow.id == FindingRow.doc_id)
-                .where(self._visible(orm), self._findings_visible(orm))
-                .order_by(FindingRow.created_at, FindingRow.id)
-            )
+                .where(self._visible(orm)),
+            ).order_by(FindingRow.created_at, FindingRow.id)
             if kind is not None:
                 query = query.where(FindingRow.kind == kind)
             if unresolved:
@@ -213,7 +214,7 @@ class Documents:
             raise InvalidInput("A resolution needs a note saying what was done (--note).")
         with self.session.workspace.catalog.transaction() as orm:
             finding = orm.scalar(
-                select(FindingRow).where(FindingRow.id == finding_id, self._findings_visible(orm))
+                self._findings_visible(orm, select(FindingRow).where(FindingRow.id == finding_id))
             )
             if (
                 finding is None
@@ -350,10 +351,13 @@ class Documents:
                 doc_id, current_id = element.doc_id, element.marking_id
             else:
                 row = orm.scalar(
-                    select(DocumentRow).where(
-                        DocumentRow.id == object_id,
-                        DocumentRow.status == DocumentStatus.PARSED.value,
-                        DocumentRow.marking_id.in_(readable),
+                    self.session.readable(
+                        orm,
+                        select(DocumentRow).where(
+                            DocumentRow.id == object_id,
+                            DocumentRow.status == DocumentStatus.PARSED.value,
+                        ),
+                        DocumentRow.marking_id,
                     )
                 )
                 if row is None or row.marking_id is None:
@@ -518,15 +522,9 @@ class Jobs:
     def _elements(self, orm: OrmSession, doc_ids: set[str]) -> int:
         if not doc_ids:
             return 0
-        readable = self.session.readable_marking_ids(orm)
+        query = select(ElementRow.id).where(ElementRow.doc_id.in_(doc_ids))
         return len(
-            builtins.list(
-                orm.scalars(
-                    select(ElementRow.id).where(
-                        ElementRow.doc_id.in_(doc_ids), ElementRow.marking_id.in_(readable)
-                    )
-                )
-            )
+            builtins.list(orm.scalars(self.session.readable(orm, query, ElementRow.marking_id)))
         )
 
     def _restricted(
