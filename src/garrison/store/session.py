@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
 from garrison.core.errors import AuditWriteError, InvalidInput, NotFound, NotPermitted
-from garrison.security.audit import AuditEvent, Checkpoint
+from garrison.security.audit import AuditAction, AuditEvent, Checkpoint
 from garrison.security.markings import Marking, MarkingRegistry, access_expression, parse_marking
 from garrison.security.policy import Action, Decision, can_read, permits
 from garrison.security.subjects import (
@@ -83,7 +83,7 @@ class Session:
 
     def audit(
         self,
-        action: str,
+        action: AuditAction,
         *,
         object_id: str | None = None,
         object_marking: str | None = None,
@@ -102,11 +102,18 @@ class Session:
             details=dict(details or {}),
         )
 
-    def require(self, action: Action, audit_action: str, *, object_id: str | None = None) -> None:
-        """Raise NotPermitted (after auditing the denial) unless the subject's roles allow it."""
+    def require(
+        self, action: Action, audit_action: AuditAction | str, *, object_id: str | None = None
+    ) -> None:
+        """Raise NotPermitted (after auditing the denial) unless the subject's roles allow it.
+
+        ``audit_action`` may still be given as its string value (ingest's callers pass one); a
+        name that is no :class:`AuditAction` raises ``ValueError`` before anything is decided.
+        """
+        named = AuditAction(audit_action)
         decision = permits(self.subject, action)
         if not decision:
-            self.audit(audit_action, object_id=object_id, decision="deny", reason=decision.reason)
+            self.audit(named, object_id=object_id, decision="deny", reason=decision.reason)
             raise NotPermitted(
                 f"{self.subject.name} may not {action.value.replace('-', ' ')}: "
                 "no role of theirs permits it."
@@ -119,7 +126,7 @@ class Session:
     @contextmanager
     def _write(
         self,
-        action: str,
+        action: AuditAction,
         *,
         object_id: str | None,
         object_marking: str | None = None,
@@ -282,10 +289,12 @@ class Session:
 
     def add_user(self, name: str, spec: SubjectSpec) -> Subject:
         """Create a user or service account (admin); audited."""
-        self.require(Action.MANAGE_USERS, "user.add", object_id=name)
+        self.require(Action.MANAGE_USERS, AuditAction.USER_ADD, object_id=name)
         subject = self._build_subject(name, spec, None)
         try:
-            with self._write("user.add", object_id=name, details=_subject_details(subject)) as orm:
+            with self._write(
+                AuditAction.USER_ADD, object_id=name, details=_subject_details(subject)
+            ) as orm:
                 if orm.scalar(select(SubjectRow.id).where(SubjectRow.name == name)) is not None:
                     raise InvalidInput(f"A user named {name!r} already exists.")
                 row = SubjectRow(name=name, created_at=utc_now())
@@ -299,13 +308,13 @@ class Session:
 
     def update_user(self, name: str, spec: SubjectSpec) -> Subject:
         """Change a subject's attributes (admin); audited with before and after."""
-        self.require(Action.MANAGE_USERS, "user.update", object_id=name)
+        self.require(Action.MANAGE_USERS, AuditAction.USER_UPDATE, object_id=name)
         with self.workspace.catalog.transaction() as orm:
             base = subject_from_row(self._subject_row(orm, name))
         subject = self._build_subject(name, spec, base)
         details = {"before": _subject_details(base), "after": _subject_details(subject)}
         try:
-            with self._write("user.update", object_id=name, details=details) as orm:
+            with self._write(AuditAction.USER_UPDATE, object_id=name, details=details) as orm:
                 self._store_subject(self._subject_row(orm, name), subject)
         except IntegrityError as exc:
             raise InvalidInput("Another user already has that certificate DN.") from exc
@@ -316,13 +325,13 @@ class Session:
         if name == SYSTEM_SUBJECT_NAME:
             return self.workspace.system_subject()
         if name != self.subject.name:
-            self.require(Action.MANAGE_USERS, "user.show", object_id=name)
+            self.require(Action.MANAGE_USERS, AuditAction.USER_SHOW, object_id=name)
         with self.workspace.catalog.transaction() as orm:
             return subject_from_row(self._subject_row(orm, name))
 
     def list_users(self) -> list[Subject]:
         """Every subject, by name (admin)."""
-        self.require(Action.MANAGE_USERS, "user.list")
+        self.require(Action.MANAGE_USERS, AuditAction.USER_LIST)
         with self.workspace.catalog.transaction() as orm:
             rows = orm.scalars(select(SubjectRow).order_by(SubjectRow.name))
             return [subject_from_row(r) for r in rows]
@@ -338,7 +347,7 @@ class Session:
         description: str | None = None,
     ) -> dict[str, Any]:
         """Register a site SCI system, SAP id, country group or CUI category (admin); audited."""
-        self.require(Action.MANAGE_REGISTRY, "registry.add", object_id=f"{kind}:{name}")
+        self.require(Action.MANAGE_REGISTRY, AuditAction.REGISTRY_ADD, object_id=f"{kind}:{name}")
         if kind not in REGISTRY_KINDS:
             raise InvalidInput(f"Unknown registry kind {kind!r}: use {', '.join(REGISTRY_KINDS)}.")
         name = name.strip().upper()
@@ -360,14 +369,16 @@ class Session:
             raise InvalidInput(f"The registry already has {kind} {name}.")
         _validated_registry([*current, entry])
         details = {"kind": kind, "name": name, "members": member_list}
-        with self._write("registry.add", object_id=f"{kind}:{name}", details=details) as orm:
+        with self._write(
+            AuditAction.REGISTRY_ADD, object_id=f"{kind}:{name}", details=details
+        ) as orm:
             orm.add(entry)
         self.workspace.refresh()
         return _registry_dict(entry)
 
     def registry_list(self) -> list[dict[str, Any]]:
         """The site additions (admin)."""
-        self.require(Action.MANAGE_REGISTRY, "registry.list")
+        self.require(Action.MANAGE_REGISTRY, AuditAction.REGISTRY_LIST)
         with self.workspace.catalog.transaction() as orm:
             rows = orm.scalars(
                 select(RegistryEntry).order_by(RegistryEntry.kind, RegistryEntry.name)
@@ -376,7 +387,7 @@ class Session:
 
     # -- audit log --------------------------------------------------------------------------
 
-    def _require_audit_reader(self, audit_action: str) -> None:
+    def _require_audit_reader(self, audit_action: AuditAction) -> None:
         self.require(Action.READ_AUDIT, audit_action)
         decision = self.can_read(self.workspace.system_high)
         if not decision:
@@ -387,20 +398,20 @@ class Session:
 
     def audit_tail(self, n: int | None = None) -> list[AuditEvent]:
         """The last ``n`` events (all with None); admin dominating system high; audited."""
-        self._require_audit_reader("audit.read")
-        self.audit("audit.read", details={"n": n})
+        self._require_audit_reader(AuditAction.AUDIT_READ)
+        self.audit(AuditAction.AUDIT_READ, details={"n": n})
         return self.workspace.audit.tail(n)
 
     def audit_verify(self, against: Checkpoint | None = None) -> Any:
         """Recompute and check the whole log (admin); audited after the check."""
-        self._require_audit_reader("audit.verify")
+        self._require_audit_reader(AuditAction.AUDIT_VERIFY)
         report = self.workspace.audit.verify(self._public_key(), against=against)
         if not report.ok:
             # A damaged log refuses appends; the verdict matters more than recording it.
             self.workspace.log_damaged = True
         try:
             self.audit(
-                "audit.verify",
+                AuditAction.AUDIT_VERIFY,
                 decision="allow",
                 details={
                     "ok": report.ok,
@@ -415,8 +426,8 @@ class Session:
 
     def audit_export_checkpoint(self, path: Path) -> Checkpoint:
         """Write the latest signed checkpoint to ``path`` for safekeeping elsewhere (admin)."""
-        self._require_audit_reader("audit.checkpoint")
-        self.audit("audit.checkpoint", details={"out": str(path)})
+        self._require_audit_reader(AuditAction.AUDIT_CHECKPOINT)
+        self.audit(AuditAction.AUDIT_CHECKPOINT, details={"out": str(path)})
         return self.workspace.audit.export_checkpoint(path)
 
     def _public_key(self) -> Any:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from garrison.core.config import CONFIG_FILE, WorkspaceConfig
 from garrison.core.errors import InvalidInput, NotFound, WorkspaceError
+from garrison.security.audit import AuditAction
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
     Marking,
@@ -145,7 +146,7 @@ class Workspace:
                 orm.flush()
                 audit.append(
                     SYSTEM_SUBJECT_NAME,
-                    "workspace.init",
+                    AuditAction.WORKSPACE_INIT,
                     object_id=config.workspace_id,
                     object_marking=high.banner(),
                     details={"catalog": catalog.backend, "system_high": high.banner()},
@@ -261,7 +262,7 @@ class Workspace:
         if row is None or row.disabled:
             self.audit.append(
                 as_user,
-                "session.open",
+                AuditAction.SESSION_OPEN,
                 decision="deny",
                 reason="unknown subject" if row is None else "subject is disabled",
             )
