@@ -27,6 +27,7 @@ from garrison.core.errors import InvalidInput
 from garrison.datasets import Datasets
 from garrison.search import FILTER_KEYS, MAX_K, search
 from garrison.search._search import MAX_QUERY
+from garrison.security.audit import AuditAction
 from garrison.store.derived import Chunks, Lineage
 from garrison.store.documents import Documents
 from garrison.store.session import Session
@@ -249,7 +250,7 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     @router.get("/users", response_model=MarkedList, summary="Users (admin)")
     def list_users(session: SessionDep) -> JSONResponse:
         users = [u.to_dict() for u in session.list_users()]
-        session.audit("user.list", details={"count": len(users)})
+        session.audit(AuditAction.USER_LIST, details={"count": len(users)})
         return marked_list(session, users)
 
     @router.get("/audit", response_model=MarkedList, summary="Audit log (admin)")
@@ -265,7 +266,7 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     @router.get("/me", response_model=Marked, summary="The calling subject")
     def me(session: SessionDep) -> JSONResponse:
         subject = session.get_user(session.subject.name)
-        session.audit("user.show", object_id=subject.name)
+        session.audit(AuditAction.USER_SHOW, object_id=subject.name)
         return marked(session, subject.to_dict())
 
     @app.get("/v1/health", status_code=204, summary="Liveness (no authentication)")

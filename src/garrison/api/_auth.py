@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from garrison.core.errors import NotFound
+from garrison.security.audit import AuditAction
 from garrison.security.subjects import ANONYMOUS_SUBJECT_NAME
 from garrison.store.session import Session
 from garrison.store.tokens import AuthenticationFailed, authenticate, subject_for_dn
@@ -31,7 +32,7 @@ def _subject_name(workspace: Workspace, request: Request) -> str:
         if scheme.lower() != "bearer" or not secret.strip():
             workspace.audit.append(
                 ANONYMOUS_SUBJECT_NAME,
-                "login",
+                AuditAction.LOGIN,
                 decision="deny",
                 reason="malformed Authorization header",
             )
@@ -41,7 +42,7 @@ def _subject_name(workspace: Workspace, request: Request) -> str:
     if isinstance(dn, str) and dn:
         return subject_for_dn(workspace, dn)
     workspace.audit.append(
-        ANONYMOUS_SUBJECT_NAME, "login", decision="deny", reason="no credentials"
+        ANONYMOUS_SUBJECT_NAME, AuditAction.LOGIN, decision="deny", reason="no credentials"
     )
     raise AuthenticationFailed()
 

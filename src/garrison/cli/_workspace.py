@@ -8,6 +8,7 @@ import typer
 
 from garrison.cli._common import JsonOpt, WorkspaceOpt, open_session, workspace_path
 from garrison.cli._output import emit_json, out_console
+from garrison.security.audit import AuditAction
 from garrison.security.policy import Action
 from garrison.store.workspace import Workspace
 
@@ -80,6 +81,6 @@ def migrate(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
     finally:
         catalog.dispose()
     with open_session(ctx, workspace, None) as session:
-        session.require(Action.MANAGE_REGISTRY, "catalog.migrate")
-        session.audit("catalog.migrate", details={"from": before, "to": after})
+        session.require(Action.MANAGE_REGISTRY, AuditAction.CATALOG_MIGRATE)
+        session.audit(AuditAction.CATALOG_MIGRATE, details={"from": before, "to": after})
     out_console.print(f"Catalog schema is current (was {before}).", markup=False)

@@ -22,6 +22,7 @@ from typing import Any
 from garrison.core.errors import InvalidInput, MarkingError, NotFound
 from garrison.datasets._records import DatasetRecord, Selection, record_marking, select_records
 from garrison.datasets._splits import assign_splits
+from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, dominates, join
 from garrison.security.policy import Action
 from garrison.store.datasets import (
@@ -171,7 +172,7 @@ class Datasets:
                 rows = [r for r in version_rows(self.session, id_prefix=full) if r.id == full]
         if not rows:
             self.session.audit(
-                "dataset.read",
+                AuditAction.DATASET_READ,
                 object_id=ref[:128],
                 decision="deny",
                 reason="no such version or not readable",
@@ -240,14 +241,14 @@ class Datasets:
         """One readable version; NotFound otherwise (same answer as for a missing one)."""
         version = self._version(self._row(ref))
         self.session.audit(
-            "dataset.read", object_id=version.id, object_marking=version.marking.banner()
+            AuditAction.DATASET_READ, object_id=version.id, object_marking=version.marking.banner()
         )
         return version
 
     def list(self) -> builtins.list[DatasetVersion]:
         """Every readable, undeleted version, newest first."""
         versions = [self._version(r) for r in version_rows(self.session)]
-        self.session.audit("dataset.list", details={"count": len(versions)})
+        self.session.audit(AuditAction.DATASET_LIST, details={"count": len(versions)})
         return versions
 
     def records(self, version: DatasetVersion) -> builtins.list[SnapshotRecord]:
@@ -299,7 +300,7 @@ class Datasets:
         stratify: str | None = None,
     ) -> DatasetVersion:
         """Materialize a version (stewards); the same data and selection give the same id."""
-        self.session.require(Action.DATASET_CREATE, "dataset.create", object_id=name)
+        self.session.require(Action.DATASET_CREATE, AuditAction.DATASET_CREATE, object_id=name)
         if not name or len(name) > 128 or "@" in name:
             raise InvalidInput("A dataset name is 1-128 characters, without '@'.")
         ratios = ratios or {"train": 1.0}
@@ -355,7 +356,7 @@ class Datasets:
 
     def delete(self, ref: str) -> str:
         """Delete a version (stewards; audited). Its id is never reused for other content."""
-        self.session.require(Action.DATASET_DELETE, "dataset.delete", object_id=ref[:128])
+        self.session.require(Action.DATASET_DELETE, AuditAction.DATASET_DELETE, object_id=ref[:128])
         row = self._row(ref)
         delete_version(self.session, row.id)
         return row.id

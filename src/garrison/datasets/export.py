@@ -53,6 +53,7 @@ from garrison.datasets._versions import (
 )
 from garrison.datasets.card import build_card
 from garrison.security import crypto
+from garrison.security.audit import AuditAction
 from garrison.security.policy import Action, can_export
 from garrison.store.keys import dataset_signing_key
 from garrison.store.session import Session
@@ -123,7 +124,7 @@ def export_public_key(where: Session | Path, out: Path) -> str:
         raise InvalidInput(f"{out} already exists; choose another path.") from None
     key_id = crypto.fingerprint(public)
     if session is not None:
-        session.audit("dataset.key-export", object_id=key_id, details={"out": str(out)})
+        session.audit(AuditAction.DATASET_KEY_EXPORT, object_id=key_id, details={"out": str(out)})
     return key_id
 
 
@@ -135,13 +136,13 @@ def export_version(session: Session, ref: str, fmt: ExportFormat, out: Path) -> 
     DISPLAY ONLY); NotFound when the version does not exist or is not readable; InvalidInput for
     an unknown format or when ``out`` exists and is not an empty directory.
     """
-    session.require(Action.DATASET_EXPORT, "dataset.export", object_id=ref[:128])
+    session.require(Action.DATASET_EXPORT, AuditAction.DATASET_EXPORT, object_id=ref[:128])
     datasets = Datasets(session)
     version = datasets.get(ref)
     banner = version.marking.banner()
     if version.stale:
         session.audit(
-            "dataset.export",
+            AuditAction.DATASET_EXPORT,
             object_id=version.id,
             object_marking=banner,
             decision="deny",
@@ -173,7 +174,7 @@ def export_version(session: Session, ref: str, fmt: ExportFormat, out: Path) -> 
             shutil.rmtree(tmp, ignore_errors=True)
     try:
         session.audit(
-            "dataset.export",
+            AuditAction.DATASET_EXPORT,
             object_id=version.id,
             object_marking=banner,
             details={"format": fmt, "out": str(out), "records": len(records), "key_id": key_id},
@@ -201,7 +202,7 @@ def _check_exportable(
         if decision:
             continue
         session.audit(
-            "dataset.export",
+            AuditAction.DATASET_EXPORT,
             object_id=version.id,
             object_marking=version.marking.banner(),
             decision="deny",

@@ -37,6 +37,7 @@ from garrison.ingest._guard import SKIPPED_LINK, InputGuard
 from garrison.ingest._report import FileResult, IngestOptions, IngestReport, ProgressFn
 from garrison.ingest._worker import ParseNode, ParseTask, node_from_outcome, parse_tree
 from garrison.parse import warm_up
+from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, system_high_dominates
 from garrison.security.policy import Action
 from garrison.store.ingest_writer import (
@@ -73,7 +74,7 @@ def _source_name(options: IngestOptions, first: str) -> str:
 
 
 def _prepare(session: Session, options: IngestOptions) -> Marking:
-    session.require(Action.INGEST, "ingest.start")
+    session.require(Action.INGEST, AuditAction.INGEST_START)
     default = session.parse_marking(options.default_marking)
     if not system_high_dominates(session.workspace.system_high, default):
         raise InvalidInput(

@@ -45,6 +45,7 @@ from garrison.ingest._decide import decide as _decide
 from garrison.ingest._decide import to_document
 from garrison.ingest._worker import ParseNode, ParseTask, node_from_outcome, parse_tree
 from garrison.parse import warm_up
+from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
 from garrison.security.policy import Action
 from garrison.store.ingest_writer import DecidedDocument
@@ -96,7 +97,7 @@ def reparse(
 ) -> ReparseReport:
     """Re-parse the stored originals of every document (or those seen at or under ``paths``)
     under the current rules and apply what changed; stewards, audited (``ingest.reparse``)."""
-    session.require(Action.INGEST, "ingest.reparse")
+    session.require(Action.INGEST, AuditAction.INGEST_REPARSE)
     roots = reparse_roots(session, paths)
     warm_up()
     params = {"paths": [str(Path(p).absolute()) for p in paths], "roots": len(roots)}

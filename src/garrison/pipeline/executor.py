@@ -65,6 +65,7 @@ from garrison.pipeline.stages.dedup import (
     TEXT_HASH,
     WORD_COUNT,
 )
+from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
 from garrison.security.policy import Action
 from garrison.store import pipeline_state
@@ -323,7 +324,7 @@ def run_pipeline(
     """
     from garrison.store.keys import read_or_create_secret
 
-    session.require(Action.RUN_PIPELINE, "pipeline.run")
+    session.require(Action.RUN_PIPELINE, AuditAction.PIPELINE_RUN)
     workspace = session.workspace
     mark_stale_jobs(session)
     resources = {

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from garrison.pipeline.spec import PipelineSpec, StageSpec
+from garrison.security.audit import AuditAction
 from garrison.security.policy import Action
 from garrison.store.pipeline_state import plan_rows
 from garrison.store.session import Session
@@ -102,7 +103,7 @@ def plan_run(
     full: bool = False,
 ) -> RunPlan:
     """Work out what a run of ``spec`` as ``session``'s subject would redo (reads only)."""
-    session.require(Action.RUN_PIPELINE, "pipeline.plan")
+    session.require(Action.RUN_PIPELINE, AuditAction.PIPELINE_PLAN)
     parts = _Parts.of(spec.stages)
     head_sig = _stages_key(parts.head)
     tail_sig = _stages_key(parts.middle + parts.tail)

@@ -43,6 +43,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from garrison.core.errors import InvalidInput
+from garrison.security.audit import AuditAction
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
 from garrison.store.catalog_reads import CatalogView, catalog_view
@@ -150,7 +151,7 @@ def search(
     ``ingested_to`` (ISO dates or times, inclusive). Raises InvalidInput for an unknown filter,
     a bad value, an empty or over-long query, or ``k`` outside 1..1000. Audited as ``search``.
     """
-    session.require(Action.READ, "search")
+    session.require(Action.READ, AuditAction.SEARCH)
     text = query.strip()
     if not text:
         raise InvalidInput("The search query is empty: give at least one word.")
@@ -163,7 +164,7 @@ def search(
     with catalog_view(session) as view:
         result = _search(session, view, index, text, k, chosen)
     session.audit(
-        "search",
+        AuditAction.SEARCH,
         object_marking=result.marking,
         details={
             "query_length": len(text),

@@ -1,4 +1,7 @@
 """Security core: markings, access expressions, subjects, policy, audit hashing, crypto."""
 
-#: Nothing at package level: import from the modules (``security.markings``, ``.policy`` ...).
-__all__: list[str] = []
+from garrison.security.audit import AuditAction
+
+#: The audit actions are exported here; import everything else from its module
+#: (``security.markings``, ``.policy`` ...).
+__all__ = ["AuditAction"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from garrison.security import crypto, merkle
 __all__ = [
     "CHECKPOINT_DOMAIN",
     "EVENT_DOMAIN",
+    "AuditAction",
     "AuditEvent",
     "Checkpoint",
     "Decision",
@@ -33,6 +35,70 @@ __all__ = [
 ]
 
 Decision = Literal["allow", "deny", "error"]
+
+
+class AuditAction(StrEnum):
+    """Every action the audit log records, one member per action name.
+
+    A member's value is the exact name stored in ``AuditEvent.action`` (a dotted
+    ``area.verb``, or one word for ``login``, ``search`` and ``integrity``), so logs written
+    before this enum existed verify and read the same. Call sites pass members, never literals;
+    a new kind of event is a new member here.
+    """
+
+    AUDIT_CHECKPOINT = "audit.checkpoint"
+    AUDIT_READ = "audit.read"
+    AUDIT_VERIFY = "audit.verify"
+    CATALOG_MIGRATE = "catalog.migrate"
+    CHUNKS_LIST = "chunks.list"
+    DATASET_CREATE = "dataset.create"
+    DATASET_DELETE = "dataset.delete"
+    DATASET_EXPORT = "dataset.export"
+    DATASET_KEY_EXPORT = "dataset.key-export"
+    DATASET_LIST = "dataset.list"
+    DATASET_READ = "dataset.read"
+    DEDUP_REPORT = "dedup.report"
+    DOC_ORIGINAL = "doc.original"
+    DOC_READ = "doc.read"
+    DOCS_LIST = "docs.list"
+    DOCUMENT_REMOVE = "document.remove"
+    FINDING_RESOLVE = "finding.resolve"
+    FINDINGS_LIST = "findings.list"
+    INGEST_DOCUMENT = "ingest.document"
+    INGEST_REMARK = "ingest.remark"
+    INGEST_REPARSE = "ingest.reparse"
+    INGEST_SPILL = "ingest.spill"
+    INGEST_START = "ingest.start"
+    INGEST_SUPERSEDE = "ingest.supersede"
+    INTEGRITY = "integrity"
+    JOB_FINISH = "job.finish"
+    JOB_START = "job.start"
+    JOBS_LIST = "jobs.list"
+    JOBS_SHOW = "jobs.show"
+    LINEAGE_READ = "lineage.read"
+    LOGIN = "login"
+    MARKING_DOWNGRADE = "marking.downgrade"
+    PIPELINE_PLAN = "pipeline.plan"
+    PIPELINE_REMOVE = "pipeline.remove"
+    PIPELINE_RUN = "pipeline.run"
+    PIPELINE_WRITE = "pipeline.write"
+    REGISTRY_ADD = "registry.add"
+    REGISTRY_LIST = "registry.list"
+    SEARCH = "search"
+    SESSION_OPEN = "session.open"
+    TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret
+    TOKEN_LIST = "token.list"  # noqa: S105
+    TOKEN_REVOKE = "token.revoke"  # noqa: S105
+    USER_ADD = "user.add"
+    USER_LIST = "user.list"
+    USER_SHOW = "user.show"
+    USER_UPDATE = "user.update"
+    WEB_CSRF = "web.csrf"
+    WEB_LOGIN = "web.login"
+    WEB_LOGOUT = "web.logout"
+    WEB_SESSION_END = "web.session-end"
+    WORKSPACE_INIT = "workspace.init"
+
 
 #: Prefix of every checkpoint signature message, so a checkpoint signature can never be replayed
 #: as any other kind of Garrison signature (and vice versa).
@@ -67,8 +133,9 @@ def _utc(value: datetime) -> datetime:
 class AuditEvent(BaseModel):
     """One security-relevant action, as recorded in the audit log (format 1).
 
-    ``seq`` is 1-based and gap-free; ``actor`` is a user name or ``"system"``; ``action`` is a
-    dotted name chosen by the caller (``"workspace.init"``, ``"user.add"``...);
+    ``seq`` is 1-based and gap-free; ``actor`` is a user name or ``"system"``; ``action`` is the
+    value of an :class:`AuditAction` (``"workspace.init"``, ``"user.add"``...), kept a plain
+    string so a log reads and verifies whatever names it holds;
     ``object_marking`` is the canonical banner of the object acted on; ``decision`` says whether
     the action was allowed, denied, or failed, with ``reason`` saying why.
     """

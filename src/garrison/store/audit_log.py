@@ -46,6 +46,7 @@ from garrison.core.errors import (
 )
 from garrison.security import crypto, merkle
 from garrison.security.audit import (
+    AuditAction,
     AuditEvent,
     Checkpoint,
     Decision,
@@ -129,7 +130,7 @@ class AuditLog:
     def append(
         self,
         actor: str,
-        action: str,
+        action: AuditAction,
         *,
         object_id: str | None = None,
         object_marking: str | None = None,
@@ -172,7 +173,7 @@ class AuditLog:
                     self._write_checkpoint(state)
         except (OSError, ValueError, TypeError, _Damaged) as exc:
             raise AuditWriteError(
-                f"The audit log could not record {action!r} by {actor!r} ({_why(exc)}); "
+                f"The audit log could not record {str(action)!r} by {actor!r} ({_why(exc)}); "
                 "the action was not carried out."
             ) from exc
         return event

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.dml import Insert
 
+from garrison.security.audit import AuditAction
 from garrison.store.models import (
     ChunkRow,
     DatasetVersionRow,
@@ -455,7 +456,7 @@ def _audit_once(session: Session, table: str, record_id: str) -> None:
         return
     seen.add((table, record_id))
     session.audit(
-        "integrity",
+        AuditAction.INTEGRITY,
         object_id=f"{table}:{record_id}",
         decision="deny",
         reason="binding does not verify",

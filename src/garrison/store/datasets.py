@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from garrison.core.clock import utc_now
 from garrison.core.errors import NotFound
+from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
 from garrison.store.models import ChunkRow, DatasetVersionRow, DocumentRow, ElementRow, ElementState
 from garrison.store.session import Session
@@ -218,7 +219,7 @@ def add_version(
 ) -> None:
     """Store a new version (or bring back a deleted one with the same content); audited."""
     with session._write(
-        "dataset.create",
+        AuditAction.DATASET_CREATE,
         object_id=version_id,
         object_marking=marking.banner(),
         details={"name": name, "records": record_count},
@@ -245,7 +246,7 @@ def add_version(
 
 def delete_version(session: Session, version_id: str) -> None:
     """Mark a version deleted (its id is never reused for other content); audited."""
-    with session._write("dataset.delete", object_id=version_id) as orm:
+    with session._write(AuditAction.DATASET_DELETE, object_id=version_id) as orm:
         stored = orm.get(DatasetVersionRow, version_id)
         if stored is None:
             raise NotFound(f"No dataset version {version_id}.")

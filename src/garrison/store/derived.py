@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.errors import NotFound
+from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, join
 from garrison.store.models import (
     ChunkRow,
@@ -59,7 +60,9 @@ class Chunks:
                 chunks: builtins.list[dict[str, Any]] = []
             else:
                 chunks = [view.chunk(c) for c in orm.scalars(query)]
-        self.session.audit("chunks.list", details={"count": len(chunks), "doc_id": doc_id})
+        self.session.audit(
+            AuditAction.CHUNKS_LIST, details={"count": len(chunks), "doc_id": doc_id}
+        )
         return chunks
 
 
@@ -92,13 +95,15 @@ class Lineage:
                         tree = self._document(view, doc)
                     else:
                         self.session.audit(
-                            "lineage.read",
+                            AuditAction.LINEAGE_READ,
                             object_id=record_id[:64],
                             decision="deny",
                             reason="no such record or not readable",
                         )
                         raise NotFound(f"No chunk, element or document with id {record_id}.")
-        self.session.audit("lineage.read", object_id=record_id, object_marking=tree["marking"])
+        self.session.audit(
+            AuditAction.LINEAGE_READ, object_id=record_id, object_marking=tree["marking"]
+        )
         return tree
 
     def _document(self, view: ReaderView, doc: DocumentRow) -> dict[str, Any]:
@@ -304,7 +309,7 @@ def dedup_report(session: Session) -> dict[str, Any]:
 
     if not (session.subject.has_role(Role.STEWARD) or session.subject.has_role(Role.ADMIN)):
         findings = []  # shown only to stewards who may read both records
-    session.audit("dedup.report", details={"clusters": len(clusters)})
+    session.audit(AuditAction.DEDUP_REPORT, details={"clusters": len(clusters)})
     return {
         "clusters": [
             {"canonical": canonical, "duplicates": sorted(members)}

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session as OrmSession
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.core.records import DocumentStatus
+from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, dominates
 from garrison.security.policy import Action, Decision
 from garrison.security.subjects import Role
@@ -67,7 +68,7 @@ class Documents:
             return or_(parsed, DocumentRow.status.not_in(hidden))
         return parsed
 
-    def _get(self, orm: OrmSession, doc_id: str, action: str) -> DocumentRow:
+    def _get(self, orm: OrmSession, doc_id: str, action: AuditAction) -> DocumentRow:
         row = orm.scalar(select(DocumentRow).where(DocumentRow.id == doc_id, self._visible(orm)))
         if row is None and 8 <= len(doc_id) < 64 and all(c in "0123456789abcdef" for c in doc_id):
             # A unique prefix of a visible document (as listings print them) is enough.
@@ -161,13 +162,13 @@ class Documents:
             if limit is not None:
                 query = query.limit(limit)
             docs = [self._doc_dict(orm, row) for row in orm.scalars(query)]
-        self.session.audit("docs.list", details={"count": len(docs), "status": status})
+        self.session.audit(AuditAction.DOCS_LIST, details={"count": len(docs), "status": status})
         return docs
 
     def show(self, doc_id: str, *, elements: bool = False) -> dict[str, Any]:
         """One document (with its elements on request); NotFound when unreadable."""
         with self.session.workspace.catalog.transaction() as orm:
-            row = self._get(orm, doc_id, "doc.read")
+            row = self._get(orm, doc_id, AuditAction.DOC_READ)
             data = self._doc_dict(orm, row)
             if elements and row.status == DocumentStatus.PARSED.value:
                 view = ReaderView(self.session, orm)
@@ -181,7 +182,7 @@ class Documents:
                     )
                 ]
             marking = data["marking"]
-        self.session.audit("doc.read", object_id=doc_id, object_marking=marking)
+        self.session.audit(AuditAction.DOC_READ, object_id=doc_id, object_marking=marking)
         return data
 
     def findings(
@@ -202,14 +203,16 @@ class Documents:
             if limit is not None:
                 query = query.limit(limit)
             found = [self._finding_dict(f) for f in orm.scalars(query)]
-        self.session.audit("findings.list", details={"count": len(found), "kind": kind})
+        self.session.audit(AuditAction.FINDINGS_LIST, details={"count": len(found), "kind": kind})
         return found
 
     # -- steward actions ----------------------------------------------------------------------
 
     def resolve(self, finding_id: str, note: str) -> dict[str, Any]:
         """Record that a steward reviewed a finding, and why (audited)."""
-        self.session.require(Action.RESOLVE_FINDINGS, "finding.resolve", object_id=str(finding_id))
+        self.session.require(
+            Action.RESOLVE_FINDINGS, AuditAction.FINDING_RESOLVE, object_id=str(finding_id)
+        )
         if not note.strip():
             raise InvalidInput("A resolution needs a note saying what was done (--note).")
         with self.session.workspace.catalog.transaction() as orm:
@@ -226,14 +229,14 @@ class Documents:
                 is None
             ):
                 self.session.audit(
-                    "finding.resolve",
+                    AuditAction.FINDING_RESOLVE,
                     object_id=str(finding_id),
                     decision="deny",
                     reason="no such finding or not readable",
                 )
                 raise NotFound(f"No finding with id {finding_id}.")
         with self.session._write(
-            "finding.resolve", object_id=str(finding_id), details={"note": note}
+            AuditAction.FINDING_RESOLVE, object_id=str(finding_id), details={"note": note}
         ) as orm:
             finding = orm.get(FindingRow, finding_id)
             assert finding is not None
@@ -260,11 +263,13 @@ class Documents:
             PipelineDoc,
         )
 
-        self.session.require(Action.REMOVE_DOCUMENT, "document.remove", object_id=doc_id[:64])
+        self.session.require(
+            Action.REMOVE_DOCUMENT, AuditAction.DOCUMENT_REMOVE, object_id=doc_id[:64]
+        )
         if not reason.strip():
             raise InvalidInput("Removing a document needs a reason (--reason).")
         with self.session.workspace.catalog.transaction() as orm:
-            root = self._get(orm, doc_id, "document.remove")
+            root = self._get(orm, doc_id, AuditAction.DOCUMENT_REMOVE)
             doc_id = root.id
             tree = [root.id]
             frontier = [root.id]
@@ -299,7 +304,7 @@ class Documents:
             )
         ChunkIndex(self.session.workspace.root / "index").replace_documents(tree, [])
         with self.session._write(
-            "document.remove",
+            AuditAction.DOCUMENT_REMOVE,
             object_id=doc_id,
             details={"documents": len(tree), "reason": reason},
         ) as orm:
@@ -340,7 +345,7 @@ class Documents:
 
         Only a steward who dominates the original may do it; the original marking is kept.
         """
-        self.session.require(Action.DOWNGRADE, "marking.downgrade", object_id=object_id)
+        self.session.require(Action.DOWNGRADE, AuditAction.MARKING_DOWNGRADE, object_id=object_id)
         if not reason.strip():
             raise InvalidInput("A downgrade needs a reason (--reason).")
         new = self.session.parse_marking(to)
@@ -362,7 +367,7 @@ class Documents:
                 )
                 if row is None or row.marking_id is None:
                     self.session.audit(
-                        "marking.downgrade",
+                        AuditAction.MARKING_DOWNGRADE,
                         object_id=object_id[:64],
                         decision="deny",
                         reason="no such object or not readable",
@@ -383,7 +388,7 @@ class Documents:
             "kind": "element" if element is not None else "document",
         }
         with self.session._write(
-            "marking.downgrade",
+            AuditAction.MARKING_DOWNGRADE,
             object_id=object_id,
             object_marking=current.banner(),
             details=details,
@@ -442,7 +447,7 @@ class Jobs:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _require(self, action: str) -> None:
+    def _require(self, action: AuditAction) -> None:
         if not _is_steward(self.session):
             self.session.audit(action, decision="deny", reason="jobs are for stewards and admins")
             raise NotPermitted(
@@ -566,7 +571,7 @@ class Jobs:
 
     def list(self, *, limit: int | None = None) -> builtins.list[dict[str, Any]]:
         """Every job, oldest first; stale ``running`` jobs are marked interrupted first."""
-        self._require("jobs.list")
+        self._require(AuditAction.JOBS_LIST)
         from garrison.store.jobs import mark_stale_jobs
 
         mark_stale_jobs(self.session)
@@ -579,18 +584,21 @@ class Jobs:
             if not everything and jobs:
                 items = self._items(orm, [j["id"] for j in jobs])
                 jobs = [self._restricted(orm, j, items[j["id"]]) for j in jobs]
-        self.session.audit("jobs.list", details={"count": len(jobs)})
+        self.session.audit(AuditAction.JOBS_LIST, details={"count": len(jobs)})
         return jobs
 
     def show(self, job_id: str) -> dict[str, Any]:
         """One job with what happened to each input the asker may see; NotFound if none."""
-        self._require("jobs.show")
+        self._require(AuditAction.JOBS_SHOW)
         everything = self.sees_everything()
         with self.session.workspace.catalog.transaction() as orm:
             job = orm.get(JobRow, job_id)
             if job is None:
                 self.session.audit(
-                    "jobs.show", object_id=job_id[:64], decision="deny", reason="no such job"
+                    AuditAction.JOBS_SHOW,
+                    object_id=job_id[:64],
+                    decision="deny",
+                    reason="no such job",
                 )
                 raise NotFound(f"No job with id {job_id}.")
             data = self._job_dict(job)
@@ -600,7 +608,7 @@ class Jobs:
         for item in items:
             item.pop("_size")
         data["items"] = items
-        self.session.audit("jobs.show", object_id=job_id[:64])
+        self.session.audit(AuditAction.JOBS_SHOW, object_id=job_id[:64])
         return data
 
 
@@ -697,7 +705,7 @@ def original_bytes(session: Session, doc_id: str) -> tuple[dict[str, Any], bytes
     doc = Documents(session).show(doc_id)
     if doc["status"] != DocumentStatus.PARSED.value or doc["marking"] is None:
         raise NotFound(f"No document with id {doc_id}.")
-    session.require(Action.DATASET_EXPORT, "doc.original", object_id=doc["id"])
+    session.require(Action.DATASET_EXPORT, AuditAction.DOC_ORIGINAL, object_id=doc["id"])
     with session.workspace.catalog.transaction() as orm:
         row = orm.get(DocumentRow, doc["id"])
         if row is None:
@@ -706,7 +714,7 @@ def original_bytes(session: Session, doc_id: str) -> tuple[dict[str, Any], bytes
     decision = can_export(session.subject, whole, system_high=session.workspace.system_high)
     if not decision:
         session.audit(
-            "doc.original",
+            AuditAction.DOC_ORIGINAL,
             object_id=doc["id"],
             object_marking=doc["marking"],
             decision="deny",
@@ -718,7 +726,7 @@ def original_bytes(session: Session, doc_id: str) -> tuple[dict[str, Any], bytes
         )
     data = session.workspace.blobs.get(doc["id"])
     session.audit(
-        "doc.original",
+        AuditAction.DOC_ORIGINAL,
         object_id=doc["id"],
         object_marking=whole.banner(),
         details={"bytes": len(data)},

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.clock import utc_now
 from garrison.core.records import DocumentStatus, MarkingSource
+from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, join
 from garrison.store.models import (
     DocumentLocation,
@@ -285,7 +286,7 @@ class CatalogWriter:
         self.location(decided.doc_id, decided.uri, parent_id, new=True)
         self.events.append(
             {
-                "action": "ingest.document",
+                "action": AuditAction.INGEST_DOCUMENT,
                 "object_id": decided.doc_id,
                 "object_marking": decided.marking.banner() if decided.marking else None,
                 "decision": "allow" if decided.status is DocumentStatus.PARSED else "deny",
@@ -349,7 +350,7 @@ class CatalogWriter:
             for superseded in current:
                 self.events.append(
                     {
-                        "action": "ingest.supersede",
+                        "action": AuditAction.INGEST_SUPERSEDE,
                         "object_id": superseded,
                         "object_marking": None,
                         "decision": "allow",
@@ -396,7 +397,7 @@ class CatalogWriter:
         self.location(decided.doc_id, decided.uri, parent_id, new=True)
         self.events.append(
             {
-                "action": "ingest.spill",
+                "action": AuditAction.INGEST_SPILL,
                 "object_id": decided.doc_id,
                 "object_marking": None,
                 "decision": "deny",
@@ -511,7 +512,7 @@ class CatalogWriter:
         )
         self.events.append(
             {
-                "action": "ingest.remark",
+                "action": AuditAction.INGEST_REMARK,
                 "object_id": doc.id,
                 "object_marking": both.banner(),
                 "decision": "allow",

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from garrison.core.clock import utc_now
+from garrison.security.audit import AuditAction
 from garrison.store.models import JobRow
 from garrison.store.session import Session
 
@@ -117,7 +118,7 @@ def job(
             )
         )
     session.audit(
-        "job.start",
+        AuditAction.JOB_START,
         object_id=running.id,
         details=start_details if start_details is not None else {"kind": kind, **params},
     )
@@ -145,7 +146,7 @@ def _finish(running: RunningJob, status: str, error: str | None) -> None:
         values["total"] = summary.total
     running._update(**values)
     running.session.audit(
-        "job.finish",
+        AuditAction.JOB_FINISH,
         object_id=running.id,
         decision="allow" if status == "completed" else "error",
         reason=error,

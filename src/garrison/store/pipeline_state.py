@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session as OrmSession
 
+from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
 from garrison.store.index import ChunkIndex
 from garrison.store.models import (
@@ -263,7 +264,7 @@ def remove_derived(session: Session, doc_ids: Sequence[str], *, job_id: str | No
         had |= set(orm.scalars(select(ChunkRow.doc_id).where(ChunkRow.doc_id.in_(ids))))
         delete_derived(orm, ids)
         session.audit(
-            "pipeline.remove",
+            AuditAction.PIPELINE_REMOVE,
             details={"job": job_id, "documents": len(had)},
         )
     ChunkIndex(session.workspace.root / "index").replace_documents(ids, [])
@@ -322,7 +323,7 @@ def write_derived(session: Session, job_id: str, doc_ids: Sequence[str]) -> Iter
         yield batch
         orm.flush()
         session.audit(
-            "pipeline.write",
+            AuditAction.PIPELINE_WRITE,
             details={"job": job_id, "documents": len(doc_ids), **batch.counts},
         )
 

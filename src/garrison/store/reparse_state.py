@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.errors import InvalidInput
 from garrison.core.records import DocumentStatus
+from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, join
 from garrison.store.derived import follow_raised_document
 from garrison.store.index import ChunkIndex
@@ -265,7 +266,7 @@ def _spill(
     for kind in kinds:
         tree.writer.finding(row.id, kind, spill_detail(kind))
     tree.unindex.append(row.id)
-    _event(tree, "ingest.spill", row, "spilled", None)
+    _event(tree, AuditAction.INGEST_SPILL, row, "spilled", None)
     tree.results.append(Moved(row.id, row.uri, "spilled", "spill", 0, chunks, kinds))
 
 
@@ -277,7 +278,7 @@ def _drop(orm: OrmSession, tree: _Tree, row: DocumentRow) -> None:
     if row.blob:
         tree.blobs.append(row.id)
     tree.unindex.append(row.id)
-    _event(tree, "ingest.spill", row, "removed", None)
+    _event(tree, AuditAction.INGEST_SPILL, row, "removed", None)
     tree.results.append(Moved(row.id, row.uri, "removed", "spill", 0, chunks))
     orm.delete(row)
 
@@ -292,7 +293,7 @@ def _quarantine(
     row.title = row.author = None
     new = _new_findings(orm, tree, row.id, decided)
     tree.unindex.append(row.id)
-    _event(tree, "ingest.reparse", row, "quarantined", None)
+    _event(tree, AuditAction.INGEST_REPARSE, row, "quarantined", None)
     tree.results.append(Moved(row.id, row.uri, "quarantined", decided.reason, 0, chunks, new))
 
 
@@ -376,7 +377,9 @@ def _update(
         return
     after = session.marking_of(orm, row.marking_id)
     shown = after.banner() if after is not None and session.can_read(after) else None
-    _event(tree, "ingest.reparse", row, change, after.banner() if after is not None else None)
+    _event(
+        tree, AuditAction.INGEST_REPARSE, row, change, after.banner() if after is not None else None
+    )
     tree.results.append(Moved(row.id, row.uri, change, None, raised, chunks, new, shown))
 
 

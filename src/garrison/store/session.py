@@ -28,7 +28,7 @@ from garrison.core.errors import (
     NotFound,
     NotPermitted,
 )
-from garrison.security.audit import AuditEvent, Checkpoint
+from garrison.security.audit import AuditAction, AuditEvent, Checkpoint
 from garrison.security.markings import Marking, MarkingRegistry, access_expression, parse_marking
 from garrison.security.policy import Action, Decision, can_read, permits
 from garrison.security.subjects import (
@@ -89,7 +89,7 @@ class Session:
 
     def audit(
         self,
-        action: str,
+        action: AuditAction,
         *,
         object_id: str | None = None,
         object_marking: str | None = None,
@@ -108,11 +108,17 @@ class Session:
             details=dict(details or {}),
         )
 
-    def require(self, action: Action, audit_action: str, *, object_id: str | None = None) -> None:
-        """Raise NotPermitted (after auditing the denial) unless the subject's roles allow it."""
+    def require(
+        self, action: Action, audit_action: AuditAction, *, object_id: str | None = None
+    ) -> None:
+        """Raise NotPermitted (after auditing the denial) unless the subject's roles allow it.
+
+        A name that is no :class:`AuditAction` raises ``ValueError`` before anything is decided.
+        """
+        named = AuditAction(audit_action)
         decision = permits(self.subject, action)
         if not decision:
-            self.audit(audit_action, object_id=object_id, decision="deny", reason=decision.reason)
+            self.audit(named, object_id=object_id, decision="deny", reason=decision.reason)
             raise NotPermitted(
                 f"{self.subject.name} may not {action.value.replace('-', ' ')}: "
                 "no role of theirs permits it."
@@ -125,7 +131,7 @@ class Session:
     @contextmanager
     def _write(
         self,
-        action: str,
+        action: AuditAction,
         *,
         object_id: str | None,
         object_marking: str | None = None,
@@ -305,10 +311,12 @@ class Session:
 
     def add_user(self, name: str, spec: SubjectSpec) -> Subject:
         """Create a user or service account (admin); audited."""
-        self.require(Action.MANAGE_USERS, "user.add", object_id=name)
+        self.require(Action.MANAGE_USERS, AuditAction.USER_ADD, object_id=name)
         subject = self._build_subject(name, spec, None)
         try:
-            with self._write("user.add", object_id=name, details=_subject_details(subject)) as orm:
+            with self._write(
+                AuditAction.USER_ADD, object_id=name, details=_subject_details(subject)
+            ) as orm:
                 if orm.scalar(select(SubjectRow.id).where(SubjectRow.name == name)) is not None:
                     raise InvalidInput(f"A user named {name!r} already exists.")
                 row = SubjectRow(name=name, created_at=utc_now())
@@ -322,13 +330,13 @@ class Session:
 
     def update_user(self, name: str, spec: SubjectSpec) -> Subject:
         """Change a subject's attributes (admin); audited with before and after."""
-        self.require(Action.MANAGE_USERS, "user.update", object_id=name)
+        self.require(Action.MANAGE_USERS, AuditAction.USER_UPDATE, object_id=name)
         with self.workspace.catalog.transaction() as orm:
             base = subject_from_row(self._subject_row(orm, name))
         subject = self._build_subject(name, spec, base)
         details = {"before": _subject_details(base), "after": _subject_details(subject)}
         try:
-            with self._write("user.update", object_id=name, details=details) as orm:
+            with self._write(AuditAction.USER_UPDATE, object_id=name, details=details) as orm:
                 self._store_subject(self._subject_row(orm, name), subject)
         except IntegrityError as exc:
             raise InvalidInput("Another user already has that certificate DN.") from exc
@@ -339,13 +347,13 @@ class Session:
         if name == SYSTEM_SUBJECT_NAME:
             return self.workspace.system_subject()
         if name != self.subject.name:
-            self.require(Action.MANAGE_USERS, "user.show", object_id=name)
+            self.require(Action.MANAGE_USERS, AuditAction.USER_SHOW, object_id=name)
         with self.workspace.catalog.transaction() as orm:
             return subject_from_row(self._subject_row(orm, name))
 
     def list_users(self) -> list[Subject]:
         """Every subject, by name (admin)."""
-        self.require(Action.MANAGE_USERS, "user.list")
+        self.require(Action.MANAGE_USERS, AuditAction.USER_LIST)
         with self.workspace.catalog.transaction() as orm:
             rows = orm.scalars(select(SubjectRow).order_by(SubjectRow.name))
             return [subject_from_row(r) for r in rows]
@@ -361,7 +369,7 @@ class Session:
         description: str | None = None,
     ) -> dict[str, Any]:
         """Register a site SCI system, SAP id, country group or CUI category (admin); audited."""
-        self.require(Action.MANAGE_REGISTRY, "registry.add", object_id=f"{kind}:{name}")
+        self.require(Action.MANAGE_REGISTRY, AuditAction.REGISTRY_ADD, object_id=f"{kind}:{name}")
         if kind not in REGISTRY_KINDS:
             raise InvalidInput(f"Unknown registry kind {kind!r}: use {', '.join(REGISTRY_KINDS)}.")
         name = name.strip().upper()
@@ -383,14 +391,16 @@ class Session:
             raise InvalidInput(f"The registry already has {kind} {name}.")
         _validated_registry([*current, entry])
         details = {"kind": kind, "name": name, "members": member_list}
-        with self._write("registry.add", object_id=f"{kind}:{name}", details=details) as orm:
+        with self._write(
+            AuditAction.REGISTRY_ADD, object_id=f"{kind}:{name}", details=details
+        ) as orm:
             orm.add(entry)
         self.workspace.refresh()
         return _registry_dict(entry)
 
     def registry_list(self) -> list[dict[str, Any]]:
         """The site additions (admin)."""
-        self.require(Action.MANAGE_REGISTRY, "registry.list")
+        self.require(Action.MANAGE_REGISTRY, AuditAction.REGISTRY_LIST)
         with self.workspace.catalog.transaction() as orm:
             rows = orm.scalars(
                 select(RegistryEntry).order_by(RegistryEntry.kind, RegistryEntry.name)
@@ -399,7 +409,7 @@ class Session:
 
     # -- audit log --------------------------------------------------------------------------
 
-    def _require_audit_reader(self, audit_action: str) -> None:
+    def _require_audit_reader(self, audit_action: AuditAction) -> None:
         self.require(Action.READ_AUDIT, audit_action)
         decision = self.can_read(self.workspace.system_high)
         if not decision:
@@ -410,8 +420,8 @@ class Session:
 
     def audit_tail(self, n: int | None = None) -> list[AuditEvent]:
         """The last ``n`` events (all with None); admin dominating system high; audited."""
-        self._require_audit_reader("audit.read")
-        self.audit("audit.read", details={"n": n})
+        self._require_audit_reader(AuditAction.AUDIT_READ)
+        self.audit(AuditAction.AUDIT_READ, details={"n": n})
         return self.workspace.audit.tail(n)
 
     def audit_verify(self, against: Checkpoint | None = None) -> Any:
@@ -419,7 +429,7 @@ class Session:
         audited after the check."""
         from garrison.store.audit_verify import check_bindings
 
-        self._require_audit_reader("audit.verify")
+        self._require_audit_reader(AuditAction.AUDIT_VERIFY)
         report = self.workspace.audit.verify(self._public_key(), against=against)
         if not report.ok:
             # A damaged log refuses appends; the verdict matters more than recording it.
@@ -428,7 +438,7 @@ class Session:
             report = check_bindings(report, self.workspace.catalog.binder, orm)
         try:
             self.audit(
-                "audit.verify",
+                AuditAction.AUDIT_VERIFY,
                 decision="allow",
                 details={
                     "ok": report.ok,
@@ -444,8 +454,8 @@ class Session:
 
     def audit_export_checkpoint(self, path: Path) -> Checkpoint:
         """Write the latest signed checkpoint to ``path`` for safekeeping elsewhere (admin)."""
-        self._require_audit_reader("audit.checkpoint")
-        self.audit("audit.checkpoint", details={"out": str(path)})
+        self._require_audit_reader(AuditAction.AUDIT_CHECKPOINT)
+        self.audit(AuditAction.AUDIT_CHECKPOINT, details={"out": str(path)})
         return self.workspace.audit.export_checkpoint(path)
 
     def _public_key(self) -> Any:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
+from garrison.security.audit import AuditAction
 from garrison.security.policy import Action
 from garrison.security.subjects import ANONYMOUS_SUBJECT_NAME, SYSTEM_SUBJECT_NAME
 from garrison.store.models import SubjectRow, TokenRow
@@ -93,7 +94,7 @@ def create_token(
 
     The secret is returned only here; store it now. ``expires_in_days`` None means no expiry.
     """
-    session.require(Action.MANAGE_TOKENS, "token.create", object_id=user)
+    session.require(Action.MANAGE_TOKENS, AuditAction.TOKEN_CREATE, object_id=user)
     if user == SYSTEM_SUBJECT_NAME:
         raise InvalidInput("The system session acts only at the console; it cannot have tokens.")
     if expires_in_days is not None and not 1 <= expires_in_days <= _MAX_DAYS:
@@ -104,7 +105,7 @@ def create_token(
     now = utc_now()
     expires = now + timedelta(days=expires_in_days) if expires_in_days is not None else None
     details = {"user": user, "expires_at": expires.isoformat() if expires else None}
-    with session._write("token.create", object_id=token_id, details=details) as orm:
+    with session._write(AuditAction.TOKEN_CREATE, object_id=token_id, details=details) as orm:
         orm.add(
             TokenRow(
                 id=token_id,
@@ -121,19 +122,19 @@ def create_token(
 
 def list_tokens(session: Session) -> list[dict[str, Any]]:
     """Every token, oldest first, with its state (admin); never a secret or its hash."""
-    session.require(Action.MANAGE_TOKENS, "token.list")
+    session.require(Action.MANAGE_TOKENS, AuditAction.TOKEN_LIST)
     now = utc_now()
     with session.workspace.catalog.transaction() as orm:
         rows = orm.scalars(select(TokenRow).order_by(TokenRow.created_at, TokenRow.id))
         tokens = [_token_dict(r, now) for r in rows]
-    session.audit("token.list", details={"count": len(tokens)})
+    session.audit(AuditAction.TOKEN_LIST, details={"count": len(tokens)})
     return tokens
 
 
 def revoke_token(session: Session, token_id: str) -> dict[str, Any]:
     """Revoke a token (admin) so that it no longer authenticates anyone. Audited."""
-    session.require(Action.MANAGE_TOKENS, "token.revoke", object_id=token_id[:64])
-    with session._write("token.revoke", object_id=token_id[:64]) as orm:
+    session.require(Action.MANAGE_TOKENS, AuditAction.TOKEN_REVOKE, object_id=token_id[:64])
+    with session._write(AuditAction.TOKEN_REVOKE, object_id=token_id[:64]) as orm:
         row = orm.get(TokenRow, token_id)
         if row is None:
             raise NotFound(f"No token with id {token_id}.")
@@ -145,7 +146,9 @@ def revoke_token(session: Session, token_id: str) -> dict[str, Any]:
 
 
 def _deny(workspace: Workspace, actor: str, reason: str, object_id: str | None = None) -> NoReturn:
-    workspace.audit.append(actor, "login", object_id=object_id, decision="deny", reason=reason)
+    workspace.audit.append(
+        actor, AuditAction.LOGIN, object_id=object_id, decision="deny", reason=reason
+    )
     raise AuthenticationFailed()
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from garrison.core.config import CONFIG_FILE, WorkspaceConfig
 from garrison.core.errors import InvalidInput, NotFound, WorkspaceError
+from garrison.security.audit import AuditAction
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
     Marking,
@@ -152,7 +153,7 @@ class Workspace:
                 orm.flush()
                 audit.append(
                     SYSTEM_SUBJECT_NAME,
-                    "workspace.init",
+                    AuditAction.WORKSPACE_INIT,
                     object_id=config.workspace_id,
                     object_marking=high.banner(),
                     details={"catalog": catalog.backend, "system_high": high.banner()},
@@ -228,7 +229,7 @@ class Workspace:
     def _integrity_failure(self, table: str, record_id: str) -> None:
         self.audit.append(
             SYSTEM_SUBJECT_NAME,
-            "integrity",
+            AuditAction.INTEGRITY,
             object_id=f"{table}:{record_id}",
             decision="deny",
             reason="binding does not verify",
@@ -278,7 +279,7 @@ class Workspace:
         if row is None or row.disabled:
             self.audit.append(
                 as_user,
-                "session.open",
+                AuditAction.SESSION_OPEN,
                 decision="deny",
                 reason="unknown subject" if row is None else "subject is disabled",
             )

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from garrison.security.audit import AuditAction
 from garrison.store.tokens import create_token, list_tokens, revoke_token
 from garrison.web._banner import PageMarkings
 from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
@@ -35,7 +36,7 @@ def _users_page(
 ) -> Response:
     session = viewer.session
     users = [u.to_dict() for u in session.list_users()]
-    session.audit("user.list", details={"count": len(users)})
+    session.audit(AuditAction.USER_LIST, details={"count": len(users)})
     tokens = list_tokens(session)
     context = {
         "users": users,

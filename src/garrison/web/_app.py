@@ -31,6 +31,7 @@ from garrison.core.errors import (
     NotFound,
     NotPermitted,
 )
+from garrison.security.audit import AuditAction
 from garrison.security.subjects import ANONYMOUS_SUBJECT_NAME
 from garrison.store.tokens import AuthenticationFailed, authenticate, subject_for_dn, token_id_of
 from garrison.web import _admin, _pages
@@ -128,7 +129,7 @@ def _start_session(
     session_id, _browser = ui.sessions.create(
         subject, method, credential=credential, baseline=session.subject
     )
-    session.audit("web.login", details={"method": method})
+    session.audit(AuditAction.WEB_LOGIN, details={"method": method})
     out = redirect(target)
     out.set_cookie(COOKIE, session_id, **_cookie_args(request))
     out.delete_cookie(SIGNED_OUT_COOKIE, path=PREFIX)
@@ -194,7 +195,7 @@ def _auth_routes(app: FastAPI) -> None:
         if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf):
             ui.workspace().audit.append(
                 ANONYMOUS_SUBJECT_NAME,
-                "login",
+                AuditAction.LOGIN,
                 decision="deny",
                 reason="web sign-in form without CSRF token",
             )
@@ -208,7 +209,10 @@ def _auth_routes(app: FastAPI) -> None:
             secret = token.strip()
             if not secret:
                 ui.workspace().audit.append(
-                    ANONYMOUS_SUBJECT_NAME, "login", decision="deny", reason="no credentials"
+                    ANONYMOUS_SUBJECT_NAME,
+                    AuditAction.LOGIN,
+                    decision="deny",
+                    reason="no credentials",
                 )
                 raise AuthenticationFailed()
             subject = authenticate(ui.workspace(), secret)  # audits every failure
@@ -251,7 +255,7 @@ def _auth_routes(app: FastAPI) -> None:
         if not tokens_match(browser.csrf, csrf):
             raise CsrfFailed()
         ui.sessions.end(cookie)
-        ui.workspace().audit.append(browser.subject, "web.logout", details={})
+        ui.workspace().audit.append(browser.subject, AuditAction.WEB_LOGOUT, details={})
         out = _login_page(request)
         out.status_code = 200
         out.delete_cookie(COOKIE, path=PREFIX)

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from garrison.api._auth import CLIENT_DN_KEY
 from garrison.core.errors import CsrfFailed, LoginRequired, NotFound, NotPermitted
+from garrison.security.audit import AuditAction
 from garrison.security.policy import Action, permits
 from garrison.security.subjects import Role, Subject
 from garrison.store.session import Session
@@ -143,7 +144,9 @@ class Ui:
     def check_csrf(self, viewer: Viewer, given: str | None) -> None:
         """Raise CsrfFailed (audited) unless ``given`` is this session's CSRF token."""
         if not tokens_match(viewer.browser.csrf, given):
-            viewer.session.audit("web.csrf", decision="deny", reason="missing or wrong CSRF token")
+            viewer.session.audit(
+                AuditAction.WEB_CSRF, decision="deny", reason="missing or wrong CSRF token"
+            )
             raise CsrfFailed()
 
 
@@ -169,7 +172,7 @@ def current_viewer(request: Request) -> Viewer:
     reason = session_problem(workspace, browser, session.subject, client_dn(request))
     if reason is not None:
         ui.sessions.end(cookie)
-        session.audit("web.session-end", decision="deny", reason=reason)
+        session.audit(AuditAction.WEB_SESSION_END, decision="deny", reason=reason)
         raise LoginRequired()
     viewer = Viewer(browser, session)
     request.state.viewer = viewer
