@@ -57,9 +57,8 @@ class Documents:
 
     def _visible(self, orm: OrmSession) -> Any:
         """SQL condition: documents this subject may know exist."""
-        readable = self.session.readable_marking_ids(orm)
-        parsed = (DocumentRow.status == DocumentStatus.PARSED.value) & DocumentRow.marking_id.in_(
-            readable
+        parsed = (DocumentRow.status == DocumentStatus.PARSED.value) & self.session.readable_clause(
+            orm, DocumentRow.marking_id
         )
         if _is_steward(self.session):
             hidden = [DocumentStatus.PARSED.value]
@@ -350,9 +349,12 @@ class Documents:
             raise InvalidInput("A downgrade needs a reason (--reason).")
         new = self.session.parse_marking(to)
         with self.session.workspace.catalog.transaction() as orm:
-            readable = self.session.readable_marking_ids(orm)
-            element = orm.get(ElementRow, object_id)
-            if element is not None and element.marking_id in readable:
+            element = orm.scalar(
+                self.session.readable(
+                    orm, select(ElementRow).where(ElementRow.id == object_id), ElementRow.marking_id
+                )
+            )
+            if element is not None:
                 doc_id, current_id = element.doc_id, element.marking_id
             else:
                 row = orm.scalar(

@@ -79,7 +79,6 @@ def reparse_roots(
     """Top-level documents with a stored original that the subject may know of:
     ``(id, uri, filename, default marking id)``, oldest first."""
     with session.workspace.catalog.transaction() as orm:
-        readable = session.readable_marking_ids(orm)
         # A database table's snapshot is no file to parse again: re-ingest the table instead.
         tables = select(SourceRow.name).where(SourceRow.kind == "sql")
         query = select(DocumentRow).where(
@@ -89,7 +88,7 @@ def reparse_roots(
             or_(
                 DocumentRow.status == DocumentStatus.QUARANTINED.value,
                 (DocumentRow.status == DocumentStatus.PARSED.value)
-                & DocumentRow.marking_id.in_(readable),
+                & session.readable_clause(orm, DocumentRow.marking_id),
             ),
         )
         if paths:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.orm import Session as OrmSession
@@ -186,6 +186,19 @@ class Session:
         self._readable = (len(rows), frozenset(readable))
         return self._readable[1]
 
+    def readable_clause(
+        self, orm: OrmSession, column: QueryableAttribute[Any], *, allow_unmarked: bool = False
+    ) -> ColumnElement[bool]:
+        """SQL condition: the marking in ``column`` is one this subject may read.
+
+        The one place the subject's access filter is written. Use :meth:`readable` to restrict a
+        query; this condition is for the few that combine it with others under an ``OR`` (a
+        steward also sees quarantined documents, which have no marking). ``allow_unmarked`` lets
+        a NULL marking id through; otherwise NULL fails closed.
+        """
+        clause = column.in_(self.readable_marking_ids(orm))
+        return or_(clause, column.is_(None)) if allow_unmarked else clause
+
     def readable(
         self,
         orm: OrmSession,
@@ -195,16 +208,13 @@ class Session:
     ) -> _Query:
         """``query`` restricted to rows whose every marking column this subject may read.
 
-        The one place the subject's access filter is written: every store query that returns
-        marked rows goes through here. ``allow_unmarked`` lets a NULL marking id through (rows
-        such as findings whose marking is optional); otherwise NULL fails closed.
+        Every store query that returns marked rows goes through here (or, inside an ``OR``,
+        through :meth:`readable_clause`, which writes the filter).
         """
         if not marking_columns:
             raise ValueError("readable() needs the query's marking column(s).")
-        ids = self.readable_marking_ids(orm)
         for column in marking_columns:
-            clause = column.in_(ids)
-            query = query.where(clause | column.is_(None) if allow_unmarked else clause)
+            query = query.where(self.readable_clause(orm, column, allow_unmarked=allow_unmarked))
         return query
 
     def intern_marking(self, orm: OrmSession, marking: Marking) -> int:
