@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from garrison.cli.main import main
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
@@ -21,6 +21,7 @@ from garrison.ingest.engine import IngestOptions, ingest_paths
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.security.markings import parse_marking
+from garrison.store.bindings import update_bound
 from garrison.store.models import ChunkRow, DocumentRow, ElementRow
 from garrison.store.session import SubjectSpec
 from garrison.store.workspace import Workspace
@@ -211,15 +212,12 @@ def _raise_document(ws: Workspace, uri_part: str, banner: str) -> None:
         marking_id = system.intern_marking(orm, system.parse_marking(banner))
         doc_ids = [d.id for d in orm.scalars(select(DocumentRow)) if d.uri and uri_part in d.uri]
         assert doc_ids
-        orm.execute(
-            update(DocumentRow).where(DocumentRow.id.in_(doc_ids)).values(marking_id=marking_id)
-        )
-        orm.execute(
-            update(ElementRow).where(ElementRow.doc_id.in_(doc_ids)).values(marking_id=marking_id)
-        )
-        orm.execute(
-            update(ChunkRow).where(ChunkRow.doc_id.in_(doc_ids)).values(marking_id=marking_id)
-        )
+        # update_bound, not a bulk update(): the rows stay bound (and readable).
+        raised = {"marking_id": marking_id}
+        update_bound(orm, DocumentRow, doc_ids, raised)
+        for model in (ElementRow, ChunkRow):
+            ids = list(orm.scalars(select(model.id).where(model.doc_id.in_(doc_ids))))
+            update_bound(orm, model, ids, raised)
     system.forget_cached_markings()
 
 
