@@ -59,10 +59,10 @@ class CatalogView(ReaderView):
         return chunk
 
     def current(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Index rows as the catalog has them now: rows of chunks gone since indexing are
-        dropped (so are rows of chunks whose catalog row fails its integrity check), and each row's
-        ``marking_id`` and ``doc_id`` are the catalog's (a document
-        whose marking rose re-marks its chunks before the index follows)."""
+        """Index rows as the catalog has them now: rows of chunks gone since indexing, or whose
+        catalog row fails its integrity check, are dropped, and each row's ``marking_id`` and
+        ``doc_id`` are the catalog's (a document whose marking rose re-marks its chunks before
+        the index follows)."""
         ids = [str(r["chunk_id"]) for r in rows]
         binder = self.session.workspace.catalog.binder
         now: dict[str, tuple[int, str]] = {}

@@ -151,9 +151,7 @@ def current_markings(
             id_column = model.id
             for start in range(0, len(wanted), 500):
                 part = wanted[start : start + 500]
-                rows = list(
-                    orm.execute(select(*binding_columns(model)).where(id_column.in_(part)))
-                )
+                rows = list(orm.execute(select(*binding_columns(model)).where(id_column.in_(part))))
                 good = verify_columns(binder, rows, (model, ""))
                 out.failed.update({r.id for r in rows} - {r.id for r in good})
                 yield from good

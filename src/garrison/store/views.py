@@ -105,11 +105,11 @@ class ReaderView:
         if key not in self._positions:
             model: Any = ChunkRow if kind == "chunk" else ElementRow
             rows = self.orm.execute(
-                select(*binding_columns(model), model.seq.label("_seq"))
+                select(*binding_columns(model), model.seq.label("position"))
                 .where(model.doc_id == doc_id, model.marking_id.in_(self.readable))
                 .order_by(model.seq)
             )
-            seqs = [r._seq for r in verify_columns(self._binder, rows, (model, ""))]
+            seqs = [r.position for r in verify_columns(self._binder, rows, (model, ""))]
             self._positions[key] = {s: i for i, s in enumerate(dict.fromkeys(seqs))}
         return self._positions[key].get(seq, 0)
 
