@@ -199,7 +199,8 @@ class Datasets:
 
         Computed from the catalog at read time, so it holds whatever raised a marking (a new
         location, a re-ingest, a re-parse). A record whose chunk or element is gone is judged
-        by its document's marking; one whose document is gone is stale (fail closed).
+        by its document's marking; one whose document is gone, or whose source fails its integrity
+        check, is stale (fail closed).
         """
         cached = self._stale_cache.get(version_id)
         if cached is not None:
@@ -217,7 +218,7 @@ class Datasets:
         stale = False
         for record in records:
             document = now.documents.get(record.doc_id)
-            if document is None:
+            if document is None or record.id in now.failed:
                 stale = True
                 break
             item, headings = now.items.get(record.id, (document, None))

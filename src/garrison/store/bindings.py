@@ -17,9 +17,11 @@ Reads fail closed: every ORM query that returns whole rows of a bound table pass
 ``do_orm_execute``, which drops rows whose binding does not verify (and removes them from the
 session, so a later ``get`` asks the database again); the catalog reports each such row once
 through :attr:`Binder.on_failure` (the workspace audits an ``integrity`` event). Column-only
-queries are not checked here: code that shows rows reads whole rows, and :func:`verify_rows`
-checks rows a caller holds. ``garrison audit verify`` runs :func:`first_bad_binding` over every
-bound table.
+queries are not checked here: code that shows rows reads whole rows, :func:`verify_rows`
+checks rows a caller holds, and a column query that takes anything from a bound table's marking
+columns also selects :func:`binding_columns` of that table and keeps only the rows
+:func:`verify_columns` passes (the full binding, recomputed from the columns it covers).
+``garrison audit verify`` runs :func:`first_bad_binding` over every bound table.
 
 Later record kinds register with :func:`register` and get the same treatment.
 """
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Table, event, select, update
+from sqlalchemy import Engine, Label, Row, Table, event, select, update
 from sqlalchemy.orm import ORMExecuteState, sessionmaker
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -59,6 +61,7 @@ __all__ = [
     "BINDING_COLUMN",
     "Binder",
     "BindingSpec",
+    "binding_columns",
     "bound_tables",
     "first_bad_binding",
     "install",
@@ -66,6 +69,7 @@ __all__ = [
     "register",
     "spec_for",
     "update_bound",
+    "verify_columns",
     "verify_rows",
 ]
 
@@ -447,6 +451,49 @@ def verify_rows(session: Session, orm: OrmSession, rows: Iterable[Any]) -> list[
             if obj in orm:
                 orm.expunge(obj)
             _audit_once(session, spec.table, record)
+    return kept
+
+
+def binding_columns(model: type[Any], prefix: str = "") -> list[Label[Any]]:
+    """The columns ``model``'s binding is computed from, and the binding, each labelled
+    ``prefix`` + its name: add them to a column query whose rows :func:`verify_columns` checks
+    (a different ``prefix`` per bound table the query reads, or per alias of one)."""
+    spec = _CLASSES[model]
+    names = dict.fromkeys(
+        (spec.id_column, *spec.markings, *spec.marking_lists, *spec.content, BINDING_COLUMN)
+    )
+    return [getattr(model, name).label(prefix + name) for name in names]
+
+
+def verify_columns(
+    binder: Binder, rows: Iterable[Row[Any]], *parts: tuple[type[Any], str]
+) -> list[Row[Any]]:
+    """The rows of a column query whose every part verifies.
+
+    Each part is (model, prefix) for columns the query selected with
+    :func:`binding_columns`; the binding is recomputed in full from them. A part whose id is
+    None (an outer join that found nothing) is absent, not bad. Each bad row is reported to
+    :attr:`Binder.on_failure` once (the workspace audits an ``integrity`` event) and its result
+    row left out: nothing is ever decided from a marking id whose row does not verify.
+    """
+    kept = []
+    for row in rows:
+        values = row._mapping
+        good = True
+        for model, prefix in parts:
+            spec = _CLASSES[model]
+
+            def get(column: str, _values: Any = values, _prefix: str = prefix) -> Any:
+                return _values[_prefix + column]
+
+            record = get(spec.id_column)
+            if record is None:
+                continue
+            if not binder.verify_values(spec, get):
+                good = False
+                binder.report(spec.table, str(record))
+        if good:
+            kept.append(row)
     return kept
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.security.markings import Marking
+from garrison.store.bindings import binding_columns, verify_columns
 from garrison.store.index import where_in
 from garrison.store.models import ChunkRow
 from garrison.store.session import Session
@@ -58,19 +59,19 @@ class CatalogView(ReaderView):
         return chunk
 
     def current(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Index rows as the catalog has them now: rows of chunks gone since indexing are
-        dropped, and each row's ``marking_id`` and ``doc_id`` are the catalog's (a document
-        whose marking rose re-marks its chunks before the index follows)."""
+        """Index rows as the catalog has them now: rows of chunks gone since indexing, or whose
+        catalog row fails its integrity check, are dropped, and each row's ``marking_id`` and
+        ``doc_id`` are the catalog's (a document whose marking rose re-marks its chunks before
+        the index follows)."""
         ids = [str(r["chunk_id"]) for r in rows]
+        binder = self.session.workspace.catalog.binder
         now: dict[str, tuple[int, str]] = {}
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
-            for chunk_id, marking_id, doc_id in self._orm.execute(
-                select(ChunkRow.id, ChunkRow.marking_id, ChunkRow.doc_id).where(
-                    ChunkRow.id.in_(part)
-                )
-            ):
-                now[chunk_id] = (marking_id, doc_id)
+            # The chunk's binding is verified (a chunk edited in the catalog is gone here).
+            query = select(*binding_columns(ChunkRow)).where(ChunkRow.id.in_(part))
+            for row in verify_columns(binder, self._orm.execute(query), (ChunkRow, "")):
+                now[row.id] = (row.marking_id, row.doc_id)
         out = []
         for r in rows:
             found = now.get(str(r["chunk_id"]))

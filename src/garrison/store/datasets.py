@@ -7,7 +7,7 @@ records have now, so a version can be flagged ``stale-marking`` whatever raised 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from garrison.core.clock import utc_now
 from garrison.core.errors import NotFound
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
+from garrison.store.bindings import binding_columns, verify_columns
 from garrison.store.models import ChunkRow, DatasetVersionRow, DocumentRow, ElementRow, ElementState
 from garrison.store.session import Session
 
@@ -120,6 +121,9 @@ class CurrentMarkings:
     documents: dict[str, Marking] = field(default_factory=dict)
     #: Chunk or element id -> (its marking, its headings' markings or None when not recorded).
     items: dict[str, tuple[Marking, list[Marking] | None]] = field(default_factory=dict)
+    #: Ids of documents, chunks and elements whose catalog row fails its integrity check: their
+    #: marking is unknown, so a record made from one is stale (never judged by another marking).
+    failed: set[str] = field(default_factory=set)
 
 
 def current_markings(
@@ -132,54 +136,49 @@ def current_markings(
     """Today's markings of the given documents, chunks and elements, whoever may read them.
 
     Only markings come back, never a row's content: they decide whether a dataset version the
-    subject already holds is still marked high enough.
+    subject already holds is still marked high enough. Each marking id comes from a row whose
+    binding verifies; the ids of rows that fail are in :attr:`CurrentMarkings.failed`.
     """
     out = CurrentMarkings()
+    binder = session.workspace.catalog.binder
     with session.workspace.catalog.transaction() as orm:
 
         def marking(marking_id: int | None) -> Marking | None:
             return session.marking_of(orm, marking_id)
 
-        docs = list(set(doc_ids))
-        for start in range(0, len(docs), 500):
-            part = docs[start : start + 500]
-            for doc_id, marking_id in orm.execute(
-                select(DocumentRow.id, DocumentRow.marking_id).where(DocumentRow.id.in_(part))
-            ):
-                found = marking(marking_id)
-                if found is not None:
-                    out.documents[doc_id] = found
-        chunks = list(set(chunk_ids))
-        for start in range(0, len(chunks), 500):
-            part = chunks[start : start + 500]
-            for chunk_id, marking_id, sections in orm.execute(
-                select(ChunkRow.id, ChunkRow.marking_id, ChunkRow.section_marking_ids).where(
-                    ChunkRow.id.in_(part)
+        def verified(model: type[Any], ids: Iterable[str]) -> Iterator[Any]:
+            """The rows of ``model`` with these ids whose binding verifies (500 at a time)."""
+            wanted = list(set(ids))
+            id_column = model.id
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                rows = list(orm.execute(select(*binding_columns(model)).where(id_column.in_(part))))
+                good = verify_columns(binder, rows, (model, ""))
+                out.failed.update({r.id for r in rows} - {r.id for r in good})
+                yield from good
+
+        for row in verified(DocumentRow, doc_ids):
+            found = marking(row.marking_id)
+            if found is not None:
+                out.documents[row.id] = found
+        for row in verified(ChunkRow, chunk_ids):
+            found = marking(row.marking_id)
+            if found is not None:
+                sections = row.section_marking_ids
+                heads = None if sections is None else [marking(i) for i in sections]
+                out.items[row.id] = (
+                    found,
+                    None if heads is None or None in heads else [m for m in heads if m],
                 )
-            ):
-                found = marking(marking_id)
-                if found is not None:
-                    heads = None if sections is None else [marking(i) for i in sections]
-                    out.items[chunk_id] = (
-                        found,
-                        None if heads is None or None in heads else [m for m in heads if m],
-                    )
-        elements = list(set(element_ids))
-        for start in range(0, len(elements), 500):
-            part = elements[start : start + 500]
-            for element_id, marking_id, data in orm.execute(
-                select(ElementRow.id, ElementRow.marking_id, ElementRow.data).where(
-                    ElementRow.id.in_(part)
+        for row in verified(ElementRow, element_ids):
+            found = marking(row.marking_id)
+            if found is not None:
+                raw = (row.data or {}).get("section_marking_ids")
+                heads = [marking(int(i)) for i in raw] if isinstance(raw, list) else None
+                out.items[row.id] = (
+                    found,
+                    None if heads is None or None in heads else [m for m in heads if m],
                 )
-            ):
-                found = marking(marking_id)
-                if found is not None:
-                    raw = (data or {}).get("section_marking_ids")
-                    heads = [marking(int(i)) for i in raw] if isinstance(raw, list) else None
-                    out.items[element_id] = (
-                        found,
-                        None if heads is None or None in heads else [m for m in heads if m],
-                    )
     return out
 
 

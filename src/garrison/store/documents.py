@@ -22,6 +22,7 @@ from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, dominates
 from garrison.security.policy import Action, Decision
 from garrison.security.subjects import Role
+from garrison.store.bindings import binding_columns, verify_columns
 from garrison.store.models import DocumentRow, ElementRow, FindingRow, JobItemRow, JobRow
 from garrison.store.session import Session
 from garrison.store.views import ReaderView
@@ -488,6 +489,7 @@ class Jobs:
         everything = self.sees_everything()
         spills = self.sees_spill_locations()
         readable = self.session.readable_marking_ids(orm)
+        binder = self.session.workspace.catalog.binder
         actors = {
             job_id: actor
             for job_id, actor in orm.execute(
@@ -496,12 +498,24 @@ class Jobs:
         }
         out: dict[str, builtins.list[dict[str, Any]]] = {j: [] for j in job_ids}
         query = (
-            select(JobItemRow, DocumentRow.status, DocumentRow.marking_id, DocumentRow.size)
+            select(
+                JobItemRow,
+                DocumentRow.status.label("doc_status"),
+                DocumentRow.size.label("doc_size"),
+                *binding_columns(DocumentRow, "doc_"),
+            )
             .outerjoin(DocumentRow, DocumentRow.id == JobItemRow.doc_id)
             .where(JobItemRow.job_id.in_(job_ids))
             .order_by(JobItemRow.id)
         )
-        for item, status, marking_id, size in orm.execute(query):
+        rows = list(orm.execute(query))
+        # A document whose row fails its integrity check counts as removed: its marking never
+        # decides who sees an item.
+        good = {id(r) for r in verify_columns(binder, rows, (DocumentRow, "doc_"))}
+        for row in rows:
+            item, size = row[0], row.doc_size
+            status = row.doc_status if id(row) in good else None
+            marking_id = row.doc_marking_id
             if item.doc_id is None:
                 visible = everything or actors.get(item.job_id) == self.session.subject.name
             elif status is None:
@@ -631,12 +645,16 @@ def _whole_marking(session: Session, orm: OrmSession, root: DocumentRow) -> Mark
     from garrison.security.markings import join
 
     high = session.workspace.system_high
+    binder = session.workspace.catalog.binder
     parts: list[Marking] = []
     seen: set[str] = set()
     frontier = [root.id]
     unknown = False
     while frontier and not unknown:
         rows = list(orm.scalars(select(DocumentRow).where(DocumentRow.id.in_(frontier))))
+        if len(rows) != len(set(frontier)):
+            unknown = True  # a part whose row fails its integrity check (dropped by the read)
+            break
         frontier = []
         for row in rows:
             if row.id in seen:
@@ -651,18 +669,27 @@ def _whole_marking(session: Session, orm: OrmSession, root: DocumentRow) -> Mark
                 row.default_marking_id,
                 row.original_marking_id,
             }
-            for marking_id, original_id in orm.execute(
-                select(ElementRow.marking_id, ElementRow.original_marking_id)
-                .where(ElementRow.doc_id == row.id)
-                .distinct()
-            ):
-                ids.update((marking_id, original_id))
+            # Every element's and child's row must verify: one edited in the catalog has an
+            # unknown marking, which makes the whole file system high.
+            elements = list(
+                orm.execute(select(*binding_columns(ElementRow)).where(ElementRow.doc_id == row.id))
+            )
+            good = verify_columns(binder, elements, (ElementRow, ""))
+            if len(good) != len(elements):
+                unknown = True
+                break
+            for element in good:
+                ids.update((element.marking_id, element.original_marking_id))
             parts += [m for m in (session.marking_of(orm, i) for i in ids) if m is not None]
-            frontier += [
-                c
-                for c in orm.scalars(select(DocumentRow.id).where(DocumentRow.parent_id == row.id))
-                if c not in seen
-            ]
+            children = list(
+                orm.execute(
+                    select(*binding_columns(DocumentRow)).where(DocumentRow.parent_id == row.id)
+                )
+            )
+            if len(verify_columns(binder, children, (DocumentRow, ""))) != len(children):
+                unknown = True
+                break
+            frontier += [c.id for c in children if c.id not in seen]
         if not unknown and seen:
             unread = orm.scalar(
                 select(FindingRow.id)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
+from garrison.store.bindings import binding_columns, verify_columns
 from garrison.store.index import ChunkIndex
 from garrison.store.models import (
     ChunkRow,
@@ -67,35 +68,46 @@ class PlanRows:
 
 
 def plan_rows(session: Session, doc_ids: Sequence[str] | None) -> PlanRows:
-    """The rows :func:`garrison.pipeline.plan.plan_run` needs (reads only)."""
+    """The rows :func:`garrison.pipeline.plan.plan_run` needs (reads only).
+
+    Every marking id comes from a row whose binding verifies: a document or element edited in
+    the catalog is left out (and audited), as the whole-row reads that build items leave it out.
+    """
+    binder = session.workspace.catalog.binder
     with session.workspace.catalog.transaction() as orm:
-        query = select(DocumentRow.id, DocumentRow.marking_id).where(
+        query = select(*binding_columns(DocumentRow)).where(
             DocumentRow.status == "parsed", DocumentRow.superseded_by.is_(None)
         )
         if doc_ids is not None:
             query = query.where(DocumentRow.id.in_(list(doc_ids)))
         query = session.readable(orm, query, DocumentRow.marking_id)
         inputs = [
-            (doc_id, marking_id)
-            for doc_id, marking_id in orm.execute(
-                query.order_by(DocumentRow.ingested_at, DocumentRow.id)
+            (row.id, row.marking_id)
+            for row in verify_columns(
+                binder,
+                orm.execute(query.order_by(DocumentRow.ingested_at, DocumentRow.id)),
+                (DocumentRow, ""),
             )
         ]
         wanted = {doc_id for doc_id, _ in inputs}
         element_query = (
-            select(ElementRow.doc_id, ElementRow.id, ElementRow.marking_id)
+            select(*binding_columns(ElementRow))
             .join(DocumentRow, DocumentRow.id == ElementRow.doc_id)
             .where(DocumentRow.status == "parsed", DocumentRow.superseded_by.is_(None))
         )
+        if doc_ids is not None:
+            element_query = element_query.where(ElementRow.doc_id.in_(list(wanted)))
         element_query = session.readable(
             orm, element_query, DocumentRow.marking_id, ElementRow.marking_id
         )
         found = [
-            (doc_id, element_id, marking_id)
-            for doc_id, element_id, marking_id in orm.execute(
-                element_query.order_by(ElementRow.doc_id, ElementRow.seq)
+            (row.doc_id, row.id, row.marking_id)
+            for row in verify_columns(
+                binder,
+                orm.execute(element_query.order_by(ElementRow.doc_id, ElementRow.seq)),
+                (ElementRow, ""),
             )
-            if doc_id in wanted
+            if row.doc_id in wanted
         ]
         stored = {
             row.doc_id: row
@@ -104,16 +116,19 @@ def plan_rows(session: Session, doc_ids: Sequence[str] | None) -> PlanRows:
         }
         # Derived records of documents that are no longer inputs of any run. (Only those the
         # subject may read or that carry no marking: spills, quarantine.)
-        leaving = session.readable(
+        leaving_query = session.readable(
             orm,
-            select(DocumentRow.id).where(
+            select(*binding_columns(DocumentRow)).where(
                 (DocumentRow.status != "parsed") | DocumentRow.superseded_by.is_not(None)
             ),
             DocumentRow.marking_id,
             allow_unmarked=True,
         )
+        leaving = {
+            row.id for row in verify_columns(binder, orm.execute(leaving_query), (DocumentRow, ""))
+        }
         remove = sorted(
-            set(orm.scalars(select(PipelineDoc.doc_id).where(PipelineDoc.doc_id.in_(leaving))))
+            {d for d in orm.scalars(select(PipelineDoc.doc_id)) if d in leaving}
             | set(
                 orm.scalars(
                     select(PipelineDoc.doc_id).where(
@@ -179,15 +194,19 @@ class LightState:
 
 
 def light_states(session: Session, doc_ids: Iterable[str]) -> list[LightState]:
-    """Light states of the readable elements of ``doc_ids``."""
+    """Light states of the readable elements of ``doc_ids``.
+
+    The state's marking is what the item carries, so each state's binding is verified -- which
+    reads its text (the binding covers it), only to hash it: the text is not kept. The subject
+    must read both the element's and the state's marking.
+    """
     wanted = set(doc_ids)
+    binder = session.workspace.catalog.binder
     out: list[LightState] = []
     with session.workspace.catalog.transaction() as orm:
         query = select(
-            ElementState.element_id,
-            ElementState.doc_id,
+            *binding_columns(ElementState),
             ElementRow.seq,
-            ElementState.marking_id,
             ElementState.dropped,
             ElementState.failed,
             ElementState.minhash_key,
@@ -195,10 +214,18 @@ def light_states(session: Session, doc_ids: Iterable[str]) -> list[LightState]:
             ElementState.text_hash,
             ElementState.word_count,
         ).join(ElementRow, ElementRow.id == ElementState.element_id)
-        rows = orm.execute(session.readable(orm, query, ElementRow.marking_id))
-        for eid, doc_id, seq, marking_id, dropped, failed, key, sig, digest, words in rows:
-            if doc_id not in wanted:
-                continue
+        query = session.readable(orm, query, ElementRow.marking_id, ElementState.marking_id)
+        kept: list[Any] = []
+        # In parts, so no more than a part's texts are held at once.
+        result = orm.execute(query.execution_options(yield_per=2000))
+        for part in result.partitions():
+            mine = [r for r in part if r.doc_id in wanted]
+            for r in verify_columns(binder, mine, (ElementState, "")):
+                light = (r.minhash_key, r.minhash, r.text_hash, r.word_count)
+                kept.append(
+                    (r.element_id, r.doc_id, r.seq, r.marking_id, r.dropped, r.failed, *light)
+                )
+        for eid, doc_id, seq, marking_id, dropped, failed, key, sig, digest, words in kept:
             out.append(
                 LightState(
                     eid,

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.records import DocumentStatus
+from garrison.store.bindings import binding_columns, verify_columns
 from garrison.store.models import ChunkRow, DocumentRow, ElementRow
 from garrison.store.session import Session
 
@@ -63,6 +64,7 @@ class ReaderView:
         self.readable = session.readable_marking_ids(orm)
         self._doc_marking: dict[str, int | None] = {}
         self._positions: dict[tuple[str, str], dict[int, int]] = {}
+        self._binder = session.workspace.catalog.binder
 
     # -- documents ---------------------------------------------------------------------------------
 
@@ -102,11 +104,12 @@ class ReaderView:
         key = (kind, doc_id)
         if key not in self._positions:
             model: Any = ChunkRow if kind == "chunk" else ElementRow
-            seqs = self.orm.scalars(
-                select(model.seq)
+            rows = self.orm.execute(
+                select(*binding_columns(model), model.seq.label("position"))
                 .where(model.doc_id == doc_id, model.marking_id.in_(self.readable))
                 .order_by(model.seq)
             )
+            seqs = [r.position for r in verify_columns(self._binder, rows, (model, ""))]
             self._positions[key] = {s: i for i, s in enumerate(dict.fromkeys(seqs))}
         return self._positions[key].get(seq, 0)
 
@@ -150,13 +153,12 @@ class ReaderView:
         ids = list(element_ids)
         if not ids:
             return []
-        readable = set(
-            self.orm.scalars(
-                select(ElementRow.id).where(
-                    ElementRow.id.in_(ids), ElementRow.marking_id.in_(self.readable)
-                )
+        rows = self.orm.execute(
+            select(*binding_columns(ElementRow)).where(
+                ElementRow.id.in_(ids), ElementRow.marking_id.in_(self.readable)
             )
         )
+        readable = {r.id for r in verify_columns(self._binder, rows, (ElementRow, ""))}
         return [i for i in ids if i in readable]
 
     def element(self, row: ElementRow) -> dict[str, Any]:
