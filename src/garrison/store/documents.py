@@ -543,10 +543,11 @@ class Jobs:
     def _elements(self, orm: OrmSession, doc_ids: set[str]) -> int:
         if not doc_ids:
             return 0
-        query = select(ElementRow.id).where(ElementRow.doc_id.in_(doc_ids))
-        return len(
-            builtins.list(orm.scalars(self.session.readable(orm, query, ElementRow.marking_id)))
-        )
+        query = select(*binding_columns(ElementRow)).where(ElementRow.doc_id.in_(doc_ids))
+        rows = orm.execute(self.session.readable(orm, query, ElementRow.marking_id))
+        # Counted only when each row's binding verifies: an element re-marked in the catalog
+        # behind Garrison's back is unreadable, and so is not counted either.
+        return len(verify_columns(self.session.workspace.catalog.binder, rows, (ElementRow, "")))
 
     def _restricted(
         self, orm: OrmSession, data: dict[str, Any], items: builtins.list[dict[str, Any]]
