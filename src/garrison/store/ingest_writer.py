@@ -35,6 +35,7 @@ from garrison.store.models import (
 from garrison.store.session import Session
 
 __all__ = [
+    "SPILL_CLEARED_COLUMNS",
     "CatalogWriter",
     "DecidedDocument",
     "NewElement",
@@ -547,6 +548,9 @@ _DOCUMENT_COLUMNS = (
     "marking_id",
     "default_marking_id",
 )
+
+#: What a spill's row loses: everything but its hash, size, location, status and reason.
+SPILL_CLEARED_COLUMNS = (*_DOCUMENT_COLUMNS, "original_marking_id")
 
 
 def _document_row(**values: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from garrison.security.markings import Marking, join
 from garrison.store.derived import follow_raised_document
 from garrison.store.index import ChunkIndex
 from garrison.store.ingest_writer import (
+    SPILL_CLEARED_COLUMNS,
     CatalogWriter,
     DecidedDocument,
     spill_detail,
@@ -247,18 +248,7 @@ def _spill(
     orm.execute(delete(FindingRow).where(FindingRow.doc_id == row.id))
     if row.blob:
         tree.blobs.append(row.id)
-    for column in (
-        "media_type",
-        "filename",
-        "title",
-        "author",
-        "created",
-        "modified",
-        "banner_marking_id",
-        "marking_id",
-        "default_marking_id",
-        "original_marking_id",
-    ):
+    for column in SPILL_CLEARED_COLUMNS:
         setattr(row, column, None)
     row.status, row.reason, row.blob, row.meta = DocumentStatus.SPILLED.value, "spill", False, {}
     kinds = spill_kinds(decided)

@@ -6,19 +6,8 @@ bottom. Nothing is computed in the browser. A page that shows no marked content 
 result, the login page, an error page) is UNCLASSIFIED (CLI.md: "An empty result ... is marked
 UNCLASSIFIED").
 
-Colours are the conventional ones (ARCHITECTURE.md section 6), from the one table dataset cards
-use too (:mod:`garrison.datasets.banner_colors`):
-
-=====================  ==========  ======
-banner                 background  text
-=====================  ==========  ======
-UNCLASSIFIED           #007A33     white
-CUI                    #502B85     white
-CONFIDENTIAL           #0033A0     white
-SECRET                 #C8102E     white
-TOP SECRET             #FF8C00     black
-TOP SECRET with SCI    #FCE83A     black
-=====================  ==========  ======
+Colours are the conventional ones (green U, purple CUI, blue C, red S, orange TS, yellow
+TS/SCI), from the one table dataset cards use too (:mod:`garrison.datasets.banner_colors`).
 """
 
 from __future__ import annotations
