@@ -574,10 +574,21 @@ def _summary(listing: _Listing) -> str:
     return head + ": " + ", ".join(names) + (f", and {more} more." if more else ".")
 
 
+def _name_parts(path: str | None) -> list[str]:
+    """A member path as its components: the marking rules read a mark at the start of each
+    (``docs/(S) plan.txt`` names a SECRET file), so an element that lists names is marked
+    with the join of the marks its names carry."""
+    return [part for part in (path or "").replace("\\", "/").split("/") if part]
+
+
 def _document(listing: _Listing, ctx: ParseContext, parser: str, version: str) -> ParsedDocument:
+    listed = listing.attachments[:_MAX_SUMMARY_NAMES]
     elements = [
         ParsedElement(
-            type=ElementType.NARRATIVE_TEXT, text=_summary(listing), locator={"part": "members"}
+            type=ElementType.NARRATIVE_TEXT,
+            text=_summary(listing),
+            locator={"part": "members"},
+            fields={"members": [_name_parts(a.filename) for a in listed]},
         )
     ]
     for link in listing.skipped[:_MAX_LINK_ELEMENTS]:
@@ -587,6 +598,7 @@ def _document(listing: _Listing, ctx: ParseContext, parser: str, version: str) -
                 type=ElementType.NARRATIVE_TEXT,
                 text=f"{link['type']} {link['path']}{arrow} skipped",
                 locator={"part": "member", "path": link["path"]},
+                fields={"path": _name_parts(link["path"]), "target": _name_parts(link["target"])},
             )
         )
     return ParsedDocument(
