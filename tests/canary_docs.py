@@ -14,6 +14,8 @@ import secrets
 import shutil
 import sqlite3
 import subprocess
+import tarfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -139,6 +141,73 @@ def _docx_author(c: str) -> bytes:
     buf = io.BytesIO()
     d.save(buf)
     return buf.getvalue()
+
+
+def _docx_heading(c: str) -> bytes:
+    import docx
+
+    d = docx.Document()
+    d.add_heading(f"{S} Operation {c}", level=1)
+    d.add_paragraph("(U) The harbor paragraph under the heading is plain.")
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
+def _xlsx_title(c: str) -> bytes:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.properties.title = f"{S} {c}"
+    wb.active.append(["name", "note"])
+    wb.active.append(["alpha", "plain"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _pptx_title(c: str) -> bytes:
+    from pptx import Presentation
+
+    prs = Presentation()
+    prs.core_properties.title = f"{S} {c}"
+    slide = prs.slides.add_slide(prs.slide_layouts[1])
+    slide.shapes.title.text = "(U) Slide"
+    buf = io.BytesIO()
+    prs.save(buf)
+    return buf.getvalue()
+
+
+def _zip_member_name(c: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr(f"(S) {c}.txt", "(U) The member's text is plain.\n")
+    return buf.getvalue()
+
+
+def _tar_member_name(c: str) -> bytes:
+    buf = io.BytesIO()
+    data = b"(U) The member's text is plain.\n"
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        info = tarfile.TarInfo(f"(S) {c}.txt")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _eml_attachment_name(c: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "a@example.mil"
+    msg["To"] = "b@example.mil"
+    msg["Subject"] = "(U) Weekly note"
+    msg.set_content("(U) The body is plain.\n")
+    msg.add_attachment(
+        b"(U) The attached text is plain.\n",
+        maintype="text",
+        subtype="plain",
+        filename=f"(S) {c}.txt",
+    )
+    return msg.as_bytes()
 
 
 def _docx_soft_break(c: str) -> bytes:
@@ -305,7 +374,9 @@ def _eml_subject(c: str) -> bytes:
 def _sqlite(path: Path, rows: list[tuple[int, str, str | None]], marking_column: bool) -> None:
     conn = sqlite3.connect(path)
     if marking_column:
-        conn.execute("CREATE TABLE reports (id INTEGER PRIMARY KEY, note TEXT, classification TEXT)")
+        conn.execute(
+            "CREATE TABLE reports (id INTEGER PRIMARY KEY, note TEXT, classification TEXT)"
+        )
         conn.executemany("INSERT INTO reports VALUES (?, ?, ?)", rows)
     else:
         conn.execute("CREATE TABLE reports (id INTEGER PRIMARY KEY, note TEXT)")
@@ -324,6 +395,16 @@ TEXTS: dict[str, tuple[str, str, Callable[[str], str]]] = {
         S_BANNER,
         "raise",
         lambda c: f"{S_BANNER}\nname,note\nalpha,{c}\nbeta,plain\n{S_BANNER}\n",
+    ),
+    "records.jsonl": (
+        TS_BANNER,
+        "raise",
+        lambda c: (
+            json.dumps({"id": 1, "note": "plain"})
+            + "\n"
+            + json.dumps({"id": 2, "meta": {"tags": ["x", f"{TS} {c}"]}})
+            + "\n"
+        ),
     ),
     "table.md": (
         TS_BANNER,
@@ -358,10 +439,18 @@ TEXTS: dict[str, tuple[str, str, Callable[[str], str]]] = {
         "raise",
         lambda c: f"Top Secret//SI//NoForn\n\nThe plan names {c} here.\n\nTop Secret//SI//NoForn\n",
     ),
-    "two-spaces.txt": (TS_BANNER, "raise", lambda c: f"(TOP  SECRET//SI//NF) The plan names {c}.\n"),
+    "two-spaces.txt": (
+        TS_BANNER,
+        "raise",
+        lambda c: f"(TOP  SECRET//SI//NF) The plan names {c}.\n",
+    ),
     "nbsp.txt": (TS_BANNER, "raise", lambda c: f"(TOP\u00a0SECRET//SI//NF) The plan names {c}.\n"),
     "tab.txt": (TS_BANNER, "raise", lambda c: f"(TOP\tSECRET//SI//NF) The plan names {c}.\n"),
-    "full-width.txt": (S_BANNER, "raise", lambda c: f"\uff08\uff33//\uff2e\uff26\uff09 Plan {c}.\n"),
+    "full-width.txt": (
+        S_BANNER,
+        "raise",
+        lambda c: f"\uff08\uff33//\uff2e\uff26\uff09 Plan {c}.\n",
+    ),
     "zero-width.txt": (TS_BANNER, "raise", lambda c: f"\u200b{TS} The plan names {c}.\n"),
     "word-joiner.md": (TS_BANNER, "raise", lambda c: f"\u2060{TS} The plan names {c}.\n"),
     "bom.txt": (S_BANNER, "raise", lambda c: f"\ufeff{S} The plan names {c}.\n"),
@@ -380,8 +469,9 @@ TEXTS: dict[str, tuple[str, str, Callable[[str], str]]] = {
     "bold-tag.html": (
         S_BANNER,
         "raise",
-        lambda c: f"<html><body><p>(U) Opening.</p><p><b>{S}</b> The plan names {c}.</p>"
-        "</body></html>\n",
+        lambda c: (
+            f"<html><body><p>(U) Opening.</p><p><b>{S}</b> The plan names {c}.</p></body></html>\n"
+        ),
     ),
     "inner-line.txt": (
         TS_BANNER,
@@ -459,6 +549,12 @@ BINARIES: dict[str, tuple[str, Callable[[str], bytes]]] = {
     "title.docx": (S_BANNER, _docx_title),
     "author.docx": (S_BANNER, _docx_author),
     "soft-break.docx": (TS_BANNER, _docx_soft_break),
+    "heading.docx": (S_BANNER, _docx_heading),
+    "title.xlsx": (S_BANNER, _xlsx_title),
+    "title.pptx": (S_BANNER, _pptx_title),
+    "member-name.zip": ("SECRET", _zip_member_name),
+    "member-name.tar": ("SECRET", _tar_member_name),
+    "attachment-name.eml": ("SECRET", _eml_attachment_name),
     "page-banner.pdf": (TS_BANNER, _pdf_page_banner),
     "annotation.pdf": (TS_BANNER, lambda c: _pdf_with(c, _annotate)),
     "form-field.pdf": (TS_BANNER, lambda c: _pdf_with(c, _form_field)),

@@ -21,10 +21,12 @@ quarantined, spilled, or marked at least at its hidden level.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -130,10 +132,14 @@ def _unechoed(text: str) -> str:
     return json.dumps(value)
 
 
-def _leaks(corpus: Corpus, text: str) -> list[str]:
-    """The hidden documents whose canary appears in ``text``."""
-    low = text.lower()
-    return [f"{h.what} ({h.canary})" for h in corpus.secrets() if h.canary.lower() in low]
+def _leaks(corpus: Corpus, outputs: dict[str, str]) -> dict[str, list[str]]:
+    """Hidden document -> where its canary appeared (the first few reads, and how many)."""
+    found: dict[str, list[str]] = {}
+    for h in corpus.secrets():
+        places = [where for where, text in outputs.items() if h.canary.lower() in text.lower()]
+        if places:
+            found[f"{h.what} ({h.canary})"] = [*places[:3], f"{len(places)} reads in all"]
+    return found
 
 
 # -- the catalog ---------------------------------------------------------------------------------
@@ -213,7 +219,8 @@ def test_cli_reads_show_no_canary(
         read("docs", "show", doc["id"], "--elements")
         read("lineage", doc["id"], "--json")
         read("chunks", "ls", "--doc", doc["id"], "--json")
-    for chunk in chunks:
+    # A chunk of each listed document (the API test asks for every chunk's lineage).
+    for chunk in {c.get("doc_id") or c["id"]: c for c in chunks}.values():
         read("lineage", chunk["id"], "--json")
     # The negatives are UNCLASSIFIED text, and this reader sees them: the reads are real.
     seen = json.dumps(chunks)
@@ -222,8 +229,7 @@ def test_cli_reads_show_no_canary(
     for portion in READABLE_PORTIONS:
         assert portion in seen, f"{reader} does not see {portion!r}"
     assert docs and chunks
-    leaks = {cmd: _leaks(corpus, out) for cmd, out in outputs.items()}
-    leaks = {cmd: found for cmd, found in leaks.items() if found}
+    leaks = _leaks(corpus, outputs)
     assert not leaks, json.dumps(leaks, indent=1)
 
 
@@ -265,8 +271,7 @@ def test_api_reads_show_no_canary(corpus: Corpus, reader: str) -> None:
         assert h.canary in seen, f"{reader} does not see the negative {h.what}"
     for portion in READABLE_PORTIONS:
         assert portion in seen, f"{reader} does not see {portion!r}"
-    leaks = {path: _leaks(corpus, out) for path, out in outputs.items()}
-    leaks = {path: found for path, found in leaks.items() if found}
+    leaks = _leaks(corpus, outputs)
     assert not leaks, json.dumps(leaks, indent=1)
 
 
@@ -311,6 +316,47 @@ def test_steward_dataset_export_holds_no_canary(
         records = "".join(v for k, v in written.items() if k.endswith(".jsonl"))
         for h in corpus.negatives():
             assert h.canary in records, f"the export lacks the negative {h.what}"
-    leaks = {where: _leaks(corpus, text) for where, text in everything.items()}
-    leaks = {where: found for where, found in leaks.items() if found}
+    leaks = _leaks(corpus, everything)
+    assert not leaks, json.dumps(leaks, indent=1)
+
+
+# -- the web pages -------------------------------------------------------------------------------
+
+_CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+# Where a page repeats what the reader typed: the query box and links that carry the query.
+_ECHOES = re.compile(r'<input id="q"[^>]*>|href="/ui/search\?[^"]*"')
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_web_pages_show_no_canary(corpus: Corpus, reader: str) -> None:
+    with TestClient(
+        corpus.client.app, raise_server_exceptions=False, follow_redirects=False
+    ) as browser:
+        form = _CSRF_FIELD.search(browser.get("/ui/login").text)
+        assert form is not None
+        signed_in = browser.post(
+            "/ui/login", data={"token": corpus.tokens[reader], "csrf": form.group(1)}
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        outputs: dict[str, str] = {}
+
+        def page(path: str, **params: Any) -> str:
+            response = browser.get(path, params=params)
+            outputs[f"{path} {params}"] = _ECHOES.sub("", response.text)
+            return response.text
+
+        for word in [*(h.canary for h in corpus.hidden), *GENERIC]:
+            page("/ui/search", q=word)
+        listing = page("/ui/documents")
+        page("/ui/findings", state="all")
+        for doc in corpus.docs:
+            page(f"/ui/documents/{quote(doc['id'], safe='')}")
+            page(f"/ui/lineage/{quote(doc['id'], safe='')}")
+        for chunk in {c["doc_id"]: c for c in corpus.chunks}.values():
+            page(f"/ui/lineage/{quote(chunk['id'], safe='')}")
+    seen = "".join(outputs.values())
+    for h in corpus.negatives():
+        assert h.canary in seen, f"{reader} does not see the negative {h.what} on the web"
+    assert listing
+    leaks = _leaks(corpus, outputs)
     assert not leaks, json.dumps(leaks, indent=1)
