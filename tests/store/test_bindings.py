@@ -20,6 +20,7 @@ from garrison.cli.main import main
 from garrison.core.errors import CheckFailed
 from garrison.datasets import Datasets, Selection
 from garrison.ingest.engine import IngestOptions, ingest_paths
+from garrison.models import register_shipped_models
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.search import search
@@ -42,6 +43,7 @@ from garrison.store.models import (
     ElementState,
     FindingRow,
     InternedMarking,
+    ModelVersionRow,
 )
 from garrison.store.session import SubjectSpec
 from garrison.store.workspace import Workspace
@@ -63,6 +65,7 @@ MODELS = {
     "chunks": ChunkRow,
     "findings": FindingRow,
     "dataset_versions": DatasetVersionRow,
+    "model_versions": ModelVersionRow,
 }
 OPAQUE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -83,6 +86,7 @@ def _build(root: Path, catalog_url: str | None) -> Workspace:
     system.add_user("sam", SubjectSpec(clearance="S"))
     system.add_user("stew", SubjectSpec(clearance="S", roles=("steward",)))
     Datasets(ws.session("stew")).create("all", Selection(fields=("doc_id", "token_count")))
+    assert register_shipped_models(system)
     return ws
 
 
@@ -357,7 +361,9 @@ def test_migration_0008_binds_a_workspace_made_before_it(
         command.downgrade(catalog._alembic_config(conn), "0007")
     with catalog.engine.connect() as conn:
         insp = inspect(conn)
-        assert all("binding" not in {c["name"] for c in insp.get_columns(t)} for t in MODELS)
+        assert not insp.has_table("model_versions")  # made by 0009
+        before_models = [t for t in MODELS if t != "model_versions"]
+        assert all("binding" not in {c["name"] for c in insp.get_columns(t)} for t in before_models)
         old_ids = [r[0] for r in conn.execute(text("SELECT id FROM findings ORDER BY id"))]
     catalog.dispose()
     assert old_ids == list(range(1, len(old_ids) + 1))
@@ -366,7 +372,7 @@ def test_migration_0008_binds_a_workspace_made_before_it(
     assert main(["migrate", "-w", str(root)]) == 0
     assert stat.S_IMODE((root / BINDING_KEY).stat().st_mode) == 0o600
     with Workspace.open(root) as ws2:
-        assert ws2.catalog.revision() == HEAD_REVISION == "0008"
+        assert ws2.catalog.revision() == HEAD_REVISION == "0009"
         with ws2.catalog.transaction() as orm:
             assert first_bad_binding(ws2.catalog.binder, orm) is None
             now = {t: orm.scalar(select(func.count()).select_from(m)) for t, m in MODELS.items()}

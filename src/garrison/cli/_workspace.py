@@ -39,13 +39,17 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a workspace: configuration, catalog, keys (0600) and audit log."""
+    from garrison.models import register_shipped_models
+
     ws = Workspace.init(path, system_high=system_high, db_url=db)
     try:
+        models = register_shipped_models(ws.session())
         result = {
             "workspace": str(ws.root),
             "workspace_id": ws.config.workspace_id,
             "system_high": ws.system_high.banner(),
             "catalog": ws.catalog.backend,
+            "models": models,
         }
     finally:
         ws.close()
@@ -80,7 +84,10 @@ def migrate(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
         after = catalog.revision()
     finally:
         catalog.dispose()
+    from garrison.models import register_shipped_models
+
     with open_session(ctx, workspace, None) as session:
         session.require(Action.MANAGE_REGISTRY, AuditAction.CATALOG_MIGRATE)
         session.audit(AuditAction.CATALOG_MIGRATE, details={"from": before, "to": after})
+        register_shipped_models(session)
     out_console.print(f"Catalog schema is current (was {before}).", markup=False)

@@ -42,6 +42,8 @@ class Action(StrEnum):
     REVIEW = "review"
     EVALUATE = "evaluate"
     EXPORT_EVAL = "export-eval"
+    #: Train, optimize, export, import and remove model versions.
+    MODEL_MANAGE = "model-manage"
 
 
 _STEWARD = {
@@ -53,6 +55,7 @@ _STEWARD = {
     Action.DATASET_CREATE,
     Action.DATASET_DELETE,
     Action.DATASET_EXPORT,
+    Action.MODEL_MANAGE,
 }
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(
@@ -67,7 +70,9 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.STEWARD: frozenset({Action.READ, *_STEWARD}),
     Role.ANNOTATOR: frozenset({Action.READ, Action.LABEL, Action.REVIEW}),
     Role.REVIEWER: frozenset({Action.READ, Action.LABEL, Action.REVIEW}),
-    Role.EVALUATOR: frozenset({Action.READ, Action.EVALUATE, Action.EXPORT_EVAL}),
+    Role.EVALUATOR: frozenset(
+        {Action.READ, Action.EVALUATE, Action.EXPORT_EVAL, Action.MODEL_MANAGE}
+    ),
     Role.VIEWER: frozenset({Action.READ}),
 }
 

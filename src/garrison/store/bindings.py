@@ -52,6 +52,7 @@ from garrison.store.models import (
     ElementState,
     FindingRow,
     InternedMarking,
+    ModelVersionRow,
 )
 
 if TYPE_CHECKING:
@@ -188,6 +189,15 @@ register(
         "id",
         markings=("marking_id",),
         content=("name", "manifest", "record_count", "snapshot"),
+    ),
+)
+register(
+    ModelVersionRow,
+    BindingSpec(
+        "model_versions",
+        "id",
+        markings=("marking_id",),
+        content=("name", "version", "kind", "manifest", "card", "lineage"),
     ),
 )
 

