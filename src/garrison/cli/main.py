@@ -21,6 +21,7 @@ from garrison.cli import (
     _docs,
     _ingest,
     _marking,
+    _models,
     _pipeline,
     _registry,
     _search,
@@ -75,6 +76,7 @@ _workspace.register(app)
 _ingest.register(app)
 _pipeline.register(app)
 _datasets.register(app)
+_models.register(app)
 _search.register(app)
 _api.register(app)
 app.add_typer(_docs.app, name="docs")
