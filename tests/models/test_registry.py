@@ -211,7 +211,7 @@ def test_minilm_with_the_wrong_weights_is_refused(
     assert Models(ws.session()).list() == []
 
 
-# -- no read-up, references, removal ----------------------------------------------------------------
+# -- no read-up, references, removal ---------------------------------------------------------------
 
 
 def test_a_secret_model_is_invisible_to_an_unclassified_viewer(
