@@ -17,6 +17,7 @@ from garrison.core.errors import GarrisonError, NotPermitted
 from garrison.datasets import Datasets, Selection
 from garrison.datasets.export import export_version
 from garrison.ingest.engine import IngestOptions, ingest_paths
+from garrison.models import Models
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.search import search
@@ -49,7 +50,10 @@ STORED = {
 def test_every_stored_action_name_is_a_member_with_the_same_value() -> None:
     values = {a.value for a in AuditAction}
     assert values >= STORED
-    assert values - STORED == {"integrity"}  # bindings that fail to verify
+    # Bindings that fail to verify, and the model registry's events.
+    assert values - STORED == {
+        "integrity", "model.list", "model.read", "model.register", "model.remove",
+    }  # fmt: skip
     assert len(values) == len(AuditAction)  # no two members share a name
     assert garrison.security.AuditAction is AuditAction
     assert "AuditAction" in garrison.security.__all__
@@ -250,9 +254,18 @@ def test_every_action_a_workflow_records_is_a_member(tmp_path: Path) -> None:
         public = next(d for d in listed if d["filename"] == "public.txt")
         docs.remove(public["id"], "not needed")
         Datasets(system).delete(version.id)
+        weights = tmp_path / "weights"
+        weights.mkdir()
+        (weights / "model.safetensors").write_bytes(b"weights")
+        models = Models(system)
+        model = models.register(kind="classifier", name="depot-cls", folder=weights)
+        models.list()
+        models.get(model.id)
+        models.remove(model.id, "retired")
         vic = ws.session("vic")
         _quietly(lambda: vic.list_users())
         _quietly(lambda: Jobs(vic).list())
+        _quietly(lambda: Models(vic).remove("depot-cls", "no"))
         _quietly(lambda: Documents(vic).show(memo["id"]))
         _quietly(lambda: ingest_paths(vic, [str(folder)], IngestOptions("UNCLASSIFIED")))
         _quietly(lambda: run_pipeline(vic, parse_pipeline(PIPELINE, source="actions.yaml")))
@@ -285,5 +298,6 @@ def test_every_action_a_workflow_records_is_a_member(tmp_path: Path) -> None:
         "pipeline.write", "docs.list", "doc.read", "lineage.read", "search", "jobs.list",
         "dataset.create", "dataset.export", "dataset.delete", "document.remove", "token.create",
         "token.revoke", "login", "audit.read", "audit.verify", "audit.checkpoint", "web.login",
+        "model.register", "model.list", "model.read", "model.remove",
     } <= actions, sorted(actions)  # fmt: skip
     assert any(e.decision == "deny" for e in events)
