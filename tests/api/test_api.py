@@ -25,6 +25,7 @@ CONTENT = [
     "/v1/search?q=depot",
     "/v1/findings",
     "/v1/datasets",
+    "/v1/models",
     "/v1/users",
     "/v1/audit?n=5",
     "/v1/me",
@@ -240,3 +241,42 @@ def test_unexpected_errors_keep_the_shape(env: Env) -> None:
         response = client.get("/v1/me", headers=env.auth("ada"))
     assert response.status_code == 503
     assert error_of(response.json())[0] == "workspace"
+
+
+def test_models_are_marked_and_an_unreadable_one_looks_missing(env: Env, tmp_path: Any) -> None:
+    from garrison.models import Models
+    from garrison.security.markings import parse_marking
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "model.safetensors").write_bytes(b"api-secret-weights")
+    ws = env.workspace()
+    try:
+        secret_id = (
+            Models(ws.session())
+            .register(
+                kind="classifier",
+                name="api-secret",
+                folder=weights,
+                marking=parse_marking("SECRET//NOFORN"),
+            )
+            .id
+        )
+    finally:
+        ws.close(checkpoint=False)
+    high = env.client.get("/v1/models", headers=env.auth("sam"))
+    assert high.status_code == 200
+    assert secret_id in {m["id"] for m in high.json()["items"]}
+    assert high.json()["marking"] == high.headers[MARKING_HEADER] == "SECRET//NOFORN"
+    shown = env.client.get(f"/v1/models/api-secret@{secret_id[:12]}", headers=env.auth("sam"))
+    assert shown.status_code == 200 and shown.json()["id"] == secret_id
+    assert shown.json()["marking"] == "SECRET//NOFORN"
+    low = env.client.get("/v1/models", headers=env.auth("una"))
+    assert low.status_code == 200
+    assert secret_id not in {m["id"] for m in low.json()["items"]}
+    assert low.json()["marking"] == "UNCLASSIFIED"
+    missing_id = "f" * 64
+    forbidden = env.client.get(f"/v1/models/{secret_id}", headers=env.auth("una"))
+    missing = env.client.get(f"/v1/models/{missing_id}", headers=env.auth("una"))
+    assert forbidden.status_code == missing.status_code == 404
+    assert forbidden.text.replace(secret_id, "ID") == missing.text.replace(missing_id, "ID")

@@ -25,6 +25,7 @@ from garrison.api._marking import MARKING_HEADER, marked, marked_list
 from garrison.api._metrics import HttpMetrics, MetricsMiddleware
 from garrison.core.errors import InvalidInput
 from garrison.datasets import Datasets
+from garrison.models import Models
 from garrison.search import FILTER_KEYS, MAX_K, search
 from garrison.search._search import MAX_QUERY
 from garrison.security.audit import AuditAction
@@ -246,6 +247,14 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     @router.get("/datasets/{ref}", response_model=Marked, summary="One dataset version")
     def show_dataset(session: SessionDep, ref: str) -> JSONResponse:
         return marked(session, Datasets(session).get(ref).to_dict())
+
+    @router.get("/models", response_model=MarkedList, summary="Model versions")
+    def list_models(session: SessionDep) -> JSONResponse:
+        return marked_list(session, [v.to_dict(manifest=False) for v in Models(session).list()])
+
+    @router.get("/models/{ref}", response_model=Marked, summary="One model version")
+    def show_model(session: SessionDep, ref: str) -> JSONResponse:
+        return marked(session, Models(session).get(ref).to_dict())
 
     @router.get("/users", response_model=MarkedList, summary="Users (admin)")
     def list_users(session: SessionDep) -> JSONResponse:
