@@ -26,6 +26,7 @@ from garrison.api import MARKING_HEADER
 from garrison.core.errors import GarrisonError
 from garrison.datasets import Datasets, Selection
 from garrison.ingest.engine import IngestOptions, ingest_paths
+from garrison.models import Models
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.search import search
@@ -95,6 +96,13 @@ DATASETS = {
     "canarydsconf": "CONFIDENTIAL",
     "canarydsrel": "SECRET//REL TO USA, GBR",
 }
+#: Model names (canaries too): name -> the marking it is registered with.
+MODEL_NAMES = {
+    "canarymodlow": "UNCLASSIFIED",
+    "canarymodconf": "CONFIDENTIAL",
+    "canarymodnf": "SECRET//NOFORN",
+    "canarymodrel": "SECRET//REL TO USA, GBR",
+}
 CLEARANCES = ("U", "C", "S")
 NATIONS = ("USA", "GBR", "AUS", "FRA")
 ROLES = ("viewer", "steward", "admin")
@@ -118,6 +126,7 @@ class Corpus:
     chunks: list[dict[str, Any]]
     datasets: list[dict[str, Any]]
     ids: list[str] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
     browsers: dict[str, TestClient] = field(default_factory=dict)  # user -> signed-in client
 
 
@@ -167,6 +176,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     for name, ceiling in DATASETS.items():
         version = Datasets(system).create(name, Selection(max_marking=ceiling))
         canaries[name] = version.marking.banner()
+    for name, banner in MODEL_NAMES.items():
+        weights = root / "models" / name
+        weights.mkdir(parents=True)
+        (weights / "model.safetensors").write_bytes(name.encode())
+        Models(system).register(
+            kind="classifier", name=name, folder=weights, marking=system.parse_marking(banner)
+        )
+        canaries[name] = banner
     tokens = {}
     for clearance, nation, role in SUBJECTS:
         name = _user(clearance, nation, role)
@@ -179,6 +196,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     chunks = Chunks(system).list()
     datasets = [v.to_dict(records=True) for v in Datasets(system).list()]
     assert len(datasets) == len(DATASETS)
+    models = [v.to_dict() for v in Models(system).list()]
+    assert sorted(m["name"] for m in models) == sorted(MODEL_NAMES)
     by_name = {d["filename"]: d["marking"] for d in docs}
     assert all(by_name[f"{w}.txt"] == b for w, (_, b) in SINGLE.items()), by_name
     assert all(by_name[f"{w}.md"] == b for w, (b, _, _) in HEADINGS.items()), by_name
@@ -189,11 +208,12 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     )
     # Every canary is somewhere: in a file name and/or a chunk.
     everything = json.dumps([docs, chunks]).lower()
-    assert all(word in everything for word in canaries if word not in DATASETS)
+    named = {*DATASETS, *MODEL_NAMES}
+    assert all(word in everything for word in canaries if word not in named)
     ids = [d["id"] for d in docs] + [e["id"] for e in elements] + [c["id"] for c in chunks]
-    ids += [v["id"] for v in datasets]
+    ids += [v["id"] for v in datasets] + [m["id"] for m in models]
     with TestClient(create_app(ws.root), raise_server_exceptions=False) as client:
-        corpus = Corpus(ws, client, tokens, canaries, docs, elements, chunks, datasets, ids)
+        corpus = Corpus(ws, client, tokens, canaries, docs, elements, chunks, datasets, ids, models)
         yield corpus
         for browser in corpus.browsers.values():
             browser.close()
@@ -221,10 +241,11 @@ def _view(corpus: Corpus, session: Session) -> View:
     elements = [e for e in corpus.elements if _can(session, e["marking"])]
     chunks = [c for c in corpus.chunks if _can(session, c["marking"])]
     datasets = [v for v in corpus.datasets if _can(session, v["marking"])]
+    models = [m for m in corpus.models if _can(session, m["marking"])]
     # A readable portion of a document the subject may not read carries no reference to it:
     # only readable documents' ids are known.
     known = {d["id"] for d in docs}
-    known |= {x["id"] for x in [*elements, *chunks, *datasets]}
+    known |= {x["id"] for x in [*elements, *chunks, *datasets, *models]}
     return View(
         forbidden_words=[w for w, m in corpus.canaries.items() if not _can(session, m)],
         forbidden_ids=[i for i in corpus.ids if i not in known],
@@ -355,6 +376,8 @@ LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "lib:datasets": lambda c, s, u, q: _lib(
         lambda: [v.to_dict(records=True) for v in Datasets(s).list()]
     ),
+    "lib:models": lambda c, s, u, q: _lib(lambda: [v.to_dict() for v in Models(s).list()]),
+    "api:models": lambda c, s, u, q: _api(c, u, "/v1/models"),
     "api:documents": lambda c, s, u, q: _api(c, u, "/v1/documents"),
     "api:chunks": lambda c, s, u, q: _api(c, u, "/v1/chunks"),
     "api:search": lambda c, s, u, q: _api(c, u, "/v1/search", {"q": q, "k": 20}),
@@ -374,6 +397,8 @@ BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "lib:document": lambda c, s, u, i: _lib(lambda: Documents(s).show(i, elements=True)),
     "lib:lineage": lambda c, s, u, i: _lib(lambda: Lineage(s).of(i)),
     "lib:dataset": lambda c, s, u, i: _lib(lambda: Datasets(s).get(i).to_dict(records=True)),
+    "lib:model": lambda c, s, u, i: _lib(lambda: Models(s).get(i).to_dict()),
+    "api:model": lambda c, s, u, i: _api(c, u, f"/v1/models/{quote(i, safe='')}"),
     "lib:doc-chunks": lambda c, s, u, i: _lib(lambda: Chunks(s).list(doc_id=i)),
     "api:document": lambda c, s, u, i: _api(c, u, f"/v1/documents/{i}", {"elements": "true"}),
     "api:lineage": lambda c, s, u, i: _api(c, u, f"/v1/lineage/{i}"),
@@ -577,7 +602,18 @@ def record_ids(draw: st.DrawFn, corpus: Corpus) -> str:
     if choice == 3:  # a unique prefix, as listings print them
         return draw(st.sampled_from(corpus.ids))[: draw(st.integers(8, 16))]
     if choice == 4:
-        return draw(st.sampled_from([*DATASETS, f"{next(iter(DATASETS))}@0", "canarydsx"]))
+        return draw(
+            st.sampled_from(
+                [
+                    *DATASETS,
+                    f"{next(iter(DATASETS))}@0",
+                    "canarydsx",
+                    *MODEL_NAMES,
+                    "canarymodnf@0",
+                    "canarymodx",
+                ]
+            )
+        )
     return draw(st.text(alphabet="0123456789abcdefxyz", min_size=1, max_size=64))
 
 
