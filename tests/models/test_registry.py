@@ -94,13 +94,20 @@ def test_ids_are_deterministic_and_content_addressed(ws: Workspace, tmp_path: Pa
             kind="embedder", name="tiny", folder=folder, seeds={"s": 1}, parameters={"p": 1}
         ).id,
     }
+    # The same files at another marking are another version, never the first one re-marked.
+    secret = models.register(
+        kind="embedder", name="tiny", folder=folder, seeds={"s": 1}, marking=parse_marking("S")
+    )
+    assert secret.id not in ids and secret.marking.banner() == "SECRET"
+    assert first.marking.banner() == "UNCLASSIFIED"
     assert len(ids) == 5
-    assert sorted(v.version for v in models.list()) == [1, 2, 3, 4, 5]
+    assert sorted(v.version for v in models.list()) == [1, 2, 3, 4, 5, 6]
     files = first.manifest["files"]
     assert [f["path"] for f in files] == ["model.safetensors", "sub/config.json"]
     manifest = model_manifest(
         kind="embedder",
         name="tiny",
+        marking="UNCLASSIFIED",
         files={f["path"]: f["sha256"] for f in reversed(files)},
         seeds={"s": 1},
     )

@@ -64,13 +64,18 @@ def model_manifest(
     *,
     kind: str,
     name: str,
+    marking: str,
     files: Mapping[str, str],
     base: str | None = None,
     datasets: Iterable[str] = (),
     parameters: Mapping[str, Any] | None = None,
     seeds: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The canonical manifest whose SHA-256 is a model version's id."""
+    """The canonical manifest whose SHA-256 is a model version's id.
+
+    ``marking`` is the version's banner: the same files registered at two markings are two
+    versions, so content is never found under a marking other than the one it was given.
+    """
     if kind not in MODEL_KINDS:
         raise InvalidInput(f"Unknown model kind {kind!r}: use embedder, classifier or generator.")
     if not _NAME.fullmatch(name):
@@ -83,6 +88,7 @@ def model_manifest(
         "format": MANIFEST_FORMAT,
         "kind": kind,
         "name": name,
+        "marking": marking,
         "files": [{"path": p, "sha256": files[p]} for p in sorted(files)],
         "base": base,
         "datasets": sorted(set(datasets)),
@@ -272,6 +278,7 @@ class Models:
         manifest = model_manifest(
             kind=kind,
             name=name,
+            marking=joined.banner(),
             files=files,
             base=base_id,
             datasets=dataset_ids,
