@@ -368,3 +368,9 @@ def test_model_rows_are_bound(ws: Workspace, tmp_path: Path) -> None:
     with ws.catalog.transaction() as orm:
         row = orm.get(ModelVersionRow, secret_id)
         assert row is not None and row.binding is not None and len(row.binding) == 64
+
+
+def test_only_a_subject_who_may_manage_models_registers_the_shipped_one(ws: Workspace) -> None:
+    with pytest.raises(NotPermitted):
+        register_shipped_models(ws.session("sam"))
+    assert Models(ws.session()).list() == []

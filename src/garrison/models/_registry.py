@@ -315,6 +315,7 @@ def register_shipped_models(session: Session) -> builtins.list[str]:
     trusted SHA-256; without the ``embed`` extra nothing is registered. Returns the ids
     registered now or already present.
     """
+    session.require(Action.MODEL_MANAGE, AuditAction.MODEL_REGISTER, object_id=MINILM)
     spec = MODELS[MINILM]
     try:
         folder = spec.path()
