@@ -242,6 +242,25 @@ def test_a_secret_model_is_invisible_to_an_unclassified_viewer(
     assert denied
 
 
+def test_version_numbers_count_only_what_the_reader_may_read(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    _secret_model(ws, tmp_path, name="mixed")  # version 1 of "mixed" is SECRET
+    stew = Models(ws.session("stew"))
+    second = stew.register(
+        kind="classifier",
+        name="mixed",
+        folder=_weights(tmp_path / "w-mixed-u", payload=b"unclassified"),
+        marking=parse_marking("UNCLASSIFIED"),
+    )
+    assert second.version == 2  # the steward reads both
+    assert [v.version for v in Models(ws.session("sam")).list() if v.name == "mixed"] == [2, 1]
+    # A reader who may read only the second sees it as the first: no gap tells of the other.
+    (shown,) = [v for v in Models(ws.session("ursula")).list() if v.name == "mixed"]
+    assert shown.id == second.id and shown.version == 1
+    assert Models(ws.session("ursula")).get("mixed").to_dict()["version"] == 1
+
+
 def test_references_and_ambiguous_prefixes(ws: Workspace, tmp_path: Path) -> None:
     models = Models(ws.session("stew"))
     ids = [

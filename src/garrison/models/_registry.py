@@ -145,6 +145,7 @@ class Models:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._numbers: dict[str, dict[int, int]] = {}
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -175,11 +176,22 @@ class Models:
             raise NotFound(f"No model version {ref}.")
         return rows[0]
 
+    def _number(self, row: ModelVersionRow) -> int:
+        """The version's number as this reader may see it: its place among the versions of its
+        name they may read (removed ones included, so numbers stay put). The stored count runs
+        over every version, and its gaps would tell a reader how many are hidden."""
+        if row.name not in self._numbers:
+            stored = sorted(
+                r.version for r in model_rows(self.session, name=row.name, include_deleted=True)
+            )
+            self._numbers[row.name] = {v: place for place, v in enumerate(stored, start=1)}
+        return self._numbers[row.name].get(row.version, 1)
+
     def _version(self, row: ModelVersionRow) -> ModelVersion:
         return ModelVersion(
             row.id,
             row.name,
-            row.version,
+            self._number(row),
             row.kind,
             model_marking(self.session, row),
             row.manifest,
@@ -296,6 +308,7 @@ class Models:
             card=dict(card or {}),
             lineage=lineage,
         )
+        self._numbers.pop(name, None)  # a new version of the name: count again
         return self._version(self._row(version_id))
 
     def remove(self, ref: str, reason: str) -> str:
