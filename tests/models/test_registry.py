@@ -242,9 +242,7 @@ def test_a_secret_model_is_invisible_to_an_unclassified_viewer(
     assert denied
 
 
-def test_version_numbers_count_only_what_the_reader_may_read(
-    ws: Workspace, tmp_path: Path
-) -> None:
+def test_version_numbers_count_only_what_the_reader_may_read(ws: Workspace, tmp_path: Path) -> None:
     _secret_model(ws, tmp_path, name="mixed")  # version 1 of "mixed" is SECRET
     stew = Models(ws.session("stew"))
     second = stew.register(
