@@ -3,7 +3,9 @@
 :mod:`garrison.models.embedding` resolves a model name (the shipped MiniLM, the hashing
 embedder, a local sentence-transformers folder) to an :class:`EmbeddingModel`. The marked model
 registry (:class:`Models`: embedders, classifiers, generators, each an immutable,
-content-addressed, marked :class:`ModelVersion`) is in :mod:`garrison.models._registry`.
+content-addressed, marked :class:`ModelVersion`) is in :mod:`garrison.models._registry`; its
+files are stored and verified by :mod:`garrison.models._files`; opening embedders and
+classifiers and marking their outputs is :mod:`garrison.models._use`.
 """
 
 from garrison.models._registry import (
@@ -12,6 +14,15 @@ from garrison.models._registry import (
     ModelVersion,
     model_manifest,
     register_shipped_models,
+)
+from garrison.models._stats import bootstrap, format_interval, interval_dict
+from garrison.models._use import (
+    Classifier,
+    Prediction,
+    open_classifier,
+    open_embedder,
+    output_marking,
+    write_classifier,
 )
 from garrison.models.embedding import (
     HASHING,
@@ -30,14 +41,23 @@ __all__ = [
     "MINILM",
     "MODELS",
     "MODEL_KINDS",
+    "Classifier",
     "EmbeddingModel",
     "HashingModel",
     "ModelSpec",
     "ModelVersion",
     "Models",
+    "Prediction",
     "SentenceTransformerModel",
+    "bootstrap",
     "file_sha256",
+    "format_interval",
     "get_model",
+    "interval_dict",
     "model_manifest",
+    "open_classifier",
+    "open_embedder",
+    "output_marking",
     "register_shipped_models",
+    "write_classifier",
 ]

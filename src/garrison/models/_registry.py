@@ -21,6 +21,7 @@ from typing import Any
 
 from garrison.core.errors import CheckFailed, InvalidInput, MissingExtra, NotFound, NotPermitted
 from garrison.datasets import Datasets
+from garrison.models._files import materialize, store_files
 from garrison.models.embedding import MINILM, MODELS, file_sha256
 from garrison.security.audit import AuditAction
 from garrison.security.markings import UNCLASSIFIED, Marking, join
@@ -82,7 +83,7 @@ def model_manifest(
         raise InvalidInput(
             "A model name is 1-128 letters, digits, '.', '_' or '-', not starting with a symbol."
         )
-    if not files:
+    if not files and not (kind == "generator" and (parameters or {}).get("endpoint")):
         raise InvalidInput(f"Model {name} lists no weight files.")
     return {
         "format": MANIFEST_FORMAT,
@@ -188,6 +189,10 @@ class Models:
         return self._numbers[row.name].get(row.version, 1)
 
     def _version(self, row: ModelVersionRow) -> ModelVersion:
+        if manifest_id(row.manifest) != row.id:
+            # The manifest is what the id hashes: one edited outside Garrison is used by no one.
+            self.session.workspace._integrity_failure("model_versions", row.id)
+            raise NotFound(f"No model version {row.id}.")
         return ModelVersion(
             row.id,
             row.name,
@@ -212,6 +217,22 @@ class Models:
             AuditAction.MODEL_READ, object_id=version.id, object_marking=version.marking.banner()
         )
         return version
+
+    def use(self, ref: str, purpose: str) -> ModelVersion:
+        """A readable version about to be used for ``purpose`` (embed, predict, generate, ...);
+        audited as ``model.use``. NotFound for one the subject may not read."""
+        version = self.resolve(ref)
+        self.session.audit(
+            AuditAction.MODEL_USE,
+            object_id=version.id,
+            object_marking=version.marking.banner(),
+            details={"purpose": purpose, "name": version.name},
+        )
+        return version
+
+    def folder(self, version: ModelVersion) -> Path:
+        """A folder holding exactly ``version``'s files, each verified against its manifest."""
+        return materialize(self.session, version.id, version.name, version.manifest)
 
     def list(self, *, kind: str | None = None) -> builtins.list[ModelVersion]:
         """Every readable, unremoved version (of ``kind``), newest first."""
@@ -239,10 +260,12 @@ class Models:
         """Register the weight files under ``folder`` (stewards, evaluators; audited).
 
         The version is marked with the join of ``marking``, its base model's marking and its
-        training datasets' markings; the same content registers once (the same id).
+        training datasets' markings; the same content registers once (the same id). The files
+        are copied into the workspace's encrypted blob store: ``folder`` may go afterwards.
         """
         self.session.require(Action.MODEL_MANAGE, AuditAction.MODEL_REGISTER, object_id=name)
         files = weight_files(folder)
+        store_files(self.session, folder, files)
         return self._register(
             kind=kind,
             name=name,

@@ -44,6 +44,8 @@ class Action(StrEnum):
     EXPORT_EVAL = "export-eval"
     #: Train, optimize, export, import and remove model versions.
     MODEL_MANAGE = "model-manage"
+    #: Register generators (endpoints, local models) and set their accreditation.
+    GENERATOR_REGISTER = "generator-register"
 
 
 _STEWARD = {
@@ -65,6 +67,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.MANAGE_TOKENS,
             Action.MANAGE_REGISTRY,
             Action.READ_AUDIT,
+            Action.GENERATOR_REGISTER,
         }
     ),
     Role.STEWARD: frozenset({Action.READ, *_STEWARD}),
