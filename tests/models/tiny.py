@@ -11,13 +11,60 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-WORDS = (
-    "report convoy logistics fuel supply depot bridge river patrol radar signal intercept "
-    "weather storm satellite imagery harbor vessel cargo manifest budget audit training "
-    "exercise medical clinic vaccine network server outage firmware patch aircraft runway "
-    "maintenance schedule personnel roster inventory warehouse map grid sector northern "
-    "southern eastern western alpha bravo charlie delta echo"
-).split()
+WORDS = [
+    "report",
+    "convoy",
+    "logistics",
+    "fuel",
+    "supply",
+    "depot",
+    "bridge",
+    "river",
+    "patrol",
+    "radar",
+    "signal",
+    "intercept",
+    "weather",
+    "storm",
+    "satellite",
+    "imagery",
+    "harbor",
+    "vessel",
+    "cargo",
+    "manifest",
+    "budget",
+    "audit",
+    "training",
+    "exercise",
+    "medical",
+    "clinic",
+    "vaccine",
+    "network",
+    "server",
+    "outage",
+    "firmware",
+    "patch",
+    "aircraft",
+    "runway",
+    "maintenance",
+    "schedule",
+    "personnel",
+    "roster",
+    "inventory",
+    "warehouse",
+    "map",
+    "grid",
+    "sector",
+    "northern",
+    "southern",
+    "eastern",
+    "western",
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+]
 
 
 def corpus_texts() -> list[str]:
