@@ -9,13 +9,19 @@ import typer
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
 from garrison.cli._output import emit_json, emit_table, out_console
 
-app = typer.Typer(help="Marked model versions: list, inspect, remove.", no_args_is_help=True)
+app = typer.Typer(
+    help="Marked model versions: train, optimize, use, carry across an air gap, remove.",
+    no_args_is_help=True,
+)
+#: ``garrison model train classifier|embedder``.
+train_app = typer.Typer(help="Train a model version on a marked dataset.", no_args_is_help=True)
 
 RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full version id.")]
 
 
 def register(root: typer.Typer) -> None:
     """Add the model commands to the top-level app."""
+    app.add_typer(train_app, name="train")
     root.add_typer(app, name="model")
 
 
