@@ -411,6 +411,37 @@ def test_a_resigned_bundle_must_still_agree_with_its_manifest(
     _nothing_registered(dst)
 
 
+def test_a_bundle_marked_below_what_it_derives_from_here_is_refused(
+    src: Workspace, copy: Path, trusted: Path, dst: Workspace, tmp_path: Path
+) -> None:
+    """Signed with the real key, but claiming an UNCLASSIFIED model on a SECRET base held here:
+    a write-down, refused."""
+    secret_base = Models(dst.session("stew")).register(
+        kind="embedder",
+        name="sbase",
+        folder=_weights(tmp_path / "sbase", b"secret-base"),
+        marking=parse_marking("SECRET"),
+    )
+    document = json.loads((copy / "manifest.json").read_text())
+    manifest = {**document["manifest"], "base": secret_base.id, "marking": "UNCLASSIFIED"}
+    header = {
+        **document["bundle"],
+        "marking": "UNCLASSIFIED",
+        "lineage": [
+            {"kind": "base", "id": secret_base.id, "name": "sbase"},
+            *(e for e in document["bundle"]["lineage"] if e["kind"] == "dataset"),
+        ],
+        "id": manifest_id(manifest),
+    }
+    document = {"id": manifest_id(manifest), "manifest": manifest, "bundle": header}
+    (copy / "manifest.json").write_text(json.dumps(document))
+    _resum(copy)
+    _resign(copy, src)
+    with pytest.raises(CheckFailed, match="marked below a model or dataset it derives from"):
+        import_model(dst.session("stew"), copy, trusted)
+    assert [v.name for v in Models(dst.session()).list()] == ["sbase"]
+
+
 # -- spills and who may ---------------------------------------------------------------------------
 
 

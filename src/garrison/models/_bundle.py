@@ -58,9 +58,10 @@ from garrison.models._files import manifest_files, store_files, verify_folder
 from garrison.models._registry import Models, ModelVersion, manifest_id, model_manifest
 from garrison.security import crypto
 from garrison.security.audit import AuditAction
-from garrison.security.markings import Marking, system_high_dominates
+from garrison.security.markings import Marking, dominates, system_high_dominates
 from garrison.security.policy import Action, can_export
-from garrison.store.model_registry import add_model_version
+from garrison.store.datasets import version_marking, version_rows
+from garrison.store.model_registry import add_model_version, model_marking, model_rows
 from garrison.store.session import Session
 
 __all__ = [
@@ -315,6 +316,13 @@ def import_model(session: Session, bundle_dir: Path, trusted_key: Path) -> Impor
         raise
     assert marking is not None  # a verified manifest has a marking (checked above)
     version_id = str(document["id"])
+    try:
+        _check_derivation(session, manifest, marking)
+    except CheckFailed as exc:
+        session.audit(
+            AuditAction.MODEL_IMPORT, object_id=version_id, decision="deny", reason=str(exc)
+        )
+        raise
     banner = marking.banner()
     if not session.can_read(marking):
         session.audit(
@@ -546,3 +554,24 @@ def _check_lineage(lineage: Any, manifest: dict[str, Any]) -> None:
         ok = bases == ([] if base is None else [base]) and datasets == sorted(manifest["datasets"])
     if not ok:
         raise CheckFailed("The bundle header's lineage disagrees with its manifest.")
+
+
+def _check_derivation(session: Session, manifest: dict[str, Any], marking: Marking) -> None:
+    """No write-down: the bundle's marking dominates every base model and training dataset of
+    it that this workspace holds (whoever may read them: checked as the system session)."""
+    system = session.workspace.session()
+    base = manifest.get("base")
+    above: list[Marking] = []
+    if isinstance(base, str):
+        for row in model_rows(system, id_prefix=base, include_deleted=True):
+            if row.id == base:
+                above.append(model_marking(system, row))
+    for dataset_id in manifest.get("datasets") or []:
+        for ds_row in version_rows(system, id_prefix=str(dataset_id)):
+            if ds_row.id == dataset_id:
+                above.append(version_marking(system, ds_row))
+    if any(not dominates(marking, m) for m in above):
+        raise CheckFailed(
+            "The bundle is marked below a model or dataset it derives from in this workspace; "
+            "a model is marked at least as high as what it learned from, so it is refused."
+        )

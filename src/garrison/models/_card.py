@@ -28,8 +28,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from garrison.core.errors import NotFound
 from garrison.datasets import Datasets
 from garrison.datasets.card_style import (
@@ -45,8 +43,8 @@ from garrison.datasets.card_style import (
 from garrison.models._files import CACHE_DIR
 from garrison.models._registry import Models, ModelVersion
 from garrison.models.embedding import MINILM, MODELS
+from garrison.store.datasets import version_marking, version_rows
 from garrison.store.model_registry import model_rows
-from garrison.store.models import DatasetVersionRow
 from garrison.store.session import Session
 
 __all__ = [
@@ -171,13 +169,17 @@ def _training_data(session: Session, version: ModelVersion) -> list[dict[str, An
 def _removed_dataset(session: Session, dataset_id: str) -> dict[str, Any]:
     """A removed dataset version the reader may read keeps its facts; anything else -- not in
     this workspace, or not readable -- is withheld: its id only, never its name."""
-    with session.workspace.catalog.transaction() as orm:
-        query = select(DatasetVersionRow).where(
-            DatasetVersionRow.id == dataset_id, DatasetVersionRow.deleted_at.is_not(None)
-        )
-        row = orm.scalars(session.readable(orm, query, DatasetVersionRow.marking_id)).first()
-        marking = session.marking_of(orm, row.marking_id) if row is not None else None
-    if row is None or marking is None:
+    rows = [
+        r
+        for r in version_rows(session, id_prefix=dataset_id, include_deleted=True)
+        if r.id == dataset_id and r.deleted_at is not None
+    ]
+    if not rows:
+        return {"id": dataset_id, "status": "withheld"}
+    row = rows[0]
+    try:
+        marking = version_marking(session, row)
+    except NotFound:
         return {"id": dataset_id, "status": "withheld"}
     by_split: dict[str, int] = {}
     for record in (row.manifest or {}).get("records") or []:
