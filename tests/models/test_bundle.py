@@ -500,6 +500,27 @@ def test_who_may_export_and_where(src: Workspace, tmp_path: Path) -> None:
     assert [e.decision for e in denied][-4:] == ["deny", "deny", "deny", "allow"]
 
 
+def test_display_only_access_never_exports(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "do", system_high="SECRET//REL TO USA, GBR")
+    try:
+        ws.session().add_user(
+            "pierre", SubjectSpec(clearance="S", citizenship="FRA", roles=("steward",))
+        )
+        marking = parse_marking("SECRET//REL TO USA, GBR/DISPLAY ONLY FRA")
+        Models(ws.session()).register(
+            kind="classifier",
+            name="shown",
+            folder=_weights(tmp_path / "w", b"shown"),
+            marking=marking,
+        )
+        assert Models(ws.session("pierre")).get("shown").marking == marking  # may read it
+        with pytest.raises(NotPermitted, match="DISPLAY ONLY"):
+            export_model(ws.session("pierre"), "shown", tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+    finally:
+        ws.close()
+
+
 def test_show_says_the_base_is_not_present(
     bundle: Path, trusted: Path, dst: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -555,6 +576,8 @@ def test_metrics_of_any_shape_render_as_rows() -> None:
         ["recall@10 / 0", "0.5", ""],
         ["recall@10 / 1", "0.25", ""],
     ]
+    nested = {"value": {"base": {"value": 0.5, "low": 0.4, "high": 0.6}}, "label": "x"}
+    assert metric_rows(nested) == [["value / base", "0.5", "[0.4, 0.6]"], ["label", "x", ""]]
 
 
 def test_the_card_renders_with_banners_and_escapes_everything(src: Workspace) -> None:

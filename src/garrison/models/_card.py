@@ -322,12 +322,13 @@ def metric_rows(tree: Any, path: tuple[str, ...] = ()) -> list[list[str]]:
     name = " / ".join(path) or "(metric)"
     rows: list[list[str]] = []
     if isinstance(tree, Mapping):
-        if "value" in tree and not isinstance(tree["value"], Mapping | list):
+        leaf = "value" in tree and not isinstance(tree["value"], Mapping | list)
+        if leaf:
             low, high = tree.get("low"), tree.get("high")
             interval = f"[{_num(low)}, {_num(high)}]" if "low" in tree and "high" in tree else ""
             rows.append([name, _num(tree["value"]), interval])
         for key, value in tree.items():
-            if key in ("value", "low", "high") and "value" in tree:
+            if leaf and key in ("value", "low", "high"):
                 continue
             rows += metric_rows(value, (*path, str(key)))
     elif isinstance(tree, list):
