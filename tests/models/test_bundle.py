@@ -408,6 +408,13 @@ def test_a_resigned_bundle_must_still_agree_with_its_manifest(
     _resign(copy, src)
     with pytest.raises(CheckFailed, match="marking disagrees"):
         import_model(dst.session("stew"), copy, trusted)
+    # A banner file that says something else than the manifest.
+    (copy / "manifest.json").write_text(original)
+    (copy / "BANNER.txt").write_text("UNCLASSIFIED\n")
+    _resum(copy)
+    _resign(copy, src)
+    with pytest.raises(CheckFailed, match=r"BANNER\.txt disagrees"):
+        import_model(dst.session("stew"), copy, trusted)
     _nothing_registered(dst)
 
 

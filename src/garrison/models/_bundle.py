@@ -299,7 +299,8 @@ def import_model(session: Session, bundle_dir: Path, trusted_key: Path) -> Impor
         if problem is not None:
             raise CheckFailed(f"The bundle at {root} failed verification: {problem[0]}")
         _check_layout(root)
-        header, manifest = _verify_manifest(session, document)
+        banner_text = (root / BANNER_FILE).read_text(encoding="utf-8", errors="replace")
+        header, manifest = _verify_manifest(document, banner_text)
         files = manifest_files(manifest)
         if files:
             verify_folder(root / WEIGHTS_DIR, files)
@@ -498,9 +499,9 @@ def _check_layout(root: Path) -> None:
         raise CheckFailed(f"The bundle at {root} has no {name}.")
 
 
-def _verify_manifest(session: Session, document: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _verify_manifest(document: Any, banner: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(header, manifest) once the manifest hashes to the bundle's id, is well formed, and the
-    header agrees with it."""
+    header and the banner file (``banner``, its text) agree with it."""
     if not isinstance(document, dict) or not all(
         isinstance(document.get(k), dict) for k in ("bundle", "manifest")
     ):
@@ -532,6 +533,8 @@ def _verify_manifest(session: Session, document: Any) -> tuple[dict[str, Any], d
     for field in ("name", "kind", "marking"):
         if header.get(field) != manifest[field]:
             raise CheckFailed(f"The bundle header's {field} disagrees with its manifest.")
+    if banner != f"{manifest['marking']}\n":
+        raise CheckFailed(f"{BANNER_FILE} disagrees with the bundle's marking.")
     if not isinstance(header.get("card"), dict) or not isinstance(header.get("workspace_id"), str):
         raise CheckFailed(f"The bundle header in {MANIFEST_FILE} is incomplete.")
     _check_lineage(header.get("lineage"), manifest)
