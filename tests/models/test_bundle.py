@@ -442,6 +442,7 @@ def test_a_bundle_marked_below_what_it_derives_from_here_is_refused(
     }
     document = {"id": manifest_id(manifest), "manifest": manifest, "bundle": header}
     (copy / "manifest.json").write_text(json.dumps(document))
+    (copy / "BANNER.txt").write_text("UNCLASSIFIED\n")
     _resum(copy)
     _resign(copy, src)
     with pytest.raises(CheckFailed, match="marked below a model or dataset it derives from"):
