@@ -21,6 +21,8 @@ RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full
 
 def register(root: typer.Typer) -> None:
     """Add the model commands to the top-level app."""
+    import garrison.cli._models_bundle  # noqa: F401  (model card, export, import)
+
     app.add_typer(train_app, name="train")
     root.add_typer(app, name="model")
 
@@ -79,15 +81,21 @@ def show(
 ) -> None:
     """Show a model version: its manifest, lineage and card."""
     from garrison.models import Models
+    from garrison.models._card import base_present
 
     with open_session(ctx, workspace, as_user) as session:
         data = Models(session).get(ref).to_dict()
+        data["base_present"] = data["base"] and base_present(session, data["base"])
     if as_json:
         emit_json(data)
         return
     _summary(data)
     for step in data["lineage"]:
-        out_console.print(f"  from {step['kind']} {step['name']}@{step['id'][:12]}", markup=False)
+        absent = step["kind"] == "base" and data["base_present"] is False
+        note = " (not present in this workspace)" if absent else ""
+        out_console.print(
+            f"  from {step['kind']} {step['name']}@{step['id'][:12]}{note}", markup=False
+        )
     for entry in data["manifest"]["files"]:
         out_console.print(f"  {entry['sha256']}  {entry['path']}", markup=False)
 

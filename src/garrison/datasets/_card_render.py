@@ -5,8 +5,14 @@ data escaped). Both carry the version's banner at the top and bottom in the conv
 
 from __future__ import annotations
 
-import html
 from typing import Any
+
+from garrison.datasets.card_style import CARD_CSS as _CSS
+from garrison.datasets.card_style import html_banner, md_banner
+from garrison.datasets.card_style import html_table as _html_table
+from garrison.datasets.card_style import html_text as _e
+from garrison.datasets.card_style import md_table as _md_table
+from garrison.datasets.card_style import md_text as _md
 
 __all__ = ["render_html", "render_markdown"]
 
@@ -16,19 +22,6 @@ def _share(part: int, whole: int) -> float:
 
 
 # -- markdown -------------------------------------------------------------------------------------
-
-
-def _md(value: Any) -> str:
-    """Text for Markdown: pipes and newlines would break a table, and raw HTML would pass
-    through a Markdown renderer, so ``&<>`` become entities (which render as the characters)."""
-    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
-    return [*lines, ""]
 
 
 def _md_counts(title: str, key: str, counts: dict[str, int], total: int) -> list[str]:
@@ -42,7 +35,7 @@ def _md_counts(title: str, key: str, counts: dict[str, int], total: int) -> list
 
 def render_markdown(data: dict[str, Any]) -> str:
     """The card as Markdown; the banner is the first and last line."""
-    banner = f"**{_md(data['banner']['text'])}**"
+    banner = md_banner(data["banner"])
     ds, counts, total = data["dataset"], data["counts"], data["counts"]["records"]
     out = [banner, "", f"# Dataset card: {_md(ds['name'])}", ""]
     out += _md_table(
@@ -155,31 +148,6 @@ def _runs(runs: list[dict[str, str]]) -> str:
 
 # -- html -----------------------------------------------------------------------------------------
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:0;color:#1a1a1a;background:#fff;line-height:1.4}
-main{max-width:60rem;margin:0 auto;padding:1rem}
-.banner{width:100%;text-align:center;font-weight:bold;padding:.3rem 0;letter-spacing:.05em}
-table{border-collapse:collapse;margin:.5rem 0 1rem}
-caption{text-align:left;font-weight:bold;padding:.25rem 0}
-th,td{border:1px solid #767676;padding:.2rem .5rem;text-align:left;vertical-align:top}
-th{background:#eee}
-.pass{color:#1b5e20}.fail{color:#b00020}
-svg{display:block;margin:.5rem 0 1rem}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _html_table(caption: str, headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f'<th scope="col">{_e(h)}</th>' for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return (
-        f"<table><caption>{_e(caption)}</caption><thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table>"
-    )
-
 
 def _bar_chart(title: str, counts: dict[str, int]) -> str:
     """A horizontal bar chart as inline SVG; labels and values are text, so readable without
@@ -237,12 +205,7 @@ def _histogram_svg(hist: dict[str, Any]) -> str:
 
 def render_html(data: dict[str, Any]) -> str:
     """The card as one self-contained HTML page: inline CSS and SVG, nothing fetched."""
-    b = data["banner"]
-    banner = (
-        f'<div class="banner" role="note" aria-label="Classification: {_e(b["text"])}" '
-        f'style="background:{_e(b["background"])};color:{_e(b["foreground"])}">'
-        f"{_e(b['text'])}</div>"
-    )
+    banner = html_banner(data["banner"])
     ds, counts, total = data["dataset"], data["counts"], data["counts"]["records"]
     sp, pii, dedup, quality = data["splits"], data["pii"], data["dedup"], data["quality"]
     lin, hist, vaultis = data["lineage"], data["text_length"], data["vaultis"]

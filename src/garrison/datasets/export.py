@@ -30,12 +30,10 @@ every record's -- access that comes only through DISPLAY ONLY is never enough.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -52,6 +50,10 @@ from garrison.datasets._versions import (
     _canonical,
 )
 from garrison.datasets.card import build_card
+from garrison.datasets.signing import SIGNATURE_ALGORITHM
+from garrison.datasets.signing import check_new_directory as _check_out
+from garrison.datasets.signing import file_sha256 as _sha256
+from garrison.datasets.signing import regular_files as _files
 from garrison.security import crypto
 from garrison.security.audit import AuditAction
 from garrison.security.policy import Action, can_export
@@ -69,7 +71,6 @@ __all__ = [
 
 ExportFormat = Literal["parquet", "jsonl", "hf", "chat"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
-SIGNATURE_ALGORITHM = "ed25519"
 #: Files of an export that SHA256SUMS does not (cannot) list.
 UNSUMMED = ("SHA256SUMS", "manifest.sig")
 _SPLIT_ORDER = ("train", "validation", "test")
@@ -219,13 +220,6 @@ def _check_exportable(
         )
 
 
-def _check_out(out: Path) -> None:
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise InvalidInput(f"{out} exists and is not a directory; choose a new or empty one.")
-    if out.is_dir() and any(out.iterdir()):
-        raise InvalidInput(f"The output directory {out} is not empty; choose a new or empty one.")
-
-
 # -- writing -----------------------------------------------------------------------------------
 
 
@@ -278,20 +272,6 @@ def _write(
         "sha256sums_signature": crypto.sign(key, sums.encode("utf-8")).hex(),
     }
     (tmp / "manifest.sig").write_text(json.dumps(signature, sort_keys=True, indent=2) + "\n")
-
-
-def _files(root: Path) -> Iterator[str]:
-    for path in root.rglob("*"):
-        if path.is_file():
-            yield path.relative_to(root).as_posix()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _by_split(records: list[SnapshotRecord]) -> list[tuple[str, list[SnapshotRecord]]]:

@@ -9,14 +9,13 @@ which detects accidents but not a deliberate change that also rewrote ``SHA256SU
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from garrison.core.errors import InvalidInput, KeyFileError
+from garrison.core.errors import InvalidInput
+from garrison.datasets.signing import check_sums, load_trusted_key
 from garrison.security import crypto
 
 __all__ = ["VerifyResult", "verify_export"]
@@ -24,7 +23,6 @@ __all__ = ["VerifyResult", "verify_export"]
 _SUMS = "SHA256SUMS"
 _SIG = "manifest.sig"
 _MANIFEST = "manifest.json"
-_LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
 
 
 @dataclass(frozen=True)
@@ -62,21 +60,13 @@ def verify_export(path: Path, trusted_key: Path | None = None) -> VerifyResult:
     root = Path(path)
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a directory; give the folder a dataset export made.")
-    public = None
-    if trusted_key is not None:
-        try:
-            data = Path(trusted_key).read_bytes()
-        except OSError as exc:
-            raise KeyFileError(
-                f"The trusted key {trusted_key} cannot be read ({exc.strerror})."
-            ) from exc
-        public = crypto.load_public_key(data, source=str(trusted_key))
+    public = None if trusted_key is None else load_trusted_key(trusted_key)
 
     sig = _read_signature(root)
     key_id = sig.get("key_id") if isinstance(sig, dict) else None
     key_id = key_id if isinstance(key_id, str) else None
 
-    failed = _check_sums(root)
+    failed = check_sums(root, (_SUMS, _SIG))
     if failed is not None:
         problem, bad = failed
         return VerifyResult(False, problem, bad, False, key_id)
@@ -132,47 +122,3 @@ def _read_signature(root: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _check_sums(root: Path) -> tuple[str, str] | None:
-    """(problem, bad file) for the first wrong file in path order; None when all match."""
-    try:
-        text = (root / _SUMS).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return f"{_SUMS} is missing or unreadable.", _SUMS
-    listed: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        match = _LINE.match(line)
-        if match is None:
-            return f"Line {number} of {_SUMS} is malformed.", _SUMS
-        digest, name = match.groups()
-        pure = PurePosixPath(name)
-        if pure.is_absolute() or ".." in pure.parts or name in (_SUMS, _SIG) or name in listed:
-            return f"{_SUMS} lists an invalid or repeated path {name!r}.", _SUMS
-        listed[name] = digest
-    present: set[str] = set()
-    for item in root.rglob("*"):
-        if item.is_dir() and not item.is_symlink():
-            continue
-        name = item.relative_to(root).as_posix()
-        if name not in (_SUMS, _SIG):
-            present.add(name)
-    for name in sorted(set(listed) | present):
-        if name not in present:
-            return f"{name} is listed in {_SUMS} but missing.", name
-        if name not in listed:
-            return f"{name} is not listed in {_SUMS}: it was added after the export.", name
-        item = root / name
-        if item.is_symlink() or not item.is_file():
-            return f"{name} is not a regular file.", name
-        if _sha256(item) != listed[name]:
-            return f"{name} does not match its checksum: it was modified.", name
-    return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -183,12 +183,18 @@ def current_markings(
 
 
 def version_rows(
-    session: Session, *, name: str | None = None, id_prefix: str | None = None
+    session: Session,
+    *,
+    name: str | None = None,
+    id_prefix: str | None = None,
+    include_deleted: bool = False,
 ) -> list[DatasetVersionRow]:
-    """Readable, undeleted versions (of ``name``, whose id starts with ``id_prefix``), newest
-    first."""
+    """Readable, undeleted (or, with ``include_deleted``, all) versions (of ``name``, whose id
+    starts with ``id_prefix``), newest first."""
     with session.workspace.catalog.transaction() as orm:
-        query = select(DatasetVersionRow).where(DatasetVersionRow.deleted_at.is_(None))
+        query = select(DatasetVersionRow)
+        if not include_deleted:
+            query = query.where(DatasetVersionRow.deleted_at.is_(None))
         if name is not None:
             query = query.where(DatasetVersionRow.name == name)
         if id_prefix is not None:
