@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from garrison.core.errors import CheckFailed, InvalidInput
+from garrison.core.errors import CheckFailed, InvalidInput, NotFound
 from garrison.models._registry import Models, ModelVersion
 from garrison.models.embedding import EmbeddingModel, SentenceTransformerModel
 from garrison.security.markings import Marking, join
@@ -58,6 +58,10 @@ CLASSIFIER_FORMAT = 1
 
 _lock = threading.Lock()
 _embedders: dict[str, EmbeddingModel] = {}
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
 
 
 def output_marking(input_marking: Marking, *models: ModelVersion) -> Marking:
@@ -93,7 +97,7 @@ def open_embedder(
     models = Models(session)
     version = models.use(ref, purpose)
     if version.kind != "embedder":
-        raise InvalidInput(f"Model {version.ref} is a {version.kind}, not an embedder.")
+        raise InvalidInput(f"Model {version.ref} is {_a(version.kind)}, not an embedder.")
     with _lock:
         cached = _embedders.get(version.id)
     if cached is not None:
@@ -215,7 +219,7 @@ def open_classifier(session: Session, ref: str, *, purpose: str = "predict") -> 
     models = Models(session)
     version = models.use(ref, purpose)
     if version.kind != "classifier":
-        raise InvalidInput(f"Model {version.ref} is a {version.kind}, not a classifier.")
+        raise InvalidInput(f"Model {version.ref} is {_a(version.kind)}, not a classifier.")
     folder = models.folder(version)
     try:
         spec = json.loads((folder / CLASSIFIER_FILE).read_text())
@@ -229,9 +233,15 @@ def open_classifier(session: Session, ref: str, *, purpose: str = "predict") -> 
     embedder_spec = spec.get("embedder", {})
     embedder_version: ModelVersion | None = None
     if "id" in embedder_spec:
-        embedder_version, embedder = open_embedder(
-            session, str(embedder_spec["id"]), purpose=purpose
-        )
+        if str(embedder_spec["id"]) != version.manifest.get("base"):
+            # The embedder must be the registered base: that is what the marking joined in.
+            raise CheckFailed(f"Classifier {version.ref} names an embedder that is not its base.")
+        try:
+            embedder_version, embedder = open_embedder(
+                session, str(embedder_spec["id"]), purpose=purpose
+            )
+        except NotFound:
+            raise NotFound(f"No model version {ref}.") from None
     elif "path" in embedder_spec:
         body = folder / str(embedder_spec["path"])
         if not body.resolve().is_relative_to(folder.resolve()):
