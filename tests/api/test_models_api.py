@@ -282,3 +282,30 @@ def test_the_body_limit_leaves_other_paths_alone(tmp_path: Path) -> None:
     app.add_middleware(BodyLimit, limit=8)
     with TestClient(app) as client:
         assert client.post("/ui/form", json={"a": "x" * 100}).json() == {"n": 100}
+
+
+def test_a_classifier_over_an_unreadable_embedder_answers_like_a_missing_one(
+    env: Env, models: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    from garrison.models import Models
+    from tests.models.registered import classifier_folder
+
+    # Registered without its embedder as base: the classifier is UNCLASSIFIED, the
+    # CONFIDENTIAL embedder its head names is not readable by an UNCLASSIFIED reader.
+    ws = env.workspace()
+    try:
+        Models(ws.session("stu")).register(
+            kind="classifier",
+            name="topic-h",
+            folder=classifier_folder(tmp_path, models["tiny-c"].id, "topic-h"),
+        )
+    finally:
+        ws.close(checkpoint=False)
+    hidden = _predict(env, "una", "topic-h", {"texts": ["x"]})
+    missing = _predict(env, "una", "topic-x", {"texts": ["x"]})
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.content.replace(b"topic-h", b"REF") == missing.content.replace(b"topic-x", b"REF")
+    assert models["tiny-c"].id[:12] not in hidden.text
+    # A reader of both gets predictions marked with both.
+    both = _predict(env, "sam", "topic-h", {"texts": ["x"]})
+    assert both.status_code == 200 and both.json()["predictions"][0]["marking"] == "CONFIDENTIAL"

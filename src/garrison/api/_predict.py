@@ -19,7 +19,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from garrison.api._errors import error_response
-from garrison.core.errors import InvalidInput
+from garrison.core.errors import InvalidInput, NotFound
 from garrison.models import open_classifier
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
@@ -75,7 +75,12 @@ def predict_texts(session: Session, ref: str, texts: list[str], marking: str) ->
     """
     check_texts(texts)
     given = input_marking(session, marking)
-    classifier = open_classifier(session, ref)  # audited model.use; NotFound when unreadable
+    try:
+        classifier = open_classifier(session, ref)  # audited model.use; NotFound if unreadable
+    except NotFound:
+        # Also when the classifier is readable but the embedder it names is not: answered as
+        # for a missing classifier, never naming the embedder.
+        raise NotFound(f"No model version {ref}.") from None
     version = classifier.version
     predictions = classifier.predict(texts, [given] * len(texts))
     session.audit(
