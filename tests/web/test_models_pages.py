@@ -255,3 +255,41 @@ def test_pages_hold_no_inline_script(web: WebEnv, models: dict[str, ModelVersion
         assert not re.search(r"<script(?![^>]*\bsrc=)", html)
         assert ' style="' not in html
         assert not re.search(r"<[^>]+\son[a-z]+=", html)
+
+
+def test_card_rendering_takes_any_shape() -> None:
+    from garrison.web._models import card_fields, metric_rows
+
+    rows = metric_rows(
+        {
+            "accuracy": {"value": 0.9, "low": 0.85, "high": 0.95},
+            "validation": {"macro_f1": {"value": 0.7}},
+            "examples": 120,
+            "recall@10": [0.5, 0.75],
+            "ece": {"value": float("nan"), "low": float("nan"), "high": float("nan")},
+        }
+    )
+    assert rows == [
+        {"name": "accuracy", "value": "0.900", "interval": "[0.850, 0.950]"},
+        {"name": "validation › macro_f1", "value": "0.700", "interval": ""},
+        {"name": "examples", "value": "120", "interval": ""},
+        {"name": "recall@10", "value": "0.500, 0.750", "interval": ""},
+        {"name": "ece", "value": "n/a", "interval": "[n/a, n/a]"},
+    ]
+    assert metric_rows(0.5) == [{"name": "metric", "value": "0.500", "interval": ""}]
+    fields = card_fields(
+        {
+            "intended_use": "Triage.",
+            "license": None,
+            "labels": ["a", "b"],
+            "training_data": [{"name": "reports", "records": 3}],
+            "metrics": {"accuracy": {"value": 1.0}},
+        }
+    )
+    assert fields[:3] == [
+        {"label": "Intended use", "text": "Triage."},
+        {"label": "License", "text": "—"},
+        {"label": "Labels", "text": "a, b"},
+    ]
+    assert fields[3]["label"] == "Training data" and '"records": 3' in fields[3]["pre"]
+    assert len(fields) == 4  # metrics are their own table

@@ -212,5 +212,8 @@ def register(app: FastAPI) -> None:
         try:
             result = predict_texts(viewer.session, version.id, [text] if text else [], marking)
         except InvalidInput as exc:
-            return _model_page(request, viewer, ref, error=exc.message, marking=marking, status=400)
-        return _model_page(request, viewer, ref, result=result, text=text, marking=marking)
+            return _model_page(
+                request, viewer, version.id, error=exc.message, marking=marking, status=400
+            )
+        # The page shows the version that predicted, even if NAME has a newer one by now.
+        return _model_page(request, viewer, version.id, result=result, text=text, marking=marking)
