@@ -9,6 +9,7 @@ exactly like a nonexistent one (ARCHITECTURE.md section 7, invariant 1).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -23,13 +24,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from garrison.api import MARKING_HEADER
-from garrison.core.errors import GarrisonError
+from garrison.core.errors import GarrisonError, NotPermitted
 from garrison.datasets import Datasets, Selection
 from garrison.ingest.engine import IngestOptions, ingest_paths
-from garrison.models import Models
+from garrison.models import Models, open_classifier, open_embedder
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.search import search
+from garrison.security.markings import UNCLASSIFIED, dominates
 from garrison.security.subjects import Role
 from garrison.store.derived import Chunks, Lineage, dedup_report
 from garrison.store.documents import Documents, Jobs
@@ -37,6 +39,8 @@ from garrison.store.session import Session, SubjectSpec
 from garrison.store.tokens import create_token, list_tokens, revoke_token
 from garrison.store.workspace import Workspace
 from garrison.web import create_app  # the API with the web UI mounted at /ui
+from tests.models.registered import classifier_folder
+from tests.models.tiny import tiny_sentence_transformer
 
 PIPELINE = """
 name: no-read-up
@@ -96,13 +100,35 @@ DATASETS = {
     "canarydsconf": "CONFIDENTIAL",
     "canarydsrel": "SECRET//REL TO USA, GBR",
 }
-#: Model names (canaries too): name -> the marking it is registered with.
+#: Model names (canaries too): name -> (kind, the marking it is registered with, its base).
+#: Embedders are the tiny sentence-transformer of tests/models/tiny.py; classifiers are heads
+#: over one of them (their marking is the join with their base's).
 MODEL_NAMES = {
-    "canarymodlow": "UNCLASSIFIED",
-    "canarymodconf": "CONFIDENTIAL",
-    "canarymodnf": "SECRET//NOFORN",
-    "canarymodrel": "SECRET//REL TO USA, GBR",
+    "canaryembl": ("embedder", "UNCLASSIFIED", None),
+    "canaryembc": ("embedder", "CONFIDENTIAL", None),
+    "canaryembr": ("embedder", "SECRET//REL TO USA, GBR", None),
+    "canarymodlow": ("classifier", "UNCLASSIFIED", "canaryembl"),
+    "canarymodconf": ("classifier", "CONFIDENTIAL", "canaryembl"),
+    "canarymodnf": ("classifier", "SECRET//NOFORN", "canaryembl"),
+    "canarymodrel": ("classifier", "SECRET//REL TO USA, GBR", "canaryembl"),
+    "canarymodjc": ("classifier", "UNCLASSIFIED", "canaryembc"),  # CONFIDENTIAL by the join
+    "canarymodjr": ("classifier", "CONFIDENTIAL//REL TO USA, GBR", "canaryembr"),  # S//REL
 }
+#: Markings random model versions are registered with (those above system high are refused).
+MODEL_MARKINGS = (
+    "UNCLASSIFIED",
+    "UNCLASSIFIED//FOUO",
+    "CONFIDENTIAL",
+    "CONFIDENTIAL//NOFORN",
+    "CONFIDENTIAL//REL TO USA, AUS, GBR",
+    "SECRET",
+    "SECRET//NOFORN",
+    "SECRET//REL TO USA, GBR",
+    "TOP SECRET",
+    "TOP SECRET//NOFORN",
+)
+#: The text classified on the predict paths (not a canary).
+PREDICT_TEXT = "harbor crane report"
 CLEARANCES = ("U", "C", "S")
 NATIONS = ("USA", "GBR", "AUS", "FRA")
 ROLES = ("viewer", "steward", "admin")
@@ -128,6 +154,9 @@ class Corpus:
     ids: list[str] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
     browsers: dict[str, TestClient] = field(default_factory=dict)  # user -> signed-in client
+    csrf: dict[str, str] = field(default_factory=dict)  # user -> their web session's CSRF token
+    root: Path | None = None  # where model folders are written
+    tiny: Path | None = None  # the tiny sentence-transformer folder
 
 
 def _write(folder: Path, name: str, text: str) -> None:
@@ -176,14 +205,18 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     for name, ceiling in DATASETS.items():
         version = Datasets(system).create(name, Selection(max_marking=ceiling))
         canaries[name] = version.marking.banner()
-    for name, banner in MODEL_NAMES.items():
-        weights = root / "models" / name
-        weights.mkdir(parents=True)
-        (weights / "model.safetensors").write_bytes(name.encode())
-        Models(system).register(
-            kind="classifier", name=name, folder=weights, marking=system.parse_marking(banner)
+    tiny = tiny_sentence_transformer(root / "tiny")
+    registered: dict[str, str] = {}
+    for name, (kind, banner, base) in MODEL_NAMES.items():
+        version = _register_model(
+            system, root, tiny, name, kind, banner, registered.get(base or "")
         )
-        canaries[name] = banner
+        registered[name] = version.id
+        canaries[name] = version.marking.banner()
+    # Nothing above system high is ever registered.
+    for banner in ("TOP SECRET", "TOP SECRET//NOFORN"):
+        with pytest.raises(NotPermitted):
+            _register_model(system, root, tiny, "canarymodts", "classifier", banner, None)
     tokens = {}
     for clearance, nation, role in SUBJECTS:
         name = _user(clearance, nation, role)
@@ -198,6 +231,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     assert len(datasets) == len(DATASETS)
     models = [v.to_dict() for v in Models(system).list()]
     assert sorted(m["name"] for m in models) == sorted(MODEL_NAMES)
+    assert canaries["canarymodjc"] == "CONFIDENTIAL"
+    assert canaries["canarymodjr"] == "SECRET//REL TO USA, GBR"
     by_name = {d["filename"]: d["marking"] for d in docs}
     assert all(by_name[f"{w}.txt"] == b for w, (_, b) in SINGLE.items()), by_name
     assert all(by_name[f"{w}.md"] == b for w, (b, _, _) in HEADINGS.items()), by_name
@@ -214,10 +249,31 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     ids += [v["id"] for v in datasets] + [m["id"] for m in models]
     with TestClient(create_app(ws.root), raise_server_exceptions=False) as client:
         corpus = Corpus(ws, client, tokens, canaries, docs, elements, chunks, datasets, ids, models)
+        corpus.root, corpus.tiny = root, tiny
         yield corpus
         for browser in corpus.browsers.values():
             browser.close()
     ws.close()
+
+
+def _register_model(
+    system: Session,
+    root: Path,
+    tiny: Path,
+    name: str,
+    kind: str,
+    banner: str,
+    base: str | None,
+) -> Any:
+    """Register an embedder (the tiny sentence-transformer) or a classifier over ``base``."""
+    marking = system.parse_marking(banner)
+    if kind == "embedder":
+        return Models(system).register(kind="embedder", name=name, folder=tiny, marking=marking)
+    assert base is not None or banner.startswith("TOP SECRET")
+    folder = classifier_folder(root, base or "0" * 64, name)
+    return Models(system).register(
+        kind="classifier", name=name, folder=folder, base=base, marking=marking
+    )
 
 
 # -- what one subject may know ------------------------------------------------------------------
@@ -311,6 +367,7 @@ def _browser(corpus: Corpus, user: str) -> TestClient:
         )
         assert signed_in.status_code == 303, signed_in.text
         corpus.browsers[user] = browser
+        corpus.csrf.pop(user, None)
     return corpus.browsers[user]
 
 
@@ -333,6 +390,90 @@ def _web(corpus: Corpus, user: str, *paths: str, params: dict[str, Any] | None =
         status=statuses[-1] if len(set(statuses)) == 1 else max(statuses),
         headers=headers,
     )
+
+
+def _web_post(corpus: Corpus, user: str, path: str, data: dict[str, str]) -> Answer:
+    """POST a web form as ``user`` with their session's CSRF token; the answer is the page."""
+    browser = _browser(corpus, user)
+    if user not in corpus.csrf:
+        form = _CSRF_FIELD.search(browser.get("/ui/search").text)
+        assert form is not None
+        corpus.csrf[user] = form.group(1)
+    response = browser.post(path, data={**data, "csrf": corpus.csrf[user]})
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    if response.status_code < 300:
+        assert _BANNER_TEXT.findall(response.text) == [headers[MARKING_HEADER.lower()]] * 2
+    return Answer(
+        ok=response.status_code == 200,
+        body=response.text,
+        status=response.status_code,
+        headers=headers,
+    )
+
+
+def _web_models(corpus: Corpus, user: str) -> Answer:
+    """Every page of the Models page, following its Next links."""
+    paths = ["/ui/models"]
+    while True:
+        page = _web(corpus, user, paths[-1])
+        if not page.ok:
+            return page
+        after = re.search(r'<a rel="next" href="([^"]+)"', page.body)
+        if after is None:
+            break
+        paths.append(after.group(1).replace("&amp;", "&"))
+    return _web(corpus, user, *paths)
+
+
+def _api_models(corpus: Corpus, user: str) -> Answer:
+    """Every page of GET /v1/models, following next_cursor (three versions a page)."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 3}
+    while True:
+        page = _api(corpus, user, "/v1/models", params)
+        if not page.ok:
+            return page
+        items += page.body["items"]
+        assert page.body["total"] >= len(items)
+        if page.body["next_cursor"] is None:
+            break
+        params = {"limit": 3, "cursor": page.body["next_cursor"]}
+    page.body = {**page.body, "items": items}
+    return page
+
+
+def _web_predict(corpus: Corpus, user: str, ref: str) -> Answer:
+    path = f"/ui/models/{quote(ref, safe='')}/predict"
+    return _web_post(corpus, user, path, {"text": PREDICT_TEXT, "marking": "UNCLASSIFIED"})
+
+
+def _api_predict(corpus: Corpus, user: str, ref: str) -> Answer:
+    response = corpus.client.post(
+        f"/v1/models/{quote(ref, safe='')}/predict",
+        json={"texts": [PREDICT_TEXT], "marking": "UNCLASSIFIED"},
+        headers={"Authorization": f"Bearer {corpus.tokens[user]}"},
+    )
+    return Answer(
+        ok=response.status_code == 200,
+        body=response.json() if response.content else None,
+        status=response.status_code,
+        headers={k.lower(): v for k, v in response.headers.items()},
+    )
+
+
+def _lib_predict(session: Session, ref: str) -> dict[str, Any]:
+    classifier = open_classifier(session, ref)
+    predictions = classifier.predict([PREDICT_TEXT], [UNCLASSIFIED])
+    return {
+        "model": classifier.version.to_dict(),
+        "predictions": [p.to_dict() for p in predictions],
+    }
+
+
+def _lib_embed(session: Session, ref: str) -> dict[str, Any]:
+    version, model = open_embedder(session, ref)
+    vector = model.encode([PREDICT_TEXT])[0]
+    return {"model": version.to_dict(), "name": model.name, "dim": int(vector.shape[0])}
 
 
 def _web_jobs(corpus: Corpus, user: str) -> Answer:
@@ -378,6 +519,8 @@ LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     ),
     "lib:models": lambda c, s, u, q: _lib(lambda: [v.to_dict() for v in Models(s).list()]),
     "api:models": lambda c, s, u, q: _api(c, u, "/v1/models"),
+    "api:models-pages": lambda c, s, u, q: _api_models(c, u),
+    "web:models": lambda c, s, u, q: _web_models(c, u),
     "api:documents": lambda c, s, u, q: _api(c, u, "/v1/documents"),
     "api:chunks": lambda c, s, u, q: _api(c, u, "/v1/chunks"),
     "api:search": lambda c, s, u, q: _api(c, u, "/v1/search", {"q": q, "k": 20}),
@@ -399,6 +542,12 @@ BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "lib:dataset": lambda c, s, u, i: _lib(lambda: Datasets(s).get(i).to_dict(records=True)),
     "lib:model": lambda c, s, u, i: _lib(lambda: Models(s).get(i).to_dict()),
     "api:model": lambda c, s, u, i: _api(c, u, f"/v1/models/{quote(i, safe='')}"),
+    "lib:model-use": lambda c, s, u, i: _lib(lambda: Models(s).use(i, "test").to_dict()),
+    "lib:embedder": lambda c, s, u, i: _lib(lambda: _lib_embed(s, i)),
+    "lib:predict": lambda c, s, u, i: _lib(lambda: _lib_predict(s, i)),
+    "api:predict": lambda c, s, u, i: _api_predict(c, u, i),
+    "web:model": lambda c, s, u, i: _web(c, u, f"/ui/models/{quote(i, safe='')}"),
+    "web:predict": lambda c, s, u, i: _web_predict(c, u, i),
     "lib:doc-chunks": lambda c, s, u, i: _lib(lambda: Chunks(s).list(doc_id=i)),
     "api:document": lambda c, s, u, i: _api(c, u, f"/v1/documents/{i}", {"elements": "true"}),
     "api:lineage": lambda c, s, u, i: _api(c, u, f"/v1/lineage/{i}"),
@@ -463,8 +612,28 @@ def _check_error_shape(answer: Answer, status: int, code: str) -> None:
     assert answer.body["error"]["code"] == code
 
 
+_MODEL_ROW = re.compile(r'<a href="/ui/models/[^"]+">([^<]+)</a> <code>')
+
+
+def _check_models_listed(corpus: Corpus, session: Session, name: str, a: Answer) -> None:
+    """A model listing holds exactly the versions the subject dominates, and counts only them."""
+    readable = [m for m in corpus.models if _can(session, m["marking"])]
+    assert a.ok, (name, a.status, a.error)
+    if name == "web:models":
+        assert sorted(_MODEL_ROW.findall(a.body)) == sorted(m["name"] for m in readable)
+        assert f"Model versions you may read ({len(readable)})" in a.body or not readable
+        return
+    items = a.body if name == "lib:models" else a.body["items"]
+    assert sorted(m["id"] for m in items) == sorted(m["id"] for m in readable), name
+    if name == "api:models-pages":
+        assert a.body["total"] == len(readable)
+
+
 def _check_listing(corpus: Corpus, view: View, session: Session, name: str, query: str, a: Answer):
     role = next(iter(session.subject.roles))
+    if name in {"lib:models", "api:models-pages", "web:models"}:
+        _check_models_listed(corpus, session, name, a)
+        return
     if name.startswith("web:"):
         # Jobs are for stewards and admins; every other page is for everyone.
         expected = 403 if name == "web:jobs" and role == "viewer" else 200
@@ -547,8 +716,54 @@ def _twin(record_id: str) -> str:
     return ("0" if all(c in "0123456789abcdef" for c in record_id) else "q") * len(record_id)
 
 
+#: Paths that use a model of one kind: name -> the kind they need.
+_MODEL_USES = {
+    "lib:embedder": "embedder",
+    "lib:predict": "classifier",
+    "api:predict": "classifier",
+    "web:predict": "classifier",
+}
+_PREDICTION_MARKING = re.compile(r'<dd class="prediction-marking">([^<]+)</dd>')
+
+
+def _check_model_use(corpus: Corpus, name: str, session: Session, ref: str, a: Answer) -> bool:
+    """Check a model use; True when it is fully checked (no missing-twin comparison needed).
+
+    A prediction is marked at least as high as the model (and the UNCLASSIFIED input); a
+    readable version of the other kind is refused as such (400), never as if missing.
+    """
+    system = corpus.ws.session()
+    if a.ok:
+        model = Models(system).resolve(ref).marking
+        if name == "web:predict":
+            shown = _PREDICTION_MARKING.findall(a.body)
+        elif name == "lib:embedder":
+            return True
+        else:
+            shown = [p["marking"] for p in a.body["predictions"]]
+        assert len(shown) == 1, (name, ref)
+        for banner in shown:
+            marking = session.parse_marking(banner)
+            assert dominates(marking, model) and dominates(marking, UNCLASSIFIED), (name, banner)
+        if name != "lib:predict":
+            page = session.parse_marking(a.headers[MARKING_HEADER.lower()])
+            assert dominates(page, model), (name, ref)
+        return True
+    readable = [m for m in corpus.models if _can(session, m["marking"])]
+    try:
+        version = Models(session).resolve(ref)
+    except GarrisonError:
+        return False
+    assert version.id in {m["id"] for m in readable}
+    assert version.kind != _MODEL_USES[name], (name, ref, a.error, a.status)
+    assert a.status == 400 or (a.error or "").startswith("InvalidInput"), (name, a.status)
+    return True
+
+
 def _check_by_id(corpus: Corpus, name: str, call: Callable[..., Answer], args: tuple, a: Answer):
     *head, record_id = args
+    if name in _MODEL_USES and _check_model_use(corpus, name, head[1], record_id, a):
+        return
     if name == "web:original":
         session = head[1]
         if a.ok:
@@ -639,6 +854,74 @@ def test_no_read_up_on_every_read_path(corpus: Corpus, data: st.DataObject) -> N
             answer = call(*args)
             _check_no_leak(view, session, answer, record_id, f"{name}({record_id})")
             _check_by_id(corpus, name, call, args, answer)
+
+
+#: Every read path of models: listings, then those taking a reference.
+MODEL_LISTINGS = ("lib:models", "api:models", "api:models-pages", "web:models")
+MODEL_BY_REF = (
+    "lib:model",
+    "lib:model-use",
+    "lib:embedder",
+    "lib:predict",
+    "api:model",
+    "api:predict",
+    "web:model",
+    "web:predict",
+)
+_NUMBERS = itertools.count(1)
+
+
+@settings(max_examples=12, deadline=None)
+@given(data=st.data())
+def test_model_versions_of_random_markings_never_reach_a_reader_below_them(
+    corpus: Corpus, data: st.DataObject
+) -> None:
+    """A new embedder or classifier at a random marking (over a random readable embedder) is
+    seen, used and predicted with only by subjects who dominate it; one above system high is
+    never registered; every prediction is marked at least as high as the model."""
+    system = corpus.ws.session()
+    assert corpus.root is not None and corpus.tiny is not None
+    kind = data.draw(st.sampled_from(["embedder", "classifier"]), label="kind")
+    banner = data.draw(st.sampled_from(MODEL_MARKINGS), label="marking")
+    # The fixed embedders only, so what is drawn never depends on earlier examples.
+    embedders = sorted(n for n, (k, _, _) in MODEL_NAMES.items() if k == "embedder")
+    base_name = data.draw(st.sampled_from(embedders), label="base")
+    base = Models(system).resolve(base_name).id if kind == "classifier" else None
+    name = f"canarydyn{next(_NUMBERS):03d}"
+    given_marking = system.parse_marking(banner)
+    base_marking = Models(system).resolve(base).marking if base else UNCLASSIFIED
+    if not system.can_read(given_marking):
+        with pytest.raises(NotPermitted):
+            _register_model(system, corpus.root, corpus.tiny, name, kind, banner, base)
+        assert name not in {v.name for v in Models(system).list()}
+        target = name  # never registered: every path answers as for a missing model
+    else:
+        version = _register_model(system, corpus.root, corpus.tiny, name, kind, banner, base)
+        # A model is marked at least as high as what it was given and its base.
+        assert dominates(version.marking, given_marking)
+        assert dominates(version.marking, base_marking)
+        corpus.models.append(version.to_dict())
+        corpus.canaries[name] = version.marking.banner()
+        corpus.ids.append(version.id)
+        target = data.draw(st.sampled_from([name, version.ref, version.id]), label="ref")
+    user = _user(*data.draw(st.sampled_from(SUBJECTS), label="subject"))
+    session = corpus.ws.session(user)
+    view = _view(corpus, session)
+    for path in MODEL_LISTINGS:
+        answer = LISTINGS[path](corpus, session, user, "")
+        _check_no_leak(view, session, answer, "", path)
+        _check_listing(corpus, view, session, path, "", answer)
+    for path in data.draw(
+        st.lists(st.sampled_from(MODEL_BY_REF), min_size=3, max_size=5, unique=True),
+        label="paths",
+    ):
+        call = BY_ID[path]
+        args = (corpus, session, user, target)
+        answer = call(*args)
+        _check_no_leak(view, session, answer, target, f"{path}({target})")
+        _check_by_id(corpus, path, call, args, answer)
+        if name not in corpus.canaries or not _can(session, corpus.canaries[name]):
+            assert not answer.ok, (path, target, user)
 
 
 # -- web sessions after the subject's credential or access changed ----------------------------

@@ -222,3 +222,43 @@ def test_keyboard_reaches_the_skip_link_first(web: WebEnv, browsing: Any) -> Non
     assert b.page.evaluate("document.activeElement.className") == "skip-link"
     b.page.keyboard.press("Enter")
     assert b.page.evaluate("document.activeElement.id") == "main"
+
+
+def test_models_pages_and_the_classify_form(
+    web: WebEnv, browsing: Any, artifacts: Path, tmp_path: Path
+) -> None:
+    from garrison.store.workspace import Workspace
+    from tests.models.registered import URGENT_P, register_test_models
+    from tests.models.tiny import tiny_sentence_transformer
+
+    ws = Workspace.open(web.path)
+    try:
+        models = register_test_models(
+            ws.session("stu"), tiny_sentence_transformer(tmp_path / "tiny"), tmp_path
+        )
+    finally:
+        ws.close(checkpoint=False)
+    low = browsing()
+    low.login(web.tokens["una"])
+    low.page.get_by_role("link", name="Models", exact=True).click()
+    low.page.wait_for_selector("table.models")
+    low.assert_banner("UNCLASSIFIED", GREEN)
+    assert "topic-s" not in low.page.content()
+    high = browsing()
+    high.login(web.tokens["sam"])
+    high.goto("/ui/models")
+    high.assert_banner("SECRET//NOFORN", RED)
+    high.page.screenshot(path=str(artifacts / "models.png"), full_page=True)
+    high.page.get_by_role("link", name="topic-c", exact=True).click()
+    high.page.wait_for_selector("table.metrics, .predict-form")
+    high.assert_banner("CONFIDENTIAL", BLUE)
+    high.page.get_by_label("Text", exact=True).fill("convoy fuel report")
+    high.page.get_by_label("Marking of the text").select_option("SECRET")
+    high.page.get_by_role("button", name="Classify").click()
+    high.page.wait_for_selector(".prediction")
+    high.assert_banner("SECRET", RED)
+    assert high.page.inner_text(".prediction-label") == "urgent"
+    assert high.page.inner_text(".prediction-probability") == f"{URGENT_P:.3f}"
+    assert high.page.inner_text(".prediction-marking") == "SECRET"
+    high.page.screenshot(path=str(artifacts / "model.png"), full_page=True)
+    assert high.page.url.endswith(f"/ui/models/topic-c%40{models['topic-c'].id[:12]}/predict")

@@ -7,6 +7,9 @@ it contains -- in the ``marking`` field and the ``X-Garrison-Marking`` header.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,9 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from garrison import __version__
 from garrison.api._auth import bearer_scheme, session_for
-from garrison.api._errors import ERROR_RESPONSES, install_handlers
+from garrison.api._errors import ERROR_RESPONSES, ErrorBody, install_handlers
 from garrison.api._marking import MARKING_HEADER, marked, marked_list
 from garrison.api._metrics import HttpMetrics, MetricsMiddleware
+from garrison.api._predict import MAX_TEXT_CHARS, MAX_TEXTS, BodyLimit, predict_texts
 from garrison.core.errors import InvalidInput
 from garrison.datasets import Datasets
 from garrison.models import Models
@@ -108,6 +112,77 @@ class SearchOut(BaseModel):
     hits: list[SearchHitItem]
 
 
+class ModelList(BaseModel):
+    """One page of readable model versions: ``total`` counts readable versions only."""
+
+    items: list[dict[str, Any]]
+    marking: str
+    total: int = Field(description="How many versions the caller may read (all pages).")
+    next_cursor: str | None = Field(
+        None, description="Pass as ``cursor`` for the next page; null on the last page."
+    )
+
+
+class PredictIn(BaseModel):
+    """Texts to classify and the marking they carry."""
+
+    model_config = ConfigDict(extra="forbid")
+    texts: list[str] = Field(
+        description=f"1 to {MAX_TEXTS} texts, each at most {MAX_TEXT_CHARS} characters.",
+        json_schema_extra={
+            "minItems": 1,
+            "maxItems": MAX_TEXTS,
+            "items": {"type": "string", "maxLength": MAX_TEXT_CHARS},
+        },
+    )
+    marking: str = Field(
+        "UNCLASSIFIED",
+        max_length=500,
+        description="The texts' marking: one the caller dominates, not above system high.",
+    )
+
+
+class PredictionItem(BaseModel):
+    """One text's prediction, marked with the join of the texts' marking and the model's."""
+
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+    marking: str
+
+
+class PredictOut(BaseModel):
+    """The model used and one prediction per text, in order."""
+
+    model: dict[str, Any]
+    predictions: list[PredictionItem]
+    marking: str
+
+
+#: Page sizes of the paginated listings.
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def _cursor(offset: int) -> str:
+    raw = json.dumps({"offset": offset}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _offset(cursor: str | None) -> int:
+    """The position an opaque cursor stands for (InvalidInput for one not given by the API)."""
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        offset = json.loads(raw)["offset"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise InvalidInput("The cursor is not one this listing gave.") from None
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidInput("The cursor is not one this listing gave.")
+    return offset
+
+
 _MARKED: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Marked content",
@@ -177,6 +252,7 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     app.state.workspace = holder
     # Request counts and timings only: no access log names a path, an id or a query.
     app.state.metrics = metrics
+    app.add_middleware(BodyLimit)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_handlers(app)
 
@@ -248,13 +324,45 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     def show_dataset(session: SessionDep, ref: str) -> JSONResponse:
         return marked(session, Datasets(session).get(ref).to_dict())
 
-    @router.get("/models", response_model=MarkedList, summary="Model versions")
-    def list_models(session: SessionDep) -> JSONResponse:
-        return marked_list(session, [v.to_dict(manifest=False) for v in Models(session).list()])
+    @router.get("/models", response_model=ModelList, summary="Model versions")
+    def list_models(
+        session: SessionDep,
+        kind: Annotated[
+            Literal["embedder", "classifier", "generator"] | None,
+            Query(description="Only versions of this kind."),
+        ] = None,
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_LIMIT, description="How many versions per page.")
+        ] = DEFAULT_LIMIT,
+        cursor: Annotated[
+            str | None, Query(max_length=200, description="The previous page's next_cursor.")
+        ] = None,
+    ) -> JSONResponse:
+        start = _offset(cursor)
+        versions = Models(session).list(kind=kind)  # newest first, readable only
+        page = versions[start : start + limit]
+        more = start + limit < len(versions)
+        return marked(
+            session,
+            {
+                "items": [v.to_dict(manifest=False) for v in page],
+                "total": len(versions),
+                "next_cursor": _cursor(start + limit) if more else None,
+            },
+        )
 
     @router.get("/models/{ref}", response_model=Marked, summary="One model version")
     def show_model(session: SessionDep, ref: str) -> JSONResponse:
         return marked(session, Models(session).get(ref).to_dict())
+
+    @router.post(
+        "/models/{ref}/predict",
+        response_model=PredictOut,
+        summary="Classify texts with a classifier",
+        responses={413: {"model": ErrorBody, "description": "The request body is too large"}},
+    )
+    def predict(session: SessionDep, ref: str, body: PredictIn) -> JSONResponse:
+        return marked(session, predict_texts(session, ref, body.texts, body.marking))
 
     @router.get("/users", response_model=MarkedList, summary="Users (admin)")
     def list_users(session: SessionDep) -> JSONResponse:
