@@ -162,7 +162,7 @@ class ChatServer:
         class Handler(_Handler):
             state = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -207,6 +207,13 @@ class ChatServer:
                 total += len(p)
             text, pieces = text[:cut], [p for p in kept if p]
         return text, pieces, {"prompt_tokens": prompt_len, "completion_tokens": count}
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Drops a client that went away (a test's timeout) without a traceback on stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -141,15 +141,16 @@ def normalize_base_url(url: str) -> str:
 
     Credentials in a URL would land in the catalog: an API key goes in a key file instead.
     """
+    # A refused URL is never echoed: it may hold the very credentials it is refused for.
     text = url.strip()
     try:
         parts = urlsplit(text)
-        port = parts.port
+        parts.port  # noqa: B018  (parsed only to reject a malformed port)
     except ValueError as exc:
-        raise InvalidInput(f"{url!r} is not a valid endpoint URL.") from exc
+        raise InvalidInput("The endpoint URL is malformed.") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(
-            f"{url!r} is not an http(s) endpoint URL such as http://127.0.0.1:8000/v1."
+            "The endpoint URL is not an http(s) URL with a host, such as http://127.0.0.1:8000/v1."
         )
     if parts.username is not None or parts.password is not None:
         raise InvalidInput(
@@ -157,8 +158,9 @@ def normalize_base_url(url: str) -> str:
             "--api-key-file."
         )
     if parts.query or parts.fragment:
-        raise InvalidInput(f"An endpoint URL has no query or fragment: {url!r}.")
-    del port  # parsed only to reject a malformed one
+        raise InvalidInput(
+            "An endpoint URL has no query or fragment (an API key goes in --api-key-file)."
+        )
     return text.rstrip("/")
 
 

@@ -72,7 +72,7 @@ def check_local_folder(folder: Path, files: Iterable[str]) -> str:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InvalidInput(
-            f"{folder} has no readable config.json; is it a model directory?"
+            f"{folder} has no readable config.json, so it is no Hugging Face model directory."
         ) from exc
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if not isinstance(model_type, str) or not model_type:
@@ -160,9 +160,6 @@ class LocalLM:
         if self.max_positions is not None:
             max_new = min(max_new, self.max_positions - int(inputs["input_ids"].shape[1]))
         kwargs: dict[str, Any] = {**inputs, "max_new_tokens": max_new}
-        if options.stop:
-            # Stop early; the caller still cuts the text at the first stop string.
-            kwargs.update(stop_strings=list(options.stop), tokenizer=self.tokenizer)
         if self.tokenizer.pad_token_id is not None:
             kwargs["pad_token_id"] = self.tokenizer.pad_token_id
         elif self.tokenizer.eos_token_id is not None:
@@ -173,6 +170,30 @@ class LocalLM:
             # Greedy: unset the sampling knobs a model's generation_config may carry.
             kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
         return kwargs
+
+    def _stopping(
+        self, prompt_len: int, stop: tuple[str, ...], cancel: threading.Event | None = None
+    ) -> Any:
+        """Stop once a stop string is in the new text (the caller cuts it there), or once the
+        consumer of a stream has gone."""
+        import transformers
+
+        torch = self._torch
+        decode = self._decode
+        # Enough trailing tokens to hold any stop string (every token is at least a character
+        # or none at all), so each step decodes a short tail, not the whole answer.
+        tail = 2 * max((len(s) for s in stop), default=0) + 8
+
+        class _Stop(transformers.StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                done = cancel is not None and cancel.is_set()
+                if not done and stop:
+                    new = input_ids[0][prompt_len:][-tail:]
+                    text = decode(new)
+                    done = any(s in text for s in stop)
+                return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
+
+        return transformers.StoppingCriteriaList([_Stop()])
 
     def _decode(self, ids: Any) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
@@ -185,7 +206,9 @@ class LocalLM:
         with self._lock, _quiet(), self._torch.random.fork_rng(devices=[]):
             self._torch.manual_seed(options.seed)
             with self._torch.inference_mode():
-                out = self.model.generate(**kwargs)
+                out = self.model.generate(
+                    **kwargs, stopping_criteria=self._stopping(prompt_len, options.stop)
+                )
         new = out[0][prompt_len:]
         eos = self.tokenizer.eos_token_id
         finished = eos is not None and len(new) > 0 and int(new[-1]) == eos
@@ -208,14 +231,7 @@ class LocalLM:
         result: dict[str, Any] = {}
         cancel = threading.Event()
         torch = self._torch
-
-        class _Cancelled(transformers.StoppingCriteria):
-            """Stops the worker once the consumer has gone (closed the stream early)."""
-
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool)
-
-        stopping = transformers.StoppingCriteriaList([_Cancelled()])
+        stopping = self._stopping(prompt_len, options.stop, cancel)
 
         def work() -> None:
             try:
