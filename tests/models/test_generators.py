@@ -702,3 +702,23 @@ def test_registration_and_every_call_are_audited(
         "output_marking": "CONFIDENTIAL",
     }
     assert ws.session().audit_verify().ok
+
+
+def test_generators_on_both_catalogs(
+    tmp_path: Path, catalog_url: str | None, lm: Path, server: ChatServer
+) -> None:
+    workspace = Workspace.init(tmp_path / "ws", system_high=HIGH, db_url=catalog_url)
+    try:
+        _users(workspace)
+        _endpoint(workspace, server, marking=M("CONFIDENTIAL"))
+        register_local(workspace.session("ada"), "tiny", path=lm, marking=M("SECRET"))
+        assert _generators_of(workspace.session("ursula")) == []
+        with pytest.raises(NotFound):
+            open_generator(workspace.session("ursula"), "ep")
+        sam = workspace.session("sam")
+        remote = open_generator(sam, "ep").generate(ASK, content_marking=M("U"), max_tokens=5)
+        local = open_generator(sam, "tiny").generate(ASK, content_marking=M("U"), max_tokens=5)
+        assert remote.text == local.text
+        assert (remote.marking.banner(), local.marking.banner()) == ("CONFIDENTIAL", "SECRET")
+    finally:
+        workspace.close()
