@@ -722,3 +722,22 @@ def test_generators_on_both_catalogs(
         assert (remote.marking.banner(), local.marking.banner()) == ("CONFIDENTIAL", "SECRET")
     finally:
         workspace.close()
+
+
+def test_admins_retire_generators_and_only_generators(
+    ws: Workspace, server: ChatServer, tmp_path: Path
+) -> None:
+    ref = _endpoint(ws, server)
+    with pytest.raises(NotPermitted):
+        Models(ws.session("stew")).remove(ref, "de-accredited")
+    folder = tmp_path / "clf"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"x")
+    Models(ws.session("stew")).register(kind="classifier", name="clf", folder=folder)
+    with pytest.raises(NotPermitted):
+        Models(ws.session("ada")).remove("clf", "not mine")
+    Models(ws.session("ada")).remove(ref, "de-accredited")
+    with pytest.raises(NotFound):
+        open_generator(ws.session("ada"), "ep")
+    denied = [e for e in ws.audit.tail() if e.action == "model.remove" and e.decision == "deny"]
+    assert [e.actor for e in denied] == ["stew", "ada"]

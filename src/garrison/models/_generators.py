@@ -32,7 +32,8 @@ it is sent, so a call the audit log cannot record is not made.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Generator as PyGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -149,7 +150,7 @@ class GenerationStream:
 
     def __init__(
         self, pieces: Iterator[Piece], marking: Marking, model_ref: str, stop: Sequence[str]
-    ):
+    ) -> None:
         self.marking = marking
         self.model_ref = model_ref
         self.text = ""
@@ -160,7 +161,7 @@ class GenerationStream:
         self._cutter = _StopCutter(stop)
         self._iter = self._run()
 
-    def _run(self) -> Iterator[str]:
+    def _run(self) -> PyGenerator[str, None, None]:
         try:
             for piece in self._pieces:
                 if piece.usage:
@@ -189,7 +190,7 @@ class GenerationStream:
 
     def close(self) -> None:
         """Stop early (the backend stops generating)."""
-        self._iter.close()  # type: ignore[attr-defined]
+        self._iter.close()
 
     def result(self) -> Generation:
         for _ in self._iter:
@@ -395,7 +396,9 @@ def _local_backend(
 
 
 #: How each runtime opens; a new runtime registers here.
-RUNTIMES = {ENDPOINT_RUNTIME: _endpoint_backend, LOCAL_RUNTIME: _local_backend}
+RUNTIMES: dict[
+    str, Callable[[Session, Models, ModelVersion, float], tuple[GeneratorBackend, Marking]]
+] = {ENDPOINT_RUNTIME: _endpoint_backend, LOCAL_RUNTIME: _local_backend}
 
 
 def open_generator(
