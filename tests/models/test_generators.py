@@ -741,3 +741,13 @@ def test_admins_retire_generators_and_only_generators(
         open_generator(ws.session("ada"), "ep")
     denied = [e for e in ws.audit.tail() if e.action == "model.remove" and e.decision == "deny"]
     assert [e.actor for e in denied] == ["stew", "ada"]
+
+
+def test_the_test_server_can_answer_with_a_fixed_reply(ws: Workspace) -> None:
+    # For tests of code above generators (the assistant, evaluations) that need known text.
+    with serve(reply=lambda messages: "echo: " + messages[-1]["content"]) as fixed:
+        _endpoint(ws, fixed)
+        gen = open_generator(ws.session(), "ep")
+        assert gen.generate(ASK, content_marking=M("U")).text == "echo: convoy fuel report"
+        stream = gen.stream(ASK, content_marking=M("U"), stop=[" fuel"])
+        assert "".join(stream) == "echo: convoy"
