@@ -609,6 +609,7 @@ def test_opening_something_else_as_a_generator_is_refused(ws: Workspace, tmp_pat
         (ASK, {"max_tokens": 0}),
         (ASK, {"temperature": 3.0}),
         (ASK, {"stop": [""]}),
+        (ASK, {"seed": -1}),
     ],
 )
 def test_malformed_calls_are_refused_before_sending(

@@ -230,6 +230,8 @@ def _options(
         raise InvalidInput(f"max_tokens is a whole number from 1 to {MAX_TOKENS}.")
     if not 0.0 <= float(temperature) <= 2.0:
         raise InvalidInput("temperature is from 0 to 2.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InvalidInput("seed is a whole number from 0 to 2**63 - 1.")
     stops = tuple(stop or ())
     if len(stops) > 4 or not all(isinstance(s, str) and s for s in stops):
         raise InvalidInput("stop is at most four non-empty strings.")
