@@ -24,6 +24,8 @@ def register(root: typer.Typer) -> None:
     import garrison.cli._models_bundle  # noqa: F401  (model card, export, import)
 
     app.add_typer(train_app, name="train")
+    import garrison.cli._models_gen  # noqa: F401  (generators)
+
     root.add_typer(app, name="model")
 
 

@@ -19,6 +19,7 @@ API, web UI) translate errors without parsing their text::
         ├── WorkspaceError
         ├── KeyFileError
         ├── AuditWriteError              the audit log could not record an action (fail closed)
+        ├── ServiceUnavailable           a service is unreachable or answers garbage (``reason``)
         └── MissingExtra                 an optional dependency is not installed
 """
 
@@ -38,6 +39,7 @@ __all__ = [
     "MissingExtra",
     "NotFound",
     "NotPermitted",
+    "ServiceUnavailable",
     "UnsupportedMarking",
     "WorkspaceError",
 ]
@@ -159,6 +161,21 @@ class AuditWriteError(EnvironmentProblem):
     """The audit log could not record an action, so the action was not carried out."""
 
     code = "audit-write"
+
+
+class ServiceUnavailable(EnvironmentProblem):
+    """A service Garrison calls (a generator endpoint) is unreachable or answers garbage.
+
+    ``service`` names it (a URL, never with credentials), ``reason`` is a stable code:
+    ``unreachable``, ``timeout``, ``http-status``, ``bad-answer``.
+    """
+
+    code = "service-unavailable"
+
+    def __init__(self, message: str, *, service: str, reason: str) -> None:
+        super().__init__(message)
+        self.service = service
+        self.reason = reason
 
 
 class MissingExtra(EnvironmentProblem):

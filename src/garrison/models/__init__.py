@@ -5,9 +5,20 @@ embedder, a local sentence-transformers folder) to an :class:`EmbeddingModel`. T
 registry (:class:`Models`: embedders, classifiers, generators, each an immutable,
 content-addressed, marked :class:`ModelVersion`) is in :mod:`garrison.models._registry`; its
 files are stored and verified by :mod:`garrison.models._files`; opening embedders and
-classifiers and marking their outputs is :mod:`garrison.models._use`.
+classifiers and marking their outputs is :mod:`garrison.models._use`; generators (endpoints
+and local language models, their accreditation and no write-down) are
+:mod:`garrison.models._generators`.
 """
 
+from garrison.models._generators import (
+    Generation,
+    GenerationStream,
+    Generator,
+    GeneratorBackend,
+    open_generator,
+    register_endpoint,
+    register_local,
+)
 from garrison.models._registry import (
     MODEL_KINDS,
     Models,
@@ -43,6 +54,10 @@ __all__ = [
     "MODEL_KINDS",
     "Classifier",
     "EmbeddingModel",
+    "Generation",
+    "GenerationStream",
+    "Generator",
+    "GeneratorBackend",
     "HashingModel",
     "ModelSpec",
     "ModelVersion",
@@ -57,7 +72,10 @@ __all__ = [
     "model_manifest",
     "open_classifier",
     "open_embedder",
+    "open_generator",
     "output_marking",
+    "register_endpoint",
+    "register_local",
     "register_shipped_models",
     "write_classifier",
 ]

@@ -25,7 +25,7 @@ from garrison.models._files import materialize, store_files
 from garrison.models.embedding import MINILM, MODELS, file_sha256
 from garrison.security.audit import AuditAction
 from garrison.security.markings import UNCLASSIFIED, Marking, join
-from garrison.security.policy import Action
+from garrison.security.policy import Action, permits
 from garrison.store.model_registry import (
     add_model_version,
     delete_model_version,
@@ -335,11 +335,17 @@ class Models:
         return self._version(self._row(version_id))
 
     def remove(self, ref: str, reason: str) -> str:
-        """Remove a version (stewards, evaluators; audited). Its id is never reused."""
-        self.session.require(Action.MODEL_MANAGE, AuditAction.MODEL_REMOVE, object_id=ref[:128])
+        """Remove a version (stewards, evaluators; a generator: admins; audited). Its id is
+        never reused."""
+        subject = self.session.subject
+        if not permits(subject, Action.GENERATOR_REGISTER):
+            self.session.require(Action.MODEL_MANAGE, AuditAction.MODEL_REMOVE, object_id=ref[:128])
         if not reason.strip():
             raise InvalidInput("Removing a model version needs a reason (--reason).")
         row = self._row(ref)
+        # Generators are registered, accredited and so retired by admins.
+        action = Action.GENERATOR_REGISTER if row.kind == "generator" else Action.MODEL_MANAGE
+        self.session.require(action, AuditAction.MODEL_REMOVE, object_id=row.id)
         delete_model_version(self.session, row.id, reason.strip())
         return row.id
 
