@@ -8,6 +8,7 @@ files are stored and verified by :mod:`garrison.models._files`; opening embedder
 classifiers and marking their outputs is :mod:`garrison.models._use`.
 """
 
+from garrison.models._predict import predict
 from garrison.models._registry import (
     MODEL_KINDS,
     Models,
@@ -16,6 +17,7 @@ from garrison.models._registry import (
     register_shipped_models,
 )
 from garrison.models._stats import bootstrap, format_interval, interval_dict
+from garrison.models._train_classifier import TrainedClassifier, train_classifier
 from garrison.models._use import (
     Classifier,
     Prediction,
@@ -49,6 +51,7 @@ __all__ = [
     "Models",
     "Prediction",
     "SentenceTransformerModel",
+    "TrainedClassifier",
     "bootstrap",
     "file_sha256",
     "format_interval",
@@ -58,6 +61,8 @@ __all__ = [
     "open_classifier",
     "open_embedder",
     "output_marking",
+    "predict",
     "register_shipped_models",
+    "train_classifier",
     "write_classifier",
 ]
