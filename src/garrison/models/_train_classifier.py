@@ -201,7 +201,8 @@ def _splits(
         if count < least:
             raise InvalidInput(
                 f"The {split} split of dataset {dataset} has {count} usable record(s); "
-                f"training a classifier needs at least {least}."
+                f"training a classifier needs at least {least} (the records of one document, "
+                "such as one file or table, always share a split)."
             )
     train = by_split["train"]
     classes = Counter(e.label for e in train)
