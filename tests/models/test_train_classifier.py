@@ -295,6 +295,18 @@ def test_the_classifier_is_marked_with_its_records_and_the_ceiling_lowers_it(ws:
         predict(ursula, low.version.id, ["storm river"], [parse_marking("SECRET")])
 
 
+def test_a_stale_dataset_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    from tests.datasets.test_record_markings import _raise_document
+
+    _ingest(ws, _csvs(tmp_path / "rising", _rows(6, 4, 9)), "rising")
+    _dataset(ws, "rising", "rising")
+    _raise_document(ws, "rising", "SECRET")
+    before = _classifiers(ws)
+    with pytest.raises(NotPermitted, match="stale-marking"):
+        _train(ws, "stale", "rising")
+    assert _classifiers(ws) == before
+
+
 def test_an_embedder_marking_joins_the_classifier(ws: Workspace, tiny: Path) -> None:
     Models(ws.session("stew")).register(
         kind="embedder", name="tiny-c", folder=tiny, marking=parse_marking("CONFIDENTIAL")
@@ -458,6 +470,9 @@ def test_setfit_fine_tunes_the_body_and_resumes_by_epoch(ws: Workspace) -> None:
     probs = classifier.probabilities(["convoy fuel depot", "storm river harbor"])
     assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1.0)
     assert version.marking.banner() == "UNCLASSIFIED"
+    # Resumed or not, the same training gives the same version.
+    _cold(ws)
+    assert _train(ws, "sf", "small", trainer="setfit", epochs=2).version.id == version.id
 
 
 def _epoch_stopper() -> Any:

@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from garrison.core.errors import CheckFailed, InvalidInput, NotPermitted
 from garrison.datasets import Datasets, DatasetVersion, SnapshotRecord
+from garrison.datasets._versions import STALE_MARKING
 from garrison.models._classifier_metrics import classification_report
 from garrison.models._registry import _NAME, Models, ModelVersion
 from garrison.models._training import (
@@ -463,6 +464,20 @@ def train_classifier(
     datasets = Datasets(session)
     dataset = datasets.get(dataset_ref)
     dataset_name = f"{dataset.name}@{dataset.id[:12]}"
+    if dataset.stale:
+        # Its frozen markings are lower than its sources' now: a model learned from it would be
+        # marked too low.
+        session.audit(
+            AuditAction.MODEL_TRAIN,
+            object_id=dataset.id,
+            object_marking=dataset.marking.banner(),
+            decision="deny",
+            reason=STALE_MARKING,
+        )
+        raise NotPermitted(
+            f"{dataset_name} is {STALE_MARKING}: a source's marking rose since it was made; a "
+            "steward must re-create it before a model is trained on it."
+        )
     records = datasets.records(dataset)
     excluded = 0
     ceiling: Marking | None = None

@@ -68,6 +68,25 @@ def _quiet() -> Iterator[None]:
         transformers.utils.logging.set_verbosity(hf_level)
 
 
+#: Tokenizer files: fine-tuning never changes them, but saving a tokenizer that was used writes
+#: its runtime settings into them, which would make a resumed training's files differ.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
+
+
+def _canonical_tokenizer(base: Path, body: Path) -> None:
+    """Give the saved body the base model's own tokenizer files, byte for byte."""
+    for name in TOKENIZER_FILES:
+        if (base / name).is_file() and (body / name).is_file():
+            shutil.copyfile(base / name, body / name)
+
+
 def _import() -> Any:
     try:
         from setfit import (  # type: ignore[import-untyped]
@@ -131,6 +150,7 @@ def train_setfit(
             run.save(epochs=epoch + 1, body=run.checkpoint.store_folder(saved))
             shutil.rmtree(saved, ignore_errors=True)
         body.save(str(model_folder / "body"), create_model_card=False)
+        _canonical_tokenizer(base, model_folder / "body")
         transformers.set_seed(run.seed)
 
         def vectors(part: list[_Example]) -> Matrix:
