@@ -43,7 +43,7 @@ def _notes(folder: Path, records: int, seed: int) -> None:
         for i in range(f, min(records, f + ROWS_PER_FILE)):
             label = labels[rng.randrange(len(labels))]
             other = TOPICS[labels[rng.randrange(len(labels))]]  # a word that may mislead
-            words = rng.sample(TOPICS[label], 2) + [rng.choice(other)] + rng.sample(FILLER, 3)
+            words = [*rng.sample(TOPICS[label], 2), rng.choice(other), *rng.sample(FILLER, 3)]
             rng.shuffle(words)
             marking = "SECRET" if i % 10 == 0 else "UNCLASSIFIED"
             lines.append(f"{' '.join(words)} item {i},{label},{marking}")
