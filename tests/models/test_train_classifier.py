@@ -362,6 +362,8 @@ def test_unknown_trainer_and_bad_options(ws: Workspace) -> None:
         _train(ws, "bad", trainer="forest")
     with pytest.raises(InvalidInput, match="model name"):
         _train(ws, "-bad")
+    with pytest.raises(InvalidInput, match="setfit trainer only"):
+        _train(ws, "bad", epochs=3)
     with pytest.raises(NotFound):
         train_classifier(
             ws.session("stew"), "bad", "plain", "note", "label", embedder="no-such-embedder"

@@ -460,6 +460,8 @@ def train_classifier(
         raise InvalidInput("--max-minutes is a number of minutes, zero or more.")
     if epochs < 1:
         raise InvalidInput("A SetFit training runs at least one epoch.")
+    if trainer != "setfit" and epochs != 1:
+        raise InvalidInput("--epochs applies to the setfit trainer only.")
     session.require(Action.MODEL_MANAGE, AuditAction.MODEL_TRAIN, object_id=name)
     datasets = Datasets(session)
     dataset = datasets.get(dataset_ref)
