@@ -368,8 +368,9 @@ def test_unknown_trainer_and_bad_options(ws: Workspace) -> None:
         train_classifier(
             ws.session("stew"), "bad", "plain", "note", "label", embedder="no-such-embedder"
         )
+    classifier = _train(ws, "kind-check", "plain").version.id
     with pytest.raises(InvalidInput, match="not an embedder"):
-        train_classifier(ws.session("stew"), "bad", "plain", "note", "label", embedder="topic")
+        train_classifier(ws.session("stew"), "bad", "plain", "note", "label", embedder=classifier)
 
 
 # -- resuming and the time limit ---------------------------------------------------------------
