@@ -247,9 +247,11 @@ def softmax_probabilities(
     return np.asarray(exp / exp.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
-def fit_head(
-    x: Matrix, y: npt.NDArray[np.int64], classes: int, c: float, seed: int
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+#: A softmax head: weight rows and biases.
+Head = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
+
+
+def fit_head(x: Matrix, y: npt.NDArray[np.int64], classes: int, c: float, seed: int) -> Head:
     """A logistic regression at ``C = c`` as a softmax head (weight rows, biases)."""
     from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
@@ -293,10 +295,12 @@ def select_c(
     save: Callable[[dict[str, dict[str, float]]], None],
     progress: Progress | None,
     deadline: Deadline,
+    heads: dict[str, Head] | None = None,
 ) -> tuple[float, dict[str, dict[str, float]], bool]:
     """The best C of the grid on validation (macro-F1, then log-loss, then the smaller C).
 
-    ``done`` holds grid points finished by an earlier, interrupted run; each new one is saved.
+    ``done`` holds grid points finished by an earlier, interrupted run; each new one is saved
+    (and its head kept in ``heads``, so the chosen one need not be fitted again).
     Returns (C, every point's scores, whether the deadline cut the grid short).
     """
     scores = dict(done)
@@ -309,6 +313,8 @@ def select_c(
                 break
             weight, bias = fit_head(fit_x, fit_y, classes, c, seed)
             scores[key] = _scores(softmax_probabilities(val_x, weight, bias), val_y)
+            if heads is not None:
+                heads[key] = (weight, bias)
             save(scores)
         if progress is not None:
             progress("select", number, len(C_GRID))
@@ -360,6 +366,7 @@ class _Run:
         done = dict(self.state.get("grid", {}))
         if done:
             self.resumed["grid_points"] = len(done)
+        heads: dict[str, Head] = {}
         c, grid, cut = select_c(
             fit_x,
             self.y(self.fit),
@@ -371,10 +378,14 @@ class _Run:
             save=lambda scores: self.save(grid=scores),
             progress=self.progress,
             deadline=self.deadline,
+            heads=heads,
         )
-        final = self.fit + self.validation if self.held_out else self.fit
-        final_x = np.vstack([fit_x, val_x]) if self.held_out else fit_x
-        weight, bias = fit_head(final_x, self.y(final), len(self.labels), c, self.seed)
+        if not self.held_out and repr(c) in heads:
+            weight, bias = heads[repr(c)]  # fitted on train already (the fit is deterministic)
+        else:
+            final = self.fit + self.validation if self.held_out else self.fit
+            final_x = np.vstack([fit_x, val_x]) if self.held_out else fit_x
+            weight, bias = fit_head(final_x, self.y(final), len(self.labels), c, self.seed)
         probs = softmax_probabilities(vectors(self.test), weight, bias)
         if self.progress is not None:
             self.progress("evaluate", 1, 1)
