@@ -26,6 +26,7 @@ from bench import (
     pdf,
     pipeline,
     search,
+    train,
 )
 
 RESULTS = Path(__file__).parent / "results"
@@ -42,6 +43,7 @@ BENCHMARKS = {
     "pdf": pdf.run,
     "pipeline": pipeline.run,
     "search": search.run,
+    "train": train.run,
 }
 
 

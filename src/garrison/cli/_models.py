@@ -21,10 +21,11 @@ RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full
 
 def register(root: typer.Typer) -> None:
     """Add the model commands to the top-level app."""
-    import garrison.cli._models_bundle  # noqa: F401  (model card, export, import)
+    import garrison.cli._models_bundle
 
     app.add_typer(train_app, name="train")
     import garrison.cli._models_gen  # noqa: F401  (generators)
+    from garrison.cli import _models_train  # noqa: F401  (its commands join app and train_app)
 
     root.add_typer(app, name="model")
 

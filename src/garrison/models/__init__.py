@@ -19,6 +19,7 @@ from garrison.models._generators import (
     register_endpoint,
     register_local,
 )
+from garrison.models._predict import predict
 from garrison.models._registry import (
     MODEL_KINDS,
     Models,
@@ -27,6 +28,7 @@ from garrison.models._registry import (
     register_shipped_models,
 )
 from garrison.models._stats import bootstrap, format_interval, interval_dict
+from garrison.models._train_classifier import TrainedClassifier, train_classifier
 from garrison.models._use import (
     Classifier,
     Prediction,
@@ -64,6 +66,7 @@ __all__ = [
     "Models",
     "Prediction",
     "SentenceTransformerModel",
+    "TrainedClassifier",
     "bootstrap",
     "file_sha256",
     "format_interval",
@@ -74,8 +77,10 @@ __all__ = [
     "open_embedder",
     "open_generator",
     "output_marking",
+    "predict",
     "register_endpoint",
     "register_local",
     "register_shipped_models",
+    "train_classifier",
     "write_classifier",
 ]

@@ -24,7 +24,7 @@ from garrison.datasets import Datasets
 from garrison.models._files import materialize, store_files
 from garrison.models.embedding import MINILM, MODELS, file_sha256
 from garrison.security.audit import AuditAction
-from garrison.security.markings import UNCLASSIFIED, Marking, join
+from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action, permits
 from garrison.store.model_registry import (
     add_model_version,
@@ -256,12 +256,16 @@ class Models:
         parameters: Mapping[str, Any] | None = None,
         seeds: Mapping[str, Any] | None = None,
         card: Mapping[str, Any] | None = None,
+        dataset_markings: Mapping[str, Marking] | None = None,
     ) -> ModelVersion:
         """Register the weight files under ``folder`` (stewards, evaluators; audited).
 
         The version is marked with the join of ``marking``, its base model's marking and its
         training datasets' markings; the same content registers once (the same id). The files
         are copied into the workspace's encrypted blob store: ``folder`` may go afterwards.
+        ``dataset_markings`` (dataset ref -> marking) stands for a dataset of which only some
+        records were used (under a ceiling): the join of those records, which the dataset's
+        own marking must dominate.
         """
         self.session.require(Action.MODEL_MANAGE, AuditAction.MODEL_REGISTER, object_id=name)
         files = weight_files(folder)
@@ -276,6 +280,7 @@ class Models:
             parameters=parameters,
             seeds=seeds,
             card=card,
+            dataset_markings=dataset_markings,
         )
 
     def _register(
@@ -290,6 +295,7 @@ class Models:
         parameters: Mapping[str, Any] | None,
         seeds: Mapping[str, Any] | None,
         card: Mapping[str, Any] | None,
+        dataset_markings: Mapping[str, Marking] | None = None,
     ) -> ModelVersion:
         parts = [marking or UNCLASSIFIED]
         lineage: list[dict[str, Any]] = []
@@ -303,7 +309,10 @@ class Models:
         for ref in datasets:
             dataset = Datasets(self.session).get(ref)
             dataset_ids.append(dataset.id)
-            parts.append(dataset.marking)
+            used = (dataset_markings or {}).get(ref)
+            if used is not None and not dominates(dataset.marking, used):
+                raise InvalidInput(f"Records of dataset {dataset.name} cannot be marked above it.")
+            parts.append(dataset.marking if used is None else used)
             lineage.append({"kind": "dataset", "id": dataset.id, "name": dataset.name})
         joined = join(*parts)
         if not self.session.can_read(joined):
