@@ -405,3 +405,24 @@ def test_cli_export_verify_and_tampering(
         )
         == 2
     )
+
+
+def test_rows_of_one_table_split_by_row_and_duplicate_rows_stay_together() -> None:
+    marking = parse_marking("UNCLASSIFIED")
+    rows = [
+        DatasetRecord(f"r{i}", "element", "table", f"row {i}", marking, {"type": "Record"}, f"r{i}")
+        for i in range(300)
+    ]
+    rows[7].cluster = "r3"  # row 7 duplicates row 3
+    prose = [
+        DatasetRecord(
+            f"p{i}", "element", "memo", f"para {i}", marking, {"type": "Paragraph"}, f"p{i}"
+        )
+        for i in range(20)
+    ]
+    splits = assign_splits([*rows, *prose], RATIOS, seed=1)
+    row_counts = {name: sum(1 for r in rows if splits[r.id] == name) for name in RATIOS}
+    assert all(abs(row_counts[n] / len(rows) - RATIOS[n]) < 0.05 for n in RATIOS)
+    assert splits["r7"] == splits["r3"]
+    # Paragraphs of one document still never straddle splits.
+    assert len({splits[p.id] for p in prose}) == 1

@@ -2,6 +2,8 @@
 
 Records that must not be separated -- all chunks of one document, and every member of a
 near-duplicate cluster (which may span documents) -- are joined into groups with union-find;
+rows of a table (``Record`` elements) are each their own sample, so a spreadsheet, a CSV file or
+a SQL table splits by row, its duplicate rows still kept together;
 groups, never records, are assigned to splits. Optionally stratified by a field: groups are
 assigned per stratum so each split gets its share of every stratum.
 """
@@ -18,6 +20,8 @@ from garrison.datasets._records import DatasetRecord
 __all__ = ["assign_splits", "parse_ratios"]
 
 SPLIT_NAMES = ("train", "validation", "test")
+#: The element type of one row of a table: a sample of its own.
+ROW_TYPE = "Record"
 
 
 def parse_ratios(text: str) -> dict[str, float]:
@@ -68,7 +72,8 @@ def assign_splits(
     """Record id -> split name; documents and duplicate clusters never straddle splits."""
     groups = _Groups()
     for record in records:
-        groups.union(f"doc:{record.doc_id}", f"rec:{record.id}")
+        if record.fields.get("type") != ROW_TYPE:
+            groups.union(f"doc:{record.doc_id}", f"rec:{record.id}")
         # A record is the key of its own cluster too, so a duplicate pointing at it (or a
         # chain of pointers) joins it whichever way round the pointers go.
         groups.union(f"rec:{record.id}", f"cluster:{record.id}")
