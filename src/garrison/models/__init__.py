@@ -5,9 +5,11 @@ embedder, a local sentence-transformers folder) to an :class:`EmbeddingModel`. T
 registry (:class:`Models`: embedders, classifiers, generators, each an immutable,
 content-addressed, marked :class:`ModelVersion`) is in :mod:`garrison.models._registry`; its
 files are stored and verified by :mod:`garrison.models._files`; opening embedders and
-classifiers and marking their outputs is :mod:`garrison.models._use`.
+classifiers and marking their outputs is :mod:`garrison.models._use`; classifiers resolved by
+a session and loaded by pipeline workers without one are :mod:`garrison.models._predict`.
 """
 
+from garrison.models._predict import ResolvedClassifier, resolve_classifier
 from garrison.models._registry import (
     MODEL_KINDS,
     Models,
@@ -48,6 +50,7 @@ __all__ = [
     "ModelVersion",
     "Models",
     "Prediction",
+    "ResolvedClassifier",
     "SentenceTransformerModel",
     "bootstrap",
     "file_sha256",
@@ -59,5 +62,6 @@ __all__ = [
     "open_embedder",
     "output_marking",
     "register_shipped_models",
+    "resolve_classifier",
     "write_classifier",
 ]
