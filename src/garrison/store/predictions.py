@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session as OrmSession
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput
 from garrison.security.audit import AuditAction
-from garrison.security.markings import Marking
+from garrison.security.markings import Marking, dominates
 from garrison.store.models import ChunkRow, PipelineDoc, PredictionRow
 from garrison.store.session import Session
 
@@ -129,9 +129,11 @@ def readable_predictions(
     item_ids: Collection[str] | None = None,
     doc_ids: Collection[str] | None = None,
     labels: LabelFilter | None = None,
+    ceiling: Marking | None = None,
 ) -> list[ReadablePrediction]:
     """The predictions the subject may read, of these items or documents (or all), matching
-    ``labels`` when given (any of its name/label pairs), in item and name order."""
+    ``labels`` when given (any of its name/label pairs) and within ``ceiling`` when given, in
+    item and name order."""
     base = select(PredictionRow)
     if labels:
         pairs = [(n, label) for n, values in labels.labels.items() for label in values]
@@ -155,18 +157,20 @@ def readable_predictions(
         for row, marking in _readable(session, orm, query):
             if labels and row.label not in labels.labels.get(row.name, frozenset()):
                 continue
+            if ceiling is not None and not dominates(ceiling, marking):
+                continue
             out.append(_to_readable(row, marking))
     out.sort(key=lambda p: (p.doc_id, p.item_kind, p.item_id, p.name))
     return out
 
 
 def chunks_labelled(
-    session: Session, orm: OrmSession, labels: LabelFilter
+    session: Session, orm: OrmSession, labels: LabelFilter, ceiling: Marking | None = None
 ) -> dict[str, list[Marking]]:
     """Readable chunks that match ``labels`` -- by a readable prediction on the chunk or on
     one of its elements, for every name -- each with the markings of the predictions that
     matched it (what showing the chunk under the filter reveals)."""
-    found = readable_predictions(session, orm, labels=labels)
+    found = readable_predictions(session, orm, labels=labels, ceiling=ceiling)
     if not found:
         return {}
     by_name: dict[str, dict[str, list[Marking]]] = defaultdict(lambda: defaultdict(list))

@@ -101,6 +101,7 @@ def _search_page(
     q: str,
     filters: dict[str, str],
     page_no: int,
+    label: str = "",
 ) -> Response:
     ui = get_ui(request)
     page = PageMarkings(viewer.session)
@@ -108,6 +109,7 @@ def _search_page(
     context: dict[str, Any] = {
         "q": q,
         "filters": filters,
+        "label": label,
         "filter_names": SEARCH_FILTERS,
         "page_no": page_no,
         "hits": [],
@@ -124,7 +126,9 @@ def _search_page(
     if q.strip():
         k = min(page_no * size, MAX_K)
         try:
-            result = search(viewer.session, q, k=k, filters=filters)
+            result = search(
+                viewer.session, q, k=k, filters=filters, labels=[label] if label else ()
+            )
         except InvalidInput as exc:
             context["error"] = exc.message
             status = 400
@@ -157,6 +161,9 @@ def _search_page(
                         "doc_portion": page.portion(doc["marking"]) if doc else None,
                     }
                 )
+            if label and result.hits:
+                # Hits shown under a label filter reveal the predictions that matched them.
+                page.add(result.marking)
             facets = {}
             for name, counts in result.facets.items():
                 if name == "marking":
@@ -184,6 +191,7 @@ def _register_search(app: FastAPI) -> None:
         media_type: Annotated[str, Query(max_length=200)] = "",
         language: Annotated[str, Query(max_length=50)] = "",
         max_marking: Annotated[str, Query(max_length=200)] = "",
+        label: Annotated[str, Query(max_length=400)] = "",
         page: Annotated[int, Query(ge=1, le=100)] = 1,
     ) -> Response:
         values = {
@@ -193,7 +201,7 @@ def _register_search(app: FastAPI) -> None:
             "max_marking": max_marking,
         }
         filters = {k: v.strip() for k, v in values.items() if v.strip()}
-        return _search_page(request, viewer, q, filters, page)
+        return _search_page(request, viewer, q, filters, page, label.strip())
 
 
 # -- documents ----------------------------------------------------------------------------------
