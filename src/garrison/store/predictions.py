@@ -36,6 +36,7 @@ __all__ = [
     "chunks_labelled",
     "parse_labels",
     "prediction_id",
+    "predictions_of_documents",
     "readable_predictions",
     "replace_predictions",
     "stored_chunks",
@@ -162,6 +163,14 @@ def readable_predictions(
             out.append(_to_readable(row, marking))
     out.sort(key=lambda p: (p.doc_id, p.item_kind, p.item_id, p.name))
     return out
+
+
+def predictions_of_documents(
+    session: Session, doc_ids: Collection[str], *, ceiling: Marking | None = None
+) -> list[ReadablePrediction]:
+    """The readable predictions (within ``ceiling``) on the items of ``doc_ids``."""
+    with session.workspace.catalog.transaction() as orm:
+        return readable_predictions(session, orm, doc_ids=doc_ids, ceiling=ceiling)
 
 
 def chunks_labelled(
