@@ -22,6 +22,7 @@ from garrison.security.markings import dominates
 from garrison.security.policy import Action
 from garrison.store.derived import Lineage, dedup_report
 from garrison.store.documents import Documents, Jobs, original_bytes, original_decision
+from garrison.store.predictions import ReadablePrediction, predictions_of_documents
 from garrison.web._banner import PageMarkings
 from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
 
@@ -207,6 +208,18 @@ def _register_search(app: FastAPI) -> None:
 # -- documents ----------------------------------------------------------------------------------
 
 
+def _prediction(page: PageMarkings, p: ReadablePrediction) -> dict[str, Any]:
+    """A prediction as the viewer shows it; its marking goes on the page."""
+    return {
+        "name": p.name,
+        "label": p.label,
+        "probability": f"{p.probability:.2f}",
+        "model": p.model_id[:12],
+        "item": p.item_id,
+        "portion": page.portion(p.marking.banner()),
+    }
+
+
 def _register_documents(app: FastAPI) -> None:
     @app.get("/documents", response_class=HTMLResponse)
     def documents(request: Request, viewer: ViewerDep) -> Response:
@@ -229,6 +242,15 @@ def _register_documents(app: FastAPI) -> None:
         page = PageMarkings(viewer.session)
         doc = Documents(viewer.session).show(doc_id[:128], elements=True)
         own = _finding_markings(viewer)
+        # Only the predictions the reader may read (each may be above the element it is on).
+        predicted: dict[str, list[dict[str, Any]]] = {}
+        chunk_predictions: list[dict[str, Any]] = []
+        if doc["status"] == "parsed":
+            for p in predictions_of_documents(viewer.session, [doc["id"]]):
+                if p.item_kind == "chunk":
+                    chunk_predictions.append(_prediction(page, p))
+                else:
+                    predicted.setdefault(p.item_id, []).append(_prediction(page, p))
         elements = [
             {
                 "id": e["id"],
@@ -240,6 +262,7 @@ def _register_documents(app: FastAPI) -> None:
                 "locator": locator_text(e.get("locator"), e.get("page")),
                 # Only the headings the reader may read (the library withholds the others).
                 "section": " › ".join(e.get("section_path") or ()),
+                "predictions": predicted.get(e["id"], []),
             }
             for e in doc.get("elements", [])
         ]
@@ -251,6 +274,7 @@ def _register_documents(app: FastAPI) -> None:
             "banner_portion": page.portion(doc.get("banner")),
             "original_portion": page.portion(doc.get("original_marking")),
             "elements": elements,
+            "chunk_predictions": chunk_predictions,
             "findings": findings,
             "may_download": doc["status"] == "parsed"
             and bool(original_decision(viewer.session, doc["id"])),
