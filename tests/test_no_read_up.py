@@ -233,11 +233,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
 
 
 def _classify(ws: Workspace, root: Path, canaries: dict[str, str]) -> None:
-    """Register a tiny embedder and the classifiers (seeded random heads), and run the pipeline
-    again with a classify stage per classifier: only the predictions are made."""
+    """Register a tiny embedder and the classifiers (seeded random heads, split at the median
+    chunk so both labels occur), and run the pipeline again with a classify stage per
+    classifier: only the predictions are made."""
     import numpy as np
 
     from garrison.models import write_classifier
+    from garrison.models._use import load_embedder_folder
     from tests.models.tiny import tiny_sentence_transformer
 
     system = ws.session()
@@ -246,15 +248,22 @@ def _classify(ws: Workspace, root: Path, canaries: dict[str, str]) -> None:
     embedder = models.register(kind="embedder", name=EMBEDDER, folder=tiny)
     canaries[EMBEDDER] = "UNCLASSIFIED"
     rng = np.random.default_rng(7)
+    vectors = load_embedder_folder(EMBEDDER, tiny, {}).encode(
+        [c["text"] for c in Chunks(system).list()]
+    )
     stages = []
     for name, (banner, labels) in CLASSIFIERS.items():
         head = root / "heads" / name
+        direction = rng.normal(size=32).astype(np.float32)
+        scores = vectors @ direction
+        # Between the two middle scores: half the chunks get each label.
+        middle = float(np.mean(np.sort(scores)[len(scores) // 2 - 1 : len(scores) // 2 + 1]))
         write_classifier(
             head,
             trainer="logreg",
             labels=labels,
-            weight=rng.normal(size=(len(labels), 32)).astype(np.float32) * 20,
-            bias=np.zeros(len(labels), dtype=np.float32),
+            weight=np.stack([direction, -direction]) * 50,
+            bias=np.array([-middle * 50, middle * 50], dtype=np.float32),
             embedder={"id": embedder.id},
         )
         models.register(

@@ -72,8 +72,10 @@ def make_head(folder: Path, tiny: Path, embedder_id: str, *, flip: bool = False)
     return folder
 
 
-def classified_workspace(root: Path, tiny: Path) -> tuple[Workspace, dict[str, Any]]:
-    ws = Workspace.init(root / "ws", system_high=SYSTEM_HIGH)
+def classified_workspace(
+    root: Path, tiny: Path, db_url: str | None = None
+) -> tuple[Workspace, dict[str, Any]]:
+    ws = Workspace.init(root / "ws", system_high=SYSTEM_HIGH, db_url=db_url)
     system = ws.session()
     system.add_user("ursula", SubjectSpec(clearance="U"))
     system.add_user("sam", SubjectSpec(clearance="S"))

@@ -37,8 +37,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, tiny: Path) -> Iterator[tuple[Workspace, dict[str, Any]]]:
-    ws, ids = classified_workspace(tmp_path, tiny)
+def setup(
+    tmp_path: Path, tiny: Path, catalog_url: str | None
+) -> Iterator[tuple[Workspace, dict[str, Any]]]:
+    ws, ids = classified_workspace(tmp_path, tiny, catalog_url)
     yield ws, ids
     ws.close()
 
