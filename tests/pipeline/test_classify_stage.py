@@ -283,3 +283,32 @@ def test_a_model_that_is_not_a_classifier_is_refused(setup: Any) -> None:
     with pytest.raises(InvalidInput, match="not a classifier"):
         run(ws, classify_stages("{model: tiny}"))
     assert predictions(ws) == {}
+
+
+def test_workers_load_the_resolved_classifier_and_agree_with_in_process(
+    tmp_path: Path, tiny: Path
+) -> None:
+    ws, _ = classified_workspace(tmp_path, tiny)
+    run(ws, BOTH)
+    alone = predictions(ws)
+    report = run(ws, BOTH, full=True, workers=2, batch_docs=2)
+    assert report["failed"] == 0
+    forked = predictions(ws)
+    assert forked.keys() == alone.keys()
+    for key, p in forked.items():
+        assert p["label"] == alone[key]["label"] and p["marking"] == alone[key]["marking"]
+    ws.close()
+
+
+def test_a_cached_file_changed_after_resolution_is_never_loaded(tmp_path: Path, tiny: Path) -> None:
+    from garrison.core.errors import CheckFailed
+    from garrison.models import resolve_classifier
+
+    ws, _ = classified_workspace(tmp_path, tiny)
+    resolved = resolve_classifier(ws.session(), "topic-s")
+    assert resolved.load().labels == LABELS
+    head = resolved.folder / "head.safetensors"
+    head.write_bytes(head.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(CheckFailed, match="do not match its manifest"):
+        resolved.load()
+    ws.close()

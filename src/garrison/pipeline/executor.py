@@ -441,17 +441,25 @@ def _repredict(
         items.extend(_stored_items(session, doc_ids, ()))
     if "chunks" in overs:
         items.extend(_chunk_item(row, marking) for row, marking in stored_chunks(session, doc_ids))
+    failed_before = {i.id for i in items if i.failed}
     batches = _batches(items, doc_ids, batch_docs)
     del items
     results: Iterable[BatchResult] = runner.map_batches(predict, batches) if predict else ()
     done: set[str] = set()
     for n, result in enumerate(results, 1):
         _merge_stats(report, result.stats)
-        docs = sorted({i.doc_id for i in result.elements})
+        docs = {i.doc_id for i in result.elements}
         done.update(docs)
-        report.predictions += replace_predictions(
-            session, report.job_id, docs, _predictions_of(result.elements), plan.predict_key
-        )
+        # A batch whose worker failed keeps no key: its documents are re-predicted next run.
+        failed = {i.doc_id for i in result.elements if i.failed and i.id not in failed_before}
+        for group, key in ((docs - failed, plan.predict_key), (failed, None)):
+            report.predictions += replace_predictions(
+                session,
+                report.job_id,
+                sorted(group),
+                _predictions_of(i for i in result.elements if i.doc_id in group),
+                key,
+            )
         if progress is not None:
             progress("classify", n, len(batches))
     # Documents with nothing to classify (or no classify stage left) lose their predictions.
