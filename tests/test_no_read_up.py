@@ -35,6 +35,7 @@ from garrison.security.markings import UNCLASSIFIED, dominates
 from garrison.security.subjects import Role
 from garrison.store.derived import Chunks, Lineage, dedup_report
 from garrison.store.documents import Documents, Jobs
+from garrison.store.predictions import predictions_of_documents
 from garrison.store.session import Session, SubjectSpec
 from garrison.store.tokens import create_token, list_tokens, revoke_token
 from garrison.store.workspace import Workspace
@@ -129,6 +130,15 @@ MODEL_MARKINGS = (
 )
 #: The text classified on the predict paths (not a canary).
 PREDICT_TEXT = "harbor crane report"
+#: Classifiers run by a classify stage over the chunks (canaries too): name -> (marking, labels).
+#: A prediction is marked with the join of its chunk's and its classifier's marking, so the REL
+#: classifier's predictions (and its labels) are above every reader outside USA and GBR, even on
+#: UNCLASSIFIED chunks.
+CLASSIFIERS = {
+    "canaryclslow": ("UNCLASSIFIED", ["alpha", "bravo"]),
+    "canaryclsrel": ("SECRET//REL TO USA, GBR", ["canarylabrelx", "canarylabrely"]),
+}
+EMBEDDER = "canaryembtiny"
 CLEARANCES = ("U", "C", "S")
 NATIONS = ("USA", "GBR", "AUS", "FRA")
 ROLES = ("viewer", "steward", "admin")
@@ -217,6 +227,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     for banner in ("TOP SECRET", "TOP SECRET//NOFORN"):
         with pytest.raises(NotPermitted):
             _register_model(system, root, tiny, "canarymodts", "classifier", banner, None)
+    _classify(ws, root, tiny, canaries)
     tokens = {}
     for clearance, nation, role in SUBJECTS:
         name = _user(clearance, nation, role)
@@ -230,7 +241,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     datasets = [v.to_dict(records=True) for v in Datasets(system).list()]
     assert len(datasets) == len(DATASETS)
     models = [v.to_dict() for v in Models(system).list()]
-    assert sorted(m["name"] for m in models) == sorted(MODEL_NAMES)
+    assert sorted(m["name"] for m in models) == sorted([*MODEL_NAMES, *CLASSIFIERS, EMBEDDER])
     assert canaries["canarymodjc"] == "CONFIDENTIAL"
     assert canaries["canarymodjr"] == "SECRET//REL TO USA, GBR"
     by_name = {d["filename"]: d["marking"] for d in docs}
@@ -243,7 +254,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     )
     # Every canary is somewhere: in a file name and/or a chunk.
     everything = json.dumps([docs, chunks]).lower()
-    named = {*DATASETS, *MODEL_NAMES}
+    named = {*DATASETS, *MODEL_NAMES, *CLASSIFIERS, EMBEDDER}
+    named |= {label for _, labels in CLASSIFIERS.values() for label in labels}
     assert all(word in everything for word in canaries if word not in named)
     ids = [d["id"] for d in docs] + [e["id"] for e in elements] + [c["id"] for c in chunks]
     ids += [v["id"] for v in datasets] + [m["id"] for m in models]
@@ -274,6 +286,71 @@ def _register_model(
     return Models(system).register(
         kind="classifier", name=name, folder=folder, base=base, marking=marking
     )
+
+
+def _classify(ws: Workspace, root: Path, tiny: Path, canaries: dict[str, str]) -> None:
+    """Register a tiny embedder and the classifiers (seeded random heads, split at the median
+    chunk so both labels occur), and run the pipeline again with a classify stage per
+    classifier: only the predictions are made."""
+    import numpy as np
+
+    from garrison.models import write_classifier
+    from garrison.models._use import load_embedder_folder
+
+    system = ws.session()
+    models = Models(system)
+    embedder = models.register(kind="embedder", name=EMBEDDER, folder=tiny)
+    canaries[EMBEDDER] = "UNCLASSIFIED"
+    rng = np.random.default_rng(7)
+    vectors = load_embedder_folder(EMBEDDER, tiny, {}).encode(
+        [c["text"] for c in Chunks(system).list()]
+    )
+    stages = []
+    for name, (banner, labels) in CLASSIFIERS.items():
+        head = root / "heads" / name
+        direction = rng.normal(size=32).astype(np.float32)
+        scores = vectors @ direction
+        # Between the two middle scores: half the chunks get each label.
+        middle = float(np.mean(np.sort(scores)[len(scores) // 2 - 1 : len(scores) // 2 + 1]))
+        write_classifier(
+            head,
+            trainer="logreg",
+            labels=labels,
+            weight=np.stack([direction, -direction]) * 50,
+            bias=np.array([-middle * 50, middle * 50], dtype=np.float32),
+            embedder={"id": embedder.id},
+        )
+        models.register(
+            kind="classifier",
+            name=name,
+            folder=head,
+            base=embedder.id,
+            marking=system.parse_marking(banner),
+        )
+        canaries[name] = banner
+        for label in labels:
+            if label.startswith("canary"):
+                canaries[label] = banner
+        stages.append(f"  - classify: {{model: {name}}}\n")
+    report = run_pipeline(system, parse_pipeline(PIPELINE + "".join(stages), source="c.yaml"))
+    assert report.written == 0 and report.predictions > 0
+    found = predictions_of_documents(system, [d["id"] for d in Documents(system).list()])
+    for name, (_, labels) in CLASSIFIERS.items():
+        assert {p.label for p in found if p.name == name} == set(labels), name
+
+
+LABEL_LOW = f"canaryclslow={CLASSIFIERS['canaryclslow'][1][0]}"
+LABEL_REL = f"canaryclsrel={CLASSIFIERS['canaryclsrel'][1][0]}"
+LABEL_NOBODY = "canaryclsnobody=alpha"
+
+
+def _label_search(session: Session, query: str, label: str) -> dict[str, Any]:
+    return search(session, query, k=20, labels=[label]).to_dict()
+
+
+def _predictions(session: Session) -> list[dict[str, Any]]:
+    docs = [d["id"] for d in Documents(session).list()]
+    return [p.to_dict() for p in predictions_of_documents(session, docs)]
 
 
 # -- what one subject may know ------------------------------------------------------------------
@@ -351,7 +428,7 @@ def _api(corpus: Corpus, user: str, path: str, params: dict[str, Any] | None = N
 _CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 _BANNER_TEXT = re.compile(r'id="banner-(?:top|bottom)"[^>]*>([^<]*)<')
 # Where a page repeats what the subject typed: the query box and links that carry the query.
-_ECHOES = re.compile(r'<input id="q"[^>]*>|href="/ui/search\?[^"]*"')
+_ECHOES = re.compile(r'<input id="(?:q|f-label)"[^>]*>|href="/ui/search\?[^"]*"')
 
 
 def _browser(corpus: Corpus, user: str) -> TestClient:
@@ -514,6 +591,15 @@ LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "lib:chunks": lambda c, s, u, q: _lib(lambda: Chunks(s).list()),
     "lib:dedup": lambda c, s, u, q: _lib(lambda: dedup_report(s)),
     "lib:search": lambda c, s, u, q: _lib(lambda: _search_value(s, q)),
+    "lib:label-search": lambda c, s, u, q: _lib(lambda: _label_search(s, q, LABEL_REL)),
+    "lib:label-search-low": lambda c, s, u, q: _lib(lambda: _label_search(s, q, LABEL_LOW)),
+    "lib:predictions": lambda c, s, u, q: _lib(lambda: _predictions(s)),
+    "api:label-search": lambda c, s, u, q: _api(
+        c, u, "/v1/search", {"q": q, "k": 20, "label": LABEL_REL}
+    ),
+    "web:label-search": lambda c, s, u, q: _web(
+        c, u, "/ui/search", params={"q": q, "label": LABEL_REL}
+    ),
     "lib:datasets": lambda c, s, u, q: _lib(
         lambda: [v.to_dict(records=True) for v in Datasets(s).list()]
     ),
@@ -668,6 +754,10 @@ def _check_listing(corpus: Corpus, view: View, session: Session, name: str, quer
             _check_error_shape(a, 403, "not-permitted")
         return
     assert a.ok, (name, a.body, a.error)
+    if name == "lib:label-search" and not _can(session, CLASSIFIERS["canaryclsrel"][0]):
+        # A label only unreadable predictions carry answers like a label nobody has.
+        nobody = _without_echo(_label_search(session, query, LABEL_NOBODY))
+        assert _without_echo(a.body) == nobody, (name, query)
     if name.endswith(":search"):
         terms = query.lower().split()
         if len(terms) == 1 and terms[0] in corpus.canaries:

@@ -44,6 +44,7 @@ from garrison.store.models import (
     FindingRow,
     InternedMarking,
     ModelVersionRow,
+    PredictionRow,
 )
 from garrison.store.session import SubjectSpec
 from garrison.store.workspace import Workspace
@@ -66,11 +67,31 @@ MODELS = {
     "findings": FindingRow,
     "dataset_versions": DatasetVersionRow,
     "model_versions": ModelVersionRow,
+    "predictions": PredictionRow,
 }
 OPAQUE = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _build(root: Path, catalog_url: str | None) -> Workspace:
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.models.tiny import tiny_sentence_transformer
+
+    return tiny_sentence_transformer(tmp_path_factory.mktemp("tiny") / "st")
+
+
+def _classify(ws: Workspace, tiny: Path, root: Path) -> None:
+    """Predictions (a classify stage over the chunks), so the predictions table has rows."""
+    from garrison.models import Models
+    from tests.pipeline.classified import make_head
+
+    models = Models(ws.session("stew"))
+    embedder = models.register(kind="embedder", name="tiny", folder=tiny)
+    head = make_head(root / "head", tiny, embedder.id)
+    models.register(kind="classifier", name="topic", folder=head, base=embedder.id)
+    run_pipeline(ws.session(), parse_pipeline(FAST + "  - classify: {model: topic}\n"))
+
+
+def _build(root: Path, catalog_url: str | None, tiny: Path | None = None) -> Workspace:
     ws = Workspace.init(root / "ws", system_high="SECRET//NOFORN", db_url=catalog_url)
     folder = root / "in"
     folder.mkdir()
@@ -87,12 +108,14 @@ def _build(root: Path, catalog_url: str | None) -> Workspace:
     system.add_user("stew", SubjectSpec(clearance="S", roles=("steward",)))
     Datasets(ws.session("stew")).create("all", Selection(fields=("doc_id", "token_count")))
     assert register_shipped_models(system)
+    if tiny is not None:
+        _classify(ws, tiny, root)
     return ws
 
 
 @pytest.fixture
-def ws(tmp_path: Path, catalog_url: str | None) -> Iterator[Workspace]:
-    workspace = _build(tmp_path, catalog_url)
+def ws(tmp_path: Path, catalog_url: str | None, tiny: Path) -> Iterator[Workspace]:
+    workspace = _build(tmp_path, catalog_url, tiny)
     yield workspace
     workspace.close()
 
@@ -226,6 +249,8 @@ TAMPERING = [
         "UPDATE dataset_versions SET marking_id = :u WHERE id = :rid",
         "dataset",
     ),
+    ("predictions", "UPDATE predictions SET marking_id = :u WHERE id = :rid", "prediction"),
+    ("predictions", "UPDATE predictions SET label = 'edited' WHERE id = :rid", "prediction"),
 ]
 
 
@@ -245,6 +270,9 @@ def _target(ws: Workspace, which: str) -> str:
             ),
             "finding": lambda: orm.scalar(select(FindingRow.id).limit(1)),
             "dataset": lambda: orm.scalar(select(DatasetVersionRow.id)),
+            "prediction": lambda: orm.scalar(
+                select(PredictionRow.id).where(PredictionRow.marking_id == secret)
+            ),
         }[which]()
     assert found is not None, which
     return str(found)
@@ -362,7 +390,7 @@ def test_migration_0008_binds_a_workspace_made_before_it(
     with catalog.engine.connect() as conn:
         insp = inspect(conn)
         assert not insp.has_table("model_versions")  # made by 0009
-        before_models = [t for t in MODELS if t != "model_versions"]
+        before_models = [t for t in MODELS if t not in ("model_versions", "predictions")]
         assert all("binding" not in {c["name"] for c in insp.get_columns(t)} for t in before_models)
         old_ids = [r[0] for r in conn.execute(text("SELECT id FROM findings ORDER BY id"))]
     catalog.dispose()
@@ -372,7 +400,7 @@ def test_migration_0008_binds_a_workspace_made_before_it(
     assert main(["migrate", "-w", str(root)]) == 0
     assert stat.S_IMODE((root / BINDING_KEY).stat().st_mode) == 0o600
     with Workspace.open(root) as ws2:
-        assert ws2.catalog.revision() == HEAD_REVISION == "0009"
+        assert ws2.catalog.revision() == HEAD_REVISION == "0010"
         with ws2.catalog.transaction() as orm:
             assert first_bad_binding(ws2.catalog.binder, orm) is None
             now = {t: orm.scalar(select(func.count()).select_from(m)) for t, m in MODELS.items()}

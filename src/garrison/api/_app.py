@@ -295,9 +295,17 @@ def create_app(workspace_path: Path | str) -> FastAPI:
             list[str] | None,
             Query(description="KEY=VALUE, repeatable (doc, source, media_type, ...)."),
         ] = None,
+        label: Annotated[
+            list[str] | None,
+            Query(
+                description="NAME=LABEL, repeatable: only chunks a readable prediction of that "
+                "name labels so (on the chunk or one of its elements)."
+            ),
+        ] = None,
     ) -> JSONResponse:
         filters = _parse_filters(filter or [])
-        return marked(session, search(session, q, k=k, filters=filters).to_dict())
+        result = search(session, q, k=k, filters=filters, labels=label or ())
+        return marked(session, result.to_dict())
 
     @router.get("/lineage/{record_id}", response_model=Marked, summary="Lineage")
     def lineage(session: SessionDep, record_id: str) -> JSONResponse:

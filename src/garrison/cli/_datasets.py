@@ -59,6 +59,13 @@ def create(
     fields: Annotated[
         list[str] | None, typer.Option("--field", help="Fields to include (repeat or comma).")
     ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="NAME=LABEL, repeatable: only records a prediction you may read labels so.",
+        ),
+    ] = None,
     split: Annotated[
         str, typer.Option("--split", help="Ratios, e.g. train=0.8,validation=0.1,test=0.1.")
     ] = "train=0.8,validation=0.1,test=0.1",
@@ -91,6 +98,7 @@ def create(
             canonical_only=canonical_only,
             date_from=aware(date_from),
             date_to=aware(date_to),
+            labels=tuple(labels or ()),
             **({"fields": split_list(fields)} if fields else {}),
         )
     except ValidationError as exc:

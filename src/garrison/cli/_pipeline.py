@@ -125,6 +125,12 @@ def run(
         f"{data['failed']} failed.",
         markup=False,
     )
+    if data["predictions"] or data["repredicted"]:
+        out_console.print(
+            f"Predictions: {data['predictions']} written; {data['repredicted']} documents "
+            "had only their predictions made again.",
+            markup=False,
+        )
     if data["pii_by_type"]:
         found = ", ".join(f"{k} {v}" for k, v in data["pii_by_type"].items())
         out_console.print(f"PII found: {found}.", markup=False)
@@ -151,6 +157,11 @@ def _print_plan(plan: dict[str, Any]) -> None:
             ("changed", plan["changed"], f"{head} run again"),
             ("unchanged", plan["unchanged"], "results reused"),
             ("removed or superseded", plan["remove"], "derived records and index rows dropped"),
+            *(
+                [("re-predicted", plan["repredict"], "only their predictions are made again")]
+                if plan.get("repredict")
+                else []
+            ),
         ],
     )
     if plan["corpus_stage"]:

@@ -41,6 +41,14 @@ def search_command(
             "ingested_from, ingested_to.",
         ),
     ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="NAME=LABEL, repeatable: only chunks a prediction you may read labels so "
+            "(the classify stage's, on the chunk or one of its elements).",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -48,7 +56,7 @@ def search_command(
     """Search the chunks you may read (full text and vectors, fused)."""
     chosen = _parse_filters(filters)
     with open_session(ctx, workspace, as_user) as session:
-        result = search(session, query, k=k, filters=chosen)
+        result = search(session, query, k=k, filters=chosen, labels=labels or ())
     if as_json:
         emit_json(result.to_dict())
         return

@@ -2,9 +2,11 @@
 
 A selection names the kind of record (``chunks``, ``elements``, ``documents`` or ``records`` --
 the rows of legacy tables) and filters on source, media type, language, a marking ceiling,
-quality, duplicates and ingest date. The subject's access filter is applied first, in SQL
-(by the store); nothing it may not read is ever loaded. A record's marking is the join of the
-fields it shows.
+quality, duplicates, ingest date and predictions (``labels``: ``NAME=LABEL``, matched on
+predictions of the ``classify`` stage the subject may read). The subject's access filter is
+applied first, in SQL (by the store); nothing it may not read is ever loaded. A record's marking
+is the join of the fields it shows -- and of the predictions that selected it or that it shows
+(``fields["predictions"]``): a record picked by a SECRET classifier's label is SECRET.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from garrison.core.errors import InvalidInput, NotPermitted
 from garrison.security.markings import Marking, dominates, join
 from garrison.store.datasets import RecordSources, record_sources
 from garrison.store.models import DocumentRow
+from garrison.store.predictions import (
+    LabelFilter,
+    ReadablePrediction,
+    parse_labels,
+    predictions_of_documents,
+)
 from garrison.store.session import Session
 
 __all__ = ["DOCUMENT_FIELDS", "DatasetRecord", "Selection", "record_marking", "select_records"]
@@ -45,6 +53,19 @@ class Selection(BaseModel):
     date_to: datetime | None = None
     #: Extra fields exported beside id, text and marking (``language``, ``source``...).
     fields: tuple[str, ...] = Field(default=("doc_id", "language", "media_type", "source"))
+    #: ``NAME=LABEL`` filters on readable predictions (every name must match; several labels
+    #: of one name are alternatives). A chunk matches on its own or its elements' predictions.
+    labels: tuple[str, ...] = ()
+
+    @field_validator("labels")
+    @classmethod
+    def _valid_labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from garrison.core.errors import GarrisonError
+
+        try:
+            return tuple(parse_labels(value).as_list())
+        except GarrisonError as exc:
+            raise ValueError(str(exc)) from exc
 
     @field_validator("fields")
     @classmethod
@@ -70,6 +91,7 @@ FIELDS = (
     "quality_flags",
     "pii_types",
     "fields",
+    "predictions",
 )
 
 
@@ -289,6 +311,7 @@ def select_records(session: Session, selection: Selection) -> list[DatasetRecord
                     lineage=[{"stage": "ingest", "parents": [doc_id]}],
                 )
             )
+    out = _with_predictions(session, out, parse_labels(selection.labels), shown, ceiling)
     picked = []
     for record in out:
         if ceiling is not None and not dominates(ceiling, record.marking):
@@ -305,3 +328,48 @@ def select_records(session: Session, selection: Selection) -> list[DatasetRecord
     if not picked:
         raise InvalidInput("The selection is empty: no readable record matches it.")
     return picked
+
+
+def _with_predictions(
+    session: Session,
+    records: list[DatasetRecord],
+    labels: LabelFilter,
+    shown: Iterable[str],
+    ceiling: Marking | None,
+) -> list[DatasetRecord]:
+    """Records kept by ``labels`` (all when empty), each with the readable predictions on it
+    in ``fields["predictions"]`` and its marking joined with those it shows or was picked by.
+
+    A chunk's predictions are its own and its elements'; an element's, its own; a document's,
+    those on any of its elements or chunks. Under a ceiling, predictions above it do not count.
+    """
+    show = "predictions" in set(shown)
+    if not labels and not show:
+        return records
+    found = predictions_of_documents(session, {r.doc_id for r in records}, ceiling=ceiling)
+    by_item: dict[str, list[ReadablePrediction]] = {}
+    by_doc: dict[str, list[ReadablePrediction]] = {}
+    for p in found:
+        by_item.setdefault(p.item_id, []).append(p)
+        by_doc.setdefault(p.doc_id, []).append(p)
+    kept = []
+    for record in records:
+        if record.kind == "document":
+            mine = by_doc.get(record.doc_id, [])
+        else:
+            items = [record.id, *(record.fields.get("element_ids") or [])]
+            if record.kind == "element":
+                items = [record.id]
+            mine = [p for i in items for p in by_item.get(i, [])]
+        matched = [p for p in mine if p.label in labels.labels.get(p.name, frozenset())]
+        if labels and {p.name for p in matched} != set(labels.labels):
+            continue
+        parts = [record.marking, *(p.marking for p in matched)]
+        if show:
+            record.fields["predictions"] = [
+                {**p.to_dict(), "item_kind": p.item_kind, "item_id": p.item_id} for p in mine
+            ]
+            parts.extend(p.marking for p in mine)
+        record.marking = join(*parts)
+        kept.append(record)
+    return kept

@@ -7,7 +7,8 @@ content-addressed, marked :class:`ModelVersion`) is in :mod:`garrison.models._re
 files are stored and verified by :mod:`garrison.models._files`; opening embedders and
 classifiers and marking their outputs is :mod:`garrison.models._use`; generators (endpoints
 and local language models, their accreditation and no write-down) are
-:mod:`garrison.models._generators`.
+:mod:`garrison.models._generators`; classifiers resolved by a session and loaded by pipeline
+workers without one are :mod:`garrison.models._resolved`.
 """
 
 from garrison.models._generators import (
@@ -27,6 +28,7 @@ from garrison.models._registry import (
     model_manifest,
     register_shipped_models,
 )
+from garrison.models._resolved import ResolvedClassifier, resolve_classifier
 from garrison.models._stats import bootstrap, format_interval, interval_dict
 from garrison.models._train_classifier import TrainedClassifier, train_classifier
 from garrison.models._use import (
@@ -65,6 +67,7 @@ __all__ = [
     "ModelVersion",
     "Models",
     "Prediction",
+    "ResolvedClassifier",
     "SentenceTransformerModel",
     "TrainedClassifier",
     "bootstrap",
@@ -81,6 +84,7 @@ __all__ = [
     "register_endpoint",
     "register_local",
     "register_shipped_models",
+    "resolve_classifier",
     "train_classifier",
     "write_classifier",
 ]

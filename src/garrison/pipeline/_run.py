@@ -94,7 +94,12 @@ def run_stages(
         if spec.name == "chunk":
             elements = items
         started = time.perf_counter()
-        out = stage.process(list(items), resource)
+        if elements is not None and getattr(stage, "reads_elements", False):
+            # A stage over elements after ``chunk`` (classify) gets the batch's elements too;
+            # it annotates them in place, and the stream after it stays the chunks.
+            out = [i for i in stage.process(elements + items, resource) if i.kind == "chunk"]
+        else:
+            out = stage.process(list(items), resource)
         stats.append(
             StageStats(
                 spec.name,

@@ -28,6 +28,15 @@ batch that crashes or times out fails its items (``stage-failed`` findings), nev
 with PostgreSQL, a few writer threads, each on its own connection, write batches concurrently
 (markings interned first by the driver, index writes one at a time).
 
+**Predictions.** ``classify`` stages run after every other stage (over the batches the head or
+the tail writes) and are kept out of both keys: a third key, ``predict_key`` (the stages and
+the classifier version ids they resolved to), says what a document's predictions were made by.
+A document written for another reason gets new predictions with the rest; one whose only
+change is its ``predict_key`` has its stored elements or chunks read back and classified
+again, and only its predictions replaced. Each classifier is resolved once, by the running
+subject, before anything runs (it must dominate it; audited as ``model.use``); workers load it
+from its verified folder.
+
 A document is written when its tail key changed or its index rows are not known to be in place
 (``indexed``: set after the index write, so a run killed between the catalog commit and the
 index write redoes that document rather than leaving a gap). Documents that left the inputs
@@ -58,6 +67,7 @@ from garrison.pipeline.sink import (
     write_batch,
 )
 from garrison.pipeline.spec import PipelineSpec, StageSpec
+from garrison.pipeline.stages.classify import CLASSIFIERS, PREDICTIONS
 from garrison.pipeline.stages.dedup import (
     LIGHT,
     MINHASH,
@@ -72,6 +82,7 @@ from garrison.store import pipeline_state
 from garrison.store.index import ChunkIndex
 from garrison.store.jobs import JobSummary, job, mark_stale_jobs
 from garrison.store.models import ElementRow
+from garrison.store.predictions import replace_predictions, stored_chunks
 from garrison.store.session import Session
 
 __all__ = ["RunPlan", "RunReport", "StageStats", "plan_run", "run_pipeline"]
@@ -96,6 +107,9 @@ class RunReport:
     removed: int = 0
     chunks: int = 0
     embeddings: int = 0
+    #: Predictions written, and documents whose predictions alone were redone.
+    predictions: int = 0
+    repredicted: int = 0
     pii: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
     marked_differently: int = 0
@@ -117,6 +131,8 @@ class RunReport:
             "removed": self.removed,
             "chunks": self.chunks,
             "embeddings": self.embeddings,
+            "predictions": self.predictions,
+            "repredicted": self.repredicted,
             "pii_by_type": dict(sorted(self.pii.items())),
             "duplicates": {"exact": self.duplicates["exact"], "near": self.duplicates["near"]},
             "duplicates_marked_differently": self.marked_differently,
@@ -327,10 +343,13 @@ def run_pipeline(
     session.require(Action.RUN_PIPELINE, AuditAction.PIPELINE_RUN)
     workspace = session.workspace
     mark_stale_jobs(session)
-    resources = {
+    resources: dict[str, Any] = {
         "pseudonym_key": read_or_create_secret(workspace.root / "keys" / "pseudonym.key"),
         "workspace_root": workspace.root,
     }
+    classifiers = _resolve_classifiers(session, spec)
+    if classifiers:
+        resources[CLASSIFIERS] = classifiers
     reset_stage_cache()
     runner = create_engine(engine, resources, workers=workers, address=address, limits=limits)
     with job(
@@ -345,11 +364,26 @@ def run_pipeline(
         try:
             with runner:
                 report.engine = runner.describe()
-                plan = plan_run(session, spec, doc_ids=doc_ids, full=full)
+                plan = plan_run(
+                    session,
+                    spec,
+                    doc_ids=doc_ids,
+                    full=full,
+                    model_ids={ref: c.id for ref, c in classifiers.items()},
+                )
                 _execute(session, spec, plan, report, runner, batch_docs, progress, writers)
         finally:
             report.seconds = time.monotonic() - started
     return report
+
+
+def _resolve_classifiers(session: Session, spec: PipelineSpec) -> dict[str, Any]:
+    """Each classify stage's classifier, resolved once by the running subject (audited)."""
+    from garrison.models import resolve_classifier
+
+    predict = _Parts.of(spec.stages).predict
+    refs = dict.fromkeys(str(getattr(s.params, "model", "")) for s in predict)
+    return {ref: resolve_classifier(session, ref, purpose="classify") for ref in refs}
 
 
 def _job_summary(report: RunReport) -> JobSummary:
@@ -379,10 +413,80 @@ def _execute(
 ) -> None:
     sink = _Sink(session, report, writers)
     try:
-        _stream(session, spec, plan, report, runner, batch_docs, progress, sink)
+        written = _stream(session, spec, plan, report, runner, batch_docs, progress, sink)
     finally:
         sink.close()
+    again = [d for d in plan.repredict if d not in written]
+    if again:
+        _repredict(session, spec, plan, again, report, runner, batch_docs, progress)
     ChunkIndex(session.workspace.root / "index").optimize()
+
+
+def _repredict(
+    session: Session,
+    spec: PipelineSpec,
+    plan: RunPlan,
+    doc_ids: list[str],
+    report: RunReport,
+    runner: Engine,
+    batch_docs: int,
+    progress: ProgressFn | None,
+) -> None:
+    """Redo only the predictions of ``doc_ids``: their stored elements and chunks, as the
+    subject reads them, through the predict stages; nothing else of theirs is rewritten."""
+    predict = _Parts.of(spec.stages).predict
+    overs = {getattr(s.params, "over", "chunks") for s in predict}
+    items: list[Item] = []
+    if "elements" in overs:
+        items.extend(_stored_items(session, doc_ids, ()))
+    if "chunks" in overs:
+        items.extend(_chunk_item(row, marking) for row, marking in stored_chunks(session, doc_ids))
+    failed_before = {i.id for i in items if i.failed}
+    batches = _batches(items, doc_ids, batch_docs)
+    del items
+    results: Iterable[BatchResult] = runner.map_batches(predict, batches) if predict else ()
+    done: set[str] = set()
+    for n, result in enumerate(results, 1):
+        _merge_stats(report, result.stats)
+        docs = {i.doc_id for i in result.elements}
+        done.update(docs)
+        # A batch whose worker failed keeps no key: its documents are re-predicted next run.
+        failed = {i.doc_id for i in result.elements if i.failed and i.id not in failed_before}
+        for group, key in ((docs - failed, plan.predict_key), (failed, None)):
+            report.predictions += replace_predictions(
+                session,
+                report.job_id,
+                sorted(group),
+                _predictions_of(i for i in result.elements if i.doc_id in group),
+                key,
+            )
+        if progress is not None:
+            progress("classify", n, len(batches))
+    # Documents with nothing to classify (or no classify stage left) lose their predictions.
+    rest = [d for d in doc_ids if d not in done]
+    if rest:
+        replace_predictions(session, report.job_id, rest, (), plan.predict_key)
+    report.repredicted += len(doc_ids)
+
+
+def _chunk_item(row: Any, marking: Marking) -> Item:
+    return Item(
+        id=row.id,
+        doc_id=row.doc_id,
+        kind="chunk",
+        text=row.text,
+        original_text=row.text,
+        marking=marking,
+        element_ids=tuple(row.element_ids or ()),
+        seq=row.seq,
+        section_path=tuple(row.section_path or ()),
+    )
+
+
+def _predictions_of(items: Iterable[Item]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    for item in items:
+        for p in item.extra.get(PREDICTIONS, ()):
+            yield item.kind, item.id, item.doc_id, p
 
 
 def _stream(
@@ -394,7 +498,8 @@ def _stream(
     batch_docs: int,
     progress: ProgressFn | None,
     sink: _Sink,
-) -> None:
+) -> set[str]:
+    """Run the head, middle and tail into the sink; the documents written."""
     parts = _Parts.of(spec.stages)
     tail_sig = _stages_key(parts.middle + parts.tail)
     report.documents = len(plan.inputs)
@@ -409,9 +514,10 @@ def _stream(
 
     if not parts.middle:
         # No corpus stage: each batch goes from the head straight into the sink.
+        head_stages = parts.head + parts.predict
         head_results = (
-            runner.map_batches(parts.head, head_batches)
-            if parts.head
+            runner.map_batches(head_stages, head_batches)
+            if head_stages
             else (BatchResult(b) for b in head_batches)
         )
         done_docs: set[str] = set()
@@ -423,6 +529,7 @@ def _stream(
                     None if d in failed_docs else plan.head_keys[d],
                     tail_sig[:16] + plan.head_keys[d][:48],
                     spec.name,
+                    plan.predict_key,
                 )
                 for d in {i.doc_id for i in result.elements}
             }
@@ -434,13 +541,18 @@ def _stream(
                 progress("write", n, len(head_batches))
         # Documents with no readable element still record that they are done.
         empty = {
-            d: DocKeys(plan.head_keys[d], tail_sig[:16] + plan.head_keys[d][:48], spec.name)
+            d: DocKeys(
+                plan.head_keys[d],
+                tail_sig[:16] + plan.head_keys[d][:48],
+                spec.name,
+                plan.predict_key,
+            )
             for d in plan.head
             if d not in done_docs
         }
         if empty:
             sink.write(BatchResult([]), empty, {})
-        return
+        return done_docs | set(empty)
 
     # Head: only new and changed documents; the rest is read back from the catalog.
     processed: list[Item] = []
@@ -502,7 +614,9 @@ def _stream(
         items = by_doc.get(doc_id, [])
         tail_key = tail_sig[:16] + _middle_digest(plan.head_keys[doc_id], items)[:48]
         failed = any(i.failed for i in items)
-        keys[doc_id] = DocKeys(None if failed else plan.head_keys[doc_id], tail_key, spec.name)
+        keys[doc_id] = DocKeys(
+            None if failed else plan.head_keys[doc_id], tail_key, spec.name, plan.predict_key
+        )
         old = stored.get(doc_id)
         if plan.full or failed or old != (plan.head_keys[doc_id], tail_key, True):
             todo.append(doc_id)
@@ -516,9 +630,10 @@ def _stream(
             by_doc[doc_id] = items
             all_items.update((i.id, i) for i in items)
     tail_batches = _batches((i for d in todo for i in by_doc[d]), todo, batch_docs)
+    tail_stages = parts.tail + parts.predict
     results: Iterator[BatchResult] = (
-        runner.map_batches(parts.tail, tail_batches)
-        if parts.tail
+        runner.map_batches(tail_stages, tail_batches)
+        if tail_stages
         else (BatchResult(b) for b in tail_batches)
     )
     seen: set[str] = set()
@@ -532,6 +647,7 @@ def _stream(
     empty = {d: keys[d] for d in todo if d not in seen}
     if empty:
         sink.write(BatchResult([]), empty, all_items)
+    return set(todo)
 
 
 def _segments(specs: Sequence[StageSpec]) -> list[tuple[bool, list[StageSpec]]]:
@@ -609,6 +725,7 @@ class _Sink:
             self.report.written += written.documents
             self.report.chunks += written.chunks
             self.report.embeddings += written.embeddings
+            self.report.predictions += written.predictions
             self.report.marked_differently += written.marked_differently
             self.report.failed += written.failed
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from garrison.pipeline.spec import PipelineSpec, StageSpec
+from garrison.pipeline.spec import PREDICT_STAGES, PipelineSpec, StageSpec
 from garrison.security.audit import AuditAction
 from garrison.security.policy import Action
 from garrison.store.pipeline_state import plan_rows
@@ -28,19 +28,37 @@ __all__ = ["RunPlan", "plan_run"]
 
 @dataclass(frozen=True)
 class _Parts:
-    """A pipeline's stages split into head, middle and tail (see the module docs)."""
+    """A pipeline's stages split into head, middle and tail (see the module docs), and the
+    predict stages (``classify``), which run after the rest and have a run key of their own."""
 
     head: tuple[StageSpec, ...]
     middle: tuple[StageSpec, ...]
     tail: tuple[StageSpec, ...]
+    predict: tuple[StageSpec, ...] = ()
 
     @classmethod
-    def of(cls, specs: Sequence[StageSpec]) -> _Parts:
+    def of(cls, all_specs: Sequence[StageSpec]) -> _Parts:
+        specs = [s for s in all_specs if s.name not in PREDICT_STAGES]
+        predict = tuple(s for s in all_specs if s.name in PREDICT_STAGES)
         corpus = [n for n, spec in enumerate(specs) if spec.build().scope == "corpus"]
         if not corpus:
-            return cls(tuple(specs), (), ())
+            return cls(tuple(specs), (), (), predict)
         first, last = corpus[0], corpus[-1]
-        return cls(tuple(specs[:first]), tuple(specs[first : last + 1]), tuple(specs[last + 1 :]))
+        return cls(
+            tuple(specs[:first]),
+            tuple(specs[first : last + 1]),
+            tuple(specs[last + 1 :]),
+            predict,
+        )
+
+
+def predict_key(specs: Sequence[StageSpec], model_ids: Mapping[str, str]) -> str | None:
+    """The run key of the predict stages: their parameters and the classifier version ids
+    their ``model`` references resolved to (None without predict stages)."""
+    if not specs:
+        return None
+    parts = [{**s.to_dict(), "model_id": model_ids[getattr(s.params, "model", "")]} for s in specs]
+    return _hash(json.dumps(parts, sort_keys=True))
 
 
 def _stages_key(specs: Sequence[StageSpec]) -> str:
@@ -73,6 +91,10 @@ class RunPlan:
     has_corpus_stage: bool
     #: Everything is redone (``--full``).
     full: bool = False
+    #: The predict stages' run key, and the unchanged documents whose predictions it redoes
+    #: (a classifier changed, or a classify stage was added or removed).
+    predict_key: str | None = None
+    repredict: list[str] = field(default_factory=list)
 
     @property
     def head(self) -> list[str]:
@@ -89,6 +111,7 @@ class RunPlan:
             "remove": len(self.remove),
             "tail_stages_changed": self.tail_changed,
             "corpus_stage": self.has_corpus_stage,
+            "repredict": len(self.repredict),
         }
         if ids:
             out["ids"] = {"new": self.new, "changed": self.changed, "remove": self.remove}
@@ -101,10 +124,19 @@ def plan_run(
     *,
     doc_ids: Sequence[str] | None = None,
     full: bool = False,
+    model_ids: Mapping[str, str] | None = None,
 ) -> RunPlan:
-    """Work out what a run of ``spec`` as ``session``'s subject would redo (reads only)."""
+    """Work out what a run of ``spec`` as ``session``'s subject would redo (reads only).
+
+    ``model_ids`` maps each classify stage's ``model`` reference to the version id the run
+    resolved it to; without it, the references are resolved here (the subject must dominate
+    each classifier: one it may not read is not found).
+    """
     session.require(Action.RUN_PIPELINE, AuditAction.PIPELINE_PLAN)
     parts = _Parts.of(spec.stages)
+    if model_ids is None:
+        model_ids = _resolve_ids(session, parts.predict)
+    new_predict_key = predict_key(parts.predict, model_ids)
     head_sig = _stages_key(parts.head)
     tail_sig = _stages_key(parts.middle + parts.tail)
     rows = plan_rows(session, doc_ids)
@@ -118,7 +150,7 @@ def plan_run(
         elements[doc_id].append(f"{element_id}:{marking_id}")
     stored, remove = rows.stored, rows.remove
     head_keys = {d: _hash(head_sig + "\n" + "\n".join(elements[d])) for d in inputs}
-    new, changed, unchanged = [], [], []
+    new, changed, unchanged, repredict = [], [], [], []
     tail_changed = False
     for doc_id in inputs:
         row = stored.get(doc_id)
@@ -130,6 +162,8 @@ def plan_run(
             unchanged.append(doc_id)
             if row.tail_key is None or not row.tail_key.startswith(tail_sig[:16]):
                 tail_changed = True
+            if row.predict_key != new_predict_key:
+                repredict.append(doc_id)
     return RunPlan(
         pipeline=spec.name,
         digest=spec.digest,
@@ -142,4 +176,16 @@ def plan_run(
         tail_changed=tail_changed or full,
         has_corpus_stage=bool(parts.middle),
         full=full,
+        predict_key=new_predict_key,
+        repredict=repredict,
     )
+
+
+def _resolve_ids(session: Session, specs: Sequence[StageSpec]) -> dict[str, str]:
+    from garrison.models import Models
+
+    models = Models(session)
+    return {
+        ref: models.resolve(ref).id
+        for ref in dict.fromkeys(str(getattr(s.params, "model", "")) for s in specs)
+    }

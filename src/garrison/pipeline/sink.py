@@ -16,6 +16,7 @@ from typing import Any
 
 from garrison.core.clock import utc_now
 from garrison.pipeline._stage import Item
+from garrison.pipeline.stages.classify import PREDICTIONS
 from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY, TEXT_HASH, WORD_COUNT
 from garrison.security.markings import Marking, join
 from garrison.store.index import ChunkIndex
@@ -26,6 +27,7 @@ from garrison.store.pipeline_state import (
     mark_indexed,
     write_derived,
 )
+from garrison.store.predictions import prediction_rows
 from garrison.store.session import Session
 
 __all__ = [
@@ -49,6 +51,8 @@ class DocKeys:
     head_key: str | None
     tail_key: str | None
     pipeline: str = ""
+    #: The predict stages' key (see the executor): None when the pipeline has none.
+    predict_key: str | None = None
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Written:
     documents: int = 0
     chunks: int = 0
     embeddings: int = 0
+    predictions: int = 0
     marked_differently: int = 0
     failed: int = 0
 
@@ -66,6 +71,7 @@ def markings_of_batch(
     """Every marking :func:`write_batch` will intern for this batch (so concurrent writers can
     have them interned first, by one thread, and never race to insert the same one)."""
     out = [i.marking for i in elements] + [c.marking for c in chunks]
+    out += [p["marking"] for i in (*elements, *chunks) for p in i.extra.get(PREDICTIONS, ())]
     for item in elements:
         for other_id in item.extra.get("dup_marked_differently", ()):
             other = all_items.get(other_id)
@@ -189,16 +195,30 @@ def write_batch(
                         **_search_fields(chunk, docs.get(chunk.doc_id), all_items),
                     }
                 )
+        # Each prediction is marked with the join of its item's and its classifier's marking.
+        predictions = prediction_rows(
+            session,
+            batch.orm,
+            job_id,
+            (
+                (item.kind, item.id, item.doc_id, p)
+                for item in (*elements, *chunks)
+                if not (item.kind == "chunk" and item.dropped)
+                for p in item.extra.get(PREDICTIONS, ())
+            ),
+        )
         batch.add(
             states=states,
             chunks=chunk_rows,
             findings=findings,
+            predictions=predictions,
             keys=[
                 {
                     "doc_id": doc_id,
                     "pipeline": k.pipeline,
                     "head_key": k.head_key,
                     "tail_key": k.tail_key,
+                    "predict_key": k.predict_key,
                     "updated_at": now,
                 }
                 for doc_id, k in (keys or {}).items()
@@ -211,6 +231,7 @@ def write_batch(
     written.documents = len(doc_ids)
     written.chunks = len(chunk_rows)
     written.embeddings = len(index_rows)
+    written.predictions = len(predictions)
     return written
 
 

@@ -28,11 +28,21 @@ from pydantic import ValidationError
 from garrison.core.errors import InvalidInput
 from garrison.pipeline._stage import STAGES, Stage, StageParams, params_hash
 
-__all__ = ["DEFAULT_PIPELINE", "PipelineSpec", "StageSpec", "load_pipeline", "parse_pipeline"]
+__all__ = [
+    "DEFAULT_PIPELINE",
+    "PREDICT_STAGES",
+    "PipelineSpec",
+    "StageSpec",
+    "load_pipeline",
+    "parse_pipeline",
+]
 
 DEFAULT_PIPELINE = "default"
 #: Stages that work on chunks: they must come after ``chunk``.
 _CHUNK_STAGES = {"embed"}
+#: Stages that only predict (they attach outputs and change nothing): they come last, and may
+#: appear more than once (each with its own prediction name).
+PREDICT_STAGES = frozenset({"classify"})
 
 
 def _load_builtin_stages() -> None:
@@ -40,7 +50,7 @@ def _load_builtin_stages() -> None:
     from importlib import import_module
     from importlib.metadata import entry_points
 
-    for name in ("normalize", "language", "pii", "quality", "dedup", "chunk", "embed"):
+    for name in ("normalize", "language", "pii", "quality", "dedup", "chunk", "embed", "classify"):
         try:
             import_module(f"garrison.pipeline.stages.{name}")
         except ModuleNotFoundError as exc:
@@ -141,8 +151,10 @@ def parse_pipeline(text: str, *, source: str = "<text>") -> PipelineSpec:
             ) from exc
         specs.append(StageSpec(name, validated))
     names = [s.name for s in specs]
-    if len(set(names)) != len(names):
+    others = [n for n in names if n not in PREDICT_STAGES]
+    if len(set(others)) != len(others):
         raise InvalidInput(f"The pipeline file {source} lists a stage twice.")
+    _check_predict_stages(specs, source)
     chunk_at = names.index("chunk") if "chunk" in names else None
     for position, name in enumerate(names):
         if name in _CHUNK_STAGES and (chunk_at is None or position < chunk_at):
@@ -154,6 +166,33 @@ def parse_pipeline(text: str, *, source: str = "<text>") -> PipelineSpec:
                 f"Stage {position + 1} (dedup) of {source} must come before 'chunk'."
             )
     return PipelineSpec(str(raw.get("name") or Path(source).stem), tuple(specs), source)
+
+
+def _check_predict_stages(specs: list[StageSpec], source: str) -> None:
+    """Predict stages come after every other stage, chunk-level ones need ``chunk``, and no
+    two give their predictions the same name."""
+    seen: set[str] = set()
+    names = [s.name for s in specs]
+    for position, spec in enumerate(specs):
+        if spec.name not in PREDICT_STAGES:
+            continue
+        if any(n not in PREDICT_STAGES for n in names[position + 1 :]):
+            raise InvalidInput(
+                f"Stage {position + 1} ({spec.name}) of {source} reads what the other stages "
+                "made: put it after every other stage."
+            )
+        params: Any = spec.params
+        if params.over == "chunks" and "chunk" not in names:
+            raise InvalidInput(
+                f"Stage {position + 1} ({spec.name}) of {source} classifies chunks: add a "
+                "'chunk' stage, or set over: elements."
+            )
+        if params.prediction_name in seen:
+            raise InvalidInput(
+                f"Stage {position + 1} ({spec.name}) of {source} names its predictions "
+                f"{params.prediction_name!r}, as another classify stage does: give it a name."
+            )
+        seen.add(params.prediction_name)
 
 
 def load_pipeline(path: str | Path | None = None) -> PipelineSpec:

@@ -23,6 +23,12 @@ Definitions:
   Each matched index row is re-checked against the catalog, which is the record of truth: a
   chunk re-marked since it was indexed (its document's marking rose) counts, facets and ranks
   under its current marking, so the index may follow at the next run.
+- ``labels``: ``NAME=LABEL`` filters on predictions (the ``classify`` stage's): a chunk
+  matches when, for every name, a prediction of that name with one of the labels given for it
+  is on the chunk or one of its elements -- and only predictions the reader may read count, so
+  a label only predictions above the reader carry gives the same answer as a label nobody has.
+  The result's marking then includes the matched predictions' markings (a hit shown under the
+  filter reveals what the classifier said about it).
 - ``facets``: counts over that same matched set, by ``marking`` (banner), ``language``,
   ``source`` and ``media_type``. Source and media type are document metadata and carry the
   document's marking: they are counted only for chunks whose document the subject may read.
@@ -48,6 +54,7 @@ from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
 from garrison.store.catalog_reads import CatalogView, catalog_view
 from garrison.store.index import ChunkIndex, quote_sql
+from garrison.store.predictions import LabelFilter, parse_labels
 from garrison.store.session import Session
 
 __all__ = ["FILTER_KEYS", "MAX_K", "RRF_K", "SearchHit", "SearchResult", "rrf", "search", "snippet"]
@@ -142,14 +149,21 @@ class SearchResult:
 
 
 def search(
-    session: Session, query: str, *, k: int = 10, filters: Mapping[str, str] | None = None
+    session: Session,
+    query: str,
+    *,
+    k: int = 10,
+    filters: Mapping[str, str] | None = None,
+    labels: Sequence[str] = (),
 ) -> SearchResult:
     """The ``k`` best readable chunks for ``query`` (hybrid BM25 + vector, RRF-fused).
 
     ``filters``: ``doc`` (document id), ``source``, ``media_type``, ``language``,
     ``max_marking`` (a ceiling: only chunks it dominates), ``ingested_from`` /
-    ``ingested_to`` (ISO dates or times, inclusive). Raises InvalidInput for an unknown filter,
-    a bad value, an empty or over-long query, or ``k`` outside 1..1000. Audited as ``search``.
+    ``ingested_to`` (ISO dates or times, inclusive). ``labels``: ``NAME=LABEL`` strings, on
+    predictions the subject may read (see the module docs). Raises InvalidInput for an unknown
+    filter, a bad value, an empty or over-long query, or ``k`` outside 1..1000. Audited as
+    ``search``.
     """
     session.require(Action.READ, AuditAction.SEARCH)
     text = query.strip()
@@ -160,9 +174,10 @@ def search(
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}.")
     chosen = _validate_filters(filters or {})
+    wanted = parse_labels(labels)
     index = ChunkIndex(session.workspace.root / "index")
     with catalog_view(session) as view:
-        result = _search(session, view, index, text, k, chosen)
+        result = _search(session, view, index, text, k, chosen, wanted)
     session.audit(
         AuditAction.SEARCH,
         object_marking=result.marking,
@@ -170,7 +185,7 @@ def search(
             "query_length": len(text),
             "k": k,
             "hits": len(result.hits),
-            "filters": sorted(chosen),
+            "filters": sorted(chosen) + (["label"] if wanted else []),
         },
     )
     return result
@@ -222,12 +237,14 @@ def _search(
     query: str,
     k: int,
     filters: dict[str, str],
+    labels: LabelFilter | None = None,
 ) -> SearchResult:
     empty = SearchResult(query=query, k=k)
     readable = view.readable
     if "doc" in filters and not view.reads_document(filters["doc"]):
         return empty  # a document one may not read is filtered on like one that is not there
     allowed = set(readable)
+    ceiling: Marking | None = None
     if "max_marking" in filters:
         ceiling = session.parse_marking(filters["max_marking"])
         allowed = {m for m in allowed if dominates(ceiling, view.marking(m))}
@@ -235,6 +252,13 @@ def _search(
     if not allowed or not columns:
         return empty
     clauses = [view.index_filter(allowed)]
+    labelled: dict[str, list[Marking]] = {}
+    if labels:
+        # Under a ceiling, only predictions within it count (the page stays at that level).
+        labelled = view.labelled_chunks(labels, ceiling)
+        if not labelled:
+            return empty  # nothing readable carries the label: as if nobody had it
+        clauses.append(f"chunk_id IN ({', '.join(quote_sql(c) for c in labelled)})")
     doc_level = [key for key in filters if key in _DOC_FILTERS or key.startswith("ingested_")]
     wanted = {_DOC_FILTERS.get(key, "ingested_at") for key in doc_level}
     if "language" in filters:
@@ -269,7 +293,9 @@ def _search(
     matched = [
         r
         for r in current
-        if r["marking_id"] in allowed and (not doc_level or view.reads_document(str(r["doc_id"])))
+        if r["marking_id"] in allowed
+        and (not doc_level or view.reads_document(str(r["doc_id"])))
+        and (not labels or str(r["chunk_id"]) in labelled)
     ]
     text_ranked = _bm25_order(query, matched, size)
     vector_ranked = _vector_order(index, query, where, max(k, VECTOR_DEPTH), present)
@@ -282,10 +308,13 @@ def _search(
     for chunk_id, score in fused:
         if len(hits) == k:
             break
+        if labels and chunk_id not in labelled:
+            continue
         hit = _hit(view, rows[chunk_id], score, query, allowed)
         if hit is not None:
             hits.append(hit[0])
             markings.append(hit[1])
+            markings.extend(labelled.get(chunk_id, ()))
     return SearchResult(
         query=query,
         k=k,

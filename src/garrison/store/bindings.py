@@ -53,6 +53,7 @@ from garrison.store.models import (
     FindingRow,
     InternedMarking,
     ModelVersionRow,
+    PredictionRow,
 )
 
 if TYPE_CHECKING:
@@ -198,6 +199,24 @@ register(
         "id",
         markings=("marking_id",),
         content=("name", "version", "kind", "manifest", "card", "lineage"),
+    ),
+)
+register(
+    PredictionRow,
+    BindingSpec(
+        "predictions",
+        "id",
+        markings=("marking_id",),
+        content=(
+            "item_id",
+            "item_kind",
+            "doc_id",
+            "name",
+            "model_id",
+            "label",
+            "probability",
+            "probabilities",
+        ),
     ),
 )
 

@@ -20,6 +20,7 @@ from garrison.security.markings import Marking
 from garrison.store.bindings import binding_columns, verify_columns
 from garrison.store.index import where_in
 from garrison.store.models import ChunkRow
+from garrison.store.predictions import LabelFilter, chunks_labelled
 from garrison.store.session import Session
 from garrison.store.views import ReaderView
 
@@ -57,6 +58,15 @@ class CatalogView(ReaderView):
         if chunk is None or (allowed is not None and chunk.marking_id not in allowed):
             return None
         return chunk
+
+    def labelled_chunks(
+        self, labels: LabelFilter, ceiling: Marking | None = None
+    ) -> dict[str, list[Marking]]:
+        """Readable chunks matching ``labels`` on predictions the subject may read (on the
+        chunk or its elements; under ``ceiling`` when given), each with the matched
+        predictions' markings. A label only unreadable predictions carry matches nothing,
+        like a label nobody has."""
+        return chunks_labelled(self.session, self._orm, labels, ceiling)
 
     def current(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Index rows as the catalog has them now: rows of chunks gone since indexing, or whose

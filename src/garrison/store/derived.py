@@ -25,6 +25,7 @@ from garrison.store.models import (
     ElementState,
     FindingRow,
     PipelineDoc,
+    PredictionRow,
 )
 from garrison.store.session import Session
 from garrison.store.views import ReaderView
@@ -180,11 +181,13 @@ class Raised:
     element_states: int = 0
     chunks: int = 0
     headings: int = 0
+    predictions: int = 0
 
     def add(self, other: Raised) -> None:
         self.element_states += other.element_states
         self.chunks += other.chunks
         self.headings += other.headings
+        self.predictions += other.predictions
 
 
 def follow_raised_document(
@@ -197,7 +200,8 @@ def follow_raised_document(
     everything derived from them along in the same transaction.
 
     Each element state becomes the join of what it was and its element's marking; each chunk
-    the join of what it was and its elements' markings. ``headings`` maps a heading marking id
+    the join of what it was and its elements' markings; each prediction the join of what it
+    was and its item's marking. ``headings`` maps a heading marking id
     to the one it rose to: applied to the section markings of the document's elements and
     chunks. Nothing is ever lowered here. The chunk index may still hold the old marking ids:
     search re-checks every row against the catalog, and the next pipeline run (the elements'
@@ -240,9 +244,11 @@ def follow_raised_document(
         if new_id != state.marking_id:
             state.marking_id = new_id
             out.element_states += 1
+    chunk_markings: dict[str, int] = {}
     for chunk in orm.scalars(select(ChunkRow).where(ChunkRow.doc_id == doc_id)):
         parts = [elements[e].marking_id for e in chunk.element_ids if e in elements]
         new_id = raised(chunk.marking_id, parts)
+        chunk_markings[chunk.id] = new_id
         if new_id != chunk.marking_id:
             chunk.marking_id = new_id
             out.chunks += 1
@@ -264,6 +270,18 @@ def follow_raised_document(
             # Null entries (the document's marking) stay null: they follow the document.
             chunk.section_marking_ids = cast(list[int], new_ids)
             out.headings += 1
+    for prediction in orm.scalars(select(PredictionRow).where(PredictionRow.doc_id == doc_id)):
+        if prediction.item_kind == "chunk":
+            item_marking = chunk_markings.get(prediction.item_id)
+        else:
+            origin = elements.get(prediction.item_id)
+            item_marking = origin.marking_id if origin is not None else None
+        if item_marking is None:
+            continue
+        new_id = raised(prediction.marking_id, [item_marking])
+        if new_id != prediction.marking_id:
+            prediction.marking_id = new_id
+            out.predictions += 1
     if out.element_states or out.chunks or out.headings:
         # The index rows still carry the old marking ids: the next run rewrites them.
         orm.execute(update(PipelineDoc).where(PipelineDoc.doc_id == doc_id).values(indexed=False))

@@ -35,6 +35,7 @@ __all__ = [
     "Meta",
     "ModelVersionRow",
     "PipelineDoc",
+    "PredictionRow",
     "RegistryEntry",
     "SourceRow",
     "SubjectRow",
@@ -310,6 +311,9 @@ class PipelineDoc(Base):
     pipeline: Mapped[str] = mapped_column(String(64))
     head_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     tail_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The ``classify`` stages (with their classifier version ids) the document's predictions
+    #: were made by; None when it has none. Changing it re-predicts, nothing else.
+    predict_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     indexed: Mapped[bool] = mapped_column(Boolean, default=False)
     job_id: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -336,6 +340,36 @@ class ChunkRow(Base):
     lineage: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class PredictionRow(Base):
+    """A classifier's prediction on one element or chunk, written by the ``classify`` stage.
+
+    Marked with the join of the item's marking and the classifier's (a SECRET classifier's
+    prediction on an UNCLASSIFIED chunk is SECRET); removed with the item's derived records.
+    """
+
+    __tablename__ = "predictions"
+
+    #: Derived from the item and the prediction's name: the same prediction has the same id.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(32), index=True)
+    #: ``element`` or ``chunk``.
+    item_kind: Mapped[str] = mapped_column(String(8))
+    doc_id: Mapped[str] = mapped_column(String(64), index=True)
+    #: What the prediction is called (the stage's ``name``: the model name by default).
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    #: The classifier version that made it.
+    model_id: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(256))
+    probability: Mapped[float] = mapped_column(Float)
+    #: Every label's probability.
+    probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
     binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 

@@ -28,6 +28,7 @@ from garrison.store.models import (
     FindingRow,
     PipelineDoc,
 )
+from garrison.store.predictions import delete_predictions, insert_predictions
 from garrison.store.session import Session
 
 __all__ = [
@@ -270,8 +271,9 @@ def _marking(session: Session, orm: OrmSession, marking_id: int | None) -> Marki
 
 def delete_derived(orm: OrmSession, doc_ids: Sequence[str]) -> None:
     """Delete what the pipeline made of ``doc_ids`` from the catalog (in ``orm``'s transaction):
-    element states, chunks, the pipeline's findings and the run keys."""
+    element states, chunks, predictions, the pipeline's findings and the run keys."""
     ids = list(doc_ids)
+    delete_predictions(orm, ids)
     orm.execute(delete(ElementState).where(ElementState.doc_id.in_(ids)))
     orm.execute(delete(ChunkRow).where(ChunkRow.doc_id.in_(ids)))
     orm.execute(
@@ -320,20 +322,25 @@ class BatchWrite:
         chunks: Sequence[dict[str, Any]] = (),
         findings: Sequence[dict[str, Any]] = (),
         keys: Sequence[dict[str, Any]] = (),
+        predictions: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Insert element states, chunk rows, findings and run keys (``indexed`` false)."""
+        """Insert element states, chunk rows, findings, predictions and run keys (``indexed``
+        false)."""
         if states:
             self.orm.execute(insert(ElementState), list(states))
         if chunks:
             self.orm.execute(insert(ChunkRow), list(chunks))
         if findings:
             self.orm.execute(insert(FindingRow), list(findings))
+        insert_predictions(self.orm, predictions)
         if keys:
             self.orm.execute(
                 insert(PipelineDoc), [{**k, "indexed": False, "job_id": self.job_id} for k in keys]
             )
         self.counts["elements"] += len(states)
         self.counts["chunks"] += len(chunks)
+        if predictions:
+            self.counts["predictions"] = self.counts.get("predictions", 0) + len(predictions)
 
 
 @contextmanager

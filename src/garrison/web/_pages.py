@@ -22,6 +22,7 @@ from garrison.security.markings import dominates
 from garrison.security.policy import Action
 from garrison.store.derived import Lineage, dedup_report
 from garrison.store.documents import Documents, Jobs, original_bytes, original_decision
+from garrison.store.predictions import ReadablePrediction, predictions_of_documents
 from garrison.web._banner import PageMarkings
 from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
 
@@ -101,6 +102,7 @@ def _search_page(
     q: str,
     filters: dict[str, str],
     page_no: int,
+    label: str = "",
 ) -> Response:
     ui = get_ui(request)
     page = PageMarkings(viewer.session)
@@ -108,6 +110,7 @@ def _search_page(
     context: dict[str, Any] = {
         "q": q,
         "filters": filters,
+        "label": label,
         "filter_names": SEARCH_FILTERS,
         "page_no": page_no,
         "hits": [],
@@ -124,7 +127,9 @@ def _search_page(
     if q.strip():
         k = min(page_no * size, MAX_K)
         try:
-            result = search(viewer.session, q, k=k, filters=filters)
+            result = search(
+                viewer.session, q, k=k, filters=filters, labels=[label] if label else ()
+            )
         except InvalidInput as exc:
             context["error"] = exc.message
             status = 400
@@ -157,6 +162,9 @@ def _search_page(
                         "doc_portion": page.portion(doc["marking"]) if doc else None,
                     }
                 )
+            if label and result.hits:
+                # Hits shown under a label filter reveal the predictions that matched them.
+                page.add(result.marking)
             facets = {}
             for name, counts in result.facets.items():
                 if name == "marking":
@@ -184,6 +192,7 @@ def _register_search(app: FastAPI) -> None:
         media_type: Annotated[str, Query(max_length=200)] = "",
         language: Annotated[str, Query(max_length=50)] = "",
         max_marking: Annotated[str, Query(max_length=200)] = "",
+        label: Annotated[str, Query(max_length=400)] = "",
         page: Annotated[int, Query(ge=1, le=100)] = 1,
     ) -> Response:
         values = {
@@ -193,10 +202,22 @@ def _register_search(app: FastAPI) -> None:
             "max_marking": max_marking,
         }
         filters = {k: v.strip() for k, v in values.items() if v.strip()}
-        return _search_page(request, viewer, q, filters, page)
+        return _search_page(request, viewer, q, filters, page, label.strip())
 
 
 # -- documents ----------------------------------------------------------------------------------
+
+
+def _prediction(page: PageMarkings, p: ReadablePrediction) -> dict[str, Any]:
+    """A prediction as the viewer shows it; its marking goes on the page."""
+    return {
+        "name": p.name,
+        "label": p.label,
+        "probability": f"{p.probability:.2f}",
+        "model": p.model_id[:12],
+        "item": p.item_id,
+        "portion": page.portion(p.marking.banner()),
+    }
 
 
 def _register_documents(app: FastAPI) -> None:
@@ -221,6 +242,15 @@ def _register_documents(app: FastAPI) -> None:
         page = PageMarkings(viewer.session)
         doc = Documents(viewer.session).show(doc_id[:128], elements=True)
         own = _finding_markings(viewer)
+        # Only the predictions the reader may read (each may be above the element it is on).
+        predicted: dict[str, list[dict[str, Any]]] = {}
+        chunk_predictions: list[dict[str, Any]] = []
+        if doc["status"] == "parsed":
+            for p in predictions_of_documents(viewer.session, [doc["id"]]):
+                if p.item_kind == "chunk":
+                    chunk_predictions.append(_prediction(page, p))
+                else:
+                    predicted.setdefault(p.item_id, []).append(_prediction(page, p))
         elements = [
             {
                 "id": e["id"],
@@ -232,6 +262,7 @@ def _register_documents(app: FastAPI) -> None:
                 "locator": locator_text(e.get("locator"), e.get("page")),
                 # Only the headings the reader may read (the library withholds the others).
                 "section": " › ".join(e.get("section_path") or ()),
+                "predictions": predicted.get(e["id"], []),
             }
             for e in doc.get("elements", [])
         ]
@@ -243,6 +274,7 @@ def _register_documents(app: FastAPI) -> None:
             "banner_portion": page.portion(doc.get("banner")),
             "original_portion": page.portion(doc.get("original_marking")),
             "elements": elements,
+            "chunk_predictions": chunk_predictions,
             "findings": findings,
             "may_download": doc["status"] == "parsed"
             and bool(original_decision(viewer.session, doc["id"])),
