@@ -101,7 +101,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Iterator[Workspa
     for rows in empty[:2]:
         rows[0][1] = ""
     _ingest(workspace, _csvs(root / "empty", empty), "empty")
-    _ingest(workspace, _csvs(root / "single", _rows(1, 12, 4)), "single")
+    _ingest(workspace, _csvs(root / "single", _rows(1, 60, 4)), "single")
     _ingest(workspace, _csvs(root / "small", _rows(6, 4, 5)), "small")
     _dataset(workspace, "notes", "notes")
     _dataset(workspace, "plain", "plain")
@@ -344,7 +344,6 @@ def test_an_unreadable_dataset_looks_missing_and_roles_are_checked(ws: Workspace
         ("plain", {"label": "note"}, "must be different"),
         ("one", {}, "only one class"),
         ("empty", {}, "2 of the 24 records have an empty label field 'label'"),
-        ("single", {}, "split .* has 0 usable record.*share a split"),
         ("notes", {"max_marking": "TOP SECRET"}, "above system high|above what"),
     ],
 )
@@ -355,6 +354,12 @@ def test_bad_input_is_one_sentence_and_registers_nothing(
     with pytest.raises((InvalidInput, NotPermitted), match=message):
         _train(ws, "bad", dataset, trainer=trainer, **kw)
     assert _classifiers(ws) == before
+
+
+def test_one_csv_file_trains_its_rows_split_by_row(ws: Workspace) -> None:
+    trained = _train(ws, "one-file", "single")
+    splits = trained.version.card["training_data"]["records"]
+    assert all(splits[name] > 0 for name in ("train", "validation", "test")), splits
 
 
 def test_unknown_trainer_and_bad_options(ws: Workspace) -> None:
