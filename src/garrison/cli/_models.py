@@ -21,6 +21,8 @@ RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full
 
 def register(root: typer.Typer) -> None:
     """Add the model commands to the top-level app."""
+    from garrison.cli import _models_refine  # noqa: F401  (its commands join the groups)
+
     app.add_typer(train_app, name="train")
     root.add_typer(app, name="model")
 
