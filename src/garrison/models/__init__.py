@@ -5,9 +5,12 @@ embedder, a local sentence-transformers folder) to an :class:`EmbeddingModel`. T
 registry (:class:`Models`: embedders, classifiers, generators, each an immutable,
 content-addressed, marked :class:`ModelVersion`) is in :mod:`garrison.models._registry`; its
 files are stored and verified by :mod:`garrison.models._files`; opening embedders and
-classifiers and marking their outputs is :mod:`garrison.models._use`.
+classifiers and marking their outputs is :mod:`garrison.models._use`; refining an embedder on
+marked (query, passage) pairs is :func:`train_embedder` (:mod:`garrison.models._refine`).
 """
 
+from garrison.models._finetune import TrainingStopped, TrainProgress
+from garrison.models._refine import RefineResult, train_embedder
 from garrison.models._registry import (
     MODEL_KINDS,
     Models,
@@ -48,7 +51,10 @@ __all__ = [
     "ModelVersion",
     "Models",
     "Prediction",
+    "RefineResult",
     "SentenceTransformerModel",
+    "TrainProgress",
+    "TrainingStopped",
     "bootstrap",
     "file_sha256",
     "format_interval",
@@ -59,5 +65,6 @@ __all__ = [
     "open_embedder",
     "output_marking",
     "register_shipped_models",
+    "train_embedder",
     "write_classifier",
 ]
