@@ -309,15 +309,17 @@ def test_mining_never_uses_text_the_subject_cannot_read(corpus: Workspace) -> No
     # The first section of a document with a SECRET paragraph: without it.
     first = next(p for p in low if p.query == f"{WORDS[3]} report")
     assert first.passage == f"The {WORDS[3]} {FILLER[1]} {FILLER[2]} arrived today."
+    # Nor does it get the id of a document it may not read, even to split by.
+    unreadable = {p.group for p in low if p.group.startswith("part:")}
+    assert len(unreadable) == 4
 
     high = mine_pairs(corpus.session("stew"))
     assert len(high) > len(low)
-    by_query = {(p.group, p.query): p for p in high}
     # A pair is marked with both its sides: a SECRET heading over an UNCLASSIFIED paragraph...
     heading = next(p for p in high if p.query.startswith("Zulu canary"))
     assert heading.marking.banner() == "SECRET" and "weather is clear" in heading.passage
     # ... and an UNCLASSIFIED heading over a SECRET paragraph.
-    section = by_query[(first.group, first.query)]
+    section = next(p for p in high if p.query == first.query and p.passage != first.passage)
     assert section.marking.banner() == "SECRET" and "zulu canary kilo" in section.passage
     for pair in high:
         if any(word in f"{pair.query} {pair.passage}".lower() for word in SECRET_WORDS):

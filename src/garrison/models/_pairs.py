@@ -156,7 +156,11 @@ def _passage(elements: list[ReadableElement]) -> tuple[str, list[ReadableElement
 
 
 def _doc_pairs(elements: list[ReadableElement]) -> list[Pair]:
-    doc_id = elements[0].doc_id
+    # The key that keeps a document's pairs on one side of the split. The id of a document
+    # the subject may not read is not theirs to use (the split would depend on it): such a
+    # document's readable parts are named after the first of them instead.
+    first = elements[0]
+    doc_id = first.doc_id if first.doc_readable else f"part:{first.id}"
     sections: dict[tuple[tuple[str, Marking], ...], list[ReadableElement]] = {}
     body: list[ReadableElement] = []
     title: ReadableElement | None = None

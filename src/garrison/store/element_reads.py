@@ -30,7 +30,10 @@ class ReadableElement:
     """A readable element as its subject may see it."""
 
     id: str
+    #: Its document's id -- for grouping only: not shown, since the subject may not read the
+    #: document (``doc_readable`` says whether it may).
     doc_id: str
+    doc_readable: bool
     seq: int
     type: str
     #: The pipeline's text for it when it has one (normalized, redacted), else the parsed text.
@@ -110,6 +113,7 @@ def readable_elements(session: Session, types: Collection[str]) -> list[Readable
                 ReadableElement(
                     id=row.id,
                     doc_id=row.doc_id,
+                    doc_readable=view.reads_document(row.doc_id),
                     seq=row.seq,
                     type=row.type,
                     text=state.text if state is not None and state.text else row.text,
