@@ -19,10 +19,11 @@ from garrison.datasets import Datasets, Selection
 from garrison.ingest.engine import IngestOptions, ingest_paths
 from garrison.models import Models, open_embedder, write_classifier
 from garrison.models._finetune import TrainingStopped
-from garrison.models._pairs import mine_pairs
+from garrison.models._pairs import dataset_pairs, mine_pairs
 from garrison.models._refine import TRAIN_DIR, train_embedder
 from garrison.security.audit import AuditAction
 from garrison.store.session import SubjectSpec
+from garrison.store.views import visible_heading_markings, visible_headings
 from garrison.store.workspace import Workspace
 from tests.models.tiny import WORDS, tiny_sentence_transformer
 
@@ -355,6 +356,33 @@ def test_held_out_mined_pairs_never_share_a_document_with_training_pairs(
     held = {p.group for p in pairs if p.split == HELD_OUT}
     assert train and held and not train & held
     assert hold_out(pairs, 0.2, seed=0) == pairs  # seeded: the same split again
+
+
+def test_dataset_pairs_may_name_record_fields(corpus: Workspace) -> None:
+    stew = corpus.session("stew")
+    Datasets(stew).create(
+        "sections",
+        Selection(kind="elements", fields=("section_path",)),
+        ratios={"train": 0.75, "test": 0.25},
+    )
+    _, pairs = dataset_pairs(stew, "sections", "section_path", "text")
+    assert pairs and {p.source for p in pairs} == {"dataset"}
+    assert {p.split for p in pairs} == {"train", "held-out"}
+    # The deepest heading is the query; the record's marking (which shows its headings) is
+    # the pair's: a SECRET heading over an UNCLASSIFIED paragraph makes a SECRET pair.
+    weather = [p for p in pairs if "weather is clear" in p.passage]
+    assert len(weather) == 4
+    assert all(
+        p.query.startswith("Zulu canary") and p.marking.banner() == "SECRET" for p in weather
+    )
+
+
+def test_visible_heading_markings_is_the_reader_view_of_headings() -> None:
+    path, ids, readable = ["a", "b", "c", "d"], [1, 2, None, 3], frozenset({1, 3, 7})
+    shown = visible_heading_markings(path, ids, readable, 7)
+    assert shown == [("a", 1), ("c", 7), ("d", 3)]
+    assert [h for h, _ in shown] == visible_headings(path, ids, readable, 7)
+    assert visible_heading_markings(path, None, readable, None) == []
 
 
 # -- bad input -------------------------------------------------------------------------------------
