@@ -132,8 +132,7 @@ def test_a_refined_embedder_learns_what_its_base_does_not_relate(ws: Workspace) 
     assert opened.id == version.id
     vectors = model.encode([QUERY_WORDS[0], PASSAGE_WORDS[0]])
     assert vectors.shape == (2, 32) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
-    # Its card's metrics are what a re-measure gives: the refined model maps the query word to
-    # its partner passage word better than to another one.
+    # It has learnt the mapping: a query word is nearer its partner passage word than another.
     sims = model.encode([QUERY_WORDS[3], PASSAGE_WORDS[3], PASSAGE_WORDS[7]])
     assert sims[0] @ sims[1] > sims[0] @ sims[2]
     # The training run's folder is gone once the version is registered; the audit says so.
@@ -202,6 +201,40 @@ def test_max_minutes_stops_with_a_checkpoint(ws: Workspace) -> None:
     assert stopped.value.step == 1 and "bounded" not in _names(ws)
     done = train_embedder(stew, "bounded", "tiny", pairs="pairs", seed=6, **FAST)  # type: ignore[arg-type]
     assert done.resumed_from == 1
+
+
+class _Fixed:
+    """A stand-in model with fixed vectors, to check the ranking arithmetic by hand."""
+
+    def __init__(self) -> None:
+        self.vectors = {
+            "q1": [1.0, 0.0],
+            "q2": [0.0, 1.0],
+            "q3": [0.6, 0.8],
+            "p1": [1.0, 0.0],
+            "p2": [0.8, 0.6],
+            "p1b": [1.0, 0.0],
+        }
+
+    def encode(self, texts: list[str], **_: object) -> np.ndarray:
+        return np.array([self.vectors[t] for t in texts], dtype=np.float32)
+
+
+def test_ranks_recall_and_mrr_are_computed_over_distinct_held_out_passages() -> None:
+    from garrison.models._finetune import ranks, retrieval_metrics
+
+    # The candidates are the distinct held-out passages, p1 and p2. q1 and q2 rank their own
+    # first; q3 shares p1 with q1 and ranks it second (p2 is nearer: 0.96 against 0.6).
+    rank = ranks(_Fixed(), ["q1", "q2", "q3"], ["p1", "p2", "p1"])
+    assert rank.tolist() == [1, 1, 2]
+    metrics = retrieval_metrics(rank, seed=0)
+    assert metrics["recall@10"]["value"] == 1.0
+    assert metrics["mrr"]["value"] == pytest.approx((1 + 1 + 1 / 2) / 3, abs=1e-6)
+    low, high = metrics["mrr"]["low"], metrics["mrr"]["high"]
+    assert 0.5 <= low <= metrics["mrr"]["value"] <= high <= 1.0
+    # A tie counts in the query's favour: p1b is another passage with p1's vector.
+    assert ranks(_Fixed(), ["q1", "q2"], ["p1", "p1b"]).tolist() == [1, 1]
+    assert retrieval_metrics(np.array([11, 1]), seed=0)["recall@10"]["value"] == 0.5
 
 
 # -- markings --------------------------------------------------------------------------------------

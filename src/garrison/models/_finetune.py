@@ -129,9 +129,15 @@ def ranks(model: Any, queries: list[str], passages: list[str]) -> npt.NDArray[np
     distinct = list(dict.fromkeys(passages))
     where = {text: i for i, text in enumerate(distinct)}
     own = np.array([where[p] for p in passages], dtype=np.int64)
-    scores = _encode(model, queries).astype(np.float64) @ _encode(model, distinct).T
-    mine = scores[np.arange(len(queries)), own]
-    return np.asarray(1 + (scores > mine[:, None]).sum(axis=1), dtype=np.int64)
+    q = _encode(model, queries).astype(np.float64)
+    d = _encode(model, distinct).astype(np.float64)
+    out = np.empty(len(queries), dtype=np.int64)
+    for start in range(0, len(queries), 1024):  # a block of queries at a time: bounded memory
+        scores = q[start : start + 1024] @ d.T
+        rows = np.arange(scores.shape[0])
+        mine = scores[rows, own[start : start + 1024]]
+        out[start : start + 1024] = 1 + (scores > mine[:, None]).sum(axis=1)
+    return out
 
 
 def retrieval_metrics(rank: npt.NDArray[np.int64], seed: int) -> dict[str, Interval]:
