@@ -132,7 +132,8 @@ def dataset_pairs(
     if not any(p.split == HELD_OUT for p in pairs):
         raise InvalidInput(
             f"Dataset {version.name}@{version.id[:12]} has no test or validation split to "
-            "measure on; create it with one (--split train=0.8,test=0.2)."
+            "measure on; create it with one (--split train=0.8,test=0.2) from pairs in more "
+            "than one file or table (the rows of one always share a split)."
         )
     return version, pairs
 
