@@ -126,6 +126,7 @@ def test_a_refined_embedder_learns_what_its_base_does_not_relate(ws: Workspace) 
     assert params["pairs"]["source"] == "dataset" and params["pairs"]["train"] > 0
     assert version.manifest["seeds"] == {"seed": 0}
     assert version.card["metrics"]["refined"] == refined
+    assert version.card["reproducibility"]["torch_threads"] >= 1
     assert [step["kind"] for step in version.lineage] == ["base", "dataset"]
     # A registered embedder like any other: it opens by reference and encodes.
     opened, model = open_embedder(ws.session("ustew"), version.ref)

@@ -280,7 +280,7 @@ def train_embedder(
         datasets=dataset_ids,
         parameters={**hyper, "pairs": source},
         seeds={"seed": seed},
-        card=_card(base, source, metrics, len(held), candidates),
+        card=_card(base, source, metrics, len(held), candidates, _environment()),
     )
     session.audit(
         AuditAction.MODEL_TRAIN,
@@ -300,12 +300,26 @@ def train_embedder(
     return RefineResult(version, base, metrics, len(train), len(held), candidates, resumed)
 
 
+def _environment() -> dict[str, Any]:
+    """What bit-exact reproduction needs besides the inputs: floating-point sums are split
+    across threads, so another thread count (or CPU) gives slightly different weights."""
+    import sentence_transformers
+    import torch
+
+    return {
+        "torch": str(torch.__version__),
+        "sentence_transformers": str(sentence_transformers.__version__),
+        "torch_threads": int(torch.get_num_threads()),
+    }
+
+
 def _card(
     base: ModelVersion,
     source: dict[str, Any],
     metrics: dict[str, dict[str, Interval]],
     held: int,
     candidates: int,
+    environment: dict[str, Any],
 ) -> dict[str, Any]:
     data = (
         "pairs mined from the corpus (headings, titles, e-mail subjects and the text under them)"
@@ -329,10 +343,12 @@ def _card(
             "base": metrics["base"],
             "refined": metrics["refined"],
         },
+        "reproducibility": environment,
         "limitations": [
             f"Metrics are recall@{RECALL_AT} and MRR on held-out pairs of the same source; "
             "other text may retrieve differently.",
             "Marked with the join of its base and every pair used: its vectors carry that "
             "marking, and readers who do not dominate it cannot use it.",
+            "Bit-exact retraining needs the same versions and thread count (reproducibility).",
         ],
     }
