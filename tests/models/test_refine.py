@@ -194,6 +194,23 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_model(ws: Wo
     assert not any((ws.root / TRAIN_DIR).glob("*"))
 
 
+def test_ctrl_c_stops_between_two_steps_with_a_checkpoint(ws: Workspace) -> None:
+    import os
+    import signal
+
+    def ctrl_c(p) -> None:  # type: ignore[no-untyped-def]
+        if p.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # what the terminal sends
+
+    stew = ws.session("stew")
+    with pytest.raises(TrainingStopped) as stopped:
+        train_embedder(stew, "sigint", "tiny", pairs="pairs", seed=7, progress=ctrl_c, **FAST)  # type: ignore[arg-type]
+    assert stopped.value.reason == "interrupted" and stopped.value.step == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    done = train_embedder(stew, "sigint", "tiny", pairs="pairs", seed=7, **FAST)  # type: ignore[arg-type]
+    assert done.resumed_from == 3
+
+
 def test_max_minutes_stops_with_a_checkpoint(ws: Workspace) -> None:
     stew = ws.session("stew")
     with pytest.raises(TrainingStopped) as stopped:

@@ -162,13 +162,16 @@ def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
 
 @contextmanager
 def _stop_on_sigint() -> Iterator[threading.Event]:
-    """An event Ctrl-C sets (in the main thread), so the loop stops between two steps."""
+    """An event Ctrl-C sets (in the main thread), so the loop stops between two steps; a
+    second Ctrl-C interrupts at once."""
     event = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield event
         return
 
     def handler(_signum: int, _frame: Any) -> None:
+        if event.is_set():  # a second Ctrl-C: stop now, from the last checkpoint written
+            raise KeyboardInterrupt
         event.set()
 
     previous = signal.signal(signal.SIGINT, handler)
