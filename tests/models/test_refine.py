@@ -81,6 +81,10 @@ def ws(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Iterator[Workspa
     datasets.create("pairs-high", high, ratios=ratios)
     Models(stew).register(kind="embedder", name="tiny", folder=tiny)
     Models(stew).register(kind="embedder", name="tiny-secret", folder=tiny, marking=_m("S"))
+    # Registered as an exported graph: refining one is refused.
+    Models(stew).register(
+        kind="embedder", name="tiny-onnx", folder=tiny, parameters={"format": "onnx"}
+    )
     yield workspace
     workspace.close()
 
@@ -464,6 +468,7 @@ def test_visible_heading_markings_is_the_reader_view_of_headings() -> None:
         ("stew", {"pairs": "pairs", "max_minutes": 0}, InvalidInput, "--max-minutes"),
         ("stew", {"pairs": "pairs", "name": "-bad name"}, InvalidInput, "model name"),
         ("stew", {"pairs": "pairs", "base": "topic"}, InvalidInput, "not an embedder"),
+        ("stew", {"pairs": "pairs", "base": "tiny-onnx"}, InvalidInput, "onnx format"),
     ],
 )
 def test_bad_input_is_one_sentence_and_registers_nothing(
