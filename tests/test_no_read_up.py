@@ -24,10 +24,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from garrison.api import MARKING_HEADER
-from garrison.core.errors import GarrisonError, NotPermitted
+from garrison.core.errors import GarrisonError, InvalidInput, NotPermitted
 from garrison.datasets import Datasets, Selection
 from garrison.ingest.engine import IngestOptions, ingest_paths
 from garrison.models import Models, open_classifier, open_embedder
+from garrison.models._pairs import mine_pairs
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.search import search
@@ -580,6 +581,15 @@ def _lib_jobs(session: Session) -> list[dict[str, Any]]:
     return [jobs.show(j["id"]) | {"listed": j} for j in jobs.list()]
 
 
+def _mined_pairs(session: Session) -> list[dict[str, Any]]:
+    """The training pairs an embedder refined by the subject would be mined from."""
+    try:
+        pairs = mine_pairs(session)
+    except InvalidInput:  # nothing readable with headings, titles or subjects
+        return []
+    return [{**vars(p), "marking": p.marking.banner()} for p in pairs]
+
+
 def _search_value(session: Session, query: str) -> dict[str, Any]:
     return search(session, query, k=20).to_dict()
 
@@ -604,6 +614,7 @@ LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
         lambda: [v.to_dict(records=True) for v in Datasets(s).list()]
     ),
     "lib:models": lambda c, s, u, q: _lib(lambda: [v.to_dict() for v in Models(s).list()]),
+    "lib:mined-pairs": lambda c, s, u, q: _lib(lambda: _mined_pairs(s)),
     "api:models": lambda c, s, u, q: _api(c, u, "/v1/models"),
     "api:models-pages": lambda c, s, u, q: _api_models(c, u),
     "web:models": lambda c, s, u, q: _web_models(c, u),

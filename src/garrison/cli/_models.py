@@ -22,6 +22,7 @@ RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full
 def register(root: typer.Typer) -> None:
     """Add the model commands to the top-level app."""
     import garrison.cli._models_bundle
+    from garrison.cli import _models_refine  # noqa: F401  (its commands join the groups)
 
     app.add_typer(train_app, name="train")
     import garrison.cli._models_gen  # noqa: F401  (generators)

@@ -8,9 +8,11 @@ files are stored and verified by :mod:`garrison.models._files`; opening embedder
 classifiers and marking their outputs is :mod:`garrison.models._use`; generators (endpoints
 and local language models, their accreditation and no write-down) are
 :mod:`garrison.models._generators`; classifiers resolved by a session and loaded by pipeline
-workers without one are :mod:`garrison.models._resolved`.
+workers without one are :mod:`garrison.models._resolved`; refining an embedder on marked
+(query, passage) pairs is :func:`train_embedder` (:mod:`garrison.models._refine`).
 """
 
+from garrison.models._finetune import TrainingStopped, TrainProgress
 from garrison.models._generators import (
     Generation,
     GenerationStream,
@@ -21,6 +23,7 @@ from garrison.models._generators import (
     register_local,
 )
 from garrison.models._predict import predict
+from garrison.models._refine import RefineResult, train_embedder
 from garrison.models._registry import (
     MODEL_KINDS,
     Models,
@@ -67,9 +70,12 @@ __all__ = [
     "ModelVersion",
     "Models",
     "Prediction",
+    "RefineResult",
     "ResolvedClassifier",
     "SentenceTransformerModel",
+    "TrainProgress",
     "TrainedClassifier",
+    "TrainingStopped",
     "bootstrap",
     "file_sha256",
     "format_interval",
@@ -86,5 +92,6 @@ __all__ = [
     "register_shipped_models",
     "resolve_classifier",
     "train_classifier",
+    "train_embedder",
     "write_classifier",
 ]

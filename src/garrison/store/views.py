@@ -29,7 +29,7 @@ from garrison.store.bindings import binding_columns, verify_columns
 from garrison.store.models import ChunkRow, DocumentRow, ElementRow
 from garrison.store.session import Session
 
-__all__ = ["ReaderView", "visible_headings"]
+__all__ = ["ReaderView", "visible_heading_markings", "visible_headings"]
 
 
 def visible_headings(
@@ -44,14 +44,27 @@ def visible_headings(
     stands for the document's marking (``doc_marking_id``); a document with no marking (not
     parsed) makes such a heading unreadable.
     """
+    return [
+        heading
+        for heading, _ in visible_heading_markings(path, marking_ids, readable, doc_marking_id)
+    ]
+
+
+def visible_heading_markings(
+    path: Sequence[str],
+    marking_ids: Sequence[int | None] | None,
+    readable: frozenset[int],
+    doc_marking_id: int | None,
+) -> list[tuple[str, int]]:
+    """:func:`visible_headings`, each heading with the marking id it is judged by."""
     ids = list(marking_ids or ())
-    out: list[str] = []
+    out: list[tuple[str, int]] = []
     for index, heading in enumerate(path):
         marking_id = ids[index] if index < len(ids) else None
         if marking_id is None:
             marking_id = doc_marking_id
         if marking_id is not None and marking_id in readable:
-            out.append(str(heading))
+            out.append((str(heading), marking_id))
     return out
 
 
