@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from garrison.pipeline._models import resolve_models, resolved
 from garrison.pipeline.spec import PipelineSpec, StageSpec
 from garrison.security.audit import AuditAction
 from garrison.security.policy import Action
@@ -104,6 +105,8 @@ def plan_run(
 ) -> RunPlan:
     """Work out what a run of ``spec`` as ``session``'s subject would redo (reads only)."""
     session.require(Action.RUN_PIPELINE, AuditAction.PIPELINE_PLAN)
+    if not resolved(spec):
+        spec, _ = resolve_models(session, spec, use=False)
     parts = _Parts.of(spec.stages)
     head_sig = _stages_key(parts.head)
     tail_sig = _stages_key(parts.middle + parts.tail)
