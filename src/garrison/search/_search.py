@@ -184,7 +184,17 @@ def search(
     chosen = _validate_filters(filters or {})
     index = ChunkIndex(session.workspace.root / "index")
     with catalog_view(session) as view:
-        result = _search(session, view, index, text, k, chosen)
+        ranked = _search(session, view, index, text, k, chosen)
+    if isinstance(ranked, SearchResult):
+        result = ranked
+    else:
+        # The query is embedded outside the catalog transaction: opening a registered model
+        # reads the registry and audits its use, each in a transaction of its own.
+        vector_ranked = _vector_order(
+            session, index, text, ranked.vector_where, max(k, VECTOR_DEPTH), ranked.columns
+        )
+        with catalog_view(session) as view:
+            result = _fuse(view, ranked, vector_ranked)
     session.audit(
         AuditAction.SEARCH,
         object_marking=result.marking,
@@ -245,7 +255,8 @@ def _search(
     query: str,
     k: int,
     filters: dict[str, str],
-) -> SearchResult:
+) -> SearchResult | _Ranked:
+    """The full-text side of a search (or its empty result), in one catalog transaction."""
     empty = SearchResult(query=query, k=k)
     readable = view.readable
     if "doc" in filters and not view.reads_document(filters["doc"]):
@@ -297,31 +308,61 @@ def _search(
     text_ranked = _bm25_order(query, matched, size)
     # Vectors are marked on their own: only those the reader may read (within the ceiling).
     vectors = view.index_filter(allowed, column=vector_marking_column(columns))
-    vector_where = f"({where}) AND ({vectors})"
-    vector_ranked = _vector_order(
-        session, index, query, vector_where, max(k, VECTOR_DEPTH), present
+    return _Ranked(
+        query=query,
+        k=k,
+        allowed=allowed,
+        matched=matched,
+        text_ranked=text_ranked,
+        facets=_facets(view, matched),
+        vector_where=f"({where}) AND ({vectors})",
+        columns=tuple(present),
     )
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A search's full-text side, ranked in the first catalog transaction."""
+
+    query: str
+    k: int
+    allowed: set[int]
+    matched: list[dict[str, Any]]
+    text_ranked: list[dict[str, Any]]
+    facets: dict[str, dict[str, int]]
+    #: The index filter of the rows whose vectors the reader may rank on.
+    vector_where: str
+    columns: tuple[str, ...]
+
+
+def _fuse(
+    view: CatalogView, ranked: _Ranked, vector_ranked: list[dict[str, Any]] | None
+) -> SearchResult:
+    """The result: both rankings fused (``None``: no usable vectors, full text only), every
+    hit checked against the catalog again."""
     mode, notes = ("hybrid", ()) if vector_ranked is not None else ("text", (TEXT_ONLY,))
     vector_ranked = vector_ranked or []
-    rows = {r["chunk_id"]: r for r in matched}
+    rows = {r["chunk_id"]: r for r in ranked.matched}
     for r in vector_ranked:
         rows.setdefault(r["chunk_id"], r)
-    fused = rrf([[r["chunk_id"] for r in text_ranked], [r["chunk_id"] for r in vector_ranked]])
+    fused = rrf(
+        [[r["chunk_id"] for r in ranked.text_ranked], [r["chunk_id"] for r in vector_ranked]]
+    )
     hits: list[SearchHit] = []
     markings: list[Marking] = []
     for chunk_id, score in fused:
-        if len(hits) == k:
+        if len(hits) == ranked.k:
             break
-        hit = _hit(view, rows[chunk_id], score, query, allowed)
+        hit = _hit(view, rows[chunk_id], score, ranked.query, ranked.allowed)
         if hit is not None:
             hits.append(hit[0])
             markings.append(hit[1])
     return SearchResult(
-        query=query,
-        k=k,
+        query=ranked.query,
+        k=ranked.k,
         hits=hits,
-        total=len(matched),
-        facets=_facets(view, matched),
+        total=len(ranked.matched),
+        facets=ranked.facets,
         marking=join(*markings).banner() if markings else UNCLASSIFIED.banner(),
         mode=mode,
         notes=notes,
