@@ -209,3 +209,23 @@ def test_an_index_from_before_vectors_were_marked(tmp_path: Path, tiny: Path) ->
         assert all(r[VECTOR_MARKING] == r["marking_id"] for r in rows)
     finally:
         workspace.close()
+
+
+def test_the_cli_says_when_search_is_full_text_only(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from garrison.cli.main import main
+
+    base = ["search", "convoy", "--workspace", str(ws.root)]
+    assert main([*base, "--as", "ursula", "--json"]) == 0
+    low = json.loads(capsys.readouterr().out)
+    assert low["mode"] == "text" and low["notes"] == [TEXT_ONLY]
+    assert main([*base, "--as", "ursula"]) == 0
+    assert TEXT_ONLY in capsys.readouterr().out
+    assert main([*base, "--as", "sam", "--json"]) == 0
+    high = json.loads(capsys.readouterr().out)
+    assert high["mode"] == "hybrid" and high["notes"] == []
+    assert main([*base, "--as", "sam"]) == 0
+    assert TEXT_ONLY not in capsys.readouterr().out

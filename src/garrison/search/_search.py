@@ -257,7 +257,7 @@ def _search(
     filters: dict[str, str],
 ) -> SearchResult | _Ranked:
     """The full-text side of a search (or its empty result), in one catalog transaction."""
-    empty = SearchResult(query=query, k=k)
+    empty = SearchResult(query=query, k=k, mode="text", notes=(TEXT_ONLY,))
     readable = view.readable
     if "doc" in filters and not view.reads_document(filters["doc"]):
         return empty  # a document one may not read is filtered on like one that is not there

@@ -113,6 +113,7 @@ def _search_page(
         "hits": [],
         "facets": {},
         "total": 0,
+        "notes": [],
         "has_next": False,
         "error": None,
         "searched": False,
@@ -168,6 +169,7 @@ def _search_page(
                 hits=hits,
                 facets=facets,
                 total=result.total,
+                notes=list(result.notes),
                 has_next=len(result.hits) == k and k < MAX_K,
                 searched=True,
             )
