@@ -103,6 +103,16 @@ MODEL_NAMES = {
     "canarymodnf": "SECRET//NOFORN",
     "canarymodrel": "SECRET//REL TO USA, GBR",
 }
+#: Embedder names (canaries too): name -> the marking it is registered with. Every chunk is
+#: re-embedded by one of them, so the index holds vectors marked above their chunks (the join of
+#: chunk and model): listings, lineage and search must never name, or rank on, one above the
+#: subject.
+EMBEDDERS = {
+    "canaryembu": "UNCLASSIFIED",
+    "canaryembc": "CONFIDENTIAL",
+    "canaryembrel": "SECRET//REL TO USA, GBR",
+    "canaryembnf": "SECRET//NOFORN",
+}
 CLEARANCES = ("U", "C", "S")
 NATIONS = ("USA", "GBR", "AUS", "FRA")
 ROLES = ("viewer", "steward", "admin")
@@ -127,6 +137,8 @@ class Corpus:
     datasets: list[dict[str, Any]]
     ids: list[str] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
+    #: chunk id -> (chunk banner, vector banner, model) of every index row.
+    vectors: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     browsers: dict[str, TestClient] = field(default_factory=dict)  # user -> signed-in client
 
 
@@ -184,6 +196,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
             kind="classifier", name=name, folder=weights, marking=system.parse_marking(banner)
         )
         canaries[name] = banner
+    _embed_with_registered_models(root, system)
+    canaries.update(EMBEDDERS)
     tokens = {}
     for clearance, nation, role in SUBJECTS:
         name = _user(clearance, nation, role)
@@ -197,7 +211,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     datasets = [v.to_dict(records=True) for v in Datasets(system).list()]
     assert len(datasets) == len(DATASETS)
     models = [v.to_dict() for v in Models(system).list()]
-    assert sorted(m["name"] for m in models) == sorted(MODEL_NAMES)
+    assert sorted(m["name"] for m in models) == sorted([*MODEL_NAMES, *EMBEDDERS])
     by_name = {d["filename"]: d["marking"] for d in docs}
     assert all(by_name[f"{w}.txt"] == b for w, (_, b) in SINGLE.items()), by_name
     assert all(by_name[f"{w}.md"] == b for w, (b, _, _) in HEADINGS.items()), by_name
@@ -208,16 +222,59 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     )
     # Every canary is somewhere: in a file name and/or a chunk.
     everything = json.dumps([docs, chunks]).lower()
-    named = {*DATASETS, *MODEL_NAMES}
+    named = {*DATASETS, *MODEL_NAMES, *EMBEDDERS}
     assert all(word in everything for word in canaries if word not in named)
     ids = [d["id"] for d in docs] + [e["id"] for e in elements] + [c["id"] for c in chunks]
     ids += [v["id"] for v in datasets] + [m["id"] for m in models]
     with TestClient(create_app(ws.root), raise_server_exceptions=False) as client:
         corpus = Corpus(ws, client, tokens, canaries, docs, elements, chunks, datasets, ids, models)
+        corpus.vectors = _index_vectors(ws, system)
         yield corpus
         for browser in corpus.browsers.values():
             browser.close()
     ws.close()
+
+
+def _embed_with_registered_models(root: Path, system: Session) -> None:
+    """Re-embed every chunk with one of :data:`EMBEDDERS` (tiny real models, 32-d)."""
+    from tests.models.tiny import tiny_sentence_transformer
+
+    folder = tiny_sentence_transformer(root / "tiny-embedder")
+    for name, banner in EMBEDDERS.items():
+        Models(system).register(
+            kind="embedder", name=name, folder=folder, marking=system.parse_marking(banner)
+        )
+    names = list(EMBEDDERS)
+    docs = sorted(d["id"] for d in Documents(system).list())
+
+    def spec(model: str) -> Any:
+        text = PIPELINE.replace("embed: {model: hashing}", f"embed: {{model: {model}}}")
+        return parse_pipeline(text, source=f"{model}.yaml")
+
+    run_pipeline(system, spec(names[-1]))
+    for n, name in enumerate(names[:-1]):
+        run_pipeline(system, spec(name), doc_ids=docs[n :: len(names)])
+
+
+def _index_vectors(ws: Workspace, system: Session) -> dict[str, tuple[str, str, str]]:
+    from garrison.store.index import ChunkIndex
+
+    rows = ChunkIndex(ws.root / "index")._table(None).to_arrow().to_pylist()
+    with ws.catalog.transaction() as orm:
+
+        def banner(marking_id: int) -> str:
+            marking = system.marking_of(orm, marking_id)
+            assert marking is not None
+            return marking.banner()
+
+        vectors = {
+            r["chunk_id"]: (banner(r["marking_id"]), banner(r["vector_marking_id"]), r["model"])
+            for r in rows
+        }
+    assert {m.split("@")[0] for _, _, m in vectors.values()} == set(EMBEDDERS)
+    # Some vectors are marked above their chunks.
+    assert any(c != v for c, v, _ in vectors.values())
+    return vectors
 
 
 # -- what one subject may know ------------------------------------------------------------------
@@ -609,6 +666,7 @@ def record_ids(draw: st.DrawFn, corpus: Corpus) -> str:
                     f"{next(iter(DATASETS))}@0",
                     "canarydsx",
                     *MODEL_NAMES,
+                    *EMBEDDERS,
                     "canarymodnf@0",
                     "canarymodx",
                 ]
@@ -639,6 +697,51 @@ def test_no_read_up_on_every_read_path(corpus: Corpus, data: st.DataObject) -> N
             answer = call(*args)
             _check_no_leak(view, session, answer, record_id, f"{name}({record_id})")
             _check_by_id(corpus, name, call, args, answer)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_search_ranks_only_on_vectors_and_models_the_subject_dominates(
+    corpus: Corpus, data: st.DataObject
+) -> None:
+    from garrison.search import _search as search_module
+    from garrison.store.index import ChunkIndex
+
+    user = _user(*data.draw(st.sampled_from(SUBJECTS), label="subject"))
+    query = data.draw(QUERIES, label="query")
+    session = corpus.ws.session(user)
+    ranked: list[dict[str, Any]] = []
+    opened: list[str] = []
+    nearest, query_model = ChunkIndex.nearest, search_module._query_model
+
+    def spy_nearest(self: ChunkIndex, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        rows = nearest(self, *args, **kwargs)
+        ranked.extend(rows)
+        return rows
+
+    def spy_model(session: Session, name: str) -> Any:
+        model = query_model(session, name)
+        if model is not None:
+            opened.append(name)
+        return model
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ChunkIndex, "nearest", spy_nearest)
+        patch.setattr(search_module, "_query_model", spy_model)
+        result = search(session, query, k=20)
+    # The vector branch ranked only vectors the subject dominates, embedded the query only with
+    # a model the subject dominates, and ran exactly when there was such a vector to rank.
+    for row in ranked:
+        assert _can(session, corpus.vectors[row["chunk_id"]][1]), (user, row["chunk_id"])
+    for name in opened:
+        assert _can(session, EMBEDDERS[name.split("@")[0]]), (user, name)
+    usable = any(_can(session, c) and _can(session, v) for c, v, _ in corpus.vectors.values())
+    assert result.mode == ("hybrid" if usable else "text"), (user, result.mode)
+    assert len(opened) == (1 if usable else 0)
+    shown = json.dumps(result.to_dict()).lower()
+    for name, banner in EMBEDDERS.items():
+        if not _can(session, banner):
+            assert name not in shown, (user, name)
 
 
 # -- web sessions after the subject's credential or access changed ----------------------------
