@@ -328,3 +328,11 @@ def test_a_classifier_is_not_an_embedder(ws: Workspace, tmp_path: Path) -> None:
     Models(ws.session("stew")).register(kind="classifier", name="clf", folder=head)
     with pytest.raises(InvalidInput, match="not an embedder"):
         _run(ws, "clf")
+
+
+def test_chunk_never_sizes_with_a_registered_model(ws: Workspace) -> None:
+    # Chunk boundaries shape text lower readers see: they never depend on a marked model.
+    text = PIPELINE.format(model="tiny-u").replace("model: hashing,", "model: tiny-u,")
+    spec = parse_pipeline(text, source="registered.yaml")
+    with pytest.raises(InvalidInput, match="Unknown embedding model"):
+        run_pipeline(ws.session("stew"), spec)
