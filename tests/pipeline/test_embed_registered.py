@@ -256,6 +256,14 @@ def test_workers_load_only_verified_files(ws: Workspace) -> None:
     # Without the run's resolution, a registered model is not loaded at all.
     with pytest.raises(CheckFailed):
         stage.open_resources({})
+    # A pinned SHA-256 is checked against the version's manifest too.
+    weights = dict(resolved.files)["model.safetensors"]
+    pinned = EmbedStage(EmbedParams(model=ref, expected_sha256=weights.upper()))
+    assert pinned.open_resources({RESOURCE: embedders}).version_id == resolved.id
+    with pytest.raises(CheckFailed, match="pinned"):
+        EmbedStage(EmbedParams(model=ref, expected_sha256="0" * 64)).open_resources(
+            {RESOURCE: embedders}
+        )
     # A file changed after the driver verified the folder is refused by the worker.
     config = Path(resolved.folder) / "config.json"
     config.write_text(config.read_text() + " ")
