@@ -58,7 +58,13 @@ def tiny_other(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def ws(tmp_path: Path, tiny: Path) -> Iterator[Workspace]:
-    workspace = Workspace.init(tmp_path / "ws", system_high="SECRET//NOFORN")
+    workspace = _workspace(tmp_path, tiny)
+    yield workspace
+    workspace.close()
+
+
+def _workspace(tmp_path: Path, tiny: Path, db_url: str | None = None) -> Workspace:
+    workspace = Workspace.init(tmp_path / "ws", system_high="SECRET//NOFORN", db_url=db_url)
     system = workspace.session()
     system.add_user("stew", SubjectSpec(clearance="S", roles=("steward",)))
     system.add_user("ustew", SubjectSpec(clearance="U", roles=("steward",)))
@@ -70,8 +76,7 @@ def ws(tmp_path: Path, tiny: Path) -> Iterator[Workspace]:
     models = Models(workspace.session("stew"))
     models.register(kind="embedder", name="tiny-u", folder=tiny, marking=parse_marking("U"))
     models.register(kind="embedder", name="tiny-s", folder=tiny, marking=parse_marking("S"))
-    yield workspace
-    workspace.close()
+    return workspace
 
 
 def _ref(ws: Workspace, name: str) -> str:
@@ -137,6 +142,23 @@ def test_vectors_of_unclassified_chunks_from_a_secret_model_are_secret(ws: Works
     uses = _audits(ws, AuditAction.MODEL_USE, "stew")
     assert [u.object_id for u in uses] == [version.id]
     assert uses[0].details["purpose"] == "embed"
+
+
+def test_every_catalog_and_writer_count_marks_vectors_alike(
+    tmp_path: Path, tiny: Path, catalog_url: str | None
+) -> None:
+    # With PostgreSQL, batches are written by concurrent writers (markings interned first).
+    workspace = _workspace(tmp_path, tiny, catalog_url)
+    try:
+        report = _run(workspace, "tiny-s", batch_docs=1, writers=4)
+        assert report.embeddings == len(DOCS)
+        rows = _index_rows(workspace)
+        assert {_banner(workspace, r["vector_marking_id"]) for r in rows} == {"SECRET"}
+        assert sorted(_banner(workspace, r["marking_id"]) for r in rows) == (
+            ["SECRET"] * 2 + ["UNCLASSIFIED"] * 3
+        )
+    finally:
+        workspace.close()
 
 
 def test_a_model_marked_unclassified_leaves_vectors_marked_like_their_chunks(
