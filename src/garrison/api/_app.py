@@ -104,7 +104,7 @@ class SearchOut(BaseModel):
     k: int
     marking: str
     mode: str = Field(
-        "hybrid",
+        "text",
         description="hybrid (full text and vectors), or text: no readable chunk has a vector "
         "from a model the caller may use.",
     )

@@ -146,9 +146,9 @@ class SearchResult:
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     marking: str = UNCLASSIFIED.banner()
     #: ``hybrid`` (full text and vectors, fused) or ``text`` (full text only: no readable
-    #: chunk has a vector the reader may use); ``notes`` says why in words.
-    mode: str = "hybrid"
-    notes: tuple[str, ...] = ()
+    #: chunk has a vector the reader may use -- as in an empty result); ``notes`` says why.
+    mode: str = "text"
+    notes: tuple[str, ...] = (TEXT_ONLY,)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -257,7 +257,7 @@ def _search(
     filters: dict[str, str],
 ) -> SearchResult | _Ranked:
     """The full-text side of a search (or its empty result), in one catalog transaction."""
-    empty = SearchResult(query=query, k=k, mode="text", notes=(TEXT_ONLY,))
+    empty = SearchResult(query=query, k=k)
     readable = view.readable
     if "doc" in filters and not view.reads_document(filters["doc"]):
         return empty  # a document one may not read is filtered on like one that is not there
