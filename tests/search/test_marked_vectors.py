@@ -229,3 +229,24 @@ def test_the_cli_says_when_search_is_full_text_only(
     assert high["mode"] == "hybrid" and high["notes"] == []
     assert main([*base, "--as", "sam"]) == 0
     assert TEXT_ONLY not in capsys.readouterr().out
+
+
+def test_the_web_search_page_says_when_it_is_full_text_only(ws: Workspace) -> None:
+    from fastapi.testclient import TestClient
+
+    from garrison.store.tokens import create_token
+    from garrison.web import create_app
+    from tests.web.conftest import csrf_of
+
+    system = ws.session()
+    tokens = {user: create_token(system, user, 30)[1] for user in ("ursula", "sam")}
+    pages = {}
+    with TestClient(create_app(ws.root), raise_server_exceptions=False) as app:
+        for user, token in tokens.items():
+            login = app.get("/ui/login")
+            signed = app.post("/ui/login", data={"token": token, "csrf": csrf_of(login.text)})
+            assert signed.status_code in (200, 303), signed.text
+            pages[user] = app.get("/ui/search", params={"q": "convoy"}).text
+            app.cookies.clear()
+    assert TEXT_ONLY in pages["ursula"] and "close in meaning" not in pages["ursula"]
+    assert TEXT_ONLY not in pages["sam"] and "close in meaning" in pages["sam"]
