@@ -140,6 +140,16 @@ CLASSIFIERS = {
     "canaryclsrel": ("SECRET//REL TO USA, GBR", ["canarylabrelx", "canarylabrely"]),
 }
 EMBEDDER = "canaryembtiny"
+#: Embedder names (canaries too): name -> the marking it is registered with. Every chunk is
+#: re-embedded by one of them, so the index holds vectors marked above their chunks (the join of
+#: chunk and model): listings, lineage and search must never name, or rank on, one above the
+#: subject.
+EMBEDDERS = {
+    "canaryvecu": "UNCLASSIFIED",
+    "canaryvecc": "CONFIDENTIAL",
+    "canaryvecrel": "SECRET//REL TO USA, GBR",
+    "canaryvecnf": "SECRET//NOFORN",
+}
 CLEARANCES = ("U", "C", "S")
 NATIONS = ("USA", "GBR", "AUS", "FRA")
 ROLES = ("viewer", "steward", "admin")
@@ -164,6 +174,8 @@ class Corpus:
     datasets: list[dict[str, Any]]
     ids: list[str] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
+    #: chunk id -> (chunk banner, vector banner, model) of every index row.
+    vectors: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     browsers: dict[str, TestClient] = field(default_factory=dict)  # user -> signed-in client
     csrf: dict[str, str] = field(default_factory=dict)  # user -> their web session's CSRF token
     root: Path | None = None  # where model folders are written
@@ -228,7 +240,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     for banner in ("TOP SECRET", "TOP SECRET//NOFORN"):
         with pytest.raises(NotPermitted):
             _register_model(system, root, tiny, "canarymodts", "classifier", banner, None)
-    _classify(ws, root, tiny, canaries)
+    stages = _classifiers(ws, root, tiny, canaries)
+    _embed_with_registered_models(tiny, system, stages)
+    canaries.update(EMBEDDERS)
+    _check_predictions(system)
     tokens = {}
     for clearance, nation, role in SUBJECTS:
         name = _user(clearance, nation, role)
@@ -242,7 +257,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     datasets = [v.to_dict(records=True) for v in Datasets(system).list()]
     assert len(datasets) == len(DATASETS)
     models = [v.to_dict() for v in Models(system).list()]
-    assert sorted(m["name"] for m in models) == sorted([*MODEL_NAMES, *CLASSIFIERS, EMBEDDER])
+    assert sorted(m["name"] for m in models) == sorted(
+        [*MODEL_NAMES, *CLASSIFIERS, EMBEDDER, *EMBEDDERS]
+    )
     assert canaries["canarymodjc"] == "CONFIDENTIAL"
     assert canaries["canarymodjr"] == "SECRET//REL TO USA, GBR"
     by_name = {d["filename"]: d["marking"] for d in docs}
@@ -255,7 +272,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     )
     # Every canary is somewhere: in a file name and/or a chunk.
     everything = json.dumps([docs, chunks]).lower()
-    named = {*DATASETS, *MODEL_NAMES, *CLASSIFIERS, EMBEDDER}
+    named = {*DATASETS, *MODEL_NAMES, *CLASSIFIERS, EMBEDDER, *EMBEDDERS}
     named |= {label for _, labels in CLASSIFIERS.values() for label in labels}
     assert all(word in everything for word in canaries if word not in named)
     ids = [d["id"] for d in docs] + [e["id"] for e in elements] + [c["id"] for c in chunks]
@@ -263,6 +280,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     with TestClient(create_app(ws.root), raise_server_exceptions=False) as client:
         corpus = Corpus(ws, client, tokens, canaries, docs, elements, chunks, datasets, ids, models)
         corpus.root, corpus.tiny = root, tiny
+        corpus.vectors = _index_vectors(ws, system)
         yield corpus
         for browser in corpus.browsers.values():
             browser.close()
@@ -289,10 +307,10 @@ def _register_model(
     )
 
 
-def _classify(ws: Workspace, root: Path, tiny: Path, canaries: dict[str, str]) -> None:
+def _classifiers(ws: Workspace, root: Path, tiny: Path, canaries: dict[str, str]) -> str:
     """Register a tiny embedder and the classifiers (seeded random heads, split at the median
-    chunk so both labels occur), and run the pipeline again with a classify stage per
-    classifier: only the predictions are made."""
+    chunk so both labels occur); return the classify stages (one per classifier) the later
+    runs carry, so every chunk gets its predictions."""
     import numpy as np
 
     from garrison.models import write_classifier
@@ -333,8 +351,10 @@ def _classify(ws: Workspace, root: Path, tiny: Path, canaries: dict[str, str]) -
             if label.startswith("canary"):
                 canaries[label] = banner
         stages.append(f"  - classify: {{model: {name}}}\n")
-    report = run_pipeline(system, parse_pipeline(PIPELINE + "".join(stages), source="c.yaml"))
-    assert report.written == 0 and report.predictions > 0
+    return "".join(stages)
+
+
+def _check_predictions(system: Session) -> None:
     found = predictions_of_documents(system, [d["id"] for d in Documents(system).list()])
     for name, (_, labels) in CLASSIFIERS.items():
         assert {p.label for p in found if p.name == name} == set(labels), name
@@ -352,6 +372,46 @@ def _label_search(session: Session, query: str, label: str) -> dict[str, Any]:
 def _predictions(session: Session) -> list[dict[str, Any]]:
     docs = [d["id"] for d in Documents(session).list()]
     return [p.to_dict() for p in predictions_of_documents(session, docs)]
+
+
+def _embed_with_registered_models(folder: Path, system: Session, stages: str) -> None:
+    """Re-embed every chunk with one of :data:`EMBEDDERS` (tiny real models, 32-d), each run
+    carrying the classify ``stages``."""
+    for name, banner in EMBEDDERS.items():
+        Models(system).register(
+            kind="embedder", name=name, folder=folder, marking=system.parse_marking(banner)
+        )
+    names = list(EMBEDDERS)
+    docs = sorted(d["id"] for d in Documents(system).list())
+
+    def spec(model: str) -> Any:
+        text = PIPELINE.replace("embed: {model: hashing}", f"embed: {{model: {model}}}")
+        return parse_pipeline(text + stages, source=f"{model}.yaml")
+
+    run_pipeline(system, spec(names[-1]))
+    for n, name in enumerate(names[:-1]):
+        run_pipeline(system, spec(name), doc_ids=docs[n :: len(names)])
+
+
+def _index_vectors(ws: Workspace, system: Session) -> dict[str, tuple[str, str, str]]:
+    from garrison.store.index import ChunkIndex
+
+    rows = ChunkIndex(ws.root / "index")._table(None).to_arrow().to_pylist()
+    with ws.catalog.transaction() as orm:
+
+        def banner(marking_id: int) -> str:
+            marking = system.marking_of(orm, marking_id)
+            assert marking is not None
+            return marking.banner()
+
+        vectors = {
+            r["chunk_id"]: (banner(r["marking_id"]), banner(r["vector_marking_id"]), r["model"])
+            for r in rows
+        }
+    assert {m.split("@")[0] for _, _, m in vectors.values()} == set(EMBEDDERS)
+    # Some vectors are marked above their chunks.
+    assert any(c != v for c, v, _ in vectors.values())
+    return vectors
 
 
 # -- what one subject may know ------------------------------------------------------------------
@@ -925,6 +985,7 @@ def record_ids(draw: st.DrawFn, corpus: Corpus) -> str:
                     f"{next(iter(DATASETS))}@0",
                     "canarydsx",
                     *MODEL_NAMES,
+                    *EMBEDDERS,
                     "canarymodnf@0",
                     "canarymodx",
                 ]
@@ -1023,6 +1084,51 @@ def test_model_versions_of_random_markings_never_reach_a_reader_below_them(
         _check_by_id(corpus, path, call, args, answer)
         if name not in corpus.canaries or not _can(session, corpus.canaries[name]):
             assert not answer.ok, (path, target, user)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_search_ranks_only_on_vectors_and_models_the_subject_dominates(
+    corpus: Corpus, data: st.DataObject
+) -> None:
+    from garrison.search import _search as search_module
+    from garrison.store.index import ChunkIndex
+
+    user = _user(*data.draw(st.sampled_from(SUBJECTS), label="subject"))
+    query = data.draw(QUERIES, label="query")
+    session = corpus.ws.session(user)
+    ranked: list[dict[str, Any]] = []
+    opened: list[str] = []
+    nearest, query_model = ChunkIndex.nearest, search_module._query_model
+
+    def spy_nearest(self: ChunkIndex, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        rows = nearest(self, *args, **kwargs)
+        ranked.extend(rows)
+        return rows
+
+    def spy_model(session: Session, name: str) -> Any:
+        model = query_model(session, name)
+        if model is not None:
+            opened.append(name)
+        return model
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ChunkIndex, "nearest", spy_nearest)
+        patch.setattr(search_module, "_query_model", spy_model)
+        result = search(session, query, k=20)
+    # The vector branch ranked only vectors the subject dominates, embedded the query only with
+    # a model the subject dominates, and ran exactly when there was such a vector to rank.
+    for row in ranked:
+        assert _can(session, corpus.vectors[row["chunk_id"]][1]), (user, row["chunk_id"])
+    for name in opened:
+        assert _can(session, EMBEDDERS[name.split("@")[0]]), (user, name)
+    usable = any(_can(session, c) and _can(session, v) for c, v, _ in corpus.vectors.values())
+    assert result.mode == ("hybrid" if usable else "text"), (user, result.mode)
+    assert len(opened) == (1 if usable else 0)
+    shown = json.dumps(result.to_dict()).lower()
+    for name, banner in EMBEDDERS.items():
+        if not _can(session, banner):
+            assert name not in shown, (user, name)
 
 
 # -- web sessions after the subject's credential or access changed ----------------------------

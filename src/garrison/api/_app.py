@@ -107,6 +107,12 @@ class SearchOut(BaseModel):
     query: str
     k: int
     marking: str
+    mode: str = Field(
+        "text",
+        description="hybrid (full text and vectors), or text: no readable chunk has a vector "
+        "from a model the caller may use.",
+    )
+    notes: list[str] = Field(default_factory=list, description="Why the search is text only.")
     total: int
     facets: dict[str, dict[str, int]]
     hits: list[SearchHitItem]

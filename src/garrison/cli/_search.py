@@ -68,4 +68,6 @@ def search_command(
     out_console.print(
         f"{len(result.hits)} hits; {result.total} readable chunks match the words.", markup=False
     )
+    for note in result.notes:
+        out_console.print(note, markup=False)
     out_console.print(result.marking, markup=False)

@@ -126,6 +126,9 @@ class Item:
     token_count: int | None = None
     embedding: list[float] | None = None
     embedding_model: str | None = None
+    #: The embedding's own marking: the join of the chunk's and the embedder's (a vector of
+    #: a SECRET-trained model is SECRET even for an UNCLASSIFIED chunk). ``None``: the chunk's.
+    embedding_marking: Marking | None = None
     #: A stage that failed on this item says why (the run goes on).
     failed: str | None = None
     lineage: list[LineageStep] = field(default_factory=list)

@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from garrison.core.isolation import Limits
+from garrison.pipeline._models import RESOURCE as EMBEDDERS
+from garrison.pipeline._models import resolve_models
 from garrison.pipeline._run import BatchResult, StageStats, reset_stage_cache, run_stages
 from garrison.pipeline._stage import Item, LineageStep, PiiFinding
 from garrison.pipeline.engines import Engine, create_engine
@@ -343,6 +345,9 @@ def run_pipeline(
     session.require(Action.RUN_PIPELINE, AuditAction.PIPELINE_RUN)
     workspace = session.workspace
     mark_stale_jobs(session)
+    # Registered models are resolved once, here, by the runner (who must dominate them); the
+    # workers get their verified folders, and the run keys their version ids.
+    spec, embedders = resolve_models(session, spec)
     resources: dict[str, Any] = {
         "pseudonym_key": read_or_create_secret(workspace.root / "keys" / "pseudonym.key"),
         "workspace_root": workspace.root,
@@ -350,6 +355,8 @@ def run_pipeline(
     classifiers = _resolve_classifiers(session, spec)
     if classifiers:
         resources[CLASSIFIERS] = classifiers
+    if embedders:
+        resources[EMBEDDERS] = embedders
     reset_stage_cache()
     runner = create_engine(engine, resources, workers=workers, address=address, limits=limits)
     with job(

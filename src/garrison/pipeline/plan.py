@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from garrison.pipeline._models import resolve_models, resolved
 from garrison.pipeline.spec import PREDICT_STAGES, PipelineSpec, StageSpec
 from garrison.security.audit import AuditAction
 from garrison.security.policy import Action
@@ -133,6 +134,8 @@ def plan_run(
     each classifier: one it may not read is not found).
     """
     session.require(Action.RUN_PIPELINE, AuditAction.PIPELINE_PLAN)
+    if not resolved(spec):
+        spec, _ = resolve_models(session, spec, use=False)
     parts = _Parts.of(spec.stages)
     if model_ids is None:
         model_ids = _resolve_ids(session, parts.predict)

@@ -4,6 +4,9 @@ One transaction per batch of documents (``garrison.store.pipeline_state.write_de
 documents' previous element states, chunks and pipeline findings are replaced by the new ones,
 after the batch's audit event is on disk. The
 chunk index (LanceDB) is updated for the same documents right after the commit.
+
+An index row carries two markings: its chunk's (``marking_id``: the text) and its vector's
+(``vector_marking_id``: the join of the chunk's and the embedder's marking).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from garrison.store.pipeline_state import (
     PIPELINE_FINDINGS,
     delete_derived,
     mark_indexed,
+    mark_unindexed,
     write_derived,
 )
 from garrison.store.predictions import prediction_rows
@@ -72,6 +76,7 @@ def markings_of_batch(
     have them interned first, by one thread, and never race to insert the same one)."""
     out = [i.marking for i in elements] + [c.marking for c in chunks]
     out += [p["marking"] for i in (*elements, *chunks) for p in i.extra.get(PREDICTIONS, ())]
+    out += [c.embedding_marking for c in chunks if c.embedding_marking is not None]
     for item in elements:
         for other_id in item.extra.get("dup_marked_differently", ()):
             other = all_items.get(other_id)
@@ -184,11 +189,14 @@ def write_batch(
                 }
             )
             if chunk.embedding is not None and not chunk.dropped:
+                # The vector is marked on its own: the join of its chunk's and its model's.
+                vector_marking = join(chunk.marking, chunk.embedding_marking or chunk.marking)
                 index_rows.append(
                     {
                         "chunk_id": chunk.id,
                         "doc_id": chunk.doc_id,
                         "marking_id": marking_id,
+                        "vector_marking_id": batch.intern(vector_marking),
                         "text": chunk.text,
                         "model": chunk.embedding_model or "",
                         "vector": [float(x) for x in chunk.embedding],
@@ -225,7 +233,9 @@ def write_batch(
             ],
         )
     with _INDEX_LOCK:
-        ChunkIndex(session.workspace.root / "index").replace_documents(doc_ids, index_rows)
+        lost = ChunkIndex(session.workspace.root / "index").replace_documents(doc_ids, index_rows)
+    # Rows of other documents dropped with an index of another vector size: redo them later.
+    mark_unindexed(session, lost)
     if keys:
         mark_indexed(session, keys, job_id)
     written.documents = len(doc_ids)

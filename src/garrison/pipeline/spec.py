@@ -62,21 +62,30 @@ def _load_builtin_stages() -> None:
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One validated stage of a pipeline."""
+    """One validated stage of a pipeline.
+
+    ``resolved`` is what the stage's parameters named resolved to before the run -- the id of
+    the registered model version ``embed: {model: NAME@VERSION}`` names -- so that a run's keys
+    (and the pipeline's digest) change when the name comes to mean another version.
+    """
 
     name: str
     params: StageParams
+    resolved: str | None = None
 
     def build(self) -> Stage[Any]:
         return STAGES[self.name](self.params)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "stage": self.name,
             "version": STAGES[self.name].version,
             "params": self.params.model_dump(mode="json"),
             "params_hash": params_hash(self.params),
         }
+        if self.resolved is not None:
+            out["resolved"] = self.resolved
+        return out
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,15 @@ Ranking:
   with BM25 whose statistics (document count, document frequencies, average length) come from
   the readable, filtered rows only -- LanceDB's own scores use corpus-wide statistics, which
   would let unreadable text shift the order;
-- vector: the query embedded with the model recorded in the readable index rows (the most common
-  one when several), nearest ``max(k, 50)`` readable chunks of that model;
+- vector: only rows whose *vector* the reader may read (``vector_marking_id``: the join of the
+  chunk's marking and its embedder's -- a SECRET-trained embedder's vectors are SECRET even for
+  UNCLASSIFIED chunks). The query is embedded with the model recorded in those rows (the most
+  common one when several) -- a registered model through
+  :func:`garrison.models.open_embedder` as the reader, so a reader never embeds a query with a
+  model they may not use, and the use is audited -- and the nearest ``max(k, 50)`` such rows
+  of that model are ranked. When no readable row has a vector the reader may use, the search
+  is full text only: ``mode`` says ``text`` (otherwise ``hybrid``) and ``notes`` says why, in
+  the same words whether there are no vectors at all or only ones above the reader;
 - fusion: reciprocal-rank fusion, ``score = sum(1 / (60 + rank))`` over the two lists (1-based
   ranks), ties broken by chunk id, so a search is deterministic.
 
@@ -20,6 +27,8 @@ Definitions:
 
 - ``total``: the number of readable chunks (after filters) that the full-text query matches.
   Chunks reached only by the vector branch are not counted: every chunk has a nearest neighbour.
+  Neither ``total`` nor the facets depend on vectors, so vectors above the reader change nothing
+  a reader can count.
   Each matched index row is re-checked against the catalog, which is the record of truth: a
   chunk re-marked since it was indexed (its document's marking rose) counts, facets and ranks
   under its current marking, so the index may follow at the next run.
@@ -46,16 +55,19 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from garrison.core.errors import InvalidInput
+from garrison.core.errors import InvalidInput, NotFound
 from garrison.security.audit import AuditAction
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
 from garrison.store.catalog_reads import CatalogView, catalog_view
-from garrison.store.index import ChunkIndex, quote_sql
+from garrison.store.index import ChunkIndex, quote_sql, vector_marking_column
 from garrison.store.predictions import LabelFilter, parse_labels
 from garrison.store.session import Session
+
+if TYPE_CHECKING:
+    from garrison.models import EmbeddingModel
 
 __all__ = ["FILTER_KEYS", "MAX_K", "RRF_K", "SearchHit", "SearchResult", "rrf", "search", "snippet"]
 
@@ -90,6 +102,10 @@ _COLUMNS = (
     "source",
     "media_type",
     "language",
+)
+#: What ``notes`` says of a full-text-only search (the same whatever the reason).
+TEXT_ONLY = (
+    "Full text only: none of the chunks you may read has an embedding from a model you may use."
 )
 _TOKEN = re.compile(r"\w+")
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -136,12 +152,18 @@ class SearchResult:
     total: int = 0
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     marking: str = UNCLASSIFIED.banner()
+    #: ``hybrid`` (full text and vectors, fused) or ``text`` (full text only: no readable
+    #: chunk has a vector the reader may use -- as in an empty result); ``notes`` says why.
+    mode: str = "text"
+    notes: tuple[str, ...] = (TEXT_ONLY,)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "k": self.k,
             "marking": self.marking,
+            "mode": self.mode,
+            "notes": list(self.notes),
             "total": self.total,
             "facets": {name: dict(counts) for name, counts in self.facets.items()},
             "hits": [h.to_dict() for h in self.hits],
@@ -177,7 +199,17 @@ def search(
     wanted = parse_labels(labels)
     index = ChunkIndex(session.workspace.root / "index")
     with catalog_view(session) as view:
-        result = _search(session, view, index, text, k, chosen, wanted)
+        ranked = _search(session, view, index, text, k, chosen, wanted)
+    if isinstance(ranked, SearchResult):
+        result = ranked
+    else:
+        # The query is embedded outside the catalog transaction: opening a registered model
+        # reads the registry and audits its use, each in a transaction of its own.
+        vector_ranked = _vector_order(
+            session, index, text, ranked.vector_where, max(k, VECTOR_DEPTH), ranked.columns
+        )
+        with catalog_view(session) as view:
+            result = _fuse(view, ranked, vector_ranked)
     session.audit(
         AuditAction.SEARCH,
         object_marking=result.marking,
@@ -186,6 +218,7 @@ def search(
             "k": k,
             "hits": len(result.hits),
             "filters": sorted(chosen) + (["label"] if wanted else []),
+            "mode": result.mode,
         },
     )
     return result
@@ -238,7 +271,8 @@ def _search(
     k: int,
     filters: dict[str, str],
     labels: LabelFilter | None = None,
-) -> SearchResult:
+) -> SearchResult | _Ranked:
+    """The full-text side of a search (or its empty result), in one catalog transaction."""
     empty = SearchResult(query=query, k=k)
     readable = view.readable
     if "doc" in filters and not view.reads_document(filters["doc"]):
@@ -298,30 +332,74 @@ def _search(
         and (not labels or str(r["chunk_id"]) in labelled)
     ]
     text_ranked = _bm25_order(query, matched, size)
-    vector_ranked = _vector_order(index, query, where, max(k, VECTOR_DEPTH), present)
-    rows = {r["chunk_id"]: r for r in matched}
+    # Vectors are marked on their own: only those the reader may read (within the ceiling).
+    vectors = view.index_filter(allowed, column=vector_marking_column(columns))
+    return _Ranked(
+        query=query,
+        k=k,
+        allowed=allowed,
+        matched=matched,
+        text_ranked=text_ranked,
+        facets=_facets(view, matched),
+        vector_where=f"({where}) AND ({vectors})",
+        columns=tuple(present),
+        labels=bool(labels),
+        labelled=labelled,
+    )
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A search's full-text side, ranked in the first catalog transaction."""
+
+    query: str
+    k: int
+    allowed: set[int]
+    matched: list[dict[str, Any]]
+    text_ranked: list[dict[str, Any]]
+    facets: dict[str, dict[str, int]]
+    #: The index filter of the rows whose vectors the reader may rank on.
+    vector_where: str
+    columns: tuple[str, ...]
+    #: Whether label filters were given, and the labelled chunks' prediction markings.
+    labels: bool = False
+    labelled: dict[str, list[Marking]] = field(default_factory=dict)
+
+
+def _fuse(
+    view: CatalogView, ranked: _Ranked, vector_ranked: list[dict[str, Any]] | None
+) -> SearchResult:
+    """The result: both rankings fused (``None``: no usable vectors, full text only), every
+    hit checked against the catalog again."""
+    mode, notes = ("hybrid", ()) if vector_ranked is not None else ("text", (TEXT_ONLY,))
+    vector_ranked = vector_ranked or []
+    rows = {r["chunk_id"]: r for r in ranked.matched}
     for r in vector_ranked:
         rows.setdefault(r["chunk_id"], r)
-    fused = rrf([[r["chunk_id"] for r in text_ranked], [r["chunk_id"] for r in vector_ranked]])
+    fused = rrf(
+        [[r["chunk_id"] for r in ranked.text_ranked], [r["chunk_id"] for r in vector_ranked]]
+    )
     hits: list[SearchHit] = []
     markings: list[Marking] = []
     for chunk_id, score in fused:
-        if len(hits) == k:
+        if len(hits) == ranked.k:
             break
-        if labels and chunk_id not in labelled:
+        if ranked.labels and chunk_id not in ranked.labelled:
             continue
-        hit = _hit(view, rows[chunk_id], score, query, allowed)
+        hit = _hit(view, rows[chunk_id], score, ranked.query, ranked.allowed)
         if hit is not None:
             hits.append(hit[0])
             markings.append(hit[1])
-            markings.extend(labelled.get(chunk_id, ()))
+            markings.extend(ranked.labelled.get(chunk_id, ()))
     return SearchResult(
-        query=query,
-        k=k,
+        query=ranked.query,
+        k=ranked.k,
         hits=hits,
-        total=len(matched),
-        facets=_facets(view, matched),
+        total=len(ranked.matched),
+        facets=ranked.facets,
         marking=join(*markings).banner() if markings else UNCLASSIFIED.banner(),
+        mode=mode,
+        notes=notes,
     )
 
 
@@ -354,19 +432,43 @@ def _bm25_order(query: str, matched: Sequence[dict[str, Any]], size: int) -> lis
 
 
 def _vector_order(
-    index: ChunkIndex, query: str, where: str, depth: int, columns: Sequence[str]
-) -> list[dict[str, Any]]:
-    from garrison.models import get_model
-
+    session: Session,
+    index: ChunkIndex,
+    query: str,
+    where: str,
+    depth: int,
+    columns: Sequence[str],
+) -> list[dict[str, Any]] | None:
+    """The nearest rows matching ``where`` (readable vectors only) to the query, embedded with
+    the most common of their models the reader may use; ``None`` when there is none."""
     models = Counter(str(m) for m in index.values("model", where) if m)
-    if not models:
-        return []
     # Most common model among the readable rows; ties by name, so the choice is stable.
-    name = sorted(models.items(), key=lambda item: (-item[1], item[0]))[0][0]
-    vector = [float(x) for x in get_model(name).encode([query])[0]]
-    clause = f"({where}) AND (model = {quote_sql(name)})"
-    rows = index.nearest(vector, clause, limit=depth, columns=columns)
-    return sorted(rows, key=lambda r: (float(r["_distance"]), str(r["chunk_id"])))
+    for name, _ in sorted(models.items(), key=lambda item: (-item[1], item[0])):
+        model = _query_model(session, name)
+        if model is None:
+            continue
+        vector = [float(x) for x in model.encode([query])[0]]
+        clause = f"({where}) AND (model = {quote_sql(name)})"
+        rows = index.nearest(vector, clause, limit=depth, columns=columns)
+        return sorted(rows, key=lambda r: (float(r["_distance"]), str(r["chunk_id"])))
+    return None
+
+
+def _query_model(session: Session, name: str) -> EmbeddingModel | None:
+    """The model to embed a query with, as the reader may use it; ``None`` when they may not.
+
+    A registered model (recorded as ``NAME@ID12``) opens as the reader -- NotFound, audited as
+    a denied read, for one above them or removed -- and its use is audited as ``model.use``.
+    """
+    from garrison.models import get_model, open_embedder
+    from garrison.models.embedding import LOCAL_PREFIX, MODELS
+
+    if name in MODELS or name == "hashing" or name.startswith(LOCAL_PREFIX):
+        return get_model(name)
+    try:
+        return open_embedder(session, name, purpose="search")[1]
+    except (NotFound, InvalidInput):
+        return None
 
 
 def rrf(rankings: Sequence[Sequence[str]], *, k: int = RRF_K) -> list[tuple[str, float]]:

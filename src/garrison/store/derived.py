@@ -159,6 +159,7 @@ class Lineage:
             element = view.orm.get(ElementRow, element_id)
             if element is not None and element.marking_id in view.readable:
                 parents.append(self._element(view, element))
+        model = view.embedding_model(chunk.embedding_model)
         return {
             "kind": "chunk",
             "id": chunk.id,
@@ -168,8 +169,14 @@ class Lineage:
                 chunk.doc_id, chunk.section_path or (), chunk.section_marking_ids
             ),
             "token_count": chunk.token_count,
-            "embedding_model": chunk.embedding_model,
-            "steps": chunk.lineage,
+            "embedding_model": model,
+            # The embed step names the model (through its parameters): not for readers of the
+            # chunk who may not read the model.
+            "steps": [
+                step
+                for step in chunk.lineage or []
+                if model is not None or not chunk.embedding_model or step.get("stage") != "embed"
+            ],
             "parents": parents,
         }
 

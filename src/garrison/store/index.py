@@ -2,6 +2,12 @@
 
 Every row carries its interned ``marking_id``; searches filter on the ids a subject may read
 *before* ranking (``prefilter``), so results, counts and scores come from readable data only.
+A row's vector has its own marking, ``vector_marking_id``: the join of the chunk's marking and
+its embedder's (a SECRET-trained embedder's vectors are SECRET even for UNCLASSIFIED chunks).
+Nearest-neighbour queries filter on it (:func:`vector_marking_column`); full text on
+``marking_id``. An index written before vectors were marked has no such column: its rows count
+as marked like their chunks (right for the UNCLASSIFIED models of the time), and the first write
+adds the column, filled from ``marking_id``.
 Document-level fields (``source``, ``media_type``, ``ingested_at``) travel with the document's own
 marking (``doc_marking_id``): a filter or facet on them is limited to readable documents.
 Full text uses LanceDB's native inverted index (no tantivy, nothing fetched); rows added after
@@ -17,9 +23,18 @@ from typing import Any
 
 from garrison.core.errors import InvalidInput, MissingExtra
 
-__all__ = ["ChunkIndex", "quote_sql", "where_in"]
+__all__ = ["VECTOR_MARKING", "ChunkIndex", "quote_sql", "vector_marking_column", "where_in"]
 
 TABLE = "chunks"
+#: The column holding each vector's own marking id.
+VECTOR_MARKING = "vector_marking_id"
+
+
+def vector_marking_column(columns: frozenset[str]) -> str:
+    """The column marking an index's vectors: ``vector_marking_id``, or ``marking_id`` in an
+    index written before vectors were marked (whose rows are marked like their chunks)."""
+    return VECTOR_MARKING if VECTOR_MARKING in columns else "marking_id"
+
 
 #: Columns a filter may name besides the marking ids (all strings).
 FILTER_COLUMNS = ("doc_id", "source", "media_type", "language", "ingested_at", "model")
@@ -68,6 +83,7 @@ class ChunkIndex:
                 ("chunk_id", pa.string()),
                 ("doc_id", pa.string()),
                 ("marking_id", pa.int64()),
+                (VECTOR_MARKING, pa.int64()),
                 ("text", pa.string()),
                 ("model", pa.string()),
                 ("vector", pa.list_(pa.float32(), dim)),
@@ -80,16 +96,34 @@ class ChunkIndex:
         )
         return db.create_table(TABLE, schema=schema, exist_ok=True)
 
-    def replace_documents(self, doc_ids: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    def replace_documents(
+        self, doc_ids: Sequence[str], rows: Sequence[dict[str, Any]]
+    ) -> frozenset[str]:
         """Drop every row of ``doc_ids``, then add ``rows`` (chunk_id, doc_id, marking_id,
-        text, model, vector; optionally doc_marking_id, source, media_type, language and
-        ingested_at -- an ISO 8601 UTC string)."""
+        vector_marking_id, text, model, vector; optionally doc_marking_id, source, media_type,
+        language and ingested_at -- an ISO 8601 UTC string).
+
+        Vectors of another dimension than the table's (the pipeline's embedder changed to one
+        of another size) cannot be searched together: the table is made anew for the new
+        dimension, and the ids of the other documents whose rows that dropped are returned
+        (they must be indexed again). Otherwise returns the empty set.
+        """
         import pyarrow as pa
 
+        if any(VECTOR_MARKING not in row for row in rows):
+            raise InvalidInput("Every index row needs its vector's marking (vector_marking_id).")
         dim = len(rows[0]["vector"]) if rows else None
         table = self._table(dim)
         if table is None:
-            return
+            return frozenset()
+        lost: frozenset[str] = frozenset()
+        if dim is not None and table.schema.field("vector").type.list_size != dim:
+            lost = frozenset(str(d) for d in self.values("doc_id", "TRUE")) - set(doc_ids)
+            self._db().drop_table(TABLE)
+            table = self._table(dim)
+        elif VECTOR_MARKING not in table.schema.names:
+            # An index from before vectors were marked: its vectors are marked like their chunks.
+            table.add_columns({VECTOR_MARKING: "marking_id"})
         if doc_ids:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -97,6 +131,7 @@ class ChunkIndex:
         if rows:
             table.add(pa.Table.from_pylist(list(rows), schema=table.schema))
         self._ensure_marking_index(table)
+        return lost
 
     @staticmethod
     def _ensure_marking_index(table: Any) -> None:
@@ -180,9 +215,15 @@ class ChunkIndex:
         self, vector: Sequence[float], where: str, *, limit: int, columns: Sequence[str]
     ) -> list[dict[str, Any]]:
         """The ``limit`` nearest rows to ``vector`` among those matching ``where``
-        (prefiltered: the limit is filled from allowed rows), closest first (``_distance``)."""
+        (prefiltered: the limit is filled from allowed rows), closest first (``_distance``).
+
+        ``where`` must restrict the vectors' own markings (:func:`vector_marking_column`), not
+        only the chunks'. A query vector of another dimension than the index's finds nothing.
+        """
         table = self._table(None)
         if table is None or limit <= 0:
+            return []
+        if table.schema.field("vector").type.list_size != len(vector):
             return []
         search = table.search(list(vector)).where(where, prefilter=True)
         search = search.select([*columns, "_distance"])
@@ -202,10 +243,14 @@ class ChunkIndex:
     def search(
         self, vector: Sequence[float], marking_ids: Sequence[int], *, limit: int = 10
     ) -> list[dict[str, Any]]:
-        """Nearest chunks among those whose marking id is in ``marking_ids`` (prefiltered)."""
+        """Nearest chunks among those whose chunk and vector marking ids are both in
+        ``marking_ids`` (prefiltered)."""
         table = self._table(None)
         if table is None or not marking_ids:
             return []
-        allowed = ", ".join(str(int(m)) for m in marking_ids)
-        query = table.search(list(vector)).where(f"marking_id IN ({allowed})", prefilter=True)
+        if table.schema.field("vector").type.list_size != len(vector):
+            return []
+        column = vector_marking_column(frozenset(table.schema.names))
+        where = f"({where_in('marking_id', marking_ids)}) AND ({where_in(column, marking_ids)})"
+        query = table.search(list(vector)).where(where, prefilter=True)
         return list(query.limit(limit).to_list())

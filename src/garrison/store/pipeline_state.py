@@ -42,6 +42,7 @@ __all__ = [
     "intern_markings",
     "light_states",
     "mark_indexed",
+    "mark_unindexed",
     "plan_rows",
     "remove_derived",
     "stored_keys",
@@ -370,3 +371,12 @@ def mark_indexed(session: Session, doc_ids: Iterable[str], job_id: str) -> None:
             .where(PipelineDoc.doc_id.in_(list(doc_ids)), PipelineDoc.job_id == job_id)
             .values(indexed=True)
         )
+
+
+def mark_unindexed(session: Session, doc_ids: Iterable[str]) -> None:
+    """Record that the index no longer holds the rows of ``doc_ids`` (the next run redoes them)."""
+    ids = list(doc_ids)
+    if not ids:
+        return
+    with session.workspace.catalog.transaction() as orm:
+        orm.execute(update(PipelineDoc).where(PipelineDoc.doc_id.in_(ids)).values(indexed=False))

@@ -13,11 +13,16 @@ blank or a placeholder that would say something is there.
   is shown only to readers who dominate the document's marking;
 - ``seq``, the position in the document, is shown as stored only to readers who dominate the
   document; anyone else gets the record's position among the records of that document they may
-  read (gaps would tell them how much is hidden).
+  read (gaps would tell them how much is hidden);
+- ``embedding_model``, the model a chunk's vector came from, is shown only to readers who may
+  read that model: a chunk's vector is marked with the join of the chunk's and its embedder's
+  markings, so an UNCLASSIFIED chunk embedded by a SECRET-trained model shows an UNCLASSIFIED
+  reader no embedding at all (as a chunk that was never embedded), and its lineage no embed step.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,10 +31,23 @@ from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.records import DocumentStatus
 from garrison.store.bindings import binding_columns, verify_columns
-from garrison.store.models import ChunkRow, DocumentRow, ElementRow
+from garrison.store.models import ChunkRow, DocumentRow, ElementRow, ModelVersionRow
 from garrison.store.session import Session
 
-__all__ = ["ReaderView", "visible_heading_markings", "visible_headings"]
+__all__ = ["ReaderView", "registered_model_ref", "visible_heading_markings", "visible_headings"]
+
+_ID12 = re.compile(r"[0-9a-f]{12}")
+
+
+def registered_model_ref(name: str | None) -> tuple[str, str] | None:
+    """``(name, id prefix)`` of a recorded ``NAME@ID12`` model (a registered version), else
+    ``None`` (the shipped model, ``hashing``, a ``local:`` folder, nothing)."""
+    if not name or name.startswith("local:"):
+        return None
+    base, at, prefix = name.rpartition("@")
+    if not at or not base or not _ID12.fullmatch(prefix):
+        return None
+    return base, prefix
 
 
 def visible_headings(
@@ -77,6 +95,7 @@ class ReaderView:
         self.readable = session.readable_marking_ids(orm)
         self._doc_marking: dict[str, int | None] = {}
         self._positions: dict[tuple[str, str], dict[int, int]] = {}
+        self._models: dict[str, bool] = {}
         self._binder = session.workspace.catalog.binder
 
     # -- documents ---------------------------------------------------------------------------------
@@ -108,6 +127,25 @@ class ReaderView:
     ) -> list[str]:
         """The readable headings of a record's section path."""
         return visible_headings(path, marking_ids, self.readable, self.doc_marking_id(doc_id))
+
+    def embedding_model(self, name: str | None) -> str | None:
+        """A chunk's recorded embedding model, when the reader may read it; else ``None``.
+
+        A registered version (``NAME@ID12``) is readable when the reader dominates its marking
+        (removed versions included: their vectors remain); the shipped and unregistered models
+        are UNCLASSIFIED.
+        """
+        ref = registered_model_ref(name)
+        if ref is None or name is None:
+            return name
+        if name not in self._models:
+            query = select(ModelVersionRow.id).where(
+                ModelVersionRow.name == ref[0],
+                ModelVersionRow.id.startswith(ref[1], autoescape=True),
+            )
+            query = self.session.readable(self.orm, query, ModelVersionRow.marking_id)
+            self._models[name] = self.orm.scalar(query.limit(1)) is not None
+        return name if self._models[name] else None
 
     def seq(self, kind: str, doc_id: str, seq: int) -> int:
         """``seq`` as stored for readers of the document; otherwise the record's position among
@@ -156,7 +194,7 @@ class ReaderView:
                 "section_path": self.headings(
                     row.doc_id, row.section_path or (), row.section_marking_ids
                 ),
-                "embedding_model": row.embedding_model,
+                "embedding_model": self.embedding_model(row.embedding_model),
             }
         )
         return out

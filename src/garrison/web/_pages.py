@@ -116,6 +116,7 @@ def _search_page(
         "hits": [],
         "facets": {},
         "total": 0,
+        "notes": [],
         "has_next": False,
         "error": None,
         "searched": False,
@@ -176,6 +177,7 @@ def _search_page(
                 hits=hits,
                 facets=facets,
                 total=result.total,
+                notes=list(result.notes),
                 has_next=len(result.hits) == k and k < MAX_K,
                 searched=True,
             )
