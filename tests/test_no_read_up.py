@@ -357,7 +357,10 @@ def _classifiers(ws: Workspace, root: Path, tiny: Path, canaries: dict[str, str]
 def _check_predictions(system: Session) -> None:
     found = predictions_of_documents(system, [d["id"] for d in Documents(system).list()])
     for name, (_, labels) in CLASSIFIERS.items():
-        assert {p.label for p in found if p.name == name} == set(labels), name
+        got = {p.label for p in found if p.name == name}
+        # Every classifier predicted on the corpus, with its own labels only (which of them
+        # occur depends on the tiny model's random weights).
+        assert got and got <= set(labels), (name, got)
 
 
 LABEL_LOW = f"canaryclslow={CLASSIFIERS['canaryclslow'][1][0]}"
