@@ -162,7 +162,9 @@ def test_question_marking_from_option_and_leading_portion_mark(ws: Workspace) ->
     assert both.question_marking == "SECRET"
     # The refusal carries the question's marking too.
     refused = ask(session, "(C) xylophonequartz")
-    assert refused.refused and refused.text == f"(C) {REFUSAL}" and refused.marking == "CONFIDENTIAL"
+    assert (
+        refused.refused and refused.text == f"(C) {REFUSAL}" and refused.marking == "CONFIDENTIAL"
+    )
 
 
 def test_question_marking_the_asker_may_not_use_is_refused(ws: Workspace) -> None:

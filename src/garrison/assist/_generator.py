@@ -32,7 +32,13 @@ import numpy as np
 from garrison.assist._context import SourceChunk, SourceSentence
 from garrison.assist._text import content_terms, split_sentences
 from garrison.models import HASHING, EmbeddingModel
-from garrison.security.markings import Marking, find_portion_mark, is_banner_candidate
+from garrison.core.errors import MarkingError
+from garrison.security.markings import (
+    Marking,
+    find_portion_mark,
+    is_banner_candidate,
+    parse_marking,
+)
 
 __all__ = [
     "SUPPORT_COSINE",
@@ -86,17 +92,32 @@ class Supported:
 
 def clean_generated(text: str) -> list[str]:
     """The sentences of generated text, without banner lines or leading portion marks."""
-    lines = [line for line in text.splitlines() if not is_banner_candidate(line.strip())]
     out: list[str] = []
-    for span in split_sentences("\n".join(lines)):
-        sentence = span.text
-        found = find_portion_mark(sentence)
-        while found is not None:
-            sentence = sentence[found[1] :].strip()
+    for line in text.splitlines():
+        if _is_banner(line.strip()):
+            continue
+        for span in split_sentences(line):
+            sentence = span.text
             found = find_portion_mark(sentence)
-        if sentence:
-            out.append(sentence)
+            while found is not None:
+                sentence = sentence[found[1] :].strip()
+                found = find_portion_mark(sentence)
+            if sentence:
+                out.append(sentence)
     return out
+
+
+def _is_banner(line: str) -> bool:
+    """A whole line that reads as a banner (``SECRET//NOFORN``, or ``UNCLASSIFIED`` alone)."""
+    if is_banner_candidate(line):
+        return True
+    if not line or len(line) > 200 or line != line.upper():
+        return False
+    try:
+        parse_marking(line)
+    except MarkingError:
+        return False
+    return True
 
 
 def support(
