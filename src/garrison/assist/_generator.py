@@ -31,8 +31,8 @@ import numpy as np
 
 from garrison.assist._context import SourceChunk, SourceSentence
 from garrison.assist._text import content_terms, split_sentences
-from garrison.models import HASHING, EmbeddingModel
 from garrison.core.errors import MarkingError
+from garrison.models import HASHING, EmbeddingModel
 from garrison.security.markings import (
     Marking,
     find_portion_mark,
