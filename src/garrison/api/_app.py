@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from garrison import __version__
+from garrison.api._ask import AskIn, AskOut, answer_body
 from garrison.api._auth import bearer_scheme, session_for
 from garrison.api._errors import ERROR_RESPONSES, install_handlers
 from garrison.api._marking import MARKING_HEADER, marked, marked_list
@@ -222,6 +223,10 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     ) -> JSONResponse:
         filters = _parse_filters(filter or [])
         return marked(session, search(session, q, k=k, filters=filters).to_dict())
+
+    @router.post("/ask", response_model=AskOut, summary="Ask the assistant")
+    def ask_question(session: SessionDep, body: AskIn) -> JSONResponse:
+        return marked(session, answer_body(session, body))
 
     @router.get("/lineage/{record_id}", response_model=Marked, summary="Lineage")
     def lineage(session: SessionDep, record_id: str) -> JSONResponse:
