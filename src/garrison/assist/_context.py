@@ -23,13 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from garrison.assist._text import Span, content_terms, split_sentences
 from garrison.search import search
 from garrison.security.markings import Marking, dominates, join
 from garrison.store.catalog_reads import catalog_view
-from garrison.store.models import ElementRow
 from garrison.store.session import Session
 
 __all__ = [
@@ -96,20 +93,13 @@ def retrieve(
             if ceiling is not None and not dominates(ceiling, marking):
                 continue  # never wider than the ceiling, whatever the index said
             reads_doc = view.reads_document(chunk.doc_id)
-            query_rows = session.readable(
-                view.orm,
-                select(ElementRow).where(ElementRow.id.in_(list(chunk.element_ids or ()))),
-                ElementRow.marking_id,
-            )
-            by_id = {e.id: e for e in view.orm.scalars(query_rows)}
             elements = [
                 (
-                    _SPACE.sub(" ", by_id[i].text).strip(),
-                    view.marking(by_id[i].marking_id),
-                    view.locator(chunk.doc_id, i) if reads_doc else {},
+                    _SPACE.sub(" ", e.text).strip(),
+                    view.marking(e.marking_id),
+                    view.locator(chunk.doc_id, e.id) if reads_doc else {},
                 )
-                for i in chunk.element_ids or ()
-                if i in by_id
+                for e in view.readable_element_rows(chunk.element_ids or ())
             ]
             sentences = []
             for span in split_sentences(chunk.text):
