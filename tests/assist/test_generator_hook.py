@@ -170,3 +170,37 @@ def test_canaries_never_reach_a_low_generator_for_any_question(ws: Workspace) ->
         sources = call[-1]["content"].split("Question (answer it from the sources):")[0]
         for word in ("quokkamoon", "walruspeak", "narwhalglow"):
             assert word not in sources
+
+
+def test_context_is_packed_within_the_generator_budget(ws: Workspace) -> None:
+    roomy = FakeGenerator(parse_marking("TOP SECRET"))
+    ask(ws.session("tess"), "harbor ferry north pier cargo", generator=roomy)
+    sent = roomy.received[0][-1]["content"].count("<source ")
+    assert sent > 2
+    # Room for the prompt, the answer and about half the sources.
+    prompt = roomy.received[0][-1]["content"]
+    question_part = prompt.split("Question (answer it from the sources):")[1]
+    sources = sum(estimate_tokens(block) for block in prompt.split("</source>")[:-1])
+    tight = FakeGenerator(
+        parse_marking("TOP SECRET"),
+        context_tokens=estimate_tokens(SYSTEM_PROMPT + question_part) + 64 + 256 + sources // 2,
+    )
+    ask(ws.session("tess"), "harbor ferry north pier cargo", generator=tight)
+    packed = tight.received[0][-1]["content"]
+    assert 1 <= packed.count("<source ") < sent
+    total = sum(tight.count_tokens(m["content"]) for m in tight.received[0])
+    assert total <= tight.context_tokens - tight.max_new_tokens
+
+
+def test_pack_skips_what_does_not_fit_and_keeps_order() -> None:
+    from garrison.assist._context import SourceChunk, pack
+
+    unclassified = parse_marking("UNCLASSIFIED")
+    chunks = [
+        SourceChunk(rank=i, chunk_id=f"c{i}", doc_id=None, text="word " * size,
+                    marking=unclassified, section_path=[], embedding_model=None)
+        for i, size in enumerate([10, 400, 10, 10])
+    ]  # fmt: skip
+    chosen = pack(chunks, 60, lambda text: len(text.split()))
+    assert [c.chunk_id for c in chosen] == ["c0", "c2", "c3"]
+    assert pack(chunks, 5, lambda text: len(text.split())) == []
