@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from garrison.api import MARKING_HEADER
 from garrison.assist import REFUSAL
 
@@ -81,3 +83,28 @@ def test_conversations_over_the_api_are_the_owners(env: Env) -> None:
         "/v1/ask", json={"question": "trucks", "conversation": conv_id}, headers=env.auth("stu")
     )
     assert other.status_code == 404
+
+
+def test_streamed_answer_sends_the_marking_before_any_text(env: Env) -> None:
+    headers = {**env.auth("sam"), "Accept": "text/event-stream"}
+    response = env.client.post(
+        "/v1/ask", json={"question": "When did the depot open?"}, headers=headers
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = []
+    for block in response.text.strip().split("\n\n"):
+        name, data = block.split("\n", 1)
+        assert name.startswith("event: ") and data.startswith("data: ")
+        events.append((name[7:], json.loads(data[6:])))
+    assert events[0][0] == "marking" and events[-1][0] == "answer"
+    final = events[-1][1]
+    assert events[0][1]["marking"] == final["marking"] == response.headers[MARKING_HEADER]
+    sentences = [data for name, data in events if name == "sentence"]
+    assert sentences == final["sentences"] and sentences
+    assert [d for n, d in events if n == "citation"] == final["citations"]
+    # The same answer as the JSON form.
+    plain = env.client.post(
+        "/v1/ask", json={"question": "When did the depot open?"}, headers=env.auth("sam")
+    ).json()
+    assert plain["answer"] == final["answer"] and plain["marking"] == final["marking"]

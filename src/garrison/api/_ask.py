@@ -1,16 +1,28 @@
-"""The assistant over the API: ``POST /v1/ask`` takes a question and returns a marked answer."""
+"""The assistant over the API: ``POST /v1/ask`` takes a question and returns a marked answer.
+
+With ``Accept: text/event-stream`` the same answer comes as server-sent events, the marking
+first, before any text: ``marking`` (``{"marking", "context_marking", "question_marking"}``),
+then one ``sentence`` event per answer sentence, one ``citation`` event per citation, and last
+``answer``, the whole answer as the JSON form has it.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from garrison.api._marking import MARKING_HEADER
 from garrison.assist import DEFAULT_K, MAX_K, ask
 from garrison.assist._ask import MAX_QUESTION
 from garrison.store.session import Session
 
-__all__ = ["AskIn", "AskOut", "answer_body"]
+__all__ = ["EVENT_STREAM", "AskIn", "AskOut", "answer_body", "streamed"]
+
+EVENT_STREAM = "text/event-stream"
 
 
 class AskIn(BaseModel):
@@ -91,3 +103,33 @@ def answer_body(session: Session, body: AskIn) -> dict[str, Any]:
         question_marking=body.question_marking,
         conversation=body.conversation,
     ).to_dict()
+
+
+def _event(name: str, data: Any) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _events(body: dict[str, Any]) -> Iterator[str]:
+    yield _event(
+        "marking",
+        {
+            "marking": body["marking"],
+            "context_marking": body["context_marking"],
+            "question_marking": body["question_marking"],
+        },
+    )
+    for sentence in body["sentences"]:
+        yield _event("sentence", sentence)
+    for citation in body["citations"]:
+        yield _event("citation", citation)
+    yield _event("answer", body)
+
+
+def streamed(response: JSONResponse) -> StreamingResponse:
+    """A marked JSON answer as server-sent events (the marking header and event first)."""
+    body = json.loads(bytes(response.body))
+    return StreamingResponse(
+        _events(body),
+        media_type=EVENT_STREAM,
+        headers={MARKING_HEADER: body["marking"], "Cache-Control": "no-store"},
+    )
