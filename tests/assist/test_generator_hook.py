@@ -204,3 +204,12 @@ def test_pack_skips_what_does_not_fit_and_keeps_order() -> None:
     chosen = pack(chunks, 60, lambda text: len(text.split()))
     assert [c.chunk_id for c in chosen] == ["c0", "c2", "c3"]
     assert pack(chunks, 5, lambda text: len(text.split())) == []
+
+
+def test_a_generator_that_writes_nothing_still_marks_what_it_saw(ws: Workspace) -> None:
+    fake = FakeGenerator(parse_marking("TOP SECRET"), script=lambda messages: ("", "UNCLASSIFIED"))
+    answer = ask(ws.session("sam"), "Where does the walruspeak ferry leave from?", generator=fake)
+    assert answer.refused and answer.text.endswith(REFUSAL) and fake.received
+    assert answer.context  # the model saw them
+    assert answer.marking == join(*(parse_marking(c.marking) for c in answer.context)).banner()
+    assert answer.text.startswith(parse_marking(answer.marking).portion())

@@ -177,8 +177,10 @@ def ask(
             else:
                 placed = []
     refused = not sentences
-    if refused:
-        placed, citations, extra = [], [], []
+    if refused and not extra:
+        # Nothing reached an answerer: the refusal draws on the question alone. (A generator
+        # that was called and wrote nothing saw its context, which keeps its marking.)
+        placed, citations = [], []
     in_context = context_marking(placed)
     marking = join(asked, *([in_context] if in_context is not None else []), *extra)
     if refused:
