@@ -106,7 +106,7 @@ def ask(
         if conversation == NEW_CONVERSATION:
             thread = store.start()
         else:
-            thread = store.open(str(conversation), AuditAction.ASK)
+            thread = store.owned(str(conversation), AuditAction.ASK)
             check_ceiling(thread.marking, ceiling, what="The conversation")
             asked = join(asked, thread.marking)
     if generator is not None:

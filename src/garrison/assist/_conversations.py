@@ -120,7 +120,7 @@ class Conversations:
     def get(self, conversation_id: str) -> Conversation:
         """One conversation of the subject's (audited); NotFound when not theirs to read."""
         self.session.require(Action.READ, AuditAction.CONVERSATION_READ)
-        conversation = self.open(conversation_id, AuditAction.CONVERSATION_READ)
+        conversation = self.owned(conversation_id, AuditAction.CONVERSATION_READ)
         self.session.audit(
             AuditAction.CONVERSATION_READ,
             object_id=conversation.id,
@@ -129,7 +129,7 @@ class Conversations:
         )
         return conversation
 
-    def open(self, conversation_id: str, action: AuditAction) -> Conversation:
+    def owned(self, conversation_id: str, action: AuditAction) -> Conversation:
         """The conversation when the subject owns it and dominates it (a denial is audited as
         ``action``); otherwise NotFound, exactly as for an id that does not exist."""
         try:
@@ -176,7 +176,7 @@ class Conversations:
     def delete(self, conversation_id: str) -> None:
         """Delete one of the subject's conversations (audited); NotFound when not theirs."""
         self.session.require(Action.READ, AuditAction.CONVERSATION_DELETE)
-        conversation = self.open(conversation_id, AuditAction.CONVERSATION_DELETE)
+        conversation = self.owned(conversation_id, AuditAction.CONVERSATION_DELETE)
         self.session.audit(
             AuditAction.CONVERSATION_DELETE,
             object_id=conversation.id,
