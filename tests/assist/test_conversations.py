@@ -132,3 +132,14 @@ def test_listing_and_reading_are_audited_without_content(ws: Workspace) -> None:
     actions = [e.action for e in tail]
     assert "conversation.list" in actions and "conversation.read" in actions
     assert "walruspeak" not in json.dumps([e.model_dump(mode="json") for e in tail])
+
+
+def test_stored_turns_keep_no_document_references(ws: Workspace) -> None:
+    session = ws.session("sue")
+    answer = ask(session, "Where does the walruspeak ferry leave from?", conversation="new")
+    assert answer.citations[0].doc_id is not None  # shown to sue, who reads the document
+    assert answer.conversation_id is not None
+    stored = Conversations(session).get(answer.conversation_id)
+    kept = stored.turns[0]["answer"]["citations"]
+    assert kept and all("doc_id" not in c and c["locator"] == {} for c in kept)
+    assert kept[0]["quote"] == answer.citations[0].quote

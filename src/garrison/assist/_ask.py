@@ -264,8 +264,14 @@ def _cite(n: int, chunk: SourceChunk, sentence: SourceSentence) -> Citation:
 
 
 def _turn(answer: Answer) -> dict[str, Any]:
+    """What a conversation keeps of an answer. Document references are left out: they were
+    shown to a reader of the document, and the conversation is marked by its content, not by
+    the documents it cites, so a later reader of it might no longer read them."""
     data = answer.to_dict()
     data.pop("timings", None)
+    for citation in data["citations"]:
+        citation.pop("doc_id", None)
+        citation["locator"] = {}
     return {
         "question": answer.question,
         "question_marking": answer.question_marking,
