@@ -141,5 +141,6 @@ def test_stored_turns_keep_no_document_references(ws: Workspace) -> None:
     assert answer.conversation_id is not None
     stored = Conversations(session).get(answer.conversation_id)
     kept = stored.turns[0]["answer"]["citations"]
-    assert kept and all("doc_id" not in c and c["locator"] == {} for c in kept)
+    assert kept
+    assert all("doc_id" not in c and not c["locator"] and not c["section_path"] for c in kept)
     assert kept[0]["quote"] == answer.citations[0].quote

@@ -264,14 +264,15 @@ def _cite(n: int, chunk: SourceChunk, sentence: SourceSentence) -> Citation:
 
 
 def _turn(answer: Answer) -> dict[str, Any]:
-    """What a conversation keeps of an answer. Document references are left out: they were
-    shown to a reader of the document, and the conversation is marked by its content, not by
-    the documents it cites, so a later reader of it might no longer read them."""
+    """What a conversation keeps of an answer. Document references and headings are left out:
+    they were shown to a reader of the document and the headings, and the conversation is
+    marked by its content, not by them, so a later reader of it might no longer read them."""
     data = answer.to_dict()
     data.pop("timings", None)
     for citation in data["citations"]:
         citation.pop("doc_id", None)
         citation["locator"] = {}
+        citation["section_path"] = []  # headings may be marked above the conversation
     return {
         "question": answer.question,
         "question_marking": answer.question_marking,
