@@ -12,7 +12,7 @@ from garrison.assist._text import content_terms, split_sentences
 from garrison.core.errors import GarrisonError, InvalidInput, MarkingError, NotPermitted
 from garrison.security.markings import dominates, join, parse_marking
 from garrison.store.workspace import Workspace
-from tests.assist.conftest import CANARIES, MEMO_S, MEMO_U, READS, USERS
+from tests.assist.conftest import CANARIES, HEADING, MEMO_S, MEMO_U, READS, USERS
 
 QUESTIONS = [f"Where does the {word} ferry leave from?" for word in CANARIES] + [
     "What cargo does the harbor ferry carry?",
@@ -213,3 +213,13 @@ def test_sentences_and_terms() -> None:
         "ferry",
         "carry",
     ]
+
+
+def test_a_citation_shows_no_heading_marked_above_its_chunk(ws: Workspace) -> None:
+    for user in ("sam", "tess", "uma"):
+        answer = ask(ws.session(user), "Where does the marina kiosk sell tide maps?")
+        cited = [c for c in answer.citations if "marina kiosk" in c.quote]
+        assert cited and cited[0].marking == "UNCLASSIFIED"
+        assert HEADING not in json.dumps([c.to_dict() for c in cited])
+        if answer.marking == "UNCLASSIFIED":
+            assert HEADING not in _shown(answer)

@@ -26,8 +26,10 @@ from typing import Any
 from garrison.assist._text import Span, content_terms, split_sentences
 from garrison.search import search
 from garrison.security.markings import Marking, dominates, join
-from garrison.store.catalog_reads import catalog_view
+from garrison.store.catalog_reads import CatalogView, catalog_view
+from garrison.store.models import ChunkRow
 from garrison.store.session import Session
+from garrison.store.views import visible_headings
 
 __all__ = [
     "SYSTEM_PROMPT",
@@ -120,12 +122,24 @@ def retrieve(
                     doc_id=chunk.doc_id if reads_doc else None,
                     text=chunk.text,
                     marking=marking,
-                    section_path=list(hit.section_path),
+                    section_path=_headings(view, chunk, marking),
                     embedding_model=chunk.embedding_model,
                     sentences=sentences,
                 )
             )
     return out
+
+
+def _headings(view: CatalogView, chunk: ChunkRow, marking: Marking) -> list[str]:
+    """The chunk's headings the reader may read *and* its own marking dominates: an answer is
+    marked by its context, so it shows no heading marked above the chunk it cites."""
+    under = frozenset(m for m in view.readable if dominates(marking, view.marking(m)))
+    return visible_headings(
+        chunk.section_path or (),
+        chunk.section_marking_ids,
+        under,
+        view.doc_marking_id(chunk.doc_id),
+    )
 
 
 def pack(
