@@ -16,6 +16,7 @@ from pathlib import Path
 from bench import (
     access,
     api,
+    ask,
     audit,
     dedup,
     embed,
@@ -33,6 +34,7 @@ RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = {
     "access": access.run,
     "api": api.run,
+    "ask": ask.run,
     "audit": audit.run,
     "dedup": dedup.run,
     "embed": embed.run,

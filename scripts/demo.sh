@@ -61,6 +61,27 @@ garrison chunks ls --as cho
 chunk=$(garrison chunks ls --json | python3 -c 'import json,sys; print(next(c["id"] for c in json.load(sys.stdin) if "HARROW" in c["text"]))')
 garrison lineage "$chunk"
 
+step "10b. One question, two readers: each answer quotes only what its reader may read, and is marked so"
+question="Which depot receives the reserve fuel stock, and when?"
+garrison ask "$question" --as dov --json > "$out/ask-dov.json"
+garrison ask "$question" --as cho --json > "$out/ask-cho.json"
+python3 - "$out/ask-dov.json" "$out/ask-cho.json" <<'PY'
+import json, sys, textwrap
+columns = []
+for path, who in zip(sys.argv[1:], ("dov (TOP SECRET, USA)", "cho (SECRET, GBR)")):
+    answer = json.load(open(path))
+    lines = [f"as {who}", answer["marking"], ""]
+    for s in answer["sentences"]:
+        refs = "".join(f" [{n}]" for n in s["citations"])
+        lines += textwrap.wrap(f"{s['portion']} {s['text']}{refs}", 44) or [""]
+    lines += ["", answer["marking"]]
+    columns.append(lines)
+height = max(len(c) for c in columns)
+for row in range(height):
+    left, right = (c[row] if row < len(c) else "" for c in columns)
+    print(f"  {left:<46}  {right}")
+PY
+
 step "11. A dataset version with leakage-free splits, exported, signed and verified"
 garrison dataset create logistics --split train=0.7,validation=0.15,test=0.15 --seed 7 --as ben
 rm -rf "$out/export-parquet" "$out/export-hf" "$out/signing-key.pem"

@@ -364,3 +364,25 @@ def test_web_pages_show_no_canary(corpus: Corpus, reader: str) -> None:
     assert listing
     leaks = _leaks(corpus, outputs)
     assert not leaks, json.dumps(leaks, indent=1)
+
+
+# -- the assistant -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_assistant_answers_show_no_canary(
+    corpus: Corpus, capsys: pytest.CaptureFixture[str], reader: str
+) -> None:
+    outputs: dict[str, str] = {}
+    for word in [*(h.canary for h in corpus.hidden), *GENERIC]:
+        for question in (word, f"What does the harbor plan say about {word}?"):
+            code, out = _cli(capsys, corpus, "ask", question, "--json", "--as", reader)
+            assert code == 0, out
+            answer = json.loads(out)
+            answer.pop("question")  # the reader's own words
+            outputs[f"ask {question} --json"] = json.dumps(answer)
+        code, out = _cli(capsys, corpus, "ask", f"harbor {word}", "--as", reader)
+        assert code == 0, out
+        outputs[f"ask harbor {word}"] = out
+    leaks = _leaks(corpus, outputs)
+    assert not leaks, json.dumps(leaks, indent=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +29,11 @@ def test_demo_runs_the_main_job(tmp_path: Path) -> None:
     # The viewer cleared SECRET with British citizenship sees only what is released to GBR.
     section = out.split("== 6.")[1].split("== 7.")[0]
     assert "SECRET//REL TO USA, GBR" in section and "NOFORN" not in section
+    # One question, two readers: the NOFORN answer for dov, a refusal for the British viewer.
+    asked = out.split("== 10b.")[1].split("== 11.")[0]
+    assert "Depot HARROW will receive" in asked and "No readable source answers this." in asked
+    cho = json.loads((tmp_path / "demo" / "ask-cho.json").read_text())
+    assert cho["refused"] and "HARROW" not in json.dumps(cho)
     # The spill's content appears nowhere in what the demo printed.
     assert "ORCHID" not in out + done.stderr
     assert (tmp_path / "demo" / "checkpoint.json").is_file()

@@ -1235,3 +1235,52 @@ def test_marked_differently_finding_hidden_from_low_readers(tmp_path: Path) -> N
         assert high not in shown
     finally:
         ws.close()
+
+
+# -- the assistant --------------------------------------------------------------------------------
+
+#: Ceilings an asker may choose for an answer (None: no ceiling).
+_ASK_CEILINGS = [None, "UNCLASSIFIED", "CONFIDENTIAL", "SECRET//REL TO USA, GBR"]
+
+
+def _answer_body(data: dict[str, Any]) -> dict[str, Any]:
+    """An answer without what it echoes of the asker's own words and its timings."""
+    return {k: v for k, v in data.items() if k not in ("question", "timings")}
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_no_read_up_in_assistant_answers(corpus: Corpus, data: st.DataObject) -> None:
+    from garrison.assist import ask
+
+    user = _user(*data.draw(st.sampled_from(SUBJECTS), label="subject"))
+    question = data.draw(QUERIES, label="question")
+    ceiling = data.draw(st.sampled_from(_ASK_CEILINGS), label="max_marking")
+    session = corpus.ws.session(user)
+    view = _view(corpus, session)
+    lib = _lib(lambda: _answer_body(ask(session, question, k=6, max_marking=ceiling).to_dict()))
+    _check_no_leak(view, session, lib, "", "ask")
+    response = corpus.client.post(
+        "/v1/ask",
+        json={"question": question, "k": 6, "max_marking": ceiling},
+        headers={"Authorization": f"Bearer {corpus.tokens[user]}"},
+    )
+    api = Answer(
+        ok=response.status_code == 200,
+        body=_answer_body(response.json()),
+        status=response.status_code,
+        headers={k.lower(): v for k, v in response.headers.items()},
+    )
+    _check_no_leak(view, session, api, "", "POST /v1/ask")
+    assert lib.ok and api.ok, (lib.error, api.body)
+    assert api.body == lib.body  # the same answer by either path
+    body = lib.body
+    for banner in (body["context_marking"], body["question_marking"]):
+        assert _can(session, banner)
+    if ceiling is not None:
+        top = session.parse_marking(ceiling)
+        assert all(dominates(top, session.parse_marking(m)) for m in _markings(body)), (
+            "an answer above the ceiling"
+        )
+    readable = {c["id"] for c in view.readable_chunks}
+    assert {c["chunk_id"] for c in body["context"]} <= readable

@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from garrison import __version__
+from garrison.api._ask import EVENT_STREAM, AskIn, AskOut, answer_body, streamed
 from garrison.api._auth import bearer_scheme, session_for
 from garrison.api._errors import ERROR_RESPONSES, ErrorBody, install_handlers
 from garrison.api._marking import MARKING_HEADER, marked, marked_list
@@ -312,6 +313,20 @@ def create_app(workspace_path: Path | str) -> FastAPI:
         filters = _parse_filters(filter or [])
         result = search(session, q, k=k, filters=filters, labels=label or ())
         return marked(session, result.to_dict())
+
+    @router.post(
+        "/ask",
+        response_model=AskOut,
+        summary="Ask the assistant",
+        responses={
+            200: {**_MARKED[200], "content": {EVENT_STREAM: {"schema": {"type": "string"}}}}
+        },
+    )
+    def ask_question(session: SessionDep, body: AskIn, request: Request) -> Response:
+        answer = marked(session, answer_body(session, body))
+        if EVENT_STREAM in request.headers.get("accept", ""):
+            return streamed(answer)
+        return answer
 
     @router.get("/lineage/{record_id}", response_model=Marked, summary="Lineage")
     def lineage(session: SessionDep, record_id: str) -> JSONResponse:

@@ -1,4 +1,43 @@
 """The assistant: questions answered from the index, only from what the asker may read, cited
-and marked. It builds on search and models."""
+and marked. It builds on search and models.
 
-__all__: list[str] = []
+:func:`ask` is the entry point (:mod:`garrison.assist._ask` describes the steps). The built-in
+extractive answerer needs no generative model; a generator plugs in through the
+:class:`Generator` protocol (:mod:`garrison.assist._generator`), which the assistant never lets
+receive anything its accreditation does not dominate. Conversations are stored encrypted and
+marked (:class:`Conversations`).
+"""
+
+from garrison.assist._answer import (
+    EXTRACTIVE,
+    REFUSAL,
+    WITHHELD_NOTE,
+    Answer,
+    AnswerSentence,
+    Citation,
+    ContextEntry,
+)
+from garrison.assist._ask import DEFAULT_K, MAX_K, ask
+from garrison.assist._context import SYSTEM_PROMPT, build_messages
+from garrison.assist._conversations import NEW_CONVERSATION, Conversation, Conversations
+from garrison.assist._generator import Generation, Generator
+
+__all__ = [
+    "DEFAULT_K",
+    "EXTRACTIVE",
+    "MAX_K",
+    "NEW_CONVERSATION",
+    "REFUSAL",
+    "SYSTEM_PROMPT",
+    "WITHHELD_NOTE",
+    "Answer",
+    "AnswerSentence",
+    "Citation",
+    "ContextEntry",
+    "Conversation",
+    "Conversations",
+    "Generation",
+    "Generator",
+    "ask",
+    "build_messages",
+]

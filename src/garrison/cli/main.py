@@ -16,6 +16,7 @@ from garrison import __version__
 from garrison.cli import (
     _access,
     _api,
+    _ask,
     _audit,
     _datasets,
     _docs,
@@ -78,6 +79,7 @@ _pipeline.register(app)
 _datasets.register(app)
 _models.register(app)
 _search.register(app)
+_ask.register(app)
 _api.register(app)
 app.add_typer(_docs.app, name="docs")
 app.add_typer(_docs.jobs_app, name="jobs")

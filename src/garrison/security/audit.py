@@ -46,11 +46,15 @@ class AuditAction(StrEnum):
     a new kind of event is a new member here.
     """
 
+    ASK = "ask"
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_READ = "audit.read"
     AUDIT_VERIFY = "audit.verify"
     CATALOG_MIGRATE = "catalog.migrate"
     CHUNKS_LIST = "chunks.list"
+    CONVERSATION_DELETE = "conversation.delete"
+    CONVERSATION_LIST = "conversation.list"
+    CONVERSATION_READ = "conversation.read"
     DATASET_CREATE = "dataset.create"
     DATASET_DELETE = "dataset.delete"
     DATASET_EXPORT = "dataset.export"

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session as OrmSession
 from garrison.security.markings import Marking
 from garrison.store.bindings import binding_columns, verify_columns
 from garrison.store.index import where_in
-from garrison.store.models import ChunkRow
+from garrison.store.models import ChunkRow, ElementRow
 from garrison.store.predictions import LabelFilter, chunks_labelled
 from garrison.store.session import Session
 from garrison.store.views import ReaderView
@@ -67,6 +67,18 @@ class CatalogView(ReaderView):
         predictions' markings. A label only unreadable predictions carry matches nothing,
         like a label nobody has."""
         return chunks_labelled(self.session, self._orm, labels, ceiling)
+
+    def readable_element_rows(self, element_ids: Sequence[str]) -> list[ElementRow]:
+        """The elements among ``element_ids`` the subject may read (bindings verified), in the
+        order given."""
+        query = select(ElementRow).where(ElementRow.id.in_(list(element_ids)))
+        rows = {
+            e.id: e
+            for e in self._orm.scalars(
+                self.session.readable(self._orm, query, ElementRow.marking_id)
+            )
+        }
+        return [rows[i] for i in element_ids if i in rows]
 
     def current(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Index rows as the catalog has them now: rows of chunks gone since indexing, or whose
