@@ -276,3 +276,28 @@ def test_generated_answer_is_inert_and_unsupported_sentences_flagged(
     assert any("evil.example" in p for p in flagged)
     assert not any("zebrafox leaves" in p for p in flagged)  # the supported one is cited
     assert "Answered by scripted." in body
+
+
+def test_question_marking_joins_into_the_answer_banner(env: WebEnv) -> None:
+    response = _ask(env.login("sam"), "greenhouse tomatoes water", k="1", question_marking="SECRET")
+    assert response.status_code == 200
+    assert _banners(response.text) == ["SECRET"] * 2
+    assert '<p class="asked"><span class="portion" title="Portion marking">(S)</span>' in (
+        response.text
+    )
+    assert "(U)</span> The greenhouse tomatoes need water" in response.text
+
+
+def test_a_refused_follow_up_shows_the_conversation_with_the_reason(env: WebEnv) -> None:
+    sue = env.login("sue")
+    kept = _ask(sue, "greenhouse tomatoes water", keep="1", k="1")
+    conv_id = kept.headers["location"].split("/")[-1].split("#")[0]
+    page = sue.get(f"/ui/ask/conversations/{conv_id}")
+    refused = sue.post(
+        f"/ui/ask/conversations/{conv_id}",
+        data={"question": "harbor", "question_marking": "TOP SECRET", "csrf": csrf_of(page.text)},
+    )
+    assert refused.status_code == 403 and 'role="alert"' in refused.text
+    assert "greenhouse tomatoes need water" in refused.text
+    assert _banners(refused.text) == [page.headers["X-Garrison-Marking"]] * 2
+    assert sue.get(f"/ui/ask/conversations/{conv_id}").text.count('class="answer"') == 1
