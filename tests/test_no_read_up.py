@@ -1239,6 +1239,8 @@ def test_marked_differently_finding_hidden_from_low_readers(tmp_path: Path) -> N
 
 # -- the assistant --------------------------------------------------------------------------------
 
+#: Where the Ask page repeats the question: its form field and the answer's "Question:" line.
+_ASK_ECHOES = re.compile(r"<textarea[^>]*>[^<]*</textarea>|<p class=\"asked\">.*?</p>", re.S)
 #: Ceilings an asker may choose for an answer (None: no ceiling).
 _ASK_CEILINGS = [None, "UNCLASSIFIED", "CONFIDENTIAL", "SECRET//REL TO USA, GBR"]
 
@@ -1272,7 +1274,11 @@ def test_no_read_up_in_assistant_answers(corpus: Corpus, data: st.DataObject) ->
         headers={k.lower(): v for k, v in response.headers.items()},
     )
     _check_no_leak(view, session, api, "", "POST /v1/ask")
-    assert lib.ok and api.ok, (lib.error, api.body)
+    form = {"question": question, "k": "6", "max_marking": ceiling or ""}
+    web = _web_post(corpus, user, "/ui/ask", form)
+    web.body = _ASK_ECHOES.sub("", web.body)  # the question, as the asker typed it
+    _check_no_leak(view, session, web, "", "web /ui/ask")
+    assert lib.ok and api.ok and web.ok, (lib.error, api.body, web.status)
     assert api.body == lib.body  # the same answer by either path
     body = lib.body
     for banner in (body["context_marking"], body["question_marking"]):

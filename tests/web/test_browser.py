@@ -262,3 +262,21 @@ def test_models_pages_and_the_classify_form(
     assert high.page.inner_text(".prediction-marking") == "SECRET"
     high.page.screenshot(path=str(artifacts / "model.png"), full_page=True)
     assert high.page.url.endswith(f"/ui/models/topic-c%40{models['topic-c'].id[:12]}/predict")
+
+
+def test_ask_a_question_and_open_the_cited_portion(web: WebEnv, browsing: Any) -> None:
+    b = browsing()
+    b.login(web.tokens["sam"])
+    b.page.get_by_role("link", name="Ask", exact=True).click()
+    b.assert_banner("UNCLASSIFIED", GREEN)
+    b.page.get_by_label("Question", exact=True).fill("When does reserve fuel move to HARROW?")
+    b.page.get_by_label("Keep in a new conversation (for follow-up questions)").uncheck()
+    b.page.get_by_role("button", name="Ask", exact=True).click()
+    b.page.wait_for_selector(".answer")
+    b.assert_banner("SECRET//NOFORN", RED)
+    assert "(S//NF) Reserve fuel moves to depot HARROW" in b.page.inner_text(".answer-text")
+    b.page.get_by_role("link", name="Open the cited portion").first.click()
+    b.page.wait_for_selector(".elements")
+    b.assert_banner("SECRET//NOFORN", RED)
+    assert b.page.url.split("#", 1)[1].startswith("e-")
+    assert "HARROW" in b.page.inner_text(f"#{b.page.url.split('#', 1)[1]}")
