@@ -17,9 +17,17 @@ L2-normalizes.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+import logging
 import os
+import shutil
+import tempfile
 import threading
+import warnings
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +37,17 @@ import numpy.typing as npt
 from garrison.core.errors import InvalidInput, MissingExtra
 from garrison.models.embedding import EmbeddingModel
 
-__all__ = ["CONFIG_FILE", "GRAPH_FILE", "OnnxEmbeddingModel", "intra_op_threads"]
+__all__ = [
+    "CONFIG_FILE",
+    "GRAPH_FILE",
+    "QUANTIZATION",
+    "QUANTIZED_OPS",
+    "Exported",
+    "OnnxEmbeddingModel",
+    "export_int8",
+    "graph_operators",
+    "intra_op_threads",
+]
 
 GRAPH_FILE = "model.onnx"
 CONFIG_FILE = "onnx_config.json"
@@ -47,6 +65,14 @@ def intra_op_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _onnxruntime() -> Any:
+    try:
+        # Imported by name: the package ships no type information.
+        return importlib.import_module("onnxruntime")
+    except ImportError as exc:
+        raise MissingExtra("optimize", "onnxruntime") from exc
+
+
 def _read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG_FILE
     if not path.is_file():
@@ -60,8 +86,8 @@ def _read_config(folder: Path) -> dict[str, Any]:
     for key in ("max_seq_length", "dim"):
         if not isinstance(config.get(key), int) or config[key] <= 0:
             raise InvalidInput(f"{path} needs a positive integer {key}.")
-    if config.get("pooling", "mean") != "mean":
-        raise InvalidInput(f"{path} names a pooling other than mean, which Garrison cannot run.")
+    if config.get("pooling", "mean") not in ("mean", "cls"):
+        raise InvalidInput(f"{path} names a pooling other than mean or cls.")
     return config
 
 
@@ -82,7 +108,7 @@ class OnnxEmbeddingModel(EmbeddingModel):
         self.folder = folder
         self.dim = int(config["dim"])
         self.max_tokens = int(config["max_seq_length"])
-        self.normalize = bool(config.get("normalize", True))
+        self.pooling = str(config.get("pooling", "mean"))
         self.output_name = str(config.get("output", "last_hidden_state"))
         self.input_names = [str(n) for n in config.get("inputs", ["input_ids", "attention_mask"])]
         self._counter, self._encoder = self._load_tokenizers()
@@ -128,10 +154,7 @@ class OnnxEmbeddingModel(EmbeddingModel):
     def _loaded(self) -> Any:
         with self._lock:
             if self._session is None:
-                try:
-                    import onnxruntime as ort
-                except ImportError as exc:
-                    raise MissingExtra("optimize", "onnxruntime") from exc
+                ort = _onnxruntime()
                 options = ort.SessionOptions()
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -166,11 +189,231 @@ class OnnxEmbeddingModel(EmbeddingModel):
                 types[i, :n] = enc.type_ids
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             (states,) = session.run([self.output_name], {k: feed[k] for k in self.input_names})
-            weights = mask[:, :, None].astype(np.float32)
-            summed = (np.asarray(states, dtype=np.float32) * weights).sum(axis=1)
-            pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
-            out[rows] = pooled
-        if self.normalize:
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            np.divide(out, np.clip(norms, 1e-12, None), out=out)
+            states = np.asarray(states, dtype=np.float32)
+            if self.pooling == "cls":
+                out[rows] = states[:, 0]
+            else:
+                weights = mask[:, :, None].astype(np.float32)
+                summed = (states * weights).sum(axis=1)
+                out[rows] = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+        # Normalized as the contract says (sentence-transformers divides by max(norm, 1e-12)).
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, np.clip(norms, 1e-12, None), out=out)
         return out
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+OPSET = 17
+QUANTIZATION = "int8-dynamic-per-channel"
+#: Files of a sentence-transformers folder's tokenizer carried into the ONNX folder (only
+#: ``tokenizer.json`` is read; the others keep the folder self-describing).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
+#: Positions a model family reserves at the start of its position table (RoBERTa's padding).
+_POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
+#: Fused operators :func:`export_int8` reports (what onnxruntime's transformer optimizer made).
+_FUSED = ("Attention", "EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu", "Gelu")
+#: Operator types whose weights are quantized.
+QUANTIZED_TYPES = ("MatMul",)
+#: Operators that show a graph computes with int8 weights.
+QUANTIZED_OPS = frozenset(
+    {
+        "MatMulInteger",
+        "DynamicQuantizeLinear",
+        "DequantizeLinear",
+        "QAttention",
+        "QEmbedLayerNormalization",
+        "QLinearMatMul",
+        "DynamicQuantizeMatMul",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What :func:`export_int8` wrote: the folder and what its graph is made of."""
+
+    folder: Path
+    opset: int
+    max_seq_length: int
+    dim: int
+    pooling: str
+    fused: dict[str, int]
+    operators: dict[str, int]
+
+    @property
+    def quantized(self) -> dict[str, int]:
+        return {op: n for op, n in self.operators.items() if op in QUANTIZED_OPS}
+
+
+def graph_operators(path: Path) -> dict[str, int]:
+    """How many nodes of each operator type the ONNX graph at ``path`` holds."""
+    onnx = _onnx()
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return dict(sorted(Counter(node.op_type for node in graph.node).items()))
+
+
+def _onnx() -> Any:
+    try:
+        return importlib.import_module("onnx")
+    except ImportError as exc:
+        raise MissingExtra("optimize", "onnx") from exc
+
+
+def _pooling(model: Any) -> str:
+    names = [type(m).__name__ for m in model]
+    if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        raise InvalidInput(
+            "Only a sentence-transformers model of a transformer, a pooling and a normalization "
+            f"can be exported to ONNX; this one is {' -> '.join(names)}."
+        )
+    mode = getattr(model[1], "pooling_mode", None)
+    if mode not in ("mean", "cls"):
+        raise InvalidInput(f"Pooling {mode!r} cannot be exported to ONNX; mean or cls can.")
+    return str(mode)
+
+
+class _Logs:
+    """Quiet the libraries' chatter (warnings, root-logger advice) around an export only."""
+
+    def __enter__(self) -> None:
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        # The legacy TorchScript exporter (the new one needs onnxscript) warns about itself and
+        # about traced Python branches; neither concerns a fixed, evaluated encoder.
+        warnings.simplefilter("ignore")
+        self._levels: dict[str, int] = {}
+        for name in ("", "onnxruntime", "onnxruntime.transformers", "onnxruntime.quantization"):
+            logger = logging.getLogger(name)
+            self._levels[name] = logger.level
+            logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._warnings.__exit__(None, None, None)
+
+
+def export_int8(source: Path, target: Path, *, max_seq_length: int) -> Exported:
+    """Export the sentence-transformers folder ``source`` to an int8 ONNX embedder in ``target``.
+
+    The transformer is exported with ``torch.onnx.export`` (dynamic batch and sequence axes),
+    fused by onnxruntime's transformer optimizer (attention, embedding and skip layer norms,
+    GELU) and then quantized with dynamic int8 weights, one scale per output channel.
+    ``target`` must not exist yet; nothing is left there on failure.
+    """
+    if target.exists():
+        raise InvalidInput(f"{target} already exists.")
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise MissingExtra("embed", "sentence-transformers") from exc
+    quantization: Any = importlib.import_module("onnxruntime.quantization")
+    optimizer: Any = importlib.import_module("onnxruntime.transformers.optimizer")
+    fusion: Any = importlib.import_module("onnxruntime.transformers.fusion_options")
+    onnx = _onnx()
+
+    with _Logs():
+        model: Any = SentenceTransformer(str(source), device="cpu", local_files_only=True)
+    pooling = _pooling(model)
+    hf = model[0].auto_model
+    config = hf.config
+    limit = int(getattr(config, "max_position_embeddings", max_seq_length))
+    limit -= _POSITION_OFFSET.get(str(getattr(config, "model_type", "")), 0)
+    max_seq = max(1, min(int(max_seq_length), limit))
+    # The optimizer fuses the attention pattern of the plain ("eager") implementation.
+    if hasattr(hf, "set_attn_implementation"):
+        hf.set_attn_implementation("eager")
+    hf.eval()
+    takes_types = int(getattr(config, "type_vocab_size", 0) or 0) > 0 and (
+        "token_type_ids" in inspect.signature(hf.forward).parameters
+    )
+    inputs = ["input_ids", "attention_mask", *(["token_type_ids"] if takes_types else [])]
+    dim = int(config.hidden_size)
+
+    class _Encoder(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.inner(**dict(zip(inputs, tensors, strict=True))).last_hidden_state
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".onnx-", dir=target.parent))
+    try:
+        sample = tuple(torch.ones((2, 8), dtype=torch.int64) for _ in inputs)
+        axes = {name: {0: "batch", 1: "sequence"} for name in [*inputs, "last_hidden_state"]}
+        with _Logs(), torch.no_grad():
+            torch.onnx.export(
+                _Encoder(hf),
+                sample,
+                str(work / "fp32.onnx"),
+                input_names=inputs,
+                output_names=["last_hidden_state"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+            options = fusion.FusionOptions("bert")
+            fused = optimizer.optimize_model(
+                str(work / "fp32.onnx"),
+                model_type="bert",
+                num_heads=int(config.num_attention_heads),
+                hidden_size=dim,
+                optimization_options=options,
+                opt_level=0,
+            )
+            stats = fused.get_fused_operator_statistics()
+            fused.save_model_to_file(str(work / "fused.onnx"))
+            out = work / "out"
+            out.mkdir()
+            quantization.quantize_dynamic(
+                str(work / "fused.onnx"),
+                str(out / GRAPH_FILE),
+                per_channel=True,
+                weight_type=quantization.QuantType.QInt8,
+                # The weights of every MatMul: the bulk of the compute. Leaving the fused
+                # attention and the embedding tables in float keeps cosine ~0.993 on MiniLM
+                # (quantizing them too drops it to ~0.990) at no measured cost in speed.
+                op_types_to_quantize=list(QUANTIZED_TYPES),
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        for name in TOKENIZER_FILES:
+            if (source / name).is_file():
+                shutil.copyfile(source / name, out / name)
+        if not (out / TOKENIZER_FILE).is_file():
+            raise InvalidInput(f"{source / TOKENIZER_FILE} is missing; it cannot be exported.")
+        spec = {
+            "format": CONFIG_FORMAT,
+            "max_seq_length": max_seq,
+            "pooling": pooling,
+            "dim": dim,
+            "normalize": True,
+            "inputs": inputs,
+            "output": "last_hidden_state",
+            "opset": OPSET,
+            "quantization": QUANTIZATION,
+            "quantized_types": list(QUANTIZED_TYPES),
+        }
+        (out / CONFIG_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+        operators = graph_operators(out / GRAPH_FILE)
+        os.replace(out, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Exported(
+        folder=target,
+        opset=OPSET,
+        max_seq_length=max_seq,
+        dim=dim,
+        pooling=pooling,
+        fused={k: int(v) for k, v in stats.items() if k in _FUSED and v},
+        operators=operators,
+    )
