@@ -22,6 +22,8 @@ RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full
 def register(root: typer.Typer) -> None:
     """Add the model commands to the top-level app."""
     app.add_typer(train_app, name="train")
+    import garrison.cli._models_onnx  # noqa: F401  (adds `model optimize`)
+
     root.add_typer(app, name="model")
 
 
