@@ -72,7 +72,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Iterator[Wor
 
 
 @pytest.fixture(scope="module")
-def optimized(shared: Workspace, tiny: Path) -> tuple[ModelVersion, ModelVersion, dict[str, object]]:
+def optimized(
+    shared: Workspace, tiny: Path
+) -> tuple[ModelVersion, ModelVersion, dict[str, object]]:
     source = _register(shared, tiny, "tiny")
     result = optimize_embedder(shared.session("eve"), "tiny", name="tiny-int8", check_set=TEXTS)
     return source, result.version, result.to_dict()
@@ -240,7 +242,7 @@ def test_bad_sources_and_check_sets_are_refused(ws: Workspace, tiny: Path, tmp_p
     head.mkdir()
     (head / "classifier.json").write_text("{}")
     Models(stew).register(kind="classifier", name="clf", folder=head)
-    with pytest.raises(InvalidInput, match="not an embedder|only embedders"):
+    with pytest.raises(InvalidInput, match="only embedders"):
         optimize_embedder(stew, "clf", check_set=TEXTS)
     with pytest.raises(NotFound):
         optimize_embedder(stew, "nothing-here", check_set=TEXTS)
@@ -278,10 +280,10 @@ def test_a_tampered_cached_graph_is_never_loaded(
 def test_a_broken_onnx_folder_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "x"
     folder.mkdir()
-    with pytest.raises(InvalidInput, match="model.onnx"):
+    with pytest.raises(InvalidInput, match=r"model\.onnx"):
         OnnxEmbeddingModel("x", folder)
     (folder / "model.onnx").write_bytes(b"not a graph")
-    with pytest.raises(InvalidInput, match="onnx_config.json"):
+    with pytest.raises(InvalidInput, match=r"onnx_config\.json"):
         OnnxEmbeddingModel("x", folder)
     (folder / "onnx_config.json").write_text('{"format": 1, "max_seq_length": 0, "dim": 4}')
     with pytest.raises(InvalidInput, match="max_seq_length"):
@@ -312,7 +314,9 @@ def test_queries_are_first_sentences_or_perturbed_copies() -> None:
         "One two.",
         "the convoy left depot at dawn",
     ]
-    assert all(q and q != t for q, t in zip(queries_for(list(CHECK_TEXTS)), CHECK_TEXTS))
+    assert all(
+        q and q != t for q, t in zip(queries_for(list(CHECK_TEXTS)), CHECK_TEXTS, strict=True)
+    )
     assert len(set(CHECK_TEXTS)) == len(CHECK_TEXTS) >= 60
 
 
@@ -359,7 +363,9 @@ def test_cli_optimize(
     assert main([*args, "--as", "sam"]) == 4  # not a steward or evaluator
     short = tmp_path / "short.txt"
     short.write_text("one\ntwo\n")
-    assert main(["model", "optimize", source.ref, *w, "--check-file", str(short), "--as", "stew"]) == 2
+    assert (
+        main(["model", "optimize", source.ref, *w, "--check-file", str(short), "--as", "stew"]) == 2
+    )
     assert "at least" in capsys.readouterr().err
 
 
