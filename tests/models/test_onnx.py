@@ -352,7 +352,9 @@ def test_cli_optimize(
     capsys.readouterr()
     args = ["model", "optimize", source.ref, *w, "--check-file", str(check)]
     assert main([*args, "--as", "stew", "--name", "fast", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert captured.err == ""  # no library chatter (loading bars, quantizer advice)
     assert data["source"]["id"] == source.id and data["ref"].startswith("fast@")
     assert data["fidelity"]["passed"] is True and data["marking"] == "UNCLASSIFIED"
     assert data["quantized_operators"]["MatMulInteger"] > 0

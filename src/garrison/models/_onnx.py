@@ -13,8 +13,8 @@ An ONNX embedder folder holds::
 ``max_seq_length`` as sentence-transformers does, batches texts sorted by length (so a batch
 pads to about its own length, and holds at most :data:`TOKENS_PER_BATCH` padded tokens),
 mean-pools the token states with the attention mask and L2-normalizes. The session runs on the
-CPU execution provider with every graph optimization, ``OMP_NUM_THREADS`` (else every core)
-intra-op threads and no spinning. Dynamic quantization scales each batch's activations by that
+CPU execution provider with every graph optimization and ``OMP_NUM_THREADS`` (else every
+core) intra-op threads. Dynamic quantization scales each batch's activations by that
 batch's range, so a text's vector moves slightly (cosine > 0.999) with the texts it is batched
 with.
 
@@ -186,9 +186,6 @@ class OnnxEmbeddingModel(EmbeddingModel):
                 options.intra_op_num_threads = intra_op_threads()
                 options.inter_op_num_threads = 1
                 options.log_severity_level = 3
-                # Idle threads sleep rather than spin: the pipeline runs several workers, each
-                # with its own session, and spinning ones would take the others' cores.
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 self._session = ort.InferenceSession(
                     str(self.folder / GRAPH_FILE), options, providers=["CPUExecutionProvider"]
                 )
@@ -314,15 +311,24 @@ class _Logs:
         # about traced Python branches; neither concerns a fixed, evaluated encoder.
         warnings.simplefilter("ignore")
         self._levels: dict[str, int] = {}
-        for name in ("", "onnxruntime", "onnxruntime.transformers", "onnxruntime.quantization"):
+        for name in ("onnxruntime", "onnxruntime.transformers", "onnxruntime.quantization"):
             logger = logging.getLogger(name)
             self._levels[name] = logger.level
             logger.setLevel(logging.ERROR)
+        # The quantizer gives its advice on the root logger: drop just its records there.
+        logging.getLogger().addFilter(_drop_onnxruntime)
 
     def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeFilter(_drop_onnxruntime)
         for name, level in self._levels.items():
             logging.getLogger(name).setLevel(level)
         self._warnings.__exit__(None, None, None)
+
+
+def _drop_onnxruntime(record: logging.LogRecord) -> bool:
+    """False (drop) for a record logged from inside onnxruntime below ERROR."""
+    inside = f"{os.sep}onnxruntime{os.sep}" in (record.pathname or "")
+    return not (inside and record.levelno < logging.ERROR)
 
 
 def export_int8(source: Path, target: Path, *, max_seq_length: int) -> Exported:
