@@ -21,13 +21,16 @@ RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full
 
 def register(root: typer.Typer) -> None:
     """Add the model commands to the top-level app."""
-    import garrison.cli._models_bundle
-    from garrison.cli import _models_refine  # noqa: F401  (its commands join the groups)
+    # Each module adds its commands to ``app`` or ``train_app`` when imported.
+    from garrison.cli import (  # noqa: F401
+        _models_bundle,
+        _models_gen,
+        _models_onnx,
+        _models_refine,
+        _models_train,
+    )
 
     app.add_typer(train_app, name="train")
-    import garrison.cli._models_gen  # noqa: F401  (generators)
-    from garrison.cli import _models_train  # noqa: F401  (its commands join app and train_app)
-
     root.add_typer(app, name="model")
 
 

@@ -22,6 +22,8 @@ from garrison.models._generators import (
     register_endpoint,
     register_local,
 )
+from garrison.models._onnx import OnnxEmbeddingModel
+from garrison.models._optimize import Optimized, optimize_embedder
 from garrison.models._predict import predict
 from garrison.models._refine import RefineResult, train_embedder
 from garrison.models._registry import (
@@ -69,6 +71,8 @@ __all__ = [
     "ModelSpec",
     "ModelVersion",
     "Models",
+    "OnnxEmbeddingModel",
+    "Optimized",
     "Prediction",
     "RefineResult",
     "ResolvedClassifier",
@@ -85,6 +89,7 @@ __all__ = [
     "open_classifier",
     "open_embedder",
     "open_generator",
+    "optimize_embedder",
     "output_marking",
     "predict",
     "register_endpoint",

@@ -263,7 +263,20 @@ class SentenceTransformerModel(EmbeddingModel):
             value = json.loads(cfg.read_text()).get("max_seq_length")
             if isinstance(value, int):
                 return value
-        return 512
+        # Newer sentence-transformers write no max_seq_length: the tokenizer's limit and the
+        # model's position table bound it (a huge "unlimited" tokenizer value is ignored).
+        limits = []
+        tok = self.folder / "tokenizer_config.json"
+        if tok.is_file():
+            value = json.loads(tok.read_text()).get("model_max_length")
+            if isinstance(value, int) and 0 < value < 100_000:
+                limits.append(value)
+        model_cfg = self.folder / "config.json"
+        if model_cfg.is_file():
+            value = json.loads(model_cfg.read_text()).get("max_position_embeddings")
+            if isinstance(value, int) and value > 0:
+                limits.append(value)
+        return min([*limits, 512])
 
     def _config_dim(self) -> int:
         import json
