@@ -366,3 +366,22 @@ def test_chunk_never_sizes_with_a_registered_model(ws: Workspace) -> None:
     spec = parse_pipeline(text, source="registered.yaml")
     with pytest.raises(InvalidInput, match="Unknown embedding model"):
         run_pipeline(ws.session("stew"), spec)
+
+
+def test_an_optimized_int8_embedder_runs_in_the_pipeline_and_searches(ws: Workspace) -> None:
+    """Optimize the UNCLASSIFIED embedder to int8 ONNX, name it in the embed stage: the
+    pipeline re-embeds with the ONNX graph, and a reader's search embeds its query with it."""
+    from garrison.models import optimize_embedder
+    from garrison.search import search
+
+    texts = [text for text in DOCS.values()] * 5
+    texts = [f"{t} ({i})" for i, t in enumerate(texts)]
+    optimized = optimize_embedder(ws.session("stew"), "tiny-u", name="tiny-u8", check_set=texts)
+    assert optimized.version.manifest["parameters"]["format"] == "onnx"
+    ref = f"tiny-u8@{optimized.version.id[:8]}"
+    report = _run(ws, ref)
+    assert report.embeddings > 0
+    rows = _index_rows(ws)
+    assert rows and {r["model"] for r in rows} == {optimized.version.ref}
+    hits = search(ws.session("ustew"), "convoy fuel depot", k=3)
+    assert hits.mode == "hybrid" and hits.hits
