@@ -33,7 +33,7 @@ from garrison.assist._registered import (
 )
 from garrison.assist._text import estimate_tokens
 from garrison.cli.main import main
-from garrison.core.errors import InvalidInput, NotFound, NotPermitted
+from garrison.core.errors import InvalidInput, NotFound, NotPermitted, ServiceUnavailable
 from garrison.models import register_endpoint, register_local
 from garrison.security.markings import UNCLASSIFIED, join, parse_marking
 from garrison.store.session import SubjectSpec
@@ -273,6 +273,19 @@ def test_a_generator_the_asker_may_not_read_looks_missing(ws: Workspace, gens: R
     with pytest.raises(NotFound):
         ask(ws.session("cal"), HARBOR, generator=gens.secret_weights)
     assert ask(ws.session("uma"), "tomatoes", generator=EXTRACTIVE).generator == EXTRACTIVE
+
+
+def test_an_endpoint_that_fails_fails_the_question_in_one_sentence(
+    ws: Workspace, server: ChatServer, gens: Registered
+) -> None:
+    server.mode = "error-500"
+    try:
+        with pytest.raises(ServiceUnavailable) as raised:
+            ask(ws.session("sam"), HARBOR, generator=gens.open_u)
+    finally:
+        server.mode = "ok"
+    message = str(raised.value)
+    assert raised.value.exit_code == 5 and "\n" not in message and "internal" not in message
 
 
 # -- interfaces --------------------------------------------------------------------------------
