@@ -316,6 +316,15 @@ def test_cli_ask_with_a_generator(
     code = main(["-w", str(ws.root), "ask", HARBOR, "--as", "uma", "--generator", gens.local])
     _, err = capsys.readouterr()
     assert code == 3 and "Traceback" not in err
+    code = main(
+        ["-w", str(ws.root), "model", "add-endpoint", "ep-cli", "--base-url", server.base_url,
+         "--model", "tiny", "--accredited", "UNCLASSIFIED", "--context-tokens", "2048",
+         "--no-probe", "--as", "ada", "--json"]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["manifest"]["parameters"]["context_tokens"] == 2048
+    assert registered_generator(ws.session("uma"), "ep-cli").context_tokens == 2048
 
 
 def test_api_ask_with_a_generator(ws: Workspace, server: ChatServer, gens: Registered) -> None:
@@ -341,6 +350,16 @@ def test_api_ask_with_a_generator(ws: Workspace, server: ChatServer, gens: Regis
             headers=auth("sam"),
         )
         assert too_high.status_code == 403 and len(server.chat_requests) == requests
+        with client.stream(
+            "POST",
+            "/v1/ask",
+            json={"question": HARBOR, "generator": gens.open_u},
+            headers={**auth("sam"), "Accept": "text/event-stream"},
+        ) as streamed:
+            assert streamed.status_code == 200
+            assert streamed.headers[MARKING_HEADER] == "UNCLASSIFIED"
+            events = streamed.read().decode()
+        assert events.startswith("event: marking\n") and WITHHELD_NOTE in events
         hidden = client.post(
             "/v1/ask", json={"question": HARBOR, "generator": gens.local}, headers=auth("uma")
         )
