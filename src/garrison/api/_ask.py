@@ -46,6 +46,11 @@ class AskIn(BaseModel):
     conversation: str | None = Field(
         None, max_length=64, description="A conversation id to continue, or 'new'."
     )
+    generator: str | None = Field(
+        None,
+        max_length=200,
+        description="A registered generator, NAME or NAME@VERSION (default: extractive).",
+    )
 
 
 class CitationItem(BaseModel):
@@ -102,6 +107,7 @@ def answer_body(session: Session, body: AskIn) -> dict[str, Any]:
         max_marking=body.max_marking,
         question_marking=body.question_marking,
         conversation=body.conversation,
+        generator=body.generator,
     ).to_dict()
 
 

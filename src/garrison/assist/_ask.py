@@ -52,6 +52,7 @@ from garrison.assist._extractive import (
 )
 from garrison.assist._generator import Generator, clean_generated, support
 from garrison.assist._marking import check_ceiling, mark_question
+from garrison.assist._registered import registered_generator
 from garrison.assist._text import estimate_tokens
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotPermitted
@@ -77,7 +78,7 @@ def ask(
     k: int = DEFAULT_K,
     max_marking: str | None = None,
     question_marking: str | None = None,
-    generator: Generator | None = None,
+    generator: Generator | str | None = None,
     conversation: str | None = None,
 ) -> Answer:
     """Answer ``question`` from the chunks the session's subject may read.
@@ -85,9 +86,11 @@ def ask(
     ``k``: how many chunks retrieval considers (1..50). ``max_marking``: a ceiling the answer's
     marking must stay under (only chunks it dominates are retrieved). ``question_marking``: the
     marking of the question (default UNCLASSIFIED; a leading portion mark is joined in).
-    ``generator``: a generative model (:class:`Generator`); ``None`` for the extractive
-    answerer. ``conversation``: an id to continue, :data:`NEW_CONVERSATION` to start one, or
-    ``None`` for a question not kept. Audited as ``ask``.
+    ``generator``: a generative model (:class:`Generator`), or the ``NAME[@VERSION]`` of a
+    registered generator, opened with the session (one the asker may not read looks missing:
+    NotFound); ``None`` or ``"extractive"`` for the extractive answerer. ``conversation``: an
+    id to continue, :data:`NEW_CONVERSATION` to start one, or ``None`` for a question not
+    kept. Audited as ``ask``.
     """
     started = perf_counter()
     session.require(Action.READ, AuditAction.ASK)
@@ -99,6 +102,10 @@ def ask(
     marked = mark_question(session, question, question_marking=question_marking, ceiling=ceiling)
     if not marked.text:
         raise InvalidInput("The question is empty: ask it in at least one word.")
+    if isinstance(generator, str):
+        generator = (
+            None if generator.strip() == EXTRACTIVE else registered_generator(session, generator)
+        )
     store = Conversations(session) if conversation else None
     thread: Conversation | None = None
     asked = marked.marking

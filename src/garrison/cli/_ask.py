@@ -42,6 +42,12 @@ def ask_command(
         str | None,
         typer.Option("--conversation", help="Continue conversation ID, or 'new' to start one."),
     ] = None,
+    generator: Annotated[
+        str | None,
+        typer.Option(
+            "--generator", help="A registered generator, NAME[@VERSION] (default: extractive)."
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -57,6 +63,7 @@ def ask_command(
             max_marking=max_marking,
             question_marking=question_marking,
             conversation=conversation,
+            generator=generator,
         )
     if as_json:
         emit_json(answer.to_dict())

@@ -55,6 +55,10 @@ def add_endpoint(
     no_probe: Annotated[
         bool, typer.Option("--no-probe", help="Register without checking that it answers.")
     ] = False,
+    context_tokens: Annotated[
+        int | None,
+        typer.Option("--context-tokens", help="The endpoint's context size (default 4096)."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -72,6 +76,7 @@ def add_endpoint(
             marking=session.parse_marking(marking),
             api_key_file=api_key_file,
             probe=not no_probe,
+            context_tokens=context_tokens,
         )
         data = version.to_dict()
     _registered(data, as_json)

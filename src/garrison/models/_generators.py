@@ -455,13 +455,15 @@ def register_endpoint(
     probe: bool = True,
     card: Mapping[str, Any] | None = None,
     timeout: float = 30.0,
+    context_tokens: int | None = None,
 ) -> ModelVersion:
     """Register an OpenAI-compatible endpoint as a generator (admins; audited).
 
     ``accredited`` (never above system high, and dominating ``marking``) is the most the
     endpoint may receive; ``marking`` is what its weights are marked. Unless ``probe`` is
     False the endpoint must list ``model`` and answer a one-token completion, or nothing is
-    registered (ServiceUnavailable).
+    registered (ServiceUnavailable). ``context_tokens`` is the endpoint's context size (kept
+    in the parameters; the assistant assumes 4096 tokens when it is not given).
     """
     session.require(Action.GENERATOR_REGISTER, AuditAction.MODEL_REGISTER, object_id=name[:128])
     _check_name_and_marking(session, name, marking)
@@ -480,18 +482,26 @@ def register_endpoint(
             f"A generator whose weights are marked {marking.banner()} cannot run on an "
             f"endpoint accredited for {accredited.banner()} only."
         )
+    if context_tokens is not None and (
+        isinstance(context_tokens, bool)
+        or not isinstance(context_tokens, int)
+        or not 256 <= context_tokens <= 10_000_000
+    ):
+        raise InvalidInput("A context size is a whole number of tokens from 256 to 10,000,000.")
     key_path: Path | None = None
     if api_key_file is not None:
         key_path = Path(api_key_file).expanduser().resolve()
         read_api_key(key_path)  # readable and well-formed now; read again at every call
     if probe:
         OpenAIClient(url, model_id, api_key_file=key_path, timeout=timeout).probe()
-    parameters = {
+    parameters: dict[str, Any] = {
         "runtime": ENDPOINT_RUNTIME,
         "endpoint": {"base_url": url, "model": model_id},
         "accredited": accredited.banner(),
         "api_key_file": str(key_path) if key_path else None,
     }
+    if context_tokens is not None:
+        parameters["context_tokens"] = int(context_tokens)
     return Models(session)._register(
         kind="generator",
         name=name,
