@@ -42,6 +42,16 @@ TEXTS = [
 PARAMS = {"max_seq_length": 128}
 
 
+@pytest.fixture(autouse=True)
+def _tolerant_recall(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A random 32-wide model ranks many texts nearly alike: one of 50 queries may flip with
+    the thread count, moving recall@10 by 0.02 either way. The fidelity rule itself is tested
+    with explicit thresholds; MiniLM's is measured in bench/onnx.py."""
+    import garrison.models._optimize as optimize
+
+    monkeypatch.setattr(optimize, "RECALL_TOLERANCE", 0.05)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_sentence_transformer(tmp_path_factory.mktemp("tiny") / "st")

@@ -173,7 +173,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_model(ws: Wo
 
     def ctrl_c(p) -> None:  # type: ignore[no-untyped-def]
         seen.append(p.step)
-        assert p.total == 60 and p.eta_s is not None and p.eta_s >= 0
+        assert p.total == 70 and p.eta_s is not None and p.eta_s >= 0
         if p.step == 7:
             raise KeyboardInterrupt
 
@@ -193,7 +193,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_model(ws: Wo
         progress=lambda p: steps.append(p.step),
         **FAST,  # type: ignore[arg-type]
     )
-    assert again.resumed_from == 7 and steps[0] == 8 and steps[-1] == 60
+    assert again.resumed_from == 7 and steps[0] == 8 and steps[-1] == 70
     assert again.version.id == whole.version.id  # bit for bit what an uninterrupted run makes
     assert not any((ws.root / TRAIN_DIR).glob("*"))
 

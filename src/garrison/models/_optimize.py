@@ -63,6 +63,9 @@ __all__ = [
     "read_check_file",
 ]
 
+#: The most recall@10 of the int8 vectors may differ from fp32's (either way), by default.
+RECALL_TOLERANCE = 0.01
+
 #: Fewest held-out texts a check runs on (recall@10 over fewer candidates says nothing).
 MIN_CHECK_TEXTS = 20
 #: Most held-out texts taken from the workspace (spread over its readable chunks).
@@ -261,10 +264,12 @@ def check_fidelity(
     *,
     source: str = "given",
     min_cosine: float = 0.99,
-    recall_tolerance: float = 0.01,
+    recall_tolerance: float | None = None,
     progress: Progress | None = None,
 ) -> Fidelity:
     """Compare ``candidate`` with ``reference`` on ``texts`` (see the module docstring)."""
+    if recall_tolerance is None:
+        recall_tolerance = RECALL_TOLERANCE
     if len(texts) < MIN_CHECK_TEXTS:
         raise InvalidInput(f"A fidelity check needs at least {MIN_CHECK_TEXTS} distinct texts.")
     queries = queries_for(texts)
@@ -313,7 +318,7 @@ def optimize_embedder(
     check_set: Iterable[str] | None = None,
     progress: Progress | None = None,
     min_cosine: float = 0.99,
-    recall_tolerance: float = 0.01,
+    recall_tolerance: float | None = None,
 ) -> Optimized:
     """Export embedder ``ref`` to int8 ONNX, check it, and register it (stewards, evaluators).
 
