@@ -114,8 +114,10 @@ def test_a_refined_embedder_learns_what_its_base_does_not_relate(ws: Workspace) 
     result = train_embedder(stew, "refined", "tiny", pairs="pairs", **FAST)  # type: ignore[arg-type]
     _well_formed(result.metrics)
     base, refined = result.metrics["base"], result.metrics["refined"]
-    assert refined["recall@10"]["value"] > base["recall@10"]["value"] + 0.3
-    assert refined["mrr"]["value"] > base["mrr"]["value"]
+    # With a dozen-odd candidates, recall@10 of an unrelated base is already high by chance;
+    # the rank of the right passage (MRR) shows the learning plainly.
+    assert refined["recall@10"]["value"] >= max(base["recall@10"]["value"], 0.9)
+    assert refined["mrr"]["value"] > base["mrr"]["value"] + 0.3
     assert result.candidates > 10 and result.held_out_pairs >= result.candidates
     version = result.version
     dataset = Datasets(stew).get("pairs")
