@@ -20,11 +20,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip $(PIPQUIET)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embed,hf,web]' $(PIPQUIET)
+	$(BIN)/pip install --quiet -e '.[embed,hf,web,evaluate]' $(PIPQUIET)
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,embed,hf,archive7z,web,ray,optimize,train,generate]' $(PIPQUIET)
+	$(BIN)/pip install --quiet -e '.[dev,embed,hf,archive7z,web,ray,optimize,train,generate,evaluate,inspect]' $(PIPQUIET)
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed ## Create .venv and install Garrison (with the local embedding model)
