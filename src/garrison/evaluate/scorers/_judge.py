@@ -23,12 +23,14 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from garrison.assist import Generator
 from garrison.core.errors import InvalidInput, MarkingError, ServiceUnavailable
 from garrison.evaluate.scorers._base import Score, Scored, register
-from garrison.security.markings import dominates, system_high_dominates
+from garrison.security.markings import Marking, dominates, system_high_dominates
+
+if TYPE_CHECKING:  # the assistant's package is heavy to import; the protocol is all we need
+    from garrison.assist import Generator
 
 __all__ = ["DEFAULT_RUBRIC", "JudgeScorer", "parse_verdict"]
 
@@ -100,7 +102,11 @@ class JudgeScorer:
         scale: str = "0-1",
         name: str = "judge",
     ) -> None:
-        if not isinstance(generator, Generator):
+        if not (
+            isinstance(getattr(generator, "accredited", None), Marking)
+            and isinstance(getattr(generator, "marking", None), Marking)
+            and callable(getattr(generator, "generate", None))
+        ):
             raise InvalidInput("A judge needs a generator (garrison.assist.Generator).")
         if scale not in SCALES:
             raise InvalidInput(f"A judge's scale is '0-1' or 'pass-fail', not {scale!r}.")
