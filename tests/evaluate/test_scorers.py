@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -591,3 +592,10 @@ def test_the_judge_sends_the_item_marking_as_the_content_marking() -> None:
         JudgeScorer(object())  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
         JudgeScorer(fake, scale="1-10")
+
+
+def test_every_scorer_is_documented() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(docs.glob("evaluation*.md")))
+    for name in scorer_names():
+        assert f"`{name}`" in text, f"scorer {name!r} is not documented"
