@@ -30,6 +30,7 @@ from garrison.evaluate.scorers import (
     get_scorer,
     normalize_answer,
     parse_verdict,
+    score_all,
     scorer_names,
     token_f1,
 )
@@ -599,3 +600,14 @@ def test_every_scorer_is_documented() -> None:
     text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(docs.glob("evaluation*.md")))
     for name in scorer_names():
         assert f"`{name}`" in text, f"scorer {name!r} is not documented"
+
+
+def test_score_all_skips_what_does_not_apply_and_keeps_errors() -> None:
+    scorers = [get_scorer(n) for n in ("normalized", "accuracy", "supported", "citation-recall")]
+    item = qa({"text": "The ferry leaves the north pier at dawn.", "citations": []}, sources=["c1"])
+    got = score_all(scorers, item)
+    assert set(got) == {"normalized", "citation-recall"}  # accuracy: not a qa scorer
+    assert got["normalized"].value == 1.0  # supported: the response has no sentences
+    judge = JudgeScorer(_FakeGenerator())
+    with pytest.raises(MarkingError):
+        score_all([judge], item)  # an unmarked item is an error, not a skip

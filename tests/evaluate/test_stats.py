@@ -196,6 +196,9 @@ def test_clustered_rates_use_the_design_effect() -> None:
     # Independent-looking documents: no inflation (deff is at least 1, never shrinks n).
     mixed = [1.0, 0.0] * 32
     assert estimate(mixed, binary=True, clusters=clusters).effective_n == pytest.approx(64.0)
+    # Every item its own document: independent items, the plain Wilson interval.
+    own = [str(i) for i in range(64)]
+    assert estimate(values, binary=True, clusters=own) == plain
     # 0/N with clusters keeps a positive width.
     zero = estimate([0.0] * 64, binary=True, clusters=clusters)
     assert zero.low == 0.0 and zero.high > 0.0
