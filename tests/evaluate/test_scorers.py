@@ -266,6 +266,11 @@ def test_json_fields_accuracy() -> None:
     strict = score("json-fields", right, normalize=False)
     assert strict.value == pytest.approx(3 / 5)
     assert score("json-fields", extraction({"text": "no json"}, json=expected)).value == 0.0
+    # Keys with dots or brackets are keys, not paths.
+    dotted = {"a.b": 1, "c[0]": 2}
+    assert score("json-fields", extraction({"json": dict(dotted)}, json=dotted)).value == 1.0
+    nested = {"a": {"b": 1}, "c": [2]}
+    assert score("json-fields", extraction({"json": nested}, json=dotted)).value == 0.0
     # True is not 1.
     assert score("json-fields", extraction({"json": {"ok": 1}}, json={"ok": True})).value == 0.0
     with pytest.raises(NotApplicable):
@@ -299,6 +304,9 @@ def test_recall_and_mrr() -> None:
     assert score("recall@10", retrieval([], ["c1"])).value == 0.0
     with pytest.raises(NotApplicable):
         score("mrr", retrieval(["c1"], []))
+    for bad in ({"c1": "high"}, {"c1": -1.0}, {"c1": float("nan")}):
+        with pytest.raises(InvalidInput):
+            score("mrr", retrieval(["c1"], bad))
     with pytest.raises(NotApplicable):
         score("mrr", Scored("retrieval", {}, {"relevant": ["c1"]}, {"text": "no ranking"}))
     # A QA item's gold sources serve as its relevant chunks.
