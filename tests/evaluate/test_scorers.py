@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import CHRF
 from sklearn.metrics import f1_score, ndcg_score, precision_score, recall_score
@@ -36,10 +37,17 @@ from garrison.evaluate.scorers import (
 )
 from garrison.evaluate.stats import wilson
 from garrison.models import register_endpoint
-from garrison.security.markings import Marking, parse_marking
+from garrison.security.markings import (
+    Marking,
+    dominates,
+    join,
+    parse_marking,
+    system_high_dominates,
+)
 from garrison.store.session import SubjectSpec
 from garrison.store.workspace import Workspace
 from tests.models.openai_server import ChatServer, serve
+from tests.security.markings.test_markings_properties import markings
 
 M = parse_marking
 
@@ -619,3 +627,31 @@ def test_score_all_skips_what_does_not_apply_and_keeps_errors() -> None:
     judge = JudgeScorer(_FakeGenerator())
     with pytest.raises(MarkingError):
         score_all([judge], item)  # an unmarked item is an error, not a skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(accredited=markings(), item_marking=markings(), weights=markings())
+def test_the_judge_never_sends_above_its_accreditation_nor_writes_down(
+    accredited: Marking, item_marking: Marking, weights: Marking
+) -> None:
+    """For any accreditation, item marking and weights' marking: the judge is called exactly
+    when its accreditation dominates the item, with the item's marking as the content marking,
+    and keeps its reason only when the item's marking dominates what the judge wrote."""
+
+    class Marked(_FakeGenerator):
+        def generate(self, messages: Any, *, content_marking: Marking) -> Generation:
+            self.calls.append(content_marking)
+            return Generation('{"score": 1, "reason": "r"}', join(content_marking, weights))
+
+    fake = Marked()
+    fake.accredited = accredited
+    fake.marking = weights
+    item = Scored(ITEM.kind, ITEM.input, ITEM.expected, ITEM.response, item_marking)
+    if system_high_dominates(accredited, item_marking):
+        got = JudgeScorer(fake).score(item)
+        assert fake.calls == [item.marking]
+        assert ("reason" in got.detail) == dominates(item_marking, join(item_marking, weights))
+    else:
+        with pytest.raises(MarkingError):
+            JudgeScorer(fake).score(item)
+        assert fake.calls == []
