@@ -580,6 +580,23 @@ def test_a_judge_with_higher_marked_weights_cannot_write_its_reason_down(
     assert "reason" not in got.detail and "SECRET" in got.detail["reason_withheld"]
 
 
+def test_a_retry_is_marked_with_the_judges_first_answer() -> None:
+    """The retry carries the judge's first answer back to it: the content marking of the
+    second call joins that answer's marking in."""
+
+    class Stammering(_FakeGenerator):
+        answers = iter(["not json", '{"score": 1, "reason": "ok"}'])
+
+        def generate(self, messages: Any, *, content_marking: Marking) -> Generation:
+            self.calls.append(content_marking)
+            return Generation(next(self.answers), join(content_marking, M("CONFIDENTIAL")))
+
+    fake = Stammering()
+    got = JudgeScorer(fake).score(_marked(ITEM, "UNCLASSIFIED"))
+    assert got.detail["attempts"] == 2
+    assert fake.calls == [M("UNCLASSIFIED"), M("CONFIDENTIAL")]
+
+
 class _FakeGenerator:
     """A test double of the Generator protocol (no endpoint needed)."""
 
