@@ -35,7 +35,7 @@ __all__ = [
     "wilson_interval",
 ]
 
-Labels = Mapping[Hashable, Mapping[Hashable, Any]]
+Labels = Mapping[Any, Mapping[Any, Any]]
 
 #: Additive smoothing of the priors and confusion counts (a pseudo-count per cell).
 _SMOOTHING = 0.01
@@ -262,8 +262,8 @@ class GoldAccuracy:
 
 
 def compare_on_gold(
-    aggregated: Mapping[str, Mapping[Hashable, Any] | MajorityVote | DawidSkene],
-    gold: Mapping[Hashable, Any],
+    aggregated: Mapping[str, Mapping[Any, Any] | MajorityVote | DawidSkene],
+    gold: Mapping[Any, Any],
 ) -> dict[str, GoldAccuracy]:
     """Each method's accuracy on ``gold`` (task -> true label), side by side.
 
