@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from garrison.core.errors import InvalidInput
+from garrison.core.errors import InvalidInput, MissingExtra
 from garrison.label.agreement import Estimate
 from garrison.models import bootstrap
 from garrison.models._train_classifier import fit_head, softmax_probabilities
@@ -57,7 +57,10 @@ class _Model:
         self.classes = sorted(set(labels), key=lambda v: (type(v).__name__, str(v)))
         index = {c: i for i, c in enumerate(self.classes)}
         y = np.array([index[v] for v in labels], dtype=np.int64)
-        self.weight, self.bias = fit_head(x, y, len(self.classes), _C, seed)
+        try:
+            self.weight, self.bias = fit_head(x, y, len(self.classes), _C, seed)
+        except ImportError as exc:
+            raise MissingExtra("embed", "scikit-learn") from exc
 
     def probabilities(self, x: Matrix) -> Matrix:
         return softmax_probabilities(x, self.weight, self.bias)
