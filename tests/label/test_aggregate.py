@@ -104,7 +104,7 @@ def test_dawid_skene_beats_majority_vote_on_a_crowd_with_an_adversary(seed: int)
 
 
 def test_dawid_skene_posteriors_are_distributions_and_priors_follow_the_data() -> None:
-    labels, truth = crowd(0)
+    labels, _ = crowd(0)
     ds = dawid_skene(labels)
     assert isinstance(ds, DawidSkene) and ds.classes == tuple(CLASSES)
     for task, posterior in ds.posteriors.items():

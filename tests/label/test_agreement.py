@@ -185,7 +185,9 @@ def test_fleiss_kappa_matches_statsmodels(seed: int) -> None:
     rng = np.random.default_rng(seed)
     raters, units = int(rng.integers(2, 7)), int(rng.integers(10, 50))
     truth = rng.integers(0, 4, size=(units, 1))
-    ratings = np.where(rng.random((units, raters)) < 0.5, truth, rng.integers(0, 4, (units, raters)))
+    ratings = np.where(
+        rng.random((units, raters)) < 0.5, truth, rng.integers(0, 4, (units, raters))
+    )
     table, _ = aggregate_raters(ratings)
     expected = sm_fleiss(table, method="fleiss")
     assert fleiss_kappa(ratings.tolist()) == pytest.approx(expected, abs=1e-12)
@@ -320,7 +322,9 @@ def test_with_interval_over_pairs_and_documents() -> None:
     rng = np.random.default_rng(0)
     a = list(rng.integers(0, 3, size=200))
     b = [x if rng.random() < 0.8 else int(rng.integers(0, 3)) for x in a]
-    kappa = with_interval(lambda us: cohen_kappa(*zip(*us, strict=True)), list(zip(a, b, strict=True)))
+    kappa = with_interval(
+        lambda us: cohen_kappa(*zip(*us, strict=True)), list(zip(a, b, strict=True))
+    )
     assert kappa.low < kappa.value < kappa.high
     assert kappa.value == pytest.approx(cohen_kappa(a, b), abs=1e-6)
     docs = [([(0, 2, "A")], [(0, 2, "A")]), ([(0, 2, "A")], [(1, 3, "A")])] * 10

@@ -254,6 +254,7 @@ def read_label_studio_tasks(
             if not results:
                 continue
             kind = _kind(task, results, where)
+            value = _value(kind, results, data, where)
             width, height = _size(kind, results)
             meta = annotation.get("meta") if isinstance(annotation.get("meta"), dict) else {}
             version = meta.get("schema_version") if meta else None
@@ -262,7 +263,7 @@ def read_label_studio_tasks(
                     record_id=record_id,
                     marking=banner,
                     kind=kind,
-                    value=_value(kind, results, data, where),
+                    value=value,
                     text=data.get("prompt") if kind == "preference" else data.get("text"),
                     image=data.get("image"),
                     width=width,
