@@ -15,7 +15,6 @@ from garrison.label.aggregate import (
     compare_on_gold,
     dawid_skene,
     majority_vote,
-    wilson_interval,
 )
 from garrison.label.agreement import (
     BoxMatch,
@@ -39,13 +38,15 @@ from garrison.label.formats import (
     LabelRecord,
     coco_dataset,
     conll_text,
-    export_labels,
+    export_records,
     file_marking,
     label_studio_tasks,
     preference_lines,
     read_label_studio,
     read_label_studio_tasks,
+    records_from_rows,
     spacy_docs,
+    write_labels,
     yolo_files,
 )
 from garrison.label.functions import (
@@ -82,7 +83,7 @@ __all__ = [
     "compare_on_gold",
     "conll_text",
     "dawid_skene",
-    "export_labels",
+    "export_records",
     "file_marking",
     "fleiss_kappa",
     "krippendorff_alpha",
@@ -96,6 +97,7 @@ __all__ = [
     "preference_lines",
     "read_label_studio",
     "read_label_studio_tasks",
+    "records_from_rows",
     "simulate",
     "spacy_docs",
     "span_f1",
@@ -104,7 +106,7 @@ __all__ = [
     "span_token_units",
     "tokenize",
     "uncertainty",
-    "wilson_interval",
     "with_interval",
+    "write_labels",
     "yolo_files",
 ]
