@@ -4,14 +4,14 @@ The input is plain :class:`LabelRecord` values (one per label replica: a record,
 what it shows, the value an annotator gave); the labeling store turns its rows into these.
 Values by task ``kind``:
 
-=================  ===========================================================================
+==================  ==========================================================================
 ``classification``  a class name
 ``multilabel``      a tuple of class names
 ``spans``           a tuple of ``(start, end, label)`` character spans of ``text``
 ``boxes``           a tuple of ``(x, y, width, height, label)`` pixel boxes on ``image``
 ``preference``      ``{"chosen": text, "rejected": text}``; ``text`` is the prompt
 ``text``            the free-text answer
-=================  ===========================================================================
+==================  ==========================================================================
 
 Markings: every file written carries the marking of what it holds (the join of its records'
 markings) in a sidecar ``<file>.marking`` (one banner line), and inside the file wherever the
