@@ -358,3 +358,20 @@ def test_the_fast_alpha_interval_is_the_generic_one(level: str) -> None:
         (generic.value, generic.low, generic.high), abs=1e-6
     )
     assert math.isnan(alpha_interval({1: {"a": 1, "b": 1}}).value)
+
+
+def test_no_runtime_code_imports_the_gpl_reference() -> None:
+    import ast
+    from pathlib import Path
+
+    import garrison
+
+    root = Path(garrison.__file__).parent
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n.split(".")[0] == "krippendorff" for n in names), path
