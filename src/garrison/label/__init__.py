@@ -1,4 +1,112 @@
 """Labeling: tasks, consensus, gold, weak supervision and active learning over datasets, with
-pre-labels from models."""
+pre-labels from models.
 
-__all__: list[str] = []
+The algorithms are pure functions over plain values: agreement between annotators
+(:mod:`garrison.label.agreement`), aggregation of replicas (:mod:`garrison.label.aggregate`),
+active learning (:mod:`garrison.label.active`), labeling functions
+(:mod:`garrison.label.functions`) and label export formats (:mod:`garrison.label.formats`).
+"""
+
+from garrison.label.active import SeedRun, Simulation, next_batch, simulate, uncertainty
+from garrison.label.aggregate import (
+    DawidSkene,
+    GoldAccuracy,
+    MajorityVote,
+    compare_on_gold,
+    dawid_skene,
+    majority_vote,
+)
+from garrison.label.agreement import (
+    BoxMatch,
+    Estimate,
+    SpanScores,
+    alpha_interval,
+    cohen_kappa,
+    fleiss_kappa,
+    krippendorff_alpha,
+    match_boxes,
+    span_f1,
+    span_scores,
+    span_token_alpha,
+    span_token_units,
+    tokenize,
+    with_interval,
+)
+from garrison.label.formats import (
+    EXPORTERS,
+    KINDS,
+    LabelRecord,
+    coco_dataset,
+    conll_text,
+    export_records,
+    file_marking,
+    label_studio_tasks,
+    preference_lines,
+    read_label_studio,
+    read_label_studio_tasks,
+    records_from_rows,
+    spacy_docs,
+    write_labels,
+    yolo_files,
+)
+from garrison.label.functions import (
+    LabelingFunction,
+    LfReport,
+    RuleStats,
+    Votes,
+    apply_functions,
+    lf_report,
+    load_functions,
+    parse_functions,
+)
+
+__all__ = [
+    "EXPORTERS",
+    "KINDS",
+    "BoxMatch",
+    "DawidSkene",
+    "Estimate",
+    "GoldAccuracy",
+    "LabelRecord",
+    "LabelingFunction",
+    "LfReport",
+    "MajorityVote",
+    "RuleStats",
+    "SeedRun",
+    "Simulation",
+    "SpanScores",
+    "Votes",
+    "alpha_interval",
+    "apply_functions",
+    "coco_dataset",
+    "cohen_kappa",
+    "compare_on_gold",
+    "conll_text",
+    "dawid_skene",
+    "export_records",
+    "file_marking",
+    "fleiss_kappa",
+    "krippendorff_alpha",
+    "label_studio_tasks",
+    "lf_report",
+    "load_functions",
+    "majority_vote",
+    "match_boxes",
+    "next_batch",
+    "parse_functions",
+    "preference_lines",
+    "read_label_studio",
+    "read_label_studio_tasks",
+    "records_from_rows",
+    "simulate",
+    "spacy_docs",
+    "span_f1",
+    "span_scores",
+    "span_token_alpha",
+    "span_token_units",
+    "tokenize",
+    "uncertainty",
+    "with_interval",
+    "write_labels",
+    "yolo_files",
+]
