@@ -496,3 +496,13 @@ def test_a_payload_that_does_not_match_its_item_id_fails_closed(ws: Workspace) -
     with pytest.raises(CheckFailed):
         list(eve.items(suite.ref))
     assert any(e.action == AuditAction.INTEGRITY for e in ws.audit.tail(5))
+
+
+def test_malformed_references_answer_like_missing_suites(ws: Workspace) -> None:
+    _mixed(ws)
+    eve = Suites(ws.session("eve"))
+    for ref in ("mixed\x00", "x" * 400, "mixed@\n"):
+        with pytest.raises(NotFound):
+            eve.get(ref)
+    with pytest.raises(InvalidInput):
+        eve.get("mixed@")
