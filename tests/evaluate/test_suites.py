@@ -395,6 +395,10 @@ def test_from_dataset_marks_each_item_like_its_record(ws: Workspace, tmp_path: P
     assert {i.marking.banner() for i in Suites(ws.session("val")).items(suite.ref)} == {
         "UNCLASSIFIED"
     }
+    # The dataset's name and id are marked like the whole suite: a reader of only some items
+    # is told how it was built, not from what.
+    assert Suites(ws.session("val")).get(suite.ref).source == {"type": "dataset"}
+    assert eve.get(suite.ref).source["name"] == "ds"
     with pytest.raises(InvalidInput, match="no label"):
         eve.from_dataset("cls2", "ds", text_field="text", label_field="nosuchfield")
     with pytest.raises(InvalidInput, match="classification"):

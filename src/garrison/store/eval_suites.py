@@ -64,6 +64,9 @@ class ReadableSuiteRow:
     readable_count: int
     #: The join of the items the reader may read.
     marking: Marking
+    #: The suite's own marking (the join of all its items), for deciding what of its
+    #: metadata beyond the items the reader may see.
+    suite_marking: Marking | None = None
 
 
 def _item_query(suite_ids: Collection[str] | None) -> Any:
@@ -106,7 +109,8 @@ def readable_suite_rows(
                 markings[item.suite_id].append(marking)
         for suite_id, row in candidates.items():
             if counts.get(suite_id):
-                out.append(ReadableSuiteRow(row, counts[suite_id], join(*markings[suite_id])))
+                own = session.marking_of(orm, row.marking_id)
+                out.append(ReadableSuiteRow(row, counts[suite_id], join(*markings[suite_id]), own))
     return out
 
 
