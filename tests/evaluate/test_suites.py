@@ -510,3 +510,17 @@ def test_malformed_references_answer_like_missing_suites(ws: Workspace) -> None:
             eve.get(ref)
     with pytest.raises(InvalidInput):
         eve.get("mixed@")
+
+
+def test_a_version_stored_meanwhile_is_an_error_not_a_crash(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import garrison.store.eval_suites as store
+
+    _mixed(ws)
+    monkeypatch.setattr(store, "_next_version", lambda session, name: 1)  # a racing writer
+    eve = Suites(ws.session("eve"))
+    with pytest.raises(InvalidInput, match="same time"):
+        eve.create("mixed", "qa", [_qa(eve.session, "newer", "UNCLASSIFIED")])
+    monkeypatch.undo()
+    assert eve.create("mixed", "qa", [_qa(eve.session, "newer", "U")]).version == 2
