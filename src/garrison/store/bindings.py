@@ -50,6 +50,8 @@ from garrison.store.models import (
     DocumentRow,
     ElementRow,
     ElementState,
+    EvalSuiteItemRow,
+    EvalSuiteRow,
     FindingRow,
     InternedMarking,
     ModelVersionRow,
@@ -217,6 +219,24 @@ register(
             "probability",
             "probabilities",
         ),
+    ),
+)
+register(
+    EvalSuiteRow,
+    BindingSpec(
+        "eval_suites",
+        "id",
+        markings=("marking_id",),
+        content=("name", "version", "kind", "holdout", "manifest", "item_count", "snapshot"),
+    ),
+)
+register(
+    EvalSuiteItemRow,
+    BindingSpec(
+        "eval_suite_items",
+        "id",
+        markings=("marking_id",),
+        content=("suite_id", "item_id", "position", "cluster", "slices"),
     ),
 )
 
