@@ -238,8 +238,9 @@ def notes_for(results: dict[str, Any], load: str) -> list[str]:
     ]
     if minilm is not None and minilm < results["documents"]:
         notes.append(
-            f"The MiniLM-indexed run has {minilm} reports because embedding 10,000 with MiniLM "
-            "on this busy machine takes most of an hour; the answerer's own part is the same "
+            f"The MiniLM-indexed run has {minilm} reports because embedding "
+            f"{results['documents']:,} with MiniLM on this busy machine takes most of an hour "
+            f"({MINILM_ENV}); the answerer's own part is the same "
             "per question at any corpus size (it scores the k retrieved chunks), while search's "
             "part grows with the corpus as above."
         )
