@@ -1250,6 +1250,27 @@ def _answer_body(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in ("question", "timings")}
 
 
+def _web_ask_stream(corpus: Corpus, user: str, form: dict[str, str]) -> Answer:
+    """The Ask page's event stream for ``form`` (after :func:`_web_post`: its CSRF token), less
+    the ``question`` event, which repeats what the asker typed."""
+    response = _browser(corpus, user).post(
+        "/ui/ask/stream", data={**form, "csrf": corpus.csrf[user]}
+    )
+    events = []
+    for block in response.text.split("\n\n"):
+        if block.strip():
+            fields = dict(line.split(": ", 1) for line in block.split("\n"))
+            if fields["event"] != "question":
+                events.append([fields["event"], json.loads(fields["data"])])
+    assert events and events[0][0] == "marking", events  # the marking before any text
+    return Answer(
+        ok=response.status_code == 200,
+        body=events,
+        status=response.status_code,
+        headers={k.lower(): v for k, v in response.headers.items()},
+    )
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_no_read_up_in_assistant_answers(corpus: Corpus, data: st.DataObject) -> None:
@@ -1278,7 +1299,12 @@ def test_no_read_up_in_assistant_answers(corpus: Corpus, data: st.DataObject) ->
     web = _web_post(corpus, user, "/ui/ask", form)
     web.body = _ASK_ECHOES.sub("", web.body)  # the question, as the asker typed it
     _check_no_leak(view, session, web, "", "web /ui/ask")
-    assert lib.ok and api.ok and web.ok, (lib.error, api.body, web.status)
+    streamed = _web_ask_stream(corpus, user, form)
+    _check_no_leak(view, session, streamed, "", "web /ui/ask/stream")
+    assert lib.ok and api.ok and web.ok and streamed.ok, (lib.error, api.body, web.status)
+    assert [d["text"] for n, d in streamed.body if n == "sentence"] == [
+        s["text"] for s in lib.body["sentences"]
+    ]
     assert api.body == lib.body  # the same answer by either path
     body = lib.body
     for banner in (body["context_marking"], body["question_marking"]):

@@ -6,6 +6,16 @@
 - ``/ask/conversations``: the subject's own conversations, newest first, in pages;
   ``/ask/conversations/{id}``: its turns and a follow-up form; ``.../delete`` deletes it.
   Another subject's conversation answers with the same 404 page as a missing one.
+- ``POST /ask/stream`` and ``POST /ask/conversations/{id}/stream``: the same questions (same
+  form fields, same CSRF token) answered as server-sent events, for the page's script
+  (``static/ask.js``) to render as they arrive; the plain form posts stay the fallback when
+  scripts are off. The events, in order: ``marking`` (the answer's marking and the page's
+  banner once the answer is on it, with their banner classes -- always first, before any text),
+  ``question``, one ``sentence`` per answer sentence, one ``citation`` per citation (link
+  decided as on the page), and ``done`` (notes, generator, refusal, the conversation). A form
+  the assistant refuses (an invalid field, a marking above the asker) answers 400 or 403 with one
+  ``error`` event; a conversation that is not the asker's is the same 404 page as a missing one;
+  a missing or wrong CSRF token is the page's 403.
 
 The banner of an answer's page is the join of everything it shows: the answer's marking (which
 dominates every sentence and citation on it). Answer and quoted text are data, never markup:
@@ -18,21 +28,26 @@ ever on a page.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from garrison.assist import DEFAULT_K, MAX_K, NEW_CONVERSATION, Conversations, ask
 from garrison.assist._ask import MAX_QUESTION
-from garrison.core.errors import InvalidInput, NotPermitted
+from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.store.catalog_reads import CatalogView, catalog_view
 from garrison.web._banner import PageMarkings, banner_style
 from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
 from garrison.web._pages import CEILINGS, locator_text
 
-__all__ = ["register"]
+__all__ = ["EVENT_STREAM", "register"]
+
+#: The media type of the streamed answers.
+EVENT_STREAM = "text/event-stream"
 
 _SPACE = re.compile(r"\s+")
 #: The longest conversation id a page looks up (ids are 32 hex digits).
@@ -188,6 +203,107 @@ def _asked(
     ).to_dict()
 
 
+def _event(name: str, data: Any) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _stream_response(events: list[str], marking: str, status: int = 200) -> Response:
+    """Prepared events as an event stream; ``marking`` is the page's once they are shown."""
+
+    def chunks() -> Iterator[str]:
+        yield from events
+
+    return StreamingResponse(
+        chunks(),
+        status_code=status,
+        media_type=EVENT_STREAM,
+        headers={"X-Garrison-Marking": marking, "X-Accel-Buffering": "no"},
+    )
+
+
+def _stream_error(status: int, message: str) -> Response:
+    """A refused form as one ``error`` event (nothing marked is shown: UNCLASSIFIED)."""
+    return _stream_response(
+        [_event("error", {"status": status, "message": message})], "UNCLASSIFIED", status
+    )
+
+
+def _streamed(viewer: Viewer, data: dict[str, Any], *, follow_up: bool) -> Response:
+    """The answer ``data`` as the page's events: every link and marking decided here, before
+    the first byte, and the page's banner sent ahead of any text."""
+    session = viewer.session
+    page = PageMarkings(session)
+    conversation_id = data.get("conversation_id")
+    conversation_marking: str | None = None
+    anchor = "answer"
+    if conversation_id and follow_up:
+        # The page already shows the conversation's earlier turns: its banner is the join of
+        # them all and this answer, which the conversation's own marking now is.
+        conversation = Conversations(session).get(str(conversation_id))
+        conversation_marking = page.add(conversation.marking)
+        anchor = f"turn-{len(conversation.turns)}"
+    with catalog_view(session) as view:
+        shown = _answer(view, page, data, anchor)
+    if conversation_id and conversation_marking is None:
+        conversation_marking = shown["marking"]  # a new conversation: this is its one turn
+    page_marking = page.marking()
+    events = [
+        _event(
+            "marking",
+            {
+                "marking": shown["marking"],
+                "banner_class": shown["banner_class"],
+                "context_marking": str(data.get("context_marking") or shown["marking"]),
+                "page_marking": page_marking.banner(),
+                "page_banner_class": page.style().css_class,
+                "anchor": anchor,
+            },
+        ),
+        _event(
+            "question",
+            {"text": shown["question"], "portion": shown["question_portion"]},
+        ),
+    ]
+    events += [_event("sentence", s) for s in shown["sentences"]]
+    events += [_event("citation", c) for c in shown["citations"]]
+    events.append(
+        _event(
+            "done",
+            {
+                "refused": shown["refused"],
+                "notes": shown["notes"],
+                "generator": shown["generator"],
+                "conversation_id": conversation_id,
+                "conversation_url": (
+                    f"{PREFIX}/ask/conversations/{conversation_id}" if conversation_id else None
+                ),
+                "conversation_marking": conversation_marking,
+            },
+        )
+    )
+    return _stream_response(events, page_marking.banner())
+
+
+def _stream_question(
+    viewer: Viewer,
+    question: str,
+    k: int,
+    max_marking: str,
+    question_marking: str,
+    conversation: str | None,
+    *,
+    follow_up: bool,
+) -> Response:
+    try:
+        # NotFound (the one 404 page) when a conversation is not the subject's to read.
+        data = _asked(viewer, question, k, max_marking, question_marking, conversation)
+    except InvalidInput as exc:
+        return _stream_error(400, exc.message)
+    except NotPermitted as exc:
+        return _stream_error(403, exc.message)
+    return _streamed(viewer, data, follow_up=follow_up)
+
+
 def register(app: FastAPI) -> None:
     """Add the Ask pages to the UI app."""
 
@@ -230,6 +346,23 @@ def register(app: FastAPI) -> None:
         if data.get("conversation_id"):
             return redirect(f"{PREFIX}/ask/conversations/{data['conversation_id']}#latest")
         return _ask_page(request, viewer, answer=data, form=form)
+
+    @app.post("/ask/stream")
+    def ask_stream(
+        request: Request,
+        viewer: ViewerDep,
+        question: Annotated[str, Form(max_length=2 * MAX_QUESTION)] = "",
+        k: Annotated[int, Form(ge=1, le=MAX_K)] = DEFAULT_K,
+        max_marking: Annotated[str, Form(max_length=400)] = "",
+        question_marking: Annotated[str, Form(max_length=400)] = "",
+        keep: Annotated[str, Form(max_length=10)] = "",
+        csrf: Annotated[str, Form(max_length=200)] = "",
+    ) -> Response:
+        get_ui(request).check_csrf(viewer, csrf)
+        conversation = NEW_CONVERSATION if keep else None
+        return _stream_question(
+            viewer, question, k, max_marking, question_marking, conversation, follow_up=False
+        )
 
     @app.get("/ask/conversations", response_class=HTMLResponse)
     def conversations(
@@ -292,6 +425,25 @@ def register(app: FastAPI) -> None:
                 request, viewer, wanted, error=exc.message, status=403, form=form
             )
         return redirect(f"{PREFIX}/ask/conversations/{data['conversation_id']}#latest")
+
+    @app.post("/ask/conversations/{conversation_id}/stream")
+    def follow_up_stream(
+        request: Request,
+        viewer: ViewerDep,
+        conversation_id: str,
+        question: Annotated[str, Form(max_length=2 * MAX_QUESTION)] = "",
+        k: Annotated[int, Form(ge=1, le=MAX_K)] = DEFAULT_K,
+        max_marking: Annotated[str, Form(max_length=400)] = "",
+        question_marking: Annotated[str, Form(max_length=400)] = "",
+        csrf: Annotated[str, Form(max_length=200)] = "",
+    ) -> Response:
+        get_ui(request).check_csrf(viewer, csrf)
+        wanted = conversation_id[:_MAX_ID]
+        if wanted == NEW_CONVERSATION:  # a page streams into the conversation it shows
+            raise NotFound(f"No conversation with id {wanted!r}.")
+        return _stream_question(
+            viewer, question, k, max_marking, question_marking, wanted, follow_up=True
+        )
 
     @app.post("/ask/conversations/{conversation_id}/delete", response_class=HTMLResponse)
     def delete(
