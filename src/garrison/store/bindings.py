@@ -50,6 +50,9 @@ from garrison.store.models import (
     DocumentRow,
     ElementRow,
     ElementState,
+    EvalCacheRow,
+    EvalRunItemRow,
+    EvalRunRow,
     FindingRow,
     InternedMarking,
     ModelVersionRow,
@@ -218,6 +221,29 @@ register(
             "probabilities",
         ),
     ),
+)
+
+register(
+    EvalRunRow,
+    BindingSpec(
+        "eval_runs",
+        "id",
+        markings=("marking_id",),
+        content=("kind", "suite_id", "system", "scorers", "parameters", "created_by"),
+    ),
+)
+register(
+    EvalRunItemRow,
+    BindingSpec(
+        "eval_run_items",
+        "id",
+        markings=("marking_id",),
+        content=("run_id", "item_id", "status", "scores", "binary", "cluster", "transcript"),
+    ),
+)
+register(
+    EvalCacheRow,
+    BindingSpec("eval_cache", "key", markings=("marking_id",), content=("response",)),
 )
 
 
