@@ -26,6 +26,7 @@ Every operation is audited (``eval.run``, ``eval.runs-list``, ``eval.run-read``,
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -215,7 +216,7 @@ class RunWriter:
         """Mark the run ``complete`` (audited as ``eval.run``) and return its summary."""
         self._set("complete")
         self._finished = True
-        return Runs(self.session)._summary_by_id(self.run_id, audit=False)
+        return Runs(self.session)._writer_summary(self.run_id)
 
     def _set(self, status: str) -> None:
         with self.session.workspace.catalog.transaction() as orm:
@@ -384,7 +385,7 @@ class Runs:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def list(self) -> list[RunSummary]:
+    def list(self) -> builtins.list[RunSummary]:
         """The runs whose marking the session dominates, newest first (audited)."""
         self.session.require(Action.READ, AuditAction.EVAL_RUNS_LIST)
         with self.session.workspace.catalog.transaction() as orm:
@@ -411,7 +412,7 @@ class Runs:
         with self.session.workspace.catalog.transaction() as orm:
             row, run_marking = eval_runs.find_run(self.session, orm, ref)
             found = list(eval_runs.readable_item_rows(self.session, orm, row.id))
-            results = []
+            results: builtins.list[ItemResult] = []
             for item_row, marking in found:
                 result = _result(item_row, marking)
                 if transcripts:
@@ -465,6 +466,36 @@ class Runs:
             **dict(opened),
         }
 
+    def samples(self, ref: str) -> builtins.list[Any]:
+        """The run's readable items as report samples (input, target, output, scores), for the
+        Inspect log export; each from its transcript."""
+        from garrison.evaluate.report import Sample
+
+        out = []
+        for result in self.items(ref, transcripts=True):
+            t = result.transcript
+            item = t.get("item") or {}
+            response = t.get("response") or {}
+            out.append(
+                Sample(
+                    id=result.item_id,
+                    input=item.get("input", {}),
+                    target=item.get("expected", {}),
+                    output=response,
+                    scores=dict(result.scores),
+                    metadata={
+                        "status": result.status,
+                        "marking": result.marking.banner(),
+                        "cluster": result.cluster,
+                        "slices": dict(result.slices),
+                        "latency_ms": result.latency_ms,
+                        "tokens": result.tokens,
+                        "error": result.error,
+                    },
+                )
+            )
+        return out
+
     def report(self, ref: str) -> RunReport:
         """The run's report: every metric with its interval, per slice, and the power
         statement; marked with the run's marking (audited as ``eval.run-report``)."""
@@ -510,7 +541,7 @@ class Runs:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _all_items(self, run_id: str) -> list[ItemResult]:
+    def _all_items(self, run_id: str) -> builtins.list[ItemResult]:
         with self.session.workspace.catalog.transaction() as orm:
             return [
                 _result(r, m) for r, m in eval_runs.readable_item_rows(self.session, orm, run_id)
@@ -563,8 +594,18 @@ class Runs:
             )
         return summary
 
-    def _summary_by_id(self, run_id: str, *, audit: bool = True) -> RunSummary:
-        return self._summary_by_ref(run_id, audit=audit)
+    def _writer_summary(self, run_id: str) -> RunSummary:
+        """The summary its writer gets back: the whole run when they dominate its marking, else
+        only the items they may read, marked with the join of those (never the rest)."""
+        with self.session.workspace.catalog.transaction() as orm:
+            row = orm.get(EvalRunRow, run_id)
+            if row is None:
+                raise NotFound(f"No evaluation run {run_id[:12]}.")
+            marking = self.session.marking_of(orm, row.marking_id) or UNCLASSIFIED
+            if not self.session.can_read(marking):
+                found = list(eval_runs.readable_item_rows(self.session, orm, run_id))
+                marking = join(*(m for _, m in found)) if found else UNCLASSIFIED
+            return self._summary(orm, row, marking)
 
 
 def _with_transcript(result: ItemResult, transcript: Mapping[str, Any]) -> ItemResult:
