@@ -53,6 +53,8 @@ from garrison.store.models import (
     EvalCacheRow,
     EvalRunItemRow,
     EvalRunRow,
+    EvalSuiteItemRow,
+    EvalSuiteRow,
     FindingRow,
     InternedMarking,
     ModelVersionRow,
@@ -222,7 +224,24 @@ register(
         ),
     ),
 )
-
+register(
+    EvalSuiteRow,
+    BindingSpec(
+        "eval_suites",
+        "id",
+        markings=("marking_id",),
+        content=("name", "version", "kind", "holdout", "manifest", "item_count", "snapshot"),
+    ),
+)
+register(
+    EvalSuiteItemRow,
+    BindingSpec(
+        "eval_suite_items",
+        "id",
+        markings=("marking_id",),
+        content=("suite_id", "item_id", "position", "cluster", "slices"),
+    ),
+)
 register(
     EvalRunRow,
     BindingSpec(

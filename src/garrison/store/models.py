@@ -31,6 +31,8 @@ __all__ = [
     "EvalCacheRow",
     "EvalRunItemRow",
     "EvalRunRow",
+    "EvalSuiteItemRow",
+    "EvalSuiteRow",
     "FindingRow",
     "InternedMarking",
     "JobItemRow",
@@ -435,6 +437,52 @@ class TokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EvalSuiteRow(Base):
+    """An immutable evaluation suite version: its manifest (kind, holdout flag, source and the
+    items' content ids, in order), whose hash is its id. The items' payloads are sealed in the
+    encrypted blob store (``snapshot``); each item also has an :class:`EvalSuiteItemRow`, so
+    reads are filtered and counted per item. Marked with the join of its items."""
+
+    __tablename__ = "eval_suites"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    #: 1, 2, ... per name, in the order versions were created.
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    holdout: Mapped[bool] = mapped_column(Boolean)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    item_count: Mapped[int] = mapped_column(Integer)
+    #: SHA-256 of the sealed item payloads in the encrypted blob store.
+    snapshot: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class EvalSuiteItemRow(Base):
+    """One item of a suite version: its content id, place, marking, cluster and slices (the
+    payload stays sealed in the suite's snapshot). Marked with the join of its sources."""
+
+    __tablename__ = "eval_suite_items"
+
+    #: SHA-256 of the suite id and the item id: one row per item of a version.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    suite_id: Mapped[str] = mapped_column(ForeignKey("eval_suites.id"), index=True)
+    #: The item's content id (SHA-256 of its kind, input, expected, marking and sources).
+    item_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    #: What the item is not independent of: its source document's id, else the item id.
+    cluster: Mapped[str] = mapped_column(String(64))
+    slices: Mapped[dict[str, str]] = mapped_column(JSON)
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class EvalRunRow(Base):
