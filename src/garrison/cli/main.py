@@ -20,6 +20,7 @@ from garrison.cli import (
     _audit,
     _datasets,
     _docs,
+    _eval,
     _ingest,
     _marking,
     _models,
@@ -81,6 +82,7 @@ _models.register(app)
 _search.register(app)
 _ask.register(app)
 _api.register(app)
+_eval.register(app)
 app.add_typer(_docs.app, name="docs")
 app.add_typer(_docs.jobs_app, name="jobs")
 app.add_typer(_marking.app, name="marking")
