@@ -1,4 +1,4 @@
-"""The Inspect export: an ``EvalLog`` JSON that ``inspect_ai`` reads offline, every sample marked."""
+"""The Inspect export: an ``EvalLog`` JSON that ``inspect_ai`` reads offline, each sample marked."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from tests.evaluate.report_fixtures import CONF, HOSTILE, SECRET, run_report, sa
 
 
 @pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Any connection to a non-loopback address fails (and is recorded), as in the test
     namespace; DNS lookups fail too."""
     attempts: list[Any] = []
@@ -41,7 +40,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield attempts
+    return attempts
 
 
 @pytest.fixture

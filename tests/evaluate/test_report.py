@@ -26,7 +26,9 @@ from garrison.evaluate.report import (
 from garrison.security.markings import parse_marking
 from tests.evaluate.report_fixtures import HOSTILE, SECRET, compare_report, run_report
 
-_BANNER = re.compile(r'<div class="banner"[^>]*style="background:([^;]+);color:([^"]+)">([^<]*)</div>')
+_BANNER = re.compile(
+    r'<div class="banner"[^>]*style="background:([^;]+);color:([^"]+)">([^<]*)</div>'
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def test_html_banner_top_and_bottom_in_the_marking_colours(
     assert len(banners) == 2
     style = banner_style(SECRET)
     assert banners[0] == (style.background, style.color, "SECRET//NOFORN") == banners[1]
-    assert body.startswith("<div class=\"banner\"") and body.endswith("</div>")
+    assert body.startswith('<div class="banner"') and body.endswith("</div>")
     assert "<title>SECRET//NOFORN " in text
 
 
@@ -187,8 +189,8 @@ def test_markdown_shows_the_figures_as_tables(report: RunReport) -> None:
             assert f" | {b['count']} |" in text
         for dimension, slices in metric.slices.items():
             assert f"## {metric.name} by {dimension}" in text
-            for est in slices.values():
-                assert f"| {est.value:.3f} | 95% [{est.low:.3f}, {est.high:.3f}] | {est.n} |" in text
+            for e in slices.values():
+                assert f"| {e.value:.3f} | 95% [{e.low:.3f}, {e.high:.3f}] | {e.n} |" in text
     assert "| 0 (fail) | 16 |" in text and "| 1 (pass) | 24 |" in text
     for statement in report.power:
         assert f"- {md_text(statement)}" in text
