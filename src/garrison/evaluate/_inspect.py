@@ -77,10 +77,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def _model_name(report: RunReport) -> str:
+    """Inspect names a model ``provider/name``: ours is ``garrison/`` and the system's ref
+    (``garrison/assistant:k=8``), prefixed with its kind when the ref does not start with it."""
     system = report.system
-    ref = system.get("ref") or system.get("version") or system.get("name") or "system"
-    kind = system.get("kind") or "system"
-    return f"garrison/{kind}/{ref}" if not str(ref).startswith(f"{kind}") else f"garrison/{ref}"
+    ref = str(system.get("ref") or system.get("version") or system.get("name") or "system")
+    kind = str(system.get("kind") or "system")
+    return f"garrison/{ref}" if ref.startswith(kind) else f"garrison/{kind}/{ref}"
 
 
 def _sample_json(sample: Sample, marking: Marking, model: str, epoch: int) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Figures are drawn on a bare :class:`matplotlib.figure.Figure` (no pyplot, so no global state
 shared between threads) and saved as SVG with text as paths: the page needs no fonts, and no
-item text reaches the markup as text (matplotlib writes a label only into an escaped comment).
+item text reaches the markup as text (matplotlib's label comments are removed).
 The XML prologue is dropped so the ``<svg>`` element sits inside the HTML page. matplotlib is in
 the ``evaluate`` extra and imported when a figure is drawn.
 """
@@ -50,6 +50,9 @@ def _svg(fig: Figure, title: str) -> str:
     # matplotlib's <metadata> block names the RDF/Dublin Core vocabularies by URL; drop it so
     # the page names no outside address at all.
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
+    # matplotlib repeats each label in a comment (escaped, "--" broken up); labels are drawn
+    # as paths already, so the comments go: no slice name or title reaches the markup as text.
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
     return text.replace("<svg ", f'<svg role="img" aria-label="{html_text(title)}" ', 1)
 
 
