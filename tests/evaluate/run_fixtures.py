@@ -86,7 +86,7 @@ def qa_suite(
     ws: Workspace, name: str = "ferries", *, words: tuple[str, ...] | None = None
 ) -> SuiteVersion:
     items = qa_items(ws, words=words or tuple(CANARIES))
-    return Suites(ws.session("ted")).create(name, "qa", items)
+    return Suites(ws.session("ted")).create(name, "qa", items, source={"test": name})
 
 
 @pytest.fixture(scope="module")
