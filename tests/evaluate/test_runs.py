@@ -294,3 +294,36 @@ def test_report_is_marked_and_has_intervals(ws: Workspace, suite: str, tmp_path:
     )
     samples = runs.samples(summary.ref)
     assert len(samples) == 4
+
+
+def test_model_card_shows_its_latest_evaluation(
+    ws: Workspace,  # noqa: F811
+    classifier: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from garrison.cli.main import main
+    from garrison.models import Models
+
+    session = ws.session("ted")
+    version = Models(session).get(classifier)
+    items = [
+        NewItem(input={"text": f"Road {i} is open."}, expected={"label": "routine"}, marking=M("U"))
+        for i in range(5)
+    ]
+    suite = Suites(session).create("triage-u", "classification", items)
+    runs = Runs(session)
+    low = runs.start(suite.ref, SystemSpec("classifier", classifier))
+    card = runs.latest_for_model(version.id, version.marking)
+    assert card is not None and card["run"] == low.ref
+    assert card["metrics"]["accuracy"]["value"] == 0.0 and card["metrics"]["accuracy"]["n"] == 5
+    code = main(["model", "card", classifier, "--as", "ted", "-w", str(ws.root)])
+    out = capsys.readouterr().out
+    assert code == 0 and "## Latest evaluation" in out and low.ref in out and "accuracy" in out
+    # A newer run marked above the card (SECRET items): the card only names it.
+    secret = [NewItem(input={"text": "Bridge out."}, expected={"label": "urgent"}, marking=M("S"))]
+    high_suite = Suites(session).create("triage-s", "classification", secret)
+    high = runs.start(high_suite.ref, SystemSpec("classifier", classifier))
+    assert runs.latest_for_model(version.id, version.marking) == {"run": high.ref}
+    code = main(["model", "card", classifier, "--as", "ted", "-w", str(ws.root)])
+    out = capsys.readouterr().out
+    assert code == 0 and f"garrison eval show {high.ref}" in out and "Bridge" not in out

@@ -38,7 +38,7 @@ from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotFound
 from garrison.evaluate._systems import SystemSpec
 from garrison.security.audit import AuditAction
-from garrison.security.markings import UNCLASSIFIED, Marking, join
+from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
 from garrison.store import eval_runs
 from garrison.store.models import EvalRunItemRow, EvalRunRow
@@ -465,6 +465,32 @@ class Runs:
             "marking": marking.banner(),
             **dict(opened),
         }
+
+    def latest_for_model(self, model_id: str, card_marking: Marking) -> dict[str, Any] | None:
+        """The newest complete run of the model version ``model_id`` (as the system under test,
+        or as the assistant's generator) that the session may read, for the model's card: with
+        its figures when ``card_marking`` dominates the run's marking, else only its reference
+        (the card is marked lower than the run). None when there is none."""
+        for summary in self.list():
+            system = summary.system
+            if summary.status != "complete":
+                continue
+            version = str(system.get("version") or "")
+            if version != model_id and not version.endswith(f"/{model_id}"):
+                continue
+            if not dominates(card_marking, summary.marking):
+                return {"run": summary.ref}
+            return {
+                "run": summary.ref,
+                "marking": summary.marking.banner(),
+                "suite": summary.suite,
+                "created_at": summary.created_at.isoformat(),
+                "metrics": {
+                    name: {k: m.get(k) for k in ("value", "low", "high", "n")}
+                    for name, m in summary.metrics.items()
+                },
+            }
+        return None
 
     def samples(self, ref: str) -> builtins.list[Any]:
         """The run's readable items as report samples (input, target, output, scores), for the
