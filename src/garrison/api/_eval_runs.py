@@ -26,6 +26,12 @@ from garrison.store.session import Session
 __all__ = ["RunIn", "add_run_routes"]
 
 
+Limit = Annotated[int, Query(ge=1, le=500, description="How many per page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="The previous page's next_cursor.")
+]
+
+
 class RunIn(BaseModel):
     """A run to start: a suite and a system spec (as ``garrison eval run`` takes them)."""
 
@@ -52,10 +58,6 @@ def add_run_routes(
     """The run endpoints; ``session_dependency`` gives the caller's session, ``page`` and
     ``offset`` are the router's paging helpers."""
     caller = Depends(session_dependency)
-    Limit = Annotated[int, Query(ge=1, le=500, description="How many per page.")]
-    Cursor = Annotated[
-        str | None, Query(max_length=200, description="The previous page's next_cursor.")
-    ]
 
     @api.get("/runs", summary="Evaluation runs one dominates")
     def list_runs(
