@@ -76,12 +76,22 @@ def _interval(metric: dict[str, Any]) -> str:
     return f"{metric['value']:.4f} [{metric['low']:.4f}, {metric['high']:.4f}] n={metric['n']}"
 
 
+def _system_label(system: dict[str, Any]) -> str:
+    from garrison.evaluate import SystemSpec
+
+    try:
+        return SystemSpec.from_dict(system).label()
+    except (KeyError, TypeError):
+        return str(system.get("kind", "?"))
+
+
 def _print_summary(summary: Any) -> None:
     data = summary.to_dict()
     out_console.print(data["marking"], markup=False)
     out_console.print(
         f"{data['ref']}  {data['status']}  suite {data['suite'] or data['kind']}  "
-        f"system {data['system'].get('kind')}:{data['system'].get('ref')}",
+        f"system {_system_label(data['system'])}"
+        + (f" as {data['system']['subject']}" if data["system"].get("subject") else ""),
         markup=False,
     )
     counts = data["counts"]
@@ -186,7 +196,7 @@ def ls_command(
                 s.marking.banner(),
                 s.status,
                 s.suite or s.kind,
-                f"{system.get('kind')}:{system.get('ref')}",
+                _system_label(system),
                 s.counts.get("scored", 0),
                 s.created_at.strftime("%Y-%m-%d %H:%M"),
             )
