@@ -20,6 +20,7 @@ from garrison.evaluate.report import (
     distribution,
     render_html,
     render_markdown,
+    report_body,
     report_json,
     stats_only,
 )
@@ -287,3 +288,18 @@ def test_distribution_bins() -> None:
     assert sum(b["count"] for b in wide) == 3
     assert distribution([3.0, 3.0], binary=False) == [{"low": 3.0, "high": 3.0, "count": 2}]
     assert distribution([], binary=False) == []
+
+
+# -- the fragment the web UI embeds -------------------------------------------------------------
+
+
+def test_report_body_with_images_and_without_run_sections() -> None:
+    report = compare_report()
+    body = report_body(report, images=True, runs=False)
+    assert "<svg" not in body and "banner" not in body
+    images = re.findall(r'<img class="figure" alt="([^"]+)" src="data:image/svg\+xml;base64,', body)
+    assert images == ["Paired differences, B minus A"]
+    assert ">Run A: " not in body and "Adjusted p" in body
+    full = report_body(report.a, images=True)
+    assert "<svg" not in full and full.count('<img class="figure"') == 6
+    assert HOSTILE not in full

@@ -9,6 +9,7 @@ is marked with the join of both runs.
 Formats (each carries the report's marking; a renderer never lowers it)::
 
     render_html(report)      one self-contained page: banner top and bottom, inline SVG figures
+    report_body(report)      its sections as a fragment, for a page that draws its own banner
     render_markdown(report)  the same figures as tables; the banner is the first and last line
     report_json(report)      versions of suite, system, scorers and Garrison; every figure with
                              its interval and n; per-item score values
@@ -35,7 +36,7 @@ from garrison.evaluate._report_data import (
     distribution,
     estimate_json,
 )
-from garrison.evaluate._report_html import render_html
+from garrison.evaluate._report_html import render_html, report_body
 from garrison.evaluate._report_text import render_markdown, report_json, stats_only
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "inspect_log",
     "render_html",
     "render_markdown",
+    "report_body",
     "report_json",
     "stats_only",
     "write_inspect_log",
