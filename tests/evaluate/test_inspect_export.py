@@ -91,7 +91,7 @@ def test_the_log_loads_in_inspect_offline(
     assert log.samples is not None and len(log.samples) == len(items)
     for loaded, item in zip(log.samples, items, strict=True):
         assert loaded.id == item.id
-        assert loaded.input == item.input  # hostile text kept as data, not interpreted
+        assert loaded.input == item.input  # markup kept as data, not interpreted
         assert loaded.target == item.target
         assert loaded.output.completion == item.output["text"]
         assert {k: v.value for k, v in (loaded.scores or {}).items()} == dict(item.scores)
@@ -160,18 +160,51 @@ def test_the_document_validates_against_inspects_types(report: RunReport) -> Non
     assert SECRET.banner() in doc["tags"]
 
 
-def test_mapping_inputs_and_list_targets(report: RunReport) -> None:
+@pytest.mark.parametrize(
+    ("given", "expected", "shown_input", "shown_target"),
+    [
+        ({"question": "Q?"}, {"answer": "A", "sources": ["c1"]}, "Q?", "A"),  # qa
+        ({"text": "classify me", "fields": {"a": 1}}, {"label": "alpha"}, "classify me", "alpha"),
+        ({"query": "depot"}, {"relevant": ["c1", "c2"]}, "depot", ["c1", "c2"]),  # retrieval
+        ({"prompt": "Write"}, {"reference": "Text"}, "Write", "Text"),  # generation
+        ({"doc": "x"}, {"json": {"k": 1}}, '{"doc": "x"}', '{"json": {"k": 1}}'),  # other
+        ("plain", ["alpha", "beta"], "plain", ["alpha", "beta"]),
+    ],
+)
+def test_item_fields_shown_as_input_and_target(
+    report: RunReport, given: Any, expected: Any, shown_input: str, shown_target: Any
+) -> None:
     item = Sample(
         id="x",
-        input={"text": "classify me", "fields": {"a": 1}},
-        target=["alpha", "beta"],
-        output="alpha",
+        input=given,
+        target=expected,
+        output={"text": "alpha", "citations": []},
         scores={"exact": 1.0},
         metadata={"marking": CONF},
     )
     row = inspect_log(report, [item])["samples"][0]
-    assert json.loads(row["input"]) == {"text": "classify me", "fields": {"a": 1}}
-    assert row["target"] == ["alpha", "beta"] and row["output"]["completion"] == "alpha"
+    assert row["input"] == shown_input and row["target"] == shown_target
+    assert row["output"]["completion"] == "alpha"
+    if isinstance(given, dict):
+        assert row["metadata"]["input_fields"] == given
+        assert row["metadata"]["expected_fields"] == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "shown"),
+    [
+        ({"text": "the depot", "citations": []}, "the depot"),
+        ({"label": "urgent", "probabilities": {"urgent": 0.9}}, "urgent"),
+        ({"retrieved": ["c1", "c2"]}, '["c1", "c2"]'),
+        ("plain text", "plain text"),
+        (None, ""),
+    ],
+)
+def test_responses_shown_as_the_model_output(report: RunReport, response: Any, shown: str) -> None:
+    item = Sample("x", "q", "t", response, {}, {"marking": CONF})
+    row = inspect_log(report, [item])["samples"][0]
+    assert row["output"]["completion"] == shown
+    assert row["output"]["choices"][0]["message"]["content"] == shown
 
 
 def test_only_json_is_written(tmp_path: Path, report: RunReport) -> None:

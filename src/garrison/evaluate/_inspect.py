@@ -30,6 +30,24 @@ __all__ = ["INSPECT_LOG_VERSION", "inspect_log", "write_inspect_log"]
 INSPECT_LOG_VERSION = 2
 
 
+#: The field of an item's input that is its text, in order of preference (by suite kind:
+#: qa ``question``, generation ``prompt``, classification and extraction ``text``, retrieval
+#: ``query``).
+_INPUT_KEYS = ("question", "prompt", "text", "query")
+#: The field of an item's expected output that is its target (qa ``answer``, generation
+#: ``reference``, classification ``label``; retrieval ``relevant`` chunk ids as a list).
+_TARGET_KEYS = ("answer", "reference", "label", "target", "relevant")
+
+
+def _pick(value: Any, keys: Sequence[str]) -> Any:
+    """The one field of a mapping that Inspect shows (the whole mapping when none is there)."""
+    if isinstance(value, Mapping):
+        for key in keys:
+            if isinstance(value.get(key), str | list):
+                return value[key]
+    return value
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -45,8 +63,11 @@ def _target(value: Any) -> str | list[str]:
 
 
 def _output_text(value: Any) -> str:
-    if isinstance(value, Mapping) and "text" in value:
-        return _text(value["text"])
+    """A response's text (a classifier's: its label; a retrieval system's: its ranked ids)."""
+    if isinstance(value, Mapping):
+        for key in ("text", "label", "retrieved"):
+            if value.get(key) is not None:
+                return _text(value[key])
     return _text(value)
 
 
@@ -86,14 +107,19 @@ def _model_name(report: RunReport) -> str:
 
 
 def _sample_json(sample: Sample, marking: Marking, model: str, epoch: int) -> dict[str, Any]:
-    question, answer = _text(sample.input), _output_text(sample.output)
+    question, answer = _text(_pick(sample.input, _INPUT_KEYS)), _output_text(sample.output)
     metadata = {str(k): _jsonable(v) for k, v in sample.metadata.items()}
+    # Inspect shows one input text and one target: the whole item stays in the metadata.
+    if isinstance(sample.input, Mapping):
+        metadata["input_fields"] = _jsonable(sample.input)
+    if isinstance(sample.target, Mapping):
+        metadata["expected_fields"] = _jsonable(sample.target)
     metadata["marking"] = marking.banner()
     return {
         "id": str(sample.id),
         "epoch": epoch,
         "input": question,
-        "target": _target(sample.target),
+        "target": _target(_pick(sample.target, _TARGET_KEYS)),
         "messages": [
             {"role": "user", "content": question, "source": "input"},
             {"role": "assistant", "content": answer, "source": "generate", "model": model},
