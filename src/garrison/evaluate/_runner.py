@@ -107,14 +107,12 @@ class Plan:
 def _scorers(kind: str, names: Sequence[str] | None) -> list[Any]:
     from garrison.evaluate.scorers import default_scorers, get_scorer
 
-    if names:
-        found = [get_scorer(n) for n in names]
-        for scorer in found:
-            kinds = tuple(getattr(scorer, "kinds", ()) or ())
-            if kinds and kind not in kinds:
-                raise InvalidInput(f"Scorer {scorer.name} does not score {kind} items.")
-        return found
-    return list(default_scorers(kind))
+    found = [get_scorer(n) for n in (names or default_scorers(kind))]
+    for scorer in found:
+        kinds = frozenset(getattr(scorer, "kinds", ()) or ())
+        if kinds and kind not in kinds:
+            raise InvalidInput(f"Scorer {scorer.name} does not score {kind} items.")
+    return found
 
 
 def _planned(items: Iterable[Any]) -> list[PlannedItem]:
@@ -128,7 +126,7 @@ def _planned(items: Iterable[Any]) -> list[PlannedItem]:
             marking=item.marking,
             sources=tuple(item.sources or ()),
         )
-        position = int(getattr(item, "position", n)) + 1
+        position = int(getattr(item, "position", n + 1))
         cluster = str(getattr(item, "cluster", "") or item.id)
         out.append(PlannedItem(view, position, cluster, dict(getattr(item, "slices", {}) or {})))
     return out
@@ -216,20 +214,22 @@ class _Outcome:
 
 
 def _score(
-    plan: Plan, item: ItemView, response: Mapping[str, Any]
+    plan: Plan, item: ItemView, response: Mapping[str, Any], marking: Marking
 ) -> tuple[dict[str, float], dict[str, bool]]:
-    from garrison.evaluate.scorers import Scored
+    """Every scorer's score of one response; a scorer that does not apply to the item (its
+    expected output lacks what it compares against) is left out for that item."""
+    from garrison.evaluate.scorers import NotApplicable, Scored
 
-    scored = Scored(item.kind, dict(item.input), dict(item.expected), dict(response))
+    scored = Scored(item.kind, dict(item.input), dict(item.expected), dict(response), marking)
     values: dict[str, float] = {}
     binary: dict[str, bool] = {}
     for scorer in plan.scorers:
-        out = scorer.score(scored)
-        for score in out if isinstance(out, list | tuple) else [out]:
-            if score is None or score.value is None:
-                continue  # the scorer does not apply to this item
-            values[str(score.name)] = float(score.value)
-            binary[str(score.name)] = bool(score.binary)
+        try:
+            score = scorer.score(scored)
+        except NotApplicable:
+            continue
+        values[str(score.name)] = float(score.value)
+        binary[str(score.name)] = bool(score.binary)
     return values, binary
 
 
@@ -304,10 +304,11 @@ def _one(
             },
             marking,
         )
-    scores, binary = _score(plan, item, response)
+    marked = join(item.marking, marking)
+    scores, binary = _score(plan, item, response, marked)
     result = ItemResult(
         status="scored",
-        marking=join(item.marking, marking),
+        marking=marked,
         scores=scores,
         binary=binary,
         latency_ms=latency,

@@ -10,7 +10,7 @@ leading portion mark in its text: ``(S) ...`` in a line marked UNCLASSIFIED is r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from garrison.evaluate._suite_items import NewItem, split_flat, text_fields
 from garrison.security.markings import Marking, dominates, find_portion_mark, join
 from garrison.store.session import Session
 
-__all__ = ["dataset_items", "jsonl_items"]
+__all__ = ["check_portions", "dataset_items", "jsonl_items", "lines_items", "text_lines"]
 
 #: The longest JSONL line read (bytes).
 _MAX_LINE = 4 * 1024 * 1024
@@ -134,6 +134,29 @@ def jsonl_items(
     session: Session, path: Path, *, kind: str, marking: str | None = None
 ) -> tuple[list[NewItem], dict[str, Any]]:
     """Items from a JSONL file (one object a line; an export's header line is skipped)."""
+    return lines_items(
+        session, _lines(Path(path)), kind=kind, marking=marking, name=Path(path).name
+    )
+
+
+def text_lines(text: str) -> Iterator[tuple[int, str]]:
+    """The numbered non-blank lines of JSONL text (as given in an API request)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if len(line) > _MAX_LINE:
+            raise InvalidInput(f"line {number} is longer than {_MAX_LINE} characters.")
+        if line.strip():
+            yield number, line
+
+
+def lines_items(
+    session: Session,
+    lines: Iterable[tuple[int, str]],
+    *,
+    kind: str,
+    marking: str | None = None,
+    name: str | None = None,
+) -> tuple[list[NewItem], dict[str, Any]]:
+    """Items from numbered JSONL lines, and the source recorded in the suite's manifest."""
     default: Marking | None = None
     if marking is not None:
         try:
@@ -141,7 +164,7 @@ def jsonl_items(
         except MarkingError as exc:
             raise InvalidInput(f"--marking {marking!r} is not a valid marking: {exc}") from exc
     items: list[NewItem] = []
-    for number, text in _lines(Path(path)):
+    for number, text in lines:
         where = f"line {number}"
         try:
             obj = json.loads(text)
@@ -154,7 +177,7 @@ def jsonl_items(
         items.append(_line_item(session, kind, obj, default, where))
     source: dict[str, Any] = {
         "type": "jsonl",
-        "file": Path(path).name,
+        "file": name,
         "marking": default.banner() if default is not None else None,
     }
     return items, source

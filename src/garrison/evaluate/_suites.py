@@ -363,6 +363,24 @@ class Suites:
         items, source = jsonl_items(self.session, Path(path), kind=kind, marking=marking)
         return self.create(name, kind, items, holdout=holdout, source=source)
 
+    def from_jsonl_text(
+        self,
+        name: str,
+        text: str,
+        kind: str,
+        marking: str | None = None,
+        *,
+        holdout: bool = False,
+    ) -> SuiteVersion:
+        """:meth:`from_jsonl` on JSONL text (an API request's body) rather than a file."""
+        from garrison.evaluate._suite_build import lines_items, text_lines
+
+        self.session.require(Action.EVALUATE, AuditAction.EVAL_SUITE_CREATE, object_id=name[:128])
+        if kind not in KINDS:
+            raise InvalidInput(f"Unknown suite kind {kind!r}: use {', '.join(KINDS)}.")
+        items, source = lines_items(self.session, text_lines(text), kind=kind, marking=marking)
+        return self.create(name, kind, items, holdout=holdout, source=source)
+
     def generate_from_docs(
         self,
         name: str,
