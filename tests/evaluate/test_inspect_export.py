@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from garrison.core.errors import InvalidInput, MarkingError
 from garrison.evaluate.report import RunReport, Sample, inspect_log, write_inspect_log
-from garrison.security.markings import parse_marking
+from garrison.security.markings import dominates, parse_marking
 from tests.conftest import require
 from tests.evaluate.report_fixtures import CONF, HOSTILE, SECRET, run_report, samples
 
@@ -221,3 +222,65 @@ def test_reports_import_neither_inspect_nor_matplotlib() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]"
+
+
+# -- a real run of the assistant ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def assistant_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, str]]:
+    """Two runs of the extractive assistant (k=2 and k=8) on a QA suite generated from the
+    assistant tests' marked corpus, by a TOP SECRET evaluator."""
+    from garrison.evaluate import Runs, parse_system
+    from garrison.evaluate._suites import Suites
+    from garrison.ingest.engine import IngestOptions, ingest_paths
+    from garrison.pipeline.executor import run_pipeline
+    from garrison.pipeline.spec import parse_pipeline
+    from garrison.store.session import SubjectSpec
+    from garrison.store.workspace import Workspace
+    from tests.assist.conftest import FAST, write_corpus
+
+    root = tmp_path_factory.mktemp("eval-inspect")
+    ws = Workspace.init(root / "ws", system_high="TOP SECRET")
+    write_corpus(root / "in")
+    system = ws.session()
+    ingest_paths(system, [str(root / "in")], IngestOptions(default_marking="UNCLASSIFIED"))
+    run_pipeline(system, parse_pipeline(FAST, source="fast.yaml"))
+    system.add_user("evr", SubjectSpec(clearance="TS", roles=("evaluator",)))
+    session = ws.session("evr")
+    suite = Suites(session).generate_from_docs("depot-qa", limit=6)
+    runs = Runs(session)
+    a = runs.start(suite.ref, parse_system("assistant:k=2"), concurrency=1)
+    b = runs.start(suite.ref, parse_system("assistant:k=8"), concurrency=1)
+    yield session, a.ref, b.ref
+    ws.close()
+
+
+def test_a_real_run_exports_loads_and_keeps_every_marking(
+    tmp_path: Path, assistant_runs: tuple[Any, str, str], no_network: list[Any]
+) -> None:
+    from garrison.evaluate import Runs
+    from garrison.evaluate.report import render_markdown, report_json, stats_only
+
+    session, ref_a, ref_b = assistant_runs
+    runs = Runs(session)
+    report = runs.report(ref_a)
+    items = runs.samples(ref_a)
+    assert items and all("marking" in s.metadata for s in items)
+    path = write_inspect_log(tmp_path / "run.json", report, items)
+    log = _read(path)
+    assert no_network == []
+    assert log.eval.metadata["marking"] == report.marking.banner()
+    assert log.samples is not None and len(log.samples) == len(items)
+    for sample in log.samples:
+        assert dominates(report.marking, parse_marking(sample.metadata["marking"]))
+        assert sample.input and sample.output.completion is not None
+    assert {s.name for s in log.results.scores} == {m.name for m in report.metrics}
+    # the other formats of the same report, and of a comparison
+    data = report_json(report)
+    assert data["versions"]["garrison"] and data["versions"]["scorers"]
+    assert all(m["estimate"]["n"] == len(items) for m in data["metrics"])
+    assert render_markdown(report).splitlines()[0] == f"**{report.marking.banner()}**"
+    compared = runs.compare(ref_a, ref_b)
+    assert dominates(compared.marking, report.marking)
+    assert stats_only(compared)["marking"] == compared.marking.banner()

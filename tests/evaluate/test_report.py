@@ -158,6 +158,16 @@ def test_html_figures_need_the_evaluate_extra(
         render_html(report)
 
 
+def test_a_single_slice_gets_a_table_and_no_figure() -> None:
+    report = run_report()
+    metric = report.metrics[0]
+    one = replace(metric, slices={"language": {"en": metric.estimate}})
+    page = render_html(replace(report, metrics=[one]))
+    assert 'aria-label="exact by language"' not in page
+    assert "<caption>exact by language</caption>" in page
+    assert page.count("<svg ") == 1  # the histogram
+
+
 def test_html_of_a_run_without_scored_items() -> None:
     empty = replace(run_report(), metrics=[], counts={"scored": 0, "error": 3}, power=())
     page = render_html(empty)

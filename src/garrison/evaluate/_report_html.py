@@ -54,7 +54,8 @@ def _metric_figures(metric: MetricResult, heading: str, images: bool) -> str:
     for dimension, slices in metric.slices.items():
         if not slices:
             continue
-        parts.append(_figure(slice_svg(metric.name, dimension, slices), images))
+        if len(slices) > 1:  # one slice is the whole metric again: its table says enough
+            parts.append(_figure(slice_svg(metric.name, dimension, slices), images))
         parts.append(
             html_table(
                 f"{metric.name} by {dimension}",
