@@ -158,6 +158,14 @@ def test_html_figures_need_the_evaluate_extra(
         render_html(report)
 
 
+def test_a_run_acting_as_its_starter_says_so() -> None:
+    report = run_report()
+    system = {k: v for k, v in report.system.items() if k not in ("subject", "ceiling")}
+    text = render_markdown(replace(report, system=system))
+    assert "| Acting subject | the subject who started it |" in text
+    assert "| Ceiling | the acting subject's clearance |" in text
+
+
 def test_a_single_slice_gets_a_table_and_no_figure() -> None:
     report = run_report()
     metric = report.metrics[0]
