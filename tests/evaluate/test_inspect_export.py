@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 
 from garrison.core.errors import InvalidInput, MarkingError
-from garrison.evaluate.report import RunReport, Sample, inspect_log, write_inspect_log
+from garrison.evaluate.report import (
+    RunReport,
+    Sample,
+    inspect_log,
+    inspect_log_name,
+    write_inspect_log,
+)
 from garrison.security.markings import dominates, parse_marking
 from tests.conftest import require
 from tests.evaluate.report_fixtures import CONF, HOSTILE, SECRET, run_report, samples
@@ -206,6 +212,21 @@ def test_responses_shown_as_the_model_output(report: RunReport, response: Any, s
     row = inspect_log(report, [item])["samples"][0]
     assert row["output"]["completion"] == shown
     assert row["output"]["choices"][0]["message"]["content"] == shown
+
+
+def test_written_into_a_folder_the_viewer_lists_it(tmp_path: Path, report: RunReport) -> None:
+    require(_has_inspect(), "inspect_ai is absent")
+    from inspect_ai.log import list_eval_logs
+
+    path = write_inspect_log(tmp_path, report, samples(report))
+    assert path.parent == tmp_path
+    assert path.name == "2026-12-02T03-00-00+00-00_depot-qa_run-a.json" == inspect_log_name(report)
+    write_inspect_log(tmp_path / "run.json", report, samples(report))  # a name it does not list
+    listed = list_eval_logs(str(tmp_path))
+    assert [Path(log.name.removeprefix("file://")).name for log in listed] == [path.name]
+    assert listed[0].task == "depot-qa"
+    odd = replace(report, run_id="../x y", suite={"name": "a/b c@1"}, created="2026-12-02 03:00")
+    assert inspect_log_name(odd) == "2026-12-02T03-00-00+00-00_a-b-c_..-x-y.json"
 
 
 def test_only_json_is_written(tmp_path: Path, report: RunReport) -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from garrison.core.errors import InvalidInput, MarkingError
 from garrison.evaluate._report_data import RunReport, Sample, estimate_json
 from garrison.security.markings import Marking, dominates, parse_marking
 
-__all__ = ["INSPECT_LOG_VERSION", "inspect_log", "write_inspect_log"]
+__all__ = ["INSPECT_LOG_VERSION", "inspect_log", "inspect_log_name", "write_inspect_log"]
 
 #: The version of Inspect's log format this writes.
 INSPECT_LOG_VERSION = 2
@@ -251,11 +253,34 @@ def inspect_log(report: RunReport, samples: Iterable[Sample], *, epoch: int = 1)
     }
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+
+
+def inspect_log_name(report: RunReport) -> str:
+    """The file name Inspect gives a log, ``{created}_{task}_{id}.json`` (e.g.
+    ``2026-12-02T03-00-00+00-00_depot-qa_3b2515b1401d.json``): Inspect's viewer and
+    ``list_eval_logs`` list only files named so."""
+    try:
+        created = datetime.fromisoformat(report.created)
+    except ValueError:
+        created = datetime.now(UTC)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    stamp = created.astimezone(UTC).strftime("%Y-%m-%dT%H-%M-%S+00-00")
+    suite = str(report.suite.get("name") or report.suite.get("ref") or "suite").split("@")[0]
+    task = _UNSAFE.sub("-", suite).strip("-") or "suite"
+    run = _UNSAFE.sub("-", report.run_id)[:12] or "run"
+    return f"{stamp}_{task[:64]}_{run}.json"
+
+
 def write_inspect_log(
     path: str | os.PathLike[str], report: RunReport, samples: Sequence[Sample] | Iterable[Sample]
 ) -> Path:
-    """Write :func:`inspect_log` to ``path`` (``.json``, which Inspect's viewer reads)."""
+    """Write :func:`inspect_log` to ``path`` (a ``.json`` file, or a folder: then the file is
+    named as Inspect names logs, :func:`inspect_log_name`, so its viewer lists it)."""
     target = Path(path)
+    if target.is_dir():
+        target = target / inspect_log_name(report)
     if target.suffix != ".json":
         raise InvalidInput(f"An Inspect log is written as .json, not {target.name!r}.")
     document = inspect_log(report, samples)

@@ -25,7 +25,7 @@ p_value/p_adjusted/n/higher_is_better``, ``Verdict.passed/rule/reason``) and not
 
 from __future__ import annotations
 
-from garrison.evaluate._inspect import inspect_log, write_inspect_log
+from garrison.evaluate._inspect import inspect_log, inspect_log_name, write_inspect_log
 from garrison.evaluate._report_data import (
     DOWNGRADE_RULE,
     REPORT_FORMAT,
@@ -49,6 +49,7 @@ __all__ = [
     "distribution",
     "estimate_json",
     "inspect_log",
+    "inspect_log_name",
     "render_html",
     "render_markdown",
     "report_body",
