@@ -25,7 +25,15 @@ from garrison.store.workspace import Workspace
 from garrison.web import WebSettings, create_app
 from garrison.web._banner import banner_style
 from tests.web.conftest import csrf_of
-from tests.web.test_browser import BLUE, GREEN, RED, Browsing, _free_port, browser  # noqa: F401
+from tests.web.test_browser import (  # noqa: F401
+    BLUE,
+    GREEN,
+    RED,
+    Browsing,
+    _free_port,
+    artifacts,
+    browser,
+)
 
 USERS = {
     "eve": ("S", ("evaluator",)),  # reads every run
@@ -300,6 +308,7 @@ def test_browser_evaluator_lists_opens_and_compares(
     browser: Any,  # noqa: F811
     base_url: str,
     env: EvalEnv,
+    artifacts: Path,  # noqa: F811
 ) -> None:
     one = Browsing(browser, base_url)
     one.context.set_default_timeout(60_000)  # a report draws its figures on a shared CPU
@@ -317,6 +326,7 @@ def test_browser_evaluator_lists_opens_and_compares(
         link.click()
         one.page.wait_for_url(f"**/ui/eval/runs/{ref}")
         one.assert_banner("SECRET//NOFORN", RED)
+        one.page.screenshot(path=str(artifacts / "eval-run.png"), full_page=True)
         figure = one.page.get_by_role("img", name="Distribution of exact")
         assert figure.evaluate("img => img.complete && img.naturalWidth > 0")
         assert one.page.get_by_role("heading", name="What was run").is_visible()
@@ -333,6 +343,7 @@ def test_browser_evaluator_lists_opens_and_compares(
             "img => img.complete && img.naturalWidth > 0"
         )
         assert one.page.get_by_role("cell", name="paired-bootstrap").count() == 2
+        one.page.screenshot(path=str(artifacts / "eval-compare.png"), full_page=True)
     finally:
         one.close()
 
