@@ -7,6 +7,8 @@ exits 0 when the gate passes and 1 when it fails (other errors keep their codes)
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -105,6 +107,17 @@ def _print_summary(summary: Any) -> None:
     out_console.print(data["marking"], markup=False)
 
 
+@contextmanager
+def _interrupted() -> Iterator[None]:
+    """Ctrl-C during a run: say which run is kept and how to finish it; exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        for note in getattr(exc, "__notes__", ()):
+            err_console.print(f"garrison: {note}", markup=False)
+        raise typer.Exit(130) from None
+
+
 def run_command(
     ctx: typer.Context,
     suite: Annotated[str | None, typer.Argument(help="The suite, NAME or NAME@ID.")] = None,
@@ -146,7 +159,7 @@ def run_command(
     """Run a system on a suite's items (or resume an interrupted run); prints its summary."""
     from garrison.evaluate import Runs, parse_system
 
-    with open_session(ctx, workspace, as_user) as session:
+    with open_session(ctx, workspace, as_user) as session, _interrupted():
         runs = Runs(session)
         with _Bar("eval") as bar:
             if resume is not None:
