@@ -382,3 +382,36 @@ def test_holdout_runs_show_items_to_evaluators_only(ws: Workspace) -> None:  # n
 def test_items_above_the_ceiling_are_not_eligible(ws: Workspace, suite: str) -> None:  # noqa: F811
     summary = Runs(ws.session("ted")).start(suite, parse_system("assistant:k=4,max_marking=C"))
     assert summary.counts["scored"] == 2 and summary.counts["not-eligible"] == 2
+
+
+def test_a_model_graded_scorer_judges_only_what_it_may_receive(
+    ws: Workspace,  # noqa: F811
+    suite: str,
+    endpoints: dict[str, str],
+) -> None:
+    judged: list[str] = []
+
+    def verdict(messages: list[dict[str, str]]) -> str:
+        judged.append(messages[-1]["content"])
+        return '{"score": 1, "reason": "matches the reference"}'
+
+    with serve(reply=verdict) as judge_server:
+        judge = register_endpoint(
+            ws.session("ada"),
+            "judge-c",
+            base_url=judge_server.base_url,
+            model="tiny",
+            accredited=M("CONFIDENTIAL"),
+        )
+        judged.clear()  # the registration's probe
+        runs = Runs(ws.session("ted"))
+        summary = runs.start(
+            suite,
+            SystemSpec("generator", endpoints["gen-ts"]),
+            scorers=["normalized", f"judge:generator={judge.ref}"],
+        )
+    assert summary.counts["scored"] == 4
+    assert summary.metrics["judge"]["n"] == 2  # U and C items only: S and TS never sent
+    assert summary.metrics["judge"]["value"] == 1.0
+    assert len(judged) == 2
+    assert not any(w in "".join(judged) for w in ("walruspeak", "narwhalglow"))

@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from garrison.core.errors import GarrisonError, InvalidInput, ServiceUnavailable
+from garrison.core.errors import GarrisonError, InvalidInput, MarkingError, ServiceUnavailable
 from garrison.evaluate._cache import ResponseCache, cache_key
 from garrison.evaluate._runs import ItemResult, Progress, RunSummary, RunWriter
 from garrison.evaluate._systems import (
@@ -105,10 +105,41 @@ class Plan:
     holdout: bool = False
 
 
-def _scorers(kind: str, names: Sequence[str] | None) -> list[Any]:
+def parse_scorer(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME`` or ``NAME:KEY=VALUE,...`` (e.g. ``judge:generator=NAME@V,scale=pass-fail``) as
+    the scorer's name and parameters (whole numbers become ints)."""
+    name, _, rest = text.strip().partition(":")
+    params: dict[str, Any] = {}
+    for part in (p.strip() for p in rest.split(",") if p.strip()):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InvalidInput(f"A scorer parameter reads KEY=VALUE: {part!r}.")
+        value = value.strip()
+        params[key.strip()] = int(value) if value.isdigit() else value
+    if not name:
+        raise InvalidInput("Name a scorer (e.g. token-f1, or judge:generator=NAME@V).")
+    return name, params
+
+
+def _scorer_texts(kind: str, names: Sequence[str] | None) -> list[str]:
+    """The scorers as named (with their parameters): what a resumed run builds again."""
+    from garrison.evaluate.scorers import default_scorers
+
+    return [str(n) for n in (names or default_scorers(kind))]
+
+
+def _scorers(session: Session, kind: str, names: Sequence[str] | None) -> list[Any]:
     from garrison.evaluate.scorers import default_scorers, get_scorer
 
-    found = [get_scorer(n) for n in (names or default_scorers(kind))]
+    found = []
+    for text in names or default_scorers(kind):
+        name, params = parse_scorer(text)
+        if isinstance(params.get("generator"), str):
+            # A model-graded scorer's judge: a registered generator the session may read.
+            from garrison.assist import registered_generator
+
+            params["generator"] = registered_generator(session, params["generator"])
+        found.append(get_scorer(name, **params))
     for scorer in found:
         kinds = frozenset(getattr(scorer, "kinds", ()) or ())
         if kinds and kind not in kinds:
@@ -151,7 +182,7 @@ def plan(
     system = open_system(
         session, spec, version.kind, [p.view for p in everything], timeout=settings.timeout
     )
-    scorers = _scorers(version.kind, scorer_names)
+    scorers = _scorers(session, version.kind, scorer_names)
     if not scorers:
         raise InvalidInput(f"No scorer scores {version.kind} items; name one with --scorer.")
     done = set(skip)
@@ -162,7 +193,7 @@ def plan(
         items=[p for p in everything if p.view.id not in done],
         system=system,
         scorers=scorers,
-        scorer_names=[str(s.name) for s in scorers],
+        scorer_names=_scorer_texts(version.kind, scorer_names),
         scorer_versions={str(s.name): str(getattr(s, "version", "1")) for s in scorers},
         holdout=bool(version.holdout),
     )
@@ -228,8 +259,8 @@ def _score(
     for scorer in plan.scorers:
         try:
             score = scorer.score(scored)
-        except NotApplicable:
-            continue
+        except (NotApplicable, MarkingError):
+            continue  # does not apply, or a judge not accredited for this item: not scored
         values[str(score.name)] = float(score.value)
         binary[str(score.name)] = bool(score.binary)
     return values, binary
@@ -307,7 +338,21 @@ def _one(
             marking,
         )
     marked = join(item.marking, marking)
-    scores, binary = _score(plan, item, response, marked)
+    try:
+        scores, binary = _score(plan, item, response, marked)
+    except GarrisonError as exc:  # a model-graded scorer that could not answer
+        message = f"scoring failed: {exc}"[:500]
+        return _Outcome(
+            ItemResult(
+                status="error",
+                marking=marked,
+                latency_ms=latency,
+                error=message,
+                transcript={"item": _item_record(item), "response": response, "error": message},
+                **base,
+            ),
+            fresh,
+        )
     result = ItemResult(
         status="scored",
         marking=marked,
