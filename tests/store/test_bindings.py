@@ -431,7 +431,9 @@ def test_migration_0008_binds_a_workspace_made_before_it(
         found = Documents(ws2.session("stew")).findings()
         assert found
         Documents(ws2.session("stew")).resolve(str(found[0]["id"]), "checked")
-        assert sorted(bound_tables()) == sorted(MODELS)
+        # Evaluation runs' tables are bound too (tests/evaluate/test_run_store.py).
+        runs = ["eval_runs", "eval_run_items", "eval_cache"]
+        assert sorted(bound_tables()) == sorted([*MODELS, *runs])
 
 
 # -- opaque ids ------------------------------------------------------------------------------------
