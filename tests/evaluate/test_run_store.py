@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from garrison.core.errors import NotFound
+from garrison.core.errors import InvalidInput, NotFound
 from garrison.evaluate import ItemResult, Runs, SystemSpec
 from garrison.evaluate._cache import ResponseCache
 from garrison.security.markings import parse_marking
@@ -72,3 +72,35 @@ def test_a_tampered_item_marking_fails_closed(ws: Workspace) -> None:
     with ws.catalog.transaction() as orm:
         bad = first_bad_binding(ws.catalog.binder, orm)
     assert bad is not None and bad[0] == "eval_run_items"
+
+
+def test_external_runs_of_one_kind_compare_by_item_id(ws: Workspace) -> None:
+    eva = Runs(ws.session("eva"))
+    long_id = "Which depot receives the reserve fuel stock? " * 8  # 360 characters
+    refs = []
+    for leaks in (5, 0):
+        writer = eva.begin_external("redteam-leakage", SystemSpec("assistant", "assistant"), {})
+        for i in range(40):
+            writer.record(
+                ItemResult(
+                    f"{long_id}{i}",
+                    "scored",
+                    M("C"),
+                    {"leak": float(i < leaks)},
+                    {"leak": True},
+                    cluster=f"{long_id}{i}",
+                )
+            )
+        refs.append(writer.finish().ref)
+    report = eva.compare(refs[0], refs[1], upper_below=0.1)
+    (c,) = report.comparisons
+    assert c.n == 40 and c.difference.value == pytest.approx(-5 / 40)
+    assert not c.higher_is_better  # a leak rate: lower is better
+    assert report.verdicts[0].passed  # 0 leaks in 40: the exact upper bound is below 10%
+    assert not eva.compare(refs[1], refs[0], upper_below=0.1).verdicts[0].passed
+    other = eva.begin_external("redteam-pii", SystemSpec("assistant", "assistant"), {})
+    with pytest.raises(InvalidInput):
+        other.record(ItemResult("y" * 513, "scored", M("U")))  # ids are at most 512 characters
+    other.record(ItemResult("x", "scored", M("U"), {"leak": 0.0}, {"leak": True}))
+    with pytest.raises(InvalidInput):  # another kind of run: nothing to pair
+        eva.compare(refs[0], other.finish().ref)

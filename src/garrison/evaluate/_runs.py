@@ -183,9 +183,15 @@ class RunWriter:
         self._finished = False
 
     def record(self, result: ItemResult) -> None:
-        """Store ``result`` (replacing an earlier result of the same item in this run)."""
+        """Store ``result`` (replacing an earlier result of the same item in this run). Item
+        ids and clusters are at most 512 characters."""
         if self._finished:
             raise InvalidInput("This run is finished; nothing more can be recorded in it.")
+        for what, value in (("item id", result.item_id), ("cluster", result.cluster)):
+            if len(value) > 512:
+                raise InvalidInput(f"An item's {what} is at most 512 characters.")
+        if not result.item_id:
+            raise InvalidInput("An item result needs an item id.")
         position = result.position or self._position
         self._position = max(self._position, position) + 1
         values = {
@@ -544,15 +550,21 @@ class Runs:
     def compare(
         self, ref_a: str, ref_b: str, *, metrics: Sequence[str] | None = None, **gate: Any
     ) -> CompareReport:
-        """Paired comparison of two runs of one suite on the items both scored (Holm across
-        metrics, a verdict per metric); marked with the join of both runs."""
+        """Paired comparison of two runs of one suite (or two external runs of one kind, such as
+        red-team runs, paired by item id) on the items both scored (Holm across metrics, a
+        verdict per metric); marked with the join of both runs."""
         from garrison.evaluate._reporting import compare_report
 
         self.session.require(Action.READ, AuditAction.EVAL_COMPARE)
         a = self._summary_by_ref(ref_a, audit=False)
         b = self._summary_by_ref(ref_b, audit=False)
-        if a.suite_id is None or a.suite_id != b.suite_id:
-            raise InvalidInput("Runs can be compared only on the same suite version.")
+        same_suite = a.suite_id is not None and a.suite_id == b.suite_id
+        same_external = a.suite_id is None and b.suite_id is None and a.kind == b.kind
+        if not (same_suite or same_external):
+            raise InvalidInput(
+                "Runs can be compared only on the same suite version (or, for runs without a "
+                "suite, of the same kind)."
+            )
         report = compare_report(
             (a, list(self._all_items(a.id))),
             (b, list(self._all_items(b.id))),

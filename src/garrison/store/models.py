@@ -523,14 +523,14 @@ class EvalRunItemRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(32), index=True)
-    item_id: Mapped[str] = mapped_column(String(64))
+    item_id: Mapped[str] = mapped_column(String(512))
     position: Mapped[int] = mapped_column(Integer)
     #: scored, not-eligible, error.
     status: Mapped[str] = mapped_column(String(16))
     marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
     scores: Mapped[dict[str, Any]] = mapped_column(JSON)
     binary: Mapped[dict[str, Any]] = mapped_column(JSON)
-    cluster: Mapped[str] = mapped_column(String(128))
+    cluster: Mapped[str] = mapped_column(String(512))
     slices: Mapped[dict[str, Any]] = mapped_column(JSON)
     latency_ms: Mapped[float] = mapped_column(Float)
     tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
