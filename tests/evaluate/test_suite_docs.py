@@ -47,6 +47,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     for name, clearance in EVALUATORS.items():
         system.add_user(name, SubjectSpec(clearance=clearance, roles=("evaluator",)))
     system.add_user("vic", SubjectSpec(clearance="TS", roles=("viewer",)))
+    system.add_user("uva", SubjectSpec(clearance="U", roles=("viewer",)))
     system.add_user("ada", SubjectSpec(clearance="TS", roles=("admin",)))
     yield workspace
     workspace.close()
@@ -249,3 +250,32 @@ def test_a_registered_endpoint_generates_within_its_accreditation(
     items = list(suites.items(suite.ref))
     assert any(i.slices["template"] == "generator" for i in items)
     assert suite.source["generator"]
+
+
+def test_a_document_id_never_reaches_a_reader_below_the_document(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    memo = next(d["id"] for d in _docs(ws) if d["filename"] == "memo.txt")  # SECRET
+    suites = Suites(ws.session("eva"))
+    suite = suites.generate_from_docs(
+        "docs-memo", documents=[memo], limit=10, unanswerable=0.0, seed=0
+    )
+    low = [i for i in suites.items(suite.ref) if i.marking.banner() == "UNCLASSIFIED"]
+    assert low and all(i.cluster == memo and "source" in i.slices for i in low)
+    # An UNCLASSIFIED reader gets the UNCLASSIFIED paragraph's items, but not the SECRET
+    # memo's id or source: each item is its own cluster for them.
+    seen = list(Suites(ws.session("uva")).items(suite.ref))
+    assert {i.id for i in seen} == {i.id for i in low}
+    assert all(i.cluster == i.id and "source" not in i.slices for i in seen)
+    assert memo not in json.dumps([i.to_dict() for i in seen])
+    # An export, marked like its items, does not carry the memo's id either.
+    out = tmp_path / "memo.jsonl"
+    Suites(ws.session("evs")).export(suite.ref, out)
+    lines = [json.loads(line) for line in out.read_text().splitlines()[1:]]
+    low_lines = [line for line in lines if line["marking"] == "UNCLASSIFIED"]
+    assert low_lines and memo not in json.dumps(low_lines)
+    assert all("cluster" not in line and "source" not in line["slices"] for line in low_lines)
+    # The SECRET items, marked like the memo, keep it as their cluster.
+    assert all(line["cluster"] == memo for line in lines if line["marking"] == "SECRET")
+    # The suite's source names its documents by a hash only.
+    assert memo not in json.dumps(Suites(ws.session("uva")).get(suite.ref).to_dict())

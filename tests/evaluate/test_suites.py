@@ -395,6 +395,10 @@ def test_from_dataset_marks_each_item_like_its_record(ws: Workspace, tmp_path: P
     assert {i.marking.banner() for i in Suites(ws.session("val")).items(suite.ref)} == {
         "UNCLASSIFIED"
     }
+    # The dataset's name and id are marked like the whole suite: a reader of only some items
+    # is told how it was built, not from what.
+    assert Suites(ws.session("val")).get(suite.ref).source == {"type": "dataset"}
+    assert eve.get(suite.ref).source["name"] == "ds"
     with pytest.raises(InvalidInput, match="no label"):
         eve.from_dataset("cls2", "ds", text_field="text", label_field="nosuchfield")
     with pytest.raises(InvalidInput, match="classification"):
@@ -506,3 +510,17 @@ def test_malformed_references_answer_like_missing_suites(ws: Workspace) -> None:
             eve.get(ref)
     with pytest.raises(InvalidInput):
         eve.get("mixed@")
+
+
+def test_a_version_stored_meanwhile_is_an_error_not_a_crash(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import garrison.store.eval_suites as store
+
+    _mixed(ws)
+    monkeypatch.setattr(store, "_next_version", lambda session, name: 1)  # a racing writer
+    eve = Suites(ws.session("eve"))
+    with pytest.raises(InvalidInput, match="same time"):
+        eve.create("mixed", "qa", [_qa(eve.session, "newer", "UNCLASSIFIED")])
+    monkeypatch.undo()
+    assert eve.create("mixed", "qa", [_qa(eve.session, "newer", "U")]).version == 2

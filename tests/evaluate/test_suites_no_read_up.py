@@ -80,7 +80,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                     where=canary,
                 )
             )
-        version = builder.create(name, "qa", items, holdout=holdout)
+        # How the suite was built names a canary governed by the whole suite's marking.
+        source = {"type": "test", "file": f"canarysrc{name[:6]}"}
+        canaries[source["file"]] = join(*(i.marking for i in items)).banner()
+        version = builder.create(name, "qa", items, holdout=holdout, source=source)
         stored = [
             (i.id, i.marking.banner(), i.input["question"].split()[2])
             for i in builder.items(version.ref)

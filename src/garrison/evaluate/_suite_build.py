@@ -19,6 +19,7 @@ from garrison.datasets import Datasets
 from garrison.evaluate._suite_export import HEADER_KEYS
 from garrison.evaluate._suite_items import NewItem, split_flat, text_fields
 from garrison.security.markings import Marking, dominates, find_portion_mark, join
+from garrison.store.datasets import current_markings
 from garrison.store.session import Session
 
 __all__ = ["check_portions", "dataset_items", "jsonl_items", "lines_items", "text_lines"]
@@ -52,7 +53,13 @@ def dataset_items(
         )
     items: list[NewItem] = []
     parsed: dict[str, Marking] = {}
-    for record in datasets.records(version):
+    records = datasets.records(version)
+    # Today's marking of each record's document governs the document id an item shows; a
+    # document that is gone is treated as system high (fail closed).
+    documents = current_markings(
+        session, doc_ids={r.doc_id for r in records if r.doc_id}, chunk_ids=[], element_ids=[]
+    ).documents
+    for record in records:
         where = f"record {record.id}"
         marking = parsed.get(record.marking)
         if marking is None:
@@ -80,6 +87,7 @@ def dataset_items(
                 cluster=record.doc_id or None,
                 slices=slices,
                 where=where,
+                source_marking=documents.get(record.doc_id, session.workspace.system_high),
             )
         )
     source = {

@@ -26,6 +26,7 @@ every readable chunk), marked UNCLASSIFIED (they hold nothing from the corpus), 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -115,6 +116,8 @@ class _Chunk:
     marking: Marking
     #: The chunk's marking joined with its headings' (for questions that quote a heading).
     headed: Marking
+    #: Its document's marking: governs the document id (the cluster) and source an item shows.
+    document: Marking
     slices: dict[str, str]
 
 
@@ -180,6 +183,7 @@ def _chunks(session: Session, documents: Sequence[str] | None) -> list[_Chunk]:
         try:
             marking = sources.marking(row.marking_id)
             heads = [sources.marking(int(i)) for i in row.section_marking_ids or []]
+            document = sources.marking(sources.documents[row.doc_id].marking_id)
         except KeyError:
             continue  # a marking it refers to is not readable: fail closed, leave it out
         path = list(row.section_path or [])
@@ -201,6 +205,7 @@ def _chunks(session: Session, documents: Sequence[str] | None) -> list[_Chunk]:
                 path[-1] if path else None,
                 marking,
                 join(marking, *heads),
+                document,
                 slices,
             )
         )
@@ -284,6 +289,7 @@ def doc_items(
                 cluster=chunk.doc_id,
                 slices={**chunk.slices, "template": template},
                 where=f"the question from chunk {chunk.id}",
+                source_marking=chunk.document,
             )
         )
 
@@ -334,7 +340,12 @@ def doc_items(
         )
     source = {
         "type": "docs",
-        "documents": sorted(documents) if documents is not None else None,
+        # The documents asked for, by a hash of their ids: a suite's source names no document.
+        "documents": (
+            hashlib.sha256("\n".join(sorted(set(documents))).encode()).hexdigest()
+            if documents is not None
+            else None
+        ),
         "limit": limit,
         "generator": getattr(gen, "name", None) if gen is not None else None,
         "seed": seed,

@@ -3,9 +3,10 @@
 The first line is the file's header -- ``{"banner": <the join of the exported items'
 markings>, "suite": {id, ref, name, kind, holdout, count, source}}`` -- and every other line
 one item with its own ``marking``: ``{"id", "input", "expected", "marking", "sources",
-"cluster", "slices"}`` (``cluster`` only where the item has a source document; ``slices``
-without the marking, which is the item's own). :meth:`Suites.from_jsonl` reads such a file
-back (it skips the header).
+"cluster", "slices"}`` (``cluster`` only where the item has a source document marked no
+higher than the item -- a document's id and source are marked like the document, and never
+written into a file marked like its items; ``slices`` without the marking, the item's own).
+:meth:`Suites.from_jsonl` reads such a file back (it skips the header).
 
 Only the items the subject may read are written, and only when the subject holds the
 ``export-eval`` action and may *export* (not merely read) every one of their markings; a holdout
@@ -22,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from garrison.core.errors import InvalidInput
+from garrison.evaluate._suite_items import DOCUMENT_SLICES
 from garrison.security.audit import AuditAction
-from garrison.security.markings import join
+from garrison.security.markings import dominates, join
 from garrison.security.policy import Action
 
 if TYPE_CHECKING:
@@ -67,7 +69,12 @@ def export_suite(suites: Suites, ref: str, out: Path) -> dict[str, Any]:
         row.pop("position")
         row.pop("kind")
         row["slices"] = {k: v for k, v in row["slices"].items() if k != "marking"}
-        if row["cluster"] == item.id:  # its own cluster: nothing to carry
+        if item.source_marking is None or not dominates(item.marking, item.source_marking):
+            # The document's id and source are marked like the document: not in a file marked
+            # like the items.
+            row["slices"] = {k: v for k, v in row["slices"].items() if k not in DOCUMENT_SLICES}
+            row.pop("cluster")
+        elif row["cluster"] == item.id:  # its own cluster: nothing to carry
             row.pop("cluster")
         lines.append(json.dumps(row, sort_keys=True, ensure_ascii=False))
     fd, tmp = tempfile.mkstemp(prefix=".garrison-suite-", dir=out.parent)

@@ -2,8 +2,14 @@
 
 An item is ``input`` (what a system under test is given) and ``expected`` (what a scorer checks
 its response against), marked with the join of its sources. Its id is the SHA-256 of its
-canonical content -- kind, input, expected, marking, sources, cluster and slices -- so the same
-item always has the same id, wherever it came from.
+canonical content -- kind, input, expected, marking, sources, cluster, slices and the marking
+of its source document -- so the same item always has the same id, wherever it came from.
+
+What an item says of its source document -- its cluster (the document's id) and the
+document-level slices (``source``, ``media_type``) -- is document-level data: a reader who may
+read the item but not its document (an UNCLASSIFIED paragraph of a SECRET memo) gets the item
+as its own cluster and without those slices (:data:`DOCUMENT_SLICES`), so no document id or
+source reaches someone who may not read the document.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from garrison.core.errors import InvalidInput
 from garrison.security.markings import Marking
 
 __all__ = [
+    "DOCUMENT_SLICES",
     "KINDS",
     "NewItem",
     "SuiteItem",
@@ -39,6 +46,8 @@ _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
 }
 #: The kinds of suite.
 KINDS: tuple[str, ...] = tuple(_FIELDS)
+#: Slices that describe an item's source document, shown only with its cluster.
+DOCUMENT_SLICES = frozenset({"source", "media_type"})
 #: The longest text an item field may hold (characters).
 _MAX_TEXT = 200_000
 
@@ -57,7 +66,7 @@ class NewItem:
     ``sources`` are the chunk ids it was made from; ``cluster`` what it is not independent of
     (its source document's id; the item id when None); ``slices`` what results are broken
     down by (the marking slice is always set from ``marking``); ``where`` names it in errors
-    (``line 3``, ``record 1a2b...``).
+    (``line 3``, ``record 1a2b...``); ``source_marking`` the marking of the source document.
     """
 
     input: Mapping[str, Any]
@@ -67,6 +76,9 @@ class NewItem:
     cluster: str | None = None
     slices: Mapping[str, str] = field(default_factory=dict)
     where: str = "an item"
+    #: The marking of its source document (governs ``cluster`` and the document-level
+    #: slices); None: the item's own marking.
+    source_marking: Marking | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,9 @@ class SuiteItem:
     cluster: str
     #: ``marking``, ``source``, ``media_type``, ``language`` (those known).
     slices: dict[str, str]
+    #: The marking of its source document, when the reader may read it (else None, and
+    #: ``cluster`` and the document-level slices are withheld).
+    source_marking: Marking | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,9 +225,11 @@ def item_content(
     sources: tuple[str, ...],
     cluster: str | None,
     slices: Mapping[str, str],
+    source_marking: Marking | None = None,
 ) -> dict[str, Any]:
     """What an item's id hashes (``cluster`` None: the item is its own cluster)."""
     return {
+        "source_marking": (source_marking or marking).banner(),
         "kind": kind,
         "input": dict(inp),
         "expected": dict(exp),

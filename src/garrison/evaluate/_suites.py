@@ -24,6 +24,7 @@ from typing import Any
 
 from garrison.core.errors import CheckFailed, InvalidInput, NotFound, NotPermitted
 from garrison.evaluate._suite_items import (
+    DOCUMENT_SLICES,
     KINDS,
     NewItem,
     SuiteItem,
@@ -152,8 +153,17 @@ class Suites:
             count=found.readable_count,
             created_by=row.created_by,
             created_at=row.created_at.isoformat(),
-            source=dict(row.manifest.get("source") or {}),
+            source=self._source(found),
         )
+
+    def _source(self, found: ReadableSuiteRow) -> dict[str, Any]:
+        """How the suite was built -- in full to readers of all its items; to others only
+        its type (a dataset's name or a file's is marked like the whole suite)."""
+        source = dict(found.row.manifest.get("source") or {})
+        whole = found.suite_marking
+        if whole is not None and self.session.can_read(whole):
+            return source
+        return {"type": source.get("type")} if "type" in source else {}
 
     def get(self, ref: str) -> SuiteVersion:
         """One suite version with an item the subject may read; NotFound otherwise."""
@@ -252,6 +262,12 @@ class Suites:
                 f"An item of suite {version.ref} fails its integrity check; run "
                 "`garrison audit verify`."
             )
+        cluster, slices = row.cluster, dict(row.slices)
+        source = self._readable_source(str(content["source_marking"]))
+        if source is None:
+            # What the item says of a document the reader may not read stays with it.
+            cluster = row.item_id
+            slices = {k: v for k, v in slices.items() if k not in DOCUMENT_SLICES}
         return SuiteItem(
             id=row.item_id,
             position=row.position,
@@ -260,9 +276,18 @@ class Suites:
             expected=dict(content["expected"]),
             marking=row.marking,
             sources=tuple(content["sources"]),
-            cluster=row.cluster,
-            slices=dict(row.slices),
+            cluster=cluster,
+            slices=slices,
+            source_marking=source,
         )
+
+    def _readable_source(self, banner: str) -> Marking | None:
+        """The source document's marking when the reader may read it, else None (fail closed)."""
+        try:
+            marking = self.session.parse_marking(banner)
+        except InvalidInput:
+            return None
+        return marking if self.session.can_read(marking) else None
 
     # -- changing ------------------------------------------------------------------------------
 
@@ -443,6 +468,7 @@ class Suites:
                 tuple(item.sources),
                 item.cluster,
                 slices,
+                item.source_marking,
             )
             iid = item_id(content)
             if iid in seen:
@@ -478,4 +504,13 @@ class Suites:
                 )
 
 
-_CONTENT_KEYS = ("kind", "input", "expected", "marking", "sources", "cluster", "slices")
+_CONTENT_KEYS = (
+    "kind",
+    "input",
+    "expected",
+    "marking",
+    "sources",
+    "cluster",
+    "slices",
+    "source_marking",
+)

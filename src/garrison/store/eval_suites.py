@@ -18,8 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from garrison.core.clock import utc_now
+from garrison.core.errors import InvalidInput
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, join
 from garrison.store.models import EvalSuiteItemRow, EvalSuiteRow
@@ -64,6 +66,9 @@ class ReadableSuiteRow:
     readable_count: int
     #: The join of the items the reader may read.
     marking: Marking
+    #: The suite's own marking (the join of all its items), for deciding what of its
+    #: metadata beyond the items the reader may see.
+    suite_marking: Marking | None = None
 
 
 def _item_query(suite_ids: Collection[str] | None) -> Any:
@@ -106,7 +111,8 @@ def readable_suite_rows(
                 markings[item.suite_id].append(marking)
         for suite_id, row in candidates.items():
             if counts.get(suite_id):
-                out.append(ReadableSuiteRow(row, counts[suite_id], join(*markings[suite_id])))
+                own = session.marking_of(orm, row.marking_id)
+                out.append(ReadableSuiteRow(row, counts[suite_id], join(*markings[suite_id]), own))
     return out
 
 
@@ -169,6 +175,27 @@ def add_suite(
     """Store a new suite version and its item rows ``(item_id, position, marking, cluster,
     slices)`` in one transaction, committed after its audit event."""
     version = _next_version(session, name)
+    try:
+        _insert(session, suite_id, name, version, kind, holdout, marking, manifest, snapshot, items)
+    except IntegrityError as exc:
+        session.forget_cached_markings()  # the rolled-back transaction may have interned some
+        raise InvalidInput(
+            f"Another version of the suite {name} was stored at the same time; try again."
+        ) from exc
+
+
+def _insert(
+    session: Session,
+    suite_id: str,
+    name: str,
+    version: int,
+    kind: str,
+    holdout: bool,
+    marking: Marking,
+    manifest: dict[str, Any],
+    snapshot: str,
+    items: Sequence[tuple[str, int, Marking, str, dict[str, str]]],
+) -> None:
     with session._write(
         AuditAction.EVAL_SUITE_CREATE,
         object_id=suite_id,
