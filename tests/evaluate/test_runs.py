@@ -415,3 +415,38 @@ def test_a_model_graded_scorer_judges_only_what_it_may_receive(
     assert summary.metrics["judge"]["value"] == 1.0
     assert len(judged) == 2
     assert not any(w in "".join(judged) for w in ("walruspeak", "narwhalglow"))
+
+
+def test_results_below_their_document_withhold_its_id_and_slices(ws: Workspace) -> None:  # noqa: F811
+    from sqlalchemy import select
+
+    from garrison.store.models import ChunkRow
+    from tests.assist.conftest import MEMO_U
+
+    session = ws.session("ted")
+    with ws.catalog.transaction() as orm:
+        chunk = next(c for c in orm.scalars(select(ChunkRow)) if MEMO_U in c.text)
+        chunk_id, doc_id = chunk.id, chunk.doc_id
+    item = NewItem(
+        input={"question": f"When does the {MEMO_U} timetable change?"},
+        expected={"answer": f"The {MEMO_U} timetable changes on Monday.", "sources": [chunk_id]},
+        marking=M("UNCLASSIFIED"),
+        sources=(chunk_id,),
+        cluster=doc_id,
+        slices={"source": "memo.txt"},
+        source_marking=M("SECRET"),
+    )
+    version = Suites(session).create("memo-u", "qa", [item])
+    (suite_item,) = Suites(session).items(version.ref)
+    summary = Runs(session).start(version.ref, parse_system("assistant:k=2,max_marking=U"))
+    (result,) = Runs(ws.session("uma")).items(summary.ref)
+    assert result.marking == M("UNCLASSIFIED")
+    # The memo is SECRET: a result marked U names neither it nor its source.
+    assert suite_item.source_marking == M("SECRET") and suite_item.cluster == doc_id
+    assert result.cluster == result.item_id != doc_id
+    assert "source" not in result.slices and "media_type" not in result.slices
+    # Marked at the document's level, the result keeps the cluster.
+    high = Runs(session).start(version.ref, parse_system("assistant:k=8"))
+    (kept,) = Runs(session).items(high.ref)
+    assert kept.marking == M("TOP SECRET") and kept.cluster == doc_id
+    assert kept.slices["source"] == "memo.txt"

@@ -29,6 +29,7 @@ from typing import Any
 from garrison.core.errors import GarrisonError, InvalidInput, MarkingError, ServiceUnavailable
 from garrison.evaluate._cache import ResponseCache, cache_key
 from garrison.evaluate._runs import ItemResult, Progress, RunSummary, RunWriter
+from garrison.evaluate._suite_items import DOCUMENT_SLICES
 from garrison.evaluate._systems import (
     ItemView,
     NotEligible,
@@ -37,7 +38,7 @@ from garrison.evaluate._systems import (
     SystemSpec,
     open_system,
 )
-from garrison.security.markings import Marking, join
+from garrison.security.markings import Marking, dominates, join
 from garrison.store.session import Session
 
 __all__ = ["Plan", "Settings", "execute", "plan"]
@@ -88,6 +89,19 @@ class PlannedItem:
     position: int
     cluster: str
     slices: dict[str, str]
+    #: The marking of the item's source document (None when the runner may not read it).
+    source_marking: Marking | None = None
+
+    def document_fields(self, marking: Marking) -> tuple[str, dict[str, str]]:
+        """The cluster and slices a result marked ``marking`` may carry: the source document's
+        id and its document-level slices only when ``marking`` dominates the document's; else
+        the item is its own cluster and those slices are left out (no write-down)."""
+        source = self.source_marking
+        if source is None or dominates(marking, source):
+            # No source document, or one the suite already withheld from the runner.
+            return self.cluster, dict(self.slices)
+        slices = {k: v for k, v in self.slices.items() if k not in DOCUMENT_SLICES}
+        return self.view.id, slices
 
 
 @dataclass
@@ -160,7 +174,9 @@ def _planned(items: Iterable[Any]) -> list[PlannedItem]:
         )
         position = int(getattr(item, "position", n + 1))
         cluster = str(getattr(item, "cluster", "") or item.id)
-        out.append(PlannedItem(view, position, cluster, dict(getattr(item, "slices", {}) or {})))
+        slices = dict(getattr(item, "slices", {}) or {})
+        source = getattr(item, "source_marking", None)
+        out.append(PlannedItem(view, position, cluster, slices, source))
     return out
 
 
@@ -281,10 +297,11 @@ def _one(
     plan: Plan, cache: ResponseCache, key: str, planned: PlannedItem, settings: Settings
 ) -> _Outcome:
     item = planned.view
+    cluster, slices = planned.document_fields(item.marking)
     base: dict[str, Any] = {
         "item_id": item.id,
-        "cluster": planned.cluster,
-        "slices": planned.slices,
+        "cluster": cluster,
+        "slices": slices,
         "position": planned.position,
     }
     cached = cache.get(key)
@@ -338,6 +355,7 @@ def _one(
             marking,
         )
     marked = join(item.marking, marking)
+    base["cluster"], base["slices"] = planned.document_fields(marked)
     try:
         scores, binary = _score(plan, item, response, marked)
     except GarrisonError as exc:  # a model-graded scorer that could not answer
