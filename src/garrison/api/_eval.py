@@ -182,3 +182,12 @@ def add_suite_routes(api: APIRouter) -> None:
 
 
 add_suite_routes(router)
+
+
+def _add_runs() -> None:
+    from garrison.api._eval_runs import add_run_routes
+
+    add_run_routes(router, eval_session, _page, _offset)
+
+
+_add_runs()
