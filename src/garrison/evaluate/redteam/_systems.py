@@ -131,7 +131,7 @@ def parse_target(spec: str) -> Target:
     return Target("assistant", generator, k, text)
 
 
-def _rename(ref: str | None, refs: Mapping[str, str]) -> str | None:
+def rename_generator(ref: str | None, refs: Mapping[str, str]) -> str | None:
     """A generator reference of the tested workspace as its copy in the test workspace."""
     if ref is None:
         return None
@@ -216,7 +216,9 @@ def open_system(spec: str | System, refs: Mapping[str, str]) -> System:
         return spec
     target = parse_target(spec)
     if target.kind == "generator":
-        ref = _rename(target.generator, refs)
+        ref = rename_generator(target.generator, refs)
         assert ref is not None
         return GeneratorSystem(ref, name=target.spec)
-    return AssistantSystem(k=target.k, generator=_rename(target.generator, refs), name=target.spec)
+    return AssistantSystem(
+        k=target.k, generator=rename_generator(target.generator, refs), name=target.spec
+    )
