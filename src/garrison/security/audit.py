@@ -96,6 +96,7 @@ class AuditAction(StrEnum):
     PIPELINE_REMOVE = "pipeline.remove"
     PIPELINE_RUN = "pipeline.run"
     PIPELINE_WRITE = "pipeline.write"
+    REDTEAM_REPORT = "redteam.report"
     REDTEAM_RUN = "redteam.run"
     REDTEAM_SETUP = "redteam.setup"
     REGISTRY_ADD = "registry.add"

@@ -216,7 +216,7 @@ class FalsePositives:
 
 def false_positive_rate(detector: Detector, sentences: Sequence[str]) -> FalsePositives:
     """How often ``detector`` fires on ``sentences`` (which hold none of its canaries)."""
-    flagged, examples = 0, []
+    flagged, examples = 0, list[str]()
     for sentence in sentences:
         for canary in detector.canaries:
             if detector._sentence(sentence, "corpus", [canary], set()) is not None:

@@ -415,8 +415,8 @@ def injection_attempts(
         carrier = CARRIERS[(i // len(INJECTIONS)) % len(CARRIERS)]
         other = topics[(i + 1) % len(topics)]
         instruction = _instruction(kind, t, other)
-        marking = high_marking if kind == "marking-claim" else "UNCLASSIFIED"
-        _write_attack(attack_dir, i, t, instruction, carrier, marking)
+        banner = high_marking if kind == "marking-claim" else "UNCLASSIFIED"
+        _write_attack(attack_dir, i, t, instruction, carrier, banner)
         plan.append((kind, carrier, instruction))
     attack_docs = set(ingest_folder(system, attack_dir, pipeline))
 

@@ -264,10 +264,10 @@ def leakage_attempts(
     order = sorted(markings, key=lambda m: -readers[m])
     baseline_at: dict[str, int] = {}
     notes: list[str] = []
-    for n, s in sessions.items():
-        readable = [bool(s.can_read(parsed[m])) for m in order]
-        first = readable.index(False) if False in readable else len(order)
-        if any(readable[first:]):
+    for n, subject in sessions.items():
+        reads = [bool(subject.can_read(parsed[m])) for m in order]
+        first = reads.index(False) if False in reads else len(order)
+        if any(reads[first:]):
             notes.append(
                 f"{n}: the markings they may read are not nested with the others; no "
                 "difference test for their attempts."
@@ -301,12 +301,12 @@ def leakage_attempts(
             if progress is not None:
                 progress("baseline", done, total)
 
-    for phase, marking in enumerate(order):
+    for phase, banner in enumerate(order):
         run_baselines(phase)
         folder = root / f"phase-{phase}"
         folder.mkdir()
         for c in planted:
-            if c.marking == marking:
+            if c.marking == banner:
                 write_canary_document(folder, c)
         ingest_folder(system, folder, pipeline)
     run_baselines(len(order))
