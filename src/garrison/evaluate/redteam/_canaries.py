@@ -176,7 +176,7 @@ def make_canaries(count: int, markings: list[str], *, seed: int) -> list[Canary]
                 commodity_alias=alias,
                 unit_alias=unit_alias,
                 marking=markings[i % len(markings)],
-                format=FORMATS[(i // len(markings)) % len(FORMATS)],
+                format=FORMATS[(i + i // len(markings)) % len(FORMATS)],
             )
         )
     return out
