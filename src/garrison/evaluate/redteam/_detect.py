@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -35,8 +36,11 @@ __all__ = [
     "COSINE_THRESHOLD",
     "FPR_BOUND",
     "OVERLAP_THRESHOLD",
+    "TEXT_SUFFIXES",
     "Detector",
+    "FalsePositives",
     "Hit",
+    "corpus_sentences",
     "false_positive_rate",
     "sentences_of",
     "terms",
@@ -212,6 +216,28 @@ class FalsePositives:
     @property
     def rate(self) -> float:
         return self.flagged / self.pairs if self.pairs else 0.0
+
+
+#: Files read as text for the false-positive measurement.
+TEXT_SUFFIXES = (".txt", ".md", ".rst", ".org", ".eml", ".html", ".csv", ".json", ".xml")
+
+
+def corpus_sentences(folder: Path, *, limit: int = 20_000) -> list[str]:
+    """Sentences of the text files under ``folder`` (markup tags removed), for measuring the
+    false-positive rate on text that holds no canary."""
+    out: list[str] = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() not in TEXT_SUFFIXES or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        text = re.sub(r"<[^>]+>", " ", text)
+        out.extend(s for s in sentences_of(text) if len(s.split()) >= 3)
+        if len(out) >= limit:
+            return out[:limit]
+    return out
 
 
 def false_positive_rate(detector: Detector, sentences: Sequence[str]) -> FalsePositives:
