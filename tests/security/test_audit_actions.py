@@ -52,10 +52,11 @@ def test_every_stored_action_name_is_a_member_with_the_same_value() -> None:
     values = {a.value for a in AuditAction}
     assert values >= STORED
     # Training, optimizing, using, predicting with and carrying models; asking the assistant
-    # and keeping its conversations.
+    # and keeping its conversations; red-team runs.
     assert values - STORED == {
         "model.export", "model.import", "model.optimize", "model.predict", "model.train",
         "model.use", "ask", "conversation.delete", "conversation.list", "conversation.read",
+        "redteam.report", "redteam.run", "redteam.setup",
     }  # fmt: skip
     assert len(values) == len(AuditAction)  # no two members share a name
     assert garrison.security.AuditAction is AuditAction
