@@ -27,6 +27,7 @@ from bench import (
     onnx,
     pdf,
     pipeline,
+    redteam,
     search,
     train,
 )
@@ -46,6 +47,7 @@ BENCHMARKS = {
     "onnx": onnx.run,
     "pdf": pdf.run,
     "pipeline": pipeline.run,
+    "redteam": redteam.run,
     "search": search.run,
     "train": train.run,
 }
