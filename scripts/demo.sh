@@ -82,6 +82,16 @@ for row in range(height):
     print(f"  {left:<46}  {right}")
 PY
 
+step "10c. Evaluate the assistant before deployment: a QA suite generated from the documents, two retrieval settings, the paired difference"
+ref() { python3 -c 'import json,sys; print(json.load(sys.stdin)["ref"])'; }
+suite=$(garrison eval suite generate sample-qa --from-docs --limit 24 --seed 7 --as fay --json | ref)
+run_k2=$(garrison eval run "$suite" --system assistant:k=2 --as fay --json | ref)
+run_k8=$(garrison eval run "$suite" --system assistant:k=8 --as fay --json | ref)
+garrison eval show "$run_k8" --as fay
+garrison eval compare "$run_k2" "$run_k8" --metric token-f1 --metric citation-recall \
+  --non-inferiority 0.05 --as fay || echo "   (gate failed: exit $?)"
+garrison eval report "$run_k8" --format html --out "$out/eval-report.html" --as fay
+
 step "11. A dataset version with leakage-free splits, exported, signed and verified"
 garrison dataset create logistics --split train=0.7,validation=0.15,test=0.15 --seed 7 --as ben
 rm -rf "$out/export-parquet" "$out/export-hf" "$out/signing-key.pem"
@@ -137,5 +147,6 @@ Done. Results are in $out/:
   $out/signing-key.pem      the public key that checks the exports' signatures
   $out/rollups.txt          the marking roll-ups
   $out/checkpoint.json      a signed audit checkpoint to keep outside the workspace
+  $out/eval-report.html     the marked evaluation report of the assistant (k=8)
 Explore further with: GARRISON_WORKSPACE=$ws .venv/bin/garrison docs ls
 DONE

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,6 +33,7 @@ def card(
         raise InvalidInput(f"Unknown card format {fmt!r}: use md, html or json.")
     with open_session(ctx, workspace, as_user) as session:
         data = model_card(session, ref)
+        data["evaluation"] = _latest_evaluation(session, data["model"])
     text = {"md": render_markdown, "html": render_html, "json": render_json}[fmt](data)
     if out is None:
         typer.echo(text, nl=False)
@@ -102,3 +103,17 @@ def import_(
             f"Its base model {version.manifest['base'][:12]} is not in this workspace.",
             markup=False,
         )
+
+
+def _latest_evaluation(session: Any, model: dict[str, Any]) -> dict[str, Any] | None:
+    """The model's latest evaluation run for its card (figures only where the card's marking
+    dominates the run's), or None; the evaluator role is not needed to read a run."""
+    from garrison.core.errors import NotPermitted
+    from garrison.evaluate import Runs
+
+    try:
+        return Runs(session).latest_for_model(
+            str(model["id"]), session.parse_marking(str(model["marking"]))
+        )
+    except NotPermitted:
+        return None

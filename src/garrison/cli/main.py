@@ -20,6 +20,8 @@ from garrison.cli import (
     _audit,
     _datasets,
     _docs,
+    _eval,
+    _eval_runs,
     _ingest,
     _marking,
     _models,
@@ -82,6 +84,8 @@ _models.register(app)
 _search.register(app)
 _ask.register(app)
 _api.register(app)
+_eval.register(app)
+_eval_runs.register(_eval.app)
 app.add_typer(_docs.app, name="docs")
 app.add_typer(_docs.jobs_app, name="jobs")
 app.add_typer(_marking.app, name="marking")

@@ -1,4 +1,11 @@
 """Evaluation: suites built from datasets, models and the assistant tested before deployment,
-and the red team that looks for answers above the asker's clearance. Nothing imports it."""
+and the red team that looks for answers above the asker's clearance. Nothing imports it.
 
-__all__: list[str] = []
+Runs (:class:`Runs`, :mod:`garrison.evaluate._runs`) put a system under test
+(:class:`SystemSpec`, :func:`parse_system`) to a suite's items and record every result, marked.
+"""
+
+from garrison.evaluate._runs import ItemResult, Runs, RunSummary, RunWriter
+from garrison.evaluate._systems import SystemSpec, parse_system
+
+__all__ = ["ItemResult", "RunSummary", "RunWriter", "Runs", "SystemSpec", "parse_system"]

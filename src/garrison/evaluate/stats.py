@@ -37,6 +37,7 @@ import numpy.typing as npt
 from garrison.core.errors import InvalidInput
 
 __all__ = [
+    "ALPHA",
     "Comparison",
     "Estimate",
     "Verdict",
@@ -154,7 +155,10 @@ def _wilson_bounds(successes: float, n: float, z: float) -> tuple[float, float]:
     denominator = 1.0 + z * z / n
     centre = (p + z * z / (2.0 * n)) / denominator
     half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Exact at the edges (0/N starts at 0, N/N ends at 1) and never excluding p by rounding.
+    low = 0.0 if successes <= 0 else min(p, max(0.0, centre - half))
+    high = 1.0 if successes >= n else max(p, min(1.0, centre + half))
+    return low, high
 
 
 def wilson(successes: int, n: int, confidence: float = 0.95) -> Estimate:
@@ -342,6 +346,7 @@ def estimate(
     clusters: Sequence[Hashable] | None = None,
     seed: int = 0,
     confidence: float = 0.95,
+    resamples: int = 2000,
 ) -> Estimate:
     """The default interval of a metric over items.
 
@@ -357,7 +362,9 @@ def estimate(
     array = _values(values, binary=binary)
     n = int(array.size)
     if not binary:
-        return bootstrap_mean(array, clusters=clusters, seed=seed, confidence=confidence)
+        return bootstrap_mean(
+            array, clusters=clusters, resamples=resamples, seed=seed, confidence=confidence
+        )
     successes = int(array.sum())
     if clusters is None:
         return wilson(successes, n, confidence)
@@ -523,8 +530,22 @@ def paired_compare(
         p_value = min(1.0, 2.0 * min(below, above))
     return Comparison(
         metric=metric,
-        a=estimate(a, binary=binary, clusters=clusters, seed=seed, confidence=confidence),
-        b=estimate(b, binary=binary, clusters=clusters, seed=seed, confidence=confidence),
+        a=estimate(
+            a,
+            binary=binary,
+            clusters=clusters,
+            seed=seed,
+            confidence=confidence,
+            resamples=resamples,
+        ),
+        b=estimate(
+            b,
+            binary=binary,
+            clusters=clusters,
+            seed=seed,
+            confidence=confidence,
+            resamples=resamples,
+        ),
         difference=difference,
         test=test,
         p_value=p_value,

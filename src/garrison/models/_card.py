@@ -400,6 +400,30 @@ _TRAINING_HEAD = ["Dataset", "Version id", "Marking", "Records", "By split", "St
 _LINEAGE_HEAD = ["Step", "Base model", "Version id", "Kind", "Marking", "Present"]
 
 
+_EVALUATION_HEAD = ["Metric", "Value", "95% interval", "n"]
+
+
+def _evaluation_rows(data: Mapping[str, Any]) -> tuple[str, list[list[Any]]] | None:
+    """The latest evaluation an interface attached as ``data["evaluation"]`` (this package
+    does not read runs): a sentence and its metric rows, or None when none is attached. Its
+    figures are there only when the card's marking dominates the run's; otherwise only the run
+    is named."""
+    evaluation = data.get("evaluation")
+    if not isinstance(evaluation, Mapping):
+        return None
+    run = str(evaluation.get("run", ""))
+    metrics = evaluation.get("metrics")
+    if not isinstance(metrics, Mapping):
+        return (f"{run}: marked above this card; read it with `garrison eval show {run}`.", [])
+    rows = [
+        [name, _num(m.get("value")), f"{_num(m.get('low'))}-{_num(m.get('high'))}", m.get("n")]
+        for name, m in sorted(metrics.items())
+        if isinstance(m, Mapping)
+    ]
+    suite = evaluation.get("suite") or ""
+    return (f"{run} on {suite} ({evaluation.get('created_at', '')}).", rows)
+
+
 def render_markdown(data: dict[str, Any]) -> str:
     """The card as Markdown; the banner is the first and the last line."""
     banner = md_banner(data["banner"])
@@ -425,6 +449,11 @@ def render_markdown(data: dict[str, Any]) -> str:
     if data["details"]:
         out += ["## Other details", ""]
         out += md_table(["Entry", "Value"], _mapping_rows(data["details"]))
+    evaluation = _evaluation_rows(data)
+    if evaluation is not None:
+        out += ["## Latest evaluation", "", md_text(evaluation[0]), ""]
+        if evaluation[1]:
+            out += md_table(_EVALUATION_HEAD, evaluation[1])
     if data["export"]:
         out += ["## Bundle", ""]
         out += md_table(["Property", "Value"], _export_rows(data["export"]))
@@ -474,6 +503,11 @@ def render_html(data: dict[str, Any]) -> str:
             "<h2>Other details</h2>",
             html_table("Other details", ["Entry", "Value"], _mapping_rows(data["details"])),
         ]
+    evaluation = _evaluation_rows(data)
+    if evaluation is not None:
+        parts += ["<h2>Latest evaluation</h2>", f"<p>{html_text(evaluation[0])}</p>"]
+        if evaluation[1]:
+            parts.append(html_table("Latest evaluation", _EVALUATION_HEAD, evaluation[1]))
     if data["export"]:
         parts += [
             "<h2>Bundle</h2>",

@@ -50,6 +50,11 @@ from garrison.store.models import (
     DocumentRow,
     ElementRow,
     ElementState,
+    EvalCacheRow,
+    EvalRunItemRow,
+    EvalRunRow,
+    EvalSuiteItemRow,
+    EvalSuiteRow,
     FindingRow,
     InternedMarking,
     ModelVersionRow,
@@ -218,6 +223,46 @@ register(
             "probabilities",
         ),
     ),
+)
+register(
+    EvalSuiteRow,
+    BindingSpec(
+        "eval_suites",
+        "id",
+        markings=("marking_id",),
+        content=("name", "version", "kind", "holdout", "manifest", "item_count", "snapshot"),
+    ),
+)
+register(
+    EvalSuiteItemRow,
+    BindingSpec(
+        "eval_suite_items",
+        "id",
+        markings=("marking_id",),
+        content=("suite_id", "item_id", "position", "cluster", "slices"),
+    ),
+)
+register(
+    EvalRunRow,
+    BindingSpec(
+        "eval_runs",
+        "id",
+        markings=("marking_id",),
+        content=("kind", "suite_id", "system", "scorers", "parameters", "created_by"),
+    ),
+)
+register(
+    EvalRunItemRow,
+    BindingSpec(
+        "eval_run_items",
+        "id",
+        markings=("marking_id",),
+        content=("run_id", "item_id", "status", "scores", "binary", "cluster", "transcript"),
+    ),
+)
+register(
+    EvalCacheRow,
+    BindingSpec("eval_cache", "key", markings=("marking_id",), content=("response",)),
 )
 
 

@@ -28,6 +28,11 @@ __all__ = [
     "DocumentRow",
     "ElementRow",
     "ElementState",
+    "EvalCacheRow",
+    "EvalRunItemRow",
+    "EvalRunRow",
+    "EvalSuiteItemRow",
+    "EvalSuiteRow",
     "FindingRow",
     "InternedMarking",
     "JobItemRow",
@@ -432,3 +437,124 @@ class TokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EvalSuiteRow(Base):
+    """An immutable evaluation suite version: its manifest (kind, holdout flag, source and the
+    items' content ids, in order), whose hash is its id. The items' payloads are sealed in the
+    encrypted blob store (``snapshot``); each item also has an :class:`EvalSuiteItemRow`, so
+    reads are filtered and counted per item. Marked with the join of its items."""
+
+    __tablename__ = "eval_suites"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    #: 1, 2, ... per name, in the order versions were created.
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    holdout: Mapped[bool] = mapped_column(Boolean)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    item_count: Mapped[int] = mapped_column(Integer)
+    #: SHA-256 of the sealed item payloads in the encrypted blob store.
+    snapshot: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class EvalSuiteItemRow(Base):
+    """One item of a suite version: its content id, place, marking, cluster and slices (the
+    payload stays sealed in the suite's snapshot). Marked with the join of its sources."""
+
+    __tablename__ = "eval_suite_items"
+
+    #: SHA-256 of the suite id and the item id: one row per item of a version.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    suite_id: Mapped[str] = mapped_column(ForeignKey("eval_suites.id"), index=True)
+    #: The item's content id (SHA-256 of its kind, input, expected, marking and sources).
+    item_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    #: What the item is not independent of: its source document's id, else the item id.
+    cluster: Mapped[str] = mapped_column(String(64))
+    slices: Mapped[dict[str, str]] = mapped_column(JSON)
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class EvalRunRow(Base):
+    """An evaluation run: a system under test on a suite's items (or on items it made itself,
+    for red-team runs). Marked with the join of its items' and responses' markings so far."""
+
+    __tablename__ = "eval_runs"
+
+    #: Random (32 hex digits); runs are named by its first 12.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: The suite's kind (qa, classification, ...) or an external kind (redteam).
+    kind: Mapped[str] = mapped_column(String(32))
+    suite_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    suite_ref: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    #: The system under test: kind, ref, version id, parameters, subject, ceiling.
+    system: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Scorer name -> version.
+    scorers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Runner settings: concurrency, retries, timeout, seed (and an external run's own).
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: running, interrupted, complete.
+    status: Mapped[str] = mapped_column(String(16))
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    item_count: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class EvalRunItemRow(Base):
+    """One item's result in a run: its scores, and its transcript sealed (item, context,
+    response). Marked with the item's marking joined with the response's."""
+
+    __tablename__ = "eval_run_items"
+    __table_args__ = (UniqueConstraint("run_id", "item_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32), index=True)
+    item_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    #: scored, not-eligible, error.
+    status: Mapped[str] = mapped_column(String(16))
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON)
+    binary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cluster: Mapped[str] = mapped_column(String(128))
+    slices: Mapped[dict[str, Any]] = mapped_column(JSON)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: AES-256-GCM sealed JSON (base64), bound to the run, the item and the marking as
+    #: associated data.
+    transcript: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class EvalCacheRow(Base):
+    """A system's response to one item, kept so a re-run or a resumed run never asks again.
+
+    Keyed by a hash of (system version, parameters, acting subject and ceiling, item id and
+    content); the response is sealed and marked with the response's marking."""
+
+    __tablename__ = "eval_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    #: AES-256-GCM sealed JSON (base64: the response and its context), bound to the key.
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
