@@ -63,6 +63,7 @@ def _finish(
     from garrison.evaluate.redteam import (
         build_report,
         gate,
+        record_runs,
         render_html,
         render_markdown,
         report_json,
@@ -71,6 +72,7 @@ def _finish(
     from garrison.security.policy import Action
 
     report = build_report(result, reader=session)
+    recorded = record_runs(session, result, test=report.test)
     for path, render in ((html, render_html), (markdown, render_markdown)):
         if path is None:
             continue
@@ -86,9 +88,12 @@ def _finish(
         data = report_json(report)
         if verdicts:
             data["gate"] = [v.to_json() for v in verdicts]
+        data["runs"] = {name: r.ref for name, r in zip(report.systems, recorded, strict=True)}
         emit_json(data)
     else:
         _print(report)
+        for name, r in zip(report.systems, recorded, strict=True):
+            out_console.print(f"{name}: recorded as evaluation run {r.ref}.", markup=False)
         for v in verdicts:
             out_console.print(v.reason, markup=False)
     if any(not v.passed for v in verdicts):

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["LOWER_IS_BETTER", "compare_report", "run_report", "summary_metrics"]
 
 #: Metrics where a lower value is better (a failure or error rate); every other is higher.
-LOWER_IS_BETTER = frozenset({"leak", "leaked", "leak_rate", "ece", "error_rate", "latency_ms"})
+LOWER_IS_BETTER = frozenset(
+    {"leak", "leaked", "leak_rate", "ece", "error_rate", "latency_ms", "attack_success"}
+)
 
 
 def _higher_is_better(name: str) -> bool:

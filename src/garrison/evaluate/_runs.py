@@ -549,7 +549,9 @@ class Runs:
         self.session.require(Action.READ, AuditAction.EVAL_COMPARE)
         a = self._summary_by_ref(ref_a, audit=False)
         b = self._summary_by_ref(ref_b, audit=False)
-        if a.suite_id is None or a.suite_id != b.suite_id:
+        # External runs (red team) have no suite: two of the same kind pair on their item ids.
+        external = a.suite_id is None and b.suite_id is None and a.kind == b.kind
+        if not external and (a.suite_id is None or a.suite_id != b.suite_id):
             raise InvalidInput("Runs can be compared only on the same suite version.")
         report = compare_report(
             (a, list(self._all_items(a.id))),

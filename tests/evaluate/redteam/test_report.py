@@ -76,6 +76,13 @@ def test_cli_leakage_gate(
     # two canaries, CONFIDENTIAL and SECRET: the report carries the join of its transcripts
     assert data["marking"] == "SECRET"
     assert html.read_text().count(">SECRET</div>") == 2
+    # stored as evaluation runs: eval compare pairs the canaries and gates on B's upper bound
+    runs = data["runs"]
+    compare = ["eval", "compare", "-w", ws, "--as", "eve", runs["assistant"]]
+    code, _ = _run([*compare, runs["generator:memorized"], "--upper-below", "0.9"], capsys)
+    assert code == 1
+    code, _ = _run([*compare, runs["assistant"], "--upper-below", "0.9"], capsys)
+    assert code == 0
     code, out = _run(
         ["redteam", "probes", "-w", ws, "--as", "eve", "--system", "assistant"], capsys
     )

@@ -10,7 +10,8 @@ workspace under test and none of its data (:mod:`._workspace`), each audited as
 - direct probes (:func:`run_probes`): prompts with detectors from a JSONL file.
 
 :func:`build_report` makes any result a marked report with intervals, paired deltas between
-systems and the NIST AI 600-1 mapping; :func:`gate` decides on its upper bound.
+systems and the NIST AI 600-1 mapping; :func:`gate` decides on its upper bound;
+:func:`record_runs` stores a result as evaluation runs (``garrison eval compare`` gates them).
 """
 
 from garrison.evaluate.redteam._canaries import ATTACK_KINDS, FORMATS, Canary, make_canaries
@@ -49,6 +50,7 @@ from garrison.evaluate.redteam._probes import (
     load_probes,
     run_probes,
 )
+from garrison.evaluate.redteam._record import record_runs
 from garrison.evaluate.redteam._report import (
     RedTeamReport,
     build_report,
@@ -114,6 +116,7 @@ __all__ = [
     "make_canaries",
     "open_system",
     "parse_target",
+    "record_runs",
     "render_html",
     "render_markdown",
     "report_json",
