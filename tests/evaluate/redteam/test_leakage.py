@@ -3,10 +3,13 @@ caught on every attack kind, results are marked, audited and bounded."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from garrison.core.errors import InvalidInput, NotPermitted
 from garrison.evaluate.redteam import (
@@ -23,6 +26,7 @@ from garrison.evaluate.redteam import (
 )
 from garrison.security.audit import AuditAction
 from garrison.security.markings import dominates, parse_marking
+from garrison.security.subjects import Role, Subject, parse_clearance
 from garrison.store.session import Session
 from garrison.store.workspace import Workspace
 from tests.evaluate.redteam import bad
@@ -149,3 +153,37 @@ def test_scratch_workspace_copies_people_and_generators_not_data(source: Workspa
     with scratch_workspace(eve, keep=True) as kept:
         folder = kept.folder
     assert folder.exists()
+
+
+CLEARANCES = ("U", "C", "S", "TS")
+NATIONS = ("USA", "GBR", "AUS", "FRA")
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(clearance=st.sampled_from(CLEARANCES), nation=st.sampled_from(NATIONS))
+def test_no_reader_reads_up_a_red_team_report(
+    result: LeakageResult, source: Workspace, clearance: str, nation: str
+) -> None:
+    """Whoever reads a red-team report sees only transcripts they may read, and the report's
+    marking is one they may read (fail closed: the rest is counted as withheld)."""
+    reader = Session(
+        source,
+        Subject(
+            name=f"r-{clearance}-{nation}".lower(),
+            clearance=parse_clearance(clearance),
+            citizenship=nation,
+            roles=frozenset({Role.EVALUATOR}),
+        ),
+    )
+    report = build_report(result, reader=reader)
+    assert reader.can_read(report.marking)
+    assert all(reader.can_read(parse_marking(a["marking"])) for a in report.attempts)
+    readable = sum(bool(reader.can_read(a.marking)) for a in result.attempts)
+    assert len(report.attempts) == readable
+    assert report.withheld == len(result.attempts) - readable
+    shown = json.dumps(report.attempts)
+    for c in result.canaries:
+        if not reader.can_read(parse_marking(c.marking)):
+            assert c.fact not in shown
