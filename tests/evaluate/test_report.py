@@ -20,6 +20,7 @@ from garrison.evaluate.report import (
     distribution,
     render_html,
     render_markdown,
+    report_body,
     report_json,
     stats_only,
 )
@@ -157,6 +158,24 @@ def test_html_figures_need_the_evaluate_extra(
         render_html(report)
 
 
+def test_a_run_acting_as_its_starter_says_so() -> None:
+    report = run_report()
+    system = {k: v for k, v in report.system.items() if k not in ("subject", "ceiling")}
+    text = render_markdown(replace(report, system=system))
+    assert "| Acting subject | the subject who started it |" in text
+    assert "| Ceiling | the acting subject's clearance |" in text
+
+
+def test_a_single_slice_gets_a_table_and_no_figure() -> None:
+    report = run_report()
+    metric = report.metrics[0]
+    one = replace(metric, slices={"language": {"en": metric.estimate}})
+    page = render_html(replace(report, metrics=[one]))
+    assert 'aria-label="exact by language"' not in page
+    assert "<caption>exact by language</caption>" in page
+    assert page.count("<svg ") == 1  # the histogram
+
+
 def test_html_of_a_run_without_scored_items() -> None:
     empty = replace(run_report(), metrics=[], counts={"scored": 0, "error": 3}, power=())
     page = render_html(empty)
@@ -287,3 +306,18 @@ def test_distribution_bins() -> None:
     assert sum(b["count"] for b in wide) == 3
     assert distribution([3.0, 3.0], binary=False) == [{"low": 3.0, "high": 3.0, "count": 2}]
     assert distribution([], binary=False) == []
+
+
+# -- the fragment the web UI embeds -------------------------------------------------------------
+
+
+def test_report_body_with_images_and_without_run_sections() -> None:
+    report = compare_report()
+    body = report_body(report, images=True, runs=False)
+    assert "<svg" not in body and "banner" not in body
+    images = re.findall(r'<img class="figure" alt="([^"]+)" src="data:image/svg\+xml;base64,', body)
+    assert images == ["Paired differences, B minus A"]
+    assert ">Run A: " not in body and "Adjusted p" in body
+    full = report_body(report.a, images=True)
+    assert "<svg" not in full and full.count('<img class="figure"') == 6
+    assert HOSTILE not in full

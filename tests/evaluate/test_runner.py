@@ -65,10 +65,12 @@ def test_interrupted_run_resumes_without_reasking(
         if done == 2:
             raise Stop()
 
-    with pytest.raises(Stop):
+    with pytest.raises(Stop) as stopped:
         runs.start(suite, SystemSpec("generator", generator), concurrency=1, progress=progress)
     assert len(server.chat_requests) == 2
     (interrupted,) = [r for r in runs.list() if r.suite == suite]
+    # The interruption names the run to resume (the CLI prints it).
+    assert f"--resume {interrupted.ref}" in " ".join(stopped.value.__notes__)
     assert interrupted.status == "interrupted"
     assert interrupted.counts["recorded"] == 2
     server.requests.clear()

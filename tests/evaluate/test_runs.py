@@ -327,3 +327,58 @@ def test_model_card_shows_its_latest_evaluation(
     code = main(["model", "card", classifier, "--as", "ted", "-w", str(ws.root)])
     out = capsys.readouterr().out
     assert code == 0 and f"garrison eval show {high.ref}" in out and "Bridge" not in out
+
+
+def test_embedder_run_on_a_retrieval_suite(ws: Workspace, classifier: str) -> None:  # noqa: F811
+    session = ws.session("ted")
+    chunks = canary_chunks(ws)
+    items = [
+        NewItem(
+            input={"query": f"cargo manifest {word} crates"},
+            expected={"relevant": [chunk_id]},
+            marking=session.parse_marking(banner),
+            sources=(chunk_id,),
+            cluster=doc_id,
+        )
+        for word, (chunk_id, doc_id, banner) in sorted(chunks.items())
+    ]
+    version = Suites(session).create("find-ferries", "retrieval", items)
+    runs = Runs(session)
+    summary = runs.start(version.ref, parse_system("embedder:tiny,k=3"))
+    assert summary.counts["scored"] == 4
+    for name in ("recall@10", "mrr", "ndcg@10"):
+        metric = summary.metrics[name]
+        assert 0.0 <= metric["low"] <= metric["value"] <= metric["high"] <= 1.0
+    results = list(runs.items(summary.ref, transcripts=True))
+    for result in results:
+        retrieved = result.transcript["response"]["retrieved"]
+        assert 1 <= len(retrieved) <= 3
+    # Acting as eve (S): the TS document is not a candidate, and the TS item not eligible.
+    eve = Runs(ws.session("ted")).start(version.ref, parse_system("embedder:tiny", subject="eve"))
+    assert eve.counts["not-eligible"] == 1 and eve.counts["scored"] == 3
+    ts_chunk = chunks["narwhalglow"][0]
+    for result in Runs(ws.session("ted")).items(eve.ref, transcripts=True):
+        assert ts_chunk not in result.transcript.get("response", {}).get("retrieved", [])
+
+
+def test_holdout_runs_show_items_to_evaluators_only(ws: Workspace) -> None:  # noqa: F811
+    from tests.evaluate.run_fixtures import qa_items
+
+    session = ws.session("ted")
+    items = qa_items(ws, words=("zebrafox",))
+    version = Suites(session).create("hidden", "qa", items, holdout=True)
+    summary = Runs(session).start(version.ref, parse_system("assistant:k=2,max_marking=U"))
+    assert summary.marking == M("UNCLASSIFIED")
+    uma = Runs(ws.session("uma"))
+    assert uma.get(summary.ref).counts["scored"] == 1  # the figures, not the items
+    with pytest.raises(NotPermitted):
+        list(uma.items(summary.ref))
+    (held,) = Runs(session).items(summary.ref, transcripts=True)
+    with pytest.raises(NotPermitted):
+        uma.transcript(summary.ref, held.item_id)
+    assert "zebrafox" in json.dumps(held.transcript)
+
+
+def test_items_above_the_ceiling_are_not_eligible(ws: Workspace, suite: str) -> None:  # noqa: F811
+    summary = Runs(ws.session("ted")).start(suite, parse_system("assistant:k=4,max_marking=C"))
+    assert summary.counts["scored"] == 2 and summary.counts["not-eligible"] == 2

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import CHRF
 from sklearn.metrics import f1_score, ndcg_score, precision_score, recall_score
@@ -29,15 +31,23 @@ from garrison.evaluate.scorers import (
     get_scorer,
     normalize_answer,
     parse_verdict,
+    score_all,
     scorer_names,
     token_f1,
 )
 from garrison.evaluate.stats import wilson
 from garrison.models import register_endpoint
-from garrison.security.markings import Marking, parse_marking
+from garrison.security.markings import (
+    Marking,
+    dominates,
+    join,
+    parse_marking,
+    system_high_dominates,
+)
 from garrison.store.session import SubjectSpec
 from garrison.store.workspace import Workspace
 from tests.models.openai_server import ChatServer, serve
+from tests.security.markings.test_markings_properties import markings
 
 M = parse_marking
 
@@ -264,6 +274,11 @@ def test_json_fields_accuracy() -> None:
     strict = score("json-fields", right, normalize=False)
     assert strict.value == pytest.approx(3 / 5)
     assert score("json-fields", extraction({"text": "no json"}, json=expected)).value == 0.0
+    # Keys with dots or brackets are keys, not paths.
+    dotted = {"a.b": 1, "c[0]": 2}
+    assert score("json-fields", extraction({"json": dict(dotted)}, json=dotted)).value == 1.0
+    nested = {"a": {"b": 1}, "c": [2]}
+    assert score("json-fields", extraction({"json": nested}, json=dotted)).value == 0.0
     # True is not 1.
     assert score("json-fields", extraction({"json": {"ok": 1}}, json={"ok": True})).value == 0.0
     with pytest.raises(NotApplicable):
@@ -297,6 +312,9 @@ def test_recall_and_mrr() -> None:
     assert score("recall@10", retrieval([], ["c1"])).value == 0.0
     with pytest.raises(NotApplicable):
         score("mrr", retrieval(["c1"], []))
+    for bad in ({"c1": "high"}, {"c1": -1.0}, {"c1": float("nan")}):
+        with pytest.raises(InvalidInput):
+            score("mrr", retrieval(["c1"], bad))
     with pytest.raises(NotApplicable):
         score("mrr", Scored("retrieval", {}, {"relevant": ["c1"]}, {"text": "no ranking"}))
     # A QA item's gold sources serve as its relevant chunks.
@@ -562,6 +580,23 @@ def test_a_judge_with_higher_marked_weights_cannot_write_its_reason_down(
     assert "reason" not in got.detail and "SECRET" in got.detail["reason_withheld"]
 
 
+def test_a_retry_is_marked_with_the_judges_first_answer() -> None:
+    """The retry carries the judge's first answer back to it: the content marking of the
+    second call joins that answer's marking in."""
+
+    class Stammering(_FakeGenerator):
+        answers = iter(["not json", '{"score": 1, "reason": "ok"}'])
+
+        def generate(self, messages: Any, *, content_marking: Marking) -> Generation:
+            self.calls.append(content_marking)
+            return Generation(next(self.answers), join(content_marking, M("CONFIDENTIAL")))
+
+    fake = Stammering()
+    got = JudgeScorer(fake).score(_marked(ITEM, "UNCLASSIFIED"))
+    assert got.detail["attempts"] == 2
+    assert fake.calls == [M("UNCLASSIFIED"), M("CONFIDENTIAL")]
+
+
 class _FakeGenerator:
     """A test double of the Generator protocol (no endpoint needed)."""
 
@@ -591,3 +626,49 @@ def test_the_judge_sends_the_item_marking_as_the_content_marking() -> None:
         JudgeScorer(object())  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
         JudgeScorer(fake, scale="1-10")
+
+
+def test_every_scorer_is_documented() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(docs.glob("evaluation*.md")))
+    for name in scorer_names():
+        assert f"`{name}`" in text, f"scorer {name!r} is not documented"
+
+
+def test_score_all_skips_what_does_not_apply_and_keeps_errors() -> None:
+    scorers = [get_scorer(n) for n in ("normalized", "accuracy", "supported", "citation-recall")]
+    item = qa({"text": "The ferry leaves the north pier at dawn.", "citations": []}, sources=["c1"])
+    got = score_all(scorers, item)
+    assert set(got) == {"normalized", "citation-recall"}  # accuracy: not a qa scorer
+    assert got["normalized"].value == 1.0  # supported: the response has no sentences
+    judge = JudgeScorer(_FakeGenerator())
+    with pytest.raises(MarkingError):
+        score_all([judge], item)  # an unmarked item is an error, not a skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(accredited=markings(), item_marking=markings(), weights=markings())
+def test_the_judge_never_sends_above_its_accreditation_nor_writes_down(
+    accredited: Marking, item_marking: Marking, weights: Marking
+) -> None:
+    """For any accreditation, item marking and weights' marking: the judge is called exactly
+    when its accreditation dominates the item, with the item's marking as the content marking,
+    and keeps its reason only when the item's marking dominates what the judge wrote."""
+
+    class Marked(_FakeGenerator):
+        def generate(self, messages: Any, *, content_marking: Marking) -> Generation:
+            self.calls.append(content_marking)
+            return Generation('{"score": 1, "reason": "r"}', join(content_marking, weights))
+
+    fake = Marked()
+    fake.accredited = accredited
+    fake.marking = weights
+    item = Scored(ITEM.kind, ITEM.input, ITEM.expected, ITEM.response, item_marking)
+    if system_high_dominates(accredited, item_marking):
+        got = JudgeScorer(fake).score(item)
+        assert fake.calls == [item.marking]
+        assert ("reason" in got.detail) == dominates(item_marking, join(item_marking, weights))
+    else:
+        with pytest.raises(MarkingError):
+            JudgeScorer(fake).score(item)
+        assert fake.calls == []

@@ -55,7 +55,9 @@ def test_wilson_matches_statsmodels(successes: int, n: int, confidence: float) -
     assert got.high - got.low > 0  # never zero width, 0/N and N/N included
 
 
-@pytest.mark.parametrize(("failures", "n"), [(1, 10), (3, 100), (5, 300), (2, 2000), (9, 10)])
+@pytest.mark.parametrize(
+    ("failures", "n"), [(1, 10), (3, 100), (5, 300), (2, 2000), (9, 10), (50, 100_000)]
+)
 @pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
 def test_clopper_pearson_upper_matches_the_one_sided_beta_bound(
     failures: int, n: int, confidence: float
@@ -196,6 +198,9 @@ def test_clustered_rates_use_the_design_effect() -> None:
     # Independent-looking documents: no inflation (deff is at least 1, never shrinks n).
     mixed = [1.0, 0.0] * 32
     assert estimate(mixed, binary=True, clusters=clusters).effective_n == pytest.approx(64.0)
+    # Every item its own document: independent items, the plain Wilson interval.
+    own = [str(i) for i in range(64)]
+    assert estimate(values, binary=True, clusters=own) == plain
     # 0/N with clusters keeps a positive width.
     zero = estimate([0.0] * 64, binary=True, clusters=clusters)
     assert zero.low == 0.0 and zero.high > 0.0
@@ -443,3 +448,36 @@ def test_estimates_print_and_serialize() -> None:
     }  # fmt: skip
     clustered = estimate([1.0, 0.0, 1.0, 1.0], binary=True, clusters=["a", "a", "b", "c"])
     assert clustered.to_json()["clusters"] == 3 and "effective_n" in clustered.to_json()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=80),
+    st.integers(1, 10),
+)
+def test_paired_comparisons_are_well_formed(pairs: list[tuple[bool, bool]], groups: int) -> None:
+    a = [float(x) for x, _ in pairs]
+    b = [float(y) for _, y in pairs]
+    clusters = [str(i % groups) for i in range(len(pairs))]
+    for got in (
+        paired_compare("m", a, b, binary=True, resamples=200),
+        paired_compare("m", a, b, binary=True, clusters=clusters, resamples=200),
+        paired_compare("m", a, b, binary=False, resamples=200),
+    ):
+        d = got.difference
+        assert d.low <= d.value <= d.high and 0.0 <= got.p_value <= 1.0
+        assert d.value == pytest.approx(sum(b) / len(b) - sum(a) / len(a))
+        assert got.a.low <= got.a.value <= got.a.high
+        if got.test == "mcnemar-exact" or got.a.method.startswith("wilson"):
+            assert got.a.high > got.a.low  # rates never collapse to a point
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12))
+def test_holm_is_monotone_and_never_below_the_raw_p(ps: list[float]) -> None:
+    got = holm({str(i): p for i, p in enumerate(ps)})
+    for i, p in enumerate(ps):
+        assert p <= got[str(i)] <= 1.0 or got[str(i)] == 1.0
+    ordered = sorted(range(len(ps)), key=lambda i: ps[i])
+    adjusted = [got[str(i)] for i in ordered]
+    assert adjusted == sorted(adjusted)

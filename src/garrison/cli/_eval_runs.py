@@ -7,6 +7,8 @@ exits 0 when the gate passes and 1 when it fails (other errors keep their codes)
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -76,12 +78,22 @@ def _interval(metric: dict[str, Any]) -> str:
     return f"{metric['value']:.4f} [{metric['low']:.4f}, {metric['high']:.4f}] n={metric['n']}"
 
 
+def _system_label(system: dict[str, Any]) -> str:
+    from garrison.evaluate import SystemSpec
+
+    try:
+        return SystemSpec.from_dict(system).label()
+    except (KeyError, TypeError):
+        return str(system.get("kind", "?"))
+
+
 def _print_summary(summary: Any) -> None:
     data = summary.to_dict()
     out_console.print(data["marking"], markup=False)
     out_console.print(
         f"{data['ref']}  {data['status']}  suite {data['suite'] or data['kind']}  "
-        f"system {data['system'].get('kind')}:{data['system'].get('ref')}",
+        f"system {_system_label(data['system'])}"
+        + (f" as {data['system']['subject']}" if data["system"].get("subject") else ""),
         markup=False,
     )
     counts = data["counts"]
@@ -93,6 +105,17 @@ def _print_summary(summary: Any) -> None:
     for name, metric in data["metrics"].items():
         out_console.print(f"  {name}: {_interval(metric)}", markup=False)
     out_console.print(data["marking"], markup=False)
+
+
+@contextmanager
+def _interrupted() -> Iterator[None]:
+    """Ctrl-C during a run: say which run is kept and how to finish it; exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        for note in getattr(exc, "__notes__", ()):
+            err_console.print(f"garrison: {note}", markup=False)
+        raise typer.Exit(130) from None
 
 
 def run_command(
@@ -136,7 +159,7 @@ def run_command(
     """Run a system on a suite's items (or resume an interrupted run); prints its summary."""
     from garrison.evaluate import Runs, parse_system
 
-    with open_session(ctx, workspace, as_user) as session:
+    with open_session(ctx, workspace, as_user) as session, _interrupted():
         runs = Runs(session)
         with _Bar("eval") as bar:
             if resume is not None:
@@ -186,7 +209,7 @@ def ls_command(
                 s.marking.banner(),
                 s.status,
                 s.suite or s.kind,
-                f"{system.get('kind')}:{system.get('ref')}",
+                _system_label(system),
                 s.counts.get("scored", 0),
                 s.created_at.strftime("%Y-%m-%d %H:%M"),
             )

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,28 @@ from garrison.core.errors import InvalidInput, MarkingError
 from garrison.evaluate._report_data import RunReport, Sample, estimate_json
 from garrison.security.markings import Marking, dominates, parse_marking
 
-__all__ = ["INSPECT_LOG_VERSION", "inspect_log", "write_inspect_log"]
+__all__ = ["INSPECT_LOG_VERSION", "inspect_log", "inspect_log_name", "write_inspect_log"]
 
 #: The version of Inspect's log format this writes.
 INSPECT_LOG_VERSION = 2
+
+
+#: The field of an item's input that is its text, in order of preference (by suite kind:
+#: qa ``question``, generation ``prompt``, classification and extraction ``text``, retrieval
+#: ``query``).
+_INPUT_KEYS = ("question", "prompt", "text", "query")
+#: The field of an item's expected output that is its target (qa ``answer``, generation
+#: ``reference``, classification ``label``; retrieval ``relevant`` chunk ids as a list).
+_TARGET_KEYS = ("answer", "reference", "label", "target", "relevant")
+
+
+def _pick(value: Any, keys: Sequence[str]) -> Any:
+    """The one field of a mapping that Inspect shows (the whole mapping when none is there)."""
+    if isinstance(value, Mapping):
+        for key in keys:
+            if isinstance(value.get(key), str | list):
+                return value[key]
+    return value
 
 
 def _text(value: Any) -> str:
@@ -45,8 +65,11 @@ def _target(value: Any) -> str | list[str]:
 
 
 def _output_text(value: Any) -> str:
-    if isinstance(value, Mapping) and "text" in value:
-        return _text(value["text"])
+    """A response's text (a classifier's: its label; a retrieval system's: its ranked ids)."""
+    if isinstance(value, Mapping):
+        for key in ("text", "label", "retrieved"):
+            if value.get(key) is not None:
+                return _text(value[key])
     return _text(value)
 
 
@@ -86,14 +109,19 @@ def _model_name(report: RunReport) -> str:
 
 
 def _sample_json(sample: Sample, marking: Marking, model: str, epoch: int) -> dict[str, Any]:
-    question, answer = _text(sample.input), _output_text(sample.output)
+    question, answer = _text(_pick(sample.input, _INPUT_KEYS)), _output_text(sample.output)
     metadata = {str(k): _jsonable(v) for k, v in sample.metadata.items()}
+    # Inspect shows one input text and one target: the whole item stays in the metadata.
+    if isinstance(sample.input, Mapping):
+        metadata["input_fields"] = _jsonable(sample.input)
+    if isinstance(sample.target, Mapping):
+        metadata["expected_fields"] = _jsonable(sample.target)
     metadata["marking"] = marking.banner()
     return {
         "id": str(sample.id),
         "epoch": epoch,
         "input": question,
-        "target": _target(sample.target),
+        "target": _target(_pick(sample.target, _TARGET_KEYS)),
         "messages": [
             {"role": "user", "content": question, "source": "input"},
             {"role": "assistant", "content": answer, "source": "generate", "model": model},
@@ -225,11 +253,34 @@ def inspect_log(report: RunReport, samples: Iterable[Sample], *, epoch: int = 1)
     }
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+
+
+def inspect_log_name(report: RunReport) -> str:
+    """The file name Inspect gives a log, ``{created}_{task}_{id}.json`` (e.g.
+    ``2026-12-02T03-00-00+00-00_depot-qa_3b2515b1401d.json``): Inspect's viewer and
+    ``list_eval_logs`` list only files named so."""
+    try:
+        created = datetime.fromisoformat(report.created)
+    except ValueError:
+        created = datetime.now(UTC)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    stamp = created.astimezone(UTC).strftime("%Y-%m-%dT%H-%M-%S+00-00")
+    suite = str(report.suite.get("name") or report.suite.get("ref") or "suite").split("@")[0]
+    task = _UNSAFE.sub("-", suite).strip("-") or "suite"
+    run = _UNSAFE.sub("-", report.run_id)[:12] or "run"
+    return f"{stamp}_{task[:64]}_{run}.json"
+
+
 def write_inspect_log(
     path: str | os.PathLike[str], report: RunReport, samples: Sequence[Sample] | Iterable[Sample]
 ) -> Path:
-    """Write :func:`inspect_log` to ``path`` (``.json``, which Inspect's viewer reads)."""
+    """Write :func:`inspect_log` to ``path`` (a ``.json`` file, or a folder: then the file is
+    named as Inspect names logs, :func:`inspect_log_name`, so its viewer lists it)."""
     target = Path(path)
+    if target.is_dir():
+        target = target / inspect_log_name(report)
     if target.suffix != ".json":
         raise InvalidInput(f"An Inspect log is written as .json, not {target.name!r}.")
     document = inspect_log(report, samples)

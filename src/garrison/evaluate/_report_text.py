@@ -104,8 +104,11 @@ def run_rows(report: RunReport) -> list[list[str]]:
     rows += [[f"Suite {k}", fmt(v)] for k, v in _ordered(report.suite, _SUITE_KEYS)]
     system = {k: v for k, v in report.system.items() if k not in ("subject", "ceiling")}
     rows += [[f"System {k}", fmt(v)] for k, v in _ordered(system, _SYSTEM_KEYS)]
-    rows.append(["Acting subject", fmt(report.system.get("subject"))])
-    rows.append(["Ceiling", fmt(report.system.get("ceiling"))])
+    # A run acts as the subject who started it unless it names one, and reads up to that
+    # subject's clearance unless it names a lower ceiling.
+    subject, ceiling = report.system.get("subject"), report.system.get("ceiling")
+    rows.append(["Acting subject", fmt(subject) if subject else "the subject who started it"])
+    rows.append(["Ceiling", fmt(ceiling) if ceiling else "the acting subject's clearance"])
     rows += [[f"Scorer {name}", fmt(version)] for name, version in sorted(report.scorers.items())]
     rows += [["Garrison version", report.garrison_version], ["Created", report.created]]
     return rows

@@ -102,6 +102,7 @@ class Plan:
     scorers: list[Any]
     scorer_names: list[str]
     scorer_versions: dict[str, str] = field(default_factory=dict)
+    holdout: bool = False
 
 
 def _scorers(kind: str, names: Sequence[str] | None) -> list[Any]:
@@ -163,6 +164,7 @@ def plan(
         scorers=scorers,
         scorer_names=[str(s.name) for s in scorers],
         scorer_versions={str(s.name): str(getattr(s, "version", "1")) for s in scorers},
+        holdout=bool(version.holdout),
     )
 
 
@@ -363,11 +365,15 @@ def execute(
                 done += 1
                 if progress is not None:
                     progress(done, total)
-    except BaseException:
+    except BaseException as exc:
         for future in pending:
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
         writer.interrupt()
+        ref = f"RUN-{writer.run_id[:12]}"
+        exc.add_note(
+            f"Run {ref} is interrupted; finish it with `garrison eval run --resume {ref}`."
+        )
         raise
     pool.shutdown(wait=True)
     return writer.finish()

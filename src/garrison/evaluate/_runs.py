@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 from garrison import __version__
 from garrison.core.clock import utc_now
-from garrison.core.errors import InvalidInput, NotFound
+from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.evaluate._systems import SystemSpec
 from garrison.security.audit import AuditAction
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
-from garrison.security.policy import Action
+from garrison.security.policy import Action, permits
 from garrison.store import eval_runs
 from garrison.store.models import EvalRunItemRow, EvalRunRow
 from garrison.store.session import Session
@@ -337,7 +337,7 @@ class Runs:
         writer = self._create(
             plan.suite_kind,
             system,
-            {**settings.to_dict(), "scorer_names": plan.scorer_names},
+            {**settings.to_dict(), "scorer_names": plan.scorer_names, "holdout": plan.holdout},
             suite_id=plan.suite_id,
             suite_ref=plan.suite_ref,
             scorers=plan.scorer_versions,
@@ -411,6 +411,7 @@ class Runs:
         sealer = eval_runs.Sealer(self.session)
         with self.session.workspace.catalog.transaction() as orm:
             row, run_marking = eval_runs.find_run(self.session, orm, ref)
+            self._check_holdout(row)
             found = list(eval_runs.readable_item_rows(self.session, orm, row.id))
             results: builtins.list[ItemResult] = []
             for item_row, marking in found:
@@ -438,6 +439,7 @@ class Runs:
         sealer = eval_runs.Sealer(self.session)
         with self.session.workspace.catalog.transaction() as orm:
             row, _ = eval_runs.find_run(self.session, orm, run_ref)
+            self._check_holdout(row)
             found = list(eval_runs.readable_item_rows(self.session, orm, row.id, item_id))
             if not found:
                 self.session.audit(
@@ -569,6 +571,24 @@ class Runs:
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _check_holdout(self, row: EvalRunRow) -> None:
+        """A run of a holdout suite is shown item by item to the evaluator role only (its
+        summary, report figures and comparisons are not item by item)."""
+        if not row.parameters.get("holdout"):
+            return
+        if permits(self.session.subject, Action.EVALUATE):
+            return
+        self.session.audit(
+            AuditAction.EVAL_RUN_READ,
+            object_id=row.id,
+            decision="deny",
+            reason="holdout items are for the evaluator role only",
+        )
+        raise NotPermitted(
+            f"{self.session.subject.name} may not see the items of RUN-{row.id[:12]}, a run of "
+            "a holdout suite: only the evaluator role may."
+        )
+
     def _all_items(self, run_id: str) -> builtins.list[ItemResult]:
         with self.session.workspace.catalog.transaction() as orm:
             return [
@@ -578,10 +598,9 @@ class Runs:
     def _summary(self, orm: Any, row: EvalRunRow, marking: Marking) -> RunSummary:
         from garrison.evaluate._reporting import summary_metrics
 
-        rows = [r for r, _ in eval_runs.readable_item_rows(self.session, orm, row.id)]
-        results = [
-            _result(r, m) for r, m in eval_runs.readable_item_rows(self.session, orm, row.id)
-        ]
+        found = list(eval_runs.readable_item_rows(self.session, orm, row.id))
+        rows = [r for r, _ in found]
+        results = [_result(r, m) for r, m in found]
         return RunSummary(
             id=row.id,
             kind=row.kind,

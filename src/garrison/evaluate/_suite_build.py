@@ -212,8 +212,10 @@ def _line_item(
         isinstance(k, str) and isinstance(v, str) for k, v in slices.items()
     ):
         raise InvalidInput(f"{where}: slices must map names to strings.")
-    given = {k: v for k, v in slices.items() if k != "marking"}
-    given.setdefault("source", "jsonl")
+    # The marking slice is always the item's own; a line without slices is sliced as jsonl.
+    given = {k: v for k, v in slices.items() if k != "marking"} if "slices" in obj else {}
+    if "slices" not in obj:
+        given["source"] = "jsonl"
     return NewItem(
         input=inp,
         expected=exp,

@@ -3,7 +3,9 @@
 The first line is the file's header -- ``{"banner": <the join of the exported items'
 markings>, "suite": {id, ref, name, kind, holdout, count, source}}`` -- and every other line
 one item with its own ``marking``: ``{"id", "input", "expected", "marking", "sources",
-"cluster", "slices"}``. :meth:`Suites.from_jsonl` reads such a file back (it skips the header).
+"cluster", "slices"}`` (``cluster`` only where the item has a source document; ``slices``
+without the marking, which is the item's own). :meth:`Suites.from_jsonl` reads such a file
+back (it skips the header).
 
 Only the items the subject may read are written, and only when the subject holds the
 ``export-eval`` action and may *export* (not merely read) every one of their markings; a holdout
@@ -64,6 +66,9 @@ def export_suite(suites: Suites, ref: str, out: Path) -> dict[str, Any]:
         row = item.to_dict()
         row.pop("position")
         row.pop("kind")
+        row["slices"] = {k: v for k, v in row["slices"].items() if k != "marking"}
+        if row["cluster"] == item.id:  # its own cluster: nothing to carry
+            row.pop("cluster")
         lines.append(json.dumps(row, sort_keys=True, ensure_ascii=False))
     fd, tmp = tempfile.mkstemp(prefix=".garrison-suite-", dir=out.parent)
     try:

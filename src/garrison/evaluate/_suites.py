@@ -109,8 +109,12 @@ class Suites:
 
     def _rows(self, ref: str) -> ReadableSuiteRow:
         """``NAME`` (its latest readable version), ``NAME@ID-PREFIX`` or a full id."""
-        name, at, prefix = str(ref).strip().partition("@")
-        if at:
+        ref = str(ref)
+        rows: builtins.list[ReadableSuiteRow] = []
+        name, at, prefix = ref.strip().partition("@")
+        if len(ref) > 300 or any(ord(c) < 32 or c == "\x7f" for c in ref):
+            pass  # no suite is named so: nothing to look up
+        elif at:
             if not name or not prefix:
                 raise InvalidInput(f"A suite reference is NAME, NAME@VERSION or an id: {ref!r}.")
             rows = readable_suite_rows(self.session, name=name, id_prefix=prefix.lower())
@@ -121,8 +125,7 @@ class Suites:
         else:
             rows = readable_suite_rows(self.session, name=name)
             if not rows and _FULL_ID.fullmatch(name.lower()):
-                full = name.lower()
-                rows = [r for r in readable_suite_rows(self.session, id_prefix=full)]
+                rows = readable_suite_rows(self.session, id_prefix=name.lower())
         if not rows:
             self.session.audit(
                 AuditAction.EVAL_SUITE_READ,
@@ -130,7 +133,7 @@ class Suites:
                 decision="deny",
                 reason="no such suite or no readable item",
             )
-            raise NotFound(f"No evaluation suite {ref}.")
+            raise NotFound(f"No evaluation suite {ref[:300]}.")
         return rows[0]
 
     def _version(self, found: ReadableSuiteRow, numbers: dict[int, int]) -> SuiteVersion:

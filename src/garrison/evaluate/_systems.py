@@ -227,6 +227,7 @@ class AssistantSystem:
             self._generator = registered_generator(self.session, generator)
             gen_id = self._generator.opened.version.id
         self.version = f"garrison-{__version__}/assistant/{gen_id}"
+        self._ceiling = session.parse_marking(spec.ceiling) if spec.ceiling else None
 
     def respond(self, item: ItemView, *, seed: int, timeout: float) -> Response:
         from garrison.assist import ask
@@ -236,6 +237,8 @@ class AssistantSystem:
             raise InvalidInput(f"Item {item.id} has no question.")
         if not self.session.can_read(item.marking):
             raise NotEligible("the acting subject may not read the item")
+        if self._ceiling is not None and not system_high_dominates(self._ceiling, item.marking):
+            raise NotEligible("the item's marking is above the run's ceiling")
         try:
             answer = ask(
                 self.session,

@@ -9,6 +9,7 @@ is marked with the join of both runs.
 Formats (each carries the report's marking; a renderer never lowers it)::
 
     render_html(report)      one self-contained page: banner top and bottom, inline SVG figures
+    report_body(report)      its sections as a fragment, for a page that draws its own banner
     render_markdown(report)  the same figures as tables; the banner is the first and last line
     report_json(report)      versions of suite, system, scorers and Garrison; every figure with
                              its interval and n; per-item score values
@@ -24,7 +25,7 @@ p_value/p_adjusted/n/higher_is_better``, ``Verdict.passed/rule/reason``) and not
 
 from __future__ import annotations
 
-from garrison.evaluate._inspect import inspect_log, write_inspect_log
+from garrison.evaluate._inspect import inspect_log, inspect_log_name, write_inspect_log
 from garrison.evaluate._report_data import (
     DOWNGRADE_RULE,
     REPORT_FORMAT,
@@ -35,7 +36,7 @@ from garrison.evaluate._report_data import (
     distribution,
     estimate_json,
 )
-from garrison.evaluate._report_html import render_html
+from garrison.evaluate._report_html import render_html, report_body
 from garrison.evaluate._report_text import render_markdown, report_json, stats_only
 
 __all__ = [
@@ -48,8 +49,10 @@ __all__ = [
     "distribution",
     "estimate_json",
     "inspect_log",
+    "inspect_log_name",
     "render_html",
     "render_markdown",
+    "report_body",
     "report_json",
     "stats_only",
     "write_inspect_log",

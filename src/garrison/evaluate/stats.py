@@ -350,12 +350,12 @@ def estimate(
 ) -> Estimate:
     """The default interval of a metric over items.
 
-    - binary, no clusters: :func:`wilson`;
-    - binary, with clusters: the Wilson interval at the effective sample size
-      ``n / deff`` (:func:`design_effect`, the CR1 variance over the independent-items
-      variance, at least 1), so it keeps a positive width at 0/N and N/N where a cluster
-      bootstrap would collapse to a point; where clustering cannot be estimated (one document,
-      or every outcome the same) ``deff`` is 1;
+    - binary, no clusters (or every item its own cluster): :func:`wilson`;
+    - binary, with clusters: the Wilson interval at the effective sample size ``n / deff``
+      (:func:`design_effect`, the CR1 variance over the independent-items variance, at least
+      1), so it keeps a positive width at 0/N and N/N where a cluster bootstrap would
+      collapse to a point; where clustering cannot be estimated (one document, or every
+      outcome the same) ``deff`` is 1;
     - other means: :func:`bootstrap_mean` (the cluster bootstrap with clusters).
     """
     confidence = _confidence(confidence)
@@ -369,6 +369,8 @@ def estimate(
     if clusters is None:
         return wilson(successes, n, confidence)
     _, groups = _cluster_index(clusters, n)
+    if groups == n:  # every item its own document: independent items
+        return wilson(successes, n, confidence)
     deff = design_effect(array, clusters)
     effective = n / deff
     low, high = _wilson_bounds(successes / n * effective, effective, _z(confidence))
@@ -392,6 +394,7 @@ def slices(
     clusters: Sequence[Hashable] | None = None,
     seed: int = 0,
     confidence: float = 0.95,
+    resamples: int = 2000,
 ) -> dict[str, Estimate]:
     """:func:`estimate` per slice: ``keys[i]`` is item ``i``'s slice value (its marking, source,
     media type or language); the result is ordered by slice value."""
@@ -413,6 +416,7 @@ def slices(
             clusters=None if clusters is None else [clusters[i] for i in rows],
             seed=seed,
             confidence=confidence,
+            resamples=resamples,
         )
     return out
 

@@ -19,6 +19,7 @@ from garrison.evaluate.scorers._base import (
     default_scorers,
     get_scorer,
     register,
+    score_all,
     scorer_names,
 )
 from garrison.evaluate.scorers._classification import classification_report
@@ -39,6 +40,7 @@ __all__ = [
     "normalize_answer",
     "parse_verdict",
     "register",
+    "score_all",
     "scorer_names",
     "token_f1",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "default_scorers",
     "get_scorer",
     "register",
+    "score_all",
     "scorer_names",
 ]
 
@@ -162,6 +163,22 @@ def default_scorers(kind: str) -> list[str]:
             f"There is no suite kind {kind!r}; the kinds are: {', '.join(sorted(KINDS))}."
         )
     return list(_DEFAULTS[kind])
+
+
+def score_all(scorers: Iterable[Scorer], item: Scored) -> dict[str, Score]:
+    """Each scorer's score of ``item``, by scorer name, leaving out the scorers that do not
+    apply to it (:class:`NotApplicable`: nothing to compare against); any other error -- a
+    judge that gave no valid verdict, an item above a judge's accreditation -- propagates, for
+    the caller to record as the item's error."""
+    out: dict[str, Score] = {}
+    for scorer in scorers:
+        if item.kind not in scorer.kinds:
+            continue
+        try:
+            out[scorer.name] = scorer.score(item)
+        except NotApplicable:
+            continue
+    return out
 
 
 def _load_builtins() -> None:

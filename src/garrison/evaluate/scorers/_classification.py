@@ -14,13 +14,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from garrison.core.errors import InvalidInput
 from garrison.evaluate.stats import Estimate, wilson
-from garrison.models._classifier_metrics import expected_calibration_error
-from garrison.models._stats import Indices, bootstrap
+
+if TYPE_CHECKING:
+    from garrison.models._stats import Indices
 
 __all__ = ["classification_report"]
 
@@ -39,6 +41,11 @@ def classification_report(
 ) -> dict[str, Estimate]:
     """Accuracy, macro-F1, per-class precision/recall/F1 and ECE of ``predicted`` against the
     true ``labels`` (one each, same order); a ``None`` prediction is always wrong."""
+    # The models package computes the same ECE and bootstrap for model cards; imported here
+    # so that importing the scorers stays light.
+    from garrison.models._classifier_metrics import expected_calibration_error
+    from garrison.models._stats import bootstrap
+
     n = len(labels)
     if n == 0:
         raise InvalidInput("A classification report needs at least one item.")

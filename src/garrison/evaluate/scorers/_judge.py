@@ -23,12 +23,14 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from garrison.assist import Generator
 from garrison.core.errors import InvalidInput, MarkingError, ServiceUnavailable
 from garrison.evaluate.scorers._base import Score, Scored, register
-from garrison.security.markings import dominates, system_high_dominates
+from garrison.security.markings import Marking, dominates, join, system_high_dominates
+
+if TYPE_CHECKING:  # the assistant's package is heavy to import; the protocol is all we need
+    from garrison.assist import Generator
 
 __all__ = ["DEFAULT_RUBRIC", "JudgeScorer", "parse_verdict"]
 
@@ -100,7 +102,11 @@ class JudgeScorer:
         scale: str = "0-1",
         name: str = "judge",
     ) -> None:
-        if not isinstance(generator, Generator):
+        if not (
+            isinstance(getattr(generator, "accredited", None), Marking)
+            and isinstance(getattr(generator, "marking", None), Marking)
+            and callable(getattr(generator, "generate", None))
+        ):
             raise InvalidInput("A judge needs a generator (garrison.assist.Generator).")
         if scale not in SCALES:
             raise InvalidInput(f"A judge's scale is '0-1' or 'pass-fail', not {scale!r}.")
@@ -131,6 +137,17 @@ class JudgeScorer:
             {"role": "user", "content": "\n\n".join(parts)},
         ]
 
+    def _admit(self, content: Marking) -> None:
+        """Refuse (before anything is sent) content above the judge's accreditation."""
+        accredited = self.generator.accredited
+        if not system_high_dominates(accredited, content):
+            raise MarkingError(
+                f"Judge {self.generator.name} is accredited for {accredited.banner()}; an item "
+                f"marked {content.banner()} is never sent to it.",
+                rule="judge-accreditation",
+                text=content.banner(),
+            )
+
     def score(self, item: Scored) -> Score:
         marking = item.marking
         if marking is None:
@@ -138,22 +155,17 @@ class JudgeScorer:
                 "An unmarked item is never sent to a judge; give the item's marking.",
                 rule="judge-unmarked-item",
             )
-        accredited = self.generator.accredited
-        if not system_high_dominates(accredited, marking):
-            raise MarkingError(
-                f"Judge {self.generator.name} is accredited for {accredited.banner()}; an item "
-                f"marked {marking.banner()} is never sent to it.",
-                rule="judge-accreditation",
-                text=marking.banner(),
-            )
         messages = self.messages(item)
+        content = marking  # what the messages hold: the item, then the judge's own answers
         problems: list[str] = []
         for attempt in (1, 2):
-            generation = self.generator.generate(messages, content_marking=marking)
+            self._admit(content)
+            generation = self.generator.generate(messages, content_marking=content)
             try:
                 value, reason = parse_verdict(generation.text, self.scale)
             except InvalidInput as exc:
                 problems.append(str(exc))
+                content = join(content, generation.marking)
                 messages = [
                     *messages,
                     {"role": "assistant", "content": generation.text},

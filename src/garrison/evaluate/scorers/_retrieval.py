@@ -26,7 +26,13 @@ def relevance(item: Scored) -> dict[str, float]:
     if given is None:
         given = item.expected.get("sources")
     if isinstance(given, Mapping):
-        grades = {str(k): float(v) for k, v in given.items() if float(v) > 0}
+        try:
+            grades = {str(k): float(v) for k, v in given.items()}
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput("Relevance grades must be numbers.") from exc
+        if not all(math.isfinite(g) and g >= 0 for g in grades.values()):
+            raise InvalidInput("Relevance grades must be finite numbers of at least 0.")
+        grades = {k: g for k, g in grades.items() if g > 0}
     elif isinstance(given, list | tuple):
         grades = {str(k): 1.0 for k in given}
     else:

@@ -12,7 +12,7 @@ from garrison.core.errors import InvalidInput, MissingExtra
 from garrison.evaluate.scorers._base import NotApplicable, Score, Scored, register
 from garrison.evaluate.scorers._text import normalize_answer
 
-__all__ = ["leaves", "response_json"]
+__all__ = ["leaves", "response_json", "show_path"]
 
 _FENCE = re.compile(r"^```(?:json)?\s*\n(?P<body>.*)\n```$", re.DOTALL)
 _MISSING = object()
@@ -36,28 +36,39 @@ def response_json(response: Mapping[str, Any]) -> tuple[Any, str | None]:
         return None, f"not JSON: {exc}"
 
 
-def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """The leaf values of a JSON value by path (``a.b``, ``items[0].name``)."""
+Path = tuple[str | int, ...]
+
+
+def leaves(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """The leaf values of a JSON value with their paths (keys and list indices)."""
     if isinstance(value, Mapping) and value:
         for key, child in value.items():
-            yield from leaves(child, f"{path}.{key}" if path else str(key))
+            yield from leaves(child, (*path, str(key)))
     elif isinstance(value, list) and value:
         for i, child in enumerate(value):
-            yield from leaves(child, f"{path}[{i}]")
+            yield from leaves(child, (*path, i))
     else:
         yield path, value
 
 
-def _lookup(value: Any, path: str) -> Any:
-    for key, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
-        if index:
-            if not isinstance(value, list) or int(index) >= len(value):
+def show_path(path: Path) -> str:
+    """``cargo.kind``, ``ports[1]``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(root)"
+
+
+def _lookup(value: Any, path: Path) -> Any:
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(value, list) or part >= len(value):
                 return _MISSING
-            value = value[int(index)]
+            value = value[part]
         else:
-            if not isinstance(value, Mapping) or key not in value:
+            if not isinstance(value, Mapping) or part not in value:
                 return _MISSING
-            value = value[key]
+            value = value[part]
     return value
 
 
@@ -128,7 +139,7 @@ class _JsonFields:
         value, why = response_json(item.response)
         if why is not None:
             return Score(self.name, 0.0, False, {"error": why, "fields": len(fields)})
-        wrong = [p for p, want in fields if not self._same(_lookup(value, p), want)]
+        wrong = [show_path(p) for p, want in fields if not self._same(_lookup(value, p), want)]
         detail = {"fields": len(fields), "correct": len(fields) - len(wrong), "wrong": wrong[:20]}
         return Score(self.name, (len(fields) - len(wrong)) / len(fields), False, detail)
 
