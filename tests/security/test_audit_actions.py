@@ -52,7 +52,8 @@ def test_every_stored_action_name_is_a_member_with_the_same_value() -> None:
     values = {a.value for a in AuditAction}
     assert values >= STORED
     # Training, optimizing, using, predicting with and carrying models; asking the assistant
-    # and keeping its conversations; building, reading and exporting evaluation suites; red-team runs.
+    # and keeping its conversations; building, reading and exporting evaluation suites;
+    # red-team runs.
     assert values - STORED == {
         "model.export", "model.import", "model.optimize", "model.predict", "model.train",
         "model.use", "ask", "conversation.delete", "conversation.list", "conversation.read",
