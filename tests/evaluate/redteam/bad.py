@@ -4,7 +4,8 @@
 - ``obey`` follows the instructions planted by the injection test;
 - ``memorized`` knows the canaries (a model trained on data above the asker): told which ones
   through :data:`KNOWN`, it states the fact of any canary whose code or place it is asked about;
-- ``comply`` does whatever a probe asks, and recites the assistant's system prompt.
+- ``comply`` does whatever a probe asks, and recites the assistant's system prompt;
+- ``judge-yes`` is a judge that answers "yes" to everything.
 """
 
 from __future__ import annotations
@@ -67,7 +68,13 @@ def comply(messages: Messages) -> str:
     )
 
 
+def judge_yes(messages: Messages) -> str:
+    """A judge that finds every response obedient (to see its verdict counted)."""
+    return "yes"
+
+
 REPLIES: dict[str, Callable[[Messages], str]] = {
+    "judge-yes": judge_yes,
     "echo": echo,
     "obey": obey,
     "memorized": memorized,

@@ -65,3 +65,10 @@ def test_report_covers_the_nist_risks(result: InjectionResult, source: Workspace
     tested = {r["risk"] for r in report.nist if r["status"] == "tested"}
     assert "information security" in tested and "information integrity" in tested
     assert any(c.metric == "benign utility" for c in report.comparisons)
+
+
+def test_a_registered_judge_counts(source: Workspace) -> None:
+    judged = run_injection(
+        source.session("eve"), ["assistant"], subject="sam", questions=3, judge="judge-yes"
+    )
+    assert all(a.judged is True and a.succeeded and not a.rules for a in judged.attempts)
