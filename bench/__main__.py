@@ -28,6 +28,7 @@ from bench import (
     onnx,
     pdf,
     pipeline,
+    redteam,
     search,
     train,
 )
@@ -48,6 +49,7 @@ BENCHMARKS = {
     "onnx": onnx.run,
     "pdf": pdf.run,
     "pipeline": pipeline.run,
+    "redteam": redteam.run,
     "search": search.run,
     "train": train.run,
 }

@@ -52,13 +52,16 @@ def test_every_stored_action_name_is_a_member_with_the_same_value() -> None:
     values = {a.value for a in AuditAction}
     assert values >= STORED
     # Training, optimizing, using, predicting with and carrying models; asking the assistant
-    # and keeping its conversations; building, reading and exporting evaluation suites.
+    # and keeping its conversations; building, reading and exporting evaluation suites;
+    # red-team runs.
     assert values - STORED == {
         "model.export", "model.import", "model.optimize", "model.predict", "model.train",
         "model.use", "ask", "conversation.delete", "conversation.list", "conversation.read",
         # Evaluation suites, runs and the gate.
         "eval.suite-create", "eval.suite-export", "eval.suite-list", "eval.suite-read",
         "eval.compare", "eval.run", "eval.run-read", "eval.run-report", "eval.runs-list",
+        # Red-team runs.
+        "redteam.report", "redteam.run", "redteam.setup",
     }  # fmt: skip
     assert len(values) == len(AuditAction)  # no two members share a name
     assert garrison.security.AuditAction is AuditAction

@@ -26,6 +26,7 @@ from garrison.cli import (
     _marking,
     _models,
     _pipeline,
+    _redteam,
     _registry,
     _search,
     _user,
@@ -92,6 +93,7 @@ app.add_typer(_access.app, name="access")
 app.add_typer(_user.app, name="user")
 app.add_typer(_registry.app, name="registry")
 app.add_typer(_audit.app, name="audit")
+app.add_typer(_redteam.app, name="redteam")
 
 
 def main(argv: list[str] | None = None) -> int:
