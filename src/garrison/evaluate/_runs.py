@@ -232,19 +232,13 @@ class RunWriter:
             marking = self.session.marking_of(orm, run.marking_id) or UNCLASSIFIED
             eval_runs.set_status(orm, self.session, run, status, marking)
             orm.flush()
-            counts = _counts([r for r in orm.scalars(_items_query(self.run_id))], run.item_count)
+            counts = _counts(eval_runs.all_item_rows(orm, self.run_id), run.item_count)
             self.session.audit(
                 AuditAction.EVAL_RUN,
                 object_id=self.run_id,
                 object_marking=marking.banner(),
                 details={"status": status, "kind": run.kind, **counts},
             )
-
-
-def _items_query(run_id: str) -> Any:
-    from sqlalchemy import select
-
-    return select(EvalRunItemRow).where(EvalRunItemRow.run_id == run_id)
 
 
 class Runs:

@@ -393,22 +393,12 @@ class EmbedderSystem:
         self._sources = sorted({s for item in items for s in item.sources})
 
     def _candidates(self) -> tuple[list[str], list[Marking], np.ndarray[Any, Any]]:
-        from sqlalchemy import select
-
-        from garrison.store.models import ChunkRow
-        from garrison.store.predictions import stored_chunks
+        from garrison.store.predictions import documents_of_chunks, stored_chunks
 
         with self._lock:
             if self._pool is not None:
                 return self._pool
-            with self.session.workspace.catalog.transaction() as orm:
-                query = select(ChunkRow).where(ChunkRow.id.in_(self._sources))
-                docs = sorted(
-                    {
-                        c.doc_id
-                        for c in orm.scalars(self.session.readable(orm, query, ChunkRow.marking_id))
-                    }
-                )
+            docs = documents_of_chunks(self.session, self._sources)
             chunks = stored_chunks(self.session, docs)
             if self._ceiling is not None:
                 chunks = [(c, m) for c, m in chunks if system_high_dominates(self._ceiling, m)]

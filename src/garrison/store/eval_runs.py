@@ -34,6 +34,7 @@ from garrison.store.session import Session
 __all__ = [
     "Sealer",
     "add_run",
+    "all_item_rows",
     "cache_get",
     "cache_put",
     "find_run",
@@ -181,6 +182,11 @@ def remove_error_items(orm: OrmSession, run_id: str) -> None:
             EvalRunItemRow.run_id == run_id, EvalRunItemRow.status == "error"
         )
     )
+
+
+def all_item_rows(orm: OrmSession, run_id: str) -> list[EvalRunItemRow]:
+    """Every item row of a run, readable or not (for the run's own status counts only)."""
+    return list(orm.scalars(select(EvalRunItemRow).where(EvalRunItemRow.run_id == run_id)))
 
 
 def item_count(orm: OrmSession, run_id: str) -> int:

@@ -34,6 +34,7 @@ __all__ = [
     "LabelFilter",
     "ReadablePrediction",
     "chunks_labelled",
+    "documents_of_chunks",
     "parse_labels",
     "prediction_id",
     "predictions_of_documents",
@@ -226,6 +227,19 @@ def stored_chunks(session: Session, doc_ids: Sequence[str]) -> list[tuple[ChunkR
                 if marking is not None:
                     out.append((row, marking))
     return out
+
+
+def documents_of_chunks(session: Session, chunk_ids: Sequence[str]) -> list[str]:
+    """The ids of the documents that hold the readable chunks among ``chunk_ids``, sorted."""
+    docs: set[str] = set()
+    for start in range(0, len(chunk_ids), _PART):
+        part = list(chunk_ids[start : start + _PART])
+        with session.workspace.catalog.transaction() as orm:
+            query = select(ChunkRow).where(ChunkRow.id.in_(part))
+            docs.update(
+                c.doc_id for c in orm.scalars(session.readable(orm, query, ChunkRow.marking_id))
+            )
+    return sorted(docs)
 
 
 def delete_predictions(orm: OrmSession, doc_ids: Sequence[str]) -> None:
