@@ -1,7 +1,7 @@
 """Statistics for decisions: every number with its interval, paired comparisons, and the gate.
 
 Pure functions on plain sequences (no catalog access), seeded so the same inputs give the same
-figures. The methods, with their formulas, are in ``docs/evaluation-stats.md``:
+figures. The methods, with their formulas, are in ``docs/evaluation.md``:
 
 - :func:`wilson` -- the two-sided interval of a rate (never of zero width, even at 0/N or N/N);
 - :func:`clopper_pearson_upper` -- the exact one-sided upper bound of a rare failure rate (leaks);

@@ -4,7 +4,7 @@
 ``default_scorers(kind)`` names those run on a suite of a kind when none are named. Every
 scorer has a ``name``, a ``version`` (recorded with a run), ``binary`` and the ``kinds`` of item
 it applies to, and maps a :class:`Scored` item to a :class:`Score`. The keys they read are
-listed in :mod:`garrison.evaluate.scorers._base`; ``docs/evaluation-stats.md`` describes each.
+listed in :mod:`garrison.evaluate.scorers._base`; ``docs/evaluation.md`` describes each.
 """
 
 from __future__ import annotations
