@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Index,
     BigInteger,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -478,7 +478,7 @@ class LabelTaskRow(Base):
 
     __tablename__ = "label_tasks"
     __table_args__ = (
-        Index("ix_label_tasks_queue", "project_id", "kind", "claimed", "priority", "seq"),
+        Index("ix_label_tasks_queue", "project_id", "kind", "open", "priority", "seq"),
         Index("ix_label_tasks_record", "project_id", "record_id"),
     )
 
@@ -500,6 +500,8 @@ class LabelTaskRow(Base):
     seq: Mapped[int] = mapped_column(Integer)
     claimed: Mapped[int] = mapped_column(Integer)
     submitted: Mapped[int] = mapped_column(Integer)
+    #: Whether the task still takes replicas (``claimed`` below the project's overlap).
+    open: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
     binding: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("claimed", sa.Integer(), nullable=False),
         sa.Column("submitted", sa.Integer(), nullable=False),
+        sa.Column("open", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("binding", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(["marking_id"], ["markings.id"]),
@@ -65,7 +66,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("label_tasks", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_label_tasks_queue", ["project_id", "kind", "claimed", "priority", "seq"]
+            "ix_label_tasks_queue", ["project_id", "kind", "open", "priority", "seq"]
         )
         batch_op.create_index("ix_label_tasks_record", ["project_id", "record_id"])
         batch_op.create_index(batch_op.f("ix_label_tasks_marking_id"), ["marking_id"])
