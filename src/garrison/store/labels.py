@@ -478,7 +478,11 @@ def next_pending_label(
     """The oldest readable label sampled for review on a task the reviewer has no replica of
     (so a reviewer never judges, or sees beside their own, a label on a task they labeled)."""
     theirs = aliased(LabelRow)
-    own = exists().where(theirs.task_id == LabelRow.task_id, theirs.annotator == reviewer)
+    own = exists().where(
+        theirs.task_id == LabelRow.task_id,
+        theirs.annotator == reviewer,
+        theirs.kind == "annotation",
+    )
     query = select(LabelRow).where(
         LabelRow.project_id == project_id,
         LabelRow.review_state == "pending",
