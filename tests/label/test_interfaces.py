@@ -68,7 +68,9 @@ def test_cli_round(served: LabelWorld, capsys: pytest.CaptureFixture[str], tmp_p
     assert code == 3
     code, _, err = run(capsys, served, "label", "submit", "f" * 32, "--value", "{", "--as", "ann_u")
     assert code == 2 and "not valid JSON" in err
-    code, out, _ = run(capsys, served, "label", "project", "stats", "cli", "--as", "ann_u", "--json")
+    code, out, _ = run(
+        capsys, served, "label", "project", "stats", "cli", "--as", "ann_u", "--json"
+    )
     stats = json.loads(out)
     assert stats["tasks"] == 4 and stats["labels"] == {"submitted": 4}
     code, out, err = run(capsys, served, "label", "review", "next", "cli", "--as", "rev", "--json")
@@ -96,7 +98,9 @@ def test_cli_round(served: LabelWorld, capsys: pytest.CaptureFixture[str], tmp_p
     assert code == 3
     predictions = tmp_path / "pre.jsonl"
     predictions.write_text(
-        "\n".join(json.dumps({"record_id": r, "value": "weather", "score": 0.4}) for r in served.records)
+        "\n".join(
+            json.dumps({"record_id": r, "value": "weather", "score": 0.4}) for r in served.records
+        )
     )
     code, out, err = run(
         capsys, served, "label", "import-predictions", "cli", "--file", str(predictions),
@@ -127,7 +131,9 @@ def test_api_round(served: LabelWorld) -> None:
         response = client.post("/v1/label/projects", json=body, headers=auth("stew"))
         assert response.status_code == 200, response.text
         assert response.json()["marking"] == response.headers[MARKING_HEADER] == "UNCLASSIFIED"
-        denied = client.post("/v1/label/projects", json={**body, "name": "b"}, headers=auth("ann_s"))
+        denied = client.post(
+            "/v1/label/projects", json={**body, "name": "b"}, headers=auth("ann_s")
+        )
         assert denied.status_code == 403
         ids = []
         while True:
@@ -150,7 +156,7 @@ def test_api_round(served: LabelWorld) -> None:
         assert stats["marking"] == "UNCLASSIFIED"
         low = client.get("/v1/label/projects/api/tasks?limit=100", headers=auth("ann_u")).json()
         assert len(low["items"]) == 4 and low["marking"] == "UNCLASSIFIED"
-        secret = [t for t in ids if t not in {i["id"] for i in low["items"]}][0]
+        secret = next(t for t in ids if t not in {i["id"] for i in low["items"]})
         hidden = client.post(
             f"/v1/label/tasks/{secret}/submit", json={"value": "weather"}, headers=auth("ann_u")
         )
@@ -158,9 +164,9 @@ def test_api_round(served: LabelWorld) -> None:
             f"/v1/label/tasks/{'0' * 32}/submit", json={"value": "weather"}, headers=auth("ann_u")
         )
         assert hidden.status_code == missing.status_code == 404
-        assert hidden.json()["error"]["message"].replace(secret, "X") == missing.json()[
-            "error"
-        ]["message"].replace("0" * 32, "X")
+        assert hidden.json()["error"]["message"].replace(secret, "X") == missing.json()["error"][
+            "message"
+        ].replace("0" * 32, "X")
         review = client.post("/v1/label/projects/api/review/next", headers=auth("rev")).json()
         label = review["review"]["label"]
         fixed = client.post(

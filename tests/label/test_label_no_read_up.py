@@ -115,9 +115,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(user=st.sampled_from(sorted(SUBJECTS)), op=st.sampled_from([*sorted(OPERATIONS), "export"]))
-def test_labeling_never_reads_up(
-    world: LabelWorld, tmp_path: Path, user: str, op: str
-) -> None:
+def test_labeling_never_reads_up(world: LabelWorld, tmp_path: Path, user: str, op: str) -> None:
     session = world.ws.session(user)
     try:
         result = _export(session, tmp_path) if op == "export" else OPERATIONS[op](session)

@@ -168,13 +168,19 @@ def test_low_reviewer_sees_only_low_labels(world: LabelWorld) -> None:
 
 def test_export_round_trip(world: LabelWorld, tmp_path: Path) -> None:
     LabelProjects(world.ws.session("stew")).create(
-        "ex", world.dataset, "answer", {"instructions": "Name the ledger."}, overlap=2,
+        "ex",
+        world.dataset,
+        "answer",
+        {"instructions": "Name the ledger."},
+        overlap=2,
         marking="UNCLASSIFIED",
     )
     for user in ("ann_s", "ann_s2"):
         session = world.ws.session(user)
         while (task := next_task(session, "ex")) is not None:
-            typed = "SECRET" if user == "ann_s2" and task.marking.banner() == "UNCLASSIFIED" else None
+            typed = (
+                "SECRET" if user == "ann_s2" and task.marking.banner() == "UNCLASSIFIED" else None
+            )
             submit(session, task.id, f"{world.records[task.record_id][1]} ledger", marking=typed)
     with pytest.raises(NotPermitted):
         export_dataset(world.ws.session("ann_s"), "ex")
@@ -204,8 +210,6 @@ def test_export_round_trip(world: LabelWorld, tmp_path: Path) -> None:
     export_file(world.ws.session("lowstew"), "ex", "jsonl", low_out)
     low = [json.loads(line) for line in low_out.read_text().splitlines()]
     assert low and all(r["marking"] == "UNCLASSIFIED" for r in low)
-    assert all(
-        {a["annotator"] for a in r["labels"]["annotators"]} == {"ann_s"} for r in low
-    )
+    assert all({a["annotator"] for a in r["labels"]["annotators"]} == {"ann_s"} for r in low)
     actions = [e.action for e in world.ws.audit.tail(30)]
     assert "label.export" in actions and "label.submit" in actions

@@ -167,7 +167,12 @@ def test_typed_answers_are_marked_with_the_join(world: LabelWorld) -> None:
     high = world.ws.session("ann_s")
     seen = []
     while (t := next_task(high, "qa")) is not None:
-        label = submit(high, t.id, "a ledger", marking="CONFIDENTIAL" if t.marking.banner() != "SECRET" else "UNCLASSIFIED")
+        label = submit(
+            high,
+            t.id,
+            "a ledger",
+            marking="CONFIDENTIAL" if t.marking.banner() != "SECRET" else "UNCLASSIFIED",
+        )
         seen.append((t.marking.banner(), label.marking.banner()))
     assert ("UNCLASSIFIED", "CONFIDENTIAL") in seen
     assert ("SECRET", "SECRET") in seen  # the claim below the record leaves the record's
