@@ -43,6 +43,10 @@ from garrison.store.models import (
     ElementState,
     FindingRow,
     InternedMarking,
+    LabelProjectRow,
+    LabelReviewRow,
+    LabelRow,
+    LabelTaskRow,
     ModelVersionRow,
     PredictionRow,
 )
@@ -68,6 +72,10 @@ MODELS = {
     "dataset_versions": DatasetVersionRow,
     "model_versions": ModelVersionRow,
     "predictions": PredictionRow,
+    "label_projects": LabelProjectRow,
+    "label_tasks": LabelTaskRow,
+    "labels": LabelRow,
+    "label_reviews": LabelReviewRow,
 }
 OPAQUE = re.compile(r"^[0-9a-f]{32}$")
 

@@ -474,8 +474,10 @@ def review_counts(session: Session, orm: OrmSession, project_id: str) -> dict[st
 
 def replicas_of(session: Session, orm: OrmSession, project_id: str, annotator: str) -> int:
     """How many readable replicas (of any status) the annotator has in the project."""
-    query = select(func.count()).select_from(LabelRow).where(
-        LabelRow.project_id == project_id, LabelRow.annotator == annotator
+    query = (
+        select(func.count())
+        .select_from(LabelRow)
+        .where(LabelRow.project_id == project_id, LabelRow.annotator == annotator)
     )
     return int(orm.scalar(session.readable(orm, query, LabelRow.marking_id)) or 0)
 

@@ -69,6 +69,9 @@ def upgrade() -> None:
             "ix_label_tasks_queue", ["project_id", "kind", "open", "priority", "seq"]
         )
         batch_op.create_index("ix_label_tasks_record", ["project_id", "record_id"])
+        batch_op.create_index(
+            "ix_label_tasks_counts", ["project_id", "marking_id", "kind", "submitted"]
+        )
         batch_op.create_index(batch_op.f("ix_label_tasks_marking_id"), ["marking_id"])
     op.create_table(
         "labels",
@@ -96,6 +99,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_labels_project_annotator", ["project_id", "annotator", "status"])
         batch_op.create_index(
             "ix_labels_project_review", ["project_id", "review_state", "submitted_at"]
+        )
+        batch_op.create_index(
+            "ix_labels_counts", ["project_id", "kind", "annotator", "status", "marking_id"]
         )
         batch_op.create_index(batch_op.f("ix_labels_marking_id"), ["marking_id"])
     op.create_table(
@@ -145,6 +151,7 @@ def downgrade() -> None:
             "labels",
             [
                 "ix_labels_marking_id",
+                "ix_labels_counts",
                 "ix_labels_project_review",
                 "ix_labels_project_annotator",
                 "ix_labels_task_annotator",
@@ -152,7 +159,12 @@ def downgrade() -> None:
         ),
         (
             "label_tasks",
-            ["ix_label_tasks_marking_id", "ix_label_tasks_record", "ix_label_tasks_queue"],
+            [
+                "ix_label_tasks_marking_id",
+                "ix_label_tasks_counts",
+                "ix_label_tasks_record",
+                "ix_label_tasks_queue",
+            ],
         ),
         (
             "label_projects",
