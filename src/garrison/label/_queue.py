@@ -111,8 +111,26 @@ def _claim(
     order = [("production", settings.overlap), ("gold", None)]
     if _sampled(f"{project.id}\x00{annotator}\x00{done}", settings.gold_rate):
         order.reverse()
+    cursor = store.annotator_cursor(orm, project.id, annotator)
     for kind, overlap in order:
-        task = store.claim_task(session, orm, project.id, annotator, kind=kind, overlap=overlap)
+        if kind == "production":
+            # After the last task handed to them first (what lies behind is mostly theirs),
+            # then from the start (replicas released behind it).
+            task = None
+            if cursor is not None:
+                task = store.claim_task(
+                    session, orm, project.id, annotator, kind=kind, overlap=overlap, after=cursor
+                )
+            if task is None:
+                task = store.claim_task(
+                    session, orm, project.id, annotator, kind=kind, overlap=overlap
+                )
+            if task is not None:
+                store.set_annotator_cursor(
+                    orm, project.id, annotator, (float(task.priority), int(task.seq))
+                )
+        else:
+            task = store.claim_task(session, orm, project.id, annotator, kind=kind, overlap=None)
         if task is not None:
             return task
     return None

@@ -577,4 +577,8 @@ class LabelAnnotatorRow(Base):
     annotator: Mapped[str] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(12))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Queue position (priority, seq) of the last production task handed to them: the next
+    #: search starts after it (a replica released behind it is found once the rest is done).
+    cursor_priority: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cursor_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -130,6 +130,8 @@ def upgrade() -> None:
         sa.Column("annotator", sa.String(length=128), nullable=False),
         sa.Column("state", sa.String(length=12), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("cursor_priority", sa.Float(), nullable=True),
+        sa.Column("cursor_seq", sa.Integer(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("project_id", "annotator"),
