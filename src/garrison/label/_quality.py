@@ -16,14 +16,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy.orm import Session as OrmSession
-
 from garrison.core.errors import InvalidInput, NotPermitted
 from garrison.label._projects import LabelProject, load_project
 from garrison.label._tasks import agree
 from garrison.security.audit import AuditAction
 from garrison.security.policy import Action
 from garrison.store import labels as store
+from garrison.store.labels import CatalogTransaction as OrmSession
 from garrison.store.models import LabelRow, LabelTaskRow
 from garrison.store.session import Session
 

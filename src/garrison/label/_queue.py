@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy.orm import Session as OrmSession
-
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotFound
 from garrison.label._projects import LabelProject, load_project, project_from_row
@@ -28,6 +26,7 @@ from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, join
 from garrison.security.policy import Action
 from garrison.store import labels as store
+from garrison.store.labels import CatalogTransaction as OrmSession
 from garrison.store.models import LabelRow, LabelTaskRow
 from garrison.store.session import Session
 

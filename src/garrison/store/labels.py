@@ -39,6 +39,7 @@ from garrison.store.session import Session
 
 __all__ = [
     "AnnotatorState",
+    "CatalogTransaction",
     "KindCounts",
     "add_project",
     "annotator_labels",
@@ -61,6 +62,9 @@ __all__ = [
     "task_page",
     "update_project",
 ]
+
+#: The catalog transaction the functions here take (capabilities type with it, not SQLAlchemy).
+CatalogTransaction = OrmSession
 
 _PART = 500
 #: Task kinds, in the order they are shown to a steward.
