@@ -480,6 +480,7 @@ class LabelTaskRow(Base):
     __table_args__ = (
         Index("ix_label_tasks_queue", "project_id", "kind", "open", "priority", "seq"),
         Index("ix_label_tasks_record", "project_id", "record_id"),
+        Index("ix_label_tasks_page", "project_id", "seq"),
         # Covers the grouped counts (no table lookups).
         Index("ix_label_tasks_counts", "project_id", "marking_id", "kind", "submitted"),
     )

@@ -69,6 +69,7 @@ def upgrade() -> None:
             "ix_label_tasks_queue", ["project_id", "kind", "open", "priority", "seq"]
         )
         batch_op.create_index("ix_label_tasks_record", ["project_id", "record_id"])
+        batch_op.create_index("ix_label_tasks_page", ["project_id", "seq"])
         batch_op.create_index(
             "ix_label_tasks_counts", ["project_id", "marking_id", "kind", "submitted"]
         )
@@ -164,6 +165,7 @@ def downgrade() -> None:
             [
                 "ix_label_tasks_marking_id",
                 "ix_label_tasks_counts",
+                "ix_label_tasks_page",
                 "ix_label_tasks_record",
                 "ix_label_tasks_queue",
             ],
