@@ -87,4 +87,5 @@ def test_schemathesis_against_the_committed_schema(env: Env) -> None:
             )
 
         check()
-    assert time.monotonic() - started < 90
+    # About 90 s for the 16 operations before labeling: the same budget per operation.
+    assert time.monotonic() - started < 90 * len(operations) / 16
