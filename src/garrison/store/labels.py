@@ -480,6 +480,7 @@ def review_counts(session: Session, orm: OrmSession, project_id: str) -> dict[st
     query = select(LabelRow.review_state, func.count()).where(
         LabelRow.project_id == project_id,
         LabelRow.status == "submitted",
+        LabelRow.kind == "annotation",  # a reviewer's fix is not itself under review
         LabelRow.review_state.is_not(None),
     )
     query = session.readable(orm, query, LabelRow.marking_id).group_by(LabelRow.review_state)
