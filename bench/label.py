@@ -13,6 +13,7 @@ interactive call; the export in seconds.
 from __future__ import annotations
 
 import hashlib
+import os
 import statistics
 import tempfile
 import time
@@ -224,7 +225,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "a1's labels were bulk-loaded, so a1 has no queue position yet: the first call scans "
             "past the 33,333 open tasks a1 already labeled (reported separately); later calls "
             "start after the last task handed out.",
-            "Measured on a shared 2-core machine under load from other work (load average ~8): "
-            "absolute times are pessimistic.",
+            "Measured on a shared 2-core machine under load from other work (load average "
+            f"{os.getloadavg()[0]:.1f} at the end of the run): absolute times are pessimistic.",
         ],
     }
