@@ -46,6 +46,10 @@ from garrison.store.models import (
     EvalSuiteRow,
     FindingRow,
     InternedMarking,
+    LabelProjectRow,
+    LabelReviewRow,
+    LabelRow,
+    LabelTaskRow,
     ModelVersionRow,
     PredictionRow,
 )
@@ -73,6 +77,13 @@ MODELS = {
     "predictions": PredictionRow,
     "eval_suites": EvalSuiteRow,
     "eval_suite_items": EvalSuiteItemRow,
+}
+#: Bound tables the ingest, pipeline and dataset fixture writes nothing to.
+LABEL_MODELS = {
+    "label_projects": LabelProjectRow,
+    "label_tasks": LabelTaskRow,
+    "labels": LabelRow,
+    "label_reviews": LabelReviewRow,
 }
 OPAQUE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -415,7 +426,7 @@ def test_migration_0008_binds_a_workspace_made_before_it(
     assert main(["migrate", "-w", str(root)]) == 0
     assert stat.S_IMODE((root / BINDING_KEY).stat().st_mode) == 0o600
     with Workspace.open(root) as ws2:
-        assert ws2.catalog.revision() == HEAD_REVISION == "0012"
+        assert ws2.catalog.revision() == HEAD_REVISION == "0013"
         with ws2.catalog.transaction() as orm:
             assert first_bad_binding(ws2.catalog.binder, orm) is None
             now = {t: orm.scalar(select(func.count()).select_from(m)) for t, m in kept.items()}
@@ -433,7 +444,7 @@ def test_migration_0008_binds_a_workspace_made_before_it(
         Documents(ws2.session("stew")).resolve(str(found[0]["id"]), "checked")
         # Evaluation runs' tables are bound too (tests/evaluate/test_run_store.py).
         runs = ["eval_runs", "eval_run_items", "eval_cache"]
-        assert sorted(bound_tables()) == sorted([*MODELS, *runs])
+        assert sorted(bound_tables()) == sorted([*MODELS, *runs, *LABEL_MODELS])
 
 
 # -- opaque ids ------------------------------------------------------------------------------------

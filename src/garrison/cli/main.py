@@ -23,6 +23,7 @@ from garrison.cli import (
     _eval,
     _eval_runs,
     _ingest,
+    _label,
     _marking,
     _models,
     _pipeline,
@@ -83,6 +84,7 @@ _datasets.register(app)
 _models.register(app)
 _search.register(app)
 _ask.register(app)
+_label.register(app)
 _api.register(app)
 _eval.register(app)
 _eval_runs.register(_eval.app)

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,6 +257,14 @@ class Datasets:
         """The frozen records of a version (the caller already holds the version)."""
         return self._snapshot(version.snapshot)
 
+    def snapshot_records(self, snapshot: str) -> builtins.list[SnapshotRecord]:
+        """The frozen records of the snapshot blob ``snapshot`` (a version's ``snapshot``).
+
+        No check here: a caller that holds a snapshot hash shows each record only to readers
+        of its marking (labeling hands out one record at a time).
+        """
+        return self._snapshot(snapshot)
+
     def _snapshot(self, snapshot: str) -> builtins.list[SnapshotRecord]:
         import pyarrow.parquet as pq
 
@@ -335,6 +344,76 @@ class Datasets:
                 {
                     "id": r.id,
                     "sha256": hashlib.sha256(r.text.encode()).hexdigest(),
+                    "split": r.split,
+                    "marking": r.marking,
+                }
+                for r in frozen
+            ],
+        }
+        version_id = hashlib.sha256(_canonical(manifest)).hexdigest()
+        snapshot = self.session.workspace.blobs.put(_snapshot(frozen))
+        add_version(
+            self.session,
+            version_id=version_id,
+            name=name,
+            marking=marking,
+            manifest=manifest,
+            record_count=len(frozen),
+            snapshot=snapshot,
+        )
+        self._stale_cache.pop(version_id, None)
+        return self._version(self._row(version_id))
+
+    def derive(
+        self,
+        base_ref: str,
+        *,
+        name: str,
+        fields: Mapping[str, Mapping[str, Any]],
+        markings: Mapping[str, Marking] | None = None,
+        source: Mapping[str, Any] | None = None,
+    ) -> DatasetVersion:
+        """A new version of a readable version's records with extra ``fields`` by record id
+        (stewards): each record is marked with the join of its own marking and
+        ``markings[id]`` (what the new fields show), the version with the join of all. Same
+        splits and selection; ``source`` (e.g. a labeling project) goes into the manifest's
+        ``derived_from`` and the changed records' lineage. The same inputs give the same id.
+        """
+        self.session.require(Action.DATASET_CREATE, AuditAction.DATASET_CREATE, object_id=name)
+        if not name or len(name) > 128 or "@" in name:
+            raise InvalidInput("A dataset name is 1-128 characters, without '@'.")
+        base = self._version(self._row(base_ref))
+        extra = dict(markings or {})
+        step = {"stage": "derive", **dict(source or {})}
+        frozen = []
+        for r in self._snapshot(base.snapshot):
+            marking = self.session.parse_marking(r.marking)
+            if r.id in extra:
+                marking = join(marking, extra[r.id])
+            added = fields.get(r.id)
+            frozen.append(
+                SnapshotRecord(
+                    r.id,
+                    r.kind,
+                    r.doc_id,
+                    r.text,
+                    marking.banner(),
+                    r.split,
+                    {**r.fields, **dict(added)} if added else r.fields,
+                    [*r.lineage, step] if added else r.lineage,
+                )
+            )
+        marking = join(*(self.session.parse_marking(r.marking) for r in frozen))
+        manifest = {
+            **base.manifest,
+            "name": name,
+            "marking": marking.banner(),
+            "derived_from": {"id": base.id, **dict(source or {})},
+            "records": [
+                {
+                    "id": r.id,
+                    "sha256": hashlib.sha256(r.text.encode()).hexdigest(),
+                    "fields_sha256": hashlib.sha256(_canonical(r.fields)).hexdigest(),
                     "split": r.split,
                     "marking": r.marking,
                 }

@@ -1,5 +1,16 @@
-"""Labeling: tasks, consensus, gold, weak supervision and active learning over datasets, with
-pre-labels from models.
+"""Labeling: projects over dataset versions, tasks handed out by clearance with blind overlap,
+gold, calibration and review, and exports back into dataset versions.
+
+The pieces::
+
+    LabelProjects(session)        create / list / get / tasks / revise_schema / import_predictions
+                                  / import_classifier / order / create_from_items
+    next_task(session, project)   the next task the subject may read (drafts first); claimed
+    submit(session, task, value)  a label (or a draft), marked with the join of record and typed
+    skip(session, task, reason)   skip or flag (``flag=True``) a task handed out
+    next_review / accept / fix / reject     the reviewer queue; every replica kept
+    project_stats / annotator_quality       progress, gold accuracy with Wilson intervals
+    export_dataset / export_file / export_labels    labels out, as a dataset version or a file
 
 The algorithms are pure functions over plain values: agreement between annotators
 (:mod:`garrison.label.agreement`), aggregation of replicas (:mod:`garrison.label.aggregate`),
@@ -7,6 +18,18 @@ active learning (:mod:`garrison.label.active`), labeling functions
 (:mod:`garrison.label.functions`) and label export formats (:mod:`garrison.label.formats`).
 """
 
+from garrison.label._export import (
+    FILE_FORMATS,
+    RecordLabels,
+    export_dataset,
+    export_file,
+    export_labels,
+)
+from garrison.label._projects import LabelProject, LabelProjects, ProjectSettings
+from garrison.label._quality import annotator_quality, project_stats, resume, wilson_interval
+from garrison.label._queue import my_labels, next_task, skip, submit
+from garrison.label._review import ReviewItem, accept, fix, next_review, reject, task_labels
+from garrison.label._tasks import TASK_TYPES, LabelView, TaskView, agree, check_value
 from garrison.label.active import SeedRun, Simulation, next_batch, simulate, uncertainty
 from garrison.label.aggregate import (
     DawidSkene,
@@ -62,29 +85,46 @@ from garrison.label.functions import (
 
 __all__ = [
     "EXPORTERS",
+    "FILE_FORMATS",
     "KINDS",
+    "TASK_TYPES",
     "BoxMatch",
     "DawidSkene",
     "Estimate",
     "GoldAccuracy",
+    "LabelProject",
+    "LabelProjects",
     "LabelRecord",
+    "LabelView",
     "LabelingFunction",
     "LfReport",
     "MajorityVote",
+    "ProjectSettings",
+    "RecordLabels",
+    "ReviewItem",
     "RuleStats",
     "SeedRun",
     "Simulation",
     "SpanScores",
+    "TaskView",
     "Votes",
+    "accept",
+    "agree",
     "alpha_interval",
+    "annotator_quality",
     "apply_functions",
+    "check_value",
     "coco_dataset",
     "cohen_kappa",
     "compare_on_gold",
     "conll_text",
     "dawid_skene",
+    "export_dataset",
+    "export_file",
+    "export_labels",
     "export_records",
     "file_marking",
+    "fix",
     "fleiss_kappa",
     "krippendorff_alpha",
     "label_studio_tasks",
@@ -92,20 +132,30 @@ __all__ = [
     "load_functions",
     "majority_vote",
     "match_boxes",
+    "my_labels",
     "next_batch",
+    "next_review",
+    "next_task",
     "parse_functions",
     "preference_lines",
+    "project_stats",
     "read_label_studio",
     "read_label_studio_tasks",
     "records_from_rows",
+    "reject",
+    "resume",
     "simulate",
+    "skip",
     "spacy_docs",
     "span_f1",
     "span_scores",
     "span_token_alpha",
     "span_token_units",
+    "submit",
+    "task_labels",
     "tokenize",
     "uncertainty",
+    "wilson_interval",
     "with_interval",
     "write_labels",
     "yolo_files",

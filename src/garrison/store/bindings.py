@@ -57,6 +57,10 @@ from garrison.store.models import (
     EvalSuiteRow,
     FindingRow,
     InternedMarking,
+    LabelProjectRow,
+    LabelReviewRow,
+    LabelRow,
+    LabelTaskRow,
     ModelVersionRow,
     PredictionRow,
 )
@@ -263,6 +267,58 @@ register(
 register(
     EvalCacheRow,
     BindingSpec("eval_cache", "key", markings=("marking_id",), content=("response",)),
+)
+
+register(
+    LabelProjectRow,
+    BindingSpec(
+        "label_projects",
+        "id",
+        markings=("marking_id",),
+        content=("name", "dataset_version_id", "snapshot", "task_type", "schema", "settings"),
+        id_factory=new_id,
+    ),
+)
+register(
+    LabelTaskRow,
+    BindingSpec(
+        "label_tasks",
+        "id",
+        markings=("marking_id", "suggestion_marking_id"),
+        content=("project_id", "record_id", "kind", "gold", "suggestion"),
+        id_factory=new_id,
+    ),
+)
+register(
+    LabelRow,
+    BindingSpec(
+        "labels",
+        "id",
+        markings=("marking_id",),
+        content=(
+            "task_id",
+            "project_id",
+            "annotator",
+            "kind",
+            "status",
+            "value",
+            "reason",
+            "flagged",
+            "parent_id",
+            "schema_version",
+        ),
+        id_factory=new_id,
+    ),
+)
+register(
+    LabelReviewRow,
+    BindingSpec(
+        "label_reviews",
+        "id",
+        markings=("marking_id",),
+        content=("label_id", "project_id", "reviewer", "verdict", "reason", "fix_label_id"),
+        id_factory=new_id,
+    ),
 )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -33,6 +34,11 @@ __all__ = [
     "EvalRunRow",
     "EvalSuiteItemRow",
     "EvalSuiteRow",
+    "LabelAnnotatorRow",
+    "LabelProjectRow",
+    "LabelReviewRow",
+    "LabelRow",
+    "LabelTaskRow",
     "FindingRow",
     "InternedMarking",
     "JobItemRow",
@@ -558,3 +564,148 @@ class EvalCacheRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
     binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LabelProjectRow(Base):
+    """A labeling project: one task type over the records of one dataset version.
+
+    Marked with what its name, schema and instructions show (declared by the steward who made
+    it); its tasks carry their records' markings, so an annotator may see a project and only
+    the tasks they may read. The schema is versioned: ``schema_version`` counts its revisions
+    and every label records the version it was made under.
+    """
+
+    __tablename__ = "label_projects"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    dataset_version_id: Mapped[str] = mapped_column(String(64), index=True)
+    #: The dataset version's snapshot (records are read from it, never copied).
+    snapshot: Mapped[str] = mapped_column(String(64))
+    task_type: Mapped[str] = mapped_column(String(16))
+    schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    schema_version: Mapped[int] = mapped_column(Integer)
+    #: Overlap, gold and review rates, calibration and pause thresholds.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LabelTaskRow(Base):
+    """One record to label in a project (a reference: dataset version record id, no text).
+
+    Marked with its record's marking (joined with a gold answer's, when a reviewer set one);
+    ``claimed`` counts replicas handed out and not skipped or rejected, ``submitted`` those
+    submitted, so overlap is enforced without reading the labels.
+    """
+
+    __tablename__ = "label_tasks"
+    __table_args__ = (
+        Index("ix_label_tasks_queue", "project_id", "kind", "open", "priority", "seq"),
+        Index("ix_label_tasks_record", "project_id", "record_id"),
+        Index("ix_label_tasks_page", "project_id", "seq"),
+        # Covers the grouped counts (no table lookups).
+        Index("ix_label_tasks_counts", "project_id", "marking_id", "kind", "submitted"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str] = mapped_column(String(64))
+    #: ``production``, ``gold`` (hidden in the stream) or ``calibration``.
+    kind: Mapped[str] = mapped_column(String(12))
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    #: The known answer of a gold or calibration task.
+    gold: Mapped[Any] = mapped_column(JSON, nullable=True)
+    #: A pre-label: ``{"value", "score", "source"}``, marked by ``suggestion_marking_id``.
+    suggestion: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    suggestion_marking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("markings.id"), nullable=True
+    )
+    #: Queue order: lower first (active learning sets it).
+    priority: Mapped[float] = mapped_column(Float)
+    seq: Mapped[int] = mapped_column(Integer)
+    claimed: Mapped[int] = mapped_column(Integer)
+    submitted: Mapped[int] = mapped_column(Integer)
+    #: Whether the task still takes replicas (``claimed`` below the project's overlap).
+    open: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking(s) (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LabelRow(Base):
+    """One replica: an annotator's label on a task (or a reviewer's fix of one), never
+    overwritten once submitted.
+
+    Marked with the join of its record's marking and of what the annotator typed; the value,
+    any skip or flag reason, the schema version and who and when are its lineage.
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        Index("ix_labels_task_annotator", "task_id", "annotator"),
+        Index("ix_labels_project_annotator", "project_id", "annotator", "status"),
+        Index("ix_labels_project_review", "project_id", "review_state", "submitted_at"),
+        # Covers the grouped counts (no table lookups).
+        Index("ix_labels_counts", "project_id", "kind", "annotator", "status", "marking_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[str] = mapped_column(String(32))
+    annotator: Mapped[str] = mapped_column(String(128))
+    #: ``annotation`` or ``fix`` (a reviewer's correction of ``parent_id``).
+    kind: Mapped[str] = mapped_column(String(12))
+    #: ``draft``, ``submitted`` or ``skipped``.
+    status: Mapped[str] = mapped_column(String(12))
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    flagged: Mapped[bool] = mapped_column(Boolean)
+    parent_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    schema_version: Mapped[int] = mapped_column(Integer)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    #: ``pending`` (sampled for review), ``accepted``, ``fixed``, ``rejected`` or None.
+    review_state: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LabelReviewRow(Base):
+    """A reviewer's verdict on one label: ``accept``, ``fix`` or ``reject`` with a reason."""
+
+    __tablename__ = "label_reviews"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label_id: Mapped[str] = mapped_column(String(32), index=True)
+    project_id: Mapped[str] = mapped_column(String(32), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    verdict: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fix_label_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LabelAnnotatorRow(Base):
+    """An annotator's standing in a project: ``calibration``, ``active`` or ``paused``."""
+
+    __tablename__ = "label_annotators"
+    __table_args__ = (UniqueConstraint("project_id", "annotator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(32))
+    annotator: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Queue position (priority, seq) of the last production task handed to them: the next
+    #: search starts after it (a replica released behind it is found once the rest is done).
+    cursor_priority: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cursor_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
