@@ -33,10 +33,12 @@ TOPICS = ["logistics", "weather", "personnel"]
 USERS = {
     "stew": ("S", ("steward",)),
     "ann_u": ("U", ("annotator",)),
+    "ann_c": ("C", ("annotator",)),
     "ann_s": ("S", ("annotator",)),
     "ann_s2": ("S", ("annotator",)),
     "rev": ("S", ("reviewer",)),
     "rev_u": ("U", ("reviewer",)),
+    "rev_c": ("C", ("reviewer",)),
     "view": ("S", ("viewer",)),
 }
 N_RECORDS = 6
