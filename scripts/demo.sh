@@ -91,6 +91,51 @@ garrison key export --out "$out/signing-key.pem"
 garrison verify "$out/export-parquet" --trusted-key "$out/signing-key.pem"
 garrison verify "$out/export-hf" --trusted-key "$out/signing-key.pem"
 
+step "11b. A labeling round: tasks by clearance, blind overlap, review, labels back as a dataset"
+garrison user add gil --clearance C --country USA --role annotator
+garrison user add hal --clearance S --country USA --role reviewer
+garrison label project create logistics-topics --dataset logistics --classes schedule,supply,other \
+  --overlap 2 --review-rate 0.5 --marking UNCLASSIFIED --as ben
+python3 - "$ws" <<'PY'
+import sys
+from garrison.label import (LabelProjects, accept, export_dataset, export_labels, fix,
+                            next_review, next_task, project_stats, submit)
+from garrison.store.workspace import Workspace
+
+ws = Workspace.open(sys.argv[1])
+def topic(text, careless):
+    low = text.lower()
+    if "schedule" in low or "convoy" in low:
+        return "other" if careless else "schedule"
+    return "supply" if any(w in low for w in ("fuel", "parts", "pallet", "supply")) else "other"
+for user, careless in (("dov", False), ("gil", True)):
+    session, seen = ws.session(user), set()
+    while (task := next_task(session, "logistics-topics")) is not None:
+        submit(session, task.id, topic(task.text, careless))
+        seen.add(task.marking.banner())
+    print(f"  {user} labeled tasks marked {', '.join(sorted(seen)) or 'nothing'}")
+reviewer, reviewed = ws.session("hal"), 0
+while (item := next_review(reviewer, "logistics-topics")) is not None:
+    right = topic(item.task.text, False)
+    (accept(reviewer, item.label.id) if item.label.value == right
+     else fix(reviewer, item.label.id, right))
+    reviewed += 1
+stats = project_stats(ws.session("ben"), "logistics-topics")
+print(f"  progress: {stats['complete']} of {stats['production']} tasks complete, "
+      f"labels {stats['labels']}, reviews {stats['review']}")
+_, labeled = export_labels(ws.session("ben"), "logistics-topics")
+pairs = [r.labels["annotators"] for r in labeled]
+both = [p for p in pairs if len([a for a in p if a["kind"] == "annotation"]) == 2]
+agree = sum(1 for p in both if p[0]["value"] == p[1]["value"])
+print(f"  pairwise agreement: {agree} of {len(both)} doubly labeled tasks"
+      + (f" ({agree / len(both):.0%})" if both else ""))
+low = project_stats(ws.session("gil"), "logistics-topics")
+print(f"  gil (CONFIDENTIAL) counts {low['tasks']} tasks of {stats['tasks']}")
+version = export_dataset(ws.session("ben"), "logistics-topics", name="logistics-labeled")
+print(f"  labels exported as {version.name}@{version.id[:12]} [{version.marking.banner()}]")
+ws.close()
+PY
+
 step "12. Marking roll-ups (portions -> banner)"
 {
   while IFS= read -r line; do

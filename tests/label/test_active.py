@@ -139,3 +139,22 @@ def test_simulate_refuses_bad_options(kwargs: dict[str, object], message: str) -
     x, y = boundary_data(n=40)
     with pytest.raises(InvalidInput, match=message):
         simulate(x, y, **kwargs)  # type: ignore[arg-type]
+
+
+def test_on_a_large_pool_picks_come_from_the_most_uncertain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import garrison.label.active as active
+
+    monkeypatch.setattr(active, "MIN_CANDIDATES", 20)
+    monkeypatch.setattr(active, "CANDIDATES_PER_PICK", 1)
+    x, y = boundary_data(n=300)
+    labeled, pool = x[:30], x[30:]
+    picked = next_batch(labeled, y[:30], pool, batch=5, diversity=0.5)
+    model = active._Model(labeled, y[:30], 0)
+    scores = uncertainty(model.probabilities(pool))
+    top = set(np.argsort(-scores, kind="stable")[:20].tolist())
+    assert len(set(picked)) == 5 and set(picked) <= top
+    # Pure k-center looks at the whole pool.
+    spread = next_batch(labeled, y[:30], pool, batch=5, diversity=1.0)
+    assert not set(spread) <= top

@@ -20,8 +20,8 @@ from garrison.label import (
     compare_on_gold,
     dawid_skene,
     majority_vote,
-    wilson_interval,
 )
+from garrison.label.aggregate import wilson_interval
 
 CLASSES = ["a", "b", "c"]
 

@@ -20,6 +20,7 @@ from garrison.core.errors import InvalidInput
 from garrison.label import (
     BoxMatch,
     Estimate,
+    alpha_interval,
     cohen_kappa,
     fleiss_kappa,
     krippendorff_alpha,
@@ -332,3 +333,45 @@ def test_with_interval_over_pairs_and_documents() -> None:
     assert f1.value == pytest.approx(0.5) and f1.low <= 0.5 <= f1.high
     boxes = [([(0, 0, 4, 4, "x")], [(0, 0, 4, 4, "x")])] * 5
     assert with_interval(lambda us: match_boxes(*zip(*us, strict=True)).f1, boxes).value == 1.0
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_the_fast_alpha_interval_is_the_generic_one(level: str) -> None:
+    rng = np.random.default_rng(5)
+    units: dict[int, dict[str, int]] = {}
+    for u in range(80):
+        truth = int(rng.integers(1, 5))
+        units[u] = {
+            c: (truth if rng.random() < 0.7 else int(rng.integers(1, 5)))
+            for c in ("a", "b", "c")
+            if rng.random() < 0.8
+        }
+    generic = with_interval(
+        lambda us: krippendorff_alpha(us, level=level),  # type: ignore[arg-type]
+        units,
+        resamples=200,
+        seed=1,
+    )
+    fast = alpha_interval(units, level=level, resamples=200, seed=1)  # type: ignore[arg-type]
+    assert fast.n == generic.n == 80
+    assert (fast.value, fast.low, fast.high) == pytest.approx(
+        (generic.value, generic.low, generic.high), abs=1e-6
+    )
+    assert math.isnan(alpha_interval({1: {"a": 1, "b": 1}}).value)
+
+
+def test_no_runtime_code_imports_the_gpl_reference() -> None:
+    import ast
+    from pathlib import Path
+
+    import garrison
+
+    root = Path(garrison.__file__).parent
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n.split(".")[0] == "krippendorff" for n in names), path

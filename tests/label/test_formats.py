@@ -16,13 +16,15 @@ from garrison.label import (
     LabelRecord,
     coco_dataset,
     conll_text,
-    export_labels,
+    export_records,
     file_marking,
     label_studio_tasks,
     preference_lines,
     read_label_studio,
     read_label_studio_tasks,
+    records_from_rows,
     spacy_docs,
+    write_labels,
     yolo_files,
 )
 
@@ -331,7 +333,7 @@ ALL_KINDS = {
 @pytest.mark.parametrize("kind", sorted(ALL_KINDS))
 def test_label_studio_round_trips_every_kind(kind: str, tmp_path: Path) -> None:
     records = ALL_KINDS[kind]()
-    written = export_labels(records, "label-studio", tmp_path / "tasks.json")
+    written = write_labels(records, "label-studio", tmp_path / "tasks.json")
     assert written == [tmp_path / "tasks.json", tmp_path / "tasks.json.marking"]
     back = read_label_studio(tmp_path / "tasks.json")
     assert back == records
@@ -457,7 +459,7 @@ def _in_file_marking(fmt: str, path: Path) -> set[str]:
 def test_every_exported_file_carries_its_marking(fmt: str, tmp_path: Path) -> None:
     records = FOR_FORMAT[fmt]()
     destination = tmp_path / ("out" if fmt == "yolo" else "out.file")
-    written = export_labels(records, fmt, destination)
+    written = write_labels(records, fmt, destination)
     files = [p for p in written if p.suffix != ".marking"]
     assert files and all(p.is_file() for p in written)
     assert len(written) == 2 * len(files)
@@ -497,7 +499,7 @@ def test_nothing_is_written_when_a_marking_does_not_parse(fmt: str, tmp_path: Pa
         height=first.height,
     )
     with pytest.raises(MarkingError):
-        export_labels([*records, bad], fmt, tmp_path / "out")
+        write_labels([*records, bad], fmt, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -505,10 +507,117 @@ def test_nothing_is_written_when_a_marking_does_not_parse(fmt: str, tmp_path: Pa
 def test_each_format_refuses_labels_it_cannot_hold(fmt: str, tmp_path: Path) -> None:
     # Free-text answers have a place only in Label Studio's JSON, which holds every kind.
     with pytest.raises(InvalidInput):
-        export_labels(text_records(), fmt, tmp_path / "out")
+        write_labels(text_records(), fmt, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 def test_an_unknown_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="Unknown label format"):
-        export_labels(text_records(), "pascal-voc", tmp_path / "out")
+        write_labels(text_records(), "pascal-voc", tmp_path / "out")
+
+
+# -- a labeling project's exported rows ------------------------------------------------------------
+
+
+def _row(
+    record_id: str, label: object, replicas: list[tuple[str, object, str]], **extra: object
+) -> dict[str, object]:
+    return {
+        "id": record_id,
+        "text": extra.pop("text", "Ada met Babbage."),
+        "fields": extra.pop("fields", {}),
+        "marking": extra.pop("marking", "SECRET"),
+        "label": label,
+        "labels": {
+            "aggregate": label,
+            "annotators": [
+                {
+                    "annotator": who,
+                    "value": value,
+                    "kind": "annotation",
+                    "schema_version": 4,
+                    "marking": "CONFIDENTIAL",
+                    "review_state": state,
+                    "submitted_at": "2026-12-01T10:00:00+00:00",
+                }
+                for who, value, state in replicas
+            ],
+        },
+    }
+
+
+def test_project_rows_become_aggregate_records_or_replicas() -> None:
+    rows = [
+        _row(
+            "r1", "x", [("ann", "x", "pending"), ("bob", "y", "rejected"), ("cy", "x", "accepted")]
+        ),
+        _row("r2", None, [("ann", "x", "pending"), ("bob", "y", "pending")]),  # a tie
+        _row("r3", ["x", "y"], [("ann", ["x", "y"], "pending")], marking="CONFIDENTIAL"),
+    ]
+    aggregate = records_from_rows("classification", rows)
+    assert [(r.record_id, r.kind, r.value, r.marking, r.annotator) for r in aggregate] == [
+        ("r1", "classification", "x", "SECRET", None),
+        ("r3", "multilabel", ("x", "y"), "CONFIDENTIAL", None),
+    ]
+    replicas = records_from_rows("classification", rows, replicas=True)
+    assert [(r.record_id, r.annotator, r.value, r.schema_version) for r in replicas] == [
+        ("r1", "ann", "x", 4),
+        ("r1", "cy", "x", 4),  # bob's label was rejected in review
+        ("r2", "ann", "x", 4),
+        ("r2", "bob", "y", 4),
+        ("r3", "ann", ("x", "y"), 4),
+    ]
+    # Every replica carries the row's marking (the record's joined with all its labels').
+    assert {r.marking for r in replicas if r.record_id == "r1"} == {"SECRET"}
+
+
+def test_project_rows_of_every_task_type_convert() -> None:
+    spans = records_from_rows("spans", [_row("s", [{"start": 0, "end": 3, "type": "PER"}], [])])
+    assert spans[0].value == ((0, 3, "PER"),)
+    boxes = records_from_rows(
+        "boxes",
+        [
+            _row(
+                "b",
+                [{"x": 1, "y": 2, "w": 3, "h": 4, "label": "car"}],
+                [],
+                fields={"path": "cam/b.jpg", "width": 64, "height": 48},
+            )
+        ],
+    )
+    assert (boxes[0].image, boxes[0].width, boxes[0].height) == ("cam/b.jpg", 64, 48)
+    assert boxes[0].value == ((1.0, 2.0, 3.0, 4.0, "car"),)
+    pair = [
+        _row("p1", "b", [], fields={"a": "first", "b": "second", "prompt": "Which?"}),
+        _row("p2", "a", [], text="left one ||| right one"),
+        _row("p3", "tie", [], fields={"a": "x", "b": "y"}),  # prefers neither: left out
+    ]
+    prefs = records_from_rows("preference", pair, schema={"separator": "|||"})
+    assert [(r.record_id, r.text, r.value) for r in prefs] == [
+        ("p1", "Which?", {"chosen": "second", "rejected": "first"}),
+        ("p2", "", {"chosen": "left one", "rejected": "right one"}),
+    ]
+    with pytest.raises(InvalidInput, match="two texts"):
+        records_from_rows("preference", [_row("p", "a", [])])
+    answers = records_from_rows("answer", [_row("q", "Tuesday.", [])])
+    assert (answers[0].kind, answers[0].value) == ("text", "Tuesday.")
+
+
+def test_export_records_writes_a_project_in_each_format(tmp_path: Path) -> None:
+    rows = [
+        _row("r1", "x", [("ann", "x", "pending"), ("bob", "y", "pending")]),
+        _row("r2", "y", [("ann", "y", "pending")], marking="TOP SECRET"),
+    ]
+    written = export_records("label-studio", "classification", rows, tmp_path / "ls.json")
+    assert (tmp_path / "ls.json.marking").read_text().strip() == "TOP SECRET"
+    back = read_label_studio(written[0])
+    assert [(r.record_id, r.annotator, r.value) for r in back] == [
+        ("r1", "ann", "x"),
+        ("r1", "bob", "y"),
+        ("r2", "ann", "y"),
+    ]
+    export_records("spacy", "classification", rows, tmp_path / "docs.json")
+    docs = json.loads((tmp_path / "docs.json").read_text())
+    assert [d["cats"] for d in docs] == [{"x": 1.0}, {"y": 1.0}]
+    with pytest.raises(InvalidInput, match="Unknown label format"):
+        export_records("csv", "classification", rows, tmp_path / "x.csv")

@@ -25,6 +25,7 @@ from garrison import __version__
 from garrison.api._ask import EVENT_STREAM, AskIn, AskOut, answer_body, streamed
 from garrison.api._auth import bearer_scheme, session_for
 from garrison.api._errors import ERROR_RESPONSES, ErrorBody, install_handlers
+from garrison.api._label import router as label_router
 from garrison.api._marking import MARKING_HEADER, marked, marked_list
 from garrison.api._metrics import HttpMetrics, MetricsMiddleware
 from garrison.api._predict import MAX_TEXT_CHARS, MAX_TEXTS, BodyLimit, predict_texts
@@ -420,6 +421,7 @@ def create_app(workspace_path: Path | str) -> FastAPI:
         return Response(status_code=204)
 
     app.include_router(router)
+    app.include_router(label_router, responses={**ERROR_RESPONSES, **_MARKED})
     return app
 
 

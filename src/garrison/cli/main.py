@@ -21,6 +21,7 @@ from garrison.cli import (
     _datasets,
     _docs,
     _ingest,
+    _label,
     _marking,
     _models,
     _pipeline,
@@ -80,6 +81,7 @@ _datasets.register(app)
 _models.register(app)
 _search.register(app)
 _ask.register(app)
+_label.register(app)
 _api.register(app)
 app.add_typer(_docs.app, name="docs")
 app.add_typer(_docs.jobs_app, name="jobs")

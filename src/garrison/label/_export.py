@@ -34,7 +34,8 @@ from garrison.store.session import Session
 
 __all__ = ["FILE_FORMATS", "RecordLabels", "export_dataset", "export_file", "export_labels"]
 
-#: Formats written here; the others come from :mod:`garrison.label.formats`.
+#: Formats written here; the others (``conll``, ``spacy``, ``coco``, ``yolo``, ``preference``,
+#: ``label-studio``) come from :mod:`garrison.label.formats`.
 FILE_FORMATS = ("jsonl",)
 
 
@@ -176,7 +177,7 @@ def export_file(session: Session, project_name: str, fmt: str, path: Path) -> di
             for record in labeled:
                 out.write(json.dumps(record.to_dict(), sort_keys=True, default=str) + "\n")
     else:
-        write_format(fmt, project, labeled, path)
+        write_format(session, fmt, project, labeled, path)
     session.audit(
         AuditAction.LABEL_EXPORT,
         object_id=project.id,
@@ -186,16 +187,17 @@ def export_file(session: Session, project_name: str, fmt: str, path: Path) -> di
     return {"path": str(path), "format": fmt, "records": len(labeled), "marking": marking.banner()}
 
 
-def write_format(fmt: str, project: LabelProject, labeled: list[RecordLabels], path: Path) -> None:
-    """A file format from :mod:`garrison.label.formats` (InvalidInput for an unknown one)."""
-    try:
-        from garrison.label import formats  # type: ignore[attr-defined]
-    except ImportError:
-        formats = None
-    writer = getattr(formats, "export_records", None) if formats is not None else None
-    if writer is None:
-        raise InvalidInput(f"Unknown label export format {fmt!r}: use {', '.join(FILE_FORMATS)}.")
-    records = [
+def write_format(
+    session: Session, fmt: str, project: LabelProject, labeled: list[RecordLabels], path: Path
+) -> None:
+    """A file format of :mod:`garrison.label.formats` (InvalidInput for an unknown one), from
+    the same exported records: every file carries its marking (and a ``.marking`` sidecar)."""
+    from garrison.label.formats import EXPORTERS, export_records
+
+    if fmt not in EXPORTERS:
+        known = ", ".join([*FILE_FORMATS, *EXPORTERS])
+        raise InvalidInput(f"Unknown label export format {fmt!r}: use {known}.")
+    rows = [
         {
             "id": r.record_id,
             "text": r.text,
@@ -205,5 +207,8 @@ def write_format(fmt: str, project: LabelProject, labeled: list[RecordLabels], p
             "labels": r.labels,
         }
         for r in labeled
+        if r.labels["aggregate"] is not None or fmt == "label-studio"
     ]
-    writer(fmt, project.task_type, records, path, schema=project.schema)
+    export_records(
+        fmt, project.task_type, rows, path, schema=project.schema, parse=session.parse_marking
+    )

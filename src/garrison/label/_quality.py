@@ -145,9 +145,17 @@ def annotator_quality(session: Session, name: str) -> list[dict[str, Any]]:
         names = sorted({a for a, _ in counts} | set(states))
         if not _insider(session):
             names = [n for n in names if n == session.subject.name]
+        kinds = store.task_counts(session, orm, project.id, project.settings.overlap)
         for annotator in names:
-            gold = _accuracy(session, orm, project, annotator, "gold")
-            calibration = _accuracy(session, orm, project, annotator, "calibration")
+            # No readable gold (or calibration) task: nothing to score, no join to run.
+            gold = (
+                _accuracy(session, orm, project, annotator, "gold") if "gold" in kinds else (0, 0)
+            )
+            calibration = (
+                _accuracy(session, orm, project, annotator, "calibration")
+                if "calibration" in kinds
+                else (0, 0)
+            )
             state = states.get(annotator)
             out.append(
                 {

@@ -107,11 +107,7 @@ def _claim(
         )
         if task is not None:
             return task
-    done = sum(
-        n
-        for (who, _), n in store.label_counts(session, orm, project.id).items()
-        if who == annotator
-    )
+    done = store.replicas_of(session, orm, project.id, annotator)
     order = [("production", settings.overlap), ("gold", None)]
     if _sampled(f"{project.id}\x00{annotator}\x00{done}", settings.gold_rate):
         order.reverse()

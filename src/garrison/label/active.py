@@ -10,6 +10,9 @@ batch greedily, k-center style: each pick maximizes
 where ``distance`` is the record's Euclidean distance (on the embeddings) to the nearest record
 already labeled or picked, so a batch does not spend its labels on near-duplicates. Before two
 classes are labeled there is nothing to be uncertain about: the batch is a seeded random draw.
+On a large pool the picks are made among its most uncertain records (``MIN_CANDIDATES``, or
+``CANDIDATES_PER_PICK`` per record of the batch, whichever is more), which bounds the distance
+computations.
 
 :func:`simulate` measures the saving on records whose labels are known: per seed, the labels an
 active ordering needs to reach a target test accuracy against a random ordering's, and the mean
@@ -130,10 +133,29 @@ def next_batch(
     if len(set(labels)) < 2:
         return [int(i) for i in rng.permutation(n)[: min(batch, n)]]
     scores = uncertainty(_Model(labeled, labels, seed).probabilities(pool), strategy)
+    candidates = np.arange(n)
+    limit = max(CANDIDATES_PER_PICK * batch, MIN_CANDIDATES)
+    if n > limit and diversity < 1.0:
+        # Distances from a large pool to every labeled record dominate the cost: keep the most
+        # uncertain records (stable order, so ties keep their pool order).
+        candidates = np.sort(np.argsort(-scores, kind="stable")[:limit])
+    picks = _pick(pool[candidates], labeled, scores[candidates], diversity, min(batch, n))
+    return [int(candidates[i]) for i in picks]
+
+
+#: On a pool larger than ``max(CANDIDATES_PER_PICK * batch, MIN_CANDIDATES)`` records, the
+#: batch is picked among that many of the most uncertain (unless diversity is 1: pure k-center).
+CANDIDATES_PER_PICK = 200
+MIN_CANDIDATES = 5000
+
+
+def _pick(pool: Matrix, labeled: Matrix, scores: Matrix, diversity: float, batch: int) -> list[int]:
+    """Greedy picks maximizing the mixed score (see the module docstring)."""
+    n = pool.shape[0]
     distance = _nearest(pool, labeled)
     picked: list[int] = []
     available = np.ones(n, dtype=bool)
-    for _ in range(min(batch, n)):
+    for _ in range(batch):
         finite = distance[available & np.isfinite(distance)]
         scale = float(finite.max()) if finite.size else 0.0
         spread = distance / scale if scale > 0 else np.zeros(n)

@@ -8,9 +8,9 @@ Dawid–Skene (Dawid and Skene 1979) models each annotator by a confusion matrix
 ``pi[a][j][l] = P(annotator a says l | the true class is j)`` and the classes by priors ``p[j]``;
 expectation–maximization alternates the posteriors of each task's true class
 (``T[i][j] ∝ p[j] · Π_a Π_l pi[a][j][l]^n[i,a,l]``) and the maximum-likelihood ``p`` and ``pi``
-given them, from the majority vote's vote shares, until the log-likelihood moves less than
-``tolerance``. A small additive smoothing keeps an unseen (class, answer) pair from zeroing a
-posterior.
+given them, from the majority vote's vote shares, until the log-likelihood moves by less than
+``tolerance`` times its magnitude. A small additive smoothing keeps an unseen (class, answer)
+pair from zeroing a posterior.
 """
 
 from __future__ import annotations

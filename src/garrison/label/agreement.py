@@ -35,6 +35,7 @@ __all__ = [
     "BoxMatch",
     "Estimate",
     "SpanScores",
+    "alpha_interval",
     "cohen_kappa",
     "fleiss_kappa",
     "krippendorff_alpha",
@@ -98,27 +99,85 @@ def krippendorff_alpha(
     or interval (squared difference). Units with fewer than two values are not pairable and are
     left out. ``nan`` when fewer than two distinct values are pairable (alpha is undefined).
     """
+    domain, counts = _count_matrix(data, level)
+    return _alpha_of_counts(domain, counts, level)
+
+
+def _count_matrix(
+    data: Mapping[Any, Unit] | Sequence[Unit], level: Level
+) -> tuple[list[Any], npt.NDArray[np.float64]]:
+    """The pairable values in order, and per unit how many times each was given."""
     if level not in ("nominal", "ordinal", "interval"):
         raise InvalidInput(f"Unknown alpha level {level!r}: use nominal, ordinal or interval.")
-    units = [u for u in _units(data) if len(u) >= 2]
-    values = {v for u in units for v in u}
+    units = _units(data)
+    values = {v for u in units if len(u) >= 2 for v in u}
     if len(values) < 2:
-        return _NAN
+        return [], np.zeros((len(units), 0))
     domain = _domain(values, level)
     index = {v: i for i, v in enumerate(domain)}
-    k = len(domain)
-    coincidence = np.zeros((k, k), dtype=np.float64)
-    for unit in units:
-        counts = np.bincount([index[v] for v in unit], minlength=k).astype(np.float64)
-        coincidence += (np.outer(counts, counts) - np.diag(counts)) / (len(unit) - 1)
+    rows = [r for r, u in enumerate(units) if len(u) >= 2 for _ in u]
+    cols = [index[v] for u in units if len(u) >= 2 for v in u]
+    counts = np.zeros((len(units), len(domain)), dtype=np.float64)
+    np.add.at(counts, (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)), 1.0)
+    return domain, counts
+
+
+def _unit_coincidences(counts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each unit's contribution to the coincidence matrix, flattened: row u holds
+    ``(n_uc n_uk - [c == k] n_uc) / (m_u - 1)``, zeros for a unit with fewer than two values."""
+    m = counts.sum(axis=1)
+    k = counts.shape[1]
+    weights = np.where(m >= 2, 1.0 / np.maximum(m - 1.0, 1.0), 0.0)
+    pairs = counts[:, :, None] * counts[:, None, :]
+    pairs[:, np.arange(k), np.arange(k)] -= counts
+    return np.asarray((pairs * weights[:, None, None]).reshape(len(counts), k * k))
+
+
+def _alpha_of_coincidence(
+    domain: list[Any], coincidence: npt.NDArray[np.float64], level: Level
+) -> float:
     marginals = coincidence.sum(axis=1)
-    n = marginals.sum()
+    if np.count_nonzero(marginals) < 2:
+        return _NAN
+    n = float(marginals.sum())
     delta = _delta(domain, marginals, level)
     observed = float((coincidence * delta).sum())
     expected = float((np.outer(marginals, marginals) * delta).sum()) / (n - 1)
     if expected == 0:
         return _NAN
     return float(1.0 - observed / expected)
+
+
+def _alpha_of_counts(domain: list[Any], counts: npt.NDArray[np.float64], level: Level) -> float:
+    k = counts.shape[1]
+    if k < 2:
+        return _NAN
+    coincidence = _unit_coincidences(counts).sum(axis=0).reshape(k, k)
+    return _alpha_of_coincidence(domain, coincidence, level)
+
+
+def alpha_interval(
+    data: Mapping[Any, Unit] | Sequence[Unit],
+    *,
+    level: Level = "nominal",
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Estimate:
+    """Krippendorff's alpha with its bootstrap interval over units: what
+    ``with_interval(krippendorff_alpha, data)`` gives, computed once per resample on a matrix
+    of counts rather than from the units (seconds for 100,000 units)."""
+    domain, counts = _count_matrix(data, level)
+    n, k = counts.shape
+    per_unit = _unit_coincidences(counts) if k >= 2 else np.zeros((n, 0))
+
+    def alpha(indices: npt.NDArray[np.int64]) -> float:
+        if k < 2:
+            return _NAN
+        times = np.bincount(indices, minlength=n).astype(np.float64)
+        return _alpha_of_coincidence(domain, (times @ per_unit).reshape(k, k), level)
+
+    result = bootstrap(alpha, n, resamples=resamples, seed=seed)
+    return Estimate(result["value"], result["low"], result["high"], n)
 
 
 def _delta(

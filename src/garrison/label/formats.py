@@ -4,14 +4,14 @@ The input is plain :class:`LabelRecord` values (one per label replica: a record,
 what it shows, the value an annotator gave); the labeling store turns its rows into these.
 Values by task ``kind``:
 
-=================  ===========================================================================
+==================  ==========================================================================
 ``classification``  a class name
 ``multilabel``      a tuple of class names
 ``spans``           a tuple of ``(start, end, label)`` character spans of ``text``
 ``boxes``           a tuple of ``(x, y, width, height, label)`` pixel boxes on ``image``
 ``preference``      ``{"chosen": text, "rejected": text}``; ``text`` is the prompt
 ``text``            the free-text answer
-=================  ===========================================================================
+==================  ==========================================================================
 
 Markings: every file written carries the marking of what it holds (the join of its records'
 markings) in a sidecar ``<file>.marking`` (one banner line), and inside the file wherever the
@@ -33,7 +33,7 @@ parser; by default the built-in one).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from garrison.label._label_studio import (
     read_label_studio,
     read_label_studio_tasks,
 )
+from garrison.label._project_rows import records_from_rows
 from garrison.label.agreement import tokenize
 from garrison.security.markings import parse_marking
 
@@ -55,13 +56,15 @@ __all__ = [
     "LabelRecord",
     "coco_dataset",
     "conll_text",
-    "export_labels",
+    "export_records",
     "file_marking",
     "label_studio_tasks",
     "preference_lines",
     "read_label_studio",
     "read_label_studio_tasks",
+    "records_from_rows",
     "spacy_docs",
+    "write_labels",
     "yolo_files",
 ]
 
@@ -300,7 +303,7 @@ EXPORTERS: dict[str, Callable[[Sequence[LabelRecord], Path, Parse], list[Path]]]
 }
 
 
-def export_labels(
+def write_labels(
     records: Sequence[LabelRecord],
     fmt: str,
     destination: str | Path,
@@ -315,3 +318,23 @@ def export_labels(
     records = list(records)
     file_marking(records, parse=parse)
     return EXPORTERS[fmt](records, Path(destination), parse)
+
+
+def export_records(
+    fmt: str,
+    task_type: str,
+    rows: Sequence[Mapping[str, Any]],
+    destination: str | Path,
+    *,
+    schema: Mapping[str, Any] | None = None,
+    parse: Parse = parse_marking,
+) -> list[Path]:
+    """Write a labeling project's exported rows (see :func:`records_from_rows`) in ``fmt``.
+
+    Label Studio gets every replica (one annotation each); the other formats get each record's
+    aggregate label. Returns the paths written, sidecars included.
+    """
+    if fmt not in EXPORTERS:
+        raise InvalidInput(f"Unknown label format {fmt!r}: use one of {', '.join(EXPORTERS)}.")
+    records = records_from_rows(task_type, rows, schema=schema, replicas=fmt == "label-studio")
+    return write_labels(records, fmt, destination, parse=parse)

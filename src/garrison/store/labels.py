@@ -472,13 +472,25 @@ def review_counts(session: Session, orm: OrmSession, project_id: str) -> dict[st
     return {str(state): int(n) for state, n in orm.execute(query)}
 
 
+def replicas_of(session: Session, orm: OrmSession, project_id: str, annotator: str) -> int:
+    """How many readable replicas (of any status) the annotator has in the project."""
+    query = select(func.count()).select_from(LabelRow).where(
+        LabelRow.project_id == project_id, LabelRow.annotator == annotator
+    )
+    return int(orm.scalar(session.readable(orm, query, LabelRow.marking_id)) or 0)
+
+
 def next_pending_label(
     session: Session, orm: OrmSession, project_id: str, reviewer: str
 ) -> LabelRow | None:
     """The oldest readable label sampled for review on a task the reviewer has no replica of
     (so a reviewer never judges, or sees beside their own, a label on a task they labeled)."""
     theirs = aliased(LabelRow)
-    own = exists().where(theirs.task_id == LabelRow.task_id, theirs.annotator == reviewer)
+    own = exists().where(
+        theirs.task_id == LabelRow.task_id,
+        theirs.annotator == reviewer,
+        theirs.kind == "annotation",
+    )
     query = select(LabelRow).where(
         LabelRow.project_id == project_id,
         LabelRow.review_state == "pending",

@@ -1,0 +1,382 @@
+"""``garrison label``: labeling projects, the annotator's queue, review and exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
+from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.core.errors import InvalidInput
+
+app = typer.Typer(
+    help="Labeling: projects, tasks by clearance, review, exports.", no_args_is_help=True
+)
+project_app = typer.Typer(
+    help="Labeling projects (stewards create and export).", no_args_is_help=True
+)
+review_app = typer.Typer(
+    help="The reviewer queue: accept, fix or reject labels.", no_args_is_help=True
+)
+app.add_typer(project_app, name="project")
+app.add_typer(review_app, name="review")
+
+
+def register(root: typer.Typer) -> None:
+    """Add the label commands to the top-level app."""
+    root.add_typer(app, name="label")
+
+
+def _json_arg(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{what} is not valid JSON: {exc.msg}.") from exc
+
+
+def _print(data: Any, as_json: bool, line: str) -> None:
+    if as_json:
+        emit_json(data)
+    else:
+        out_console.print(line, markup=False)
+
+
+@project_app.command("create")
+def project_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="NAME, NAME@VERSION or an id.")],
+    task_type: Annotated[
+        str,
+        typer.Option("--type", help="classification, spans, boxes, preference or answer."),
+    ] = "classification",
+    classes: Annotated[
+        str | None, typer.Option("--classes", help="Comma-separated classes (or box labels).")
+    ] = None,
+    multi: Annotated[bool, typer.Option("--multi", help="Multi-label classification.")] = False,
+    span_types: Annotated[
+        str | None, typer.Option("--span-types", help="Comma-separated span types.")
+    ] = None,
+    instructions: Annotated[str, typer.Option("--instructions")] = "",
+    schema_file: Annotated[
+        Path | None, typer.Option("--schema", help="A JSON schema file (overrides the above).")
+    ] = None,
+    overlap: Annotated[int, typer.Option("--overlap", help="Annotators per task.")] = 1,
+    gold: Annotated[
+        str | None, typer.Option("--gold", help="Record field holding known answers.")
+    ] = None,
+    gold_rate: Annotated[float, typer.Option("--gold-rate")] = 0.0,
+    calibration: Annotated[int, typer.Option("--calibration", help="Calibration tasks.")] = 0,
+    calibration_threshold: Annotated[float, typer.Option("--calibration-threshold")] = 0.8,
+    review_rate: Annotated[float, typer.Option("--review-rate")] = 0.0,
+    pause_threshold: Annotated[float, typer.Option("--pause-threshold")] = 0.0,
+    min_gold: Annotated[int, typer.Option("--min-gold")] = 5,
+    marking: Annotated[
+        str | None, typer.Option("--marking", help="The project's own marking (name, schema).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a labeling project over a dataset version (stewards)."""
+    from garrison.label import LabelProjects
+
+    if schema_file is not None:
+        schema = _json_arg(schema_file.read_text(encoding="utf-8"), str(schema_file))
+    else:
+        schema = {
+            "classes": [c.strip() for c in (classes or "").split(",") if c.strip()] or None,
+            "multi": multi,
+            "span_types": [s.strip() for s in (span_types or "").split(",") if s.strip()] or None,
+            "instructions": instructions,
+        }
+    with open_session(ctx, workspace, as_user) as session:
+        project = LabelProjects(session).create(
+            name,
+            dataset,
+            task_type,
+            schema,
+            overlap=overlap,
+            gold=gold,
+            gold_rate=gold_rate,
+            calibration=calibration,
+            calibration_threshold=calibration_threshold,
+            review_rate=review_rate,
+            pause_threshold=pause_threshold,
+            min_gold=min_gold,
+            marking=marking,
+        )
+    data = project.to_dict()
+    _print(data, as_json, f"{data['name']}  [{data['marking']}]  {data['task_type']}")
+
+
+@project_app.command("ls")
+def project_ls(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the labeling projects the acting subject may read."""
+    from garrison.label import LabelProjects
+
+    with open_session(ctx, workspace, as_user) as session:
+        projects = [p.to_dict() for p in LabelProjects(session).list()]
+    if as_json:
+        emit_json(projects)
+        return
+    emit_table(
+        ["name", "marking", "type", "dataset", "created_by"],
+        [
+            (p["name"], p["marking"], p["task_type"], p["dataset"][:16], p["created_by"])
+            for p in projects
+        ],
+    )
+
+
+@project_app.command("show")
+def project_show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One project: its schema, version and settings."""
+    from garrison.label import LabelProjects
+
+    with open_session(ctx, workspace, as_user) as session:
+        data = LabelProjects(session).get(name).to_dict()
+    _print(data, as_json, json.dumps(data, indent=2))
+
+
+@project_app.command("stats")
+def project_stats(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Progress and annotator quality, over what the acting subject may read."""
+    from garrison.label import project_stats as stats
+
+    with open_session(ctx, workspace, as_user) as session:
+        data = stats(session, name)
+    line = (
+        f"{data['project']}  [{data['marking']}]  {data['tasks']} tasks, "
+        f"{data['complete']} of {data['production']} complete, labels {data['labels']}"
+    )
+    _print(data, as_json, line)
+
+
+@project_app.command("export")
+def project_export(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="dataset (a new version), jsonl, or a file format.")
+    ] = "dataset",
+    out: Annotated[Path | None, typer.Option("--out", help="File to write (file formats).")] = None,
+    dataset_name: Annotated[
+        str | None, typer.Option("--name", help="Name of the new dataset version.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export labels as a dataset version with a labels field, or to a file (stewards)."""
+    from garrison.label import export_dataset, export_file
+
+    with open_session(ctx, workspace, as_user) as session:
+        if fmt == "dataset":
+            data = export_dataset(session, name, name=dataset_name).to_dict()
+            line = (
+                f"{data['name']}@{data['id'][:12]}  [{data['marking']}]  {data['records']} records"
+            )
+        else:
+            if out is None:
+                raise InvalidInput("A file export needs --out FILE.")
+            data = export_file(session, name, fmt, out)
+            line = f"{data['path']}  [{data['marking']}]  {data['records']} records"
+    _print(data, as_json, line)
+
+
+@app.command("import-predictions")
+def import_predictions(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    file: Annotated[
+        Path | None, typer.Option("--file", help="JSONL: record_id, value, score a line.")
+    ] = None,
+    classifier: Annotated[
+        str | None, typer.Option("--classifier", help="A registered classifier NAME@V.")
+    ] = None,
+    marking: Annotated[
+        str | None, typer.Option("--marking", help="What the file's predictions are marked.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Attach pre-labels to tasks as suggestions (stewards); least confident first."""
+    from garrison.label import LabelProjects
+
+    if (file is None) == (classifier is None):
+        raise InvalidInput("Give one of --file JSONL or --classifier NAME@V.")
+    with open_session(ctx, workspace, as_user) as session:
+        projects = LabelProjects(session)
+        if file is not None:
+            lines = file.read_text(encoding="utf-8").splitlines()
+            items = [
+                _json_arg(line, f"Line {i} of {file}")
+                for i, line in enumerate(lines, 1)
+                if line.strip()
+            ]
+            count = projects.import_predictions(project, items, source=file.name, marking=marking)
+        else:
+            count = projects.import_classifier(project, str(classifier))
+    _print({"project": project, "suggestions": count}, as_json, f"{count} suggestions")
+
+
+def _task_line(data: dict[str, Any]) -> str:
+    return f"{data['id']}  [{data['marking']}]  {data['text']}"
+
+
+@app.command("next")
+def next_(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take the next task you may read (a saved draft first); exit 3 when none is left."""
+    from garrison.core.errors import NotFound
+    from garrison.label import next_task
+
+    with open_session(ctx, workspace, as_user) as session:
+        task = next_task(session, project)
+    if task is None:
+        raise NotFound(f"No task left for you in project {project}.")
+    data = task.to_dict()
+    _print(data, as_json, _task_line(data))
+
+
+@app.command("submit")
+def submit(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    value: Annotated[str, typer.Option("--value", help="The label as JSON.")],
+    marking: Annotated[
+        str | None, typer.Option("--marking", help="Marking of what you typed (answers).")
+    ] = None,
+    draft: Annotated[bool, typer.Option("--draft", help="Save, do not submit.")] = False,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit (or save) your label on a task handed to you."""
+    from garrison.label import submit as submit_label
+
+    parsed = _json_arg(value, "--value")
+    with open_session(ctx, workspace, as_user) as session:
+        data = submit_label(session, task, parsed, marking=marking, draft=draft).to_dict()
+    _print(data, as_json, f"{data['id']}  [{data['marking']}]  {data['status']}")
+
+
+@app.command("skip")
+def skip(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    flag: Annotated[bool, typer.Option("--flag", help="Flag a problem (needs --reason).")] = False,
+    marking: Annotated[str | None, typer.Option("--marking", help="Marking of the reason.")] = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Skip (or flag) a task handed to you; it goes back to the queue for others."""
+    from garrison.label import skip as skip_task
+
+    with open_session(ctx, workspace, as_user) as session:
+        data = skip_task(session, task, reason, flag=flag, marking=marking).to_dict()
+    _print(data, as_json, f"{data['task_id']}  {'flagged' if flag else 'skipped'}")
+
+
+@review_app.command("next")
+def review_next(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The next label to review (with its task's other replicas); exit 3 when none."""
+    from garrison.core.errors import NotFound
+    from garrison.label import next_review
+
+    with open_session(ctx, workspace, as_user) as session:
+        item = next_review(session, project)
+    if item is None:
+        raise NotFound(f"No label awaits your review in project {project}.")
+    data = item.to_dict()
+    value = json.dumps(data["label"]["value"])
+    line = f"{data['label']['id']}  [{data['marking']}]  {data['task']['text']}  -> {value}"
+    _print(data, as_json, line)
+
+
+@review_app.command("accept")
+def review_accept(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="Label id.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accept a label."""
+    from garrison.label import accept
+
+    with open_session(ctx, workspace, as_user) as session:
+        data = accept(session, label).to_dict()
+    _print(data, as_json, f"{data['id']}  accepted")
+
+
+@review_app.command("fix")
+def review_fix(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="Label id.")],
+    value: Annotated[str, typer.Option("--value", help="The corrected label as JSON.")],
+    marking: Annotated[str | None, typer.Option("--marking")] = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fix a label with your own (the original is kept)."""
+    from garrison.label import fix
+
+    parsed = _json_arg(value, "--value")
+    with open_session(ctx, workspace, as_user) as session:
+        data = fix(session, label, parsed, marking=marking).to_dict()
+    _print(data, as_json, f"{data['id']}  fixes {data['parent_id']}")
+
+
+@review_app.command("reject")
+def review_reject(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="Label id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (required).")],
+    marking: Annotated[str | None, typer.Option("--marking")] = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a label with a reason; its task takes another replica."""
+    from garrison.label import reject
+
+    with open_session(ctx, workspace, as_user) as session:
+        data = reject(session, label, reason, marking=marking).to_dict()
+    _print(data, as_json, f"{data['id']}  rejected")
