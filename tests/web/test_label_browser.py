@@ -82,6 +82,7 @@ def browsing(browser: Any, served: tuple[str, Any]) -> Iterator[Any]:
 
     def open_one(token: str) -> Browsing:
         one = Browsing(browser, served[0])
+        one.context.set_default_timeout(30_000)  # the machine may be busy: wait, never race
         opened.append(one)
         one.login(token)
         return one
@@ -122,14 +123,14 @@ def test_low_annotator_labels_with_keys_and_never_meets_a_higher_task(
         assert b.page.inner_text("#task-marking") == "UNCLASSIFIED"
         if skipped is None:
             skipped = task_id
-            b.page.keyboard.press("s")
+            with b.page.expect_navigation():
+                b.page.keyboard.press("s")
         else:
             key = TOPICS[_topic(served, world, task_id)]
             b.page.keyboard.press(key)
             assert b.page.is_checked(f"#class-{key}")
-            b.page.keyboard.press("Enter")
-        b.page.wait_for_function(f"!location.href.endsWith({task_id!r})")
-        b.page.wait_for_load_state()
+            with b.page.expect_navigation():
+                b.page.keyboard.press("Enter")
     assert b.page.url.endswith("?done=1")
     assert "Nothing is left for you" in b.page.inner_text("main")
     readable = [r for r, (m, t, _) in world.records.items() if t and m == "UNCLASSIFIED"]
@@ -194,8 +195,8 @@ def test_secret_annotator_spans_by_keys_and_mouse_then_a_box(
     )
     assert b.page.locator("#span-list li").count() == 2
     assert b.page.locator("mark.span-mark").count() == 2
-    b.page.keyboard.press("Enter")
-    b.page.wait_for_function(f"!location.href.endsWith({task_id!r})")
+    with b.page.expect_navigation():
+        b.page.keyboard.press("Enter")
     label = next(
         v for v in my_labels(_session(served, "ann_s"), "entities") if v.task_id == task_id
     )
@@ -220,8 +221,8 @@ def test_secret_annotator_spans_by_keys_and_mouse_then_a_box(
     b.page.mouse.up()
     assert b.page.locator("#box-list li").count() == 1
     assert "GarrisonCam" in b.page.inner_text(".exif")
-    b.page.keyboard.press("Enter")
-    b.page.wait_for_function(f"!location.href.endsWith({box_task!r})")
+    with b.page.expect_navigation():
+        b.page.keyboard.press("Enter")
     box = next(v for v in my_labels(_session(served, "ann_s"), "boxes") if v.task_id == box_task)
     (only,) = box.value
     assert only["label"] == "crate"
@@ -237,8 +238,8 @@ def test_reviewer_accepts_and_rejects(world: World, served: tuple[str, Any], bro
     for _ in range(2):
         task_id = _task_id(annotator)
         annotator.page.keyboard.press(TOPICS[_topic(served, world, task_id)])
-        annotator.page.keyboard.press("Enter")
-        annotator.page.wait_for_function(f"!location.href.endsWith({task_id!r})")
+        with annotator.page.expect_navigation():
+            annotator.page.keyboard.press("Enter")
     reviewer = browsing(world.tokens["rev"])
     reviewer.goto("/ui/label/projects/topics/review")
     first = reviewer.page.get_attribute("form.review-accept", "action")
