@@ -160,6 +160,19 @@ def build_label_workspace(
             review_rate=1.0 if name in ("topics", "answers") else 0.0,
             records=chosen,
         )
+    # A calibration batch of one UNCLASSIFIED gold record, passed only by a right answer.
+    calibration = sorted(r for r, (m, t, _) in records.items() if t and m == "UNCLASSIFIED")[0]
+    projects.create(
+        "calib",
+        text.id,
+        "classification",
+        SCHEMAS["topics"][1],
+        marking="UNCLASSIFIED",
+        records={r: system.parse_marking(records[r][0]) for r in topic_records},
+        gold={calibration: records[calibration][1]},
+        calibration=1,
+        calibration_threshold=1.0,
+    )
     images = datasets.create(
         "yard",
         Selection(kind="elements", media_type="image/png", fields=("doc_id", "type", "fields")),

@@ -299,6 +299,11 @@ def test_boxes_image_exif_and_plain_form(env: LabelEnv) -> None:
     # Not handed to another annotator: the image is missing for them.
     other = env.login("ann_s2")
     assert other.get(f"/ui/label/tasks/{task_id}/image").status_code == 404
+    # A reviewer may see the image of a task they may read (what a review page shows).
+    reviewer = env.login("rev")
+    assert reviewer.get(f"/ui/label/tasks/{task_id}/image").status_code == 200
+    # ...but not the annotation page: it is not handed to them.
+    assert reviewer.get(f"/ui/label/tasks/{task_id}").status_code == 404
     added = post_task(
         client,
         task_id,
@@ -427,3 +432,74 @@ def test_viewer_cannot_label(env: LabelEnv, tmp_path: Path) -> None:
     assert page.status_code == 200 and 'id="start-labeling"' not in page.text
     response = client.post("/ui/label/projects/topics/start", data={"csrf": csrf_of(page.text)})
     assert response.status_code == 403
+
+
+def test_signed_out_browsers_go_to_sign_in(env: LabelEnv) -> None:
+    client = env.client()
+    for url in ("/ui/label", "/ui/label/projects/topics", f"/ui/label/tasks/{'0' * 32}"):
+        response = client.get(url)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/ui/login?next=")
+    posted = client.post("/ui/label/projects/topics/start", data={"csrf": "x"})
+    assert posted.status_code == 303 and posted.headers["location"] == "/ui/login"
+
+
+def test_a_higher_task_is_audited_as_denied(env: LabelEnv) -> None:
+    from garrison.security.audit import AuditAction
+    from garrison.store.workspace import Workspace
+
+    client = env.login("ann_c")
+    secret = task_of(env, "topics", "SECRET")
+    assert client.get(f"/ui/label/tasks/{secret}").status_code == 404
+    ws = env.app.state.workspace.get()
+    assert isinstance(ws, Workspace)
+    events = [e for e in ws.audit.tail(20) if e.actor == "ann_c"]
+    denied = [e for e in events if e.action == AuditAction.LABEL_TASK.value]
+    assert denied and denied[-1].decision == "deny"
+
+
+def test_failed_calibration_pauses_and_a_steward_resumes(env: LabelEnv) -> None:
+    client = env.login("ann_c")
+    task_id = start(client, "calib")
+    assert task_id is not None
+    wrong = next(
+        t for t in ("logistics", "weather", "personnel") if t != topic_of_any(env, "calib", task_id)
+    )
+    response = post_task(client, task_id, {"action": "submit", "value": wrong})
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("?done=paused")
+    page = client.get(response.headers["location"])
+    assert "You are paused in this project" in page.text
+    steward = env.login("stew")
+    dashboard = steward.get("/ui/label/projects/calib")
+    assert 'id="paused"' in dashboard.text and 'id="resume-ann_c"' in dashboard.text
+    assert "calibration accuracy 0.00 below 1.00" in dashboard.text
+    bad = steward.post("/ui/label/projects/calib/resume", data={"annotator": "ann_c"})
+    assert bad.status_code == 403
+    resumed = steward.post(
+        "/ui/label/projects/calib/resume",
+        data={"csrf": csrf_of(dashboard.text), "annotator": "ann_c"},
+    )
+    assert resumed.status_code == 303 and resumed.headers["location"].endswith("?done=resumed")
+    again = steward.post(
+        "/ui/label/projects/calib/resume",
+        data={"csrf": csrf_of(dashboard.text), "annotator": "ann_c"},
+    )
+    assert again.status_code == 400 and "is not paused" in again.text
+    # Reviewers see who is paused but may not resume.
+    reviewer = env.login("rev")
+    assert 'id="resume-' not in reviewer.get("/ui/label/projects/calib").text
+    assert start(client, "calib") is not None
+
+
+def topic_of_any(env: LabelEnv, project: str, task_id: str) -> str:
+    page, _ = LabelProjects(env.session("stew")).tasks(project, limit=100)
+    record = next(t["record_id"] for t in page if t["id"] == task_id)
+    return env.records[record][1]
+
+
+def test_an_annotator_reviewing_never_learns_which_tasks_are_gold(env: LabelEnv) -> None:
+    client = env.login("ann_c")
+    page = client.get("/ui/label/projects/answers/review")
+    assert page.status_code == 200
+    assert "(production)" not in page.text and "(gold)" not in page.text

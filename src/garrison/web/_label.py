@@ -37,6 +37,7 @@ from garrison.label import (
     next_task,
     project_stats,
     reject,
+    resume,
     skip,
     submit,
 )
@@ -44,7 +45,13 @@ from garrison.security.policy import Action
 from garrison.security.subjects import Role
 from garrison.web._banner import PageMarkings, banner_style
 from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
-from garrison.web._label_data import handed_task, project_agreement, task_image, tasks_marking
+from garrison.web._label_data import (
+    handed_task,
+    project_agreement,
+    task_image,
+    tasks_marking,
+    under_review,
+)
 from garrison.web._label_forms import (
     ACTIONS,
     EDITS,
@@ -99,7 +106,7 @@ def _interval(low: float, high: float) -> str:
 
 
 def _dashboard(
-    request: Request, viewer: Viewer, name: str, *, notice: str | None = None
+    request: Request, viewer: Viewer, name: str, *, notice: str | None = None, status: int = 200
 ) -> Response:
     session = viewer.session
     page = PageMarkings(session)
@@ -156,9 +163,10 @@ def _dashboard(
         },
         "may_label": viewer.may(Action.LABEL),
         "may_review": viewer.may(Action.REVIEW),
+        "may_resume": viewer.may(Action.DATASET_CREATE),
         "notice": notice,
     }
-    return get_ui(request).render(request, "label_project.html", context, page)
+    return get_ui(request).render(request, "label_project.html", context, page, status=status)
 
 
 # -- annotation ----------------------------------------------------------------------------------
@@ -287,6 +295,12 @@ async def _post_task(request: Request, viewer: Viewer, task_id: str) -> Response
             submit(session, task.id, value, marking=typed)
             return _after_submit(viewer, task.project)
         submit(session, task.id, value, marking=typed, draft=True)
+    except NotPermitted as exc:
+        if not viewer.may(Action.LABEL):
+            raise
+        return _annotation_page(
+            request, viewer, task.id, value=value, error=exc.message, status=403
+        )
     except InvalidInput as exc:
         return _annotation_page(
             request,
@@ -321,6 +335,7 @@ def _review_page(
     context: dict[str, Any] = {
         "project": {**project.to_dict(), "url": _project_url(project.name)},
         "item": None,
+        "insider": _insider(viewer),
         "error": error,
         "notice": notice,
     }
@@ -411,6 +426,8 @@ def register(app: FastAPI) -> None:
             notice = "Nothing is left for you to label in this project."
         elif done == "paused":
             notice = "You are paused in this project; a steward may resume you."
+        elif done == "resumed":
+            notice = "Resumed."
         return _dashboard(request, viewer, name, notice=notice)
 
     @app.post("/label/projects/{name}/start", response_class=HTMLResponse)
@@ -419,6 +436,18 @@ def register(app: FastAPI) -> None:
         get_ui(request).check_csrf(viewer, one(form, "csrf"))
         project = LabelProjects(viewer.session).get(name[:_MAX_NAME])
         return _after_submit(viewer, project.name)
+
+    @app.post("/label/projects/{name}/resume", response_class=HTMLResponse)
+    async def resume_annotator(request: Request, viewer: ViewerDep, name: str) -> Response:
+        form = await request.form()
+        get_ui(request).check_csrf(viewer, one(form, "csrf"))
+        project = LabelProjects(viewer.session).get(name[:_MAX_NAME])
+        annotator = one(form, "annotator")[:_MAX_NAME]
+        try:
+            resume(viewer.session, project.name, annotator)  # stewards; audited
+        except InvalidInput as exc:
+            return _dashboard(request, viewer, project.name, notice=exc.message, status=400)
+        return redirect(_project_url(project.name) + "?done=resumed")
 
     @app.get("/label/tasks/{task_id}", response_class=HTMLResponse)
     def task_page(request: Request, viewer: ViewerDep, task_id: str) -> Response:
@@ -434,7 +463,9 @@ def register(app: FastAPI) -> None:
         try:
             found = task_image(viewer.session, wanted, handed=True)
         except NotFound:
-            if not (_insider(viewer) and viewer.may(Action.REVIEW)):
+            if not viewer.may(Action.REVIEW):
+                raise
+            if not (_insider(viewer) or under_review(viewer.session, wanted)):
                 raise
             found = task_image(viewer.session, wanted, handed=False)
         return Response(

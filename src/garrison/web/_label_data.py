@@ -42,6 +42,7 @@ __all__ = [
     "project_agreement",
     "task_image",
     "tasks_marking",
+    "under_review",
 ]
 
 #: Bootstrap resamples behind each interval on the dashboard (a few hundred keep it quick).
@@ -84,6 +85,18 @@ def handed_task(session: Session, task_id: str) -> tuple[TaskView, LabelView]:
         details={"project": project.id, "opened": True},
     )
     return view, label
+
+
+def under_review(session: Session, task_id: str) -> bool:
+    """Whether the task holds a label waiting for review that the subject may read and judge
+    (a task they did not label themselves): what their review page may show of it."""
+    with session.workspace.catalog.transaction() as orm:
+        if store.find_task(session, orm, task_id) is None:
+            return False
+        rows = store.label_rows(session, orm, task_ids=[task_id])
+    if any(row.annotator == session.subject.name for row, _ in rows):
+        return False
+    return any(row.review_state == "pending" for row, _ in rows)
 
 
 @dataclass(frozen=True)
