@@ -9,6 +9,7 @@ annotator walks their whole queue without meeting a higher task, and its URL is 
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -74,6 +75,15 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Screenshots go to ``$GARRISON_TEST_ARTIFACTS`` (or a temporary directory)."""
+    env = os.environ.get("GARRISON_TEST_ARTIFACTS")
+    folder = Path(env) / "label" if env else tmp_path_factory.mktemp("label-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture
@@ -152,7 +162,7 @@ def test_low_annotator_labels_with_keys_and_never_meets_a_higher_task(
 
 
 def test_secret_annotator_spans_by_keys_and_mouse_then_a_box(
-    world: World, served: tuple[str, Any], browsing: Any
+    world: World, served: tuple[str, Any], browsing: Any, artifacts: Path
 ) -> None:
     b = browsing(world.tokens["ann_s"])
     b.goto("/ui/label/projects/entities")
@@ -195,6 +205,7 @@ def test_secret_annotator_spans_by_keys_and_mouse_then_a_box(
     )
     assert b.page.locator("#span-list li").count() == 2
     assert b.page.locator("mark.span-mark").count() == 2
+    b.page.screenshot(path=str(artifacts / "spans.png"), full_page=True)
     with b.page.expect_navigation():
         b.page.keyboard.press("Enter")
     label = next(
@@ -221,6 +232,7 @@ def test_secret_annotator_spans_by_keys_and_mouse_then_a_box(
     b.page.mouse.up()
     assert b.page.locator("#box-list li").count() == 1
     assert "GarrisonCam" in b.page.inner_text(".exif")
+    b.page.screenshot(path=str(artifacts / "boxes.png"), full_page=True)
     with b.page.expect_navigation():
         b.page.keyboard.press("Enter")
     box = next(v for v in my_labels(_session(served, "ann_s"), "boxes") if v.task_id == box_task)
@@ -230,7 +242,9 @@ def test_secret_annotator_spans_by_keys_and_mouse_then_a_box(
         assert abs(only[key] - want) <= 1.5, (key, only)
 
 
-def test_reviewer_accepts_and_rejects(world: World, served: tuple[str, Any], browsing: Any) -> None:
+def test_reviewer_accepts_and_rejects(
+    world: World, served: tuple[str, Any], browsing: Any, artifacts: Path
+) -> None:
     annotator = browsing(world.tokens["ann_s2"])
     annotator.goto("/ui/label/projects/topics")
     annotator.page.click("#start-labeling")
@@ -241,7 +255,10 @@ def test_reviewer_accepts_and_rejects(world: World, served: tuple[str, Any], bro
         with annotator.page.expect_navigation():
             annotator.page.keyboard.press("Enter")
     reviewer = browsing(world.tokens["rev"])
+    reviewer.goto("/ui/label/projects/topics")
+    reviewer.page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
     reviewer.goto("/ui/label/projects/topics/review")
+    reviewer.page.screenshot(path=str(artifacts / "review.png"), full_page=True)
     first = reviewer.page.get_attribute("form.review-accept", "action")
     reviewer.page.click("#accept-label")
     reviewer.page.wait_for_url("**/review?done=accept")

@@ -14,6 +14,8 @@
   var type = form.getAttribute("data-task-type");
   var multi = form.getAttribute("data-multi") === "1";
   var review = form.classList.contains("review-fix");
+  // A submitted label is shown read-only: nothing to pick, select or draw.
+  if (!review && !document.getElementById("submit-label")) { return; }
 
   function typing(target) {
     if (!target || !target.tagName) { return false; }
