@@ -208,6 +208,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "export to JSONL (s)": round(export_s, 2),
         "records exported (all their labels)": written["records"],
         "median next task, fresh (ms)": round(statistics.median(next_fresh), 1),
+        "first next task, annotator with 33% labeled (ms)": round(next_a1[0], 1),
     }
     interactive = [v for k, v in results.items() if "p95" in k]
     met = all(v < 200 for v in interactive) and export_s < 60
@@ -220,5 +221,10 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             f"Targets met: {'yes' if met else 'no'}.",
             "Each next-task call claims a replica, then skips it, so successive calls hand out "
             "new tasks (the skip is timed with it).",
+            "a1's labels were bulk-loaded, so a1 has no queue position yet: the first call scans "
+            "past the 33,333 open tasks a1 already labeled (reported separately); later calls "
+            "start after the last task handed out.",
+            "Measured on a shared 2-core machine under load from other work (load average ~8): "
+            "absolute times are pessimistic.",
         ],
     }

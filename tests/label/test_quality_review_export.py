@@ -213,3 +213,39 @@ def test_export_round_trip(world: LabelWorld, tmp_path: Path) -> None:
     assert all({a["annotator"] for a in r["labels"]["annotators"]} == {"ann_s"} for r in low)
     actions = [e.action for e in world.ws.audit.tail(30)]
     assert "label.export" in actions and "label.submit" in actions
+
+
+def test_file_formats_round_trip(sqlite_world: LabelWorld, tmp_path: Path) -> None:
+    from garrison.label.formats import read_label_studio
+
+    world = sqlite_world
+    LabelProjects(world.ws.session("stew")).create(
+        "fmt", world.dataset, "classification", SCHEMA, overlap=2, marking="UNCLASSIFIED"
+    )
+    spans = LabelProjects(world.ws.session("stew"))
+    spans.create("ner", world.dataset, "spans", {"span_types": ["TOPIC"]}, marking="UNCLASSIFIED")
+    for user in ("ann_s", "ann_s2"):
+        session = world.ws.session(user)
+        while (task := next_task(session, "fmt")) is not None:
+            submit(session, task.id, world.records[task.record_id][1])
+    session = world.ws.session("ann_s")
+    while (task := next_task(session, "ner")) is not None:
+        topic = world.records[task.record_id][1]
+        start = task.text.index(topic)
+        submit(session, task.id, [{"start": start, "end": start + len(topic), "type": "TOPIC"}])
+    out = tmp_path / "ls.json"
+    export_file(world.ws.session("stew"), "fmt", "label-studio", out)
+    back = read_label_studio(out)
+    assert len(back) == 2 * len(world.records)  # every replica
+    assert {r.record_id for r in back} == set(world.records)
+    assert {r.value for r in back} <= set(TOPICS)
+    assert (tmp_path / "ls.json.marking").read_text().strip() == "SECRET"
+    conll = tmp_path / "ner.conll"
+    export_file(world.ws.session("stew"), "ner", "conll", conll)
+    text = conll.read_text()
+    assert "B-TOPIC" in text and text.startswith("# marking = SECRET")
+    low = tmp_path / "low.conll"
+    export_file(world.ws.session("lowstew"), "ner", "conll", low)
+    assert "SECRET" not in low.read_text() and "CONFIDENTIAL" not in low.read_text()
+    with pytest.raises(InvalidInput, match="Unknown label export format"):
+        export_file(world.ws.session("stew"), "ner", "docx", tmp_path / "x.docx")

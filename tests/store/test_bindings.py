@@ -43,6 +43,10 @@ from garrison.store.models import (
     ElementState,
     FindingRow,
     InternedMarking,
+    LabelProjectRow,
+    LabelReviewRow,
+    LabelRow,
+    LabelTaskRow,
     ModelVersionRow,
     PredictionRow,
 )
@@ -68,6 +72,13 @@ MODELS = {
     "dataset_versions": DatasetVersionRow,
     "model_versions": ModelVersionRow,
     "predictions": PredictionRow,
+}
+#: Bound tables the ingest, pipeline and dataset fixture writes nothing to.
+LABEL_MODELS = {
+    "label_projects": LabelProjectRow,
+    "label_tasks": LabelTaskRow,
+    "labels": LabelRow,
+    "label_reviews": LabelReviewRow,
 }
 OPAQUE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -416,7 +427,7 @@ def test_migration_0008_binds_a_workspace_made_before_it(
         found = Documents(ws2.session("stew")).findings()
         assert found
         Documents(ws2.session("stew")).resolve(str(found[0]["id"]), "checked")
-        assert sorted(bound_tables()) == sorted(MODELS)
+        assert sorted(bound_tables()) == sorted([*MODELS, *LABEL_MODELS])
 
 
 # -- opaque ids ------------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ def export_labels(session: Session, project_name: str) -> tuple[LabelProject, li
                 gold[row["record_id"]] = row["gold"]
     out = []
     parsed: dict[str, Marking] = {}
+    joined: dict[tuple[str, frozenset[int]], Marking] = {}
     for record_id, replicas in grouped.items():
         record = records[record_id]
         own = parsed.get(record.marking) or parsed.setdefault(
@@ -109,7 +110,10 @@ def export_labels(session: Session, project_name: str) -> tuple[LabelProject, li
         ]
         fixes = [r["value"] for r in replicas if r["kind"] == "fix"]
         value, method, tie = aggregate([r["value"] for r in counted], fixes)
-        marking = join(own, *(markings[r["marking_id"]] for r in replicas))
+        key = (record.marking, frozenset(r["marking_id"] for r in replicas))
+        marking = joined.get(key)  # a few distinct combinations: join each once
+        if marking is None:
+            marking = joined[key] = join(own, *(markings[i] for i in key[1]))
         labels = {
             "project": project.name,
             "task_type": project.task_type,

@@ -16,14 +16,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy.orm import Session as OrmSession
-
 from garrison.core.errors import InvalidInput, NotPermitted
 from garrison.label._projects import LabelProject, load_project
 from garrison.label._tasks import agree
 from garrison.security.audit import AuditAction
 from garrison.security.policy import Action
 from garrison.store import labels as store
+from garrison.store.labels import CatalogTransaction as OrmSession
 from garrison.store.models import LabelRow, LabelTaskRow
 from garrison.store.session import Session
 
@@ -132,7 +131,12 @@ def _stats_of(correct: int, total: int) -> dict[str, Any]:
     }
 
 
-def annotator_quality(session: Session, name: str) -> list[dict[str, Any]]:
+def annotator_quality(
+    session: Session,
+    name: str,
+    *,
+    _counts: tuple[dict[str, store.KindCounts], dict[tuple[str, str], int]] | None = None,
+) -> list[dict[str, Any]]:
     """Per annotator: standing, gold and calibration accuracy with 95% Wilson intervals, over
     what the reader may read. Annotators see only themselves; reviewers and stewards see all."""
     from garrison.label._projects import _insider
@@ -141,11 +145,13 @@ def annotator_quality(session: Session, name: str) -> list[dict[str, Any]]:
     out = []
     with session.workspace.catalog.transaction() as orm:
         states = store.annotator_states(orm, project.id)
-        counts = store.label_counts(session, orm, project.id)
+        kinds, counts = _counts or (
+            store.task_counts(session, orm, project.id, project.settings.overlap),
+            store.label_counts(session, orm, project.id),
+        )
         names = sorted({a for a, _ in counts} | set(states))
         if not _insider(session):
             names = [n for n in names if n == session.subject.name]
-        kinds = store.task_counts(session, orm, project.id, project.settings.overlap)
         for annotator in names:
             # No readable gold (or calibration) task: nothing to score, no join to run.
             gold = (
@@ -218,12 +224,13 @@ def project_stats(session: Session, name: str) -> dict[str, Any]:
         "marking": project.marking.banner(),
         "tasks": total,
         "complete": production.complete if production else 0,
-        "production": production.tasks if production else 0,
+        # Annotators are not told how many tasks are gold: their total stands for production.
+        "production": (production.tasks if production else 0) if insider else total,
         "labels": statuses,
     }
     if insider:
         out["kinds"] = {k: c.tasks for k, c in sorted(counts.items())}
         out["review"] = reviews
-        out["annotators"] = annotator_quality(session, name)
+        out["annotators"] = annotator_quality(session, name, _counts=(counts, labels))
     session.audit(AuditAction.LABEL_PROJECT_READ, object_id=project.id, details={"stats": True})
     return out

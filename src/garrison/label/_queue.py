@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy.orm import Session as OrmSession
-
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotFound
 from garrison.label._projects import LabelProject, load_project, project_from_row
@@ -28,6 +26,7 @@ from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, join
 from garrison.security.policy import Action
 from garrison.store import labels as store
+from garrison.store.labels import CatalogTransaction as OrmSession
 from garrison.store.models import LabelRow, LabelTaskRow
 from garrison.store.session import Session
 
@@ -111,8 +110,26 @@ def _claim(
     order = [("production", settings.overlap), ("gold", None)]
     if _sampled(f"{project.id}\x00{annotator}\x00{done}", settings.gold_rate):
         order.reverse()
+    cursor = store.annotator_cursor(orm, project.id, annotator)
     for kind, overlap in order:
-        task = store.claim_task(session, orm, project.id, annotator, kind=kind, overlap=overlap)
+        if kind == "production":
+            # After the last task handed to them first (what lies behind is mostly theirs),
+            # then from the start (replicas released behind it).
+            task = None
+            if cursor is not None:
+                task = store.claim_task(
+                    session, orm, project.id, annotator, kind=kind, overlap=overlap, after=cursor
+                )
+            if task is None:
+                task = store.claim_task(
+                    session, orm, project.id, annotator, kind=kind, overlap=overlap
+                )
+            if task is not None:
+                store.set_annotator_cursor(
+                    orm, project.id, annotator, (float(task.priority), int(task.seq))
+                )
+        else:
+            task = store.claim_task(session, orm, project.id, annotator, kind=kind, overlap=None)
         if task is not None:
             return task
     return None

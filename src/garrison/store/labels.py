@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, exists, func, insert, select, update
+from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import aliased
 
@@ -39,6 +39,7 @@ from garrison.store.session import Session
 
 __all__ = [
     "AnnotatorState",
+    "CatalogTransaction",
     "KindCounts",
     "add_project",
     "annotator_labels",
@@ -61,6 +62,9 @@ __all__ = [
     "task_page",
     "update_project",
 ]
+
+#: The catalog transaction the functions here take (capabilities type with it, not SQLAlchemy).
+CatalogTransaction = OrmSession
 
 _PART = 500
 #: Task kinds, in the order they are shown to a steward.
@@ -202,14 +206,22 @@ def claim_task(
     *,
     kind: str,
     overlap: int | None,
+    after: tuple[float, int] | None = None,
 ) -> LabelTaskRow | None:
     """The first readable task of ``kind`` the annotator has no replica of (open ones only
-    when ``overlap`` bounds it), by priority; claimed for them (a draft replica is the
-    caller's to insert)."""
+    when ``overlap`` bounds it), by priority and after the queue position ``after`` when
+    given; claimed for them (a draft replica is the caller's to insert)."""
     mine = exists().where(LabelRow.task_id == LabelTaskRow.id, LabelRow.annotator == annotator)
     query = select(LabelTaskRow).where(
         LabelTaskRow.project_id == project_id, LabelTaskRow.kind == kind, ~mine
     )
+    if after is not None:
+        query = query.where(
+            or_(
+                LabelTaskRow.priority > after[0],
+                and_(LabelTaskRow.priority == after[0], LabelTaskRow.seq > after[1]),
+            )
+        )
     if overlap is not None:
         query = query.where(LabelTaskRow.open.is_(True))
     query = session.readable(orm, query, LabelTaskRow.marking_id)
@@ -336,6 +348,7 @@ def set_suggestions(
                 if priority is not None:
                     task.priority = priority
                 changed += 1
+        set_annotator_cursor(orm, project_id, None, None)
     return changed
 
 
@@ -362,6 +375,7 @@ def set_priorities(session: Session, project_id: str, priorities: Mapping[str, f
                     .values(priority=float(priorities[record_id]))
                 )
                 changed += 1
+        set_annotator_cursor(orm, project_id, None, None)
     return changed
 
 
@@ -474,8 +488,10 @@ def review_counts(session: Session, orm: OrmSession, project_id: str) -> dict[st
 
 def replicas_of(session: Session, orm: OrmSession, project_id: str, annotator: str) -> int:
     """How many readable replicas (of any status) the annotator has in the project."""
-    query = select(func.count()).select_from(LabelRow).where(
-        LabelRow.project_id == project_id, LabelRow.annotator == annotator
+    query = (
+        select(func.count())
+        .select_from(LabelRow)
+        .where(LabelRow.project_id == project_id, LabelRow.annotator == annotator)
     )
     return int(orm.scalar(session.readable(orm, query, LabelRow.marking_id)) or 0)
 
@@ -606,6 +622,33 @@ def annotator_states(orm: OrmSession, project_id: str) -> dict[str, AnnotatorSta
         r.annotator: AnnotatorState(r.annotator, r.state, r.reason, r.updated_at)
         for r in orm.scalars(query)
     }
+
+
+def annotator_cursor(orm: OrmSession, project_id: str, annotator: str) -> tuple[float, int] | None:
+    """Where the annotator's last production task stood in the queue (None: the start)."""
+    row = orm.execute(
+        select(LabelAnnotatorRow.cursor_priority, LabelAnnotatorRow.cursor_seq).where(
+            LabelAnnotatorRow.project_id == project_id, LabelAnnotatorRow.annotator == annotator
+        )
+    ).first()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return float(row[0]), int(row[1])
+
+
+def set_annotator_cursor(
+    orm: OrmSession, project_id: str, annotator: str | None, cursor: tuple[float, int] | None
+) -> None:
+    """Move one annotator's queue position (or, with ``annotator`` None, reset everyone's:
+    the order changed)."""
+    query = update(LabelAnnotatorRow).where(LabelAnnotatorRow.project_id == project_id)
+    if annotator is not None:
+        query = query.where(LabelAnnotatorRow.annotator == annotator)
+    orm.execute(
+        query.values(
+            cursor_priority=cursor[0] if cursor else None, cursor_seq=cursor[1] if cursor else None
+        )
+    )
 
 
 def set_annotator_state(

@@ -480,6 +480,8 @@ class LabelTaskRow(Base):
     __table_args__ = (
         Index("ix_label_tasks_queue", "project_id", "kind", "open", "priority", "seq"),
         Index("ix_label_tasks_record", "project_id", "record_id"),
+        # Covers the grouped counts (no table lookups).
+        Index("ix_label_tasks_counts", "project_id", "marking_id", "kind", "submitted"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -520,6 +522,8 @@ class LabelRow(Base):
         Index("ix_labels_task_annotator", "task_id", "annotator"),
         Index("ix_labels_project_annotator", "project_id", "annotator", "status"),
         Index("ix_labels_project_review", "project_id", "review_state", "submitted_at"),
+        # Covers the grouped counts (no table lookups).
+        Index("ix_labels_counts", "project_id", "kind", "annotator", "status", "marking_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -573,4 +577,8 @@ class LabelAnnotatorRow(Base):
     annotator: Mapped[str] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(12))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Queue position (priority, seq) of the last production task handed to them: the next
+    #: search starts after it (a replica released behind it is found once the rest is done).
+    cursor_priority: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cursor_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

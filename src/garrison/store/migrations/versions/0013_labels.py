@@ -69,6 +69,9 @@ def upgrade() -> None:
             "ix_label_tasks_queue", ["project_id", "kind", "open", "priority", "seq"]
         )
         batch_op.create_index("ix_label_tasks_record", ["project_id", "record_id"])
+        batch_op.create_index(
+            "ix_label_tasks_counts", ["project_id", "marking_id", "kind", "submitted"]
+        )
         batch_op.create_index(batch_op.f("ix_label_tasks_marking_id"), ["marking_id"])
     op.create_table(
         "labels",
@@ -97,6 +100,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_labels_project_review", ["project_id", "review_state", "submitted_at"]
         )
+        batch_op.create_index(
+            "ix_labels_counts", ["project_id", "kind", "annotator", "status", "marking_id"]
+        )
         batch_op.create_index(batch_op.f("ix_labels_marking_id"), ["marking_id"])
     op.create_table(
         "label_reviews",
@@ -124,6 +130,8 @@ def upgrade() -> None:
         sa.Column("annotator", sa.String(length=128), nullable=False),
         sa.Column("state", sa.String(length=12), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("cursor_priority", sa.Float(), nullable=True),
+        sa.Column("cursor_seq", sa.Integer(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("project_id", "annotator"),
@@ -145,6 +153,7 @@ def downgrade() -> None:
             "labels",
             [
                 "ix_labels_marking_id",
+                "ix_labels_counts",
                 "ix_labels_project_review",
                 "ix_labels_project_annotator",
                 "ix_labels_task_annotator",
@@ -152,7 +161,12 @@ def downgrade() -> None:
         ),
         (
             "label_tasks",
-            ["ix_label_tasks_marking_id", "ix_label_tasks_record", "ix_label_tasks_queue"],
+            [
+                "ix_label_tasks_marking_id",
+                "ix_label_tasks_counts",
+                "ix_label_tasks_record",
+                "ix_label_tasks_queue",
+            ],
         ),
         (
             "label_projects",
