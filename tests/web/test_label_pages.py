@@ -503,3 +503,15 @@ def test_an_annotator_reviewing_never_learns_which_tasks_are_gold(env: LabelEnv)
     page = client.get("/ui/label/projects/answers/review")
     assert page.status_code == 200
     assert "(production)" not in page.text and "(gold)" not in page.text
+
+
+def test_agreement_on_many_tasks_keeps_the_value_of_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    from garrison.label.agreement import krippendorff_alpha
+    from garrison.web import _label_data
+
+    units = [{"a": "x", "b": "x"}] * 30 + [{"a": "x", "b": "y"}] * 10 + [{"a": "y", "b": "y"}] * 20
+    full = krippendorff_alpha(units)
+    monkeypatch.setattr(_label_data, "MAX_BOOTSTRAP_UNITS", 25)
+    estimate = _label_data._estimate(krippendorff_alpha, units)
+    assert estimate.value == pytest.approx(full) and estimate.n == len(units)
+    assert estimate.low <= full <= estimate.high
