@@ -34,7 +34,7 @@ from garrison.core.errors import (
 from garrison.security.audit import AuditAction
 from garrison.security.subjects import ANONYMOUS_SUBJECT_NAME
 from garrison.store.tokens import AuthenticationFailed, authenticate, subject_for_dn, token_id_of
-from garrison.web import _admin, _ask, _eval, _models, _pages
+from garrison.web import _admin, _ask, _eval, _label, _models, _pages
 from garrison.web._banner import PageMarkings
 from garrison.web._core import (
     COOKIE,
@@ -340,6 +340,7 @@ def build_ui(workspace_holder: Any, settings: WebSettings | None = None) -> Fast
     _models.register(ui_app)
     _ask.register(ui_app)
     _eval.register(ui_app)
+    _label.register(ui_app)
     _admin.register(ui_app)
     _error_handlers(ui_app)
     ui_app.add_middleware(SecurityHeaders)

@@ -4,7 +4,7 @@ Tasks, labels and reviews are marked and bound like every marked row (new tables
 bind); tasks hold references to dataset records, never their text.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-02 03:45:00.000000
 """
 
