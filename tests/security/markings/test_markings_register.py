@@ -302,3 +302,23 @@ def test_ambiguous_readings_take_the_fail_closed_choice() -> None:
     # Concealed FGI with a NATO control keeps the NATO term.
     concealed = parse_marking("(S//ATOMAL//FGI)")
     assert "NATO:NS" in access_expression(concealed)
+
+
+def test_the_multiple_programs_term_cannot_be_granted() -> None:
+    from garrison.core.errors import InvalidInput
+    from garrison.security.markings import BUILTIN_REGISTRY, Level
+    from garrison.security.subjects import Subject
+
+    subject = Subject(name="x", clearance=Level.TS, sap=frozenset({"SAR-MULTIPLE"}))
+    with pytest.raises(InvalidInput, match="SAR-MULTIPLE"):
+        subject.validate(BUILTIN_REGISTRY)
+
+
+def test_joint_and_accm_portions_take_the_banner_lists() -> None:
+    joint = parse_marking("//JOINT SECRET CAN USA//REL TO USA, CAN")
+    assert parse_marking("(//JOINT S//REL)", banner_rel_to=joint) == joint
+    with pytest.raises(MarkingError) as info:
+        parse_marking("(//JOINT S//REL)")
+    assert info.value.rule == "rel-needs-banner-list"
+    banner = parse_marking("SECRET//ACCM-TEA LEAF")
+    assert parse_marking("(S//ACCM)", banner_rel_to=banner).accm == {"TEA LEAF"}
