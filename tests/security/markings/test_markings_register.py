@@ -322,3 +322,45 @@ def test_joint_and_accm_portions_take_the_banner_lists() -> None:
     assert info.value.rule == "rel-needs-banner-list"
     banner = parse_marking("SECRET//ACCM-TEA LEAF")
     assert parse_marking("(S//ACCM)", banner_rel_to=banner).accm == {"TEA LEAF"}
+
+
+@pytest.mark.parametrize(
+    "mark",
+    [
+        "(//NS)",
+        "(//DEU S//REL TO USA, DEU)",
+        "(//JOINT S CAN USA//REL TO USA, CAN)",
+        "(//CTS//BOHEMIA)",
+        "(S//RD-SG 14//NF)",
+        "(U//SBU-NF)",
+        "(S//ACCM-TEA LEAF)",
+    ],
+)
+def test_register_portions_are_found_in_text(mark: str) -> None:
+    from garrison.security.markings import find_portion_mark
+
+    found = find_portion_mark(f"{mark} The convoy leaves at dawn.")
+    assert found is not None and found[0] == mark
+    parse_marking(found[0])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "//NATO SECRET//ATOMAL",
+        "//COSMIC TOP SECRET//BOHEMIA",
+        "//DEU SECRET",
+        "//CAN GBR SECRET",
+        "//FGI CONFIDENTIAL",
+        "//JOINT SECRET CAN USA//REL TO USA, CAN",
+        "SECRET//RD-SIGMA 14 18//NOFORN",
+        "UNCLASSIFIED//SBU NOFORN",
+    ],
+)
+def test_register_banners_are_banner_lines(line: str) -> None:
+    from garrison.parse._banner import is_banner_line
+    from garrison.security.markings import is_banner_candidate
+
+    assert is_banner_candidate(line)
+    assert is_banner_line(line)
+    assert parse_marking(line).banner() == line
