@@ -74,7 +74,7 @@ def test_invalid_marking_is_one_line_naming_the_rule(capsys: pytest.CaptureFixtu
 
 
 def test_unsupported_marking(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "marking", "check", "//NATO SECRET")
+    code, _, err = run(capsys, "marking", "check", "NATO SECRET")  # needs the leading //
     assert code == 2
     assert "not supported" in err
     assert "(rule: unsupported-marking)" in err

@@ -162,7 +162,10 @@ HIDDEN: dict[str, tuple[str, str]] = {
     "table.md": (f"# Ops\n\n| a | b |\n|---|---|\n| x | (S//NF) {CANARY_S} |\n", "s"),
     "deep.json": ('{"a": {"b": [{"note": "(TS//SI//NF) ' + CANARY_TS + '"}]}}', "ts"),
     "heading.md": (f"# (S//NF) {CANARY_S}\n\n(U) Under it.\n", "s"),
-    "invalid-banner.txt": (f"SECRET//RD//NOFORN\n\n{CANARY_S}\n\nSECRET//RD//NOFORN\n", "s"),
+    "invalid-banner.txt": (
+        f"SECRET//RD-SIGMA 100//NOFORN\n\n{CANARY_S}\n\nSECRET//RD-SIGMA 100//NOFORN\n",
+        "s",
+    ),
 }
 FLOORS = {"ts": "TOP SECRET//SI//NOFORN", "s": "SECRET//NOFORN"}
 

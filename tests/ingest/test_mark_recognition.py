@@ -123,10 +123,10 @@ def test_a_lone_word_secret_is_text(fmt: str) -> None:
 # -- (2b) a banner-looking line that does not validate -----------------------------------------
 
 INVALID_BANNERS = [
-    "SECRET//RD//NOFORN",
+    "SECRET//RD-SIGMA 100//NOFORN",
     "TOP SECRET//ZZ-Q//NOFORN",
     "Secret//Bogus",
-    "//NATO SECRET",
+    "//NATO SECRET//NOFORN",
 ]
 
 

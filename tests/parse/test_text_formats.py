@@ -352,7 +352,7 @@ def test_plain_text_pages_and_banner_lines() -> None:
         "SECRET//NOFORN",
         "SECRET//NOFORN",
         "Top Secret//SI//NoForn",
-        "SECRET//RD//NOFORN",  # banner-looking, invalid: the marking rules quarantine it
+        "SECRET//RD//NOFORN",  # a banner line with an atomic energy marking
         "Top Secret//SI//NoForn",
     )
     assert [(e.text, e.page) for e in doc.elements] == [

@@ -8,7 +8,7 @@ API, web UI) translate errors without parsing their text::
     ├── CheckFailed              exit 1  a verification found a problem (tampered audit log)
     ├── InvalidInput             exit 2  malformed input, bad option, existing path
     │   ├── MarkingError                 a marking breaks a rule (``rule`` names it)
-    │   │   └── UnsupportedMarking       NATO, JOINT, FGI: phase 2, rejected
+    │   │   └── UnsupportedMarking       a non-US form without its leading //: rejected
     │   ├── AccessExpressionError        an access expression is malformed (``offset``)
     │   └── ParseFailure                 a file cannot be parsed (garrison.parse; ``reason``)
     ├── NotFound                 exit 3  unknown id -- also what an unreadable object looks like
@@ -90,7 +90,8 @@ class MarkingError(InvalidInput):
 
 
 class UnsupportedMarking(MarkingError):
-    """A marking family Garrison does not handle yet (NATO, JOINT, FGI): rejected, never guessed."""
+    """A non-US, NATO or JOINT classification written without its leading ``//``: rejected,
+    never guessed."""
 
     code = "unsupported-marking"
 

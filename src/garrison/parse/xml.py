@@ -67,8 +67,8 @@ def ism_marking(attrs: dict[str, str]) -> str:
     outside the ISM vocabulary are written as they are, so the marking rules reject them
     (``invalid-marking``) rather than Garrison reading them as nothing. An ``ownerProducer``
     other than ``USA`` is a foreign or joint marking, written in its non-US spelling
-    (``(//GBR S)``, ``(//JOINT S GBR USA)``), which the marking model does not accept yet: the
-    document is quarantined ``invalid-marking``, never read as a US marking.
+    (``(//GBR S)``, ``(//JOINT S GBR USA)``) that the marking rules of MARKINGS.md section 7
+    validate; it is never read as a US marking.
     """
     level = attrs.get("classification", "")
     level = _ISM_LEVELS.get(level.upper(), level)

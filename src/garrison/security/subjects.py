@@ -195,6 +195,9 @@ class Subject:
         for sap in self.sap:
             if not _SAP.match(sap):
                 raise InvalidInput(f"Invalid SAP access {sap!r}: write it as SAR-<identifier>.")
+            if sap == "SAR-MULTIPLE":
+                # SAP:MULTIPLE is the term of an unresolved SAR-MULTIPLE PROGRAMS banner.
+                raise InvalidInput("SAR-MULTIPLE is not a program and cannot be granted.")
         if self.citizenship not in registry.countries:
             raise InvalidInput(
                 f"Unknown citizenship {self.citizenship!r}: use an ISO 3166-1 alpha-3 code."

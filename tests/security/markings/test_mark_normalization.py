@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_markings_properties import markings  # the structural strategy of valid markings
+from test_markings_properties import parts as markings  # valid markings of parts
 
 from garrison.parse._banner import is_banner_line
 from garrison.security.markings import (
@@ -72,7 +72,8 @@ def test_a_disguised_banner_line_is_still_a_banner(data: st.DataObject, marking:
     assert is_banner_line(hidden), repr(hidden)
     if "//" in banner:
         assert is_banner_candidate(hidden), repr(hidden)
-        assert is_banner_line(hidden.title()), repr(hidden.title())  # mixed case, with //
+        if not banner.startswith("//"):  # a "//" line needs an upper-case word (not a comment)
+            assert is_banner_line(hidden.title()), repr(hidden.title())  # mixed case, with //
 
 
 @pytest.mark.parametrize(

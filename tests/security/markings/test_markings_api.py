@@ -17,6 +17,7 @@ def test_exports_are_what_we_mean() -> None:
             "BUILTIN_REGISTRY",
             "CUI_CONTROLS",
             "ISO_3166_ALPHA3",
+            "MARKING_FINDINGS",
             "MARKING_RULES",
             "UNCLASSIFIED",
             "Level",
@@ -31,6 +32,7 @@ def test_exports_are_what_we_mean() -> None:
             "leading_enumerator",
             "normalize_marking_text",
             "parse_marking",
+            "parse_with_findings",
             "release_expression",
             "system_high_dominates",
         ]

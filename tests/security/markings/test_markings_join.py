@@ -77,9 +77,9 @@ def test_worked_examples(portions: list[str], banner: str) -> None:
         # Rules 2-4.
         (["TS//SI//NF", "TS//SI-G ABCD//OC/NF"], "TOP SECRET//SI-G ABCD//ORCON/NOFORN"),
         (["S//OC-USGOV", "S//OC"], "SECRET//ORCON"),
-        (["S//OC-USGOV", "C//IMC/FISA"], "SECRET//ORCON-USGOV/IMCON/FISA"),
+        (["S//OC-USGOV", "S//IMC/FISA"], "SECRET//ORCON-USGOV/IMCON/FISA"),
         (["U//FOUO", "CUI"], "CUI"),
-        (["S//SAR-BP", "C//SAR-AB"], "SECRET//SAR-AB/SAR-BP"),
+        (["S//SAR-BP", "C//SAR-AB"], "SECRET//SAR-AB/BP"),
     ],
 )
 def test_release_and_union_rules(portions: list[str], banner: str) -> None:

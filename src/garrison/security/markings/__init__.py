@@ -1,8 +1,9 @@
-"""Security markings: parse, write, roll up, compare and compile (MARKINGS.md sections 1-5).
+"""Security markings: parse, write, roll up, compare and compile (MARKINGS.md sections 1-5, 7).
 
 Pure logic, no I/O. The pieces::
 
     parse_marking(text)          banner or portion text -> Marking (validated, canonical)
+    parse_with_findings(text)    ... and the findings of a valid marking (legacy-sigma ...)
     Marking.banner()/.portion()  canonical spellings; to_dict()/from_dict() for storage
     find_portion_mark(text)      is there a portion mark at the start of this text?
     is_banner_candidate(line)    does this whole line look like a banner (it must then validate)?
@@ -22,7 +23,7 @@ from garrison.security.markings._expr import access_expression, release_expressi
 from garrison.security.markings._join import UNCLASSIFIED, dominates, join, system_high_dominates
 from garrison.security.markings._level import Level
 from garrison.security.markings._model import Marking
-from garrison.security.markings._parse import parse_marking
+from garrison.security.markings._parse import parse_marking, parse_with_findings
 from garrison.security.markings._portion import (
     find_portion_mark,
     is_portion_candidate,
@@ -34,7 +35,7 @@ from garrison.security.markings._registry import (
     CUI_CONTROLS,
     MarkingRegistry,
 )
-from garrison.security.markings._rules import MARKING_RULES
+from garrison.security.markings._rules import MARKING_FINDINGS, MARKING_RULES
 from garrison.security.markings._text import is_banner_candidate, normalize_marking_text
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "BUILTIN_REGISTRY",
     "CUI_CONTROLS",
     "ISO_3166_ALPHA3",
+    "MARKING_FINDINGS",
     "MARKING_RULES",
     "UNCLASSIFIED",
     "Level",
@@ -56,6 +58,7 @@ __all__ = [
     "leading_enumerator",
     "normalize_marking_text",
     "parse_marking",
+    "parse_with_findings",
     "release_expression",
     "system_high_dominates",
 ]

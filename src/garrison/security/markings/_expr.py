@@ -40,7 +40,9 @@ def _any_of(tokens: Iterable[str]) -> str:
 
 def _countries(m: Marking, *, display: bool) -> str | None:
     codes = set(m.rel_to) | (set(m.display_only) if display else set())
-    if m.noforn or (not codes and (m.level.is_classified or m.display_only or m.rel_to)):
+    if m.noforn or (
+        not codes and (m.level.is_classified or m.kind != "US" or m.display_only or m.rel_to)
+    ):
         # NOFORN, or releasable data with no list that counts here: US citizens only.
         return "CTRY:USA"
     if not codes:
@@ -64,10 +66,47 @@ def _expression(m: Marking, *, display: bool) -> str:
             terms.add(f"DISSEM:{token}")
     if m.has_cui:
         terms.add("DISSEM:CUI")
+    terms.update(_register_terms(m))
     country = _countries(m, display=display)
     if country is not None:
         terms.add(country)
     return "&".join(sorted(terms))
+
+
+def _register_terms(m: Marking) -> set[str]:
+    """Section 7.4 terms. Subjects cannot hold most of these tokens yet, so such data is
+    readable by nobody until the matching grants exist (fail closed)."""
+    terms: set[str] = set()
+    if m.nato:
+        terms.add(f"NATO:{m.nato}")
+    terms.update(f"NATO:{c}" for c in m.nato_controls)
+    if "RD" in m.aea:
+        terms.add("AEA:RD")
+    if "CNWDI" in m.aea:
+        terms.add("AEA:CNWDI")
+    terms.update(f"AEA:SIGMA-{n}" for n in m.sigma)
+    if "DOD UCNI" in m.aea:
+        terms.add("AEA:DCNI")
+    if "DOE UCNI" in m.aea:
+        terms.add("AEA:UCNI")
+    if m.hvsaco:
+        terms.add("SAP:HVSACO")
+    if m.sap_multiple:
+        terms.add("SAP:MULTIPLE")
+    terms.update(_token(f"ACCM:{nick}") for nick in m.accm)
+    us_only = bool(m.dsen)
+    if m.dsen:
+        terms.add("DISSEM:DSEN")
+    for control in m.nonic:
+        if control in ("SBU NOFORN", "LES NOFORN"):
+            terms.add(f"NONIC:{control.split()[0]}")
+            us_only = True
+        else:
+            terms.add(_token(f"NONIC:{control}"))
+            us_only = us_only or control == "LIMDIS"
+    if us_only:
+        terms.add("CTRY:USA")
+    return terms
 
 
 def access_expression(m: Marking) -> str:

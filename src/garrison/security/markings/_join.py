@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+from garrison.security.markings._join_register import (
+    counted,
+    nf_only,
+    register_join,
+    soft,
+)
 from garrison.security.markings._level import Level
 from garrison.security.markings._model import CUI_MARKER, DISSEM_FLAGS, Marking
 from garrison.security.markings._release import ReleaseParts, combine_release, merge_groups
@@ -12,11 +19,6 @@ __all__ = ["UNCLASSIFIED", "dominates", "join", "system_high_dominates"]
 
 #: ``UNCLASSIFIED`` with no controls: the join of nothing, and an identity of :func:`join`.
 UNCLASSIFIED = Marking(Level.U)
-
-
-def _counted(m: Marking) -> bool:
-    """Rule 5: classified parts count, and unclassified/CUI parts carrying release controls."""
-    return m.level.is_classified or bool(m.noforn or m.rel_to or m.relido or m.display_only)
 
 
 def join(*markings: Marking) -> Marking:
@@ -32,23 +34,32 @@ def join(*markings: Marking) -> Marking:
         return markings[0]
     level = max(m.level for m in markings)
     groups = merge_groups(m.group_members for m in markings)
+    base = [counted(m) for m in markings]
+    any_counted = any(base)
+    # Rule 12: a part whose only controls are LIMDIS, SBU, LES, SSI, DEA SENSITIVE or UCNI
+    # counts as NOFORN beside another counted part; SBU NOFORN, LES NOFORN, EXDIS and NODIS
+    # parts count as NOFORN.
     release = combine_release(
         [
             ReleaseParts(
-                counted=_counted(m),
-                noforn=m.noforn,
+                counted=c or (any_counted and soft(m)),
+                noforn=m.noforn or nf_only(m) or (any_counted and soft(m)),
                 relido=m.relido,
                 rel_to=m.rel_to,
                 display_only=m.display_only,
             )
-            for m in markings
+            for m, c in zip(markings, base, strict=True)
         ],
         groups,
     )
-    flags = {name: any(getattr(m, name) for m in markings) for name in DISSEM_FLAGS}
+    other = any(c and not nf_only(m) for m, c in zip(markings, base, strict=True))
+    flags: dict[str, Any] = {name: any(getattr(m, name) for m in markings) for name in DISSEM_FLAGS}
     flags["fouo"] = flags["fouo"] and level == Level.U  # rule 3
-    flags["noforn"] = release.noforn
+    # Rule 13: SBU NOFORN / LES NOFORN stay written only in an UNCLASSIFIED result with no
+    # other counted part; otherwise NOFORN goes to DISSEM (the Marking rewrites the forms).
+    flags["noforn"] = release.noforn and (other or level != Level.U)
     flags["relido"] = release.relido
+    extra = register_join(markings, level, noforn=flags["noforn"])
     return Marking(
         level,
         sci=frozenset().union(*(m.sci for m in markings)),
@@ -60,6 +71,7 @@ def join(*markings: Marking) -> Marking:
         | ({CUI_MARKER} if any(m.level == Level.CUI for m in markings) else set()),
         groups=tuple(sorted(groups.items())),
         **flags,
+        **extra,
     )
 
 
@@ -69,10 +81,11 @@ def dominates(a: Marking, b: Marking, *, ignore_cui: bool = False) -> bool:
     ``ignore_cui=True`` leaves out the ``cui`` attribute of both, for the banner checks of a
     classified document (a classified banner line cannot show CUI, rule 7).
     """
+    # Rule 9: FGI codes other than NATO are content indicators, not access (ignored here).
     if ignore_cui:
         a = _without_cui(a)
-        return _without_cui(join(a, b)) == a
-    return join(a, b) == a
+        return _fgi_indicators_off(_without_cui(join(a, b))) == _fgi_indicators_off(a)
+    return _fgi_indicators_off(join(a, b)) == _fgi_indicators_off(a)
 
 
 def system_high_dominates(system_high: Marking, m: Marking) -> bool:
@@ -84,6 +97,12 @@ def system_high_dominates(system_high: Marking, m: Marking) -> bool:
     if system_high.level.is_classified:
         return dominates(system_high, m, ignore_cui=True)
     return dominates(system_high, m)
+
+
+def _fgi_indicators_off(m: Marking) -> Marking:
+    if not (m.fgi - {"NATO"}) and not (m.concealed and m.kind == "US"):
+        return m
+    return replace(m, fgi=m.fgi & {"NATO"}, concealed=False if m.kind == "US" else m.concealed)
 
 
 def _without_cui(m: Marking) -> Marking:

@@ -18,6 +18,14 @@ from garrison.security.markings._format import (
     order_release_list,
 )
 from garrison.security.markings._level import Level
+from garrison.security.markings._register import (
+    JOINT,
+    NATO_CONTROLS,
+    NONIC_ORDER,
+    US,
+    canonical_register,
+    order_list,
+)
 from garrison.security.markings._registry import (
     BUILTIN_GROUPS,
     BUILTIN_REGISTRY,
@@ -40,19 +48,37 @@ DISSEM_FLAGS: dict[str, str] = {
     "noforn": "NOFORN",
     "propin": "PROPIN",
     "relido": "RELIDO",
+    "dsen": "DEA SENSITIVE",
     "fisa": "FISA",
+    "waived": "WAIVED",
 }
 
 #: In a classified marking's ``cui`` attribute, the bare ``CUI`` of a ``(CUI)`` part without
 #: categories: the join must not forget that CUI went into it (the CUI grant is still needed).
 CUI_MARKER = "CUI"
 
-_SAP_ID = re.compile(r"[A-Z0-9][A-Z0-9-]*")
+_SAP_ID = re.compile(r"[A-Z0-9][A-Z0-9-]*( [A-Z0-9][A-Z0-9-]*)*")
 _CODE = re.compile(r"[A-Z]{3}|[A-Z][A-Z0-9]{3,15}")
 _CUI_TOKEN = re.compile(r"(SP-)?[A-Z][A-Z0-9]*(-[A-Z0-9]+)*")
 _DICT_KEYS = frozenset(
     {"version", "level", "sci", "sap", "dissem", "rel_to", "display_only", "cui", "groups"}
 )
+#: Section 7 attributes, stored under ``register`` only when one differs from its default.
+_REGISTER_DEFAULTS: dict[str, Any] = {
+    "kind": US,
+    "owners": [],
+    "restricted": False,
+    "nato": "",
+    "fgi": [],
+    "concealed": False,
+    "nato_controls": [],
+    "aea": [],
+    "sigma": [],
+    "hvsaco": False,
+    "sap_multiple": False,
+    "nonic": [],
+    "accm": [],
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,22 +116,67 @@ class Marking:
     display_only: frozenset[str] = frozenset()
     cui: frozenset[str] = frozenset()
     groups: GroupDefs = ()
+    dsen: bool = False
+    waived: bool = False
+    kind: str = US
+    owners: frozenset[str] = frozenset()
+    restricted: bool = False
+    nato: str = ""
+    fgi: frozenset[str] = frozenset()
+    concealed: bool = False
+    nato_controls: frozenset[str] = frozenset()
+    aea: frozenset[str] = frozenset()
+    sigma: frozenset[int] = frozenset()
+    hvsaco: bool = False
+    sap_multiple: bool = False
+    nonic: frozenset[str] = frozenset()
+    accm: frozenset[str] = frozenset()
     _key: tuple[Any, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.level, Level):
             fail("syntax", detail=f"level must be a Level, not {self.level!r}")
-        for name in DISSEM_FLAGS:
+        for name in (*DISSEM_FLAGS, "restricted", "concealed", "hvsaco", "sap_multiple"):
             if not isinstance(getattr(self, name), bool):
                 fail("syntax", detail=f"{name} must be a bool")
+        if not isinstance(self.kind, str) or not isinstance(self.nato, str):
+            fail("syntax", detail="kind and nato are strings")
+        if isinstance(self.sigma, str) or not all(isinstance(n, int) for n in self.sigma):
+            fail("sigma-range", detail="SIGMA numbers are integers")
         sets: dict[str, frozenset[str]] = {}
-        for name in ("sci", "sap", "rel_to", "display_only", "cui"):
+        for name in (
+            "sci", "sap", "rel_to", "display_only", "cui", "owners", "fgi", "nato_controls",
+            "aea", "nonic", "accm",
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 fail("syntax", detail=f"{name} must be a collection of strings")
             sets[name] = frozenset(value)
         self._check_forms(sets)
         self._check_rules(sets)
+        canon = canonical_register(
+            level=self.level,
+            kind=self.kind,
+            owners=sets["owners"],
+            restricted=self.restricted,
+            nato=self.nato,
+            fgi=sets["fgi"],
+            concealed=self.concealed,
+            nato_controls=sets["nato_controls"],
+            aea=sets["aea"],
+            sigma=frozenset(self.sigma),
+            hvsaco=self.hvsaco,
+            sap=sets["sap"],
+            sap_multiple=self.sap_multiple,
+            waived=self.waived,
+            dsen=self.dsen,
+            nonic=sets["nonic"],
+            accm=sets["accm"],
+            noforn=self.noforn,
+            fouo=self.fouo,
+            has_release=bool(sets["rel_to"] or sets["display_only"]),
+            relido=self.relido,
+        )
 
         groups = {n: m for n, m in BUILTIN_GROUPS.items() if m is not None}
         groups.update((n, frozenset(m)) for n, m in self.groups if m is not None)
@@ -113,7 +184,7 @@ class Marking:
             [
                 ReleaseParts(
                     counted=True,
-                    noforn=self.noforn,
+                    noforn=canon.noforn,
                     relido=self.relido,
                     rel_to=sets["rel_to"],
                     display_only=sets["display_only"],
@@ -122,7 +193,23 @@ class Marking:
             groups,
         )
         used = release.rel_to | release.display_only
+        if self.kind == JOINT:
+            co_owners = sets["owners"] - {"USA"}
+            if (
+                canon.noforn
+                or not co_owners <= expand(release.rel_to, groups)
+                or any(split_path(p)[0] == "HCS" for p in sets["sci"])
+            ):
+                fail("joint-needs-relto")
         set_ = object.__setattr__  # frozen dataclass: canonicalize once, here
+        set_(self, "noforn", canon.noforn)
+        set_(self, "fouo", canon.fouo)
+        set_(self, "nato", canon.nato)
+        set_(self, "aea", canon.aea)
+        set_(self, "nonic", canon.nonic)
+        for name in ("owners", "fgi", "nato_controls", "accm"):
+            set_(self, name, sets[name])
+        set_(self, "sigma", frozenset(self.sigma))
         set_(self, "sci", reduce_sci(sets["sci"]))
         set_(self, "sap", sets["sap"])
         set_(self, "orcon_usgov", self.orcon_usgov and not self.orcon)
@@ -144,8 +231,12 @@ class Marking:
                 rel,
                 expand(release.display_only, groups) - rel - {"USA"},
                 self.cui,
+                self._register_key(),
             ),
         )
+
+    def _register_key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _REGISTER_DEFAULTS)
 
     def _check_forms(self, sets: dict[str, frozenset[str]]) -> None:
         for path in sets["sci"]:
@@ -172,6 +263,8 @@ class Marking:
             fail("rel-to-needs-foreign")
         if disp and not disp - {"USA"}:
             fail("display-only-needs-foreign")
+        if self.imcon and level < Level.S:
+            fail("imcon-requires-secret")
         if self.fouo and level != Level.U:
             fail("fouo-requires-unclassified")
         if (self.orcon or self.orcon_usgov) and not level.is_classified:
@@ -183,14 +276,14 @@ class Marking:
         systems = {path: split_path(path) for path in sets["sci"]}
         if systems and not level.is_classified:
             fail("sci-requires-classified")
-        if sets["sap"] and not level.is_classified:
+        if (sets["sap"] or self.sap_multiple) and not level.is_classified:
             fail("sap-requires-classified")
         for system, comp, _sub in systems.values():
             if system == "SI" and comp == "G" and not (level == Level.TS and self.orcon):
                 fail("si-g-requires-ts-orcon")
             if system == "TK" and level < Level.S:
                 fail("tk-requires-secret")
-            if system == "HCS" and not self.noforn:
+            if system == "HCS" and not self.noforn and self.kind != JOINT:
                 fail("hcs-requires-noforn")
 
     # -- equality ------------------------------------------------------------------------------
@@ -256,7 +349,26 @@ class Marking:
             + order_cui_categories(self.cui_categories)
             + [c for c in CUI_CONTROLS if c in self.cui],
             "groups": {name: sorted(members) for name, members in self.group_members.items()},
+            **self._register_dict(),
         }
+
+    def _register_dict(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "kind": self.kind,
+            "owners": order_list(self.owners),
+            "restricted": self.restricted,
+            "nato": self.nato,
+            "fgi": order_list(self.fgi),
+            "concealed": self.concealed,
+            "nato_controls": [c for c in NATO_CONTROLS if c in self.nato_controls],
+            "aea": sorted(self.aea),
+            "sigma": sorted(self.sigma),
+            "hvsaco": self.hvsaco,
+            "sap_multiple": self.sap_multiple,
+            "nonic": sorted(self.nonic, key=_nonic_key),
+            "accm": sorted(self.accm),
+        }
+        return {"register": values} if values != _REGISTER_DEFAULTS else {}
 
     @classmethod
     def from_dict(
@@ -264,8 +376,13 @@ class Marking:
     ) -> Marking:
         """Rebuild a marking stored with :meth:`to_dict`, checking its tokens against
         ``registry`` (unknown tokens and redefined groups are errors, as when parsing)."""
-        if not isinstance(data, Mapping) or set(data) != _DICT_KEYS or data["version"] != 1:
+        if (
+            not isinstance(data, Mapping)
+            or set(data) - {"register"} != _DICT_KEYS
+            or data["version"] != 1
+        ):
             fail("syntax", detail=f"a stored marking has exactly the keys {sorted(_DICT_KEYS)}")
+        register = _register_from_dict(data.get("register"))
         level = Level.__members__.get(data["level"]) if isinstance(data["level"], str) else None
         if level is None:
             fail("syntax", detail=f"unknown level {data['level']!r}")
@@ -292,10 +409,45 @@ class Marking:
             display_only=frozenset(lists["display_only"]),
             cui=frozenset(lists["cui"]),
             groups=tuple(sorted((n, frozenset(m)) for n, m in raw_groups.items())),
-            **{by_banner[d]: True for d in lists["dissem"]},
+            **_flags({by_banner[d] for d in lists["dissem"]}),
+            **register,
         )
         check_known(marking, registry)
         return marking
+
+
+def _flags(names: Iterable[str]) -> dict[str, Any]:
+    return dict.fromkeys(names, True)
+
+
+def _nonic_key(control: str) -> tuple[int, str]:
+    order = list(NONIC_ORDER)
+    return (order.index(control), control) if control in NONIC_ORDER else (len(order), control)
+
+
+def _register_from_dict(raw: object) -> dict[str, Any]:
+    """The keyword arguments of a stored ``register`` mapping (absent: all defaults)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or set(raw) != set(_REGISTER_DEFAULTS):
+        fail(
+            "syntax", detail=f"a stored register has exactly the keys {sorted(_REGISTER_DEFAULTS)}"
+        )
+    out: dict[str, Any] = {}
+    for key, default in _REGISTER_DEFAULTS.items():
+        value = raw[key]
+        if isinstance(default, list):
+            kind: type = int if key == "sigma" else str
+            if not isinstance(value, list) or not all(
+                isinstance(v, kind) and not isinstance(v, bool) for v in value
+            ):
+                fail("syntax", detail=f"register {key} must be a list")
+            out[key] = frozenset(value)
+        elif type(value) is not type(default):
+            fail("syntax", detail=f"register {key} has the wrong type")
+        else:
+            out[key] = value
+    return out
 
 
 def _canonical_cui(cui: frozenset[str], level: Level) -> frozenset[str]:
@@ -326,3 +478,9 @@ def check_known(marking: Marking, registry: MarkingRegistry) -> None:
     for token in marking.cui_categories:
         if token not in registry.cui_categories:
             fail("unknown-token", detail=f"CUI category {token} is not registered")
+    for owner in marking.owners - {"USA"}:
+        if owner not in registry.countries:
+            fail("nonus-owner", detail=f"{owner} is not a registered country")
+    for code in marking.fgi:
+        if not registry.is_release_code(code):
+            fail("unknown-token", detail=f"{code} is not a known country or group")

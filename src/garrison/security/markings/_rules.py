@@ -10,14 +10,15 @@ from typing import NoReturn
 
 from garrison.core.errors import MarkingError, UnsupportedMarking
 
-__all__ = ["MARKING_RULES", "fail"]
+__all__ = ["MARKING_FINDINGS", "MARKING_RULES", "fail"]
 
 #: rule id -> the sentence that explains it (section 2 of MARKINGS.md, plus syntax rules).
 MARKING_RULES: dict[str, str] = {
     "syntax": "The marking is malformed.",
     "unknown-token": "The marking contains a token that is not in the marking registry.",
     "unsupported-marking": (
-        "Non-US markings (NATO, JOINT, FGI) are not supported yet and are rejected."
+        "A non-US, NATO or JOINT classification is written after a leading '//' "
+        "(//NATO SECRET, //DEU SECRET); this form is not supported and is rejected."
     ),
     "noforn-with-release": "NOFORN cannot be combined with REL TO, RELIDO or DISPLAY ONLY.",
     "rel-to-needs-usa": "A REL TO list must include USA.",
@@ -52,6 +53,58 @@ MARKING_RULES: dict[str, str] = {
     ),
     "group-conflict": "A country group is defined with different members in different places.",
     "invalid-registry": "The marking registry addition is malformed.",
+    "imcon-requires-secret": "IMCON requires SECRET or higher.",
+    # MARKINGS.md section 7.2
+    "class-exclusive": "A marking has one classification of one kind (US, non-US, NATO or JOINT).",
+    "nonus-owner": (
+        "A non-US owner is a registered country trigraph other than USA (US co-ownership is JOINT)."
+    ),
+    "fgi-no-usa": "An FGI list never contains USA.",
+    "fgi-concealed-alone": (
+        "Concealed FGI (bare FGI) takes no country codes, and a portion is either concealed or "
+        "acknowledged, not both."
+    ),
+    "foreign-no-relido": "RELIDO and DISPLAY ONLY are invalid on non-US, NATO and FGI portions.",
+    "joint-list": (
+        "A JOINT marking lists two or more owners including USA, at TOP SECRET, SECRET, "
+        "CONFIDENTIAL or UNCLASSIFIED (never RESTRICTED)."
+    ),
+    "joint-needs-relto": (
+        "A JOINT marking needs a REL TO list covering USA and every co-owner, and takes neither "
+        "NOFORN nor HCS."
+    ),
+    "nato-controls": (
+        "ATOMAL goes only with COSMIC TOP SECRET, NATO SECRET or NATO CONFIDENTIAL, BOHEMIA and "
+        "BALK only with COSMIC TOP SECRET; outside a NATO marking they need FGI NATO."
+    ),
+    "nato-no-noforn": "A NATO marking cannot carry NOFORN.",
+    "rd-requires-confidential": "RD, FRD and TFNI require CONFIDENTIAL or higher.",
+    "cnwdi-requires-rd": "CNWDI requires RD at SECRET or TOP SECRET.",
+    "sigma-requires-parent": "A SIGMA marking attaches to RD or FRD.",
+    "sigma-level": "SIGMA markings require SECRET or TOP SECRET.",
+    "sigma-range": "A SIGMA number is an integer from 1 to 99 without a leading zero.",
+    "sigma-no-release": "A SIGMA marking cannot carry REL TO or DISPLAY ONLY.",
+    "ucni-unclassified": "DOD UCNI and DOE UCNI are used only on UNCLASSIFIED parts.",
+    "sap-multiple": (
+        "SAR-MULTIPLE PROGRAMS is written only in a banner, alone in its category; a banner "
+        "lists at most three programs and a portion lists all of them."
+    ),
+    "hvsaco-non-sap": "HVSACO cannot stand beside a special access program in one marking.",
+    "waived-needs-sap": "WAIVED requires a special access program.",
+    "exdis-nodis-exclusive": "EXDIS and NODIS cannot stand together in one marking.",
+    "exdis-nodis-noforn": "EXDIS and NODIS require NOFORN.",
+    "nonic-unclassified": "LIMDIS, SBU and SBU NOFORN are used only on UNCLASSIFIED parts.",
+    "nonic-nf-exclusive": "SBU cannot stand with SBU NOFORN, nor LES with LES NOFORN.",
+    "accm-classified": "ACCM requires CONFIDENTIAL or higher.",
+    "accm-needs-banner-list": (
+        "A portion marked ACCM without nicknames needs the banner's ACCM list, and there is none."
+    ),
+}
+
+#: Finding ids a valid marking may carry (MARKINGS.md section 7).
+MARKING_FINDINGS: dict[str, str] = {
+    "legacy-marking": "A legacy spelling was read (COMINT is read as SI).",
+    "legacy-sigma": "A SIGMA number other than 14, 15, 18 or 20 is in the marking.",
 }
 
 
