@@ -111,6 +111,21 @@ class ReaderView:
             )
         return self._doc_marking[doc_id]
 
+    def load_documents(self, doc_ids: Sequence[str]) -> None:
+        """Read the markings of many documents at once (as :meth:`doc_marking_id` would one
+        by one: each row's binding verified, one that fails counts as not there)."""
+        wanted = [d for d in dict.fromkeys(doc_ids) if d not in self._doc_marking]
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            query = select(*binding_columns(DocumentRow), DocumentRow.status.label("_status"))
+            rows = self.orm.execute(query.where(DocumentRow.id.in_(part)))
+            found = {
+                r.id: (r.marking_id if r._status == DocumentStatus.PARSED.value else None)
+                for r in verify_columns(self._binder, rows, (DocumentRow, ""))
+            }
+            for doc_id in part:
+                self._doc_marking[doc_id] = found.get(doc_id)
+
     def reads_document(self, doc_id: str) -> bool:
         """Whether the reader dominates the document (and may therefore see references to it)."""
         marking_id = self.doc_marking_id(doc_id)
