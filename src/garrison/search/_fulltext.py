@@ -19,7 +19,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from garrison.store.bindings import binding_columns, verify_columns
+from garrison.search._verified import verified_rows
+from garrison.store.bindings import binding_columns
 from garrison.store.catalog_reads import CatalogView
 from garrison.store.models import ChunkRow
 
@@ -52,7 +53,8 @@ class Matches:
 
 def current_chunks(view: CatalogView, chunk_ids: Sequence[str]) -> dict[str, tuple[int, str, str]]:
     """The catalog's (marking id, document id, text) of each chunk there now whose binding
-    verifies (a chunk gone, or edited in the catalog, is left out)."""
+    verifies (a chunk gone, or edited in the catalog, is left out; rows seen to verify before
+    are remembered, :mod:`garrison.search._verified`)."""
     binder = view.session.workspace.catalog.binder
     orm = view.orm
     now: dict[str, tuple[int, str, str]] = {}
@@ -60,7 +62,7 @@ def current_chunks(view: CatalogView, chunk_ids: Sequence[str]) -> dict[str, tup
     for start in range(0, len(unique), 500):
         part = unique[start : start + 500]
         query = select(*binding_columns(ChunkRow)).where(ChunkRow.id.in_(part))
-        for row in verify_columns(binder, orm.execute(query), (ChunkRow, "")):
+        for row in verified_rows(binder, orm.execute(query), ChunkRow):
             now[row.id] = (row.marking_id, row.doc_id, row.text)
     return now
 
@@ -79,7 +81,7 @@ def matches(
     ids = [str(c) for c in rows["chunk_id"]]
     now = current_chunks(view, ids)
     if doc_level:
-        view.load_documents([found[1] for found in now.values()])
+        view.load_documents([found[1] for found in now.values()], verified_rows)
     keep: list[int] = []
     out_ids: list[str] = []
     out_docs: list[str] = []
@@ -137,8 +139,9 @@ def bm25_order(query: str, found: Matches, size: int) -> list[str]:
         tf_f = tf.astype(np.float64)
         part = idf * tf_f * (_K1 + 1) / (tf_f + norm)
         scores = np.where(tf > 0, scores + part, scores)
-    order = sorted(range(len(lowered)), key=lambda i: (-float(scores[i]), found.chunk_ids[i]))
-    return [found.chunk_ids[i] for i in order]
+    # Best score first, ties by chunk id (code point order, as Python compares strings).
+    order = np.lexsort((np.array(found.chunk_ids, dtype=str), -scores))
+    return [found.chunk_ids[i] for i in order.tolist()]
 
 
 def facets(view: CatalogView, found: Matches) -> dict[str, dict[str, int]]:
@@ -156,7 +159,7 @@ def facets(view: CatalogView, found: Matches) -> dict[str, dict[str, int]]:
     for value in found.fields.get("language", ()):
         if value:
             counts["language"][str(value)] += 1
-    view.load_documents(found.doc_ids)
+    view.load_documents(found.doc_ids, verified_rows)
     reads = {d: view.reads_document(d) for d in set(found.doc_ids)}
     for key in ("source", "media_type"):
         values = found.fields.get(key)
