@@ -10,10 +10,12 @@ and filters.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -25,8 +27,9 @@ from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.search import _search as engine
 from garrison.search import search
+from garrison.search._verified import verified_rows
 from garrison.security.markings import dominates
-from garrison.store.bindings import update_bound
+from garrison.store.bindings import Binder, spec_for, update_bound
 from garrison.store.catalog_reads import CatalogView, catalog_view
 from garrison.store.index import ChunkIndex
 from garrison.store.models import ChunkRow, InternedMarking
@@ -265,3 +268,42 @@ def test_the_fast_path_matches_the_reference(
             ChunkIndex.full_text_columns = original  # type: ignore[method-assign]
     finally:
         ws.close()
+
+
+def test_remembered_bindings_never_pass_a_row_that_does_not_verify() -> None:
+    """Rows seen to verify are remembered by exact value and type: a changed text, or a marking
+    id that only compares equal (``True``, ``1.0`` for ``1``), is checked again and refused."""
+    binder = Binder(os.urandom(32))
+    failures: list[tuple[str, str]] = []
+    binder.on_failure = lambda table, rid: failures.append((table, rid))
+    spec = spec_for("chunks")
+    assert spec is not None
+    good: dict[str, Any] = {
+        "id": "c1",
+        "marking_id": 1,
+        "section_marking_ids": [1, None],
+        "doc_id": "d1",
+        "text": "the convoy",
+        "element_ids": ["e1"],
+        "section_path": ["Intro"],
+    }
+    good["binding"] = binder.bind_values(spec, good.__getitem__)
+
+    def row(**changes: Any) -> Any:
+        return SimpleNamespace(_mapping={**good, **changes})
+
+    for _ in range(2):  # checked, then remembered
+        assert len(verified_rows(binder, [row()], ChunkRow)) == 1
+    assert failures == []
+    for changes in (
+        {"text": "the convoy!"},
+        {"marking_id": True},
+        {"marking_id": 1.0},
+        {"section_marking_ids": [True, None]},
+        {"section_marking_ids": [1.0, None]},
+    ):
+        kept = verified_rows(binder, [row(), row(**changes), row()], ChunkRow)
+        assert [r._mapping == good for r in kept] == [True, True], changes
+    assert failures == [("chunks", "c1")]  # reported (once per row and binder)
+    # Another workspace's key remembers nothing of this one's.
+    assert verified_rows(Binder(os.urandom(32)), [row()], ChunkRow) == []
