@@ -49,7 +49,6 @@ out of ``section_path``.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -58,6 +57,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from garrison.core.errors import InvalidInput, NotFound
+from garrison.search._fulltext import NARROW, bm25_order, facets, matches, terms
 from garrison.security.audit import AuditAction
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
@@ -93,21 +93,10 @@ SNIPPET_CHARS = 240
 VECTOR_DEPTH = 50
 
 _DOC_FILTERS = {"source": "source", "media_type": "media_type"}
-_COLUMNS = (
-    "chunk_id",
-    "doc_id",
-    "marking_id",
-    "text",
-    "doc_marking_id",
-    "source",
-    "media_type",
-    "language",
-)
 #: What ``notes`` says of a full-text-only search (the same whatever the reason).
 TEXT_ONLY = (
     "Full text only: none of the chunks you may read has an embedding from a model you may use."
 )
-_TOKEN = re.compile(r"\w+")
 _HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -319,30 +308,27 @@ def _search(
     size = index.count(where)
     if size == 0:
         return empty
-    present = [c for c in _COLUMNS if c in columns]
     index.ensure_fts()
     # The catalog is the record of truth: rows of chunks gone or re-marked since indexing
     # (a document whose marking rose) are neither ranked, counted nor faceted.
-    current = view.current(index.full_text(query, where, limit=size, columns=present))
-    matched = [
-        r
-        for r in current
-        if r["marking_id"] in allowed
-        and (not doc_level or view.reads_document(str(r["doc_id"])))
-        and (not labels or str(r["chunk_id"]) in labelled)
-    ]
-    text_ranked = _bm25_order(query, matched, size)
+    rows = index.full_text_columns(
+        query, where, limit=size, columns=[c for c in NARROW if c in columns]
+    )
+    found = matches(
+        view, rows, allowed, doc_level=bool(doc_level), labelled=labelled if labels else None
+    )
+    text_ranked = bm25_order(query, found, size)
     # Vectors are marked on their own: only those the reader may read (within the ceiling).
     vectors = view.index_filter(allowed, column=vector_marking_column(columns))
     return _Ranked(
         query=query,
         k=k,
         allowed=allowed,
-        matched=matched,
+        total=len(found),
         text_ranked=text_ranked,
-        facets=_facets(view, matched),
+        facets=facets(view, found),
         vector_where=f"({where}) AND ({vectors})",
-        columns=tuple(present),
+        columns=("chunk_id",),
         labels=bool(labels),
         labelled=labelled,
     )
@@ -355,8 +341,10 @@ class _Ranked:
     query: str
     k: int
     allowed: set[int]
-    matched: list[dict[str, Any]]
-    text_ranked: list[dict[str, Any]]
+    #: How many readable current chunks the full-text query matches.
+    total: int
+    #: Their chunk ids, best BM25 first.
+    text_ranked: list[str]
     facets: dict[str, dict[str, int]]
     #: The index filter of the rows whose vectors the reader may rank on.
     vector_where: str
@@ -373,12 +361,7 @@ def _fuse(
     hit checked against the catalog again."""
     mode, notes = ("hybrid", ()) if vector_ranked is not None else ("text", (TEXT_ONLY,))
     vector_ranked = vector_ranked or []
-    rows = {r["chunk_id"]: r for r in ranked.matched}
-    for r in vector_ranked:
-        rows.setdefault(r["chunk_id"], r)
-    fused = rrf(
-        [[r["chunk_id"] for r in ranked.text_ranked], [r["chunk_id"] for r in vector_ranked]]
-    )
+    fused = rrf([ranked.text_ranked, [str(r["chunk_id"]) for r in vector_ranked]])
     hits: list[SearchHit] = []
     markings: list[Marking] = []
     for chunk_id, score in fused:
@@ -386,7 +369,7 @@ def _fuse(
             break
         if ranked.labels and chunk_id not in ranked.labelled:
             continue
-        hit = _hit(view, rows[chunk_id], score, ranked.query, ranked.allowed)
+        hit = _hit(view, chunk_id, score, ranked.query, ranked.allowed)
         if hit is not None:
             hits.append(hit[0])
             markings.append(hit[1])
@@ -395,40 +378,12 @@ def _fuse(
         query=ranked.query,
         k=ranked.k,
         hits=hits,
-        total=len(ranked.matched),
+        total=ranked.total,
         facets=ranked.facets,
         marking=join(*markings).banner() if markings else UNCLASSIFIED.banner(),
         mode=mode,
         notes=notes,
     )
-
-
-def terms(text: str) -> list[str]:
-    """Lower-cased word tokens (the unit of BM25 statistics and highlighting)."""
-    return _TOKEN.findall(text.lower())
-
-
-def _bm25_order(query: str, matched: Sequence[dict[str, Any]], size: int) -> list[dict[str, Any]]:
-    """``matched`` ordered by BM25 computed from readable rows only (``size`` of them)."""
-    wanted = list(dict.fromkeys(terms(query)))
-    if not matched or not wanted:
-        return list(matched)
-    tokens = [Counter(terms(str(r["text"]))) for r in matched]
-    lengths = [sum(t.values()) for t in tokens]
-    average = max(sum(lengths) / len(lengths), 1.0)
-    df = {w: sum(1 for t in tokens if w in t) for w in wanted}
-    k1, b = 1.2, 0.75
-    scored = []
-    for row, counts, length in zip(matched, tokens, lengths, strict=True):
-        score = 0.0
-        for w in wanted:
-            tf = counts.get(w, 0)
-            if tf:
-                idf = math.log(1 + (size - df[w] + 0.5) / (df[w] + 0.5))
-                score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average))
-        scored.append((-score, str(row["chunk_id"]), row))
-    scored.sort(key=lambda item: (item[0], item[1]))
-    return [row for _, _, row in scored]
 
 
 def _vector_order(
@@ -482,12 +437,12 @@ def rrf(rankings: Sequence[Sequence[str]], *, k: int = RRF_K) -> list[tuple[str,
 
 def _hit(
     view: CatalogView,
-    row: Mapping[str, Any],
+    chunk_id: str,
     score: float,
     query: str,
     allowed: set[int],
 ) -> tuple[SearchHit, Marking] | None:
-    chunk = view.readable_chunk(str(row["chunk_id"]), allowed)
+    chunk = view.readable_chunk(chunk_id, allowed)
     # The catalog is the record of truth: a chunk gone or re-marked since indexing is skipped.
     if chunk is None:
         return None
@@ -526,23 +481,3 @@ def snippet(text: str, query: str, *, width: int = SNIPPET_CHARS) -> str:
             start = space + 1
     window = flat[start : start + width]
     return pattern.sub(lambda m: f"**{m.group(0)}**", window)
-
-
-def _facets(view: CatalogView, matched: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
-    """Counts over ``matched`` (already re-checked against the catalog). Source and media type
-    are document metadata: counted only for chunks whose document the reader may read now."""
-    counts: dict[str, Counter[str]] = {
-        "marking": Counter(),
-        "language": Counter(),
-        "source": Counter(),
-        "media_type": Counter(),
-    }
-    for row in matched:
-        counts["marking"][view.marking(int(row["marking_id"])).banner()] += 1
-        if row.get("language"):
-            counts["language"][str(row["language"])] += 1
-        if view.reads_document(str(row["doc_id"])):
-            for key in ("source", "media_type"):
-                if row.get(key):
-                    counts[key][str(row[key])] += 1
-    return {name: dict(sorted(c.items())) for name, c in counts.items()}

@@ -57,6 +57,26 @@ def where_in(column: str, ids: Sequence[int]) -> str:
     return f"{column} IN ({', '.join(str(int(i)) for i in sorted(ids))})"
 
 
+def _match(table: Any, query: str, where: str, columns: Sequence[str]) -> Any:
+    """A prefiltered plain full-text match query on ``text`` (no query syntax interpreted)."""
+    from lancedb.query import FullTextOperator, MatchQuery
+
+    search = table.search(
+        MatchQuery(
+            query,
+            "text",
+            boost=1.0,
+            fuzziness=0,
+            max_expansions=50,
+            operator=FullTextOperator.OR,
+            prefix_length=0,
+            document_granularity=None,
+        ),
+        query_type="fts",
+    )
+    return search.where(where, prefilter=True).select([*columns, "_score"])
+
+
 class ChunkIndex:
     """Chunks with their embeddings, one LanceDB table per workspace."""
 
@@ -190,26 +210,23 @@ class ChunkIndex:
     ) -> list[dict[str, Any]]:
         """Rows whose ``text`` matches ``query`` (a plain match query: no query syntax is
         interpreted), filtered by ``where`` before ranking, best BM25 first (``_score``)."""
-        from lancedb.query import FullTextOperator, MatchQuery
-
         table = self._table(None)
         if table is None or limit <= 0:
             return []
-        search = table.search(
-            MatchQuery(
-                query,
-                "text",
-                boost=1.0,
-                fuzziness=0,
-                max_expansions=50,
-                operator=FullTextOperator.OR,
-                prefix_length=0,
-                document_granularity=None,
-            ),
-            query_type="fts",
-        )
-        search = search.where(where, prefilter=True).select([*columns, "_score"])
+        search = _match(table, query, where, columns)
         return list(search.limit(limit).to_list())
+
+    def full_text_columns(
+        self, query: str, where: str, *, limit: int, columns: Sequence[str]
+    ) -> dict[str, list[Any]]:
+        """:meth:`full_text`'s rows as columns (name -> values, in the same order): cheaper
+        when many rows match."""
+        table = self._table(None)
+        if table is None or limit <= 0:
+            return {c: [] for c in columns}
+        search = _match(table, query, where, columns)
+        found = search.limit(limit).to_arrow()
+        return {c: found.column(c).to_pylist() for c in columns}
 
     def nearest(
         self, vector: Sequence[float], where: str, *, limit: int, columns: Sequence[str]

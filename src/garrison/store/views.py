@@ -23,14 +23,14 @@ blank or a placeholder that would say something is there.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.core.records import DocumentStatus
-from garrison.store.bindings import binding_columns, verify_columns
+from garrison.store.bindings import Binder, binding_columns, verify_columns
 from garrison.store.models import ChunkRow, DocumentRow, ElementRow, ModelVersionRow
 from garrison.store.session import Session
 
@@ -110,6 +110,31 @@ class ReaderView:
                 else None
             )
         return self._doc_marking[doc_id]
+
+    def load_documents(
+        self,
+        doc_ids: Sequence[str],
+        verify: Callable[[Binder, Iterable[Row[Any]], type[Any]], list[Row[Any]]] | None = None,
+    ) -> None:
+        """Read the markings of many documents at once (as :meth:`doc_marking_id` would one
+        by one: each row's binding verified, one that fails counts as not there). ``verify``
+        checks the rows' bindings instead of :func:`verify_columns` (it must be as strict)."""
+        wanted = [d for d in dict.fromkeys(doc_ids) if d not in self._doc_marking]
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            query = select(*binding_columns(DocumentRow), DocumentRow.status.label("_status"))
+            rows = self.orm.execute(query.where(DocumentRow.id.in_(part)))
+            checked = (
+                verify(self._binder, rows, DocumentRow)
+                if verify is not None
+                else verify_columns(self._binder, rows, (DocumentRow, ""))
+            )
+            found = {
+                r.id: (r.marking_id if r._status == DocumentStatus.PARSED.value else None)
+                for r in checked
+            }
+            for doc_id in part:
+                self._doc_marking[doc_id] = found.get(doc_id)
 
     def reads_document(self, doc_id: str) -> bool:
         """Whether the reader dominates the document (and may therefore see references to it)."""
