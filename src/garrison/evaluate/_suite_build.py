@@ -5,8 +5,8 @@ version), clustered by its source document, and remembering the record's id (``r
 the items a run gets wrong can be traced back to their records (and labeled again). From JSONL,
 each line is one item; its marking is the line's ``marking`` joined with the default given for
 the file (``--marking``), and a line with neither fails the whole file (fail closed, never a
-guess). A line may not claim less than a
-leading portion mark in its text: ``(S) ...`` in a line marked UNCLASSIFIED is refused.
+guess). A line may not claim less than a leading portion mark in its text: ``(S) ...`` in a
+line marked UNCLASSIFIED is refused.
 """
 
 from __future__ import annotations
