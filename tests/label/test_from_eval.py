@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from garrison.api import MARKING_HEADER, create_app
 from garrison.cli.main import main
@@ -274,3 +276,56 @@ def test_api_creates_a_project_from_failed_items(loop: Loop) -> None:
             headers={"Authorization": f"Bearer {tokens['lowstew']}"},
         )
         assert low.status_code in (400, 403, 404) and "SECRET" not in low.text
+
+
+_SEEN: set[str] = set()
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    clearance=st.sampled_from(["U", "C", "S", "TS"]),
+    role=st.sampled_from(["steward", "viewer", "evaluator", "annotator", "reviewer"]),
+    api=st.booleans(),
+)
+def test_no_failed_item_above_the_caller_is_revealed(
+    loop: Loop, clearance: str, role: str, api: bool
+) -> None:
+    name = f"p_{clearance}_{role}".lower()
+    system = loop.ws.session()
+    if name not in _SEEN:
+        system.add_user(name, SubjectSpec(clearance=clearance, roles=(role,)))
+        _SEEN.add(name)
+    session = loop.ws.session(name)
+    readable = {
+        rid
+        for rid, (banner, _n, _p) in loop.records.items()
+        if session.can_read(session.parse_marking(banner))
+    }
+    allowed = _routine(loop) & readable
+    hidden = set(loop.records) - readable
+    if api:
+        token = create_token(system, name, 5)[1]
+        with TestClient(create_app(Path(loop.root)), raise_server_exceptions=False) as client:
+            got = client.post(
+                "/v1/label/projects",
+                json={"name": f"prop-{name}", "from_eval": loop.run, "failed": True},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        text = got.text
+        if got.status_code == 200:
+            assert got.json()["from_eval"]["failed"] == len(allowed)
+    else:
+        try:
+            found = failed_records(session, loop.run)
+        except (NotFound, NotPermitted) as exc:
+            text = str(exc)
+        else:
+            assert {r for r, _ in found.items} == allowed
+            assert all(session.can_read(m) for _, m in found.items)
+            text = json.dumps(found.to_dict())
+    for rid in hidden:
+        assert rid not in text
+    if clearance != "TS" and clearance != "S":
+        assert "SECRET" not in text
