@@ -52,11 +52,9 @@ def _number(text: str) -> int:
     return int(text.split("Report ", 1)[1].split(" ", 1)[0])
 
 
-@pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
-    root = tmp_path_factory.mktemp("loop")
-    ws = Workspace.init(root / "ws", system_high="TOP SECRET")
-    write_corpus(root / "in", N)
+def build_loop(root: Path, db_url: str | None = None, n: int = N) -> Loop:
+    ws = Workspace.init(root / "ws", system_high="TOP SECRET", db_url=db_url)
+    write_corpus(root / "in", n)
     system = ws.session()
     ingest_paths(system, [str(root / "in")], IngestOptions(default_marking="UNCLASSIFIED"))
     run_pipeline(system, parse_pipeline(PIPELINE, source="plain.yaml"))
@@ -88,8 +86,14 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     eve = ws.session("eve")
     suite = Suites(eve).from_dataset("triage", triage.id, text_field="text", label_field="priority")
     run = Runs(eve).start(suite.ref, SystemSpec("classifier", head.ref))
-    yield Loop(ws, str(ws.root), triage.id, records, head.ref, run.ref)
-    ws.close()
+    return Loop(ws, str(ws.root), triage.id, records, head.ref, run.ref)
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+    built = build_loop(tmp_path_factory.mktemp("loop"))
+    yield built
+    built.ws.close()
 
 
 def _cli(capsys: pytest.CaptureFixture[str], loop: Loop, *argv: str) -> tuple[int, str, str]:
@@ -329,3 +333,17 @@ def test_no_failed_item_above_the_caller_is_revealed(
         assert rid not in text
     if clearance != "TS" and clearance != "S":
         assert "SECRET" not in text
+
+
+def test_failed_items_become_tasks_on_each_catalog(tmp_path: Path, catalog_url: str | None) -> None:
+    small = build_loop(tmp_path, catalog_url, n=12)
+    try:
+        stew = small.ws.session("stew")
+        project, found = label_failed(stew, "relabel", small.run)
+        assert {r for r, _ in found.items} == _routine(small)
+        tasks, _ = LabelProjects(stew).tasks(project.name, limit=1000)
+        assert {t["record_id"] for t in tasks} == _routine(small)
+        low = failed_records(small.ws.session("lowstew"), small.run)
+        assert {r for r, _ in low.items} == _routine(small, "UNCLASSIFIED")
+    finally:
+        small.ws.close()
