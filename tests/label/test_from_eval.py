@@ -18,7 +18,7 @@ from garrison.cli.main import main
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.datasets import Datasets, Selection
 from garrison.evaluate import Runs, SystemSpec, failed_records, label_failed
-from garrison.evaluate._suite_items import NewItem
+from garrison.evaluate._suite_items import NewItem, item_content
 from garrison.evaluate._suites import Suites
 from garrison.ingest.engine import IngestOptions, ingest_paths
 from garrison.label import LabelProjects, next_task, submit
@@ -117,6 +117,9 @@ def test_suite_items_from_a_dataset_remember_their_record(loop: Loop) -> None:
     # Items from anywhere else name no record (and keep their ids: no record key is hashed).
     other = NewItem(input={"text": "x"}, expected={"label": "a"}, marking=items[0].marking)
     assert other.record is None
+    args = ("classification", other.input, other.expected, other.marking, (), None, {})
+    assert "record" not in item_content(*args)
+    assert item_content(*args, None, "r1")["record"] == "r1"
 
 
 def test_the_loop_end_to_end(loop: Loop, capsys: pytest.CaptureFixture[str]) -> None:
@@ -216,7 +219,7 @@ def test_holdout_suites_are_never_labeled(loop: Loop, capsys: pytest.CaptureFixt
         capsys, loop, "label", "project", "create", "held", "--from-eval", run.ref,
         "--failed", "--as", "stew",
     )  # fmt: skip
-    assert code != 0 and "holdout" in err
+    assert code == 4 and "holdout" in err
     with pytest.raises(NotFound):
         LabelProjects(loop.ws.session("stew")).get("held")
 
@@ -239,7 +242,7 @@ def test_runs_of_other_suites_are_refused(loop: Loop, capsys: pytest.CaptureFixt
         capsys, loop, "label", "project", "create", "plain", "--from-eval", run.ref,
         "--failed", "--as", "stew",
     )  # fmt: skip
-    assert code != 0 and "was not built from a dataset" in err
+    assert code == 2 and "was not built from a dataset" in err
 
 
 def test_cli_options_go_together(loop: Loop, capsys: pytest.CaptureFixture[str]) -> None:
