@@ -35,15 +35,22 @@ _MARKING = Field(None, max_length=400, description="Marking of what the caller t
 
 
 class ProjectIn(BaseModel):
-    """A new labeling project over a dataset version."""
+    """A new labeling project over a dataset version, or over an evaluation run's failed items
+    (``from_eval`` with ``failed``: true; ``task_type`` and ``schema`` then default to the
+    suite's classes)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128)
-    dataset: str = Field(min_length=1, max_length=200, description="NAME, NAME@VERSION or id.")
-    task_type: Literal["classification", "spans", "boxes", "preference", "answer"]
-    label_schema: dict[str, Any] = Field(
-        alias="schema", description="classes, multi, span_types, instructions, examples."
+    dataset: str | None = Field(
+        None, min_length=1, max_length=200, description="NAME, NAME@VERSION or id."
+    )
+    from_eval: str | None = Field(None, min_length=1, max_length=64, description="RUN-...")
+    failed: bool = Field(False, description="With from_eval: the run's failed items.")
+    metric: str | None = Field(None, max_length=64, description="With from_eval: the metric.")
+    task_type: Literal["classification", "spans", "boxes", "preference", "answer"] | None = None
+    label_schema: dict[str, Any] | None = Field(
+        None, alias="schema", description="classes, multi, span_types, instructions, examples."
     )
     overlap: int = Field(1, ge=1, le=50)
     gold: str | None = Field(None, max_length=128, description="Record field of known answers.")
@@ -121,22 +128,46 @@ def list_projects(session: SessionDep) -> JSONResponse:
 
 @router.post("/projects", summary="Create a labeling project (stewards)")
 def create_project(session: SessionDep, body: ProjectIn) -> JSONResponse:
+    from garrison.core.errors import InvalidInput
     from garrison.label import LabelProjects
 
+    options: dict[str, Any] = {
+        "overlap": body.overlap,
+        "gold": body.gold,
+        "gold_rate": body.gold_rate,
+        "calibration": body.calibration,
+        "calibration_threshold": body.calibration_threshold,
+        "review_rate": body.review_rate,
+        "pause_threshold": body.pause_threshold,
+        "min_gold": body.min_gold,
+        "marking": body.marking,
+    }
+    if (body.dataset is None) == (body.from_eval is None):
+        raise InvalidInput("Give one of dataset or from_eval (with failed: true).")
+    if body.from_eval is not None:
+        if not body.failed:
+            raise InvalidInput("from_eval labels a run's failed items: set failed to true.")
+        from garrison.evaluate import label_failed
+
+        project, found = label_failed(
+            session,
+            body.name,
+            body.from_eval,
+            metric=body.metric,
+            task_type=body.task_type,
+            schema=body.label_schema,
+            **options,
+        )
+        data = project.to_dict()
+        keep = ("run", "suite", "metric", "scored", "failed")
+        data["from_eval"] = {k: v for k, v in found.to_dict().items() if k in keep}
+        return marked(session, data)
+    if body.failed or body.metric is not None:
+        raise InvalidInput("failed and metric go with from_eval.")
+    if body.dataset is None or body.task_type is None or body.label_schema is None:
+        raise InvalidInput("A project over a dataset needs task_type and schema.")
     project = LabelProjects(session).create(
-        body.name,
-        body.dataset,
-        body.task_type,
-        body.label_schema,
-        overlap=body.overlap,
-        gold=body.gold,
-        gold_rate=body.gold_rate,
-        calibration=body.calibration,
-        calibration_threshold=body.calibration_threshold,
-        review_rate=body.review_rate,
-        pause_threshold=body.pause_threshold,
-        min_gold=body.min_gold,
-        marking=body.marking,
+        body.name, body.dataset, body.task_type, body.label_schema, **options
     )
     return marked(session, project.to_dict())
 

@@ -48,11 +48,24 @@ def _print(data: Any, as_json: bool, line: str) -> None:
 def project_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Project name.")],
-    dataset: Annotated[str, typer.Option("--dataset", help="NAME, NAME@VERSION or an id.")],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="NAME, NAME@VERSION or an id.")
+    ] = None,
+    from_eval: Annotated[
+        str | None,
+        typer.Option("--from-eval", help="An evaluation run (RUN-...) whose items to label."),
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="With --from-eval: the run's failed items.")
+    ] = False,
+    metric: Annotated[
+        str | None,
+        typer.Option("--metric", help="With --from-eval: the binary metric items failed on."),
+    ] = None,
     task_type: Annotated[
-        str,
+        str | None,
         typer.Option("--type", help="classification, spans, boxes, preference or answer."),
-    ] = "classification",
+    ] = None,
     classes: Annotated[
         str | None, typer.Option("--classes", help="Comma-separated classes (or box labels).")
     ] = None,
@@ -81,36 +94,61 @@ def project_create(
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a labeling project over a dataset version (stewards)."""
+    """Create a labeling project over a dataset version, or over an evaluation run's failed
+    items (--from-eval RUN --failed) (stewards)."""
     from garrison.label import LabelProjects
 
+    if (dataset is None) == (from_eval is None):
+        raise InvalidInput("Give one of --dataset or --from-eval RUN --failed.")
+    if from_eval is not None and not failed:
+        raise InvalidInput("--from-eval labels a run's failed items: add --failed.")
+    if from_eval is None and (failed or metric is not None):
+        raise InvalidInput("--failed and --metric go with --from-eval RUN.")
+    schema: dict[str, Any] | None = None
     if schema_file is not None:
         schema = _json_arg(schema_file.read_text(encoding="utf-8"), str(schema_file))
-    else:
+    elif from_eval is None or classes or span_types or multi or instructions:
         schema = {
             "classes": [c.strip() for c in (classes or "").split(",") if c.strip()] or None,
             "multi": multi,
             "span_types": [s.strip() for s in (span_types or "").split(",") if s.strip()] or None,
             "instructions": instructions,
         }
+    options: dict[str, Any] = {
+        "overlap": overlap,
+        "gold": gold,
+        "gold_rate": gold_rate,
+        "calibration": calibration,
+        "calibration_threshold": calibration_threshold,
+        "review_rate": review_rate,
+        "pause_threshold": pause_threshold,
+        "min_gold": min_gold,
+        "marking": marking,
+    }
+    found = None
     with open_session(ctx, workspace, as_user) as session:
-        project = LabelProjects(session).create(
-            name,
-            dataset,
-            task_type,
-            schema,
-            overlap=overlap,
-            gold=gold,
-            gold_rate=gold_rate,
-            calibration=calibration,
-            calibration_threshold=calibration_threshold,
-            review_rate=review_rate,
-            pause_threshold=pause_threshold,
-            min_gold=min_gold,
-            marking=marking,
-        )
+        if from_eval is not None:
+            from garrison.evaluate import label_failed
+
+            project, found = label_failed(
+                session, name, from_eval, metric=metric, task_type=task_type, schema=schema,
+                **options,
+            )  # fmt: skip
+        else:
+            assert dataset is not None and schema is not None
+            project = LabelProjects(session).create(
+                name, dataset, task_type or "classification", schema, **options
+            )
     data = project.to_dict()
-    _print(data, as_json, f"{data['name']}  [{data['marking']}]  {data['task_type']}")
+    line = f"{data['name']}  [{data['marking']}]  {data['task_type']}"
+    if found is not None:
+        # Counts and references only: the project's marking covers them, not the items' text.
+        keep = ("run", "suite", "metric", "scored", "failed")
+        data["from_eval"] = {k: v for k, v in found.to_dict().items() if k in keep}
+        line += (
+            f"  {found.failed} failed items of {found.run} ({found.metric}, {found.scored} scored)"
+        )
+    _print(data, as_json, line)
 
 
 @project_app.command("ls")

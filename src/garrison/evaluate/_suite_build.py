@@ -1,10 +1,12 @@
 """Suite items from a dataset version and from a JSONL file.
 
 From a dataset, each record is one item marked with the record's own marking (frozen in the
-version), clustered by its source document. From JSONL, each line is one item; its marking is
-the line's ``marking`` joined with the default given for the file (``--marking``), and a line
-with neither fails the whole file (fail closed, never a guess). A line may not claim less than a
-leading portion mark in its text: ``(S) ...`` in a line marked UNCLASSIFIED is refused.
+version), clustered by its source document, and remembering the record's id (``record``), so
+the items a run gets wrong can be traced back to their records (and labeled again). From JSONL,
+each line is one item; its marking is the line's ``marking`` joined with the default given for
+the file (``--marking``), and a line with neither fails the whole file (fail closed, never a
+guess). A line may not claim less than a leading portion mark in its text: ``(S) ...`` in a
+line marked UNCLASSIFIED is refused.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def dataset_items(
                 slices=slices,
                 where=where,
                 source_marking=documents.get(record.doc_id, session.workspace.system_high),
+                record=record.id,
             )
         )
     source = {

@@ -79,6 +79,9 @@ class NewItem:
     #: The marking of its source document (governs ``cluster`` and the document-level
     #: slices); None: the item's own marking.
     source_marking: Marking | None = None
+    #: The id of the dataset record it was built from (suites from a dataset version); None
+    #: for items from anywhere else. Part of its content, so of its id.
+    record: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,11 @@ class SuiteItem:
     #: The marking of its source document, when the reader may read it (else None, and
     #: ``cluster`` and the document-level slices are withheld).
     source_marking: Marking | None = field(default=None, repr=False, compare=False)
+    #: The dataset record it was built from (suites from a dataset version), else None.
+    record: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "position": self.position,
             "kind": self.kind,
@@ -113,6 +118,9 @@ class SuiteItem:
             "cluster": self.cluster,
             "slices": dict(self.slices),
         }
+        if self.record is not None:
+            out["record"] = self.record
+        return out
 
 
 def _text(value: Any, what: str, where: str, *, empty: bool = False) -> str:
@@ -226,9 +234,11 @@ def item_content(
     cluster: str | None,
     slices: Mapping[str, str],
     source_marking: Marking | None = None,
+    record: str | None = None,
 ) -> dict[str, Any]:
-    """What an item's id hashes (``cluster`` None: the item is its own cluster)."""
-    return {
+    """What an item's id hashes (``cluster`` None: the item is its own cluster; ``record``,
+    the dataset record it came from, only when there is one, so other items keep their ids)."""
+    content: dict[str, Any] = {
         "source_marking": (source_marking or marking).banner(),
         "kind": kind,
         "input": dict(inp),
@@ -238,6 +248,9 @@ def item_content(
         "cluster": cluster,
         "slices": dict(sorted(slices.items())),
     }
+    if record is not None:
+        content["record"] = record
+    return content
 
 
 def item_id(content: Mapping[str, Any]) -> str:

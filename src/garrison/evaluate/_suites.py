@@ -250,6 +250,8 @@ class Suites:
         content = None
         if payload is not None:
             content = {k: payload.get(k) for k in _CONTENT_KEYS}
+            if payload.get("record") is not None:
+                content["record"] = str(payload["record"])
         # Fail closed: the sealed payload must hash to the catalog's id and carry its marking.
         if (
             content is None
@@ -279,6 +281,7 @@ class Suites:
             cluster=cluster,
             slices=slices,
             source_marking=source,
+            record=content.get("record"),
         )
 
     def _readable_source(self, banner: str) -> Marking | None:
@@ -469,6 +472,7 @@ class Suites:
                 item.cluster,
                 slices,
                 item.source_marking,
+                item.record,
             )
             iid = item_id(content)
             if iid in seen:

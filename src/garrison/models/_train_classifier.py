@@ -95,6 +95,10 @@ class _Example:
 # -- reading the dataset -------------------------------------------------------------------------
 
 
+#: What a getter gives for a record that lacks the exported field it reads (left out).
+_ABSENT = object()
+
+
 def _getter(
     records: Sequence[SnapshotRecord], spec: str, dataset: str
 ) -> Callable[[SnapshotRecord], Any]:
@@ -113,6 +117,13 @@ def _getter(
         return column(spec)
     if spec in exported:
         return lambda r: r.fields.get(spec)
+    head, dot, key = spec.partition(".")
+    if dot and key and head in exported:
+        # A key of an exported mapping (``labels.aggregate`` of a labeling export): a record
+        # without that field was not in the export and is left out, not an empty label.
+        return lambda r: (
+            r.fields[head].get(key) if isinstance(r.fields.get(head), dict) else _ABSENT
+        )
     known = sorted(_TOP) + sorted(exported) + sorted(f"fields.{c}" for c in columns)
     hint = "" if columns else " (make the dataset with --field fields to carry source columns)"
     raise InvalidInput(
@@ -153,7 +164,10 @@ def _examples(
     empty = missing = 0
     for record in records:
         text = get_text(record)
-        label = _label_value(get_label(record))
+        raw = get_label(record)
+        if raw is _ABSENT:
+            continue
+        label = _label_value(raw)
         if text is None or isinstance(text, (list, dict)):
             missing += 1
             continue
