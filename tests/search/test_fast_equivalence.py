@@ -27,13 +27,13 @@ from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.search import _search as engine
 from garrison.search import search
-from garrison.search._verified import verified_rows
 from garrison.security.markings import dominates
 from garrison.store.bindings import Binder, spec_for, update_bound
 from garrison.store.catalog_reads import CatalogView, catalog_view
 from garrison.store.index import ChunkIndex
 from garrison.store.models import ChunkRow, InternedMarking
 from garrison.store.session import Session, SubjectSpec
+from garrison.store.verified_rows import verified_rows
 from garrison.store.workspace import Workspace
 
 FAST = """

@@ -28,15 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.evaluate._suites import Suites
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, join
 from garrison.security.policy import Action
 from garrison.store import eval_runs
-from garrison.store.models import EvalRunItemRow, EvalRunRow
 from garrison.store.session import Session
 
 if TYPE_CHECKING:
@@ -96,10 +93,7 @@ def _run_id(session: Session, ref: str) -> str:
     if len(text) < _REF_MIN or len(text) > 32 or any(c not in "0123456789abcdef" for c in text):
         raise NotFound(f"No evaluation run {ref[:64]!r}.")
     with session.workspace.catalog.transaction() as orm:
-        query = select(EvalRunItemRow.run_id).where(
-            EvalRunItemRow.run_id.startswith(text, autoescape=True)
-        )
-        found = set(orm.scalars(session.readable(orm, query, EvalRunItemRow.marking_id)))
+        found = eval_runs.runs_with_readable_items(session, orm, text)
     if not found:
         session.audit(
             AuditAction.EVAL_RUN_READ,
@@ -125,7 +119,7 @@ def failed_records(session: Session, run_ref: str, *, metric: str | None = None)
     session.require(Action.READ, AuditAction.EVAL_RUN_READ)
     run_id = _run_id(session, run_ref)
     with session.workspace.catalog.transaction() as orm:
-        run = orm.scalar(select(EvalRunRow).where(EvalRunRow.id == run_id))
+        run = eval_runs.run_row(orm, run_id)
         if run is None:  # its binding failed: unreadable by everyone
             raise NotFound(f"No evaluation run {run_ref[:64]!r}.")
         ref = f"RUN-{run.id[:12]}"

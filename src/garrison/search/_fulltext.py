@@ -17,12 +17,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
-from garrison.search._verified import verified_rows
-from garrison.store.bindings import binding_columns
 from garrison.store.catalog_reads import CatalogView
-from garrison.store.models import ChunkRow
+from garrison.store.verified_rows import current_chunks, verified_rows
 
 __all__ = ["NARROW", "Matches", "bm25_order", "facets", "matches", "terms"]
 
@@ -49,22 +45,6 @@ class Matches:
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
-
-
-def current_chunks(view: CatalogView, chunk_ids: Sequence[str]) -> dict[str, tuple[int, str, str]]:
-    """The catalog's (marking id, document id, text) of each chunk there now whose binding
-    verifies (a chunk gone, or edited in the catalog, is left out; rows seen to verify before
-    are remembered, :mod:`garrison.search._verified`)."""
-    binder = view.session.workspace.catalog.binder
-    orm = view.orm
-    now: dict[str, tuple[int, str, str]] = {}
-    unique = list(dict.fromkeys(chunk_ids))
-    for start in range(0, len(unique), 500):
-        part = unique[start : start + 500]
-        query = select(*binding_columns(ChunkRow)).where(ChunkRow.id.in_(part))
-        for row in verified_rows(binder, orm.execute(query), ChunkRow):
-            now[row.id] = (row.marking_id, row.doc_id, row.text)
-    return now
 
 
 def matches(

@@ -43,6 +43,8 @@ __all__ = [
     "readable_runs",
     "recorded_item_ids",
     "remove_error_items",
+    "run_row",
+    "runs_with_readable_items",
     "set_status",
     "write_item",
 ]
@@ -182,6 +184,20 @@ def remove_error_items(orm: OrmSession, run_id: str) -> None:
             EvalRunItemRow.run_id == run_id, EvalRunItemRow.status == "error"
         )
     )
+
+
+def runs_with_readable_items(session: Session, orm: OrmSession, prefix: str) -> set[str]:
+    """The ids starting with ``prefix`` of runs holding at least one item result the session
+    may read (the run itself may be marked higher)."""
+    query = select(EvalRunItemRow.run_id).where(
+        EvalRunItemRow.run_id.startswith(prefix, autoescape=True)
+    )
+    return set(orm.scalars(session.readable(orm, query, EvalRunItemRow.marking_id)))
+
+
+def run_row(orm: OrmSession, run_id: str) -> EvalRunRow | None:
+    """The run row ``run_id`` (no access check: callers decide what of it to show)."""
+    return orm.scalar(select(EvalRunRow).where(EvalRunRow.id == run_id))
 
 
 def all_item_rows(orm: OrmSession, run_id: str) -> list[EvalRunItemRow]:

@@ -12,14 +12,16 @@ rows that verified are remembered.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, select
 
 from garrison.store.bindings import Binder, binding_columns, verify_columns
+from garrison.store.catalog_reads import CatalogView
+from garrison.store.models import ChunkRow
 
-__all__ = ["verified_rows"]
+__all__ = ["current_chunks", "verified_rows"]
 
 #: Rows remembered per binder before the memory starts over.
 LIMIT = 400_000
@@ -63,3 +65,19 @@ def verified_rows(binder: Binder, rows: Iterable[Row[Any]], model: type[Any]) ->
             seen.add(key)
     bad = {id(r) for _, r, _ in fresh if id(r) not in good}
     return [r for r in kept if id(r) not in bad]
+
+
+def current_chunks(view: CatalogView, chunk_ids: Sequence[str]) -> dict[str, tuple[int, str, str]]:
+    """The catalog's (marking id, document id, text) of each chunk there now whose binding
+    verifies (a chunk gone, or edited in the catalog, is left out; rows seen to verify before
+    are remembered, above)."""
+    binder = view.session.workspace.catalog.binder
+    orm = view.orm
+    now: dict[str, tuple[int, str, str]] = {}
+    unique = list(dict.fromkeys(chunk_ids))
+    for start in range(0, len(unique), 500):
+        part = unique[start : start + 500]
+        query = select(*binding_columns(ChunkRow)).where(ChunkRow.id.in_(part))
+        for row in verified_rows(binder, orm.execute(query), ChunkRow):
+            now[row.id] = (row.marking_id, row.doc_id, row.text)
+    return now
