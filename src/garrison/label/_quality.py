@@ -201,10 +201,15 @@ def refuse_paused(state: str, project: LabelProject, annotator: str) -> None:
         )
 
 
-def project_stats(session: Session, name: str) -> dict[str, Any]:
+def project_stats(session: Session, name: str, *, agreement: bool = True) -> dict[str, Any]:
     """Progress over what the reader may read: tasks (by kind for stewards and reviewers;
     annotators see one production total, gold hidden among it), complete tasks, labels by
-    status, the review queue, and -- for stewards and reviewers -- annotator quality."""
+    status, the review queue, and -- for stewards and reviewers -- annotator quality and
+    (unless ``agreement`` is False: the counts alone) the agreement and aggregation report of
+    :func:`garrison.label.agreement_report` under ``agreement`` and ``aggregation``, with the
+    banner of the replicas they are computed over as ``labels_marking``. Annotators see their
+    own figures only: their own label counts -- not their gold accuracy, whose count moving
+    after a submission would tell them which task was gold."""
     from garrison.label._projects import _insider
 
     project = load_project(session, name, AuditAction.LABEL_PROJECT_READ)
@@ -232,5 +237,12 @@ def project_stats(session: Session, name: str) -> dict[str, Any]:
         out["kinds"] = {k: c.tasks for k, c in sorted(counts.items())}
         out["review"] = reviews
         out["annotators"] = annotator_quality(session, name, _counts=(counts, labels))
+        if agreement:
+            from garrison.label._agreement_report import agreement_report
+
+            report = agreement_report(session, name)
+            out["agreement"] = report["agreement"]
+            out["aggregation"] = report["aggregation"]
+            out["labels_marking"] = report["marking"]
     session.audit(AuditAction.LABEL_PROJECT_READ, object_id=project.id, details={"stats": True})
     return out

@@ -487,13 +487,18 @@ def review_counts(session: Session, orm: OrmSession, project_id: str) -> dict[st
     return {str(state): int(n) for state, n in orm.execute(query)}
 
 
-def replicas_of(session: Session, orm: OrmSession, project_id: str, annotator: str) -> int:
-    """How many readable replicas (of any status) the annotator has in the project."""
+def replicas_of(
+    session: Session, orm: OrmSession, project_id: str, annotator: str, kind: str | None = None
+) -> int:
+    """How many readable replicas (of any status; of ``kind`` when given) the annotator has in
+    the project."""
     query = (
         select(func.count())
         .select_from(LabelRow)
         .where(LabelRow.project_id == project_id, LabelRow.annotator == annotator)
     )
+    if kind is not None:
+        query = query.where(LabelRow.kind == kind)
     return int(orm.scalar(session.readable(orm, query, LabelRow.marking_id)) or 0)
 
 
