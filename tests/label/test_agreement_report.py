@@ -267,3 +267,46 @@ def test_gold_hidden_through_cli_and_api(
             assert response.status_code == 200, response.text
             kind = response.json()["review"]["task"].get("kind")
             assert (kind is None) is hidden
+
+
+def test_tampered_tasks_and_labels_are_left_out_of_exports_stats_and_accuracy(
+    world: LabelWorld,
+) -> None:
+    from tests.store.test_bindings import _integrity_events, _marking_id, _raw
+
+    given = _label_round(world, {"ann_s": set(), "ann_s2": set()}, overlap=2)
+    stew = world.ws.session("stew")
+    _, before = export_labels(stew, "agr")
+    secret = sorted(r for r in given if world.records[r][0] == "SECRET")
+    task_record, label_record = secret[0], secret[1]
+    u = _marking_id(world.ws, "UNCLASSIFIED")
+    # A task lowered to UNCLASSIFIED (every one of its labels rides on it) and one label lowered.
+    _raw(
+        world.ws, "UPDATE label_tasks SET marking_id = :u WHERE record_id = :r", u=u, r=task_record
+    )
+    with world.ws.catalog.transaction() as orm:
+        from sqlalchemy import select
+
+        from garrison.store.models import LabelRow, LabelTaskRow
+
+        task_id = orm.scalar(select(LabelTaskRow.id).where(LabelTaskRow.record_id == label_record))
+        label_id = orm.scalar(
+            select(LabelRow.id).where(LabelRow.task_id == task_id, LabelRow.annotator == "ann_s")
+        )
+    _raw(world.ws, "UPDATE labels SET marking_id = :u WHERE id = :i", u=u, i=label_id)
+    _, after = export_labels(stew, "agr")
+    kept = {r.record_id: r for r in after}
+    assert task_record not in kept and len(after) == len(before) - 1
+    assert {a["annotator"] for a in kept[label_record].labels["annotators"]} == {"ann_s2"}
+    # Each tampered row is reported, the task once although several labels ride on it.
+    assert len(_integrity_events(world.ws, f"labels:{label_id}")) == 1
+    with world.ws.catalog.transaction() as orm:
+        lowered = orm.scalar(select(LabelTaskRow.id).where(LabelTaskRow.record_id == task_record))
+    assert len(_integrity_events(world.ws, f"label_tasks:{lowered}")) == 1
+    report = agreement_report(stew, "agr")
+    assert report["aggregation"]["tasks"] == len(given) - 1
+    quality = {q["annotator"]: q for q in project_stats(stew, "agr", agreement=False)["annotators"]}
+    gold_seen = [r for r in given if sorted(world.records).index(r) % 2 == 0]
+    dropped = {task_record, label_record} & set(gold_seen)
+    assert quality["ann_s2"]["gold"]["answered"] == len(gold_seen) - (task_record in dropped)
+    assert quality["ann_s"]["gold"]["answered"] == len(gold_seen) - len(dropped)

@@ -50,11 +50,13 @@ __all__ = [
     "insert_label",
     "label_counts",
     "label_rows",
+    "label_tallies",
     "mark_review",
     "next_pending_label",
     "open_draft",
     "project_rows",
     "release_claim",
+    "scored_labels",
     "set_annotator_state",
     "set_priorities",
     "set_suggestions",
@@ -475,6 +477,55 @@ def label_counts(session: Session, orm: OrmSession, project_id: str) -> dict[tup
     return {(str(a), str(s)): int(n) for a, s, n in orm.execute(query)}
 
 
+def label_tallies(
+    session: Session, orm: OrmSession, project_id: str
+) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """:func:`label_counts` and :func:`review_counts` from one grouped query: readable
+    annotations by (annotator, status), and the submitted ones by review state."""
+    query = select(LabelRow.annotator, LabelRow.status, LabelRow.review_state, func.count()).where(
+        LabelRow.project_id == project_id, LabelRow.kind == "annotation"
+    )
+    query = session.readable(orm, query, LabelRow.marking_id).group_by(
+        LabelRow.annotator, LabelRow.status, LabelRow.review_state
+    )
+    counts: dict[tuple[str, str], int] = {}
+    reviews: dict[str, int] = {}
+    for annotator, status, state, n in orm.execute(query):
+        key = (str(annotator), str(status))
+        counts[key] = counts.get(key, 0) + int(n)
+        if status == "submitted" and state is not None:
+            reviews[str(state)] = reviews.get(str(state), 0) + int(n)
+    return counts, reviews
+
+
+def scored_labels(
+    session: Session, orm: OrmSession, project_id: str, kinds: Sequence[str]
+) -> list[tuple[str, str, Any, Any]]:
+    """Every readable submitted annotation on a readable task of ``kinds`` (gold,
+    calibration), as ``(annotator, task kind, value, gold)``, in one query: a column read
+    whose label and task bindings are both verified (a row failing either is left out)."""
+    query = (
+        select(
+            *binding_columns(LabelRow, "l_"),
+            *binding_columns(LabelTaskRow, "t_"),
+            LabelRow.annotator.label("who"),
+            LabelRow.value.label("answer"),
+            LabelTaskRow.kind.label("task_kind"),
+            LabelTaskRow.gold.label("known"),
+        )
+        .join(LabelTaskRow, LabelTaskRow.id == LabelRow.task_id)
+        .where(
+            LabelRow.project_id == project_id,
+            LabelRow.kind == "annotation",
+            LabelRow.status == "submitted",
+            LabelTaskRow.kind.in_(list(kinds)),
+        )
+    )
+    query = session.readable(orm, query, LabelRow.marking_id, LabelTaskRow.marking_id)
+    good = _verify_labels_and_tasks(session, list(orm.execute(query)))
+    return [(r.who, r.task_kind, r.answer, r.known) for r in good]
+
+
 def review_counts(session: Session, orm: OrmSession, project_id: str) -> dict[str, int]:
     """Readable submitted labels by review state (``pending``, ``accepted``, ...)."""
     query = select(LabelRow.review_state, func.count()).where(
@@ -564,6 +615,25 @@ def review_rows(
     return out
 
 
+def _verify_labels_and_tasks(session: Session, rows: list[Any]) -> list[Any]:
+    """The rows of a label-and-task column read whose label part and task part both verify.
+
+    Every label's binding is recomputed. A task's columns are the same in every row of its
+    labels (one task row, joined once per label, within one statement): its binding is
+    recomputed once, on the first row carrying that task id and stored binding, and that
+    verdict stands for the task's other rows -- each task is still verified in full.
+    """
+    binder = session.workspace.catalog.binder
+    firsts: dict[tuple[Any, Any], Any] = {}
+    for row in rows:
+        firsts.setdefault((row.t_id, row.t_binding), row)
+    tasks_ok = {
+        (r.t_id, r.t_binding) for r in verify_columns(binder, firsts.values(), (LabelTaskRow, "t_"))
+    }
+    labels_ok = verify_columns(binder, rows, (LabelRow, "l_"))
+    return [r for r in labels_ok if (r.t_id, r.t_binding) in tasks_ok]
+
+
 def export_rows(session: Session, orm: OrmSession, project_id: str) -> list[dict[str, Any]]:
     """Every readable submitted label of a project on a readable task, as plain values
     (``record_id``, ``task_kind``, ``annotator``, ``kind``, ``value``, ``marking_id``,
@@ -584,10 +654,8 @@ def export_rows(session: Session, orm: OrmSession, project_id: str) -> list[dict
         .where(LabelRow.project_id == project_id, LabelRow.status == "submitted")
     )
     query = session.readable(orm, query, LabelRow.marking_id, LabelTaskRow.marking_id)
-    rows = orm.execute(query.order_by(LabelTaskRow.seq, LabelRow.submitted_at, LabelRow.id))
-    good = verify_columns(
-        session.workspace.catalog.binder, rows, (LabelRow, "l_"), (LabelTaskRow, "t_")
-    )
+    rows = list(orm.execute(query.order_by(LabelTaskRow.seq, LabelRow.submitted_at, LabelRow.id)))
+    good = _verify_labels_and_tasks(session, rows)
     return [
         {
             "id": r.l_id,
