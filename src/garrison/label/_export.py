@@ -86,10 +86,15 @@ def aggregate(values: Sequence[Any], fixes: Sequence[Any]) -> tuple[Any, str, bo
         return fixes[-1], "review", False
     if not values:
         return None, "none", False
-    counted = Counter(_key(v) for v in values).most_common()
+    forms: dict[Any, Any] = {}
+    for v in values:  # a plain string is its own key; anything else its canonical JSON
+        forms.setdefault(("s", v) if isinstance(v, str) else ("j", _key(v)), v)
+    counted = Counter(
+        ("s", v) if isinstance(v, str) else ("j", _key(v)) for v in values
+    ).most_common()
     if len(counted) > 1 and counted[0][1] == counted[1][1]:
         return None, "majority", True
-    return json.loads(counted[0][0]), "majority", False
+    return forms[counted[0][0]], "majority", False
 
 
 def export_labels(
