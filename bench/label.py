@@ -227,6 +227,11 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "notes": [
             "Targets: every interactive p95 < 200 ms; export of 100,000+ labels in seconds.",
             f"Targets met: {'yes' if met else 'no'}.",
+            "The steward's counts are project_stats(..., agreement=False): progress, review "
+            "counts and every annotator's standing and gold accuracy. The full stats with the "
+            "agreement and aggregation report (Krippendorff's alpha, Cohen's and Fleiss' kappa "
+            "with bootstrap intervals, majority vote and Dawid-Skene over every labeled task) "
+            f"is not an interactive call and is timed once: {report_s:.0f} s here.",
             "Each next-task call claims a replica, then skips it, so successive calls hand out "
             "new tasks (the skip is timed with it).",
             "a1's labels were bulk-loaded, so a1 has no queue position yet: the first call scans "

@@ -137,7 +137,7 @@ def annotator_quality(session: Session, name: str) -> list[dict[str, Any]]:
     project = load_project(session, name, AuditAction.LABEL_PROJECT_READ)
     with session.workspace.catalog.transaction() as orm:
         kinds = store.task_counts(session, orm, project.id, project.settings.overlap)
-        counts, _ = store.label_tallies(session, orm, project.id)
+        counts = store.label_counts(session, orm, project.id)
         out = _quality_rows(session, orm, project, kinds, counts)
     session.audit(AuditAction.LABEL_PROJECT_READ, object_id=project.id, details={"quality": True})
     return out
@@ -220,7 +220,9 @@ def project_stats(session: Session, name: str, *, agreement: bool = True) -> dic
     insider = _insider(session)
     with session.workspace.catalog.transaction() as orm:
         counts = store.task_counts(session, orm, project.id, project.settings.overlap)
-        labels, reviews = store.label_tallies(session, orm, project.id)
+        # Two grouped queries, each answered from its own covering index.
+        labels = store.label_counts(session, orm, project.id)
+        reviews = store.review_counts(session, orm, project.id)
         annotators = _quality_rows(session, orm, project, counts, labels) if insider else []
     total = sum(c.tasks for c in counts.values())
     production = counts.get("production")

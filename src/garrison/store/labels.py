@@ -50,7 +50,6 @@ __all__ = [
     "insert_label",
     "label_counts",
     "label_rows",
-    "label_tallies",
     "mark_review",
     "next_pending_label",
     "open_draft",
@@ -475,27 +474,6 @@ def label_counts(session: Session, orm: OrmSession, project_id: str) -> dict[tup
         LabelRow.annotator, LabelRow.status
     )
     return {(str(a), str(s)): int(n) for a, s, n in orm.execute(query)}
-
-
-def label_tallies(
-    session: Session, orm: OrmSession, project_id: str
-) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
-    """:func:`label_counts` and :func:`review_counts` from one grouped query: readable
-    annotations by (annotator, status), and the submitted ones by review state."""
-    query = select(LabelRow.annotator, LabelRow.status, LabelRow.review_state, func.count()).where(
-        LabelRow.project_id == project_id, LabelRow.kind == "annotation"
-    )
-    query = session.readable(orm, query, LabelRow.marking_id).group_by(
-        LabelRow.annotator, LabelRow.status, LabelRow.review_state
-    )
-    counts: dict[tuple[str, str], int] = {}
-    reviews: dict[str, int] = {}
-    for annotator, status, state, n in orm.execute(query):
-        key = (str(annotator), str(status))
-        counts[key] = counts.get(key, 0) + int(n)
-        if status == "submitted" and state is not None:
-            reviews[str(state)] = reviews.get(str(state), 0) + int(n)
-    return counts, reviews
 
 
 def scored_labels(
