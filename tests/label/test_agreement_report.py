@@ -310,3 +310,31 @@ def test_tampered_tasks_and_labels_are_left_out_of_exports_stats_and_accuracy(
     dropped = {task_record, label_record} & set(gold_seen)
     assert quality["ann_s2"]["gold"]["answered"] == len(gold_seen) - (task_record in dropped)
     assert quality["ann_s"]["gold"]["answered"] == len(gold_seen) - len(dropped)
+
+
+def test_api_stats_and_export_method(sqlite_world: LabelWorld) -> None:
+    from fastapi.testclient import TestClient
+
+    from garrison.api import MARKING_HEADER, create_app
+    from garrison.store.tokens import create_token
+
+    world = sqlite_world
+    _label_round(world, {"ann_s": set(), "ann_s2": {0, 3}}, overlap=2)
+    tokens = {u: create_token(world.ws.session(), u, 30)[1] for u in ("stew", "ann_s")}
+    with TestClient(create_app(world.ws.root), raise_server_exceptions=False) as client:
+
+        def call(method: str, path: str, who: str, **kw: Any) -> Any:
+            headers = {"Authorization": f"Bearer {tokens[who]}"}
+            return client.request(method, path, headers=headers, **kw)
+
+        stats = call("GET", "/v1/label/projects/agr/stats", "stew")
+        assert stats.status_code == 200 and stats.headers[MARKING_HEADER] == "SECRET"
+        body = stats.json()["stats"]
+        assert _figure(body, "Cohen's kappa")["n"] > 0
+        assert set(body["aggregation"]["methods"]) == {"majority", "dawid-skene"}
+        mine = call("GET", "/v1/label/projects/agr/stats", "ann_s").json()["stats"]
+        assert "agreement" not in mine and "aggregation" not in mine
+        done = call("POST", "/v1/label/projects/agr/export", "stew", json={"method": "dawid-skene"})
+        assert done.status_code == 200, done.text
+        bad = call("POST", "/v1/label/projects/agr/export", "stew", json={"method": "mean"})
+        assert bad.status_code == 400 and "aggregation method" in bad.text
