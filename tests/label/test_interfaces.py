@@ -153,7 +153,10 @@ def test_api_round(served: LabelWorld) -> None:
         assert len(ids) == len(served.records)
         stats = client.get("/v1/label/projects/api/stats", headers=auth("stew")).json()
         assert stats["stats"]["tasks"] == len(served.records)
-        assert stats["marking"] == "UNCLASSIFIED"
+        # Aggregation is computed from SECRET labels: the response is marked with them.
+        assert stats["marking"] == "SECRET"
+        assert set(stats["stats"]["aggregation"]["methods"]) == {"majority", "dawid-skene"}
+        assert "labels_marking" not in stats["stats"]
         low = client.get("/v1/label/projects/api/tasks?limit=100", headers=auth("ann_u")).json()
         assert len(low["items"]) == 4 and low["marking"] == "UNCLASSIFIED"
         secret = next(t for t in ids if t not in {i["id"] for i in low["items"]})

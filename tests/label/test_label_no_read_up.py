@@ -21,6 +21,7 @@ from garrison.core.errors import GarrisonError
 from garrison.label import (
     LabelProjects,
     accept,
+    agreement_report,
     annotator_quality,
     export_file,
     my_labels,
@@ -103,6 +104,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "review": _review,
     "stats": lambda s: project_stats(s, "nru"),
     "quality": lambda s: annotator_quality(s, "nru"),
+    "agreement": lambda s: agreement_report(s, "nru"),
     "page": lambda s: LabelProjects(s).tasks("nru", limit=1000)[0],
     "mine": lambda s: [label.to_dict() for label in my_labels(s, "nru")],
     "list": lambda s: [p.to_dict() for p in LabelProjects(s).list()],
@@ -117,6 +119,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
 @given(user=st.sampled_from(sorted(SUBJECTS)), op=st.sampled_from([*sorted(OPERATIONS), "export"]))
 def test_labeling_never_reads_up(world: LabelWorld, tmp_path: Path, user: str, op: str) -> None:
     session = world.ws.session(user)
+    result: Any = None
     try:
         result = _export(session, tmp_path) if op == "export" else OPERATIONS[op](session)
         text = json.dumps(result, default=str)
@@ -126,6 +129,9 @@ def test_labeling_never_reads_up(world: LabelWorld, tmp_path: Path, user: str, o
         assert word not in text, f"{user} {op} revealed {word!r}"
     if op == "stats" and isinstance(result, dict):
         assert result["tasks"] == _readable_tasks(world, SUBJECTS[user])
+    if op in ("stats", "agreement") and isinstance(result, dict) and "aggregation" in result:
+        # Aggregated and agreed over readable tasks only.
+        assert result["aggregation"]["tasks"] <= _readable_tasks(world, SUBJECTS[user])
     if op == "page" and isinstance(result, list):
         assert len(result) == _readable_tasks(world, SUBJECTS[user])
 

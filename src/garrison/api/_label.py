@@ -117,6 +117,9 @@ class ExportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, max_length=128, description="Default: the project's name.")
+    method: str = Field(
+        "majority", max_length=16, description="Aggregation: majority or dawid-skene."
+    )
 
 
 @router.get("/projects", summary="Labeling projects")
@@ -184,11 +187,13 @@ def project_stats(session: SessionDep, name: str) -> JSONResponse:
     from garrison.label import project_stats as stats
 
     data = stats(session, name)
-    # Counts over what the caller may read are marked like the project itself.
+    # Counts over what the caller may read are marked like the project itself; agreement and
+    # aggregation like the replicas they are computed from.
+    extra = [data["marking"]] + ([data["labels_marking"]] if data.get("labels_marking") else [])
     return marked(
         session,
-        {"stats": {k: v for k, v in data.items() if k != "marking"}},
-        extra=[data["marking"]],
+        {"stats": {k: v for k, v in data.items() if k not in ("marking", "labels_marking")}},
+        extra=extra,
     )
 
 
@@ -231,7 +236,8 @@ def import_predictions(session: SessionDep, name: str, body: PredictionsIn) -> J
 def export_project(session: SessionDep, name: str, body: ExportIn) -> JSONResponse:
     from garrison.label import export_dataset
 
-    return marked(session, export_dataset(session, name, name=body.name).to_dict())
+    version = export_dataset(session, name, name=body.name, method=body.method)
+    return marked(session, version.to_dict())
 
 
 @router.post("/projects/{name}/next", summary="The caller's next task")

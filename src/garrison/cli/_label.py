@@ -199,16 +199,51 @@ def project_stats(
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Progress and annotator quality, over what the acting subject may read."""
+    """Progress, annotator quality, agreement and aggregation, over what the acting subject may
+    read (agreement and aggregation: reviewers and stewards)."""
     from garrison.label import project_stats as stats
 
     with open_session(ctx, workspace, as_user) as session:
         data = stats(session, name)
-    line = (
+    _print(data, as_json, "\n".join(_stats_lines(data)))
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _stats_lines(data: dict[str, Any]) -> list[str]:
+    lines = [
         f"{data['project']}  [{data['marking']}]  {data['tasks']} tasks, "
         f"{data['complete']} of {data['production']} complete, labels {data['labels']}"
-    )
-    _print(data, as_json, line)
+    ]
+    for a in data.get("annotators", []):
+        gold = a["gold"]
+        low, high = gold["interval"]
+        lines.append(
+            f"  {a['annotator']}: {a['state']}, {a['submitted']} submitted, gold "
+            f"{gold['correct']}/{gold['answered']} [{low:.2f}, {high:.2f}]"
+        )
+    if "agreement" in data:
+        lines.append(f"agreement  [{data.get('labels_marking') or 'no labels'}]")
+        for f in data["agreement"]:
+            counts = " ".join(f"{k}={v}" for k, v in f.get("counts", {}).items())
+            lines.append(
+                f"  {f['name']}: {_number(f['value'])} "
+                f"[{_number(f['low'])}, {_number(f['high'])}] over {f['units']} {counts}".rstrip()
+            )
+    if "aggregation" in data:
+        agg = data["aggregation"]
+        lines.append(
+            f"aggregation on {agg['gold']} gold tasks ({agg['tasks']} tasks, "
+            f"{agg['disagree']} settled differently)"
+        )
+        for method, m in agg["methods"].items():
+            lines.append(
+                f"  {method}: accuracy {_number(m['accuracy'])} "
+                f"[{_number(m['low'])}, {_number(m['high'])}] ({m['correct']}/{m['n']})"
+            )
+    return lines
 
 
 @project_app.command("export")
@@ -222,6 +257,9 @@ def project_export(
     dataset_name: Annotated[
         str | None, typer.Option("--name", help="Name of the new dataset version.")
     ] = None,
+    method: Annotated[
+        str, typer.Option("--method", help="Aggregation: majority or dawid-skene.")
+    ] = "majority",
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -231,14 +269,14 @@ def project_export(
 
     with open_session(ctx, workspace, as_user) as session:
         if fmt == "dataset":
-            data = export_dataset(session, name, name=dataset_name).to_dict()
+            data = export_dataset(session, name, name=dataset_name, method=method).to_dict()
             line = (
                 f"{data['name']}@{data['id'][:12]}  [{data['marking']}]  {data['records']} records"
             )
         else:
             if out is None:
                 raise InvalidInput("A file export needs --out FILE.")
-            data = export_file(session, name, fmt, out)
+            data = export_file(session, name, fmt, out, method=method)
             line = f"{data['path']}  [{data['marking']}]  {data['records']} records"
     _print(data, as_json, line)
 

@@ -10,6 +10,8 @@ The pieces::
     skip(session, task, reason)   skip or flag (``flag=True``) a task handed out
     next_review / accept / fix / reject     the reviewer queue; every replica kept
     project_stats / annotator_quality       progress, gold accuracy with Wilson intervals
+    agreement_report / project_agreement    agreement with intervals; majority vs Dawid–Skene
+    handed_task(session, task_id)           a task handed to the subject, with their replica
     export_dataset / export_file / export_labels    labels out, as a dataset version or a file
 
 The algorithms are pure functions over plain values: agreement between annotators
@@ -18,6 +20,13 @@ active learning (:mod:`garrison.label.active`), labeling functions
 (:mod:`garrison.label.functions`) and label export formats (:mod:`garrison.label.formats`).
 """
 
+from garrison.label._agreement_report import (
+    AGGREGATION_METHODS,
+    Agreement,
+    aggregate_values,
+    agreement_report,
+    project_agreement,
+)
 from garrison.label._export import (
     FILE_FORMATS,
     RecordLabels,
@@ -27,7 +36,7 @@ from garrison.label._export import (
 )
 from garrison.label._projects import LabelProject, LabelProjects, ProjectSettings
 from garrison.label._quality import annotator_quality, project_stats, resume, wilson_interval
-from garrison.label._queue import my_labels, next_task, skip, submit
+from garrison.label._queue import handed_task, my_labels, next_task, skip, submit
 from garrison.label._review import ReviewItem, accept, fix, next_review, reject, task_labels
 from garrison.label._tasks import TASK_TYPES, LabelView, TaskView, agree, check_value
 from garrison.label.active import SeedRun, Simulation, next_batch, simulate, uncertainty
@@ -84,10 +93,12 @@ from garrison.label.functions import (
 )
 
 __all__ = [
+    "AGGREGATION_METHODS",
     "EXPORTERS",
     "FILE_FORMATS",
     "KINDS",
     "TASK_TYPES",
+    "Agreement",
     "BoxMatch",
     "DawidSkene",
     "Estimate",
@@ -109,7 +120,9 @@ __all__ = [
     "TaskView",
     "Votes",
     "accept",
+    "aggregate_values",
     "agree",
+    "agreement_report",
     "alpha_interval",
     "annotator_quality",
     "apply_functions",
@@ -126,6 +139,7 @@ __all__ = [
     "file_marking",
     "fix",
     "fleiss_kappa",
+    "handed_task",
     "krippendorff_alpha",
     "label_studio_tasks",
     "lf_report",
@@ -138,6 +152,7 @@ __all__ = [
     "next_task",
     "parse_functions",
     "preference_lines",
+    "project_agreement",
     "project_stats",
     "read_label_studio",
     "read_label_studio_tasks",

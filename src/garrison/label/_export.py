@@ -7,10 +7,12 @@ rejected in review counts toward the aggregate. Each record's ``labels`` field h
      "annotators": [{"annotator", "value", "kind", "schema_version", "marking",
                      "review_state", "submitted_at"}, ...]}
 
-``aggregate`` is a reviewer's fix when there is one, else the majority (plurality) of the
-replicas' values (None on a tie). A record is marked with the join of its own marking and every
-exported label's; so is the version. Stewards export (``Action.DATASET_EXPORT``); every export
-is audited (``label.export``).
+``aggregate`` is a reviewer's fix when there is one (``method`` ``review``), else the replicas'
+aggregate by the method asked for: ``majority`` (plurality; None on a tie, ``tie`` true) or
+``dawid-skene`` (the most probable class under Dawid–Skene's per-annotator confusion model,
+fitted on every exported task of the project). ``method`` records which one. A record is
+marked with the join of its own marking and every exported label's; so is the version.
+Stewards export (``Action.DATASET_EXPORT``); every export is audited (``label.export``).
 """
 
 from __future__ import annotations
@@ -65,20 +67,47 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _dawid_skene(
+    project: LabelProject, grouped: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    from garrison.label._agreement_report import aggregate_values
+
+    values: dict[str, dict[str, Any]] = defaultdict(dict)
+    for record_id, replicas in grouped.items():
+        for r in replicas:
+            if r["kind"] == "annotation" and r["review_state"] != "rejected":
+                values[record_id][r["annotator"]] = r["value"]
+    return aggregate_values(project.task_type, dict(values), "dawid-skene")
+
+
 def aggregate(values: Sequence[Any], fixes: Sequence[Any]) -> tuple[Any, str, bool]:
     """(aggregate, method, tie): the latest fix, else the plurality value (None on a tie)."""
     if fixes:
         return fixes[-1], "review", False
     if not values:
         return None, "none", False
-    counted = Counter(_key(v) for v in values).most_common()
+    forms: dict[Any, Any] = {}
+    for v in values:  # a plain string is its own key; anything else its canonical JSON
+        forms.setdefault(("s", v) if isinstance(v, str) else ("j", _key(v)), v)
+    counted = Counter(
+        ("s", v) if isinstance(v, str) else ("j", _key(v)) for v in values
+    ).most_common()
     if len(counted) > 1 and counted[0][1] == counted[1][1]:
         return None, "majority", True
-    return json.loads(counted[0][0]), "majority", False
+    return forms[counted[0][0]], "majority", False
 
 
-def export_labels(session: Session, project_name: str) -> tuple[LabelProject, list[RecordLabels]]:
-    """Every readable labeled record of a project with its labels (stewards), in task order."""
+def export_labels(
+    session: Session, project_name: str, *, method: str = "majority"
+) -> tuple[LabelProject, list[RecordLabels]]:
+    """Every readable labeled record of a project with its labels (stewards), in task order,
+    aggregated by ``method`` (``majority`` or ``dawid-skene``)."""
+    from garrison.label._agreement_report import AGGREGATION_METHODS
+
+    if method not in AGGREGATION_METHODS:
+        raise InvalidInput(
+            f"Unknown aggregation method {method!r}: use {', '.join(AGGREGATION_METHODS)}."
+        )
     session.require(Action.DATASET_EXPORT, AuditAction.LABEL_EXPORT, object_id=project_name[:128])
     project = load_project(session, project_name, AuditAction.LABEL_EXPORT)
     with session.workspace.catalog.transaction() as orm:
@@ -97,6 +126,7 @@ def export_labels(session: Session, project_name: str) -> tuple[LabelProject, li
             grouped[row["record_id"]].append(row)
             if row["gold"] is not None:
                 gold[row["record_id"]] = row["gold"]
+    skene = _dawid_skene(project, grouped) if method == "dawid-skene" else {}
     out = []
     parsed: dict[str, Marking] = {}
     joined: dict[tuple[str, frozenset[int]], Marking] = {}
@@ -109,7 +139,9 @@ def export_labels(session: Session, project_name: str) -> tuple[LabelProject, li
             r for r in replicas if r["kind"] == "annotation" and r["review_state"] != "rejected"
         ]
         fixes = [r["value"] for r in replicas if r["kind"] == "fix"]
-        value, method, tie = aggregate([r["value"] for r in counted], fixes)
+        value, used, tie = aggregate([r["value"] for r in counted], fixes)
+        if method == "dawid-skene" and used == "majority":
+            value, used, tie = skene.get(record_id), "dawid-skene", False
         key = (record.marking, frozenset(r["marking_id"] for r in replicas))
         marking = joined.get(key)  # a few distinct combinations: join each once
         if marking is None:
@@ -118,7 +150,7 @@ def export_labels(session: Session, project_name: str) -> tuple[LabelProject, li
             "project": project.name,
             "task_type": project.task_type,
             "aggregate": value,
-            "method": method,
+            "method": used,
             "tie": tie,
             "gold": gold.get(record_id),
             "annotators": [
@@ -141,12 +173,12 @@ def export_labels(session: Session, project_name: str) -> tuple[LabelProject, li
 
 
 def export_dataset(
-    session: Session, project_name: str, *, name: str | None = None
+    session: Session, project_name: str, *, name: str | None = None, method: str = "majority"
 ) -> DatasetVersion:
     """The project's dataset version again, each labeled record with a ``labels`` field and
     marked with the join of its labels (stewards); a new version named ``name`` (default: the
-    project's name)."""
-    project, labeled = export_labels(session, project_name)
+    project's name), aggregated by ``method``."""
+    project, labeled = export_labels(session, project_name, method=method)
     fields: Mapping[str, Mapping[str, Any]] = {r.record_id: {"labels": r.labels} for r in labeled}
     markings = {r.record_id: r.marking for r in labeled}
     version = Datasets(session).derive(
@@ -154,18 +186,24 @@ def export_dataset(
         name=name or project.name,
         fields=fields,
         markings=markings,
-        source={"label_project": project.id, "schema_version": project.schema_version},
+        source={
+            "label_project": project.id,
+            "schema_version": project.schema_version,
+            "method": method,
+        },
     )
     session.audit(
         AuditAction.LABEL_EXPORT,
         object_id=project.id,
         object_marking=version.marking.banner(),
-        details={"dataset": version.id, "records": len(labeled)},
+        details={"dataset": version.id, "records": len(labeled), "method": method},
     )
     return version
 
 
-def export_file(session: Session, project_name: str, fmt: str, path: Path) -> dict[str, Any]:
+def export_file(
+    session: Session, project_name: str, fmt: str, path: Path, *, method: str = "majority"
+) -> dict[str, Any]:
     """Write the project's labels to ``path`` in ``fmt`` (stewards); refuses an existing file.
 
     ``jsonl`` is one record a line (``id``, ``text``, ``split``, ``marking``, ``labels``); the
@@ -174,7 +212,7 @@ def export_file(session: Session, project_name: str, fmt: str, path: Path) -> di
     """
     if path.exists():
         raise InvalidInput(f"{path} already exists; give a new file name.")
-    project, labeled = export_labels(session, project_name)
+    project, labeled = export_labels(session, project_name, method=method)
     marking = join(*(r.marking for r in labeled)) if labeled else project.marking
     if fmt == "jsonl":
         with path.open("w", encoding="utf-8") as out:
@@ -186,9 +224,15 @@ def export_file(session: Session, project_name: str, fmt: str, path: Path) -> di
         AuditAction.LABEL_EXPORT,
         object_id=project.id,
         object_marking=marking.banner(),
-        details={"format": fmt, "records": len(labeled), "out": str(path)},
+        details={"format": fmt, "records": len(labeled), "out": str(path), "method": method},
     )
-    return {"path": str(path), "format": fmt, "records": len(labeled), "marking": marking.banner()}
+    return {
+        "path": str(path),
+        "format": fmt,
+        "records": len(labeled),
+        "marking": marking.banner(),
+        "method": method,
+    }
 
 
 def write_format(

@@ -131,50 +131,54 @@ def _stats_of(correct: int, total: int) -> dict[str, Any]:
     }
 
 
-def annotator_quality(
-    session: Session,
-    name: str,
-    *,
-    _counts: tuple[dict[str, store.KindCounts], dict[tuple[str, str], int]] | None = None,
-) -> list[dict[str, Any]]:
+def annotator_quality(session: Session, name: str) -> list[dict[str, Any]]:
     """Per annotator: standing, gold and calibration accuracy with 95% Wilson intervals, over
     what the reader may read. Annotators see only themselves; reviewers and stewards see all."""
+    project = load_project(session, name, AuditAction.LABEL_PROJECT_READ)
+    with session.workspace.catalog.transaction() as orm:
+        kinds = store.task_counts(session, orm, project.id, project.settings.overlap)
+        counts = store.label_counts(session, orm, project.id)
+        out = _quality_rows(session, orm, project, kinds, counts)
+    session.audit(AuditAction.LABEL_PROJECT_READ, object_id=project.id, details={"quality": True})
+    return out
+
+
+def _quality_rows(
+    session: Session,
+    orm: OrmSession,
+    project: LabelProject,
+    kinds: dict[str, store.KindCounts],
+    counts: dict[tuple[str, str], int],
+) -> list[dict[str, Any]]:
+    """The annotators' rows of :func:`annotator_quality` from counts already read: one query
+    for every annotator's gold and calibration answers (none when no such task is readable)."""
     from garrison.label._projects import _insider
 
-    project = load_project(session, name, AuditAction.LABEL_PROJECT_READ)
+    states = store.annotator_states(orm, project.id)
+    names = sorted({a for a, _ in counts} | set(states))
+    if not _insider(session):
+        names = [n for n in names if n == session.subject.name]
+    scored_kinds = [k for k in ("gold", "calibration") if k in kinds]
+    tally: dict[tuple[str, str], list[int]] = {}
+    if scored_kinds and names:
+        for who, kind, value, gold in store.scored_labels(session, orm, project.id, scored_kinds):
+            cell = tally.setdefault((who, kind), [0, 0])
+            cell[0] += agree(project.task_type, value, gold)
+            cell[1] += 1
     out = []
-    with session.workspace.catalog.transaction() as orm:
-        states = store.annotator_states(orm, project.id)
-        kinds, counts = _counts or (
-            store.task_counts(session, orm, project.id, project.settings.overlap),
-            store.label_counts(session, orm, project.id),
+    for annotator in names:
+        state = states.get(annotator)
+        out.append(
+            {
+                "annotator": annotator,
+                "state": state.state if state else ACTIVE,
+                "reason": state.reason if state else None,
+                "submitted": counts.get((annotator, "submitted"), 0),
+                "skipped": counts.get((annotator, "skipped"), 0),
+                "gold": _stats_of(*tally.get((annotator, "gold"), (0, 0))),
+                "calibration": _stats_of(*tally.get((annotator, "calibration"), (0, 0))),
+            }
         )
-        names = sorted({a for a, _ in counts} | set(states))
-        if not _insider(session):
-            names = [n for n in names if n == session.subject.name]
-        for annotator in names:
-            # No readable gold (or calibration) task: nothing to score, no join to run.
-            gold = (
-                _accuracy(session, orm, project, annotator, "gold") if "gold" in kinds else (0, 0)
-            )
-            calibration = (
-                _accuracy(session, orm, project, annotator, "calibration")
-                if "calibration" in kinds
-                else (0, 0)
-            )
-            state = states.get(annotator)
-            out.append(
-                {
-                    "annotator": annotator,
-                    "state": state.state if state else ACTIVE,
-                    "reason": state.reason if state else None,
-                    "submitted": counts.get((annotator, "submitted"), 0),
-                    "skipped": counts.get((annotator, "skipped"), 0),
-                    "gold": _stats_of(*gold),
-                    "calibration": _stats_of(*calibration),
-                }
-            )
-    session.audit(AuditAction.LABEL_PROJECT_READ, object_id=project.id, details={"quality": True})
     return out
 
 
@@ -201,18 +205,25 @@ def refuse_paused(state: str, project: LabelProject, annotator: str) -> None:
         )
 
 
-def project_stats(session: Session, name: str) -> dict[str, Any]:
+def project_stats(session: Session, name: str, *, agreement: bool = True) -> dict[str, Any]:
     """Progress over what the reader may read: tasks (by kind for stewards and reviewers;
     annotators see one production total, gold hidden among it), complete tasks, labels by
-    status, the review queue, and -- for stewards and reviewers -- annotator quality."""
+    status, the review queue, and -- for stewards and reviewers -- annotator quality and
+    (unless ``agreement`` is False: the counts alone) the agreement and aggregation report of
+    :func:`garrison.label.agreement_report` under ``agreement`` and ``aggregation``, with the
+    banner of the replicas they are computed over as ``labels_marking``. Annotators see their
+    own figures only: their own label counts -- not their gold accuracy, whose count moving
+    after a submission would tell them which task was gold."""
     from garrison.label._projects import _insider
 
     project = load_project(session, name, AuditAction.LABEL_PROJECT_READ)
     insider = _insider(session)
     with session.workspace.catalog.transaction() as orm:
         counts = store.task_counts(session, orm, project.id, project.settings.overlap)
+        # Two grouped queries, each answered from its own covering index.
         labels = store.label_counts(session, orm, project.id)
         reviews = store.review_counts(session, orm, project.id)
+        annotators = _quality_rows(session, orm, project, counts, labels) if insider else []
     total = sum(c.tasks for c in counts.values())
     production = counts.get("production")
     statuses: dict[str, int] = {}
@@ -231,6 +242,13 @@ def project_stats(session: Session, name: str) -> dict[str, Any]:
     if insider:
         out["kinds"] = {k: c.tasks for k, c in sorted(counts.items())}
         out["review"] = reviews
-        out["annotators"] = annotator_quality(session, name, _counts=(counts, labels))
+        out["annotators"] = annotators
+        if agreement:
+            from garrison.label._agreement_report import agreement_report
+
+            report = agreement_report(session, name)
+            out["agreement"] = report["agreement"]
+            out["aggregation"] = report["aggregation"]
+            out["labels_marking"] = report["marking"]
     session.audit(AuditAction.LABEL_PROJECT_READ, object_id=project.id, details={"stats": True})
     return out

@@ -30,7 +30,7 @@ from garrison.store.labels import CatalogTransaction as OrmSession
 from garrison.store.models import LabelRow, LabelTaskRow
 from garrison.store.session import Session
 
-__all__ = ["my_labels", "next_task", "skip", "submit", "task_view"]
+__all__ = ["handed_task", "my_labels", "next_task", "skip", "submit", "task_view"]
 
 
 def _sampled(key: str, rate: float) -> bool:
@@ -325,3 +325,40 @@ def my_labels(session: Session, project_name: str) -> list[LabelView]:
         AuditAction.LABEL_PROJECT_READ, object_id=project.id, details={"labels": len(views)}
     )
     return views
+
+
+def handed_task(session: Session, task_id: str) -> tuple[TaskView, LabelView]:
+    """A task handed to the subject (their own replica on it: a draft, or what they submitted),
+    as they see it, and that replica. NotFound -- audited, like a missing task -- for a task
+    above them, one not handed to them, or one they skipped. Blind overlap: only the subject's
+    own replica is returned, never anyone else's."""
+    with session.workspace.catalog.transaction() as orm:
+        found = store.find_task(session, orm, task_id)
+        mine = None
+        if found is not None:
+            rows = store.label_rows(
+                session, orm, task_ids=[task_id], annotator=session.subject.name
+            )
+            own = [(r, m) for r, m in rows if r.kind == "annotation" and r.status != "skipped"]
+            mine = own[-1] if own else None
+        if found is None or mine is None:
+            session.audit(
+                AuditAction.LABEL_TASK,
+                object_id=task_id[:128],
+                decision="deny",
+                reason="no such task or not handed to the subject",
+            )
+            raise NotFound(f"No task {task_id}.")
+        task, project_row, marking = found
+        project = project_from_row(*store.project_rows(session, orm, project_id=project_row.id)[0])
+        row, label_marking = mine
+        draft = row.value if row.status == "draft" else None
+        view = task_view(session, orm, project, task, marking, draft=draft)
+        label = label_view(row, label_marking)
+    session.audit(
+        AuditAction.LABEL_TASK,
+        object_id=task_id,
+        object_marking=marking.banner(),
+        details={"project": project.id, "opened": True},
+    )
+    return view, label

@@ -6,6 +6,11 @@ where blindness ends) -- never a task they labeled themselves. ``accept`` keeps 
 ``fix`` adds the reviewer's own label (kind ``fix``, its ``parent_id`` the label fixed) and
 ``reject`` (with a reason) returns the replica slot to the queue; the reviewed label's value
 is never changed. Every verdict is audited (``label.review``).
+
+Whether a task is gold stays hidden from anyone who might label it: annotators hold the review
+action too, and a reviewer who has labeled in the project is labeling there. The review item
+names a task's kind (gold, calibration, production) only to stewards and to reviewers with no
+replica of their own in the project (:func:`sees_gold`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,20 @@ class ReviewItem:
         }
 
 
+def sees_gold(session: Session, orm: Any, project: LabelProject) -> bool:
+    """Whether the subject may be told which of the project's tasks are gold: stewards (and
+    the system), and reviewers who have annotated nothing in the project (a fix is
+    not an annotation); never annotators."""
+    from garrison.security.subjects import Role
+
+    roles = session.subject.roles
+    if session.subject.is_system or Role.STEWARD in roles:
+        return True
+    if Role.REVIEWER not in roles:
+        return False
+    return store.replicas_of(session, orm, project.id, session.subject.name, "annotation") == 0
+
+
 def next_review(session: Session, project_name: str) -> ReviewItem | None:
     """The oldest pending label the reviewer may read, on a task they did not label."""
     session.require(Action.REVIEW, AuditAction.LABEL_REVIEW, object_id=project_name[:128])
@@ -61,7 +80,8 @@ def next_review(session: Session, project_name: str) -> ReviewItem | None:
         if found is None or marking is None:
             return None
         task, _, task_marking = found
-        view = task_view(session, orm, project, task, task_marking, insider=True)
+        insider = sees_gold(session, orm, project)
+        view = task_view(session, orm, project, task, task_marking, insider=insider)
         others = [
             label_view(r, m)
             for r, m in store.label_rows(session, orm, task_ids=[task.id], statuses=["submitted"])

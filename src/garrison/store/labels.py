@@ -55,6 +55,7 @@ __all__ = [
     "open_draft",
     "project_rows",
     "release_claim",
+    "scored_labels",
     "set_annotator_state",
     "set_priorities",
     "set_suggestions",
@@ -475,6 +476,34 @@ def label_counts(session: Session, orm: OrmSession, project_id: str) -> dict[tup
     return {(str(a), str(s)): int(n) for a, s, n in orm.execute(query)}
 
 
+def scored_labels(
+    session: Session, orm: OrmSession, project_id: str, kinds: Sequence[str]
+) -> list[tuple[str, str, Any, Any]]:
+    """Every readable submitted annotation on a readable task of ``kinds`` (gold,
+    calibration), as ``(annotator, task kind, value, gold)``, in one query: a column read
+    whose label and task bindings are both verified (a row failing either is left out)."""
+    query = (
+        select(
+            *binding_columns(LabelRow, "l_"),
+            *binding_columns(LabelTaskRow, "t_"),
+            LabelRow.annotator.label("who"),
+            LabelRow.value.label("answer"),
+            LabelTaskRow.kind.label("task_kind"),
+            LabelTaskRow.gold.label("known"),
+        )
+        .join(LabelTaskRow, LabelTaskRow.id == LabelRow.task_id)
+        .where(
+            LabelRow.project_id == project_id,
+            LabelRow.kind == "annotation",
+            LabelRow.status == "submitted",
+            LabelTaskRow.kind.in_(list(kinds)),
+        )
+    )
+    query = session.readable(orm, query, LabelRow.marking_id, LabelTaskRow.marking_id)
+    good = _verify_labels_and_tasks(session, list(orm.execute(query)))
+    return [(r.who, r.task_kind, r.answer, r.known) for r in good]
+
+
 def review_counts(session: Session, orm: OrmSession, project_id: str) -> dict[str, int]:
     """Readable submitted labels by review state (``pending``, ``accepted``, ...)."""
     query = select(LabelRow.review_state, func.count()).where(
@@ -487,13 +516,18 @@ def review_counts(session: Session, orm: OrmSession, project_id: str) -> dict[st
     return {str(state): int(n) for state, n in orm.execute(query)}
 
 
-def replicas_of(session: Session, orm: OrmSession, project_id: str, annotator: str) -> int:
-    """How many readable replicas (of any status) the annotator has in the project."""
+def replicas_of(
+    session: Session, orm: OrmSession, project_id: str, annotator: str, kind: str | None = None
+) -> int:
+    """How many readable replicas (of any status; of ``kind`` when given) the annotator has in
+    the project."""
     query = (
         select(func.count())
         .select_from(LabelRow)
         .where(LabelRow.project_id == project_id, LabelRow.annotator == annotator)
     )
+    if kind is not None:
+        query = query.where(LabelRow.kind == kind)
     return int(orm.scalar(session.readable(orm, query, LabelRow.marking_id)) or 0)
 
 
@@ -559,6 +593,25 @@ def review_rows(
     return out
 
 
+def _verify_labels_and_tasks(session: Session, rows: list[Any]) -> list[Any]:
+    """The rows of a label-and-task column read whose label part and task part both verify.
+
+    Every label's binding is recomputed. A task's columns are the same in every row of its
+    labels (one task row, joined once per label, within one statement): its binding is
+    recomputed once, on the first row carrying that task id and stored binding, and that
+    verdict stands for the task's other rows -- each task is still verified in full.
+    """
+    binder = session.workspace.catalog.binder
+    firsts: dict[tuple[Any, Any], Any] = {}
+    for row in rows:
+        firsts.setdefault((row.t_id, row.t_binding), row)
+    tasks_ok = {
+        (r.t_id, r.t_binding) for r in verify_columns(binder, firsts.values(), (LabelTaskRow, "t_"))
+    }
+    labels_ok = verify_columns(binder, rows, (LabelRow, "l_"))
+    return [r for r in labels_ok if (r.t_id, r.t_binding) in tasks_ok]
+
+
 def export_rows(session: Session, orm: OrmSession, project_id: str) -> list[dict[str, Any]]:
     """Every readable submitted label of a project on a readable task, as plain values
     (``record_id``, ``task_kind``, ``annotator``, ``kind``, ``value``, ``marking_id``,
@@ -579,10 +632,8 @@ def export_rows(session: Session, orm: OrmSession, project_id: str) -> list[dict
         .where(LabelRow.project_id == project_id, LabelRow.status == "submitted")
     )
     query = session.readable(orm, query, LabelRow.marking_id, LabelTaskRow.marking_id)
-    rows = orm.execute(query.order_by(LabelTaskRow.seq, LabelRow.submitted_at, LabelRow.id))
-    good = verify_columns(
-        session.workspace.catalog.binder, rows, (LabelRow, "l_"), (LabelTaskRow, "t_")
-    )
+    rows = list(orm.execute(query.order_by(LabelTaskRow.seq, LabelRow.submitted_at, LabelRow.id)))
+    good = _verify_labels_and_tasks(session, rows)
     return [
         {
             "id": r.l_id,

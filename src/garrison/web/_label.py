@@ -32,9 +32,11 @@ from garrison.label import (
     TaskView,
     accept,
     fix,
+    handed_task,
     my_labels,
     next_review,
     next_task,
+    project_agreement,
     project_stats,
     reject,
     resume,
@@ -45,13 +47,7 @@ from garrison.security.policy import Action
 from garrison.security.subjects import Role
 from garrison.web._banner import PageMarkings, banner_style
 from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
-from garrison.web._label_data import (
-    handed_task,
-    project_agreement,
-    task_image,
-    tasks_marking,
-    under_review,
-)
+from garrison.web._label_data import task_image, tasks_marking, under_review
 from garrison.web._label_forms import (
     ACTIONS,
     EDITS,
@@ -113,7 +109,7 @@ def _dashboard(
     project = LabelProjects(session).get(name[:_MAX_NAME])  # NotFound: the one 404 page
     page.add(project.marking)
     page.add(tasks_marking(session, project.name))
-    stats = project_stats(session, project.name)
+    stats = project_stats(session, project.name, agreement=False)
     insider = _insider(viewer)
     agreement: list[dict[str, Any]] = []
     annotators: list[dict[str, Any]] = []
