@@ -506,8 +506,8 @@ def test_an_annotator_reviewing_never_learns_which_tasks_are_gold(env: LabelEnv)
 
 
 def test_agreement_on_many_tasks_keeps_the_value_of_all(monkeypatch: pytest.MonkeyPatch) -> None:
-    from garrison.label.agreement import krippendorff_alpha
     from garrison.label import _agreement_report as _label_data
+    from garrison.label.agreement import krippendorff_alpha
 
     units = [{"a": "x", "b": "x"}] * 30 + [{"a": "x", "b": "y"}] * 10 + [{"a": "y", "b": "y"}] * 20
     full = krippendorff_alpha(units)
