@@ -53,7 +53,7 @@ def test_every_stored_action_name_is_a_member_with_the_same_value() -> None:
     assert values >= STORED
     # Training, optimizing, using, predicting with and carrying models; asking the assistant
     # and keeping its conversations; building, reading and exporting evaluation suites;
-    # red-team runs.
+    # red-team runs; labeling.
     assert values - STORED == {
         "model.export", "model.import", "model.optimize", "model.predict", "model.train",
         "model.use", "ask", "conversation.delete", "conversation.list", "conversation.read",
@@ -62,6 +62,10 @@ def test_every_stored_action_name_is_a_member_with_the_same_value() -> None:
         "eval.compare", "eval.run", "eval.run-read", "eval.run-report", "eval.runs-list",
         # Red-team runs.
         "redteam.report", "redteam.run", "redteam.setup",
+        # Labeling: projects, tasks, labels, reviews, pauses, imports and exports.
+        "label.export", "label.flag", "label.import", "label.pause", "label.project-create",
+        "label.project-list", "label.project-read", "label.review", "label.skip",
+        "label.submit", "label.task",
     }  # fmt: skip
     assert len(values) == len(AuditAction)  # no two members share a name
     assert garrison.security.AuditAction is AuditAction
