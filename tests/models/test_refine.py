@@ -209,10 +209,16 @@ def test_ctrl_c_stops_between_two_steps_with_a_checkpoint(ws: Workspace) -> None
             os.kill(os.getpid(), signal.SIGINT)  # what the terminal sends
 
     stew = ws.session("stew")
-    with pytest.raises(TrainingStopped) as stopped:
-        train_embedder(stew, "sigint", "tiny", pairs="pairs", seed=7, progress=ctrl_c, **FAST)  # type: ignore[arg-type]
-    assert stopped.value.reason == "interrupted" and stopped.value.step == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    # A shell starts background jobs with SIGINT ignored: the test sets the usual handler
+    # itself, so it checks what training puts back, whatever it was started with.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(TrainingStopped) as stopped:
+            train_embedder(stew, "sigint", "tiny", pairs="pairs", seed=7, progress=ctrl_c, **FAST)  # type: ignore[arg-type]
+        assert stopped.value.reason == "interrupted" and stopped.value.step == 3
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, before)
     done = train_embedder(stew, "sigint", "tiny", pairs="pairs", seed=7, **FAST)  # type: ignore[arg-type]
     assert done.resumed_from == 3
 
