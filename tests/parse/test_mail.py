@@ -7,6 +7,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from garrison.core.records import ElementType
 from garrison.parse import ParseContext, ParseFailure, parser_for
@@ -167,6 +169,38 @@ def test_eml_bad_date_and_charset_still_parse() -> None:
     assert doc.elements[0].email is not None
     assert doc.elements[0].email.sent_at is None
     assert doc.elements[-1].text == "body text"
+
+
+@pytest.mark.parametrize("header", ["From", "To", "Cc", "Message-ID", "Date"])
+@pytest.mark.parametrize("value", ["x:y;z <a@b>", "foo: bar; baz:", "a;b:c", "Undisclosed:;"])
+def test_eml_malformed_address_headers_keep_the_message(header: str, value: str) -> None:
+    """The stdlib's header parser fails on some ``:``/``;`` sequences: the header falls back to
+    its raw text and the message is still read, never quarantined as corrupt for it."""
+    others = {"From": "a@example.mil", "Subject": "(U) Status"}
+    others[header] = value
+    raw = "".join(f"{k}: {v}\n" for k, v in others.items()) + "\n(U) The body survives.\n"
+    doc = parse_eml(raw.encode(), CTX)
+    assert doc.title == "(U) Status"
+    assert doc.elements[-1].text == "(U) The body survives."
+    head = doc.elements[0]
+    assert head.type == ElementType.EMAIL_HEADER
+    if header not in ("Subject",):
+        assert head.fields[header].replace(" ", "") == value.replace(" ", "")
+
+
+def test_eml_encoded_word_headers_are_decoded() -> None:
+    raw = b"From: =?utf-8?q?Ren=C3=A9e?= <r@example.mil>\nSubject: =?utf-8?b?KFUpIGNhZsOp?=\n\nx\n"
+    doc = parse_eml(raw, CTX)
+    assert doc.title == "(U) caf\u00e9"
+    assert doc.elements[0].fields["From"] == "Ren\u00e9e <r@example.mil>"
+
+
+@given(value=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40))
+@settings(max_examples=150)
+def test_eml_any_printable_from_header_parses(value: str) -> None:
+    raw = f"From: {value}\nTo: {value}\nSubject: s\n\nbody\n".encode()
+    doc = parse_eml(raw, CTX)
+    assert doc.elements[-1].text == "body"
 
 
 def test_mbox() -> None:

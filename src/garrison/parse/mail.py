@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email
 import email.errors
+import email.header
 import email.policy
 import re
 from email.message import EmailMessage, Message
@@ -272,11 +273,39 @@ def _attachments(msg: Message, bodies: tuple[Message | None, ...]) -> list[Parse
     return found
 
 
-def _addresses(header: Any) -> tuple[str, ...]:
-    groups = getattr(header, "addresses", None)
-    if groups is None:
-        return (str(header),) if header else ()
-    return tuple(str(a) for a in groups)
+def _raw_header(msg: Message, name: str) -> str | None:
+    """A header's text as written (unfolded), for when the structured parser cannot read it."""
+    for key, value in msg.raw_items():
+        if key.lower() == name.lower():
+            return " ".join(str(value).split())
+    return None
+
+
+def _header_text(msg: Message, name: str) -> str | None:
+    """A header's text as its author wrote it, encoded words decoded.
+
+    Not the stdlib's structured rendering: its address parser is not total (some ``:`` and
+    ``;`` sequences raise, others silently drop the rest of the header), and a reader must see
+    every character a header carries."""
+    raw = _raw_header(msg, name)
+    if raw is None:
+        return None
+    try:
+        return str(email.header.make_header(email.header.decode_header(raw)))
+    except _EMAIL_ERRORS:
+        return raw
+
+
+def _addresses(msg: Message, name: str) -> tuple[str, ...]:
+    try:
+        header = msg.get(name)
+        groups = getattr(header, "addresses", None)
+        if groups is None:
+            return (str(header),) if header else ()
+        return tuple(str(a) for a in groups)
+    except _EMAIL_ERRORS:
+        raw = _raw_header(msg, name)
+        return (raw,) if raw else ()
 
 
 @register_parser(RFC822)
@@ -285,15 +314,20 @@ def parse_eml(data: bytes, ctx: ParseContext) -> ParsedDocument:
     data = _unwrap_utf16(data)
     try:
         msg = email.message_from_bytes(data, policy=email.policy.default)
-        if not any(msg.get(name) is not None for name in _ANY_HEADER):
+        present = {key.lower() for key in msg}
+        if not any(name.lower() in present for name in _ANY_HEADER):
             raise ParseFailure("corrupt", "The message has no RFC 822 headers.")
-        fields = {name: str(msg[name]) for name in _HEADER_NAMES if msg.get(name) is not None}
-        date_header = msg.get("Date")
-        sent_at = getattr(date_header, "datetime", None)
+        fields = {
+            name: text for name in _HEADER_NAMES if (text := _header_text(msg, name)) is not None
+        }
+        try:
+            sent_at = getattr(msg.get("Date"), "datetime", None)
+        except _EMAIL_ERRORS:
+            sent_at = None
         mail = EmailFields(
             sender=fields.get("From"),
-            to=_addresses(msg.get("To")),
-            cc=_addresses(msg.get("Cc")),
+            to=_addresses(msg, "To"),
+            cc=_addresses(msg, "Cc"),
             subject=fields.get("Subject"),
             message_id=fields.get("Message-ID"),
             sent_at=sent_at,
