@@ -20,10 +20,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from garrison.datasets import Datasets, Selection
+from garrison.datasets.export import FORMATS
 from garrison.ingest.engine import IngestOptions, ingest_paths
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.security.audit import AuditAction
+from garrison.store.session import SubjectSpec
+from garrison.store.tokens import create_token
 from garrison.store.workspace import Workspace
 from garrison.web import WebSettings, create_app
 from garrison.web._banner import PageMarkings
@@ -32,6 +35,7 @@ from tests.api.conftest import FAST
 from tests.web.conftest import WebEnv, build_web_workspace, csrf_of
 
 HOSTILE = "cards<img src=x onerror=alert(1)>"
+DO_MARKING = "SECRET//REL TO USA, GBR/DISPLAY ONLY FRA"
 HOSTILE_TEXT = '(U) The depot <script>alert("x")</script> note & <b>bold</b> claims.\n'
 _BANNER = re.compile(r'id="banner-(?:top|bottom)"[^>]*>([^<]*)<')
 _RECORD = re.compile(r'<p class="dataset-record-text">(.*?)</p>', re.S)
@@ -52,6 +56,18 @@ def dsweb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebEnv]:
     datasets.create("everything", Selection(), ratios={"train": 0.5, "test": 0.5})
     datasets.create("lowtext", Selection(max_marking="UNCLASSIFIED", fields=("language",)))
     datasets.create(HOSTILE, Selection(max_marking="UNCLASSIFIED", fields=("language",)), seed=3)
+    # Readable by a FRA steward only through DISPLAY ONLY: viewable, never exported.
+    shared = root / "shared"
+    shared.mkdir()
+    (shared / "fra.txt").write_text(
+        f"{DO_MARKING}\n\n(S//REL TO USA, GBR/DISPLAY ONLY FRA) The shared depot plan.\n\n"
+        f"{DO_MARKING}\n"
+    )
+    ingest_paths(system, [str(shared)], IngestOptions(default_marking=DO_MARKING, source="fra"))
+    run_pipeline(system, parse_pipeline(FAST, source="fast.yaml"))
+    datasets.create("fra", Selection(source="fra", fields=("language",)))
+    system.add_user("pierre", SubjectSpec(clearance="S", citizenship="FRA", roles=("steward",)))
+    tokens["pierre"] = create_token(system, "pierre", 30)[1]
     ws.close()
     app = create_app(path, WebSettings())
     with TestClient(app):
@@ -205,12 +221,15 @@ def _export(client: TestClient, ref: str, fmt: str = "jsonl") -> Any:
     )
 
 
-def test_a_steward_downloads_an_audited_export(dsweb: WebEnv) -> None:
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_steward_downloads_an_audited_export(dsweb: WebEnv, fmt: str) -> None:
+    if fmt == "hf":
+        pytest.importorskip("datasets")
     version, records = _system_versions(dsweb)["everything"]
     stu = dsweb.login("stu")
     page = stu.get("/ui/datasets/everything")
-    assert "Download export" in page.text
-    response = _export(stu, "everything")
+    assert "Download export" in page.text and f'<option value="{fmt}"' in page.text
+    response = _export(stu, "everything", fmt)
     assert response.status_code == 200, response.text[:500]
     assert response.headers["content-type"] == "application/zip"
     assert response.headers["x-garrison-marking"] == "SECRET//NOFORN"
@@ -219,35 +238,58 @@ def test_a_steward_downloads_an_audited_export(dsweb: WebEnv) -> None:
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         names = archive.namelist()
         top = names[0].split("/")[0]
-        assert top == f"everything-{version.id[:12]}-jsonl"
+        assert top == f"everything-{version.id[:12]}-{fmt}"
         for name in ("BANNER.txt", "manifest.json", "SHA256SUMS", "manifest.sig", "card.md"):
             assert f"{top}/{name}" in names
         assert archive.read(f"{top}/BANNER.txt").decode().strip() == "SECRET//NOFORN"
-        rows = [
-            json.loads(line)
-            for name in names
-            if name.startswith(f"{top}/data/")
-            for line in archive.read(name).decode().splitlines()
-        ]
-    assert sorted(r["id"] for r in rows) == sorted(r.id for r in records)
+        # Every file the checksums name is in the zip, byte for byte.
+        sums = archive.read(f"{top}/SHA256SUMS").decode().splitlines()
+        assert sums and all(f"{top}/{line.split(maxsplit=1)[1]}" in names for line in sums)
+        data = [n for n in names if n.startswith((f"{top}/data/", f"{top}/hf/"))]
+        assert data, names
+        if fmt in ("jsonl", "chat"):
+            rows = [
+                json.loads(line)
+                for name in data
+                for line in archive.read(name).decode().splitlines()
+            ]
+            assert sorted(r["id"] for r in rows) == sorted(r.id for r in records)
     event = next(
         e for e in reversed(dsweb.audit_tail(20)) if e.action == AuditAction.DATASET_EXPORT
     )
     assert (event.actor, event.decision, event.object_id) == ("stu", "allow", version.id)
-    assert event.details["format"] == "jsonl"
+    assert event.details["format"] == fmt
 
 
-def test_export_refused_without_the_role_csrf_or_a_known_format(dsweb: WebEnv) -> None:
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_export_refused_to_a_viewer_and_through_display_only(dsweb: WebEnv, fmt: str) -> None:
     sam = dsweb.login("sam")  # a viewer: may read, may not export
     page = sam.get("/ui/datasets/everything")
     assert "Download export" not in page.text
-    refused = _export(sam, "everything")
+    refused = _export(sam, "everything", fmt)
     assert refused.status_code == 403
     assert refused.headers["content-type"].startswith("text/html")
     event = next(
         e for e in reversed(dsweb.audit_tail(20)) if e.action == AuditAction.DATASET_EXPORT
     )
     assert (event.actor, event.decision) == ("sam", "deny")
+    # A FRA steward reads the version through DISPLAY ONLY: viewing yes, export never.
+    pierre = dsweb.login("pierre")
+    page = pierre.get("/ui/datasets/fra")
+    assert page.status_code == 200 and "The shared depot plan" in page.text
+    assert _banners(page.text) == [DO_MARKING] * 2
+    assert "Download export" not in page.text  # not offered; refused when posted anyway
+    refused = _export(pierre, "fra", fmt)
+    assert refused.status_code == 403 and "DISPLAY ONLY" in refused.text
+    assert refused.headers["content-type"].startswith("text/html")
+    assert _banners(refused.text) == [DO_MARKING] * 2
+    event = next(
+        e for e in reversed(dsweb.audit_tail(20)) if e.action == AuditAction.DATASET_EXPORT
+    )
+    assert (event.actor, event.decision) == ("pierre", "deny")
+
+
+def test_export_refused_without_csrf_or_a_known_format(dsweb: WebEnv) -> None:
 
     stu = dsweb.login("stu")
     no_csrf = stu.post("/ui/datasets/everything/export", data={"format": "jsonl"})

@@ -14,8 +14,9 @@ what is shown. A version whose sources' markings rose since it was made (``stale
 shows no records at all: they may now be marked higher than the snapshot says.
 
 Those allowed to export (``Action.DATASET_EXPORT``, and a REL TO release of every marking, as
-for ``garrison dataset export``) can download an export as a zip; it is made by the same
-:func:`garrison.datasets.export.export_version` and audited the same way.
+for ``garrison dataset export``) are offered a download of an export as a zip; it is made by the
+same :func:`garrison.datasets.export.export_version`, which checks everything again and audits
+the export (or its refusal) the same way.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from garrison.datasets import Datasets, DatasetVersion, SnapshotRecord
 from garrison.datasets.card import build_card
 from garrison.datasets.export import FORMATS, ExportFormat, export_version
 from garrison.security.markings import Marking, dominates
-from garrison.security.policy import Action
+from garrison.security.policy import Action, can_export
 from garrison.store.session import Session
 from garrison.web._banner import PageMarkings
 from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
@@ -216,11 +217,28 @@ def _dataset_page(
         "stale": version.stale,
         "samples": {} if version.stale else sample_records(session, version, records, page),
         "per_split": SAMPLE_PER_SPLIT,
-        "may_export": viewer.may(Action.DATASET_EXPORT) and not version.stale,
+        "may_export": _may_export(viewer, version, records),
         "formats": FORMATS,
         "error": error,
     }
     return get_ui(request).render(request, "dataset.html", context, page, status=status)
+
+
+def _may_export(viewer: Viewer, version: DatasetVersion, records: list[SnapshotRecord]) -> bool:
+    """Whether to offer the export form: the role, a current version, and a release (not only
+    DISPLAY ONLY access) of every marking in it. The export itself checks all of it again."""
+    if version.stale or not viewer.may(Action.DATASET_EXPORT):
+        return False
+    session = viewer.session
+    high = session.workspace.system_high
+    try:
+        markings = {
+            version.marking,
+            *(session.parse_marking(b) for b in {r.marking for r in records}),
+        }
+    except MarkingError:
+        return False
+    return all(can_export(session.subject, m, system_high=high) for m in markings)
 
 
 def _zip(folder: Path, target: Path) -> None:
