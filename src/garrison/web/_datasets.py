@@ -116,11 +116,12 @@ def sample_records(
     return {k: by_split[k] for k in sorted(by_split, key=_split_key) if by_split[k]}
 
 
-def _field_text(value: Any) -> str:
+def _field_text(value: Any, sep: str = " › ") -> str:
+    """A field as text; a list is joined with ``sep`` (a section path's separator by default)."""
     if value is None:
         return "—"
     if isinstance(value, list | tuple):
-        return " › ".join(str(v) for v in value) if value else "—"
+        return sep.join(str(v) for v in value) if value else "—"
     if isinstance(value, dict):
         return ", ".join(f"{k}: {v}" for k, v in sorted(value.items())) or "—"
     return str(value)
@@ -210,7 +211,7 @@ def _dataset_page(
         "card": card_view(card.data, page),
         "pipelines": version.manifest.get("pipelines") or [],
         "selection": sorted(
-            (k, _field_text(v))
+            (k, _field_text(v, ", "))
             for k, v in (version.manifest.get("selection") or {}).items()
             if v not in (None, False, [], ())
         ),
