@@ -693,6 +693,7 @@ LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "web:documents": lambda c, s, u, q: _web(c, u, "/ui/documents"),
     "web:findings": lambda c, s, u, q: _web(c, u, "/ui/findings", params={"state": "all"}),
     "web:jobs": lambda c, s, u, q: _web_jobs(c, u),
+    "web:datasets": lambda c, s, u, q: _web(c, u, "/ui/datasets"),
     "lib:jobs": lambda c, s, u, q: _lib(lambda: _lib_jobs(s)),
 }
 #: Read paths taking an id: name -> call(corpus, session, user, id).
@@ -716,6 +717,7 @@ BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "web:document": lambda c, s, u, i: _web(c, u, f"/ui/documents/{quote(i, safe='')}"),
     "web:lineage": lambda c, s, u, i: _web(c, u, f"/ui/lineage/{quote(i, safe='')}"),
     "web:original": lambda c, s, u, i: _web_original(c, u, i),
+    "web:dataset": lambda c, s, u, i: _web(c, u, f"/ui/datasets/{quote(i, safe='')}"),
 }
 PATHS = sorted([*LISTINGS, *BY_ID])
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from garrison import __version__
 from garrison.api._ask import EVENT_STREAM, AskIn, AskOut, answer_body, streamed
 from garrison.api._auth import bearer_scheme, session_for
+from garrison.api._docs import install_docs
 from garrison.api._errors import ERROR_RESPONSES, ErrorBody, install_handlers
 from garrison.api._eval import router as eval_router
 from garrison.api._label import router as label_router
@@ -257,7 +258,10 @@ def create_app(workspace_path: Path | str) -> FastAPI:
             "authenticated subject may read and carries the marking of what it contains."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs: no CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.workspace = holder
     # Request counts and timings only: no access log names a path, an id or a query.
     app.state.metrics = metrics

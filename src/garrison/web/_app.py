@@ -34,7 +34,7 @@ from garrison.core.errors import (
 from garrison.security.audit import AuditAction
 from garrison.security.subjects import ANONYMOUS_SUBJECT_NAME
 from garrison.store.tokens import AuthenticationFailed, authenticate, subject_for_dn, token_id_of
-from garrison.web import _admin, _ask, _eval, _label, _models, _pages
+from garrison.web import _admin, _ask, _datasets, _eval, _label, _models, _pages
 from garrison.web._banner import PageMarkings
 from garrison.web._core import (
     COOKIE,
@@ -338,6 +338,7 @@ def build_ui(workspace_holder: Any, settings: WebSettings | None = None) -> Fast
     _auth_routes(ui_app)
     _pages.register(ui_app)
     _models.register(ui_app)
+    _datasets.register(ui_app)
     _ask.register(ui_app)
     _eval.register(ui_app)
     _label.register(ui_app)
