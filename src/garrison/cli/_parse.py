@@ -162,7 +162,7 @@ def _human(result: Preview, indent: str = "") -> list[str]:
     if result.reason_detail:
         lines.append(f"{indent}  detail: {result.reason_detail}")
     lines.append(f"{indent}  system high: {result.system_high}")
-    if result.verdict != "spill":
+    if result.verdict != "spill" and result.reason_detail is None:  # the marks were read
         banner = result.banner.banner() if result.banner is not None else "none found"
         lines.append(f"{indent}  banner: {banner}")
     if result.marking is not None:
