@@ -130,8 +130,8 @@ def parse(
             if isinstance(result, PreviewError):
                 continue
             if elements:
-                for line in result.element_lines():
-                    sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+                for row in result.element_lines():
+                    sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
                 if not result.accepted:
                     err_console.print(
                         f"garrison: {result.path}: ingest would {result.verdict} it "
@@ -141,8 +141,8 @@ def parse(
             elif markdown:
                 sys.stdout.write(result.markdown())
             else:
-                for line in _human(result):
-                    out_console.print(line, markup=False)
+                for text in _human(result):
+                    out_console.print(text, markup=False)
     if code:
         raise typer.Exit(code)
 
