@@ -101,3 +101,23 @@ def test_relative_links_resolve(doc: str, target: str) -> None:
     assert resolved.exists(), f"{doc} links to {target}, which does not exist"
     if fragment and resolved.suffix == ".md":
         assert fragment in _anchors(resolved), f"{doc} links to {target}: no such heading"
+
+
+def test_the_python_api_reference_is_current() -> None:
+    """docs/python-api.md is what scripts/gen-python-api.py writes from today's docstrings."""
+    import runpy
+
+    script = runpy.run_path(str(REPO / "scripts" / "gen-python-api.py"), run_name="docgen")
+    committed = (DOCS / "python-api.md").read_text(encoding="utf-8")
+    assert script["render"]() == committed, (
+        "docs/python-api.md is stale: run "
+        "`PYTHONPATH=src .venv/bin/python scripts/gen-python-api.py > docs/python-api.md`"
+    )
+
+
+def test_the_python_api_reference_covers_every_export() -> None:
+    import garrison
+
+    text = (DOCS / "python-api.md").read_text(encoding="utf-8")
+    for name in garrison.__all__:
+        assert f"`garrison.{name}" in text, f"garrison.{name} is missing from docs/python-api.md"

@@ -6,8 +6,9 @@ The Python API::
 
     with garrison.open("./ws") as ws, ws.session("bob") as s:
         for hit in s.search("fuel depot").hits:
-            print(hit.marking.banner(), hit.snippet)
-        print(s.ask("Which depot receives the fuel?").text)
+            print(hit.marking, hit.snippet)
+        for sentence in s.ask("Which depot receives the fuel?").sentences:
+            print(sentence.portion, sentence.text)
 
 Names are imported when first used (``import garrison`` loads none of the heavy libraries);
 the reference is ``docs/python-api.md``.
