@@ -402,6 +402,35 @@ def test_nothing_is_written_to_disk(
     assert os.environ["TMPDIR"] == str(scratch)  # restored
 
 
+def _writes_a_temporary_file(task: object) -> object:
+    import tempfile
+
+    from garrison.ingest._worker import parse_tree
+
+    fd, name = tempfile.mkstemp(suffix=".scratch")
+    os.write(fd, b"what a parser library might spool")
+    os.close(fd)
+    node = parse_tree(task)  # type: ignore[arg-type]
+    node.parsed, node.failure = None, ("corrupt", name)  # tell the test where it wrote
+    return node
+
+
+def test_what_a_parser_writes_goes_to_a_private_folder_that_is_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    note = _txt(tmp_path / "note", CLEAN)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(preview, "parse_tree", _writes_a_temporary_file)
+    code, out, _ = run(capsys, str(note), "--json")
+    assert code == 1
+    written = Path(json.loads(out)[0]["reason_detail"])
+    assert written.name.endswith(".scratch")
+    assert not written.exists() and not written.parent.exists()  # removed with its folder
+    assert list(scratch.iterdir()) == []
+
+
 # -- the same isolation as ingest --------------------------------------------------------------
 
 

@@ -242,31 +242,30 @@ def preview_files(
         )
     opts = options or IngestOptions(default_marking=default.banner())
     results: list[Preview | PreviewError | None] = [None] * len(paths)
-    tasks: list[tuple[int, ParseTask]] = []
-    early: list[tuple[int, ParseNode]] = []
-    for index, raw in enumerate(paths):
-        read = _read(Path(raw), opts)
-        if isinstance(read, PreviewError):
-            results[index] = read
-        elif isinstance(read, ParseNode):
-            early.append((index, read))
-        else:
-            tasks.append((index, read))
-    with _private_tmp():
-        if tasks:
-            warm_up()  # import parser libraries once here, not once per forked worker
-            os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-            position = {id(task): index for index, task in tasks}
-            for task, outcome in run_isolated(
-                (t for _, t in tasks),
-                parse_tree,
-                workers=max(1, opts.workers),
-                limits=opts.limits,
-            ):
-                early.append((position[id(task)], node_from_outcome(task, outcome)))
-    for index, node in early:
+    position: dict[int, int] = {}  # id of a task in flight -> its file's index
+
+    def settle(index: int, node: ParseNode) -> None:
         decided = decide(node, default, high, None)
         results[index] = _preview(decided, high.banner(), default.banner())
+
+    def tasks() -> Iterator[ParseTask]:
+        # Read lazily, as ingest does: only the files being parsed are held in memory.
+        for index, raw in enumerate(paths):
+            read = _read(Path(raw), opts)
+            if isinstance(read, PreviewError):
+                results[index] = read
+            elif isinstance(read, ParseNode):
+                settle(index, read)
+            else:
+                position[id(read)] = index
+                yield read
+
+    with _private_tmp():
+        warm_up()  # import parser libraries once here, not once per forked worker
+        for task, outcome in run_isolated(
+            tasks(), parse_tree, workers=max(1, opts.workers), limits=opts.limits
+        ):
+            settle(position.pop(id(task)), node_from_outcome(task, outcome))
     return [r for r in results if r is not None]
 
 
@@ -328,20 +327,23 @@ def _hash_file(path: Path) -> str:
 @contextlib.contextmanager
 def _private_tmp() -> Iterator[str]:
     """A temporary directory that the workers (and any library in them) write to, removed at
-    the end: a parse leaves nothing on disk."""
-    saved_env = os.environ.get("TMPDIR")
+    the end: a parse leaves nothing on disk. The environment is restored afterwards."""
+    saved = {name: os.environ.get(name) for name in ("TMPDIR", "OMP_THREAD_LIMIT")}
     saved_dir = tempfile.tempdir
     with tempfile.TemporaryDirectory(prefix="garrison-parse-") as tmp:
         os.environ["TMPDIR"] = tmp
+        # Tesseract's OpenMP threads would oversubscribe the cores the workers already use.
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")
         tempfile.tempdir = tmp
         try:
             yield tmp
         finally:
             tempfile.tempdir = saved_dir
-            if saved_env is None:
-                os.environ.pop("TMPDIR", None)
-            else:
-                os.environ["TMPDIR"] = saved_env
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _preview(decided: Decided, system_high: str, default_marking: str) -> Preview:
