@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
 
 def parse(
-    files: Annotated[list[str], typer.Argument(help="Files to parse.", metavar="FILE...")],
+    files: Annotated[list[str], typer.Argument(help="Files to parse.", metavar="FILE")],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON array, one result per file.")
     ] = False,
@@ -60,16 +60,25 @@ def parse(
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds one file may take to parse.")
+        float,
+        typer.Option(
+            "--timeout", min=1, metavar="SECONDS", help="Seconds one file may take to parse."
+        ),
     ] = 120.0,
     memory_mb: Annotated[
-        int, typer.Option("--memory-mb", min=64, help="Memory cap of a parser process (MiB).")
+        int,
+        typer.Option(
+            "--memory-mb", min=64, metavar="MIB", help="Memory cap of a parser process (MiB)."
+        ),
     ] = 2048,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Parse in N processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, metavar="N", help="Parse in N processes.")
+    ] = 1,
     marking_column: Annotated[
         str | None,
         typer.Option(
             "--marking-column",
+            metavar="COLUMN",
             help="Column holding each row's marking (CSV/TSV, XLSX, Parquet).",
         ),
     ] = None,
@@ -77,7 +86,8 @@ def parse(
         bool, typer.Option("--no-ocr", help="Do not OCR scans and images (metadata only).")
     ] = False,
     max_pages: Annotated[
-        int | None, typer.Option("--max-pages", min=1, help="Quarantine PDFs longer than this.")
+        int | None,
+        typer.Option("--max-pages", min=1, metavar="N", help="Quarantine PDFs longer than this."),
     ] = None,
 ) -> None:
     """Parse files as ingest would -- elements, markings, findings and the verdict -- with no
@@ -119,8 +129,7 @@ def parse(
     for result in results:
         if isinstance(result, PreviewError):
             code = max(code, result.error.exit_code)
-            if not as_json:
-                err_console.print(f"garrison: {result.error.message}", markup=False)
+            err_console.print(f"garrison: {result.error.message}", markup=False)
         elif not result.accepted:
             code = max(code, 1)
     if as_json:
