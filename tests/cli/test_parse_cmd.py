@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +88,16 @@ def _eml(path: Path, paras: Paragraphs) -> Path:
     return path
 
 
+def _zip(path: Path, paras: Paragraphs) -> Path:
+    import zipfile
+
+    path = path.with_suffix(".zip")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "(U) Archive of notes.\n")
+        archive.writestr("HOLLOWREED-notes.txt", "\n\n".join(f"{m} {t}" for m, t in paras))
+    return path
+
+
 WRITERS: dict[str, Callable[[Path, Paragraphs], Path]] = {
     "txt": _txt,
     "md": _md,
@@ -95,6 +106,7 @@ WRITERS: dict[str, Callable[[Path, Paragraphs], Path]] = {
     "json": _json,
     "docx": _docx,
     "eml": _eml,
+    "zip": _zip,  # the marks are in a member: the archive takes its members' decision
 }
 
 CLEAN = [("(U)", "Convoy lanes reopen on Monday."), ("(S//NF)", "Depot ALDER holds the spares.")]
@@ -104,6 +116,14 @@ HIGH = [("(U)", "Convoy lanes reopen on Monday."), ("(TS//SI//NF)", "Intercept H
 
 def _files(tmp_path: Path, paras: Paragraphs, stem: str) -> dict[str, Path]:
     return {fmt: write(tmp_path / f"{stem}-{fmt}", paras) for fmt, write in WRITERS.items()}
+
+
+def _everything(result: Any, key: str) -> list[Any]:
+    """``result[key]`` of a file and of its attachments, recursively."""
+    out = list(result[key])
+    for child in result["attachments"]:
+        out += _everything(child, key)
+    return out
 
 
 def _by_format(out: str, files: dict[str, Path]) -> dict[str, dict[str, object]]:
@@ -200,11 +220,7 @@ def test_clean_files_are_accepted_with_each_portion(
         assert result["verdict"] == "accept", fmt
         assert result["marking"] == "SECRET//NOFORN", fmt
         assert result["system_high"] == preview.DEFAULT_SYSTEM_HIGH
-        marks = {
-            e["portion"]
-            for e in result["elements"]  # type: ignore[attr-defined]
-            if "Depot ALDER" in e["text"]
-        }
+        marks = {e["portion"] for e in _everything(result, "elements") if "ALDER" in e["text"]}
         assert marks == {"(S//NF)"}, fmt
 
 
@@ -218,7 +234,7 @@ def test_a_bad_mark_quarantines_with_its_rule_in_every_format(
         assert (result["status"], result["verdict"]) == ("quarantined", "quarantine"), fmt
         assert result["reason"] == "invalid-marking", fmt
         assert result["marking"] is None and result["elements"] == [], fmt
-        rules = {f["rule"] for f in result["findings"]}  # type: ignore[attr-defined]
+        rules = {f["rule"] for f in _everything(result, "findings")}
         assert "noforn-with-release" in rules, fmt
     # The human summary names the verdict, the reason and the rule.
     code, out, _ = run(capsys, str(files["docx"]))
@@ -243,6 +259,7 @@ def test_above_system_high_is_a_spill_that_shows_nothing_of_itself(
             assert result["reason"] == "spill"
             assert result["marking"] is None and result["banner"] is None, fmt
             assert result["elements"] == [] and result["title"] is None, fmt
+            assert result["attachments"] == [], fmt
     elif mode == "--elements":
         assert out == ""
         assert err.count("ingest would spill it (spill)") == len(files)

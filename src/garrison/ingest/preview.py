@@ -12,7 +12,7 @@ Nothing is stored and nothing is audited (there is no workspace). Parsers work o
 memory; anything a library writes to a temporary file goes to a private temporary directory
 that is removed when the run ends. A quarantined or spilled file shows no elements, exactly as
 ingest keeps none of it: its findings (which never quote the document) and reason only, and a
-spill not even its banner or marking.
+spill not even its banner, its marking or the names of its attachments.
 """
 
 from __future__ import annotations
@@ -394,7 +394,10 @@ def _preview(decided: Decided, system_high: str, default_marking: str) -> Previe
         title=title,
         elements=elements,
         findings=findings,
-        attachments=tuple(_preview(c, system_high, default_marking) for c in decided.children),
+        # A spill shows nothing of what it holds, not even its members' names.
+        attachments=()
+        if status is DocumentStatus.SPILLED
+        else tuple(_preview(c, system_high, default_marking) for c in decided.children),
         system_high=system_high,
         default_marking=default_marking,
     )
