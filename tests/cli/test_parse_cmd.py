@@ -224,6 +224,16 @@ def test_clean_files_are_accepted_with_each_portion(
         assert marks == {"(S//NF)"}, fmt
 
 
+def test_several_workers_give_the_same_results_in_the_order_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = [*_files(tmp_path, CLEAN, "clean").values(), *_files(tmp_path, BAD, "bad").values()]
+    one = run(capsys, *map(str, files), "--json")
+    two = run(capsys, *map(str, files), "--json", "--workers", "3")
+    assert one == two and one[0] == 1
+    assert [r["path"] for r in json.loads(one[1])] == [str(f) for f in files]
+
+
 def test_a_bad_mark_quarantines_with_its_rule_in_every_format(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
