@@ -101,3 +101,125 @@ def test_relative_links_resolve(doc: str, target: str) -> None:
     assert resolved.exists(), f"{doc} links to {target}, which does not exist"
     if fragment and resolved.suffix == ".md":
         assert fragment in _anchors(resolved), f"{doc} links to {target}: no such heading"
+
+
+def test_the_python_api_reference_is_current() -> None:
+    """docs/python-api.md is what scripts/gen-python-api.py writes from today's docstrings."""
+    import runpy
+
+    script = runpy.run_path(str(REPO / "scripts" / "gen-python-api.py"), run_name="docgen")
+    committed = (DOCS / "python-api.md").read_text(encoding="utf-8")
+    assert script["render"]() == committed, (
+        "docs/python-api.md is stale: run "
+        "`PYTHONPATH=src .venv/bin/python scripts/gen-python-api.py > docs/python-api.md`"
+    )
+
+
+def test_the_python_api_reference_covers_every_export() -> None:
+    import garrison
+
+    text = (DOCS / "python-api.md").read_text(encoding="utf-8")
+    for name in garrison.__all__:
+        assert f"`garrison.{name}" in text, f"garrison.{name} is missing from docs/python-api.md"
+
+
+# -- README.md: the paths and commands it names exist ---------------------------------------------
+
+README = REPO / "README.md"
+#: Paths the README's own commands create (`garrison init ./ws`, `make demo`'s output folder).
+_MADE_BY_THE_README = ("ws", ".demo")
+_PATHLIKE = re.compile(r"^(?:\./)?\.?[\w-]+(?:[\w.-]*)(?:/[\w.-]+)+/?$")
+_TOP_LEVEL = {p.name for p in REPO.iterdir()} | {".ci"}
+
+
+def _readme_spans() -> Iterator[list[str]]:
+    """The words of each inline code span of the README and of each ``$ `` command line."""
+    text = README.read_text(encoding="utf-8")
+    for span in re.findall(r"`([^`\n]+)`", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)):
+        yield [word.strip("'\",;()") for word in span.split()]
+    for line in text.splitlines():
+        if line.startswith("$ "):
+            yield [word.strip("'\",;()") for word in line[2:].split("#", 1)[0].split()]
+
+
+def _readme_paths() -> list[str]:
+    """Relative paths the README names inside the repository: words with a ``/`` whose first
+    part is a top-level entry of the repository or starts with ``.`` (``./shares/ops``), and
+    the file of a ``sqlite:///relative.db`` URL."""
+    found = set()
+    for word in (w for span in _readme_spans() for w in span):
+        if word.startswith("sqlite:///") and not word.startswith("sqlite:////"):
+            database = word.removeprefix("sqlite:///").split("#")[0]
+            if database.isupper() or "PATH" in database:  # a placeholder
+                continue
+            found.add(database)
+            continue
+        if not _PATHLIKE.match(word) or "//" in word:
+            continue
+        first = word.removeprefix("./").split("/")[0]
+        if first in _TOP_LEVEL or word.startswith("."):
+            found.add(word)
+    return sorted(found)
+
+
+README_PATHS = _readme_paths()
+
+
+def test_the_readme_names_repository_paths() -> None:
+    assert "examples/sample/docs" in README_PATHS
+    assert "scripts/postgres-for-tests.sh" in README_PATHS
+
+
+@pytest.mark.parametrize("path", README_PATHS)
+def test_every_path_the_readme_names_exists(path: str) -> None:
+    first = path.removeprefix("./").split("/")[0]
+    if first in _MADE_BY_THE_README:
+        return
+    assert (REPO / path).exists(), f"README.md names {path}, which is not in the repository"
+
+
+def _readme_commands() -> list[str]:
+    """``garrison WORD [WORD...]`` as the README writes them (``user add/update``,
+    ``label next|submit`` naming several), each alternative expanded."""
+    out = set()
+    for words in _readme_spans():
+        if "garrison" not in words:
+            continue
+        i = words.index("garrison")
+        path = ["garrison"]
+        for nxt in words[i + 1 : i + 4]:
+            if not re.fullmatch(r"[a-z][a-z0-9-]*(?:[/|][a-z][a-z0-9-]*)*", nxt):
+                break
+            path.append(nxt)
+        if len(path) > 1:
+            out.add(" ".join(path))
+    return sorted(out)
+
+
+def _expand(command: str) -> Iterator[list[str]]:
+    parts = command.split()
+    choices = [re.split(r"[/|]", p) for p in parts]
+    yield from ([c] for c in choices[1]) if len(parts) == 2 else _product(choices[1:])
+
+
+def _product(choices: list[list[str]]) -> Iterator[list[str]]:
+    if not choices:
+        yield []
+        return
+    for head in choices[0]:
+        for tail in _product(choices[1:]):
+            yield [head, *tail]
+
+
+@pytest.mark.parametrize("command", _readme_commands())
+def test_every_command_the_readme_names_exists(command: str) -> None:
+    root = typer.main.get_command(app)
+    for words in _expand(command):
+        node: Any = root
+        for depth, word in enumerate(words):
+            commands = getattr(node, "commands", None) or {}
+            if word not in commands:
+                # A word after a full command is an argument (`garrison lineage ID`...).
+                assert depth > 0 and not commands, f"README.md names `{command}`: no `{word}`"
+                break
+            node = commands[word]

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import garrison
 from garrison.api import MARKING_HEADER
 from garrison.core.errors import GarrisonError, InvalidInput, NotPermitted
 from garrison.datasets import Datasets, Selection
@@ -657,6 +658,11 @@ def _search_value(session: Session, query: str) -> dict[str, Any]:
     return search(session, query, k=20).to_dict()
 
 
+def _py(session: Session) -> garrison.Session:
+    """The Python API's session (``ws.session(user)``) over the same store session."""
+    return garrison.Session(garrison.Workspace(session.workspace), session)
+
+
 #: Read paths without an id: name -> call(corpus, session, user, query).
 LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "lib:documents": lambda c, s, u, q: _lib(lambda: Documents(s).list()),
@@ -695,6 +701,13 @@ LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "web:jobs": lambda c, s, u, q: _web_jobs(c, u),
     "web:datasets": lambda c, s, u, q: _web(c, u, "/ui/datasets"),
     "lib:jobs": lambda c, s, u, q: _lib(lambda: _lib_jobs(s)),
+    "py:documents": lambda c, s, u, q: _lib(lambda: _py(s).documents()),
+    "py:findings": lambda c, s, u, q: _lib(lambda: _py(s).findings()),
+    "py:chunks": lambda c, s, u, q: _lib(lambda: _py(s).chunks()),
+    "py:search": lambda c, s, u, q: _lib(lambda: _py(s).search(q, k=20).to_dict()),
+    "py:datasets": lambda c, s, u, q: _lib(
+        lambda: [v.to_dict(records=True) for v in _py(s).datasets()]
+    ),
 }
 #: Read paths taking an id: name -> call(corpus, session, user, id).
 BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
@@ -718,6 +731,9 @@ BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "web:lineage": lambda c, s, u, i: _web(c, u, f"/ui/lineage/{quote(i, safe='')}"),
     "web:original": lambda c, s, u, i: _web_original(c, u, i),
     "web:dataset": lambda c, s, u, i: _web(c, u, f"/ui/datasets/{quote(i, safe='')}"),
+    "py:document": lambda c, s, u, i: _lib(lambda: _py(s).document(i, elements=True)),
+    "py:dataset": lambda c, s, u, i: _lib(lambda: _py(s).dataset(i).to_dict(records=True)),
+    "py:doc-chunks": lambda c, s, u, i: _lib(lambda: _py(s).chunks(doc_id=i)),
 }
 PATHS = sorted([*LISTINGS, *BY_ID])
 
@@ -845,8 +861,8 @@ def _check_listing(corpus: Corpus, view: View, session: Session, name: str, quer
         for counts in a.body["facets"].values():
             assert sum(counts.values()) <= a.body["total"]
         assert len({h["chunk_id"] for h in a.body["hits"]}) == len(a.body["hits"])
-    if name == "lib:chunks" or name == "api:chunks":
-        items = a.body if name.startswith("lib") else a.body["items"]
+    if name in ("lib:chunks", "api:chunks", "py:chunks"):
+        items = a.body if not name.startswith("api") else a.body["items"]
         assert sorted(c["id"] for c in items) == sorted(c["id"] for c in view.readable_chunks)
         _check_seq(corpus, session, items)
 

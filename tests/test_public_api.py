@@ -93,3 +93,33 @@ def test_a_public_module_lists_what_it_defines(name: str) -> None:
     missing = [n for n in exported if not hasattr(module, n)]
     assert not missing, f"{name}.__all__ lists names it does not have: {missing}"
     assert all(not n.startswith("_") for n in exported), f"{name}.__all__ lists a private name"
+
+
+# -- the top-level package: the Python API -------------------------------------------------------
+
+
+def test_the_top_level_package_lists_what_it_re_exports() -> None:
+    lazy = vars(garrison)["_LAZY"]
+    assert garrison.__all__ == sorted(garrison.__all__) == sorted(lazy)
+    for name in garrison.__all__:
+        value = getattr(garrison, name)
+        assert getattr(value, "__name__", name) == name
+        assert name in dir(garrison)
+    with pytest.raises(AttributeError):
+        _ = garrison.no_such_name  # type: ignore[attr-defined]
+
+
+def test_importing_garrison_loads_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, garrison\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'garrison', 'sqlalchemy', 'pydantic', 'lancedb', 'torch', 'pyarrow', 'fastapi'})\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "['garrison']"

@@ -26,6 +26,7 @@ from garrison.cli import (
     _label,
     _marking,
     _models,
+    _parse,
     _pipeline,
     _redteam,
     _registry,
@@ -78,6 +79,7 @@ def _root(
 
 
 _workspace.register(app)
+_parse.register(app)
 _ingest.register(app)
 _pipeline.register(app)
 _datasets.register(app)

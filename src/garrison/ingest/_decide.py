@@ -21,6 +21,7 @@ from garrison.ingest.marking import (
     parse_banner_line,
 )
 from garrison.security.markings import (
+    BUILTIN_REGISTRY,
     Marking,
     find_portion_mark,
     join,
@@ -45,8 +46,14 @@ class Decided:
     children: list[Decided]
 
 
-def decide(node: ParseNode, default: Marking, system_high: Marking, session: Session) -> Decided:
-    """Apply the marking rules to ``node``'s tree, children first (see the module docstring)."""
+def decide(
+    node: ParseNode, default: Marking, system_high: Marking, session: Session | None
+) -> Decided:
+    """Apply the marking rules to ``node``'s tree, children first (see the module docstring).
+
+    ``session`` gives the workspace's marking registry; without one (``garrison parse``, no
+    workspace) the built-in registry applies.
+    """
     children = [decide(c, default, system_high, session) for c in node.children]
     if node.failure is not None or node.parsed is None:
         code, _ = node.failure or ("corrupt", "nothing was parsed")
@@ -55,7 +62,7 @@ def decide(node: ParseNode, default: Marking, system_high: Marking, session: Ses
         node.parsed,
         default=default,
         system_high=system_high,
-        registry=session.workspace.registry,
+        registry=session.workspace.registry if session is not None else BUILTIN_REGISTRY,
         # File, folder and member names are text of the document: a mark in one raises it.
         names=(node.filename, *_URI_PARTS.split(node.uri)),
     )
