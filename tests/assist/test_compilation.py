@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from garrison.assist import REFUSAL, ask
 from garrison.ingest.engine import IngestOptions, ingest_paths
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
-from garrison.security.markings import parse_marking
+from garrison.security.markings import dominates, parse_marking
 from garrison.store.derived import Chunks
 from garrison.store.session import SubjectSpec
 from garrison.store.workspace import Workspace
@@ -44,6 +46,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     )  # fmt: skip
     system.add_user("uma", SubjectSpec(clearance="U", roles=("viewer",)))
     system.add_user("sam", SubjectSpec(clearance="S", roles=("viewer",)))
+    system.add_user("gus", SubjectSpec(clearance="S", citizenship="GBR", roles=("viewer",)))
     yield workspace
     workspace.close()
 
@@ -124,3 +127,43 @@ def test_the_cli_shows_the_refusal_not_the_answer(
     assert data["marking"] == "UNCLASSIFIED" and data["context"] == [] and data["findings"] == []
     for word in ("warehouse", "spring", "receipt", "kestrel-thorium"):
         assert word not in out
+
+
+#: Words only the program chunk, and only the material chunk, holds (never in a question).
+PROGRAM_ONLY = "schedules its next receipt"
+MATERIAL_ONLY = "northern warehouse"
+_WORDS = ["kestrelwing", "thoriumsalt", "program", "shipment", "greenhouse", "spring", "when"]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    user=st.sampled_from(["uma", "sam", "gus"]),
+    words=st.lists(st.sampled_from(_WORDS), min_size=1, max_size=5, unique=True),
+    k=st.integers(1, 4),
+    ceiling=st.sampled_from([None, "UNCLASSIFIED", "SECRET//NOFORN"]),
+)
+def test_no_reader_gets_the_combination_above_their_access(
+    ws: Workspace, user: str, words: list[str], k: int, ceiling: str | None
+) -> None:
+    from garrison.core.errors import InvalidInput, NotPermitted
+
+    session = ws.session(user)
+    rule = parse_marking("SECRET//NOFORN")
+    try:
+        answer = ask(session, " ".join(words) + "?", k=k, max_marking=ceiling)
+    except (InvalidInput, NotPermitted):
+        assert ceiling is not None and not session.can_read(parse_marking(ceiling))
+        return
+    marking = parse_marking(answer.marking)
+    assert session.can_read(marking)
+    shown = answer.text + " ".join(c.quote for c in answer.citations)
+    combined = PROGRAM_ONLY in shown and MATERIAL_ONLY in shown
+    context = {c.chunk_id for c in answer.context}
+    chunks = {c["text"]: c["id"] for c in Chunks(ws.session()).list()}
+    both = {i for t, i in chunks.items() if "kestrelwing" in t or "thoriumsalt" in t}
+    if combined or both <= context:
+        assert dominates(marking, rule)
+    if not session.can_read(rule):
+        assert not combined and not both <= context and not answer.findings
