@@ -444,7 +444,9 @@ def test_migration_0008_binds_a_workspace_made_before_it(
         Documents(ws2.session("stew")).resolve(str(found[0]["id"]), "checked")
         # Evaluation runs' tables are bound too (tests/evaluate/test_run_store.py).
         runs = ["eval_runs", "eval_run_items", "eval_cache"]
-        assert sorted(bound_tables()) == sorted([*MODELS, *runs, *LABEL_MODELS])
+        # And compilation rules (tests/security/test_compilation_rules.py).
+        rules = ["compilation_rules"]
+        assert sorted(bound_tables()) == sorted([*MODELS, *runs, *LABEL_MODELS, *rules])
 
 
 # -- opaque ids ------------------------------------------------------------------------------------
