@@ -125,3 +125,34 @@ def test_a_tampered_rule_stops_the_run(ws: Workspace) -> None:
         conn.execute(update(CompilationRuleRow).values(reason="lowered"))
     with pytest.raises(CheckFailed):
         _run(ws)
+
+
+def test_the_stage_raises_on_text_and_headings_alone() -> None:
+    from garrison.pipeline.stages.chunk import (
+        COMPILATION,
+        COMPILATION_RULES,
+        ChunkParams,
+        ChunkStage,
+    )
+    from garrison.security.compilation import compilation_rule
+    from garrison.security.markings import parse_marking
+    from tests.pipeline.test_chunk_embed import element
+
+    rule = compilation_rule(
+        "r", ["project falcon"], ["uranium"], parse_marking("S//NF"), "together"
+    )
+    stage = ChunkStage(ChunkParams(model="hashing", max_tokens=64, overlap_tokens=8))
+    opened = stage.open_resources({COMPILATION_RULES: (rule,)})
+    items = [
+        element(0, "The uranium order ships in May.", doc_id="a", section=("Project Falcon",)),
+        element(0, "The uranium order ships in May.", doc_id="b", section=("Depot",)),
+        element(0, "Project Falcon and uranium.", doc_id="c"),
+    ]
+    out = {c.doc_id: c for c in stage.process(items, opened)}
+    assert out["a"].marking.banner() == "SECRET//NOFORN"
+    assert out["a"].extra[COMPILATION][0]["rule"] == "r"
+    assert out["b"].marking.banner() == "UNCLASSIFIED" and COMPILATION not in out["b"].extra
+    assert out["c"].marking.banner() == "SECRET//NOFORN"
+    # Without the rules (a bare model, or no resource), nothing is raised.
+    plain = stage.process(items, stage.open_resources({}))
+    assert {c.marking.banner() for c in plain} == {"UNCLASSIFIED"}

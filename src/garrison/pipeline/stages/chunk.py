@@ -18,10 +18,11 @@ chunk without that heading (:mod:`garrison.store.views`). Two elements under the
 text marked differently are different sections.
 
 Classification by compilation (MARKINGS.md section 6): the workspace's rules, handed in by the
-executor (``resources["compilation_rules"]``), are applied to each chunk's text; a chunk that
-combines both parts of a rule is marked with the join of its elements' markings and the rule's,
-and carries a ``compilation`` finding naming the rule (``extra["compilation"]``, written by the
-sink). Elements keep their own markings: only what combines the parts is raised.
+executor (``resources["compilation_rules"]``), are applied to each chunk's text and section
+headings; a chunk that combines both parts of a rule is marked with the join of its elements'
+markings and the rule's, and carries a ``compilation`` finding naming the rule
+(``extra["compilation"]``, written by the sink). Elements keep their own markings: only what
+combines the parts is raised.
 
 The stage emits only the new chunk items; the elements stay what they were upstream.
 """
@@ -190,7 +191,8 @@ class ChunkStage(Stage[ChunkParams]):
         # "chunk" keeps chunk ids apart from element ids built from the same parts.
         key = f"chunk\x00{doc_id}\x00{index}\x00{text}"
         chunk_id = hashlib.sha256(key.encode()).hexdigest()[:32]
-        compiled = apply_rules(rules, [text], join(*markings))
+        # The headings travel with the chunk (search hits, citations): they count as its text.
+        compiled = apply_rules(rules, [text, *first.section_path], join(*markings))
         return Item(
             id=chunk_id,
             doc_id=doc_id,
