@@ -315,3 +315,7 @@ def test_cli_duplicate_and_misplaced_options_exit_2(
     assert code == 2 and "Only a compilation rule" in err
     code, _, err = _cli(capsys, "registry", "remove", "sci", "SI", "-w", ws)
     assert code == 2
+    code, _, err = _cli(
+        capsys, "registry", "add", "compilation", "r2", "--description", "d", *rule_args
+    )
+    assert code == 2 and "--reason" in err

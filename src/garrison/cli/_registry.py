@@ -51,8 +51,10 @@ def add(
         raise InvalidInput("Only a compilation rule takes --when, --and, --marking and --reason.")
     with open_session(ctx, workspace, as_user) as session:
         if compilation:
-            if members:
-                raise InvalidInput("A compilation rule has no members.")
+            if members or description is not None:
+                raise InvalidInput(
+                    "A compilation rule has no members or description: give its --reason."
+                )
             entry = session.registry_add_compilation(
                 name, when=list(when or ()), and_=list(and_ or ()), marking=marking or "",
                 reason=reason,
