@@ -114,7 +114,9 @@ class Answer:
 
         ``marking`` is the join of every chunk in the context (``context_marking``), of the
         question's marking (``question_marking``), of the conversation history used and of the
-        generator's own marking. A ``refused`` answer is the one sentence :data:`REFUSAL` (marked
+        generator's own marking -- and of every compilation rule whose two parts the question,
+        context and answer combine (``findings``: one ``compilation`` finding per such rule,
+        naming it). A ``refused`` answer is the one sentence :data:`REFUSAL` (marked
     with the question's marking) and no citations.
     """
 
@@ -130,6 +132,7 @@ class Answer:
     notes: list[str] = field(default_factory=list)
     conversation_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -151,4 +154,5 @@ class Answer:
             "notes": list(self.notes),
             "conversation_id": self.conversation_id,
             "timings": dict(self.timings),
+            "findings": [dict(f) for f in self.findings],
         }

@@ -15,7 +15,13 @@ The steps, for one question:
    those its accreditation dominates (the answer then says that more exists, not what);
 5. marking: the answer is marked with the join of every chunk in the context (cited or not),
    of the question's marking and of the generator's own marking; an extractive sentence keeps
-   its source portion's marking, a generated one takes the answer's marking.
+   its source portion's marking, a generated one takes the answer's marking;
+6. compilation (MARKINGS.md section 6): when the question, the context and the answer together
+   match both parts of a workspace rule, the answer is marked at least at the rule's marking
+   (a ``compilation`` finding names the rule). When the asker may not read the raised marking,
+   or it is above their ceiling, the answer is :data:`REFUSAL` exactly as in step 3 -- never the
+   answer, and nothing that tells it apart from "no readable source answers this", even though
+   each chunk alone is readable.
 
 Every question is audited as ``ask`` with its length and marking, never its text.
 """
@@ -57,8 +63,10 @@ from garrison.assist._text import estimate_tokens
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotPermitted
 from garrison.security.audit import AuditAction
+from garrison.security.compilation import Compiled, apply_rules, fired_details
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
+from garrison.store.compilation import workspace_rules
 from garrison.store.session import Session
 
 __all__ = ["DEFAULT_K", "EXTRACTIVE_BUDGET", "MAX_K", "MAX_QUESTION", "ask"]
@@ -159,13 +167,22 @@ def ask(
             budget = generator.context_tokens - generator.max_new_tokens - overhead - 64
             placed = pack(visible, max(budget, 0), generator.count_tokens)
             ids = {c.chunk_id for c in placed}
-            if is_answerable([s for s in scored if s.chunk.chunk_id in ids]):
-                content = join(asked, *(c.marking for c in placed))
+            content = join(asked, *(c.marking for c in placed))
+            # What the generator would receive may combine a rule's parts: it is sent only when
+            # the generator is accredited for, and the asker may read, the raised marking.
+            said = [*earlier, *(t for turn in history for t in turn)]
+            content = _compiled(session, marked.text, said, placed, [], content).marking
+            sendable = (
+                dominates(generator.accredited, content)
+                and bool(session.can_read(content))
+                and (ceiling is None or dominates(ceiling, content))
+            )
+            if sendable and is_answerable([s for s in scored if s.chunk.chunk_id in ids]):
                 generation = generator.generate(
                     build_messages(marked.text, placed, history), content_marking=content
                 )
                 # The model's own word can only raise the marking, never lower it.
-                extra = [generator.marking, generation.marking]
+                extra = [generator.marking, generation.marking, content]
                 whole = join(content, *extra)
                 for found in support(clean_generated(generation.text), placed, embedder):
                     refs: tuple[int, ...] = ()
@@ -190,6 +207,19 @@ def ask(
         placed, citations = [], []
     in_context = context_marking(placed)
     marking = join(asked, *([in_context] if in_context is not None else []), *extra)
+    compiled = _compiled(session, marked.text, earlier, placed, sentences, marking)
+    withheld = compiled.raised and (
+        not session.can_read(compiled.marking)
+        or (ceiling is not None and not dominates(ceiling, compiled.marking))
+    )
+    if withheld:
+        # Each chunk alone is readable, together they are not: the asker gets the refusal a
+        # question with no readable source gets, with nothing of the context.
+        placed, citations, sentences, refused = [], [], [], True
+        in_context = None
+        marking = join(asked, *extra)
+    else:
+        marking = compiled.marking
     if refused:
         sentences = [AnswerSentence(REFUSAL, marking.banner(), marking.portion())]
     if not session.can_read(marking):
@@ -211,6 +241,7 @@ def ask(
         context=[ContextEntry(c.chunk_id, c.marking.banner()) for c in placed],
         notes=notes,
         conversation_id=thread.id if thread is not None else None,
+        findings=[] if withheld else fired_details(compiled),
         timings={
             "retrieval_ms": round((retrieved - started) * 1000, 3),
             "answer_ms": round((finished - retrieved) * 1000, 3),
@@ -230,11 +261,31 @@ def ask(
             "citations": len(citations),
             "refused": answer.refused,
             "generator": name,
+            "compilation": [r.name for r in compiled.fired],
+            "withheld": withheld,
         },
     )
     if store is not None and thread is not None:
         store.add_turn(thread, _turn(answer), marking)
     return answer
+
+
+def _compiled(
+    session: Session,
+    question: str,
+    earlier: list[str],
+    placed: list[SourceChunk],
+    sentences: list[AnswerSentence],
+    marking: Marking,
+) -> Compiled:
+    """The answer's marking raised by the workspace's compilation rules over everything it
+    combines: the question (and the earlier one it was asked with), the context, the answer.
+    Without a context the answer draws on the asker's own words alone: nothing to raise."""
+    if not placed:
+        return Compiled(marking)
+    rules = workspace_rules(session)
+    texts = [question, *earlier, *(c.text for c in placed), *(s.text for s in sentences)]
+    return apply_rules(rules, texts, marking)
 
 
 def _check_generator(

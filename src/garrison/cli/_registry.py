@@ -8,10 +8,11 @@ import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session, split_list
 from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.core.errors import InvalidInput
 
 app = typer.Typer(
     help="Site additions to the marking registry: SCI systems, SAP ids, country groups, CUI "
-    "categories.",
+    "categories, and classification-by-compilation rules.",
     no_args_is_help=True,
 )
 
@@ -19,22 +20,49 @@ app = typer.Typer(
 @app.command("add")
 def add(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="sci, sap, group or cui.")],
+    kind: Annotated[str, typer.Argument(help="sci, sap, group, cui or compilation.")],
     name: Annotated[str, typer.Argument(help="The new token, e.g. ZX, SAR-RAVEN, NORD, SP-NUC.")],
     members: Annotated[
         list[str] | None,
         typer.Option("--members", help="Country members of a group (omit for an opaque code)."),
     ] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
+    when: Annotated[
+        list[str] | None,
+        typer.Option("--when", help="compilation: terms (comma list) or one re:EXPRESSION."),
+    ] = None,
+    and_: Annotated[
+        list[str] | None,
+        typer.Option("--and", help="compilation: the other part, written like --when."),
+    ] = None,
+    marking: Annotated[
+        str | None, typer.Option("--marking", help="compilation: the marking of both together.")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="compilation: why (required).")
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a site marking token."""
+    """Register a site marking token or a classification-by-compilation rule."""
+    compilation = kind.strip().lower() == "compilation"
+    if not compilation and (when or and_ or marking is not None or reason is not None):
+        raise InvalidInput("Only a compilation rule takes --when, --and, --marking and --reason.")
     with open_session(ctx, workspace, as_user) as session:
-        entry = session.registry_add(
-            kind.lower(), name, members=split_list(members), description=description
-        )
+        if compilation:
+            if members or description is not None:
+                raise InvalidInput(
+                    "A compilation rule has no members or description: give its --reason."
+                )
+            entry = session.registry_add_compilation(
+                name, when=list(when or ()), and_=list(and_ or ()), marking=marking or "",
+                reason=reason,
+            )  # fmt: skip
+        else:
+            entry = session.registry_add(
+                kind.lower(), name, members=split_list(members), description=description
+            )
     if as_json:
         emit_json(entry)
     else:
@@ -54,10 +82,39 @@ def list_(
     if as_json:
         emit_json(entries)
         return
+    rules = [e for e in entries if e["kind"] == "compilation"]
     emit_table(
         ["kind", "name", "members", "added_by", "added_at"],
         [
             (e["kind"], e["name"], ",".join(e["members"] or []), e["added_by"], e["added_at"])
             for e in entries
+            if e["kind"] != "compilation"
         ],
     )
+    if rules:
+        emit_table(
+            ["compilation rule", "when", "and", "marking", "reason", "added_by"],
+            [
+                (r["name"], " | ".join(r["when"]), " | ".join(r["and"]), r["marking"],
+                 r["reason"], r["added_by"])
+                for r in rules
+            ],
+        )  # fmt: skip
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="compilation (other kinds cannot be removed).")],
+    name: Annotated[str, typer.Argument(help="The rule's name.")],
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a classification-by-compilation rule (records it raised keep their marking)."""
+    with open_session(ctx, workspace, as_user) as session:
+        entry = session.registry_remove(kind.strip().lower(), name)
+    if as_json:
+        emit_json(entry)
+    else:
+        out_console.print(f"Removed {entry['kind']} rule {entry['name']}.", markup=False)

@@ -6,13 +6,16 @@ quality, duplicates, ingest date and predictions (``labels``: ``NAME=LABEL``, ma
 predictions of the ``classify`` stage the subject may read). The subject's access filter is
 applied first, in SQL (by the store); nothing it may not read is ever loaded. A record's marking
 is the join of the fields it shows -- and of the predictions that selected it or that it shows
-(``fields["predictions"]``): a record picked by a SECRET classifier's label is SECRET.
+(``fields["predictions"]``): a record picked by a SECRET classifier's label is SECRET -- and of
+the workspace's compilation rules (MARKINGS.md section 6): a record whose text and shown fields
+combine both parts of a rule is marked at least at the rule's marking, with a ``compilation``
+finding naming the rule (``DatasetRecord.findings``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -20,7 +23,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from garrison.core.errors import InvalidInput, NotPermitted
+from garrison.security.compilation import CompilationRule, apply_rules, fired_details
 from garrison.security.markings import Marking, dominates, join
+from garrison.store.compilation import workspace_rules
 from garrison.store.datasets import RecordSources, record_sources
 from garrison.store.models import DocumentRow
 from garrison.store.predictions import (
@@ -31,7 +36,14 @@ from garrison.store.predictions import (
 )
 from garrison.store.session import Session
 
-__all__ = ["DOCUMENT_FIELDS", "DatasetRecord", "Selection", "record_marking", "select_records"]
+__all__ = [
+    "DOCUMENT_FIELDS",
+    "DatasetRecord",
+    "Selection",
+    "compiled_marking",
+    "record_marking",
+    "select_records",
+]
 
 RecordKind = Literal["chunks", "elements", "documents", "records"]
 
@@ -108,6 +120,8 @@ class DatasetRecord:
     #: Canonical record of the record's duplicate cluster (itself when not a duplicate).
     cluster: str = ""
     lineage: list[dict[str, Any]] = field(default_factory=list)
+    #: ``compilation`` findings of a record a rule raised (see the module docs).
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def sha256(self) -> str:
@@ -312,6 +326,12 @@ def select_records(session: Session, selection: Selection) -> list[DatasetRecord
                 )
             )
     out = _with_predictions(session, out, parse_labels(selection.labels), shown, ceiling)
+    rules = workspace_rules(session)
+    for record in out:
+        compiled = apply_rules(rules, _texts(record.text, record.fields, shown), record.marking)
+        if compiled.raised:
+            record.marking = compiled.marking
+            record.findings = fired_details(compiled)
     picked = []
     for record in out:
         if ceiling is not None and not dominates(ceiling, record.marking):
@@ -328,6 +348,33 @@ def select_records(session: Session, selection: Selection) -> list[DatasetRecord
     if not picked:
         raise InvalidInput("The selection is empty: no readable record matches it.")
     return picked
+
+
+def _texts(text: str, fields: dict[str, Any], shown: Iterable[str]) -> list[str]:
+    """What a record shows as text: its text and the textual fields it exports."""
+    out = [text]
+    for name in set(shown):
+        value = fields.get(name)
+        if name == "predictions":
+            continue  # labels, not text: they raise the record through their own markings
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, list):
+            out.extend(v for v in value if isinstance(v, str))
+        elif isinstance(value, dict):
+            out.extend(v for v in value.values() if isinstance(v, str))
+    return out
+
+
+def compiled_marking(
+    rules: Sequence[CompilationRule],
+    text: str,
+    fields: dict[str, Any],
+    shown: Iterable[str],
+    marking: Marking,
+) -> Marking:
+    """``marking`` raised by the compilation rules over what a record shows."""
+    return apply_rules(rules, _texts(text, fields, shown), marking).marking
 
 
 def _with_predictions(

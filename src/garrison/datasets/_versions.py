@@ -21,11 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from garrison.core.errors import InvalidInput, MarkingError, NotFound
-from garrison.datasets._records import DatasetRecord, Selection, record_marking, select_records
+from garrison.datasets._records import (
+    DatasetRecord,
+    Selection,
+    compiled_marking,
+    record_marking,
+    select_records,
+)
 from garrison.datasets._splits import assign_splits
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, dominates, join
 from garrison.security.policy import Action
+from garrison.store.compilation import workspace_rules
 from garrison.store.datasets import (
     add_version,
     current_markings,
@@ -217,6 +224,8 @@ class Datasets:
         )
         parsed: dict[str, Marking] = {}
         stale = False
+        # A rule added since the version was made makes a record that combines its parts stale.
+        rules = workspace_rules(self.session)
         for record in records:
             document = now.documents.get(record.doc_id)
             if document is None or record.id in now.failed:
@@ -227,6 +236,9 @@ class Datasets:
                 item = document
             try:
                 current = record_marking(record.kind, item, document, headings, record.fields)
+                current = compiled_marking(
+                    rules, record.text, record.fields, record.fields, current
+                )
                 frozen = parsed.get(record.marking)
                 if frozen is None:
                     frozen = parsed[record.marking] = self.session.parse_marking(record.marking)
@@ -333,7 +345,7 @@ class Datasets:
             ),
             key=lambda r: r.id,
         )
-        manifest = {
+        manifest: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "name": name,
             "marking": marking.banner(),
@@ -350,6 +362,13 @@ class Datasets:
                 for r in frozen
             ],
         }
+        findings = sorted(
+            ({"record": r.id, **f} for r in records for f in r.findings),
+            key=lambda f: (f["record"], f["rule"]),
+        )
+        if findings:
+            # Records raised by compilation rules (the manifest is marked at least as high).
+            manifest["findings"] = findings
         version_id = hashlib.sha256(_canonical(manifest)).hexdigest()
         snapshot = self.session.workspace.blobs.put(_snapshot(frozen))
         add_version(

@@ -27,6 +27,7 @@ Every operation is audited (``eval.run``, ``eval.runs-list``, ``eval.run-read``,
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,11 +37,14 @@ from typing import TYPE_CHECKING, Any
 from garrison import __version__
 from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
+from garrison.evaluate._compilation import check_readable, raised_item, raised_report, run_texts
 from garrison.evaluate._systems import SystemSpec
 from garrison.security.audit import AuditAction
+from garrison.security.compilation import apply_rules
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action, permits
 from garrison.store import eval_runs
+from garrison.store.compilation import workspace_rules
 from garrison.store.models import EvalRunItemRow, EvalRunRow
 from garrison.store.session import Session
 
@@ -181,6 +185,7 @@ class RunWriter:
         self._sealer = eval_runs.Sealer(session)
         self._position = 0
         self._finished = False
+        self._rules = workspace_rules(session)
 
     def record(self, result: ItemResult) -> None:
         """Store ``result`` (replacing an earlier result of the same item in this run). Item
@@ -192,6 +197,7 @@ class RunWriter:
                 raise InvalidInput(f"An item's {what} is at most 512 characters.")
         if not result.item_id:
             raise InvalidInput("An item result needs an item id.")
+        result = raised_item(self._rules, result)
         position = result.position or self._position
         self._position = max(self._position, position) + 1
         values = {
@@ -532,7 +538,12 @@ class Runs:
         self.session.require(Action.READ, AuditAction.EVAL_RUN_REPORT)
         summary = self._summary_by_ref(ref, audit=False)
         results = list(self._all_items(summary.id))
-        report = run_report(summary, results)
+        rules = workspace_rules(self.session)
+        texts = run_texts(self.session, summary.id) if rules else []
+        report, compiled = raised_report(rules, run_report(summary, results), texts)
+        check_readable(
+            self.session, report.marking, compiled, AuditAction.EVAL_RUN_REPORT, summary.id
+        )
         self.session.audit(
             AuditAction.EVAL_RUN_REPORT,
             object_id=summary.id,
@@ -565,6 +576,16 @@ class Runs:
             metrics=metrics,
             **gate,
         )
+        rules = workspace_rules(self.session)
+        if rules:
+            ta, tb = run_texts(self.session, a.id), run_texts(self.session, b.id)
+            ra, _ = raised_report(rules, report.a, ta)
+            rb, _ = raised_report(rules, report.b, tb)
+            both = apply_rules(rules, [*ta, *tb], join(report.marking, ra.marking, rb.marking))
+            report = dataclasses.replace(report, a=ra, b=rb, marking=both.marking)
+            check_readable(
+                self.session, report.marking, both, AuditAction.EVAL_COMPARE, f"{a.id}:{b.id}"
+            )
         self.session.audit(
             AuditAction.EVAL_COMPARE,
             object_id=f"{a.id}:{b.id}",

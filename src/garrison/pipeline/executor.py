@@ -69,6 +69,7 @@ from garrison.pipeline.sink import (
     write_batch,
 )
 from garrison.pipeline.spec import PipelineSpec, StageSpec
+from garrison.pipeline.stages.chunk import COMPILATION_RULES
 from garrison.pipeline.stages.classify import CLASSIFIERS, PREDICTIONS
 from garrison.pipeline.stages.dedup import (
     LIGHT,
@@ -81,6 +82,7 @@ from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
 from garrison.security.policy import Action
 from garrison.store import pipeline_state
+from garrison.store.compilation import workspace_rules
 from garrison.store.index import ChunkIndex
 from garrison.store.jobs import JobSummary, job, mark_stale_jobs
 from garrison.store.models import ElementRow
@@ -357,6 +359,10 @@ def run_pipeline(
         resources[CLASSIFIERS] = classifiers
     if embedders:
         resources[EMBEDDERS] = embedders
+    # Every rule applies, whoever runs the pipeline; a rule that fails its check stops the run.
+    rules = workspace_rules(session)
+    if rules:
+        resources[COMPILATION_RULES] = rules
     reset_stage_cache()
     runner = create_engine(engine, resources, workers=workers, address=address, limits=limits)
     with job(
@@ -377,6 +383,7 @@ def run_pipeline(
                     doc_ids=doc_ids,
                     full=full,
                     model_ids={ref: c.id for ref, c in classifiers.items()},
+                    rules=rules,
                 )
                 _execute(session, spec, plan, report, runner, batch_docs, progress, writers)
         finally:
@@ -508,7 +515,7 @@ def _stream(
 ) -> set[str]:
     """Run the head, middle and tail into the sink; the documents written."""
     parts = _Parts.of(spec.stages)
-    tail_sig = _stages_key(parts.middle + parts.tail)
+    tail_sig = _stages_key(parts.middle + parts.tail, plan.compilation)
     report.documents = len(plan.inputs)
     report.processed = len(plan.head)
     report.reused = len(plan.unchanged)

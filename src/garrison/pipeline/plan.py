@@ -17,7 +17,9 @@ from typing import Any
 from garrison.pipeline._models import resolve_models, resolved
 from garrison.pipeline.spec import PREDICT_STAGES, PipelineSpec, StageSpec
 from garrison.security.audit import AuditAction
+from garrison.security.compilation import CompilationRule, rules_digest
 from garrison.security.policy import Action
+from garrison.store.compilation import workspace_rules
 from garrison.store.pipeline_state import plan_rows
 from garrison.store.session import Session
 
@@ -62,8 +64,13 @@ def predict_key(specs: Sequence[StageSpec], model_ids: Mapping[str, str]) -> str
     return _hash(json.dumps(parts, sort_keys=True))
 
 
-def _stages_key(specs: Sequence[StageSpec]) -> str:
-    return _hash(json.dumps([s.to_dict() for s in specs], sort_keys=True))
+def _stages_key(specs: Sequence[StageSpec], compilation: str = "") -> str:
+    """Hash of ``specs``; with a ``chunk`` stage among them, of the compilation rules that
+    mark its chunks too (``compilation``: their digest), so a changed rule set redoes them."""
+    data: list[dict[str, Any]] = [s.to_dict() for s in specs]
+    if compilation and any(s.name == "chunk" for s in specs):
+        data.append({"compilation_rules": compilation})
+    return _hash(json.dumps(data, sort_keys=True))
 
 
 def _hash(text: str) -> str:
@@ -96,6 +103,8 @@ class RunPlan:
     #: (a classifier changed, or a classify stage was added or removed).
     predict_key: str | None = None
     repredict: list[str] = field(default_factory=list)
+    #: The digest of the compilation rules the chunk stage applies ("" when there are none).
+    compilation: str = ""
 
     @property
     def head(self) -> list[str]:
@@ -126,12 +135,14 @@ def plan_run(
     doc_ids: Sequence[str] | None = None,
     full: bool = False,
     model_ids: Mapping[str, str] | None = None,
+    rules: Sequence[CompilationRule] | None = None,
 ) -> RunPlan:
     """Work out what a run of ``spec`` as ``session``'s subject would redo (reads only).
 
     ``model_ids`` maps each classify stage's ``model`` reference to the version id the run
     resolved it to; without it, the references are resolved here (the subject must dominate
-    each classifier: one it may not read is not found).
+    each classifier: one it may not read is not found). ``rules``: the workspace's compilation
+    rules the run applies (loaded here when not given); they are part of the chunk stage's key.
     """
     session.require(Action.RUN_PIPELINE, AuditAction.PIPELINE_PLAN)
     if not resolved(spec):
@@ -140,8 +151,11 @@ def plan_run(
     if model_ids is None:
         model_ids = _resolve_ids(session, parts.predict)
     new_predict_key = predict_key(parts.predict, model_ids)
-    head_sig = _stages_key(parts.head)
-    tail_sig = _stages_key(parts.middle + parts.tail)
+    if rules is None:
+        rules = workspace_rules(session)
+    compilation = rules_digest(rules) if rules else ""
+    head_sig = _stages_key(parts.head, compilation)
+    tail_sig = _stages_key(parts.middle + parts.tail, compilation)
     rows = plan_rows(session, doc_ids)
     inputs = [doc_id for doc_id, _ in rows.inputs]
     # What each document looks like to this subject: its marking (the index carries it),
@@ -181,6 +195,7 @@ def plan_run(
         full=full,
         predict_key=new_predict_key,
         repredict=repredict,
+        compilation=compilation,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from garrison.core.clock import utc_now
 from garrison.pipeline._stage import Item
+from garrison.pipeline.stages.chunk import COMPILATION
 from garrison.pipeline.stages.classify import PREDICTIONS
 from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY, TEXT_HASH, WORD_COUNT
 from garrison.security.markings import Marking, join
@@ -171,6 +172,19 @@ def write_batch(
         docs = batch.documents
         for chunk in chunks:
             marking_id = batch.intern(chunk.marking)
+            for found in chunk.extra.get(COMPILATION, ()):
+                # Marked like the chunk: only its readers learn that it combines the parts.
+                findings.append(
+                    {
+                        "doc_id": chunk.doc_id,
+                        "element_id": None,
+                        "kind": found["kind"],
+                        "detail": f"chunk {chunk.id} {found['detail']}",
+                        "job_id": job_id,
+                        "marking_id": marking_id,
+                        "created_at": now,
+                    }
+                )
             chunk_rows.append(
                 {
                     "id": chunk.id,

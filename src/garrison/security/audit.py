@@ -120,6 +120,8 @@ class AuditAction(StrEnum):
     REDTEAM_RUN = "redteam.run"
     REDTEAM_SETUP = "redteam.setup"
     REGISTRY_ADD = "registry.add"
+    COMPILATION_ADD = "registry.compilation-add"
+    COMPILATION_REMOVE = "registry.compilation-remove"
     REGISTRY_LIST = "registry.list"
     SEARCH = "search"
     SESSION_OPEN = "session.open"

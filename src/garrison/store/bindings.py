@@ -46,6 +46,7 @@ from sqlalchemy.sql.dml import Insert
 from garrison.security.audit import AuditAction
 from garrison.store.models import (
     ChunkRow,
+    CompilationRuleRow,
     DatasetVersionRow,
     DocumentRow,
     ElementRow,
@@ -317,6 +318,16 @@ register(
         "id",
         markings=("marking_id",),
         content=("label_id", "project_id", "reviewer", "verdict", "reason", "fix_label_id"),
+        id_factory=new_id,
+    ),
+)
+register(
+    CompilationRuleRow,
+    BindingSpec(
+        "compilation_rules",
+        "id",
+        markings=("marking_id",),
+        content=("name", "when_terms", "and_terms", "reason"),
         id_factory=new_id,
     ),
 )

@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Base",
     "ChunkRow",
+    "CompilationRuleRow",
     "DatasetVersionRow",
     "DocumentLocation",
     "DocumentRow",
@@ -117,6 +118,29 @@ class RegistryEntry(Base):
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     added_by: Mapped[str] = mapped_column(String(128))
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CompilationRuleRow(Base):
+    """A site's classification-by-compilation rule (MARKINGS.md section 6).
+
+    ``when_terms`` and ``and_terms`` hold each matcher as written (terms, and expressions with
+    their ``re:`` prefix); the rule is marked with its own marking, which is what a record that
+    combines both parts is raised to, and only readers of that marking see the rule.
+    """
+
+    __tablename__ = "compilation_rules"
+
+    #: Opaque and random (made when the row is written).
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    when_terms: Mapped[list[str]] = mapped_column(JSON)
+    and_terms: Mapped[list[str]] = mapped_column(JSON)
+    marking_id: Mapped[int] = mapped_column(ForeignKey("markings.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(String(128))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: HMAC-SHA-256 binding this row to its marking (see :mod:`garrison.store.bindings`).
+    binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 def row_dict(row: Any) -> dict[str, Any]:

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 #: Finding kinds the pipeline owns (replaced on every run of the same documents).
-PIPELINE_FINDINGS = ("stage-failed", "duplicate-marked-differently")
+PIPELINE_FINDINGS = ("stage-failed", "duplicate-marked-differently", "compilation")
 
 _PART = 500
 

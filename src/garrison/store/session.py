@@ -409,13 +409,35 @@ class Session:
         return _registry_dict(entry)
 
     def registry_list(self) -> list[dict[str, Any]]:
-        """The site additions (admin)."""
+        """The site additions (admin), with the compilation rules the admin may read."""
+        from garrison.store.compilation import list_rules
+
         self.require(Action.MANAGE_REGISTRY, AuditAction.REGISTRY_LIST)
         with self.workspace.catalog.transaction() as orm:
             rows = orm.scalars(
                 select(RegistryEntry).order_by(RegistryEntry.kind, RegistryEntry.name)
             )
-            return [_registry_dict(r) for r in rows]
+            entries = [_registry_dict(r) for r in rows]
+        return sorted([*entries, *list_rules(self)], key=lambda e: (e["kind"], e["name"]))
+
+    def registry_add_compilation(
+        self, name: str, *, when: list[str], and_: list[str], marking: str, reason: str | None
+    ) -> dict[str, Any]:
+        """Add a classification-by-compilation rule (admin): :mod:`garrison.store.compilation`."""
+        from garrison.store.compilation import add_rule
+
+        return add_rule(self, name, when=when, and_=and_, marking=marking, reason=reason)
+
+    def registry_remove(self, kind: str, name: str) -> dict[str, Any]:
+        """Remove a compilation rule (admin); other kinds give stored markings their meaning."""
+        from garrison.store.compilation import remove_rule
+
+        if kind != "compilation":
+            raise InvalidInput(
+                "Only compilation rules can be removed: other registry entries give stored "
+                "markings their meaning."
+            )
+        return remove_rule(self, name)
 
     # -- audit log --------------------------------------------------------------------------
 

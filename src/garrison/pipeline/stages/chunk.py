@@ -17,6 +17,13 @@ markings (``section_marking_ids``): readers who do not dominate a heading's mark
 chunk without that heading (:mod:`garrison.store.views`). Two elements under the same heading
 text marked differently are different sections.
 
+Classification by compilation (MARKINGS.md section 6): the workspace's rules, handed in by the
+executor (``resources["compilation_rules"]``), are applied to each chunk's text and section
+headings; a chunk that combines both parts of a rule is marked with the join of its elements'
+markings and the rule's, and carries a ``compilation`` finding naming the rule
+(``extra["compilation"]``, written by the sink). Elements keep their own markings: only what
+combines the parts is raised.
+
 The stage emits only the new chunk items; the elements stay what they were upstream.
 """
 
@@ -33,9 +40,15 @@ from pydantic import model_validator
 from garrison.core.errors import InvalidInput
 from garrison.models import EmbeddingModel, get_model
 from garrison.pipeline._stage import Item, Stage, StageParams, register_stage
+from garrison.security.compilation import CompilationRule, apply_rules, fired_details
 from garrison.security.markings import Marking, join
 
-__all__ = ["ChunkParams", "ChunkStage"]
+__all__ = ["COMPILATION", "COMPILATION_RULES", "ChunkParams", "ChunkStage"]
+
+#: The resource holding the workspace's compilation rules (a tuple of CompilationRule).
+COMPILATION_RULES = "compilation_rules"
+#: ``Item.extra`` key of a raised chunk's findings (:func:`fired_details`).
+COMPILATION = "compilation"
 
 #: Element types kept whole (alone in their chunk) when ``tables_whole`` is set.
 TABLE_TYPES = frozenset({"Table", "Record"})
@@ -82,6 +95,14 @@ class _Piece:
     continues: bool = False  # a later piece of a split element (already overlaps the previous)
 
 
+@dataclass(frozen=True)
+class _Opened:
+    """What ``chunk`` runs with: the tokenizer's model and the compilation rules."""
+
+    model: EmbeddingModel
+    rules: tuple[CompilationRule, ...] = ()
+
+
 @register_stage
 class ChunkStage(Stage[ChunkParams]):
     """Pack elements into model-sized chunks marked with the join of their elements."""
@@ -90,17 +111,20 @@ class ChunkStage(Stage[ChunkParams]):
     version = "1"
     Params = ChunkParams
 
-    def open_resources(self, resources: dict[str, Any]) -> EmbeddingModel:
+    def open_resources(self, resources: dict[str, Any]) -> _Opened:
         model = get_model(self.params.model)
         if self.params.max_tokens > model.max_tokens:
             raise InvalidInput(
                 f"chunk max_tokens {self.params.max_tokens} exceeds the {model.max_tokens}-token "
                 f"window of {model.name}; lower it."
             )
-        return model
+        return _Opened(model, tuple(resources.get(COMPILATION_RULES, ())))
 
     def process(self, items: list[Item], resource: Any) -> list[Item]:
-        model: EmbeddingModel = resource if resource is not None else self.open_resources({})
+        opened = resource if resource is not None else self.open_resources({})
+        if not isinstance(opened, _Opened):  # a bare model: no rules
+            opened = _Opened(opened)
+        model, rules = opened.model, opened.rules
         docs: dict[str, list[Item]] = {}
         for item in items:
             # Dropped items and non-canonical duplicates produce nothing downstream.
@@ -110,13 +134,17 @@ class ChunkStage(Stage[ChunkParams]):
         out: list[Item] = []
         for doc_id in sorted(docs):
             elements = sorted(docs[doc_id], key=lambda e: (e.seq, e.id))
-            out.extend(self._chunk_document(doc_id, elements, model))
+            out.extend(self._chunk_document(doc_id, elements, model, rules))
         return out
 
     # -- packing ---------------------------------------------------------------------------------
 
     def _chunk_document(
-        self, doc_id: str, elements: list[Item], model: EmbeddingModel
+        self,
+        doc_id: str,
+        elements: list[Item],
+        model: EmbeddingModel,
+        rules: tuple[CompilationRule, ...] = (),
     ) -> list[Item]:
         p = self.params
         groups: list[list[_Piece]] = []
@@ -131,7 +159,7 @@ class ChunkStage(Stage[ChunkParams]):
             current.append(piece)
         if current:
             groups.append(current)
-        return [self._make_chunk(doc_id, i, g, model) for i, g in enumerate(groups)]
+        return [self._make_chunk(doc_id, i, g, model, rules) for i, g in enumerate(groups)]
 
     def _must_break(self, current: list[_Piece], piece: _Piece) -> bool:
         p = self.params
@@ -149,7 +177,12 @@ class ChunkStage(Stage[ChunkParams]):
         )
 
     def _make_chunk(
-        self, doc_id: str, index: int, pieces: list[_Piece], model: EmbeddingModel
+        self,
+        doc_id: str,
+        index: int,
+        pieces: list[_Piece],
+        model: EmbeddingModel,
+        rules: tuple[CompilationRule, ...],
     ) -> Item:
         text = _joined(pieces)
         element_ids = tuple(dict.fromkeys(pc.element.id for pc in pieces))
@@ -158,13 +191,15 @@ class ChunkStage(Stage[ChunkParams]):
         # "chunk" keeps chunk ids apart from element ids built from the same parts.
         key = f"chunk\x00{doc_id}\x00{index}\x00{text}"
         chunk_id = hashlib.sha256(key.encode()).hexdigest()[:32]
+        # The headings travel with the chunk (search hits, citations): they count as its text.
+        compiled = apply_rules(rules, [text, *first.section_path], join(*markings))
         return Item(
             id=chunk_id,
             doc_id=doc_id,
             kind="chunk",
             text=text,
             original_text=text,
-            marking=join(*markings),
+            marking=compiled.marking,
             element_ids=element_ids,
             seq=index,
             type="Chunk",
@@ -174,6 +209,7 @@ class ChunkStage(Stage[ChunkParams]):
             language=first.language,
             token_count=model.count_tokens(text),
             lineage=[self.lineage(parents=element_ids)],
+            extra={COMPILATION: fired_details(compiled)} if compiled.raised else {},
         )
 
     # -- splitting long elements -----------------------------------------------------------------
