@@ -45,7 +45,8 @@ def test_the_bundle_installs_offline_and_runs(tmp_path: Path) -> None:
     bundle = _bundle()
     venv, home = tmp_path / "venv", tmp_path / "home"
     home.mkdir()
-    base = shutil.which("python3.11") or sys.executable
+    # The interpreter under this checkout's virtual environment, not the environment itself.
+    base = getattr(sys, "_base_executable", sys.executable)
     env = {**_clean_env(venv, home), "PYTHON": base}
     done = subprocess.run(
         [
