@@ -95,9 +95,9 @@ def test_the_bundle_installs_offline_and_runs(tmp_path: Path) -> None:
     (docs / "memo.txt").write_text(
         "UNCLASSIFIED\n\n(U) The convoy to the northern depot leaves at dawn.\n\nUNCLASSIFIED\n"
     )
-    ingest = garrison("-w", str(ws), "ingest", str(docs))
+    ingest = garrison("-w", str(ws), "ingest", str(docs), "--default-marking", "UNCLASSIFIED")
     assert ingest.returncode == 0, ingest.stderr
-    run = garrison("-w", str(ws), "pipeline", "run")
+    run = garrison("-w", str(ws), "run")
     assert run.returncode == 0, run.stderr
     found = garrison("-w", str(ws), "search", "northern depot convoy", "--json")
     assert found.returncode == 0, found.stderr
