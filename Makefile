@@ -10,7 +10,7 @@ DEMO_DIR ?= .demo
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install install-dev demo test test-bundle bundle lint format bench clean
+.PHONY: help install install-dev demo test test-airgap bundle lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,13 +34,13 @@ demo: $(VENV)/.installed ## Run the main job on the bundled sample data
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh "$(DEMO_DIR)"
 
 test: $(VENV)/.installed-dev ## Run every test (in a network namespace with only loopback, when root)
-	@bash scripts/run-tests.sh -m "not bundle"
+	@bash scripts/run-tests.sh -m "not airgap"
 
 bundle: $(VENV)/.installed-dev ## Build the signed offline install bundle under dist/ (needs the package registry)
 	$(BIN)/python scripts/build_bundle.py $(PIPQUIET)
 
-test-bundle: $(VENV)/.installed-dev ## Install the bundle with no index inside the network namespace and run Garrison from it
-	@bash scripts/run-tests.sh -m bundle tests/ops/test_bundle_install.py
+test-airgap: $(VENV)/.installed-dev ## The slow air-gap tests: install the bundle with no index, trace the demo for connections
+	@bash scripts/run-tests.sh -m airgap tests/ops/test_bundle_install.py tests/test_no_call_home.py
 
 lint: $(VENV)/.installed-dev ## ruff (lint + format check), mypy --strict and the layer contracts
 	$(BIN)/ruff check src tests bench scripts

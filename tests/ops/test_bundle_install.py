@@ -1,6 +1,6 @@
 """The real offline bundle (`make bundle`), installed with no package index into a fresh virtual
 environment inside the tests' loopback-only network namespace, then used: `--version`,
-`doctor`, and a small ingest and search. Run by `make test-bundle` (marker ``bundle``)."""
+`doctor`, and a small ingest and search. Run by `make test-airgap` (marker ``airgap``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from garrison import __version__
 from tests.conftest import IN_CI, REPO, require
 
-pytestmark = pytest.mark.bundle
+pytestmark = pytest.mark.airgap
 
 DIST = REPO / "dist"
 BUNDLE = DIST / f"garrison-bundle-{__version__}"
