@@ -10,7 +10,7 @@ DEMO_DIR ?= .demo
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install install-dev demo test lint format bench clean
+.PHONY: help install install-dev demo test test-airgap bundle lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,7 +34,13 @@ demo: $(VENV)/.installed ## Run the main job on the bundled sample data
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh "$(DEMO_DIR)"
 
 test: $(VENV)/.installed-dev ## Run every test (in a network namespace with only loopback, when root)
-	@bash scripts/run-tests.sh
+	@bash scripts/run-tests.sh -m "not airgap"
+
+bundle: $(VENV)/.installed-dev ## Build the signed offline install bundle under dist/ (needs the package registry)
+	$(BIN)/python scripts/build_bundle.py $(PIPQUIET)
+
+test-airgap: $(VENV)/.installed-dev ## The slow air-gap tests: install the bundle with no index, trace the demo for connections
+	@bash scripts/run-tests.sh -m airgap tests/ops/test_bundle_install.py tests/test_no_call_home.py
 
 lint: $(VENV)/.installed-dev ## ruff (lint + format check), mypy --strict and the layer contracts
 	$(BIN)/ruff check src tests bench scripts
@@ -50,4 +56,4 @@ bench: $(VENV)/.installed-dev ## Run the benchmarks and write reports under benc
 	$(BIN)/python -m bench
 
 clean: ## Remove the virtual environment, caches and demo output
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_DIR) dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

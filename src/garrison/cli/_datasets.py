@@ -293,9 +293,14 @@ def verify(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check an export's checksums and (with --trusted-key) its signature; exit 1 on tampering."""
+    """Check an export's or an install bundle's checksums and (with --trusted-key) its
+    signature; exit 1 on tampering."""
     from garrison.datasets.verify import verify_export
+    from garrison.ops.bundle import is_bundle
 
+    if is_bundle(path):
+        _verify_bundle(path, trusted_key, as_json)
+        return
     result = verify_export(path, trusted_key)
     if as_json:
         emit_json(
@@ -321,3 +326,37 @@ def verify(
                 "(pass --trusted-key).",
                 markup=False,
             )
+
+
+def _verify_bundle(path: Path, trusted_key: Path | None, as_json: bool) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from garrison.core.errors import InvalidInput
+    from garrison.ops.bundle import verify_bundle
+
+    key = None
+    if trusted_key is not None:
+        try:
+            loaded = load_pem_public_key(trusted_key.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"{trusted_key} is not a readable PEM public key.") from exc
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise InvalidInput(f"{trusted_key} is not an Ed25519 public key.")
+        key = loaded
+    result = verify_bundle(path, key)
+    if as_json:
+        emit_json(result.to_dict())
+    if not result.ok:
+        raise CheckFailed(f"The bundle at {path} failed verification: {result.problem}")
+    if not as_json:
+        signed = (
+            f"and SHA256SUMS is signed by the release key {result.key_id}"
+            if result.signature_checked
+            else "The signature was NOT checked against a trusted key (pass --trusted-key)"
+        )
+        out_console.print(
+            f"OK: bundle {result.manifest.get('version')}, all {result.files} files match "
+            f"their checksums{',' if result.signature_checked else '.'} {signed}.",
+            markup=False,
+        )

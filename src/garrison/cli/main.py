@@ -20,6 +20,7 @@ from garrison.cli import (
     _audit,
     _datasets,
     _docs,
+    _doctor,
     _eval,
     _eval_runs,
     _ingest,
@@ -80,6 +81,7 @@ def _root(
 
 _workspace.register(app)
 _parse.register(app)
+_doctor.register(app)
 _ingest.register(app)
 _pipeline.register(app)
 _datasets.register(app)
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     Typer reports usage errors itself (exit 2, with the usage line); Garrison's own errors are
     translated here into one sentence on stderr and the exit code the error carries.
     """
+    # What Garrison writes is marked data or keys: owner-only, whatever the shell's umask.
+    os.umask(os.umask(0o077) | 0o077)
     try:
         app(args=argv, prog_name="garrison")
     except GarrisonError as exc:

@@ -18,7 +18,7 @@ CONFIG_FILE = "garrison.toml"
 class WorkspaceConfig(BaseModel):
     """What ``garrison init`` records about a workspace; everything else lives in the catalog."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     format: int = 1
     workspace_id: str
@@ -32,6 +32,9 @@ class WorkspaceConfig(BaseModel):
     master_key_file: str = "keys/master.key"
     #: A signed audit checkpoint is written every this many events (and at the end of each command).
     audit_checkpoint_every: int = Field(default=100, ge=1)
+    #: The operator's explicit acceptance that a workspace above UNCLASSIFIED is not on an
+    #: encrypted volume (``garrison doctor`` then warns instead of failing, and audits it).
+    allow_unencrypted_volume: bool = Field(default=False, alias="allow-unencrypted-volume")
 
     @classmethod
     def load(cls, workspace: Path) -> WorkspaceConfig:
@@ -59,7 +62,7 @@ class WorkspaceConfig(BaseModel):
 
     def dump(self, workspace: Path) -> None:
         """Write ``garrison.toml`` into ``workspace``."""
-        text = tomli_w.dumps({"workspace": self.model_dump()})
+        text = tomli_w.dumps({"workspace": self.model_dump(by_alias=True)})
         (workspace / CONFIG_FILE).write_text(
             "# Garrison workspace configuration (see docs/operations.md).\n" + text,
             encoding="utf-8",

@@ -62,6 +62,7 @@ class AuditAction(StrEnum):
     DATASET_LIST = "dataset.list"
     DATASET_READ = "dataset.read"
     DEDUP_REPORT = "dedup.report"
+    DOCTOR_RUN = "doctor.run"
     DOC_ORIGINAL = "doc.original"
     DOC_READ = "doc.read"
     DOCS_LIST = "docs.list"
@@ -128,6 +129,7 @@ class AuditAction(StrEnum):
     TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret
     TOKEN_LIST = "token.list"  # noqa: S105
     TOKEN_REVOKE = "token.revoke"  # noqa: S105
+    UNENCRYPTED_VOLUME_ALLOWED = "workspace.unencrypted-volume"
     USER_ADD = "user.add"
     USER_LIST = "user.list"
     USER_SHOW = "user.show"

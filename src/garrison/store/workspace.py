@@ -122,9 +122,10 @@ class Workspace:
         catalog: Catalog | None = None
         migrated = False
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            root.chmod(0o700)  # marked data and keys: owner-only, whatever the umask
             for sub in _SUBDIRS:
-                (root / sub).mkdir(mode=0o700 if sub in ("keys", "audit") else 0o755)
+                (root / sub).mkdir(mode=0o700)
             config = WorkspaceConfig(
                 workspace_id=uuid.uuid4().hex,
                 system_high=high.banner(),
