@@ -10,20 +10,41 @@ from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session, spl
 from garrison.cli._output import emit_json, emit_table, out_console
 
 app = typer.Typer(
-    help="Site additions to the marking registry: SCI systems, SAP ids, country groups, CUI "
-    "categories.",
+    help="Site additions to the marking registry: SCI systems, SAP ids and nicknames, country "
+    "groups (NATO-MEMBERS among them), CUI categories, ACCM nicknames, foreign dissemination "
+    "controls and owner codes.",
     no_args_is_help=True,
 )
+
+KindArg = Annotated[
+    str,
+    typer.Argument(help="sci, sap, group, cui, sap-nickname, accm, nonic or owner."),
+]
+MembersOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--members",
+        help="Country members of a group (omit for an opaque code); for NATO-MEMBERS the "
+        "countries to add or remove.",
+    ),
+]
 
 
 @app.command("add")
 def add(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="sci, sap, group or cui.")],
-    name: Annotated[str, typer.Argument(help="The new token, e.g. ZX, SAR-RAVEN, NORD, SP-NUC.")],
-    members: Annotated[
-        list[str] | None,
-        typer.Option("--members", help="Country members of a group (omit for an opaque code)."),
+    kind: KindArg,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The new token, e.g. ZX, SAR-RAVEN, NORD, SP-NUC, 'BUTTERED POPCORN', "
+            "'TEA LEAF', AUSTEO, XKS."
+        ),
+    ],
+    members: MembersOpt = None,
+    pid: Annotated[
+        str | None,
+        typer.Option("--pid", help="The program identifier a sap-nickname stands for."),
     ] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
     workspace: WorkspaceOpt = None,
@@ -33,12 +54,37 @@ def add(
     """Register a site marking token."""
     with open_session(ctx, workspace, as_user) as session:
         entry = session.registry_add(
-            kind.lower(), name, members=split_list(members), description=description
+            kind.lower(), name, members=split_list(members), description=description, pid=pid
         )
     if as_json:
         emit_json(entry)
+    elif entry["kind"] == "sap-nickname":
+        out_console.print(
+            f"Registered sap-nickname {entry['name']} for SAR-{entry['pid']}.", markup=False
+        )
     else:
         out_console.print(f"Registered {entry['kind']} {entry['name']}.", markup=False)
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    kind: KindArg,
+    name: Annotated[str, typer.Argument(help="The registered token.")],
+    members: MembersOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a site marking token (or members of NATO-MEMBERS) nothing depends on."""
+    with open_session(ctx, workspace, as_user) as session:
+        entry = session.registry_remove(kind.lower(), name, members=split_list(members))
+    if as_json:
+        emit_json(entry)
+    elif members:
+        out_console.print(f"Updated {entry['kind']} {entry['name']}.", markup=False)
+    else:
+        out_console.print(f"Removed {entry['kind']} {entry['name']}.", markup=False)
 
 
 @app.command("list")
@@ -57,7 +103,13 @@ def list_(
     emit_table(
         ["kind", "name", "members", "added_by", "added_at"],
         [
-            (e["kind"], e["name"], ",".join(e["members"] or []), e["added_by"], e["added_at"])
+            (
+                e["kind"],
+                e["name"],
+                ",".join(e["members"] or ([f"PID {e['pid']}"] if e.get("pid") else [])),
+                e["added_by"],
+                e["added_at"],
+            )
             for e in entries
         ],
     )

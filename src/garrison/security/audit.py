@@ -121,6 +121,7 @@ class AuditAction(StrEnum):
     REDTEAM_SETUP = "redteam.setup"
     REGISTRY_ADD = "registry.add"
     REGISTRY_LIST = "registry.list"
+    REGISTRY_REMOVE = "registry.remove"
     SEARCH = "search"
     SESSION_OPEN = "session.open"
     TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret
