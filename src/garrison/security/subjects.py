@@ -156,8 +156,8 @@ def sci_prefixes(control: str) -> tuple[str, ...]:
 
 def nato_levels_granted(briefing: str | None) -> tuple[str, ...]:
     """``NS`` -> (``NU``, ``NR``, ``NC``, ``NS``): a NATO briefing grants the levels below it."""
-    if not briefing:
-        return ()
+    if briefing not in _NATO_ORDER:
+        return ()  # no briefing, or an unknown one: nothing (validate refuses the latter)
     return _NATO_ORDER[: _NATO_ORDER.index(briefing) + 1]
 
 
