@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from garrison.api import create_app
 from garrison.core.errors import InvalidInput
 from garrison.ingest.engine import IngestOptions, ingest_paths
 from garrison.security.markings import (
@@ -30,6 +29,7 @@ from garrison.store.documents import Documents
 from garrison.store.session import SubjectSpec
 from garrison.store.tokens import create_token
 from garrison.store.workspace import Workspace
+from garrison.web import create_app as create_web_app
 from tests.security.markings.test_markings_properties import markings
 
 REGISTRY = BUILTIN_REGISTRY.with_additions(
@@ -343,6 +343,7 @@ USERS: dict[str, tuple[SubjectSpec, set[str]]] = {
     "rudy": (SubjectSpec(clearance="S", aea=("RD",)), {"RD", "S"}),
     "tess": (SubjectSpec(clearance="S", accm=("tea leaf",)), {"ACCM", "S"}),
     "sam": (SubjectSpec(clearance="S"), {"S"}),
+    "ada": (SubjectSpec(clearance="S", roles=("admin",)), {"S"}),
 }
 
 
@@ -368,7 +369,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     for name, (spec, _) in USERS.items():
         system.add_user(name, spec)
         tokens[name] = create_token(system, name, 30)[1]
-    with TestClient(create_app(ws.root), raise_server_exceptions=False) as client:
+    # The API with the web UI mounted at /ui.
+    with TestClient(create_web_app(ws.root), raise_server_exceptions=False) as client:
         yield Served(ws, client, tokens)
     ws.close()
 
@@ -433,3 +435,13 @@ def test_refused_grants_change_nothing(served: Served, tmp_path: Path) -> None:
         system.update_user("sam", SubjectSpec(aea=("CNWDI",)))
     assert served.ws.audit.size == size
     assert system.get_user("sam").accm == frozenset()
+
+
+def test_the_admin_users_page_shows_the_briefings(served: Served) -> None:
+    page = served.client.get("/ui/login")
+    form = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    served.client.post("/ui/login", data={"token": served.tokens["ada"], "csrf": form})
+    users = served.client.get("/ui/users")
+    assert users.status_code == 200
+    assert "Briefings" in users.text and "NATO NS, ATOMAL" in users.text
+    assert "TEA LEAF" in users.text
