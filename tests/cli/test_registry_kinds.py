@@ -448,3 +448,24 @@ def test_migrating_an_old_catalog_keeps_its_users_and_fills_nato_members(tmp_pat
         assert ws.registry.nato_members == NATO_MEMBERS_2024
         old = ws.session().get_user("old")
         assert old.nato is None and old.aea == frozenset() and old.clearance.name == "S"
+
+
+def test_a_red_team_scratch_workspace_copies_registry_and_briefings(tmp_path: Path) -> None:
+    from garrison.evaluate.redteam._workspace import scratch_workspace
+
+    with Workspace.init(tmp_path / "ws", system_high="SECRET//NOFORN") as ws:
+        system = ws.session()
+        system.registry_add("group", "NATO-MEMBERS", members=("AUT",))
+        system.registry_remove("group", "NATO-MEMBERS", members=("TUR",))
+        system.registry_add("sap-nickname", "BUTTERED POPCORN", pid="BP")
+        system.registry_add("accm", "TEA LEAF")
+        spec = SubjectSpec(
+            clearance="S", citizenship="AUT", nato="NS", accm=("TEA LEAF",), sap=("SAR-BP",)
+        )
+        anna = system.add_user("anna", spec)
+        with scratch_workspace(system) as scratch:
+            copy = scratch.workspace
+            assert copy.registry.nato_members == ws.registry.nato_members
+            assert copy.registry.sap_nicknames == ws.registry.sap_nicknames
+            assert copy.registry.accm == {"TEA LEAF"}
+            assert copy.session().get_user("anna") == anna
