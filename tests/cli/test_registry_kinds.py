@@ -150,6 +150,8 @@ def test_duplicates_and_clashes_exit_2(ws: str, capsys: pytest.CaptureFixture[st
         "-w",
         ws,
     )
+    ok(capsys, "registry", "add", "sap", "SAR-GB", "-w", ws)
+    refused(capsys, 2, "registry", "add", "sap-nickname", "GB", "--pid", "GOLD", "-w", ws)
     ok(capsys, "registry", "add", "nonic", "AUSTEO", "-w", ws)
     err = refused(capsys, 2, "registry", "add", "sci", "AUSTEO", "-w", ws)
     assert "invalid-registry" in err

@@ -346,9 +346,8 @@ class Subject:
 
     def _validate_register(self, registry: MarkingRegistry) -> None:
         """The grant rules of MARKINGS.md section 7.4 (see :data:`GRANT_RULES`)."""
-        if (self.nato is not None and self.nato not in NATO_LEVELS) or not self.nato_special <= set(
-            NATO_CONTROLS
-        ):
+        known_level = self.nato is None or self.nato in NATO_LEVELS
+        if not known_level or not self.nato_special <= set(NATO_CONTROLS):
             raise _refuse("nato-known", GRANT_RULES["nato-known"])
         if (self.nato or self.nato_special) and self.citizenship not in registry.nato_members:
             raise _refuse(

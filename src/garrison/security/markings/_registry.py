@@ -190,7 +190,8 @@ class MarkingRegistry:
             if new_nicknames.get(nick, pid) != pid:
                 fail("invalid-registry", detail=f"SAP nickname {nick} already stands for a PID")
             new_nicknames[nick] = pid
-        if set(new_nicknames) & (set(new_nicknames.values()) | new_sap):
+        pids = set(new_nicknames.values()) | {sap.removeprefix("SAR-") for sap in new_sap}
+        if set(new_nicknames) & pids:
             fail("invalid-registry", detail="a SAP nickname must differ from every PID")
         new_accm = set(self.accm)
         for nick in accm:
