@@ -44,6 +44,14 @@ def ws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One workspace for the tests that only check refusals (which change nothing)."""
+    path = str(tmp_path_factory.mktemp("refusals") / "ws")
+    assert main(["init", path, "--system-high", "SECRET//NOFORN"]) == 0
+    return path
+
+
 def _events(ws: str, n: int | None) -> list[dict[str, object]]:
     with Workspace.open(ws) as opened:
         return [e.model_dump(mode="json") for e in opened.audit.tail(n)]
@@ -123,8 +131,9 @@ def test_each_new_kind_is_registered_listed_audited_and_parsed(
     ],
 )
 def test_bad_names_exit_2_in_one_line(
-    ws: str, capsys: pytest.CaptureFixture[str], kind: str, name: str, extra: list[str]
+    shared: str, capsys: pytest.CaptureFixture[str], kind: str, name: str, extra: list[str]
 ) -> None:
+    ws = shared
     size = len(_events(ws, None))
     refused(capsys, 2, "registry", "add", kind, name, *extra, "-w", ws)
     assert all(e["action"] != "registry.add" for e in _events(ws, None)[size:])
@@ -343,14 +352,15 @@ def test_user_add_with_every_briefing(ws: str, capsys: pytest.CaptureFixture[str
     ],
 )
 def test_each_refused_grant_exits_2_naming_its_rule(
-    ws: str, capsys: pytest.CaptureFixture[str], args: list[str], rule: str
+    shared: str, capsys: pytest.CaptureFixture[str], args: list[str], rule: str
 ) -> None:
-    err = refused(capsys, 2, "user", "add", "ivy", *args, "-w", ws)
+    ws, name = shared, "ivy-" + rule + "-" + str(abs(hash(tuple(args))))[:8]
+    err = refused(capsys, 2, "user", "add", name, *args, "-w", ws)
     assert f"rule {rule}" in err
-    refused(capsys, 3, "user", "show", "ivy", "-w", ws)
+    refused(capsys, 3, "user", "show", name, "-w", ws)
     # The same rules hold when a subject is changed.
-    ok(capsys, "user", "add", "ivy", "--clearance", "U", "-w", ws)
-    err = refused(capsys, 2, "user", "update", "ivy", *args, "-w", ws)
+    ok(capsys, "user", "add", name, "--clearance", "U", "-w", ws)
+    err = refused(capsys, 2, "user", "update", name, *args, "-w", ws)
     assert f"rule {rule}" in err
 
 
