@@ -248,7 +248,16 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     tokens = {}
     for clearance, nation, role in SUBJECTS:
         name = _user(clearance, nation, role)
-        system.add_user(name, SubjectSpec(clearance=clearance, citizenship=nation, roles=(role,)))
+        # Section 7.4 briefings for cleared citizens of NATO members: no data here needs them,
+        # and the property must hold for subjects who hold them as for those who do not.
+        briefed = clearance != "U" and nation != "AUS" and role != "steward"
+        register: dict[str, Any] = (
+            {"nato": "NC", "nato_special": ("ATOMAL",), "aea": ("RD",), "nonic": ("LIMDIS",)}
+            if briefed
+            else {}
+        )
+        spec = SubjectSpec(clearance=clearance, citizenship=nation, roles=(role,), **register)
+        system.add_user(name, spec)
         tokens[name] = create_token(system, name, 30)[1]
     docs = Documents(system).list()
     assert len(docs) == len(SINGLE) + 1 + len(HEADINGS)

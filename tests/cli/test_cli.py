@@ -200,7 +200,11 @@ def test_registry_commands(ws: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "registry", "add", "sci", "ZX", "-w", ws)[0] == 0
     assert run(capsys, "registry", "add", "group", "NORD", "--members", "DNK,NOR", "-w", ws)[0] == 0
     code, out, _ = run(capsys, "registry", "list", "-w", ws, "--json")
-    assert [(e["kind"], e["name"]) for e in json.loads(out)] == [("group", "NORD"), ("sci", "ZX")]
+    assert [(e["kind"], e["name"]) for e in json.loads(out)] == [
+        ("group", "NATO-MEMBERS"),  # filled by init (MARKINGS.md 7.4)
+        ("group", "NORD"),
+        ("sci", "ZX"),
+    ]
     code, out, _ = run(capsys, "marking", "check", "TS//ZX//NF", "-w", ws)
     assert (code, out) == (0, "TOP SECRET//ZX//NOFORN\n")
     code, _, _ = run(capsys, "marking", "check", "TS//ZX//NF")

@@ -182,7 +182,7 @@ def test_a_workspace_made_before_the_registry_gets_minilm_on_migrate(
         Workspace.open(root)
     assert main(["migrate", "-w", str(root)]) == 0
     with Workspace.open(root) as ws2:
-        assert ws2.catalog.revision() == HEAD_REVISION == "0014"
+        assert ws2.catalog.revision() == HEAD_REVISION == "0015"
         [version] = Models(ws2.session()).list()
         assert version.name == MINILM and version.marking.banner() == "UNCLASSIFIED"
         assert ws2.session().audit_verify().ok

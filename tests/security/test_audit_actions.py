@@ -70,6 +70,8 @@ def test_every_stored_action_name_is_a_member_with_the_same_value() -> None:
         "registry.compilation-add", "registry.compilation-remove",
         # Installation checks, and reliance on an unencrypted volume.
         "doctor.run", "workspace.unencrypted-volume",
+        # Removing site additions from the marking registry.
+        "registry.remove",
     }  # fmt: skip
     assert len(values) == len(AuditAction)  # no two members share a name
     assert garrison.security.AuditAction is AuditAction

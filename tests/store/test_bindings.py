@@ -426,7 +426,7 @@ def test_migration_0008_binds_a_workspace_made_before_it(
     assert main(["migrate", "-w", str(root)]) == 0
     assert stat.S_IMODE((root / BINDING_KEY).stat().st_mode) == 0o600
     with Workspace.open(root) as ws2:
-        assert ws2.catalog.revision() == HEAD_REVISION == "0014"
+        assert ws2.catalog.revision() == HEAD_REVISION == "0015"
         with ws2.catalog.transaction() as orm:
             assert first_bad_binding(ws2.catalog.binder, orm) is None
             now = {t: orm.scalar(select(func.count()).select_from(m)) for t, m in kept.items()}

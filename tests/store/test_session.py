@@ -168,7 +168,8 @@ def test_registry_additions_extend_markings(ws: Workspace, system: Session) -> N
     assert last_event(ws).action == "registry.add"
     assert system.parse_marking("TOP SECRET//ZX//NOFORN").banner() == "TOP SECRET//ZX//NOFORN"
     system.registry_add("group", "NORD", members=("DNK", "NOR", "SWE"))
-    assert [e["name"] for e in system.registry_list()] == ["NORD", "ZX"]
+    # init fills NATO-MEMBERS (MARKINGS.md 7.4).
+    assert [e["name"] for e in system.registry_list()] == ["NATO-MEMBERS", "NORD", "ZX"]
     with pytest.raises(InvalidInput, match="already has"):
         system.registry_add("sci", "ZX")
     with pytest.raises(InvalidInput, match="Unknown registry kind"):

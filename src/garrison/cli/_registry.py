@@ -11,20 +11,41 @@ from garrison.cli._output import emit_json, emit_table, out_console
 from garrison.core.errors import InvalidInput
 
 app = typer.Typer(
-    help="Site additions to the marking registry: SCI systems, SAP ids, country groups, CUI "
-    "categories, and classification-by-compilation rules.",
+    help="Site additions to the marking registry: SCI systems, SAP ids and nicknames, country "
+    "groups (NATO-MEMBERS among them), CUI categories, ACCM nicknames, foreign dissemination "
+    "controls, owner codes, and classification-by-compilation rules.",
     no_args_is_help=True,
 )
+
+KindArg = Annotated[
+    str,
+    typer.Argument(help="sci, sap, group, cui, sap-nickname, accm, nonic, owner or compilation."),
+]
+MembersOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--members",
+        help="Country members of a group (omit for an opaque code); for NATO-MEMBERS the "
+        "countries to add or remove.",
+    ),
+]
 
 
 @app.command("add")
 def add(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="sci, sap, group, cui or compilation.")],
-    name: Annotated[str, typer.Argument(help="The new token, e.g. ZX, SAR-RAVEN, NORD, SP-NUC.")],
-    members: Annotated[
-        list[str] | None,
-        typer.Option("--members", help="Country members of a group (omit for an opaque code)."),
+    kind: KindArg,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The new token, e.g. ZX, SAR-RAVEN, NORD, SP-NUC, 'BUTTERED POPCORN', "
+            "'TEA LEAF', AUSTEO, XKS."
+        ),
+    ],
+    members: MembersOpt = None,
+    pid: Annotated[
+        str | None,
+        typer.Option("--pid", help="The program identifier a sap-nickname stands for."),
     ] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
     when: Annotated[
@@ -51,9 +72,9 @@ def add(
         raise InvalidInput("Only a compilation rule takes --when, --and, --marking and --reason.")
     with open_session(ctx, workspace, as_user) as session:
         if compilation:
-            if members or description is not None:
+            if members or description is not None or pid is not None:
                 raise InvalidInput(
-                    "A compilation rule has no members or description: give its --reason."
+                    "A compilation rule has no members, PID or description: give its --reason."
                 )
             entry = session.registry_add_compilation(
                 name, when=list(when or ()), and_=list(and_ or ()), marking=marking or "",
@@ -61,12 +82,39 @@ def add(
             )  # fmt: skip
         else:
             entry = session.registry_add(
-                kind.lower(), name, members=split_list(members), description=description
+                kind.lower(), name, members=split_list(members), description=description, pid=pid
             )
     if as_json:
         emit_json(entry)
+    elif entry["kind"] == "sap-nickname":
+        out_console.print(
+            f"Registered sap-nickname {entry['name']} for SAR-{entry['pid']}.", markup=False
+        )
     else:
         out_console.print(f"Registered {entry['kind']} {entry['name']}.", markup=False)
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    kind: KindArg,
+    name: Annotated[str, typer.Argument(help="The registered token.")],
+    members: MembersOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a site marking token (or members of NATO-MEMBERS) nothing depends on."""
+    with open_session(ctx, workspace, as_user) as session:
+        entry = session.registry_remove(kind.lower(), name, members=split_list(members))
+    if as_json:
+        emit_json(entry)
+    elif members:
+        out_console.print(f"Updated {entry['kind']} {entry['name']}.", markup=False)
+    elif entry["kind"] == "compilation":
+        out_console.print(f"Removed compilation rule {entry['name']}.", markup=False)
+    else:
+        out_console.print(f"Removed {entry['kind']} {entry['name']}.", markup=False)
 
 
 @app.command("list")
@@ -86,7 +134,13 @@ def list_(
     emit_table(
         ["kind", "name", "members", "added_by", "added_at"],
         [
-            (e["kind"], e["name"], ",".join(e["members"] or []), e["added_by"], e["added_at"])
+            (
+                e["kind"],
+                e["name"],
+                ",".join(e["members"] or ([f"PID {e['pid']}"] if e.get("pid") else [])),
+                e["added_by"],
+                e["added_at"],
+            )
             for e in entries
             if e["kind"] != "compilation"
         ],
@@ -100,21 +154,3 @@ def list_(
                 for r in rules
             ],
         )  # fmt: skip
-
-
-@app.command("remove")
-def remove(
-    ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="compilation (other kinds cannot be removed).")],
-    name: Annotated[str, typer.Argument(help="The rule's name.")],
-    workspace: WorkspaceOpt = None,
-    as_user: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Remove a classification-by-compilation rule (records it raised keep their marking)."""
-    with open_session(ctx, workspace, as_user) as session:
-        entry = session.registry_remove(kind.strip().lower(), name)
-    if as_json:
-        emit_json(entry)
-    else:
-        out_console.print(f"Removed {entry['kind']} rule {entry['name']}.", markup=False)

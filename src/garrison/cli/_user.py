@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,8 +27,15 @@ def _spec(
     service: bool | None,
     dn: str | None,
     disabled: bool | None = None,
+    *,
+    briefings: dict[str, Any],
 ) -> SubjectSpec:
     return SubjectSpec(
+        nato=briefings["nato"],
+        nato_special=split_list(briefings["nato_special"]),
+        aea=split_list(briefings["aea"]),
+        accm=split_list(briefings["accm"]),
+        nonic=split_list(briefings["nonic"]),
         clearance=clearance,
         sci=split_list(sci),
         sap=split_list(sap),
@@ -52,15 +59,27 @@ def _show(subject: Subject, as_json: bool) -> None:
         out_console.print(f"{key}: {shown}", markup=False)
 
 
+def _briefings(subject: Subject) -> str:
+    """The 7.4 briefings in one cell: NATO level and specials, AEA, ACCM, non-IC grants."""
+    parts = [f"NATO {subject.nato}"] if subject.nato else []
+    for values in (subject.nato_special, subject.aea, subject.accm, subject.nonic):
+        parts.extend(sorted(values))
+    return ",".join(parts)
+
+
 ClearanceOpt = Annotated[str | None, typer.Option("--clearance", help="U, C, S or TS.")]
 SciOpt = Annotated[ListOpt, typer.Option("--sci", help="SCI read-ins, e.g. SI,TK (TS only).")]
-SapOpt = Annotated[ListOpt, typer.Option("--sap", help="SAP accesses, e.g. SAR-BP.")]
+SapOpt = Annotated[
+    ListOpt,
+    typer.Option("--sap", help="SAP accesses, e.g. SAR-BP, SAR-<registered nickname>, HVSACO."),
+]
 CountryOpt = Annotated[
     str | None, typer.Option("--country", help="Citizenship (ISO 3166-1 alpha-3, default USA).")
 ]
 GroupOpt = Annotated[ListOpt, typer.Option("--group", help="Opaque group memberships, e.g. NATO.")]
 GrantOpt = Annotated[
-    ListOpt, typer.Option("--grant", help="Dissemination grants: ORCON, IMCON, PROPIN, FISA, CUI.")
+    ListOpt,
+    typer.Option("--grant", help="Dissemination grants: ORCON, IMCON, PROPIN, FISA, CUI, DSEN."),
 ]
 RoleOpt = Annotated[
     ListOpt,
@@ -68,6 +87,33 @@ RoleOpt = Annotated[
 ]
 DnOpt = Annotated[
     str | None, typer.Option("--dn", help="Client-certificate subject DN for mutual TLS.")
+]
+NatoOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--nato",
+        help="NATO briefing: CTS, NS, NC, NR or NU (grants the levels below it; citizens of "
+        "NATO-MEMBERS only; '' removes it).",
+    ),
+]
+NatoSpecialOpt = Annotated[
+    ListOpt,
+    typer.Option("--nato-special", help="NATO special briefings: ATOMAL, BOHEMIA, BALK."),
+]
+AeaOpt = Annotated[
+    ListOpt,
+    typer.Option("--aea", help="Atomic energy accesses: RD, CNWDI, SIGMA-<n>, DCNI, UCNI."),
+]
+AccmOpt = Annotated[
+    ListOpt, typer.Option("--accm", help="Registered ACCM nicknames, e.g. 'TEA LEAF'.")
+]
+NonicOpt = Annotated[
+    ListOpt,
+    typer.Option(
+        "--nonic",
+        help="Non-IC dissemination grants: LIMDIS, EXDIS, NODIS, SBU, LES, SSI or a registered "
+        "foreign control.",
+    ),
 ]
 
 
@@ -84,12 +130,35 @@ def add(
     role: RoleOpt = None,
     service: Annotated[bool, typer.Option("--service", help="A service account.")] = False,
     dn: DnOpt = None,
+    nato: NatoOpt = None,
+    nato_special: NatoSpecialOpt = None,
+    aea: AeaOpt = None,
+    accm: AccmOpt = None,
+    nonic: NonicOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a user (or, with --service, a service account)."""
-    spec = _spec(clearance, sci, sap, country, group, grant, role, service, dn)
+    briefings = {
+        "nato": nato,
+        "nato_special": nato_special,
+        "aea": aea,
+        "accm": accm,
+        "nonic": nonic,
+    }
+    spec = _spec(
+        clearance,
+        sci,
+        sap,
+        country,
+        group,
+        grant,
+        role,
+        service,
+        dn,
+        briefings=briefings,
+    )
     with open_session(ctx, workspace, as_user) as session:
         subject = session.add_user(name, spec)
     if as_json:
@@ -113,12 +182,36 @@ def update(
     disable: Annotated[
         bool | None, typer.Option("--disable/--enable", help="Disable or re-enable the user.")
     ] = None,
+    nato: NatoOpt = None,
+    nato_special: NatoSpecialOpt = None,
+    aea: AeaOpt = None,
+    accm: AccmOpt = None,
+    nonic: NonicOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a user's attributes; options given replace the current values."""
-    spec = _spec(clearance, sci, sap, country, group, grant, role, None, dn, disable)
+    briefings = {
+        "nato": nato,
+        "nato_special": nato_special,
+        "aea": aea,
+        "accm": accm,
+        "nonic": nonic,
+    }
+    spec = _spec(
+        clearance,
+        sci,
+        sap,
+        country,
+        group,
+        grant,
+        role,
+        None,
+        dn,
+        disable,
+        briefings=briefings,
+    )
     with open_session(ctx, workspace, as_user) as session:
         subject = session.update_user(name, spec)
     if as_json:
@@ -158,7 +251,7 @@ def list_(
         emit_json([s.to_dict() for s in subjects])
         return
     emit_table(
-        ["name", "kind", "clearance", "sci", "sap", "country", "grants", "roles"],
+        ["name", "kind", "clearance", "sci", "sap", "country", "grants", "roles", "briefings"],
         [
             (
                 s.name,
@@ -169,6 +262,7 @@ def list_(
                 s.citizenship,
                 ",".join(sorted(s.grants)),
                 ",".join(sorted(r.value for r in s.roles)),
+                _briefings(s),
             )
             for s in subjects
         ],

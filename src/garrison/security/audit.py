@@ -124,6 +124,7 @@ class AuditAction(StrEnum):
     COMPILATION_ADD = "registry.compilation-add"
     COMPILATION_REMOVE = "registry.compilation-remove"
     REGISTRY_LIST = "registry.list"
+    REGISTRY_REMOVE = "registry.remove"
     SEARCH = "search"
     SESSION_OPEN = "session.open"
     TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret

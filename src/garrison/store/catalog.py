@@ -28,7 +28,7 @@ from garrison.store.models import Meta
 __all__ = ["HEAD_REVISION", "Catalog", "resolve_url"]
 
 #: The migration revision this version of Garrison expects.
-HEAD_REVISION = "0014"
+HEAD_REVISION = "0015"
 
 
 def resolve_url(url: str, workspace: Path) -> str:

@@ -97,6 +97,13 @@ class SubjectRow(Base):
     groups: Mapped[list[str]] = mapped_column(JSON)
     grants: Mapped[list[str]] = mapped_column(JSON)
     roles: Mapped[list[str]] = mapped_column(JSON)
+    #: MARKINGS.md 7.4 briefings: NATO level (or None), NATO special briefings, atomic energy
+    #: accesses, ACCM nicknames and non-IC dissemination grants.
+    nato: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    nato_special: Mapped[list[str]] = mapped_column(JSON, default=list)
+    aea: Mapped[list[str]] = mapped_column(JSON, default=list)
+    accm: Mapped[list[str]] = mapped_column(JSON, default=list)
+    nonic: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: Distinguished name of the subject's client certificate, for mutual TLS.
     dn: Mapped[str | None] = mapped_column(Text, unique=True, nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -113,7 +120,8 @@ class RegistryEntry(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(64))
-    #: Members of a country group; ``None`` for an opaque tetragraph and for other kinds.
+    #: Members of a country group (``NATO-MEMBERS`` included); for a ``sap-nickname`` the one
+    #: PID it stands for; ``None`` for an opaque tetragraph and for other kinds.
     members: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     added_by: Mapped[str] = mapped_column(String(128))

@@ -25,17 +25,25 @@ from garrison.core.errors import (
     AuditWriteError,
     CheckFailed,
     InvalidInput,
+    MarkingError,
     NotFound,
     NotPermitted,
 )
 from garrison.security.audit import AuditAction, AuditEvent, Checkpoint
-from garrison.security.markings import Marking, MarkingRegistry, access_expression, parse_marking
+from garrison.security.markings import (
+    NATO_MEMBERS,
+    Marking,
+    MarkingRegistry,
+    access_expression,
+    parse_marking,
+)
 from garrison.security.policy import Action, Decision, can_read, permits
 from garrison.security.subjects import (
     SYSTEM_SUBJECT_NAME,
     Role,
     Subject,
     SubjectKind,
+    canonical_value,
     parse_clearance,
 )
 from garrison.store.models import InternedMarking, RegistryEntry, SubjectRow, row_dict
@@ -46,12 +54,15 @@ __all__ = ["REGISTRY_KINDS", "Session", "SubjectSpec"]
 _Query = TypeVar("_Query", bound=Select[Any])
 
 #: What a site may add to its marking registry.
-REGISTRY_KINDS = ("sci", "sap", "group", "cui")
+REGISTRY_KINDS = ("sci", "sap", "group", "cui", "sap-nickname", "accm", "nonic", "owner")
 
 
 @dataclass(frozen=True)
 class SubjectSpec:
-    """What a caller asks for when creating or changing a subject (raw, unvalidated input)."""
+    """What a caller asks for when creating or changing a subject (raw, unvalidated input).
+
+    ``None`` keeps the current value; an empty tuple (or ``nato=""``) clears it.
+    """
 
     clearance: str | None = None
     sci: tuple[str, ...] | None = None
@@ -63,6 +74,32 @@ class SubjectSpec:
     kind: str | None = None
     dn: str | None = None
     disabled: bool | None = None
+    nato: str | None = None
+    nato_special: tuple[str, ...] | None = None
+    aea: tuple[str, ...] | None = None
+    accm: tuple[str, ...] | None = None
+    nonic: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, subject: Subject) -> SubjectSpec:
+        """The spec that recreates ``subject`` (its name aside), e.g. in another workspace."""
+        return cls(
+            clearance=str(subject.to_dict()["clearance"]),
+            sci=tuple(sorted(subject.sci)),
+            sap=tuple(sorted(subject.sap)),
+            citizenship=subject.citizenship,
+            groups=tuple(sorted(subject.groups)),
+            grants=tuple(sorted(subject.grants)),
+            roles=tuple(sorted(r.value for r in subject.roles)),
+            kind=subject.kind.value,
+            dn=subject.dn,
+            disabled=subject.disabled,
+            nato=subject.nato or "",
+            nato_special=tuple(sorted(subject.nato_special)),
+            aea=tuple(sorted(subject.aea)),
+            accm=tuple(sorted(subject.accm)),
+            nonic=tuple(sorted(subject.nonic)),
+        )
 
 
 class Session:
@@ -261,10 +298,24 @@ class Session:
         return row
 
     def _build_subject(self, name: str, spec: SubjectSpec, base: Subject | None) -> Subject:
-        def upper(values: tuple[str, ...] | None, current: frozenset[str]) -> frozenset[str]:
+        registry = self.workspace.registry
+
+        def upper(
+            values: tuple[str, ...] | None, current: frozenset[str], kind: str = ""
+        ) -> frozenset[str]:
             if values is None:
                 return current
-            return frozenset(v.strip().upper() for v in values if v.strip())
+            return frozenset(canonical_value(kind, v, registry) for v in values if v.strip())
+
+        def attr(kind: str) -> frozenset[str]:
+            current: frozenset[str] = getattr(base, kind) if base else frozenset()
+            return upper(getattr(spec, kind), current, kind)
+
+        if spec.nato is None:
+            nato = base.nato if base else None
+        else:
+            nato = canonical_value("nato", spec.nato, registry) or None
+            nato = None if nato == "NONE" else nato
 
         try:
             roles = (
@@ -287,21 +338,26 @@ class Session:
             kind=kind,
             clearance=parse_clearance(spec.clearance) if spec.clearance else base.clearance,  # type: ignore[union-attr]
             sci=upper(spec.sci, base.sci if base else frozenset()),
-            sap=upper(spec.sap, base.sap if base else frozenset()),
+            sap=attr("sap"),
             citizenship=(
                 spec.citizenship.strip().upper()
                 if spec.citizenship
                 else (base.citizenship if base else "USA")
             ),
             groups=upper(spec.groups, base.groups if base else frozenset()),
-            grants=upper(spec.grants, base.grants if base else frozenset()),
+            grants=attr("grants"),
             roles=roles,
+            nato=nato,
+            nato_special=attr("nato_special"),
+            aea=attr("aea"),
+            accm=attr("accm"),
+            nonic=attr("nonic"),
             dn=spec.dn if spec.dn is not None else (base.dn if base else None),
             disabled=spec.disabled
             if spec.disabled is not None
             else (base.disabled if base else False),
         )
-        subject.validate(self.workspace.registry)
+        subject.validate(registry)
         return subject
 
     @staticmethod
@@ -315,6 +371,11 @@ class Session:
         row.groups = sorted(subject.groups)
         row.grants = sorted(subject.grants)
         row.roles = sorted(r.value for r in subject.roles)
+        row.nato = subject.nato
+        row.nato_special = sorted(subject.nato_special)
+        row.aea = sorted(subject.aea)
+        row.accm = sorted(subject.accm)
+        row.nonic = sorted(subject.nonic)
         row.dn = subject.dn
         row.disabled = subject.disabled
         row.updated_at = utc_now()
@@ -377,15 +438,32 @@ class Session:
         *,
         members: tuple[str, ...] | None = None,
         description: str | None = None,
+        pid: str | None = None,
     ) -> dict[str, Any]:
-        """Register a site SCI system, SAP id, country group or CUI category (admin); audited."""
+        """Register a site token (admin); audited. Kinds: :data:`REGISTRY_KINDS`.
+
+        ``members`` belong to a ``group`` (adding to ``NATO-MEMBERS`` extends it), ``pid`` to a
+        ``sap-nickname``. Raises InvalidInput (the markings module's rule ``invalid-registry``
+        for a malformed or clashing name) and leaves the registry unchanged.
+        """
         self.require(Action.MANAGE_REGISTRY, AuditAction.REGISTRY_ADD, object_id=f"{kind}:{name}")
         if kind not in REGISTRY_KINDS:
             raise InvalidInput(f"Unknown registry kind {kind!r}: use {', '.join(REGISTRY_KINDS)}.")
-        name = name.strip().upper()
+        name = _registry_name(kind, name)
         member_list = sorted({m.strip().upper() for m in members}) if members else None
         if member_list is not None and kind != "group":
             raise InvalidInput("Only a country group has members.")
+        if (pid is not None) != (kind == "sap-nickname"):
+            raise InvalidInput("A sap-nickname needs --pid, and only a sap-nickname has one.")
+        if kind == "sap-nickname":
+            member_list = [_registry_name("sap", pid or "").removeprefix("SAR-")]
+        with self.workspace.catalog.transaction() as orm:
+            current = list(orm.scalars(select(RegistryEntry)))
+        existing = next((r for r in current if r.kind == kind and r.name == name), None)
+        if kind == "group" and name == NATO_MEMBERS and existing is not None:
+            return self._edit_nato_members(current, existing, add=member_list or [])
+        if existing is not None:
+            raise InvalidInput(f"The registry already has {kind} {name}.")
         entry = RegistryEntry(
             kind=kind,
             name=name,
@@ -395,11 +473,7 @@ class Session:
             added_at=utc_now(),
         )
         # Validate by building the registry it would produce: the markings module owns the rules.
-        with self.workspace.catalog.transaction() as orm:
-            current = list(orm.scalars(select(RegistryEntry)))
-        if any(r.kind == kind and r.name == name for r in current):
-            raise InvalidInput(f"The registry already has {kind} {name}.")
-        _validated_registry([*current, entry])
+        self._check_registry_change([*current, entry], f"Adding {kind} {name}")
         details = {"kind": kind, "name": name, "members": member_list}
         with self._write(
             AuditAction.REGISTRY_ADD, object_id=f"{kind}:{name}", details=details
@@ -407,6 +481,128 @@ class Session:
             orm.add(entry)
         self.workspace.refresh()
         return _registry_dict(entry)
+
+    def registry_remove(
+        self, kind: str, name: str, *, members: tuple[str, ...] | None = None
+    ) -> dict[str, Any]:
+        """Remove a site addition, or members of ``NATO-MEMBERS`` (admin); audited.
+
+        Refused (InvalidInput) while a stored marking, the system high or a subject's grants
+        still need what would go. ``compilation`` removes a classification-by-compilation rule.
+        """
+        if kind == "compilation":
+            from garrison.store.compilation import remove_rule
+
+            if members:
+                raise InvalidInput("A compilation rule has no members.")
+            return remove_rule(self, name)
+        self.require(
+            Action.MANAGE_REGISTRY, AuditAction.REGISTRY_REMOVE, object_id=f"{kind}:{name}"
+        )
+        if kind not in REGISTRY_KINDS:
+            raise InvalidInput(f"Unknown registry kind {kind!r}: use {', '.join(REGISTRY_KINDS)}.")
+        name = _registry_name(kind, name)
+        with self.workspace.catalog.transaction() as orm:
+            current = list(orm.scalars(select(RegistryEntry)))
+        entry = next((r for r in current if r.kind == kind and r.name == name), None)
+        if entry is None:
+            raise NotFound(f"The registry has no {kind} {name}.")
+        if kind == "group" and name == NATO_MEMBERS:
+            if not members:
+                raise InvalidInput(
+                    f"{NATO_MEMBERS} cannot be removed; remove members with --members instead."
+                )
+            return self._edit_nato_members(
+                current, entry, remove=sorted({m.strip().upper() for m in members})
+            )
+        if members:
+            raise InvalidInput(f"Only {NATO_MEMBERS} has members removed one by one.")
+        rest = [r for r in current if r is not entry]
+        self._check_registry_change(rest, f"Removing {kind} {name}")
+        removed = _registry_dict(entry)
+        with self._write(
+            AuditAction.REGISTRY_REMOVE,
+            object_id=f"{kind}:{name}",
+            details={"kind": kind, "name": name, "members": entry.members},
+        ) as orm:
+            row = orm.get(RegistryEntry, entry.id)
+            if row is not None:
+                orm.delete(row)
+        self.workspace.refresh()
+        return removed
+
+    def _edit_nato_members(
+        self,
+        current: list[RegistryEntry],
+        entry: RegistryEntry,
+        *,
+        add: list[str] | None = None,
+        remove: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Add or remove members of ``NATO-MEMBERS``; audited as a registry add or remove."""
+        before = set(entry.members or ())
+        if add is not None:
+            if not add:
+                raise InvalidInput(f"Name the countries to add to {NATO_MEMBERS} with --members.")
+            if set(add) <= before:
+                raise InvalidInput(f"{NATO_MEMBERS} already lists {', '.join(add)}.")
+            after, action = before | set(add), AuditAction.REGISTRY_ADD
+        else:
+            missing = sorted(set(remove or ()) - before)
+            if missing:
+                raise InvalidInput(f"{NATO_MEMBERS} does not list {', '.join(missing)}.")
+            after, action = before - set(remove or ()), AuditAction.REGISTRY_REMOVE
+        edited = RegistryEntry(
+            kind=entry.kind,
+            name=entry.name,
+            members=sorted(after),
+            description=entry.description,
+            added_by=entry.added_by,
+            added_at=entry.added_at,
+        )
+        verb = "Adding to" if add is not None else "Removing from"
+        self._check_registry_change(
+            [edited if r is entry else r for r in current], f"{verb} {NATO_MEMBERS}"
+        )
+        details = {
+            "kind": "group",
+            "name": NATO_MEMBERS,
+            "added" if add is not None else "removed": sorted(after ^ before),
+        }
+        with self._write(action, object_id=f"group:{NATO_MEMBERS}", details=details) as orm:
+            row = orm.get(RegistryEntry, entry.id)
+            if row is None:
+                raise NotFound(f"The registry has no group {NATO_MEMBERS}.")
+            row.members = sorted(after)
+            entry = row
+        self.workspace.refresh()
+        return _registry_dict(entry)
+
+    def _check_registry_change(self, rows: list[RegistryEntry], what: str) -> MarkingRegistry:
+        """The registry ``rows`` make, once it is known that the workspace's system high, every
+        stored marking and every subject remain valid under it; else InvalidInput."""
+        registry = _validated_registry(rows)
+        try:
+            parse_marking(self.workspace.config.system_high, registry=registry)
+        except MarkingError:
+            raise InvalidInput(f"{what} would make the system high invalid.") from None
+        with self.workspace.catalog.transaction() as orm:
+            for marking in orm.scalars(select(InternedMarking)):
+                try:
+                    Marking.from_dict(json.loads(marking.key), registry=registry)
+                except MarkingError:
+                    raise InvalidInput(
+                        f"{what} would make stored marking {marking.banner} invalid."
+                    ) from None
+            for row in orm.scalars(select(SubjectRow).order_by(SubjectRow.name)):
+                try:
+                    subject_from_row(row).validate(registry)
+                except InvalidInput as exc:
+                    raise InvalidInput(
+                        f"{what} would leave user {row.name} with grants the registry no longer "
+                        f"allows ({str(exc).rstrip('.')}); change that user first."
+                    ) from None
+        return registry
 
     def registry_list(self) -> list[dict[str, Any]]:
         """The site additions (admin), with the compilation rules the admin may read."""
@@ -427,17 +623,6 @@ class Session:
         from garrison.store.compilation import add_rule
 
         return add_rule(self, name, when=when, and_=and_, marking=marking, reason=reason)
-
-    def registry_remove(self, kind: str, name: str) -> dict[str, Any]:
-        """Remove a compilation rule (admin); other kinds give stored markings their meaning."""
-        from garrison.store.compilation import remove_rule
-
-        if kind != "compilation":
-            raise InvalidInput(
-                "Only compilation rules can be removed: other registry entries give stored "
-                "markings their meaning."
-            )
-        return remove_rule(self, name)
 
     # -- audit log --------------------------------------------------------------------------
 
@@ -504,7 +689,20 @@ def _registry_dict(entry: RegistryEntry) -> dict[str, Any]:
     data = row_dict(entry)
     data.pop("id")
     data["added_at"] = entry.added_at.isoformat() if entry.added_at else None
+    if entry.kind == "sap-nickname":
+        data["pid"] = entry.members[0] if entry.members else None
+        data["members"] = None
     return data
+
+
+def _registry_name(kind: str, name: str) -> str:
+    """A registry name as stored: upper case, single spaces (nicknames hold spaces)."""
+    name = " ".join(name.upper().split())
+    if kind == "sap-nickname":
+        name = name.removeprefix("SPECIAL ACCESS REQUIRED-").removeprefix("SAR-")
+    elif kind == "accm":
+        name = name.removeprefix("ACCM-")
+    return name
 
 
 def _validated_registry(rows: list[RegistryEntry]) -> MarkingRegistry:

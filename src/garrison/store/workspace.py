@@ -29,6 +29,7 @@ from garrison.core.errors import InvalidInput, NotFound, WorkspaceError
 from garrison.security.audit import AuditAction
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
+    NATO_MEMBERS,
     Marking,
     MarkingRegistry,
     parse_marking,
@@ -69,23 +70,46 @@ def subject_from_row(row: SubjectRow) -> Subject:
         roles=frozenset(Role(r) for r in row.roles),
         dn=row.dn,
         disabled=row.disabled,
+        nato=row.nato,
+        nato_special=frozenset(row.nato_special or ()),
+        aea=frozenset(row.aea or ()),
+        accm=frozenset(row.accm or ()),
+        nonic=frozenset(row.nonic or ()),
     )
 
 
 def registry_from_rows(rows: list[RegistryEntry]) -> MarkingRegistry:
-    """The built-in registry plus a workspace's site additions."""
-    sci = [r.name for r in rows if r.kind == "sci"]
-    sap = [r.name for r in rows if r.kind == "sap"]
-    cui = [r.name for r in rows if r.kind == "cui"]
-    groups = {
-        r.name: (frozenset(r.members) if r.members is not None else None)
-        for r in rows
-        if r.kind == "group"
-    }
-    if not (sci or sap or cui or groups):
+    """The built-in registry plus a workspace's site additions.
+
+    Kinds: ``sci``, ``sap``, ``group`` (``NATO-MEMBERS`` among them), ``cui``,
+    ``sap-nickname`` (its PID in ``members``), ``accm``, ``nonic`` and ``owner``; rows of other
+    kinds are not this function's (other registers keep them in the same table).
+    """
+    names: dict[str, list[str]] = {}
+    groups: dict[str, frozenset[str] | None] = {}
+    nicknames: dict[str, str] = {}
+    nato_members: list[str] | None = None
+    for r in rows:
+        if r.kind == "group" and r.name == NATO_MEMBERS:
+            nato_members = list(r.members or ())
+        elif r.kind == "group":
+            groups[r.name] = frozenset(r.members) if r.members is not None else None
+        elif r.kind == "sap-nickname":
+            nicknames[r.name] = (r.members or [""])[0]
+        else:
+            names.setdefault(r.kind, []).append(r.name)
+    if not (names or groups or nicknames or nato_members is not None):
         return BUILTIN_REGISTRY
     return BUILTIN_REGISTRY.with_additions(
-        sci_systems=sci, sap_ids=sap, groups=groups, cui_categories=cui
+        sci_systems=names.get("sci", ()),
+        sap_ids=names.get("sap", ()),
+        groups=groups,
+        cui_categories=names.get("cui", ()),
+        sap_nicknames=nicknames,
+        accm=names.get("accm", ()),
+        nonic_controls=names.get("nonic", ()),
+        owners=names.get("owner", ()),
+        nato_members=nato_members,
     )
 
 

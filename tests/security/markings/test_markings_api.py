@@ -19,6 +19,8 @@ def test_exports_are_what_we_mean() -> None:
             "ISO_3166_ALPHA3",
             "MARKING_FINDINGS",
             "MARKING_RULES",
+            "NATO_MEMBERS",
+            "NATO_MEMBERS_2024",
             "UNCLASSIFIED",
             "Level",
             "Marking",

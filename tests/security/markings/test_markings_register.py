@@ -260,15 +260,16 @@ def test_controls_dropped_from_the_line_keep_their_terms() -> None:
 
 
 def test_new_terms_are_not_held_by_any_current_subject() -> None:
-    # Until subjects gain NATO, AEA, NONIC, ACCM and HVSACO grants, such data is readable by
-    # nobody, even a TOP SECRET US subject with every dissemination grant (fail closed).
+    # Without the NATO, AEA, NONIC, ACCM, HVSACO and DEA SENSITIVE briefings of 7.4, such data
+    # is readable by nobody, even a TOP SECRET US subject with every other dissemination grant
+    # (fail closed; tests/security/test_register_grants.py grants them).
     from garrison.security.access import compile_expression
     from garrison.security.markings import Level
     from garrison.security.subjects import GRANTS, Subject
 
     subject = Subject(
         name="all", clearance=Level.TS, citizenship="USA", sci=frozenset({"SI"}),
-        sap=frozenset({"SAR-BP"}), grants=GRANTS,
+        sap=frozenset({"SAR-BP"}), grants=GRANTS - {"DSEN"},
     )  # fmt: skip
     tokens = subject.authorizations
 

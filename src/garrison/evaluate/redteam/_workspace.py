@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from garrison.core.errors import CheckFailed
@@ -28,6 +28,7 @@ from garrison.models import Models, register_endpoint, register_local
 from garrison.models._generators import ENDPOINT_RUNTIME, LOCAL_RUNTIME
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
+from garrison.security.markings import NATO_MEMBERS
 from garrison.security.subjects import SYSTEM_SUBJECT_NAME
 from garrison.store.session import Session, SubjectSpec
 from garrison.store.workspace import Workspace
@@ -60,6 +61,17 @@ class ScratchWorkspace:
         return self.workspace.session()
 
 
+def _copy_nato_members(target: Session, members: set[str]) -> None:
+    """Make the scratch workspace's NATO-MEMBERS the source's (a new one holds the default)."""
+    current = {
+        e["name"]: set(e["members"] or ()) for e in target.registry_list() if e["kind"] == "group"
+    }.get(NATO_MEMBERS, set())
+    if members - current:
+        target.registry_add("group", NATO_MEMBERS, members=tuple(sorted(members - current)))
+    if current - members:
+        target.registry_remove("group", NATO_MEMBERS, members=tuple(sorted(current - members)))
+
+
 @contextmanager
 def scratch_workspace(session: Session, *, keep: bool = False) -> Iterator[ScratchWorkspace]:
     """A fresh workspace with ``session``'s workspace's users and readable generators."""
@@ -74,30 +86,21 @@ def scratch_workspace(session: Session, *, keep: bool = False) -> Iterator[Scrat
         target = ws.session()
         admin = source.session()  # reading users and the registry is bookkeeping, not data
         for entry in admin.registry_list():
+            if entry["kind"] == "group" and entry["name"] == NATO_MEMBERS:
+                _copy_nato_members(target, set(entry["members"] or ()))
+                continue
             target.registry_add(
                 entry["kind"],
                 entry["name"],
                 members=tuple(entry["members"]) if entry.get("members") else None,
                 description=entry.get("description"),
+                pid=entry.get("pid"),
             )
         users = []
         for subject in admin.list_users():
             if subject.name == SYSTEM_SUBJECT_NAME or subject.disabled:
                 continue
-            data = subject.to_dict()
-            target.add_user(
-                subject.name,
-                SubjectSpec(
-                    clearance=str(data["clearance"]),
-                    sci=tuple(sorted(subject.sci)),
-                    sap=tuple(sorted(subject.sap)),
-                    citizenship=subject.citizenship,
-                    groups=tuple(sorted(subject.groups)),
-                    grants=tuple(sorted(subject.grants)),
-                    roles=tuple(sorted(r.value for r in subject.roles)),
-                    kind=subject.kind.value,
-                ),
-            )
+            target.add_user(subject.name, replace(SubjectSpec.of(subject), dn=None))
             users.append(subject.name)
         generators = _copy_generators(session, target, folder)
         documents = Path(tempfile.mkdtemp(prefix="garrison-redteam-"))

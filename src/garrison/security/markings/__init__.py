@@ -33,6 +33,8 @@ from garrison.security.markings._registry import (
     BUILTIN_GROUPS,
     BUILTIN_REGISTRY,
     CUI_CONTROLS,
+    NATO_MEMBERS,
+    NATO_MEMBERS_2024,
     MarkingRegistry,
 )
 from garrison.security.markings._rules import MARKING_FINDINGS, MARKING_RULES
@@ -45,6 +47,8 @@ __all__ = [
     "ISO_3166_ALPHA3",
     "MARKING_FINDINGS",
     "MARKING_RULES",
+    "NATO_MEMBERS",
+    "NATO_MEMBERS_2024",
     "UNCLASSIFIED",
     "Level",
     "Marking",

@@ -479,8 +479,11 @@ def check_known(marking: Marking, registry: MarkingRegistry) -> None:
         if token not in registry.cui_categories:
             fail("unknown-token", detail=f"CUI category {token} is not registered")
     for owner in marking.owners - {"USA"}:
-        if owner not in registry.countries:
+        if not registry.is_owner(owner):
             fail("nonus-owner", detail=f"{owner} is not a registered country")
     for code in marking.fgi:
-        if not registry.is_release_code(code):
+        if not registry.is_fgi_source(code):
             fail("unknown-token", detail=f"{code} is not a known country or group")
+    for control in marking.nonic - set(NONIC_ORDER):
+        if control not in registry.nonic_controls:
+            fail("unknown-token", detail=f"dissemination control {control} is not registered")

@@ -152,7 +152,8 @@ class _Builder:
             if sap.group(1) == "MULTIPLE PROGRAMS":
                 self.reg.sap_multiple = True
             else:
-                self.sap.add(sap.group(1))
+                # A registered nickname is written as its PID (7.1).
+                self.sap.add(self.registry.sap_pid(sap.group(1)))
             return "sap"
         kind = register_token(self.reg, token, self)
         if kind is not None:

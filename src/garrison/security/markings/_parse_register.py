@@ -222,7 +222,7 @@ def register_token(reg: RegisterTokens, token: str, builder: _Builder) -> str | 
         for code in codes:
             if code == "FGI":
                 fail("fgi-concealed-alone")
-            if code != "USA" and not registry.is_release_code(code):
+            if code != "USA" and not registry.is_fgi_source(code):
                 fail("unknown-token", detail=f"{code} is not a known country or group")
             reg.fgi.add(code)
         return "fgi"
@@ -250,5 +250,9 @@ def register_token(reg: RegisterTokens, token: str, builder: _Builder) -> str | 
         if not _NICK.fullmatch(nick):
             fail("syntax", detail=f"{nick!r} is not an ACCM nickname")
         reg.accm.add(nick)
+        return "nonic"
+    if token in registry.nonic_controls:
+        # A foreign dissemination control the site accepts: NONIC, after the US values (7.1).
+        reg.nonic.add(token)
         return "nonic"
     return None
