@@ -50,6 +50,7 @@ from garrison.core.records import (
 from garrison.ingest._cells import Marks, mark_cells, mark_fields, mark_record_text
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
+    MARKING_FINDINGS,
     Marking,
     MarkingRegistry,
     dominates,
@@ -120,13 +121,6 @@ class MarkedDocument:
     title: str | None = None
     author: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
-
-
-#: What a legacy-form finding says (never the mark itself: findings quote nothing of a document).
-_LEGACY_DETAILS = {
-    "legacy-marking": "a mark is written in a legacy form (COMINT); it is read in the current one",
-    "legacy-sigma": "a mark names a SIGMA number other than 14, 15, 18 or 20",
-}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -254,14 +248,14 @@ class _Rules:
             kept: list[str] = []
             removed = False
             for piece in lines:
-                found: Marking | MarkingError | None = None
-                legacy: tuple[str, ...] = ()
+                line: tuple[Marking | MarkingError | None, tuple[str, ...]] = (None, ())
                 if piece and not _LINE_BREAK.fullmatch(piece):
-                    found, legacy = _banner_found(piece, self.registry, edge=False)
-                if found is None:
+                    line = _banner_found(piece, self.registry, edge=False)
+                on_line, legacy = line
+                if on_line is None:
                     kept.append(piece)
                 else:
-                    self.take_banner(found, legacy)
+                    self.take_banner(on_line, legacy)
                     removed = True
             if not removed:
                 keep.append(element)
@@ -567,7 +561,8 @@ def apply_markings(
             findings.append(Finding("under-marked", "banner does not cover its portions"))
         elif not _covers(portion_join, banner, ignore_cui=ignore_cui):
             findings.append(Finding("over-marked", "banner is higher than its portions"))
-    findings.extend(Finding(kind, _LEGACY_DETAILS[kind]) for kind in sorted(rules.legacy))
+    # The library's sentence, never the mark itself: findings quote nothing of a document.
+    findings.extend(Finding(kind, MARKING_FINDINGS[kind]) for kind in sorted(rules.legacy))
     parts = [m.marking for m in marked] + ([banner] if banner is not None else []) + raised
     # With no content and no banner, the document is what its source says (or metadata raised).
     document_marking = join(*parts) if marked or banner is not None else join(default, *raised)
