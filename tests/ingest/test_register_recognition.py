@@ -463,3 +463,35 @@ def test_a_secret_reader_sees_only_what_its_terms_allow(
     for hit in search(ws.session("sam"), "heron quill", k=50).hits:
         marking = parse_marking(hit.marking)
         assert not marking.nato and not marking.aea and "NATO" not in marking.banner()
+
+
+@pytest.mark.parametrize(
+    ("high", "mark", "covered"),
+    [
+        ("SECRET//NOFORN", "(U//SBU-NF)", True),
+        ("SECRET//NOFORN", "(U//DS)", True),
+        ("SECRET//NOFORN", "(U//DCNI)", True),
+        ("TOP SECRET//NOFORN//NODIS", "(S//NF//XD)", True),
+        ("SECRET//SAR-BP", "(S//HVSACO)", True),
+        # What the line shows still counts: no SIGMA, no other program, no EXDIS on a plain line.
+        ("SECRET//NOFORN", "(S//NF//XD)", False),
+        ("SECRET//SAR-BP", "(S//SAR-GB)", False),
+        ("SECRET//RD//NOFORN", "(S//RD-SG 14//NF)", False),
+        ("SECRET//NOFORN", "(//NS)", False),
+        ("UNCLASSIFIED", "(U//SBU)", False),
+    ],
+)
+def test_a_system_high_holds_what_its_banner_line_covers(
+    high: str, mark: str, covered: bool
+) -> None:
+    """A system high is a banner line: the controls section 7.3 leaves off a line it covers
+    (SBU, LIMDIS, UCNI on a classified system, EXDIS under NODIS, HVSACO beside a program) are
+    no spill, and anything the line would show is."""
+    result = apply_markings(
+        parse_bytes(f"{mark} {CANARY}\n".encode(), filename="a.txt"),
+        default=DEFAULT,
+        system_high=parse_marking(high),
+    )
+    assert (result.status == "parsed") is covered
+    if not covered:
+        assert result.status == "spilled"
