@@ -39,6 +39,7 @@ SYSTEM_HIGH_TEXT = (
     "//NODIS/LES/ACCM-PINE CONE/TEA LEAF"
 )
 SYSTEM_HIGH = join(parse_marking(SYSTEM_HIGH_TEXT), parse_marking("(TS//SAR-TC)"))
+SYSTEM_HIGH_ALL = join(SYSTEM_HIGH, parse_marking("(TS//NF//XD)"), parse_marking("(//GBR S//SI)"))
 DEFAULT = parse_marking("UNCLASSIFIED")
 CANARY = "heron quill 4471"
 #: The unmarked paragraph under a marked heading (HTML, DOCX): its section carries the mark.
@@ -495,3 +496,64 @@ def test_a_system_high_holds_what_its_banner_line_covers(
     assert (result.status == "parsed") is covered
     if not covered:
         assert result.status == "spilled"
+
+
+# -- markings stated in IC-ISM attributes (XML) ---------------------------------------------------
+
+ISM = "urn:us:gov:ic:ism"
+
+
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [
+        ('ism:classification="S" ism:ownerProducer="NATO"', "//NATO SECRET"),
+        (
+            'ism:classification="TS" ism:ownerProducer="NATO" ism:SCIcontrols="BOHEMIA"',
+            "//COSMIC TOP SECRET//BOHEMIA",
+        ),
+        # A foreign owner keeps the categories it states: SCI is never dropped.
+        ('ism:classification="S" ism:ownerProducer="GBR" ism:SCIcontrols="SI"', "//GBR SECRET//SI"),
+        (
+            'ism:classification="S" ism:ownerProducer="GBR USA" '
+            'ism:disseminationControls="REL" ism:releasableTo="USA GBR"',
+            "//JOINT SECRET GBR USA//REL TO USA, GBR",
+        ),
+        (
+            'ism:classification="S" ism:FGIsourceOpen="GBR DEU" ism:disseminationControls="NF"',
+            "SECRET//FGI DEU GBR//NOFORN",
+        ),
+        (
+            'ism:classification="S" ism:disseminationControls="NF" ism:nonICmarkings="XD"',
+            "SECRET//NOFORN//EXDIS",
+        ),
+        (
+            'ism:classification="S" ism:atomicEnergyMarkings="RD" ism:disseminationControls="NF"',
+            "SECRET//RD//NOFORN",
+        ),
+    ],
+)
+def test_ism_attributes_state_the_register(attrs: str, expected: str) -> None:
+    xml = (f'<?xml version="1.0"?><doc xmlns:ism="{ISM}"><p {attrs}>{CANARY}</p></doc>').encode()
+    parsed = parse_bytes(xml, filename="a.xml")
+    (stated,) = [e.declared_marking for e in parsed.elements if CANARY in e.text]
+    assert stated is not None and parse_marking(stated).banner() == expected
+    result = apply_markings(parsed, default=DEFAULT, system_high=SYSTEM_HIGH_ALL)
+    assert result.status == "parsed", result.findings
+    # The element holding the canary is marked at least as stated (joined with what else the
+    # element holds), and so is the document.
+    floor = parse_marking(expected)
+    assert all(dominates(m, floor) for m in canary_markings(result))
+    assert result.marking is not None and dominates(result.marking, floor)
+
+
+def test_an_invalid_ism_statement_quarantines() -> None:
+    xml = (
+        f'<?xml version="1.0"?><doc xmlns:ism="{ISM}">'
+        f'<p ism:classification="S" ism:ownerProducer="NATO" '
+        f'ism:disseminationControls="NF">{CANARY}</p></doc>'
+    ).encode()
+    result = apply_markings(
+        parse_bytes(xml, filename="a.xml"), default=DEFAULT, system_high=SYSTEM_HIGH_ALL
+    )
+    assert result.status == "quarantined" and result.reason == "invalid-marking"
+    assert any("nato-no-noforn" in f.detail for f in result.findings)
