@@ -28,7 +28,8 @@ SYSTEM_HIGH = "TOP SECRET//RD-CNWDI-SIGMA 14 18/ATOMAL//FGI NATO//NOFORN"
 FILES = {
     "nato.txt": "//NATO SECRET//ATOMAL\n\n(//NS//ATOMAL) The alliance depot plan is set.\n\n"
     "(//NU) The alliance newsletter is out.\n\n//NATO SECRET//ATOMAL\n",
-    "rd.txt": "(S//RD-SG 14//NF) The weapon design note.\n\n(S//FRD-SG 18//NF) The stockpile note.\n",
+    "rd.txt": "(S//RD-SG 14//NF) The weapon design note.\n\n"
+    "(S//FRD-SG 18//NF) The stockpile note.\n",
     "ucni.txt": "(U//DCNI) The site security plan.\n\n(U) The site visitor hours.\n",
     "deu.txt": "(//DEU S//REL TO USA, DEU) The partner report.\n",
 }
