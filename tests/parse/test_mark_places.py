@@ -451,7 +451,7 @@ def test_ism_attributes_declare_element_and_child_markings() -> None:
 
 
 @pytest.mark.parametrize(
-    ("owner", "rule"), [("GBR USA", "joint-needs-relto"), ("NATO", "nonus-owner")]
+    ("owner", "rule"), [("GBR USA", "joint-needs-relto"), ("GBR NATO", "nonus-owner")]
 )
 def test_ism_foreign_owner_is_a_marking_the_model_rejects(owner: str, rule: str) -> None:
     spelling = ism_marking({"classification": "S", "ownerProducer": owner})

@@ -1,23 +1,43 @@
-"""``garrison marking``: check, roll up and compile markings."""
+"""``garrison marking``: check, roll up and compile markings.
+
+With ``--json`` each command prints the structured form of the marking (see :func:`structured`):
+the parsed fields, the findings of a valid marking, the banner and portion forms and the access
+expression. A marking that does not validate exits 2 with one line on stderr naming the rule;
+with ``--json`` the same error is also printed as ``{"error": {...}}`` on stdout.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt
 from garrison.cli._output import emit_json
+from garrison.core.errors import MarkingError
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
+    MARKING_FINDINGS,
+    Marking,
     MarkingRegistry,
     access_expression,
     join,
-    parse_marking,
+    parse_with_findings,
     release_expression,
 )
 
 app = typer.Typer(help="Check, roll up and compile security markings.", no_args_is_help=True)
+
+#: The classification as written, for NATO levels.
+_NATO_LEVELS = {
+    "CTS": "COSMIC TOP SECRET",
+    "NS": "NATO SECRET",
+    "NC": "NATO CONFIDENTIAL",
+    "NR": "NATO RESTRICTED",
+    "NU": "NATO UNCLASSIFIED",
+}
 
 
 def _registry(ctx: typer.Context, workspace: str | None) -> MarkingRegistry:
@@ -35,6 +55,93 @@ def _registry(ctx: typer.Context, workspace: str | None) -> MarkingRegistry:
         ws.close(checkpoint=False)
 
 
+@contextmanager
+def _errors(as_json: bool, text: str | None = None) -> Iterator[None]:
+    """A marking error as one JSON document on stdout too (with ``--json``); the error goes on
+    to the command line's handler, which prints the one line naming the rule and exits 2."""
+    try:
+        yield
+    except MarkingError as exc:
+        if as_json:
+            error: dict[str, Any] = {
+                "code": exc.code,
+                "rule": exc.rule,
+                "message": exc.message,
+            }
+            if text is not None or exc.text is not None:
+                error["input"] = exc.text if exc.text is not None else text
+            emit_json({"error": error})
+        raise
+
+
+def _parse(text: str, registry: MarkingRegistry, as_json: bool) -> tuple[Marking, tuple[str, ...]]:
+    with _errors(as_json, text):
+        return parse_with_findings(text, registry=registry)
+
+
+def _level(m: Marking) -> str:
+    """The classification as the marking writes it (``NATO SECRET``, ``RESTRICTED``)."""
+    if m.kind == "NATO":
+        return _NATO_LEVELS[m.nato]
+    if m.restricted:
+        return "RESTRICTED"
+    return m.level.banner_name
+
+
+def fields(m: Marking) -> dict[str, Any]:
+    """The parsed marking's fields, by category (MARKINGS.md sections 1 and 7)."""
+    detail = m.to_dict()
+    register = detail.get("register", {})
+    nato_controls = register.get("nato_controls", [])
+    return {
+        "kind": m.kind,
+        "level": _level(m),
+        "us_level": m.level.banner_name,
+        "owners": register.get("owners", []),
+        "nato": register.get("nato", "") or None,
+        "joint": register.get("owners", []) if m.kind == "JOINT" else [],
+        "fgi": register.get("fgi", []),
+        "fgi_concealed": bool(register.get("concealed", False)),
+        "sci": detail["sci"],
+        "nato_controls": nato_controls,
+        "sap": detail["sap"],
+        "sap_multiple": bool(register.get("sap_multiple", False)),
+        "hvsaco": bool(register.get("hvsaco", False)),
+        "aea": register.get("aea", []),
+        "sigma": register.get("sigma", []),
+        "dissem": detail["dissem"],
+        "rel_to": detail["rel_to"],
+        "display_only": detail["display_only"],
+        "nonic": register.get("nonic", []),
+        "accm": register.get("accm", []),
+        "cui": detail["cui"],
+    }
+
+
+def findings(kinds: tuple[str, ...]) -> list[dict[str, str]]:
+    """The findings of a valid marking (``legacy-marking``, ``legacy-sigma``): warnings."""
+    return [{"rule": k, "message": MARKING_FINDINGS[k], "severity": "warning"} for k in kinds]
+
+
+def structured(m: Marking, found: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The structured form ``--json`` prints for one marking."""
+    return {
+        "marking": m.banner(),
+        "portion": m.portion(),
+        "fields": fields(m),
+        "findings": findings(found),
+        "expression": access_expression(m),
+        "release_expression": release_expression(m),
+        "marking_detail": m.to_dict(),
+    }
+
+
+def _warn(found: tuple[str, ...], echo: Callable[..., None] = typer.echo) -> None:
+    """The findings of a valid marking, one line each on stderr (the result stays on stdout)."""
+    for kind in found:
+        echo(f"garrison: warning: {MARKING_FINDINGS[kind]} (finding: {kind})", err=True)
+
+
 @app.command("check")
 def check(
     ctx: typer.Context,
@@ -44,18 +151,12 @@ def check(
     as_json: JsonOpt = False,
 ) -> None:
     """Validate MARKING and print its canonical banner (or portion) form."""
-    parsed = parse_marking(marking, registry=_registry(ctx, workspace))
+    parsed, found = _parse(marking, _registry(ctx, workspace), as_json)
     if as_json:
-        emit_json(
-            {
-                "input": marking,
-                "marking": parsed.banner(),
-                "portion": parsed.portion(),
-                "marking_detail": parsed.to_dict(),
-            }
-        )
+        emit_json({"input": marking, **structured(parsed, found)})
         return
     typer.echo(parsed.portion() if portion else parsed.banner())
+    _warn(found)
 
 
 @app.command("rollup")
@@ -67,18 +168,25 @@ def rollup(
 ) -> None:
     """Print the canonical banner of the join (roll-up) of PORTIONS."""
     registry = _registry(ctx, workspace)
-    parsed = [parse_marking(p, registry=registry) for p in portions]
-    result = join(*parsed)
+    read = [_parse(p, registry, as_json) for p in portions]
+    parsed = [m for m, _ in read]
+    found = tuple(dict.fromkeys(k for _, kinds in read for k in kinds))
+    with _errors(as_json):
+        result = join(*parsed)
     if as_json:
         emit_json(
             {
                 "inputs": [p.portion() for p in parsed],
-                "marking": result.banner(),
-                "marking_detail": result.to_dict(),
+                "input_details": [
+                    {"input": text, **structured(m, kinds)}
+                    for text, (m, kinds) in zip(portions, read, strict=True)
+                ],
+                **structured(result, found),
             }
         )
         return
     typer.echo(result.banner())
+    _warn(found)
 
 
 @app.command("expr")
@@ -89,17 +197,12 @@ def expr(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the normalized access expression that MARKING compiles to."""
-    parsed = parse_marking(marking, registry=_registry(ctx, workspace))
+    parsed, found = _parse(marking, _registry(ctx, workspace), as_json)
     if as_json:
-        emit_json(
-            {
-                "marking": parsed.banner(),
-                "expression": access_expression(parsed),
-                "release_expression": release_expression(parsed),
-            }
-        )
+        emit_json({"input": marking, **structured(parsed, found)})
         return
     typer.echo(access_expression(parsed))
+    _warn(found)
 
 
 @app.command("downgrade")

@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from garrison.core.errors import MarkingError
@@ -50,6 +50,7 @@ from garrison.core.records import (
 from garrison.ingest._cells import Marks, mark_cells, mark_fields, mark_record_text
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
+    MARKING_FINDINGS,
     Marking,
     MarkingRegistry,
     dominates,
@@ -58,7 +59,7 @@ from garrison.security.markings import (
     join,
     leading_enumerator,
     normalize_marking_text,
-    parse_marking,
+    parse_with_findings,
     system_high_dominates,
 )
 
@@ -123,10 +124,36 @@ class MarkedDocument:
 
 
 @functools.lru_cache(maxsize=4096)
+def _parse_full(
+    text: str, registry: MarkingRegistry, banner: Marking | None
+) -> tuple[Marking, tuple[str, ...]]:
+    """``parse_with_findings``, cached: a corpus repeats the same few marks millions of times,
+    and handing back the same object lets the catalog intern it without re-serializing."""
+    return parse_with_findings(text, registry=registry, banner_rel_to=banner)
+
+
 def _parse(text: str, registry: MarkingRegistry, banner: Marking | None) -> Marking:
-    """``parse_marking``, cached: a corpus repeats the same few marks millions of times, and
-    handing back the same object lets the catalog intern it without re-serializing."""
-    return parse_marking(text, registry=registry, banner_rel_to=banner)
+    return _parse_full(text, registry, banner)[0]
+
+
+def _banner_found(
+    text: str, registry: MarkingRegistry, *, edge: bool
+) -> tuple[Marking | MarkingError | None, tuple[str, ...]]:
+    """:func:`_banner_or_error` and the legacy-form findings of a valid banner."""
+    if len(text) > 400:  # with every invisible character and space run, still no banner
+        return None, ()
+    line = normalize_marking_text(text).strip()
+    if not line or len(line) > 200 or line.startswith("("):
+        return None, ()
+    candidate = is_banner_candidate(line)
+    if not candidate and (not edge or line.upper() != line or "//" in line or "\n" in line):
+        return None, ()
+    try:
+        return _parse_full(line, registry, None)
+    except MarkingError as exc:
+        if candidate or exc.rule == "unsupported-marking":
+            return exc, ()
+        return None, ()
 
 
 def _banner_or_error(
@@ -135,20 +162,7 @@ def _banner_or_error(
     """A whole line as a banner: its marking, the error of a banner-looking line that does not
     validate, or None for text. Upper-case lines without ``//`` (``SECRET``) count at ``edge``
     only (top or bottom of the document or a page, headers and footers)."""
-    if len(text) > 400:  # with every invisible character and space run, still no banner
-        return None
-    line = normalize_marking_text(text).strip()
-    if not line or len(line) > 200 or line.startswith("("):
-        return None
-    candidate = is_banner_candidate(line)
-    if not candidate and (not edge or line.upper() != line or "//" in line or "\n" in line):
-        return None
-    try:
-        return _parse(line, registry, None)
-    except MarkingError as exc:
-        if candidate or exc.rule == "unsupported-marking":
-            return exc
-        return None
+    return _banner_found(text, registry, edge=edge)[0]
 
 
 def parse_banner_line(text: str, registry: MarkingRegistry = BUILTIN_REGISTRY) -> Marking | None:
@@ -185,6 +199,8 @@ class _Rules:
         self.banner: Marking | None = None
         #: An element rewritten here (a banner line taken out) -> the parser's element.
         self.origins: dict[int, ParsedElement] = {}
+        #: Legacy-form findings (``legacy-marking``, ``legacy-sigma``) of the marks read.
+        self.legacy: set[str] = set()
 
     def fail(self, what: str, exc: MarkingError, index: int | None = None) -> None:
         self.invalid = True
@@ -192,34 +208,37 @@ class _Rules:
 
     def parse(self, mark: str) -> Marking | MarkingError:
         try:
-            return _parse(mark, self.registry, self.banner)
+            marking, legacy = _parse_full(mark, self.registry, self.banner)
         except MarkingError as exc:
             return exc
+        self.legacy.update(legacy)
+        return marking
 
     # -- banners ----------------------------------------------------------------------------
 
-    def take_banner(self, found: Marking | MarkingError) -> None:
+    def take_banner(self, found: Marking | MarkingError, legacy: tuple[str, ...] = ()) -> None:
         if isinstance(found, Marking):
             self.banners.append(found)
+            self.legacy.update(legacy)
         else:
             self.fail("banner", found)
 
     def split_banners(self) -> list[ParsedElement]:
         """Banner lines out of the content; what stays is the content."""
         for text in self.parsed.banners:
-            found = _banner_or_error(text, self.registry, edge=True)
+            found, legacy = _banner_found(text, self.registry, edge=True)
             if found is None:  # handed over as a banner: it must be one
                 found = self.parse(normalize_marking_text(text).strip())
-            self.take_banner(found)
+            self.take_banner(found, legacy)
         elements = list(self.parsed.elements)
         nonempty = [i for i, e in enumerate(elements) if e.text.strip()]
         edge = set(nonempty[:1] + nonempty[-1:])
         keep: list[ParsedElement] = []
         for i, element in enumerate(elements):
             at_edge = i in edge or element.type in (ElementType.HEADER, ElementType.FOOTER)
-            found = _banner_or_error(element.text, self.registry, edge=at_edge)
+            found, legacy = _banner_found(element.text, self.registry, edge=at_edge)
             if found is not None:
-                self.take_banner(found)
+                self.take_banner(found, legacy)
                 continue
             if element.type in _RECORD_TYPES or not _SLASHES.search(element.text):
                 keep.append(element)
@@ -229,13 +248,14 @@ class _Rules:
             kept: list[str] = []
             removed = False
             for piece in lines:
-                found = None
+                line: tuple[Marking | MarkingError | None, tuple[str, ...]] = (None, ())
                 if piece and not _LINE_BREAK.fullmatch(piece):
-                    found = _banner_or_error(piece, self.registry, edge=False)
-                if found is None:
+                    line = _banner_found(piece, self.registry, edge=False)
+                on_line, legacy = line
+                if on_line is None:
                     kept.append(piece)
                 else:
-                    self.take_banner(found)
+                    self.take_banner(on_line, legacy)
                     removed = True
             if not removed:
                 keep.append(element)
@@ -422,6 +442,42 @@ def _split_at_marks(text: str, previous: str | None) -> list[tuple[str, str | No
     return [("".join(p).strip(), e) for p, e in zip(parts, enumerators, strict=True)]
 
 
+def _portions(units: Sequence[_Unit]) -> list[Marking]:
+    return [m for u in units if u.parsed.type is not ElementType.EMAIL_HEADER for m in u.marks]
+
+
+def _covers(a: Marking, b: Marking, *, ignore_cui: bool) -> bool:
+    """Whether banner (or roll-up) ``a`` covers ``b`` as a banner line can say it: also when
+    ``a``'s line is the very line ``b``'s roll-up writes (``CONFIDENTIAL//FGI NATO`` for a
+    NATO RESTRICTED portion)."""
+    return (
+        dominates(a, b, ignore_cui=ignore_cui)
+        or dominates(a, b, ignore_cui=ignore_cui, as_written=True)
+        or a.banner() == b.banner()
+    )
+
+
+def _resolve_multiple(rules: _Rules, units: Sequence[_Unit]) -> Marking | None:
+    """The banner, with ``SAR-MULTIPLE PROGRAMS`` resolved to the programs its portions list
+    (rule ``sap-multiple``: three or more). Fewer, or none readable, is an invalid marking: the
+    programs the banner stands for are unknown (fail closed)."""
+    banner = rules.banner
+    if banner is None or not banner.sap_multiple:
+        return banner
+    programs = frozenset().union(*(m.sap for m in _portions(units)))
+    if len(programs) < 3:
+        rules.fail(
+            "banner",
+            MarkingError(
+                "SAR-MULTIPLE PROGRAMS needs portions that list three or more programs.",
+                rule="sap-multiple",
+            ),
+        )
+        return banner
+    rules.banner = replace(banner, sap=banner.sap | programs, sap_multiple=False)
+    return rules.banner
+
+
 def apply_markings(
     parsed: ParsedDocument,
     *,
@@ -436,11 +492,11 @@ def apply_markings(
     """
     rules = _Rules(parsed, registry)
     elements = rules.split_banners()
-    banner = rules.banner
     units = rules.units(elements)
     for index, unit in enumerate(units):
         for exc in unit.errors:
             rules.fail("portion mark", exc, index)
+    banner = _resolve_multiple(rules, units)
 
     has_portions = any(u.marks for u in units if u.parsed.type is not ElementType.EMAIL_HEADER)
     has_portions = has_portions or any(u.invalid for u in units)
@@ -493,17 +549,20 @@ def apply_markings(
         if name:
             rules.metadata_value(name, raised)
 
-    portions = [m for u in units if u.parsed.type is not ElementType.EMAIL_HEADER for m in u.marks]
+    portions = _portions(units)
     invalid = rules.invalid
     # With an unreadable mark the portions' join is unknown: comparing with it would mislead.
     if banner is not None and not invalid and portions:
         portion_join = join(*portions)
-        # A classified banner line cannot show CUI categories: compare without them.
+        # A classified banner line cannot show CUI categories, nor what section 7.3 drops from
+        # a line (SBU, LIMDIS, EXDIS under NODIS, HVSACO beside a program): compare without.
         ignore_cui = banner.level.is_classified
-        if not dominates(banner, portion_join, ignore_cui=ignore_cui):
+        if not _covers(banner, portion_join, ignore_cui=ignore_cui):
             findings.append(Finding("under-marked", "banner does not cover its portions"))
-        elif not dominates(portion_join, banner, ignore_cui=ignore_cui):
+        elif not _covers(portion_join, banner, ignore_cui=ignore_cui):
             findings.append(Finding("over-marked", "banner is higher than its portions"))
+    # The library's sentence, never the mark itself: findings quote nothing of a document.
+    findings.extend(Finding(kind, MARKING_FINDINGS[kind]) for kind in sorted(rules.legacy))
     parts = [m.marking for m in marked] + ([banner] if banner is not None else []) + raised
     # With no content and no banner, the document is what its source says (or metadata raised).
     document_marking = join(*parts) if marked or banner is not None else join(default, *raised)

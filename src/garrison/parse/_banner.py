@@ -14,9 +14,9 @@ def is_banner_line(line: str) -> bool:
     (:func:`~garrison.security.markings.is_banner_candidate`): ``SECRET//RD//NOFORN`` counts even
     though ``RD`` is unknown, so that ingest quarantines it as an invalid marking instead of
     storing it as text. Without ``//``, only upper-case lines that parse (``SECRET``) qualify --
-    a lone ``Secret`` in prose is a word. Portion marks (``(U)``) are not banners. Markings
-    Garrison does not handle (NATO, JOINT, FGI) count as banners, so that ingest rejects them
-    rather than reading the document as unmarked.
+    a lone ``Secret`` in prose is a word. Portion marks (``(U)``) are not banners. Non-US,
+    NATO and JOINT lines (``//NATO SECRET//ATOMAL``, ``//Deu Secret``) count as banners, and
+    must then validate: ingest never reads such a document as unmarked.
     """
     from garrison.security.markings import (
         is_banner_candidate,

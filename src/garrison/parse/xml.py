@@ -33,8 +33,14 @@ _ISM_ATTRIBUTES = (
     "displayOnlyTo",
     "nonICmarkings",
     "ownerProducer",
+    "FGIsourceOpen",
+    "FGIsourceProtected",
 )
 _ISM_LEVELS = {"U": "U", "C": "C", "S": "S", "TS": "TS", "R": "R"}
+#: A NATO-owned level (``ownerProducer="NATO"``) as its portion writes it.
+_ISM_NATO_LEVELS = {"TS": "CTS", "S": "NS", "C": "NC", "R": "NR", "U": "NU"}
+#: Non-IC tokens the marking grammar reads in the dissemination category.
+_ISM_NONIC_AS_DISSEM = frozenset({"DSEN"})
 #: ISM dissemination control tokens in the order a portion writes them (MARKINGS.md section 1).
 _ISM_DISSEM_ORDER = (
     "FOUO", "OC", "OC-USGOV", "IMC", "NF", "PR", "REL", "RELIDO", "FISA", "DISPLAYONLY",
@@ -67,16 +73,15 @@ def ism_marking(attrs: dict[str, str]) -> str:
     outside the ISM vocabulary are written as they are, so the marking rules reject them
     (``invalid-marking``) rather than Garrison reading them as nothing. An ``ownerProducer``
     other than ``USA`` is a foreign or joint marking, written in its non-US spelling
-    (``(//GBR S)``, ``(//JOINT S GBR USA)``) that the marking rules of MARKINGS.md section 7
-    validate; it is never read as a US marking.
+    (``(//GBR S)``, ``(//JOINT S GBR USA)``, ``ownerProducer="NATO"`` as ``(//NS)``) that the
+    marking rules of MARKINGS.md section 7 validate, keeping its other categories (SCI, SAP,
+    dissemination); it is never read as a US marking. ``FGIsourceOpen="DEU GBR"`` is
+    ``FGI DEU GBR``, ``FGIsourceProtected`` bare ``FGI``; ``nonICmarkings`` form the non-IC
+    category (``DSEN`` sits with the dissemination controls).
     """
     level = attrs.get("classification", "")
     level = _ISM_LEVELS.get(level.upper(), level)
-    owners = attrs.get("ownerProducer", "USA").split() or ["USA"]
-    if owners != ["USA"]:
-        owner = owners[0] if len(owners) == 1 else "JOINT " + level + " " + " ".join(owners)
-        return f"(//{owner} {level})" if len(owners) == 1 else f"(//{owner})"
-    parts = [level]
+    parts = [_ism_class(level, attrs.get("ownerProducer", "USA").split() or ["USA"])]
     sci = attrs.get("SCIcontrols", "").split()
     if sci:
         parts.append("/".join(sci))
@@ -86,8 +91,16 @@ def ism_marking(attrs: dict[str, str]) -> str:
     aea = attrs.get("atomicEnergyMarkings", "").split()
     if aea:
         parts.append("/".join(aea))
+    if "FGIsourceProtected" in attrs:
+        parts.append("FGI")  # concealed: a code given as well is for the rules to reject
+        if attrs["FGIsourceProtected"].strip():
+            parts[-1] += " " + attrs["FGIsourceProtected"].strip()
+    elif attrs.get("FGIsourceOpen", "").strip():
+        parts.append("FGI " + " ".join(sorted(attrs["FGIsourceOpen"].split())))
+    nonic = attrs.get("nonICmarkings", "").split()
     dissem = attrs.get("disseminationControls", "").split()
-    dissem += attrs.get("nonICmarkings", "").split()
+    dissem += [t for t in nonic if t in _ISM_NONIC_AS_DISSEM]
+    nonic = [t for t in nonic if t not in _ISM_NONIC_AS_DISSEM]
     if dissem:
         rank = {token: i for i, token in enumerate(_ISM_DISSEM_ORDER)}
         written: list[str] = []
@@ -99,7 +112,21 @@ def ism_marking(attrs: dict[str, str]) -> str:
             else:
                 written.append(control)
         parts.append("/".join(written))
+    if nonic:
+        parts.append("/".join(dict.fromkeys(nonic)))
     return "(" + "//".join(parts) + ")"
+
+
+def _ism_class(level: str, owners: list[str]) -> str:
+    """The classification of a portion: US, NATO (``//NS``), one or several non-US owners
+    (``//GBR S``, ``//CAN GBR S``) or JOINT (``//JOINT S GBR USA``)."""
+    if owners == ["USA"]:
+        return level
+    if owners == ["NATO"] and level.upper() in _ISM_NATO_LEVELS:
+        return "//" + _ISM_NATO_LEVELS[level.upper()]
+    if "USA" in owners:
+        return f"//JOINT {level} " + " ".join(sorted(owners))
+    return "//" + " ".join(sorted(owners)) + f" {level}"
 
 
 def _joined(spellings: list[str]) -> str:

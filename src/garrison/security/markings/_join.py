@@ -75,12 +75,21 @@ def join(*markings: Marking) -> Marking:
     )
 
 
-def dominates(a: Marking, b: Marking, *, ignore_cui: bool = False) -> bool:
+def dominates(
+    a: Marking, b: Marking, *, ignore_cui: bool = False, as_written: bool = False
+) -> bool:
     """True when ``a`` dominates ``b``: ``join(a, b) == a``, compared semantically.
 
     ``ignore_cui=True`` leaves out the ``cui`` attribute of both, for the banner checks of a
-    classified document (a classified banner line cannot show CUI, rule 7).
+    classified document (a classified banner line cannot show CUI, rule 7). ``as_written=True``
+    compares only what a banner line can show: the controls section 7.3 keeps in the marking but
+    drops from the line (LIMDIS and SBU in a classified result, EXDIS under NODIS, SBU beside
+    EXDIS or NODIS, DOD/DOE UCNI in a classified result, HVSACO beside a program) are left out,
+    so that a banner written by the rules is never reported as under the portions it rolls up.
     """
+    if as_written:
+        joined = join(a, b)
+        return dominates(_written(a), _written(joined), ignore_cui=ignore_cui)
     # Rule 9: FGI codes other than NATO are content indicators, not access (ignored here).
     if ignore_cui:
         a = _without_cui(a)
@@ -92,11 +101,36 @@ def system_high_dominates(system_high: Marking, m: Marking) -> bool:
     """True when data marked ``m`` may live under ``system_high`` (false means a spill).
 
     Section 5: a system high of CONFIDENTIAL or above dominates any CUI categories and CUI-only
-    controls; CUI's release controls (NOFORN, REL TO, DISPLAY ONLY) still count.
+    controls; CUI's release controls (NOFORN, REL TO, DISPLAY ONLY) still count. A system high
+    is a banner line: it dominates the controls section 7.3 drops from a line it covers (SBU or
+    LIMDIS data on a classified system, EXDIS on a NODIS one, HVSACO beside its programs).
     """
-    if system_high.level.is_classified:
-        return dominates(system_high, m, ignore_cui=True)
-    return dominates(system_high, m)
+    ignore_cui = system_high.level.is_classified
+    if dominates(system_high, m, ignore_cui=ignore_cui):
+        return True
+    return dominates(system_high, m, ignore_cui=ignore_cui, as_written=True)
+
+
+#: Section 7.3: controls a classified banner line does not show (kept in the marking).
+_CLASSIFIED_HIDDEN_NONIC = frozenset({"LIMDIS", "SBU", "SBU NOFORN"})
+_CLASSIFIED_HIDDEN_AEA = frozenset({"DOD UCNI", "DOE UCNI"})
+
+
+def _written(m: Marking) -> Marking:
+    """``m`` without the controls its banner line leaves out (rules 11, 13, 14)."""
+    nonic = set(m.nonic)
+    if "NODIS" in nonic:
+        nonic.discard("EXDIS")
+    if nonic & {"EXDIS", "NODIS"}:
+        nonic -= {"SBU", "SBU NOFORN"}
+    aea = set(m.aea)
+    if m.level.is_classified:
+        nonic -= _CLASSIFIED_HIDDEN_NONIC
+        aea -= _CLASSIFIED_HIDDEN_AEA
+    hvsaco = m.hvsaco and not (m.sap or m.sap_multiple)
+    if nonic == m.nonic and aea == m.aea and hvsaco == m.hvsaco:
+        return m
+    return replace(m, nonic=frozenset(nonic), aea=frozenset(aea), hvsaco=hvsaco)
 
 
 def _fgi_indicators_off(m: Marking) -> Marking:

@@ -33,6 +33,11 @@ _LEVEL_WORDS = frozenset({"TOP SECRET", "SECRET", "CONFIDENTIAL", "UNCLASSIFIED"
 _LEVEL_ABBREVIATIONS = frozenset({"TS", "S", "C", "U"})
 _FOREIGN_WORDS = frozenset({"NATO", "COSMIC", "JOINT", "FGI"})
 _FIRST_WORD = re.compile(r" ?([A-Za-z]+)(?![A-Za-z])")
+# After a mixed-case owner word: a level (``Top Secret``, ``Restricted``) or, for JOINT and
+# several owners, more codes before it (``//Joint Secret Can Usa``, ``//Can Gbr Secret``).
+_FOREIGN_LEVEL = re.compile(
+    r"(?: [A-Z]{3,4})* (?:TOP SECRET|SECRET|CONFIDENTIAL|RESTRICTED|UNCLASSIFIED)(?![A-Z])"
+)
 
 
 def _piece(char: str) -> str:
@@ -110,7 +115,12 @@ def is_banner_candidate(line: str) -> bool:
             return False
         token = word.group(1)
         if token != token.upper():
-            return False
+            # Mixed case (``//Nato Secret//Atomal``, ``//Deu Secret``): an owner word followed
+            # by a level word, which a ``// comment`` hardly is.
+            upper = token.upper()
+            if upper not in _FOREIGN_WORDS and upper not in ISO_3166_ALPHA3:
+                return False
+            return _FOREIGN_LEVEL.match(text[word.end(1) :].upper()) is not None
         if token in _FOREIGN_WORDS or token in ISO_3166_ALPHA3:
             return True
         rest = text[word.start(1) :].upper()
