@@ -12,7 +12,7 @@ findings in one query, the markings from the session's cache, the count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, or_, select
@@ -32,6 +32,7 @@ __all__ = [
     "FINDING_SORTS",
     "JOB_SORTS",
     "chunks_page",
+    "document_markings",
     "documents_page",
     "findings_page",
     "jobs_page",
@@ -216,3 +217,14 @@ def jobs_page(session: Session, spec: PageSpec) -> Page[dict[str, Any]]:
         AuditAction.JOBS_LIST, details={"count": len(out.items), "total": out.total, "paged": True}
     )
     return out
+
+
+def document_markings(session: Session, doc_ids: Iterable[str]) -> dict[str, str]:
+    """The markings of those of ``doc_ids`` that are parsed documents ``session`` may read."""
+    wanted = sorted(set(doc_ids))
+    with session.workspace.catalog.transaction() as orm:
+        view = ReaderView(session, orm)
+        view.load_documents(wanted)
+        return {
+            d: str(view.banner(view.doc_marking_id(d))) for d in wanted if view.reads_document(d)
+        }

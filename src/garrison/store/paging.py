@@ -39,6 +39,7 @@ from garrison.core.errors import InvalidInput
 from garrison.store.bindings import Binder, binding_columns, verify_columns
 
 __all__ = [
+    "BAD_CURSOR",
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
     "Cursor",
@@ -57,7 +58,7 @@ MAX_LIMIT = 500
 MAX_CURSOR = 400
 
 _T = TypeVar("_T")
-_BAD = "The cursor is not one this listing gave; start again without it."
+BAD_CURSOR = "The cursor is not one this listing gave."
 
 
 def check_limit(limit: int | None) -> int:
@@ -92,23 +93,23 @@ class Cursor:
     def decode(cls, text: str, listing: str) -> Cursor:
         """The cursor ``text`` stands for; InvalidInput for anything this listing did not give."""
         if len(text) > MAX_CURSOR:
-            raise InvalidInput(_BAD)
+            raise InvalidInput(BAD_CURSOR)
         try:
             data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         except (binascii.Error, ValueError, UnicodeDecodeError):
-            raise InvalidInput(_BAD) from None
+            raise InvalidInput(BAD_CURSOR) from None
         if not isinstance(data, dict) or data.get("l") != listing:
-            raise InvalidInput(_BAD)
+            raise InvalidInput(BAD_CURSOR)
         if set(data) - {"l", "a", "b", "s", "d"} or ("a" in data) == ("b" in data):
-            raise InvalidInput(_BAD)
+            raise InvalidInput(BAD_CURSOR)
         record = data.get("a", data.get("b"))
         sort = data.get("s")
         if not isinstance(record, str | int) or isinstance(record, bool) or str(record) == "":
-            raise InvalidInput(_BAD)
+            raise InvalidInput(BAD_CURSOR)
         if sort is not None and not isinstance(sort, str):
-            raise InvalidInput(_BAD)
+            raise InvalidInput(BAD_CURSOR)
         if data.get("d", 0) not in (0, 1):
-            raise InvalidInput(_BAD)
+            raise InvalidInput(BAD_CURSOR)
         return cls(listing, str(record), "b" in data, sort, bool(data.get("d", 0)))
 
 
@@ -174,7 +175,7 @@ def _resolve(
     sort = cursor.sort or default
     asked = spec.sort is not None and (spec.sort, spec.desc) != (sort, cursor.desc)
     if sort not in sorts or asked:
-        raise InvalidInput(_BAD)
+        raise InvalidInput(BAD_CURSOR)
     return cursor, sort, cursor.desc, limit
 
 
@@ -257,7 +258,7 @@ def page_query(
             query.with_only_columns(*keys).where(id_column == cursor.record_id).limit(1)
         ).first()
         if anchor is None:
-            raise InvalidInput(_BAD)
+            raise InvalidInput(BAD_CURSOR)
         page_query_ = page_query_.where(_after(keys, list(anchor), desc != backward))
     ordered = page_query_.order_by(None).order_by(*_order(keys, desc != backward))
     rows = list(orm.scalars(ordered.limit(limit + 1)))
@@ -296,16 +297,21 @@ def page_items(
     *,
     listing: str,
     record_id: Callable[[_T], str],
-    sorts: Mapping[str, Callable[[_T], Any]],
+    sorts: Mapping[str, Callable[[_T], Any] | None],
     default: str,
     spec: PageSpec,
 ) -> Page[_T]:
     """One page of ``items`` -- every record the reader may read, nothing else -- in the order
-    ``sorts[sort]`` then the record id (the same cursors and rules as :func:`page_query`)."""
+    ``sorts[sort]`` then the record id (a sort of None keeps the list's order), with the same
+    cursors and rules as :func:`page_query`."""
     cursor, sort, desc, limit = _resolve(spec, listing, list(sorts), default)
     key = sorts[sort]
-    # Descending is the exact reverse of ascending (NULLs last), as in SQL.
-    ordered = sorted(items, key=lambda i: (_sort_value(key(i)), record_id(i)), reverse=desc)
+    if key is None:
+        # The list's own order (the library's: newest first, by name...).
+        ordered = list(reversed(items)) if desc else list(items)
+    else:
+        # Descending is the exact reverse of ascending (NULLs last), as in SQL.
+        ordered = sorted(items, key=lambda i: (_sort_value(key(i)), record_id(i)), reverse=desc)
     ids = [record_id(i) for i in ordered]
     backward = cursor is not None and cursor.before
     if cursor is None:
@@ -314,7 +320,7 @@ def page_items(
         try:
             at = ids.index(cursor.record_id)
         except ValueError:
-            raise InvalidInput(_BAD) from None
+            raise InvalidInput(BAD_CURSOR) from None
         start, end = (max(0, at - limit), at) if backward else (at + 1, at + 1 + limit)
     chunk = list(ordered[start:end])
     more = start > 0 if backward else end < len(ordered)
