@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
 from garrison.core.records import DocumentStatus
 from garrison.security.audit import AuditAction
@@ -50,6 +50,8 @@ def _parsed_only(column: Any) -> ColumnElement[Any]:
 _DOCUMENT_SORTS: dict[str, Sequence[Any]] = {
     "ingested_at": (DocumentRow.ingested_at,),
     "title": (_parsed_only(DocumentRow.title),),
+    # What listings show as a document's name: its title, else its file name.
+    "name": (func.coalesce(_parsed_only(DocumentRow.title), DocumentRow.filename),),
     "filename": (DocumentRow.filename,),
     "media_type": (DocumentRow.media_type,),
     "source": (DocumentRow.source_name,),
