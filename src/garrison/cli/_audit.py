@@ -115,7 +115,7 @@ def tail(
         ["seq", "time", "actor", "action", "object", "decision", "reason"],
         lambda e: (
             e["seq"],
-            e["time"],
+            e["time"].replace("Z", "+00:00"),
             e["actor"],
             e["action"],
             e["object_id"],
