@@ -29,7 +29,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
@@ -138,7 +138,6 @@ class Page(Generic[_T]):
     limit: int = DEFAULT_LIMIT
     sort: str | None = None
     desc: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def map(self, convert: Callable[[_T], Any]) -> Page[Any]:
         """The same page with each item converted."""
@@ -150,7 +149,6 @@ class Page(Generic[_T]):
             self.limit,
             self.sort,
             self.desc,
-            dict(self.extra),
         )
 
     def to_dict(self) -> dict[str, Any]:
