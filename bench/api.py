@@ -179,8 +179,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             counts = {k: kinds[: per * rounds].count(k) for k in ("documents", "chunks", "search")}
             # A sample response, to report what one request returns.
             with httpx.Client(base_url=base, headers=auth) as c:
-                n_docs = len(c.get("/v1/documents").json()["items"])
-                n_chunks = len(c.get("/v1/chunks").json()["items"])
+                n_docs = c.get("/v1/documents").json()["total"]
+                n_chunks = c.get("/v1/chunks").json()["total"]
         finally:
             server.should_exit = True
             thread.join(timeout=30)

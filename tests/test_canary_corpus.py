@@ -253,11 +253,12 @@ def test_api_reads_show_no_canary(corpus: Corpus, reader: str) -> None:
 
     for word in [*(h.canary for h in corpus.hidden), *GENERIC]:
         get("/v1/search", q=word, k=50)
-    chunks = get("/v1/chunks")
-    docs = get("/v1/documents")
+    chunks = get("/v1/chunks", limit=500)  # one page holds them all
+    docs = get("/v1/documents", limit=500)
     get("/v1/findings")
     get("/v1/datasets")
     assert chunks is not None and docs is not None
+    assert chunks.get("next_cursor") is None and docs.get("next_cursor") is None
     chunk_rows = chunks["items"] if isinstance(chunks, dict) else chunks
     doc_rows = docs["items"] if isinstance(docs, dict) else docs
     assert {c["id"] for c in chunk_rows} <= {c["id"] for c in corpus.chunks}

@@ -52,7 +52,13 @@ def test_document_listing_is_marked_with_the_join(env: Env) -> None:
     assert [d["filename"] for d in low.json()["items"]] == ["public.txt"]
     assert low.json()["marking"] == "UNCLASSIFIED"
     empty = env.client.get("/v1/documents?status=spilled", headers=env.auth("sam"))
-    assert empty.json() == {"items": [], "marking": "UNCLASSIFIED"}
+    assert empty.json() == {
+        "items": [],
+        "marking": "UNCLASSIFIED",
+        "total": 0,
+        "next_cursor": None,
+        "prev_cursor": None,
+    }
 
 
 def test_chunks_and_document_with_elements_are_marked(env: Env) -> None:

@@ -214,7 +214,11 @@ def test_registry_commands(ws: str, capsys: pytest.CaptureFixture[str]) -> None:
 def test_audit_commands(ws: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run(capsys, "user", "add", "ann", "-w", ws, "--clearance", "S")
     code, out, _ = run(capsys, "audit", "tail", "-n", "5", "-w", ws, "--json")
-    events = json.loads(out)
+    page = json.loads(out)  # a page: the last 5 events, oldest first
+    events = page["items"]
+    assert len(events) == min(5, page["total"]) and "next_cursor" in page
+    code, out, _ = run(capsys, "audit", "tail", "-w", ws, "--json")
+    events = json.loads(out)  # no --limit: the whole log
     # init may register the shipped embedder (model.register) when the embed extra is there.
     actions = [e["action"] for e in events if e["action"] != "model.register"]
     assert actions[:2] == ["workspace.init", "user.add"]

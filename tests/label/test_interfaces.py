@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -159,6 +160,22 @@ def test_api_round(served: LabelWorld) -> None:
         assert "labels_marking" not in stats["stats"]
         low = client.get("/v1/label/projects/api/tasks?limit=100", headers=auth("ann_u")).json()
         assert len(low["items"]) == 4 and low["marking"] == "UNCLASSIFIED"
+        # Tasks page with an opaque cursor; the total counts the reader's tasks only.
+        for user, expected in (("ann_u", 4), ("ann_s", len(served.records))):
+            seen: list[str] = []
+            params: dict[str, Any] = {"limit": 3}
+            while True:
+                page = client.get(
+                    "/v1/label/projects/api/tasks", params=params, headers=auth(user)
+                ).json()
+                assert page["total"] == expected and len(page["items"]) <= 3
+                seen += [t["id"] for t in page["items"]]
+                if page["next_cursor"] is None:
+                    break
+                params = {"limit": 3, "cursor": page["next_cursor"]}
+            assert len(seen) == len(set(seen)) == expected
+        bad = client.get("/v1/label/projects/api/tasks?cursor=7", headers=auth("ann_u"))
+        assert bad.status_code == 400
         secret = next(t for t in ids if t not in {i["id"] for i in low["items"]})
         hidden = client.post(
             f"/v1/label/tasks/{secret}/submit", json={"value": "weather"}, headers=auth("ann_u")

@@ -343,7 +343,8 @@ def test_cli_ls_show_rm(ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFix
     listed = json.loads(capsys.readouterr().out)
     assert {v["id"] for v in listed} == {secret_id, other_id}
     assert main(["model", "ls", *w, "--as", "sam", "--json", "--limit", "1"]) == 0
-    assert len(json.loads(capsys.readouterr().out)) == 1
+    page = json.loads(capsys.readouterr().out)
+    assert len(page["items"]) == 1 and page["total"] == 2 and page["next_cursor"]
     assert main(["model", "ls", *w, "--as", "ursula", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert main(["model", "show", "hush", *w, "--as", "sam", "--json"]) == 0

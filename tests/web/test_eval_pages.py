@@ -150,7 +150,9 @@ def test_an_evaluator_sees_every_run_in_pages(env: EvalEnv) -> None:
     assert first.status_code == 200
     assert 'href="/ui/eval" aria-current="page">Evaluations</a>' in first.text
     assert "Evaluation runs you may read (3)" in first.text
-    second = client.get("/ui/eval?page=2")
+    following = re.search(r'<a rel="next" href="([^"]+)"', first.text)
+    assert following is not None
+    second = client.get(following.group(1).replace("&amp;", "&"))
     listed = [
         ref for ref in env.runs.values() if f'/ui/eval/runs/{ref}"' in first.text + second.text
     ]

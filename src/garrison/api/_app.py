@@ -7,9 +7,6 @@ it contains -- in the ``marking`` field and the ``X-Garrison-Marking`` header.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,8 +25,9 @@ from garrison.api._docs import install_docs
 from garrison.api._errors import ERROR_RESPONSES, ErrorBody, install_handlers
 from garrison.api._eval import router as eval_router
 from garrison.api._label import router as label_router
-from garrison.api._marking import MARKING_HEADER, marked, marked_list
+from garrison.api._marking import MARKING_HEADER, marked
 from garrison.api._metrics import HttpMetrics, MetricsMiddleware
+from garrison.api._paging import CursorQuery, LimitQuery, PagedList, marked_page, page_of
 from garrison.api._predict import MAX_TEXT_CHARS, MAX_TEXTS, BodyLimit, predict_texts
 from garrison.core.errors import InvalidInput
 from garrison.datasets import Datasets
@@ -37,8 +35,15 @@ from garrison.models import Models
 from garrison.search import FILTER_KEYS, MAX_K, search
 from garrison.search._search import MAX_QUERY
 from garrison.security.audit import AuditAction
-from garrison.store.derived import Chunks, Lineage
+from garrison.store.derived import Lineage
 from garrison.store.documents import Documents
+from garrison.store.listings import (
+    chunks_page,
+    document_markings,
+    documents_page,
+    findings_page,
+)
+from garrison.store.paging import DEFAULT_LIMIT, MAX_LIMIT, Page, PageSpec
 from garrison.store.session import Session
 from garrison.store.workspace import Workspace
 
@@ -49,13 +54,6 @@ class Marked(BaseModel):
     """A marked object: its fields plus ``marking``, the join of everything it contains."""
 
     model_config = ConfigDict(extra="allow")
-    marking: str
-
-
-class MarkedList(BaseModel):
-    """A marked listing: ``items`` plus ``marking``, the join of the items' markings."""
-
-    items: list[dict[str, Any]]
     marking: str
 
 
@@ -82,11 +80,10 @@ class ChunkItem(BaseModel):
     embedding_model: str | None = None
 
 
-class ChunkList(BaseModel):
-    """Readable chunks and the join of their markings."""
+class ChunkList(PagedList):
+    """A page of readable chunks and the join of their markings."""
 
-    items: list[ChunkItem]
-    marking: str
+    items: list[ChunkItem]  # type: ignore[assignment]
 
 
 class SearchHitItem(BaseModel):
@@ -120,17 +117,6 @@ class SearchOut(BaseModel):
     total: int
     facets: dict[str, dict[str, int]]
     hits: list[SearchHitItem]
-
-
-class ModelList(BaseModel):
-    """One page of readable model versions: ``total`` counts readable versions only."""
-
-    items: list[dict[str, Any]]
-    marking: str
-    total: int = Field(description="How many versions the caller may read (all pages).")
-    next_cursor: str | None = Field(
-        None, description="Pass as ``cursor`` for the next page; null on the last page."
-    )
 
 
 class PredictIn(BaseModel):
@@ -167,30 +153,6 @@ class PredictOut(BaseModel):
     model: dict[str, Any]
     predictions: list[PredictionItem]
     marking: str
-
-
-#: Page sizes of the paginated listings.
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-
-
-def _cursor(offset: int) -> str:
-    raw = json.dumps({"offset": offset}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _offset(cursor: str | None) -> int:
-    """The position an opaque cursor stands for (InvalidInput for one not given by the API)."""
-    if not cursor:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        offset = json.loads(raw)["offset"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidInput("The cursor is not one this listing gave.") from None
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise InvalidInput("The cursor is not one this listing gave.")
-    return offset
 
 
 _MARKED: dict[int | str, dict[str, Any]] = {
@@ -271,15 +233,22 @@ def create_app(workspace_path: Path | str) -> FastAPI:
 
     router = APIRouter(prefix="/v1", responses={**ERROR_RESPONSES, **_MARKED})
 
-    @router.get("/documents", response_model=MarkedList, summary="Documents")
+    @router.get("/documents", response_model=PagedList, summary="Documents")
     def list_documents(
         session: SessionDep,
         status: Annotated[
             Literal["parsed", "quarantined", "spilled"] | None,
             Query(description="Only documents in this state (quarantined, spilled: stewards)."),
         ] = None,
+        q: Annotated[
+            str | None,
+            Query(max_length=200, description="Only those whose file name or title has this."),
+        ] = None,
+        limit: LimitQuery = DEFAULT_LIMIT,
+        cursor: CursorQuery = None,
     ) -> JSONResponse:
-        return marked_list(session, Documents(session).list(status=status))
+        spec = PageSpec(limit=limit, cursor=cursor)
+        return marked_page(session, documents_page(session, spec, status=status, q=q or None))
 
     @router.get("/documents/{doc_id}", response_model=Marked, summary="One document")
     def show_document(
@@ -293,8 +262,11 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     def list_chunks(
         session: SessionDep,
         doc_id: Annotated[str | None, Query(description="Only this document's chunks.")] = None,
+        limit: LimitQuery = DEFAULT_LIMIT,
+        cursor: CursorQuery = None,
     ) -> JSONResponse:
-        return marked_list(session, Chunks(session).list(doc_id=doc_id))
+        spec = PageSpec(limit=limit, cursor=cursor)
+        return marked_page(session, chunks_page(session, spec, doc_id=doc_id))
 
     @router.get("/search", response_model=SearchOut, summary="Search")
     def search_chunks(
@@ -338,53 +310,45 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     def lineage(session: SessionDep, record_id: str) -> JSONResponse:
         return marked(session, Lineage(session).of(record_id))
 
-    @router.get("/findings", response_model=MarkedList, summary="Findings")
+    @router.get("/findings", response_model=PagedList, summary="Findings")
     def findings(
         session: SessionDep,
         kind: Annotated[str | None, Query(description="Only findings of this kind.")] = None,
         unresolved: Annotated[bool, Query(description="Only unresolved findings.")] = False,
+        limit: LimitQuery = DEFAULT_LIMIT,
+        cursor: CursorQuery = None,
     ) -> JSONResponse:
-        docs = Documents(session)
-        found = docs.findings(kind=kind, unresolved=unresolved)
+        spec = PageSpec(limit=limit, cursor=cursor)
+        page = findings_page(session, spec, kind=kind, unresolved=unresolved)
         # A finding is about its document: the listing is marked with those documents' join.
-        doc_markings = {d["id"]: d["marking"] for d in docs.list()}
-        extra = [m for m in (doc_markings.get(f["doc_id"]) for f in found) if m is not None]
-        return marked_list(session, found, extra=extra)
+        doc_markings = document_markings(session, (f["doc_id"] for f in page.items))
+        extra = [m for m in (doc_markings.get(f["doc_id"]) for f in page.items) if m]
+        return marked_page(session, page, extra=extra)
 
-    @router.get("/datasets", response_model=MarkedList, summary="Datasets")
-    def list_datasets(session: SessionDep) -> JSONResponse:
-        return marked_list(session, [v.to_dict() for v in Datasets(session).list()])
+    @router.get("/datasets", response_model=PagedList, summary="Datasets")
+    def list_datasets(
+        session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+    ) -> JSONResponse:
+        versions = [v.to_dict() for v in Datasets(session).list()]
+        return marked_page(session, page_of(versions, "datasets", limit, cursor))
 
     @router.get("/datasets/{ref}", response_model=Marked, summary="One dataset version")
     def show_dataset(session: SessionDep, ref: str) -> JSONResponse:
         return marked(session, Datasets(session).get(ref).to_dict())
 
-    @router.get("/models", response_model=ModelList, summary="Model versions")
+    @router.get("/models", response_model=PagedList, summary="Model versions")
     def list_models(
         session: SessionDep,
         kind: Annotated[
             Literal["embedder", "classifier", "generator"] | None,
             Query(description="Only versions of this kind."),
         ] = None,
-        limit: Annotated[
-            int, Query(ge=1, le=MAX_LIMIT, description="How many versions per page.")
-        ] = DEFAULT_LIMIT,
-        cursor: Annotated[
-            str | None, Query(max_length=200, description="The previous page's next_cursor.")
-        ] = None,
+        limit: LimitQuery = DEFAULT_LIMIT,
+        cursor: CursorQuery = None,
     ) -> JSONResponse:
-        start = _offset(cursor)
-        versions = Models(session).list(kind=kind)  # newest first, readable only
-        page = versions[start : start + limit]
-        more = start + limit < len(versions)
-        return marked(
-            session,
-            {
-                "items": [v.to_dict(manifest=False) for v in page],
-                "total": len(versions),
-                "next_cursor": _cursor(start + limit) if more else None,
-            },
-        )
+        # Newest first, readable only.
+        versions = [v.to_dict(manifest=False) for v in Models(session).list(kind=kind)]
+        return marked_page(session, page_of(versions, "models", limit, cursor))
 
     @router.get("/models/{ref}", response_model=Marked, summary="One model version")
     def show_model(session: SessionDep, ref: str) -> JSONResponse:
@@ -399,21 +363,39 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     def predict(session: SessionDep, ref: str, body: PredictIn) -> JSONResponse:
         return marked(session, predict_texts(session, ref, body.texts, body.marking))
 
-    @router.get("/users", response_model=MarkedList, summary="Users (admin)")
-    def list_users(session: SessionDep) -> JSONResponse:
-        users = [u.to_dict() for u in session.list_users()]
-        session.audit(AuditAction.USER_LIST, details={"count": len(users)})
-        return marked_list(session, users)
+    @router.get("/users", response_model=PagedList, summary="Users (admin)")
+    def list_users(
+        session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+    ) -> JSONResponse:
+        users = [u.to_dict() for u in session.list_users()]  # by name
+        page = page_of(users, "users", limit, cursor, key="name")
+        session.audit(AuditAction.USER_LIST, details={"count": len(page.items)})
+        return marked_page(session, page)
 
-    @router.get("/audit", response_model=MarkedList, summary="Audit log (admin)")
+    @router.get("/audit", response_model=PagedList, summary="Audit log (admin)")
     def audit_tail(
         session: SessionDep,
-        n: Annotated[int | None, Query(ge=0, description="Only the last n events.")] = None,
+        n: Annotated[
+            int | None,
+            Query(ge=0, le=MAX_LIMIT, description="The last n events (the same as limit)."),
+        ] = None,
+        limit: LimitQuery = DEFAULT_LIMIT,
+        cursor: CursorQuery = None,
     ) -> JSONResponse:
-        events = [e.model_dump(mode="json") for e in session.audit_tail(n)]
+        # The first page is the newest events; next_cursor goes back in time. Each page is in
+        # log order (oldest first), as the log reads.
+        if n == 0:
+            page = Page[dict[str, Any]]([], 0)
+        else:
+            events = [e.model_dump(mode="json") for e in session.audit_tail(None)]
+            size = n if n is not None else limit
+            page = page_of(events, "audit", size, cursor, key="seq", desc=True)
+            page.items.reverse()
+        body = page.to_dict()
         # The audit log is marked at system high, whatever its events name.
         banner = session.workspace.system_high.banner()
-        return JSONResponse({"items": events, "marking": banner}, headers={MARKING_HEADER: banner})
+        body["marking"] = banner
+        return JSONResponse(body, headers={MARKING_HEADER: banner})
 
     @router.get("/me", response_model=Marked, summary="The calling subject")
     def me(session: SessionDep) -> JSONResponse:

@@ -17,7 +17,7 @@ import binascii
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from garrison.api._auth import bearer_scheme, session_for
 from garrison.api._errors import ERROR_RESPONSES
 from garrison.api._marking import MARKING_HEADER, marked
+from garrison.api._paging import DEFAULT_LIMIT, CursorQuery, LimitQuery, marked_page, page_of
 from garrison.core.errors import InvalidInput
 from garrison.evaluate._suite_items import KINDS
 from garrison.evaluate._suites import Suites
@@ -32,9 +33,6 @@ from garrison.store.session import Session
 
 __all__ = ["SuiteIn", "add_suite_routes", "router"]
 
-#: Page sizes of the paginated listings.
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
 
 _MARKED: dict[int | str, dict[str, Any]] = {
     200: {
@@ -60,10 +58,6 @@ def eval_session(
 
 
 EvalSession = Annotated[Session, Depends(eval_session)]
-LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many per page.")]
-CursorQuery = Annotated[
-    str | None, Query(max_length=200, description="The previous page's next_cursor.")
-]
 
 
 def _cursor(offset: int) -> str:
@@ -86,6 +80,7 @@ def _offset(cursor: str | None) -> int:
 
 
 def _page(items: list[dict[str, Any]], total: int, start: int, limit: int) -> dict[str, Any]:
+    # Offsets page the immutable lists only: a suite version's items, a finished run's results.
     more = start + len(items) < total
     return {
         "items": items,
@@ -131,10 +126,8 @@ def add_suite_routes(api: APIRouter) -> None:
     def list_suites(
         session: EvalSession, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
     ) -> JSONResponse:
-        start = _offset(cursor)
-        versions = Suites(session).list()
-        page = [v.to_dict() for v in versions[start : start + limit]]
-        return marked(session, _page(page, len(versions), start, limit))
+        versions = [v.to_dict() for v in Suites(session).list()]
+        return marked_page(session, page_of(versions, "eval-suites", limit, cursor))
 
     @api.get("/suites/{ref}", summary="One evaluation suite")
     def show_suite(session: EvalSession, ref: str) -> JSONResponse:

@@ -20,16 +20,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from garrison.api._marking import MARKING_HEADER, marked
+from garrison.api._paging import CursorQuery, LimitQuery, marked_page, page_of
 from garrison.evaluate import Runs, parse_system
 from garrison.store.session import Session
 
 __all__ = ["RunIn", "add_run_routes"]
 
 
-Limit = Annotated[int, Query(ge=1, le=500, description="How many per page.")]
-Cursor = Annotated[
-    str | None, Query(max_length=200, description="The previous page's next_cursor.")
-]
+Limit = LimitQuery
+Cursor = CursorQuery
 
 
 class RunIn(BaseModel):
@@ -63,10 +62,8 @@ def add_run_routes(
     def list_runs(
         limit: Limit = 50, cursor: Cursor = None, session: Session = caller
     ) -> JSONResponse:
-        start = offset(cursor)
-        found = Runs(session).list()
-        body = page([s.to_dict() for s in found[start : start + limit]], len(found), start, limit)
-        return marked(session, body)
+        found = [s.to_dict() for s in Runs(session).list()]
+        return marked_page(session, page_of(found, "eval-runs", limit, cursor))
 
     @api.get("/runs/{ref}", summary="One evaluation run")
     def show_run(ref: str, session: Session = caller) -> JSONResponse:

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from garrison.api._auth import bearer_scheme, session_for
-from garrison.api._marking import marked, marked_list
+from garrison.api._marking import marked
+from garrison.api._paging import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    PagedList,
+    marked_page,
+    page_of,
+)
+from garrison.store.paging import PageSpec
 from garrison.store.session import Session
 
 __all__ = ["router"]
@@ -122,11 +131,14 @@ class ExportIn(BaseModel):
     )
 
 
-@router.get("/projects", summary="Labeling projects")
-def list_projects(session: SessionDep) -> JSONResponse:
+@router.get("/projects", response_model=PagedList, summary="Labeling projects")
+def list_projects(
+    session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> JSONResponse:
     from garrison.label import LabelProjects
 
-    return marked_list(session, [p.to_dict() for p in LabelProjects(session).list()])
+    projects = [p.to_dict() for p in LabelProjects(session).list()]
+    return marked_page(session, page_of(projects, "label-projects", limit, cursor))
 
 
 @router.post("/projects", summary="Create a labeling project (stewards)")
@@ -197,24 +209,27 @@ def project_stats(session: SessionDep, name: str) -> JSONResponse:
     )
 
 
-@router.get("/projects/{name}/tasks", summary="A page of tasks (no text)")
+@router.get("/projects/{name}/tasks", response_model=PagedList, summary="A page of tasks (no text)")
 def project_tasks(
     session: SessionDep,
     name: str,
-    cursor: Annotated[int, Query(ge=-1)] = -1,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
 ) -> JSONResponse:
     from garrison.label import LabelProjects
 
-    page, following = LabelProjects(session).tasks(name, cursor=cursor, limit=limit)
-    return marked(session, {"items": page, "next_cursor": following})
+    page = LabelProjects(session).task_page(name, PageSpec(limit=limit, cursor=cursor))
+    return marked_page(session, page)
 
 
-@router.get("/projects/{name}/labels", summary="The caller's own labels")
-def my_labels(session: SessionDep, name: str) -> JSONResponse:
+@router.get("/projects/{name}/labels", response_model=PagedList, summary="The caller's own labels")
+def my_labels(
+    session: SessionDep, name: str, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> JSONResponse:
     from garrison.label import my_labels as mine
 
-    return marked_list(session, [label.to_dict() for label in mine(session, name)])
+    labels = [label.to_dict() for label in mine(session, name)]
+    return marked_page(session, page_of(labels, "labels", limit, cursor))
 
 
 @router.post("/projects/{name}/predictions", summary="Import pre-labels (stewards)")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
-from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.cli._output import emit_json, out_console
+from garrison.cli._paging import emit_listing, page_spec
 from garrison.core.errors import CheckFailed
 from garrison.security.audit import Checkpoint
+from garrison.store.paging import MAX_LIMIT, Page, PageSpec, page_items
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
@@ -73,22 +75,52 @@ def tail(
     ctx: typer.Context,
     n: Annotated[
         int | None,
-        typer.Option("-n", "--limit", min=1, help="Only the last N events (default: all)."),
+        typer.Option(
+            "-n",
+            "--limit",
+            min=1,
+            max=MAX_LIMIT,
+            metavar="N",
+            help="Only the last N events (default: all); --json then gives the page's cursor.",
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        typer.Option("--cursor", metavar="CURSOR", help="The N events before an earlier page."),
     ] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the last events of the audit log."""
+    """Show the last events of the audit log (each page oldest first; pages go back)."""
+    spec = page_spec(n, cursor)
     with open_session(ctx, workspace, as_user) as session:
-        events = session.audit_tail(n)
-    if as_json:
-        emit_json([e.model_dump(mode="json") for e in events])
-        return
-    emit_table(
+        # A page needs the whole log: its total, and where its cursor stands.
+        events = [e.model_dump(mode="json") for e in session.audit_tail(None)]
+    listed: list[dict[str, Any]] | Page[dict[str, Any]] = events
+    if spec is not None:
+        events.reverse()  # newest first: the first page is the tail, the next goes back
+        page = page_items(
+            events,
+            listing="audit",
+            record_id=lambda e: str(e["seq"]),
+            sorts={"order": None},
+            default="order",
+            spec=PageSpec(spec.limit, spec.cursor),
+        )
+        page.items.reverse()
+        listed = page
+    emit_listing(
+        listed,
         ["seq", "time", "actor", "action", "object", "decision", "reason"],
-        [
-            (e.seq, e.time.isoformat(), e.actor, e.action, e.object_id, e.decision, e.reason)
-            for e in events
-        ],
+        lambda e: (
+            e["seq"],
+            e["time"].replace("Z", "+00:00"),
+            e["actor"],
+            e["action"],
+            e["object_id"],
+            e["decision"],
+            e["reason"],
+        ),
+        as_json=as_json,
     )

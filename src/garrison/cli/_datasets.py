@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session, split_list
-from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.cli._output import emit_json, out_console
+from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_list, page_spec
 from garrison.core.errors import CheckFailed, InvalidInput
 
 app = typer.Typer(help="Versioned datasets: create, inspect, export.", no_args_is_help=True)
@@ -120,6 +121,8 @@ def create(
 @app.command("ls")
 def ls(
     ctx: typer.Context,
+    limit: PageLimitOpt = None,
+    cursor: CursorOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -129,23 +132,20 @@ def ls(
 
     with open_session(ctx, workspace, as_user) as session:
         versions = [v.to_dict() for v in Datasets(session).list()]
-    if as_json:
-        emit_json(versions)
-        return
-    emit_table(
+    spec = page_spec(limit, cursor)
+    emit_listing(
+        page_list(versions, "datasets", spec) if spec else versions,
         ["name", "version", "marking", "status", "records", "created_by", "created_at"],
-        [
-            (
-                v["name"],
-                v["id"][:16],
-                v["marking"],
-                v["status"],
-                v["records"],
-                v["created_by"],
-                v["created_at"],
-            )
-            for v in versions
-        ],
+        lambda v: (
+            v["name"],
+            v["id"][:16],
+            v["marking"],
+            v["status"],
+            v["records"],
+            v["created_by"],
+            v["created_at"],
+        ),
+        as_json=as_json,
     )
 
 

@@ -7,13 +7,15 @@ from typing import Annotated
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
-from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.cli._output import emit_json, out_console
+from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_spec
 from garrison.store.documents import Documents, Jobs
+from garrison.store.listings import documents_page, findings_page, jobs_page
 
 app = typer.Typer(help="Documents, their elements and marking findings.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Ingest jobs: status, progress and counts.", no_args_is_help=True)
 
-LimitOpt = Annotated[int | None, typer.Option("--limit", min=0, help="At most N results.")]
+LimitOpt = PageLimitOpt
 
 
 @app.command("ls")
@@ -23,29 +25,31 @@ def ls(
         str | None, typer.Option("--status", help="parsed, quarantined or spilled.")
     ] = None,
     limit: LimitOpt = None,
+    cursor: CursorOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List documents (quarantined and spilled ones only for stewards and admins)."""
+    spec = page_spec(limit, cursor)
     with open_session(ctx, workspace, as_user) as session:
-        docs = Documents(session).list(status=status, limit=limit)
-    if as_json:
-        emit_json(docs)
-        return
-    emit_table(
+        docs = (
+            documents_page(session, spec, status=status)
+            if spec
+            else Documents(session).list(status=status)
+        )
+    emit_listing(
+        docs,
         ["id", "status", "marking", "media_type", "findings", "uri"],
-        [
-            (
-                d["id"][:16],
-                d["status"] + (f" ({d['reason']})" if d["reason"] else ""),
-                d["marking"] or "",
-                d["media_type"] or "",
-                ",".join(sorted({f["kind"] for f in d["findings"]})),
-                d["uri"],
-            )
-            for d in docs
-        ],
+        lambda d: (
+            d["id"][:16],
+            d["status"] + (f" ({d['reason']})" if d["reason"] else ""),
+            d["marking"] or "",
+            d["media_type"] or "",
+            ",".join(sorted({f["kind"] for f in d["findings"]})),
+            d["uri"],
+        ),
+        as_json=as_json,
     )
 
 
@@ -82,29 +86,31 @@ def findings(
     kind: Annotated[str | None, typer.Option("--kind", help="Only this kind.")] = None,
     unresolved: Annotated[bool, typer.Option("--unresolved", help="Only open ones.")] = False,
     limit: LimitOpt = None,
+    cursor: CursorOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List marking findings on documents the subject may know of."""
+    spec = page_spec(limit, cursor)
     with open_session(ctx, workspace, as_user) as session:
-        found = Documents(session).findings(kind=kind, unresolved=unresolved, limit=limit)
-    if as_json:
-        emit_json(found)
-        return
-    emit_table(
+        found = (
+            findings_page(session, spec, kind=kind, unresolved=unresolved)
+            if spec
+            else Documents(session).findings(kind=kind, unresolved=unresolved)
+        )
+    emit_listing(
+        found,
         ["id", "kind", "doc_id", "element_id", "detail", "resolved_by"],
-        [
-            (
-                f["id"],
-                f["kind"],
-                f["doc_id"][:16],
-                f.get("element_id"),
-                f["detail"],
-                f.get("resolved_by"),
-            )
-            for f in found
-        ],
+        lambda f: (
+            f["id"],
+            f["kind"],
+            f["doc_id"][:16],
+            f.get("element_id"),
+            f["detail"],
+            f.get("resolved_by"),
+        ),
+        as_json=as_json,
     )
 
 
@@ -182,22 +188,28 @@ def reparse(
 def jobs_ls(
     ctx: typer.Context,
     limit: LimitOpt = None,
+    cursor: CursorOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List jobs."""
+    """List jobs, oldest first."""
+    spec = page_spec(limit, cursor)
     with open_session(ctx, workspace, as_user) as session:
-        jobs = Jobs(session).list(limit=limit)
-    if as_json:
-        emit_json(jobs)
-        return
-    emit_table(
+        jobs = jobs_page(session, spec) if spec else Jobs(session).list()
+    emit_listing(
+        jobs,
         ["id", "kind", "status", "done", "total", "started_at", "actor"],
-        [
-            (j["id"], j["kind"], j["status"], j["done"], j["total"], j["started_at"], j["actor"])
-            for j in jobs
-        ],
+        lambda j: (
+            j["id"],
+            j["kind"],
+            j["status"],
+            j["done"],
+            j["total"],
+            j["started_at"],
+            j["actor"],
+        ),
+        as_json=as_json,
     )
 
 

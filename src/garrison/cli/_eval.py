@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
-from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.cli._output import emit_json, out_console
+from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_list, page_spec
 from garrison.core.errors import InvalidInput
 
 __all__ = ["app", "register", "suite_app"]
@@ -148,6 +149,8 @@ def suite_generate(
 @suite_app.command("ls")
 def suite_ls(
     ctx: typer.Context,
+    limit: PageLimitOpt = None,
+    cursor: CursorOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -157,24 +160,21 @@ def suite_ls(
 
     with open_session(ctx, workspace, as_user) as session:
         versions = [v.to_dict() for v in Suites(session).list()]
-    if as_json:
-        emit_json(versions)
-        return
-    emit_table(
+    spec = page_spec(limit, cursor)
+    emit_listing(
+        page_list(versions, "eval-suites", spec) if spec else versions,
         ["ref", "version", "marking", "kind", "items", "holdout", "created_by", "created_at"],
-        [
-            (
-                v["ref"],
-                v["version"],
-                v["marking"],
-                v["kind"],
-                v["count"],
-                "yes" if v["holdout"] else "",
-                v["created_by"],
-                v["created_at"],
-            )
-            for v in versions
-        ],
+        lambda v: (
+            v["ref"],
+            v["version"],
+            v["marking"],
+            v["kind"],
+            v["count"],
+            "yes" if v["holdout"] else "",
+            v["created_by"],
+            v["created_at"],
+        ),
+        as_json=as_json,
     )
 
 

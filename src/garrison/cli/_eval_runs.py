@@ -16,6 +16,7 @@ import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
 from garrison.cli._output import emit_json, emit_table, err_console, out_console
+from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_list, page_spec
 from garrison.core.errors import InvalidInput
 
 __all__ = ["REPORT_FORMATS", "register"]
@@ -188,6 +189,8 @@ def run_command(
 
 def ls_command(
     ctx: typer.Context,
+    limit: PageLimitOpt = None,
+    cursor: CursorOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -197,24 +200,22 @@ def ls_command(
 
     with open_session(ctx, workspace, as_user) as session:
         found = Runs(session).list()
-    if as_json:
-        emit_json([s.to_dict() for s in found])
-        return
-    rows = []
-    for s in found:
-        system = s.system
-        rows.append(
-            (
-                s.ref,
-                s.marking.banner(),
-                s.status,
-                s.suite or s.kind,
-                _system_label(system),
-                s.counts.get("scored", 0),
-                s.created_at.strftime("%Y-%m-%d %H:%M"),
-            )
-        )
-    emit_table(["run", "marking", "status", "suite", "system", "scored", "created"], rows)
+    spec = page_spec(limit, cursor)
+    listed = [s.to_dict() for s in found]
+    emit_listing(
+        page_list(listed, "eval-runs", spec) if spec else listed,
+        ["run", "marking", "status", "suite", "system", "scored", "created"],
+        lambda r: (
+            r["ref"],
+            r["marking"],
+            r["status"],
+            r["suite"] or r["kind"],
+            _system_label(r["system"]),
+            r["counts"].get("scored", 0),
+            r["created_at"][:16].replace("T", " "),
+        ),
+        as_json=as_json,
+    )
 
 
 def show_command(

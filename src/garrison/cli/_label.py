@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
-from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.cli._output import emit_json, out_console
+from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_list, page_spec
 from garrison.core.errors import InvalidInput
 
 app = typer.Typer(
@@ -154,6 +155,8 @@ def project_create(
 @project_app.command("ls")
 def project_ls(
     ctx: typer.Context,
+    limit: PageLimitOpt = None,
+    cursor: CursorOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -163,15 +166,12 @@ def project_ls(
 
     with open_session(ctx, workspace, as_user) as session:
         projects = [p.to_dict() for p in LabelProjects(session).list()]
-    if as_json:
-        emit_json(projects)
-        return
-    emit_table(
+    spec = page_spec(limit, cursor)
+    emit_listing(
+        page_list(projects, "label-projects", spec) if spec else projects,
         ["name", "marking", "type", "dataset", "created_by"],
-        [
-            (p["name"], p["marking"], p["task_type"], p["dataset"][:16], p["created_by"])
-            for p in projects
-        ],
+        lambda p: (p["name"], p["marking"], p["task_type"], p["dataset"][:16], p["created_by"]),
+        as_json=as_json,
     )
 
 

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
-from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.cli._output import emit_json, out_console
+from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_list, page_spec
 
 app = typer.Typer(
     help="Marked model versions: train, optimize, use, carry across an air gap, remove.",
@@ -46,7 +47,8 @@ def _summary(data: dict[str, Any]) -> None:
 @app.command("ls")
 def ls(
     ctx: typer.Context,
-    limit: Annotated[int | None, typer.Option("--limit", min=0, help="At most N versions.")] = None,
+    limit: PageLimitOpt = None,
+    cursor: CursorOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -56,25 +58,20 @@ def ls(
 
     with open_session(ctx, workspace, as_user) as session:
         versions = [v.to_dict(manifest=False) for v in Models(session).list()]
-    if limit is not None:
-        versions = versions[:limit]
-    if as_json:
-        emit_json(versions)
-        return
-    emit_table(
+    spec = page_spec(limit, cursor)
+    emit_listing(
+        page_list(versions, "models", spec) if spec else versions,
         ["name", "version", "id", "kind", "marking", "created_by", "created_at"],
-        [
-            (
-                v["name"],
-                v["version"],
-                v["id"][:16],
-                v["kind"],
-                v["marking"],
-                v["created_by"],
-                v["created_at"],
-            )
-            for v in versions
-        ],
+        lambda v: (
+            v["name"],
+            v["version"],
+            v["id"][:16],
+            v["kind"],
+            v["marking"],
+            v["created_by"],
+            v["created_at"],
+        ),
+        as_json=as_json,
     )
 
 

@@ -9,6 +9,7 @@ import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
 from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_spec
 
 pipeline_app = typer.Typer(
     help="Pipeline files: show what a pipeline will do.", no_args_is_help=True
@@ -197,32 +198,33 @@ def pipeline_show(pipeline: PipelineArg = None, as_json: JsonOpt = False) -> Non
 def chunks_ls(
     ctx: typer.Context,
     doc: Annotated[str | None, typer.Option("--doc", help="Only this document's chunks.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=0, help="At most N.")] = None,
+    limit: PageLimitOpt = None,
+    cursor: CursorOpt = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List chunks the acting subject may read."""
     from garrison.store.derived import Chunks
+    from garrison.store.listings import chunks_page
 
+    spec = page_spec(limit, cursor)
     with open_session(ctx, workspace, as_user) as session:
-        chunks = Chunks(session).list(doc_id=doc, limit=limit)
-    if as_json:
-        emit_json(chunks)
-        return
-    emit_table(
+        chunks = (
+            chunks_page(session, spec, doc_id=doc) if spec else Chunks(session).list(doc_id=doc)
+        )
+    emit_listing(
+        chunks,
         ["id", "doc_id", "seq", "marking", "tokens", "text"],
-        [
-            (
-                c["id"],
-                (c.get("doc_id") or "")[:16],
-                c["seq"],
-                c["marking"],
-                c["token_count"],
-                c["text"][:60].replace("\n", " "),
-            )
-            for c in chunks
-        ],
+        lambda c: (
+            c["id"],
+            (c.get("doc_id") or "")[:16],
+            c["seq"],
+            c["marking"],
+            c["token_count"],
+            c["text"][:60].replace("\n", " "),
+        ),
+        as_json=as_json,
     )
 
 

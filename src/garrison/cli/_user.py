@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session, split_list
-from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.cli._output import emit_json, out_console
+from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_list, page_spec
 from garrison.security.subjects import Subject
 from garrison.store.session import SubjectSpec
 
@@ -240,30 +241,28 @@ def list_(
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=0, help="At most N users.")] = None,
+    limit: PageLimitOpt = None,
+    cursor: CursorOpt = None,
 ) -> None:
-    """List users."""
+    """List users, by name."""
     with open_session(ctx, workspace, as_user) as session:
         subjects = session.list_users()
-    if limit is not None:
-        subjects = subjects[:limit]
-    if as_json:
-        emit_json([s.to_dict() for s in subjects])
-        return
-    emit_table(
+    rows = [s.to_dict() for s in subjects]
+    briefings = {s.name: _briefings(s) for s in subjects}
+    spec = page_spec(limit, cursor)
+    emit_listing(
+        page_list(rows, "users", spec, key="name") if spec else rows,
         ["name", "kind", "clearance", "sci", "sap", "country", "grants", "roles", "briefings"],
-        [
-            (
-                s.name,
-                s.kind.value,
-                s.to_dict()["clearance"],
-                ",".join(sorted(s.sci)),
-                ",".join(sorted(s.sap)),
-                s.citizenship,
-                ",".join(sorted(s.grants)),
-                ",".join(sorted(r.value for r in s.roles)),
-                _briefings(s),
-            )
-            for s in subjects
-        ],
+        lambda s: (
+            s["name"],
+            s["kind"],
+            s["clearance"],
+            ",".join(sorted(s["sci"])),
+            ",".join(sorted(s["sap"])),
+            s["citizenship"],
+            ",".join(sorted(s["grants"])),
+            ",".join(sorted(s["roles"])),
+            briefings[s["name"]],
+        ),
+        as_json=as_json,
     )

@@ -27,6 +27,7 @@ from garrison.security.markings import Marking, dominates, join
 from garrison.security.policy import Action
 from garrison.store import labels as store
 from garrison.store.models import LabelProjectRow
+from garrison.store.paging import Cursor, Page, PageSpec, check_limit
 from garrison.store.session import Session
 
 __all__ = ["LabelProject", "LabelProjects", "ProjectSettings"]
@@ -324,6 +325,30 @@ class LabelProjects:
         )
         following = rows[-1][0].seq if len(rows) == limit else None
         return page, following
+
+    def task_page(self, name: str, spec: PageSpec) -> Page[dict[str, Any]]:
+        """:meth:`tasks` as a page of the listing shape: an opaque cursor and the total of
+        readable tasks."""
+        limit = check_limit(spec.limit)
+        after = -1
+        if spec.cursor:
+            cursor = Cursor.decode(spec.cursor, "label-tasks")
+            if cursor.before or not cursor.record_id.isdigit():
+                raise InvalidInput(
+                    "The cursor is not one this listing gave; start again without it."
+                )
+            after = int(cursor.record_id)
+        items, _ = self.tasks(name, cursor=after, limit=limit + 1)
+        more = len(items) > limit
+        items = items[:limit]
+        project = load_project(self.session, name, AuditAction.LABEL_PROJECT_READ)
+        with self.session.workspace.catalog.transaction() as orm:
+            total = store.count_tasks(self.session, orm, project.id)
+            following = None
+            if more and items:
+                seq = store.task_seq(orm, items[-1]["id"])
+                following = Cursor("label-tasks", str(seq)).encode()
+        return Page(items, total, following, None, limit)
 
     def revise_schema(self, name: str, schema: Mapping[str, Any]) -> LabelProject:
         """A new schema revision (stewards): labels made from now on carry its version."""

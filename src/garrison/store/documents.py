@@ -91,11 +91,48 @@ class Documents:
             raise NotFound(f"No document with id {doc_id}.")
         return row
 
+    # The paged listings (garrison.store.listings) read through the same rules.
+    def visible(self, orm: OrmSession) -> Any:
+        return self._visible(orm)
+
+    def findings_visible(self, orm: OrmSession, query: _Query) -> _Query:
+        return self._findings_visible(orm, query)
+
+    def finding_dict(self, row: FindingRow) -> dict[str, Any]:
+        return self._finding_dict(row)
+
+    def doc_dict(self, orm: OrmSession, row: DocumentRow, findings: Any) -> dict[str, Any]:
+        return self._doc_dict(orm, row, findings)
+
+    def findings_of(
+        self, orm: OrmSession, doc_ids: builtins.list[str]
+    ) -> dict[str, builtins.list[dict[str, Any]]]:
+        """The visible findings of many documents, read in one query per 500 documents."""
+        out: dict[str, builtins.list[dict[str, Any]]] = {}
+        for start in range(0, len(doc_ids), 500):
+            query = self._findings_visible(
+                orm, select(FindingRow).where(FindingRow.doc_id.in_(doc_ids[start : start + 500]))
+            ).order_by(FindingRow.created_at, FindingRow.id)
+            for f in orm.scalars(query):
+                out.setdefault(f.doc_id, []).append(self._finding_dict(f))
+        return out
+
+    @staticmethod
+    def check_status(status: str | None) -> None:
+        """InvalidInput unless ``status`` is None or a document status."""
+        if status is not None and status not in {s.value for s in DocumentStatus}:
+            raise InvalidInput(f"Unknown status {status!r}: use parsed, quarantined or spilled.")
+
     def _banner(self, orm: OrmSession, marking_id: int | None) -> str | None:
         marking = self.session.marking_of(orm, marking_id)
         return marking.banner() if marking is not None else None
 
-    def _doc_dict(self, orm: OrmSession, row: DocumentRow) -> dict[str, Any]:
+    def _doc_dict(
+        self,
+        orm: OrmSession,
+        row: DocumentRow,
+        findings: builtins.list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         parsed = row.status == DocumentStatus.PARSED.value
         data: dict[str, Any] = {
             "id": row.id,
@@ -117,14 +154,9 @@ class Documents:
             data["original_marking"] = self._banner(orm, row.original_marking_id)
         if not parsed and row.meta.get("reason_detail"):
             data["reason_detail"] = row.meta["reason_detail"]
-        data["findings"] = [
-            self._finding_dict(f)
-            for f in orm.scalars(
-                self._findings_visible(
-                    orm, select(FindingRow).where(FindingRow.doc_id == row.id)
-                ).order_by(FindingRow.created_at, FindingRow.id)
-            )
-        ]
+        if findings is None:
+            findings = self.findings_of(orm, [row.id]).get(row.id, [])
+        data["findings"] = findings
         return data
 
     def _findings_visible(self, orm: OrmSession, query: _Query) -> _Query:
@@ -152,8 +184,7 @@ class Documents:
         self, *, status: str | None = None, limit: int | None = None
     ) -> builtins.list[dict[str, Any]]:
         """Documents this subject may know of, oldest first."""
-        if status is not None and status not in {s.value for s in DocumentStatus}:
-            raise InvalidInput(f"Unknown status {status!r}: use parsed, quarantined or spilled.")
+        self.check_status(status)
         with self.session.workspace.catalog.transaction() as orm:
             query = select(DocumentRow).where(self._visible(orm))
             if status is not None:
@@ -161,7 +192,9 @@ class Documents:
             query = query.order_by(DocumentRow.ingested_at, DocumentRow.id)
             if limit is not None:
                 query = query.limit(limit)
-            docs = [self._doc_dict(orm, row) for row in orm.scalars(query)]
+            rows = list(orm.scalars(query))
+            found = self.findings_of(orm, [r.id for r in rows])
+            docs = [self._doc_dict(orm, row, found.get(row.id, [])) for row in rows]
         self.session.audit(AuditAction.DOCS_LIST, details={"count": len(docs), "status": status})
         return docs
 
@@ -450,6 +483,21 @@ class Jobs:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def require_reader(self, action: AuditAction) -> None:
+        self._require(action)
+
+    def job_dict(self, job: JobRow) -> dict[str, Any]:
+        return self._job_dict(job)
+
+    def as_seen(
+        self, orm: OrmSession, jobs: builtins.list[dict[str, Any]]
+    ) -> builtins.list[dict[str, Any]]:
+        """``jobs`` as the asker may see them (whole to one who reads everything)."""
+        if self.sees_everything() or not jobs:
+            return jobs
+        items = self._items(orm, [j["id"] for j in jobs])
+        return [self._restricted(orm, j, items[j["id"]]) for j in jobs]
+
     def _require(self, action: AuditAction) -> None:
         if not _is_steward(self.session):
             self.session.audit(action, decision="deny", reason="jobs are for stewards and admins")
@@ -592,15 +640,11 @@ class Jobs:
         from garrison.store.jobs import mark_stale_jobs
 
         mark_stale_jobs(self.session)
-        everything = self.sees_everything()
         with self.session.workspace.catalog.transaction() as orm:
             query = select(JobRow).order_by(JobRow.started_at)
             if limit is not None:
                 query = query.limit(limit)
-            jobs = [self._job_dict(j) for j in orm.scalars(query)]
-            if not everything and jobs:
-                items = self._items(orm, [j["id"] for j in jobs])
-                jobs = [self._restricted(orm, j, items[j["id"]]) for j in jobs]
+            jobs = self.as_seen(orm, [self._job_dict(j) for j in orm.scalars(query)])
         self.session.audit(AuditAction.JOBS_LIST, details={"count": len(jobs)})
         return jobs
 

@@ -314,6 +314,20 @@ def task_page(
     return out
 
 
+def task_seq(orm: OrmSession, task_id: str) -> int:
+    """A task's position in its project (the key its pages are cut on)."""
+    return int(orm.scalar(select(LabelTaskRow.seq).where(LabelTaskRow.id == task_id)) or 0)
+
+
+def count_tasks(session: Session, orm: OrmSession, project_id: str) -> int:
+    """How many of the project's tasks ``session`` may read (rows whose binding verifies)."""
+    from garrison.store.paging import count_rows
+
+    query = select(LabelTaskRow).where(LabelTaskRow.project_id == project_id)
+    query = session.readable(orm, query, LabelTaskRow.marking_id)
+    return count_rows(orm, query, LabelTaskRow, session.workspace.catalog.binder)
+
+
 def project_tasks(
     session: Session, orm: OrmSession, project_id: str
 ) -> list[tuple[LabelTaskRow, Marking]]:

@@ -31,7 +31,8 @@ from garrison.core.errors import InvalidInput
 from garrison.evaluate import Runs, RunSummary, SystemSpec
 from garrison.evaluate.report import report_body
 from garrison.web._banner import PageMarkings
-from garrison.web._core import Viewer, ViewerDep, get_ui
+from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui
+from garrison.web._tables import Table, TableArgs, TableQuery, page_rows
 
 __all__ = ["register", "run_row", "transcript_parts"]
 
@@ -87,21 +88,37 @@ def transcript_parts(transcript: dict[str, Any]) -> list[dict[str, str]]:
     return parts
 
 
-def _runs_page(request: Request, viewer: Viewer, page_no: int) -> Response:
+#: The run table's sortable columns (newest first by default).
+RUN_SORTS: dict[str, Any] = {
+    "newest": None,
+    "status": lambda r: r.status,
+    "suite": lambda r: r.suite or "",
+    "created_by": lambda r: r.created_by,
+}
+
+
+def _runs_page(request: Request, viewer: Viewer, args: TableQuery) -> Response:
     ui = get_ui(request)
     marks = PageMarkings(viewer.session)
-    size = ui.settings.page_size
     runs = Runs(viewer.session).list()  # newest first, only runs the subject dominates; audited
-    shown = runs[(page_no - 1) * size : page_no * size]
+    found = page_rows(
+        runs,
+        "eval-runs",
+        args,
+        ui.settings.page_size,
+        record_id=lambda r: r.id,
+        sorts=RUN_SORTS,
+        match=lambda r: f"{r.ref} {r.suite or ''}",
+    )
+    shown = found.items
     # the compare form offers every readable run, so every run's marking is on the page
     for summary in runs:
         marks.add(summary.marking)
     context = {
         "runs": [run_row(r, marks) for r in shown],
         "refs": [r.ref for r in runs],
-        "total": len(runs),
-        "page_no": page_no,
-        "has_next": page_no * size < len(runs),
+        "total": found.total,
+        "table": Table(f"{PREFIX}/eval", found, args, list(RUN_SORTS), "newest"),
     }
     return ui.render(request, "eval_runs.html", context, marks)
 
@@ -188,12 +205,8 @@ def register(app: FastAPI) -> None:
     """Add the Evaluations pages to the UI app."""
 
     @app.get("/eval", response_class=HTMLResponse)
-    def eval_runs_page(
-        request: Request,
-        viewer: ViewerDep,
-        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    ) -> Response:
-        return _runs_page(request, viewer, page)
+    def eval_runs_page(request: Request, viewer: ViewerDep, args: TableArgs) -> Response:
+        return _runs_page(request, viewer, args)
 
     @app.get("/eval/compare", response_class=HTMLResponse)
     def eval_compare_page(

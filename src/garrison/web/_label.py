@@ -59,6 +59,7 @@ from garrison.web._label_forms import (
     value_from_form,
 )
 from garrison.web._pages import CEILINGS
+from garrison.web._tables import Table, TableArgs, TableQuery, page_rows
 
 __all__ = ["register"]
 
@@ -88,13 +89,34 @@ def _markings(viewer: Viewer, first: str) -> list[str]:
 # -- projects and dashboard ----------------------------------------------------------------------
 
 
-def _projects_page(request: Request, viewer: Viewer) -> Response:
+#: The project table's sortable columns (by name by default).
+PROJECT_SORTS: dict[str, Any] = {
+    "name": lambda p: p.name,
+    "task_type": lambda p: p.task_type,
+    "created_by": lambda p: p.created_by,
+    "created_at": lambda p: p.created_at,
+}
+
+
+def _projects_page(request: Request, viewer: Viewer, args: TableQuery) -> Response:
+    ui = get_ui(request)
     page = PageMarkings(viewer.session)
+    found = page_rows(
+        LabelProjects(viewer.session).list(),
+        "label-projects",
+        args,
+        ui.settings.page_size,
+        record_id=lambda p: p.id,
+        sorts=PROJECT_SORTS,
+        match=lambda p: p.name,
+    )
     projects = [
         {**p.to_dict(), "portion": page.portion(p.marking.banner()), "url": _project_url(p.name)}
-        for p in LabelProjects(viewer.session).list()
+        for p in found.items
     ]
-    return get_ui(request).render(request, "label_projects.html", {"projects": projects}, page)
+    table = Table(f"{PREFIX}/label", found, args, list(PROJECT_SORTS), "name")
+    context = {"projects": projects, "table": table}
+    return ui.render(request, "label_projects.html", context, page)
 
 
 def _interval(low: float, high: float) -> str:
@@ -412,8 +434,8 @@ def register(app: FastAPI) -> None:
     """Add the labeling pages to the UI app."""
 
     @app.get("/label", response_class=HTMLResponse)
-    def projects(request: Request, viewer: ViewerDep) -> Response:
-        return _projects_page(request, viewer)
+    def projects(request: Request, viewer: ViewerDep, args: TableArgs) -> Response:
+        return _projects_page(request, viewer, args)
 
     @app.get("/label/projects/{name}", response_class=HTMLResponse)
     def dashboard(request: Request, viewer: ViewerDep, name: str, done: str = "") -> Response:

@@ -14,7 +14,7 @@ import json
 import math
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Form, Query, Request
+from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from garrison.api._marking import markings_in
@@ -22,13 +22,21 @@ from garrison.api._predict import MAX_TEXT_CHARS, predict_texts
 from garrison.core.errors import InvalidInput, MarkingError
 from garrison.models import Models, ModelVersion
 from garrison.web._banner import PageMarkings
-from garrison.web._core import Viewer, ViewerDep, get_ui
+from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui
 from garrison.web._pages import CEILINGS
+from garrison.web._tables import Table, TableArgs, page_rows
 
 __all__ = ["card_fields", "metric_rows", "register"]
 
 #: The longest model reference a page looks up.
 MAX_REF = 256
+#: The model table's sortable columns (the registry's own order, newest first, by default).
+MODEL_SORTS: dict[str, Any] = {
+    "newest": None,
+    "name": lambda v: v.name,
+    "kind": lambda v: v.kind,
+    "created_by": lambda v: v.created_by,
+}
 
 
 def _number(value: Any) -> str:
@@ -173,22 +181,25 @@ def register(app: FastAPI) -> None:
     """Add the model pages to the UI app."""
 
     @app.get("/models", response_class=HTMLResponse)
-    def models_page(
-        request: Request,
-        viewer: ViewerDep,
-        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    ) -> Response:
+    def models_page(request: Request, viewer: ViewerDep, args: TableArgs) -> Response:
         ui = get_ui(request)
         marks = PageMarkings(viewer.session)
-        size = ui.settings.page_size
         versions = Models(viewer.session).list()  # newest first, readable only; audited
         readable = {v.id: v for v in versions}
-        shown = versions[(page - 1) * size : page * size]
+        found = page_rows(
+            versions,
+            "models",
+            args,
+            ui.settings.page_size,
+            record_id=lambda v: v.id,
+            sorts=MODEL_SORTS,
+            match=lambda v: v.name,
+        )
+        table = Table(f"{PREFIX}/models", found, args, list(MODEL_SORTS), "newest")
         context = {
-            "models": [_row(v, marks, readable) for v in shown],
-            "total": len(versions),
-            "page_no": page,
-            "has_next": page * size < len(versions),
+            "models": [_row(v, marks, readable) for v in found.items],
+            "total": found.total,
+            "table": table,
         }
         return ui.render(request, "models.html", context, marks)
 

@@ -22,9 +22,18 @@ from garrison.security.markings import dominates
 from garrison.security.policy import Action
 from garrison.store.derived import Lineage, dedup_report
 from garrison.store.documents import Documents, Jobs, original_bytes, original_decision
+from garrison.store.listings import (
+    DOCUMENT_SORTS,
+    FINDING_SORTS,
+    JOB_SORTS,
+    documents_page,
+    findings_page,
+    jobs_page,
+)
 from garrison.store.predictions import ReadablePrediction, predictions_of_documents
 from garrison.web._banner import PageMarkings
 from garrison.web._core import PREFIX, Viewer, ViewerDep, get_ui, redirect
+from garrison.web._tables import Table, TableArgs
 
 __all__ = ["highlight", "locator_text", "register"]
 
@@ -224,20 +233,24 @@ def _prediction(page: PageMarkings, p: ReadablePrediction) -> dict[str, Any]:
 
 def _register_documents(app: FastAPI) -> None:
     @app.get("/documents", response_class=HTMLResponse)
-    def documents(request: Request, viewer: ViewerDep) -> Response:
+    def documents(request: Request, viewer: ViewerDep, args: TableArgs) -> Response:
+        ui = get_ui(request)
         page = PageMarkings(viewer.session)
-        rows = [
-            {
+        spec = args.spec(ui.settings.page_size, DOCUMENT_SORTS)
+        found = documents_page(viewer.session, spec, status="parsed", q=args.q or None)
+        rows = found.map(
+            lambda d: {
                 "id": d["id"],
                 "label": _doc_label(d),
                 "media_type": d["media_type"],
                 "source": d["source"],
                 "status": d["status"],
+                "ingested_at": d["ingested_at"],
                 "portion": page.portion(d["marking"]),
             }
-            for d in Documents(viewer.session).list(status="parsed")
-        ]
-        return get_ui(request).render(request, "documents.html", {"docs": rows}, page)
+        )
+        table = Table(f"{PREFIX}/documents", rows, args, DOCUMENT_SORTS, "ingested_at")
+        return ui.render(request, "documents.html", {"docs": rows.items, "table": table}, page)
 
     @app.get("/documents/{doc_id}", response_class=HTMLResponse)
     def document(request: Request, viewer: ViewerDep, doc_id: str) -> Response:
@@ -318,9 +331,8 @@ def _register_documents(app: FastAPI) -> None:
 
 
 def _finding_rows(
-    viewer: Viewer, page: PageMarkings, *, kind: str | None, unresolved: bool
+    viewer: Viewer, page: PageMarkings, found: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    found = Documents(viewer.session).findings(kind=kind, unresolved=unresolved)
     docs = _visible_docs(viewer)
     own = _finding_markings(viewer)
     rows = []
@@ -344,12 +356,19 @@ def _register_findings(app: FastAPI) -> None:
     def findings(
         request: Request,
         viewer: ViewerDep,
+        args: TableArgs,
         kind: Annotated[str, Query(max_length=64)] = "",
         state: Annotated[str, Query(pattern="^(open|all)?$")] = "open",
     ) -> Response:
+        ui = get_ui(request)
         page = PageMarkings(viewer.session)
-        rows = _finding_rows(viewer, page, kind=kind or None, unresolved=state != "all")
+        spec = args.spec(ui.settings.page_size, FINDING_SORTS)
+        found = findings_page(viewer.session, spec, kind=kind or None, unresolved=state != "all")
+        rows = _finding_rows(viewer, page, found.items)
+        params = {"kind": kind, "state": state if state != "open" else ""}
+        table = Table(f"{PREFIX}/findings", found, args, FINDING_SORTS, "created_at", params=params)
         context = {
+            "table": table,
             "findings": rows,
             "kind": kind,
             "state": state or "open",
@@ -373,7 +392,8 @@ def _register_findings(app: FastAPI) -> None:
         if request.headers.get("hx-request"):
             # htmx swaps just this finding's row; everything in it was already on the page.
             page = PageMarkings(viewer.session)
-            rows = _finding_rows(viewer, page, kind=None, unresolved=False)
+            found = Documents(viewer.session).findings(kind=None, unresolved=False)
+            rows = _finding_rows(viewer, page, found)
             row = next(r for r in rows if str(r["id"]) == finding_id)
             return ui.render(request, "_finding_row.html", {"f": row, "may_resolve": True}, page)
         target = back if back.startswith(f"{PREFIX}/") else f"{PREFIX}/findings"
@@ -385,9 +405,12 @@ def _register_findings(app: FastAPI) -> None:
 
 def _register_jobs(app: FastAPI) -> None:
     @app.get("/jobs", response_class=HTMLResponse)
-    def jobs(request: Request, viewer: ViewerDep) -> Response:
+    def jobs(request: Request, viewer: ViewerDep, args: TableArgs) -> Response:
         store = Jobs(viewer.session)
-        job_list = list(reversed(store.list()))  # counts over what the viewer may read
+        spec = args.spec(get_ui(request).settings.page_size, JOB_SORTS, default_desc=True)
+        found = jobs_page(viewer.session, spec)  # counts over what the viewer may read
+        job_list = found.items
+        table = Table(f"{PREFIX}/jobs", found, args, JOB_SORTS, "started_at", default_desc=True)
         # Where a spill came from is for admins and stewards who dominate system high.
         statuses = ("quarantined", "spilled") if store.sees_spill_locations() else ("quarantined",)
         quarantined = [
@@ -396,6 +419,7 @@ def _register_jobs(app: FastAPI) -> None:
             for d in Documents(viewer.session).list(status=status)
         ]
         context = {
+            "table": table,
             "jobs": job_list,
             "quarantined": quarantined,
             "running": any(j["status"] == "running" for j in job_list),
