@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -222,8 +221,11 @@ class _NoProgress:
 
 
 def progress_bar() -> Progress | _NoProgress:
-    """A progress bar on stderr when it is a terminal; nothing in pipes and CI."""
-    if not sys.stderr.isatty():
+    """A progress bar on stderr when it is a terminal (or ``GARRISON_PROGRESS=1``); nothing in
+    pipes and CI."""
+    from garrison.cli._progress import progress_enabled
+
+    if not progress_enabled():
         return _NoProgress()
     return Progress(
         TextColumn("{task.description}"),

@@ -79,7 +79,7 @@ def run(
     Runs are incremental: only new or changed documents (or those a changed stage affects) are
     processed; superseded and removed documents leave the index. An interrupted run resumes.
     """
-    from garrison.cli._ingest import progress_bar
+    from garrison.cli._progress import PipelineProgressView
     from garrison.pipeline.executor import plan_run, run_pipeline
     from garrison.pipeline.spec import load_pipeline
 
@@ -92,15 +92,8 @@ def run(
             return
         _print_plan(plan)
         return
-    with open_session(ctx, workspace, as_user) as session, progress_bar() as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            # One bar per stage (or group of stages run together on each batch).
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    # Progress on stderr only (a terminal, or GARRISON_PROGRESS=1): --json stays one document.
+    with open_session(ctx, workspace, as_user) as session, PipelineProgressView() as progress:
         report = run_pipeline(
             session,
             spec,
