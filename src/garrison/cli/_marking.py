@@ -8,6 +8,7 @@ import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt
 from garrison.cli._output import emit_json
+from garrison.core.errors import MarkingError
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
     MarkingRegistry,
@@ -44,7 +45,14 @@ def check(
     as_json: JsonOpt = False,
 ) -> None:
     """Validate MARKING and print its canonical banner (or portion) form."""
-    parsed = parse_marking(marking, registry=_registry(ctx, workspace))
+    registry = _registry(ctx, workspace)
+    try:
+        parsed = parse_marking(marking, registry=registry)
+    except MarkingError as exc:  # one line, with "Did you mean ...?" for a near miss
+        from garrison.cli._suggest import with_suggestion
+
+        hint = with_suggestion(exc, marking, registry)
+        raise MarkingError(hint, rule=exc.rule, text=exc.text) from exc
     if as_json:
         emit_json(
             {
@@ -89,7 +97,14 @@ def expr(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the normalized access expression that MARKING compiles to."""
-    parsed = parse_marking(marking, registry=_registry(ctx, workspace))
+    registry = _registry(ctx, workspace)
+    try:
+        parsed = parse_marking(marking, registry=registry)
+    except MarkingError as exc:  # one line, with "Did you mean ...?" for a near miss
+        from garrison.cli._suggest import with_suggestion
+
+        hint = with_suggestion(exc, marking, registry)
+        raise MarkingError(hint, rule=exc.rule, text=exc.text) from exc
     if as_json:
         emit_json(
             {

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
+from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session, resolve_id
 from garrison.cli._output import emit_json, emit_table, out_console
 
 pipeline_app = typer.Typer(
@@ -199,6 +199,7 @@ def chunks_ls(
     from garrison.store.derived import Chunks
 
     with open_session(ctx, workspace, as_user) as session:
+        doc = resolve_id(session, doc, "document") if doc is not None else None
         chunks = Chunks(session).list(doc_id=doc, limit=limit)
     if as_json:
         emit_json(chunks)
@@ -221,7 +222,9 @@ def chunks_ls(
 
 def lineage(
     ctx: typer.Context,
-    record_id: Annotated[str, typer.Argument(help="A chunk, element or document id.")],
+    record_id: Annotated[
+        str, typer.Argument(help="A chunk, element or document id (or a unique prefix).")
+    ],
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -230,6 +233,7 @@ def lineage(
     from garrison.store.derived import Lineage
 
     with open_session(ctx, workspace, as_user) as session:
+        record_id = resolve_id(session, record_id, "chunk", "element", "document")
         tree = Lineage(session).of(record_id)
     if as_json:
         emit_json(tree)
