@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session, split_list
-from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.cli._output import emit_json, emit_table, err_console, out_console
 from garrison.core.errors import CheckFailed, InvalidInput
 
 app = typer.Typer(help="Versioned datasets: create, inspect, export.", no_args_is_help=True)
@@ -274,14 +275,23 @@ def rm(
 @key_app.command("export")
 def key_export(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the public key (PEM).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the public key (PEM) here; default: print it."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
 ) -> None:
-    """Write the public key that signs exports, to check them on the far side of an air gap."""
-    from garrison.datasets.export import export_public_key
+    """Print (or, with --out, write) the public key that signs exports, to check them on the far
+    side of an air gap. It is the public half only: printing it on a terminal is safe."""
+    from garrison.datasets.export import export_public_key, public_key_pem
 
     with open_session(ctx, workspace, as_user) as session:
+        if out is None:
+            key_id, pem = public_key_pem(session)
+            sys.stdout.write(pem.decode("ascii"))
+            err_console.print(f"Export-signing public key {key_id}.", markup=False)
+            return
         key_id = export_public_key(session, out)
     out_console.print(f"Wrote the export-signing public key {key_id} to {out}.", markup=False)
 

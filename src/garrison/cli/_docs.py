@@ -34,10 +34,11 @@ def ls(
         emit_json(docs)
         return
     emit_table(
-        ["id", "status", "marking", "media_type", "findings", "uri"],
+        ["id", "name", "status", "marking", "media_type", "findings", "uri"],
         [
             (
                 d["id"][:16],
+                d.get("title") or d.get("filename") or "",
                 d["status"] + (f" ({d['reason']})" if d["reason"] else ""),
                 d["marking"] or "",
                 d["media_type"] or "",
@@ -91,16 +92,20 @@ def findings(
     """List marking findings on documents the subject may know of."""
     with open_session(ctx, workspace, as_user) as session:
         found = Documents(session).findings(kind=kind, unresolved=unresolved, limit=limit)
-    if as_json:
-        emit_json(found)
-        return
+        if as_json:
+            emit_json(found)
+            return
+        from garrison.store.prefixes import document_names
+
+        names = document_names(session, (f["doc_id"] for f in found))
     emit_table(
-        ["id", "kind", "doc_id", "element_id", "detail", "resolved_by"],
+        ["id", "kind", "doc_id", "document", "element_id", "detail", "resolved_by"],
         [
             (
                 f["id"],
                 f["kind"],
                 f["doc_id"][:16],
+                names.get(f["doc_id"], ""),
                 f.get("element_id"),
                 f["detail"],
                 f.get("resolved_by"),

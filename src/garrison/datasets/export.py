@@ -67,6 +67,7 @@ __all__ = [
     "ExportResult",
     "export_public_key",
     "export_version",
+    "public_key_pem",
 ]
 
 ExportFormat = Literal["parquet", "jsonl", "hf", "chat"]
@@ -104,6 +105,24 @@ class ExportResult:
         }
 
 
+def public_key_pem(where: Session | Path) -> tuple[str, bytes]:
+    """The dataset signing key's id (fingerprint) and public half (PEM SubjectPublicKeyInfo).
+
+    ``where`` is a session (audited as ``dataset.key-export``, to stdout) or a workspace root.
+    Creates the signing key on first use. The key is public: any subject may read it.
+    """
+    session = where if isinstance(where, Session) else None
+    workspace_root = where.workspace.root if isinstance(where, Session) else Path(where)
+    public = dataset_signing_key(workspace_root).public_key()
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key_id = crypto.fingerprint(public)
+    if session is not None:
+        session.audit(AuditAction.DATASET_KEY_EXPORT, object_id=key_id, details={"out": "stdout"})
+    return key_id, pem
+
+
 def export_public_key(where: Session | Path, out: Path) -> str:
     """Write the dataset signing key's public half to ``out`` (PEM SubjectPublicKeyInfo).
 
@@ -114,16 +133,12 @@ def export_public_key(where: Session | Path, out: Path) -> str:
     """
     session = where if isinstance(where, Session) else None
     workspace_root = where.workspace.root if isinstance(where, Session) else Path(where)
-    public = dataset_signing_key(workspace_root).public_key()
-    pem = public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    key_id, pem = public_key_pem(workspace_root)
     try:
         with out.open("xb") as fh:
             fh.write(pem)
     except FileExistsError:
         raise InvalidInput(f"{out} already exists; choose another path.") from None
-    key_id = crypto.fingerprint(public)
     if session is not None:
         session.audit(AuditAction.DATASET_KEY_EXPORT, object_id=key_id, details={"out": str(out)})
     return key_id

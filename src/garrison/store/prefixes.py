@@ -1,4 +1,4 @@
-"""Ids by prefix, among the records a subject may read.
+"""Ids by prefix, and documents by name, among the records a subject may read.
 
 The command line accepts a prefix of a document, chunk, element or finding id (at least
 :data:`MIN_PREFIX` characters). Only readable records are candidates -- the same visibility the
@@ -10,15 +10,17 @@ tampered row is never a candidate.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
 
+from garrison.core.records import DocumentStatus
 from garrison.store.documents import Documents
 from garrison.store.models import ChunkRow, DocumentRow, ElementRow, FindingRow
 from garrison.store.session import Session
 
-__all__ = ["KINDS", "MIN_PREFIX", "readable_ids"]
+__all__ = ["KINDS", "MIN_PREFIX", "document_names", "readable_ids"]
 
 #: The shortest prefix looked up as a prefix; shorter input is taken as a whole id.
 MIN_PREFIX = 6
@@ -60,3 +62,28 @@ def readable_ids(session: Session, kind: str, prefix: str, *, limit: int = 3) ->
             )
             order = FindingRow.id
         return [str(row.id) for row in orm.scalars(query.order_by(order).limit(limit))]
+
+
+def document_names(session: Session, doc_ids: Iterable[str]) -> dict[str, str]:
+    """What to call each of ``doc_ids`` the subject may know of: its title, else its file name.
+
+    A title is text of its document (a mark in it raised the document's marking), so it is
+    given only for a parsed document -- one the subject may read; a quarantined document shown
+    to a steward is named by its file name only, a spilled one not at all. Documents the subject
+    may not know of are left out, exactly as if they did not exist.
+    """
+    wanted = sorted(set(doc_ids))
+    if not wanted:
+        return {}
+    documents = Documents(session)
+    out: dict[str, str] = {}
+    with session.workspace.catalog.transaction() as orm:
+        query = select(DocumentRow).where(DocumentRow.id.in_(wanted), documents._visible(orm))
+        for row in orm.scalars(query):
+            if row.status == DocumentStatus.SPILLED.value:
+                continue
+            parsed = row.status == DocumentStatus.PARSED.value
+            name = (row.title if parsed else None) or row.filename
+            if name:
+                out[row.id] = name
+    return out
