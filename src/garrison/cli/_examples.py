@@ -40,14 +40,14 @@ EXAMPLES: dict[str, str] = {
     "model export": "garrison model export minilm --out minilm.bundle",
     "model import": "garrison model import minilm.bundle --trusted-key site.pub",
     "model add-endpoint": "garrison model add-endpoint llm --base-url https://llm.local/v1 "
-    "--model llama --marking SECRET",
+    "--model llama --accredited SECRET",
     "model add-local": "garrison model add-local tiny --path /models/tiny --marking UNCLASSIFIED",
     "model generate": "garrison model generate llm --prompt 'Summarize the memo' --max-tokens 200",
     "model optimize": "garrison model optimize minilm --name minilm-onnx",
     "model predict": "garrison model predict topics --text 'Fuel moves Thursday'",
-    "model train embedder": "garrison model train embedder domain-embed --pairs pairs --epochs 1",
+    "model train embedder": "garrison model train embedder domain-embed --base minilm --pairs pairs",
     "model train classifier": "garrison model train classifier topics --dataset labelled "
-    "--label-field label",
+    "--text-field text --label-field label",
     "conversations ls": "garrison conversations ls --as alice",
     "conversations show": "garrison conversations show 7d1e2a --as alice",
     "conversations rm": "garrison conversations rm 7d1e2a --as alice",
@@ -92,7 +92,7 @@ EXAMPLES: dict[str, str] = {
     "marking expr": "garrison marking expr 'SECRET//REL TO USA, GBR'",
     "marking downgrade": "garrison marking downgrade 3f9a2c81 --to CONFIDENTIAL "
     "--reason 'Declassified by OCA'",
-    "access eval": "garrison access eval 'clearance >= SECRET' --auths S",
+    "access eval": "garrison access eval 'CLS:S&CTRY:USA' --auths CLS:S,CTRY:USA",
     "user add": "garrison user add alice --clearance S --role viewer",
     "user update": "garrison user update alice --clearance TS --sci SI",
     "user show": "garrison user show alice",
