@@ -25,12 +25,13 @@ EXAMPLES: dict[str, str] = {
     "pii scan": "garrison pii scan 'Call 555-0100 or mail ops@example.mil'",
     "dedup report": "garrison dedup report --json",
     "dataset create": "garrison dataset create memos --kind chunks --max-marking SECRET "
-    "--field text,marking",
+    "--field title,section_path",
     "dataset ls": "garrison dataset ls --json",
     "dataset show": "garrison dataset show memos@1a2b3c",
     "dataset diff": "garrison dataset diff memos@1a2b3c memos@4d5e6f",
     "dataset card": "garrison dataset card memos --html card.html",
-    "dataset export": "garrison dataset export memos --format parquet --out out/memos",
+    "dataset export": "garrison dataset export memos --format parquet --out out/memos "
+    "--with-embeddings",
     "dataset rm": "garrison dataset rm memos@1a2b3c",
     "key export": "garrison key export --out site.pub",
     "model ls": "garrison model ls --limit 20",
@@ -45,7 +46,8 @@ EXAMPLES: dict[str, str] = {
     "model generate": "garrison model generate llm --prompt 'Summarize the memo' --max-tokens 200",
     "model optimize": "garrison model optimize minilm --name minilm-onnx",
     "model predict": "garrison model predict topics --text 'Fuel moves Thursday'",
-    "model train embedder": "garrison model train embedder domain-embed --base minilm --pairs pairs",
+    "model train embedder": "garrison model train embedder domain-embed --base minilm "
+    "--pairs pairs",
     "model train classifier": "garrison model train classifier topics --dataset labelled "
     "--text-field text --label-field label",
     "conversations ls": "garrison conversations ls --as alice",
