@@ -68,7 +68,10 @@ def _feature_type(arrow_type: Any) -> dict[str, Any]:
         return {"dtype": "null"}
     if pa.types.is_boolean(t):
         return {"dtype": "bool"}
-    return {"dtype": str(t)}  # int64, float32, float64...
+    name = str(t)  # int64, int32, ...; Arrow spells the floats "double", "float", "halffloat"
+    return {
+        "dtype": {"double": "float64", "float": "float32", "halffloat": "float16"}.get(name, name)
+    }
 
 
 def features_of(schema: Any) -> list[dict[str, Any]]:
