@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from garrison.api import MARKING_HEADER
+from garrison.cli._common import resolve_id
 from garrison.core.errors import GarrisonError, InvalidInput, NotPermitted
 from garrison.datasets import Datasets, Selection
 from garrison.ingest.engine import IngestOptions, ingest_paths
@@ -36,7 +37,9 @@ from garrison.security.markings import UNCLASSIFIED, dominates
 from garrison.security.subjects import Role
 from garrison.store.derived import Chunks, Lineage, dedup_report
 from garrison.store.documents import Documents, Jobs
+from garrison.store.embeddings import chunk_vectors
 from garrison.store.predictions import predictions_of_documents
+from garrison.store.prefixes import KINDS, document_names, readable_ids
 from garrison.store.session import Session, SubjectSpec
 from garrison.store.tokens import create_token, list_tokens, revoke_token
 from garrison.store.workspace import Workspace
@@ -694,6 +697,8 @@ LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "web:findings": lambda c, s, u, q: _web(c, u, "/ui/findings", params={"state": "all"}),
     "web:jobs": lambda c, s, u, q: _web_jobs(c, u),
     "lib:jobs": lambda c, s, u, q: _lib(lambda: _lib_jobs(s)),
+    "lib:document-names": lambda c, s, u, q: _lib(lambda: document_names(s, c.ids)),
+    "lib:chunk-vectors": lambda c, s, u, q: _lib(lambda: _chunk_vectors(c, s)),
 }
 #: Read paths taking an id: name -> call(corpus, session, user, id).
 BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
@@ -716,7 +721,21 @@ BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "web:document": lambda c, s, u, i: _web(c, u, f"/ui/documents/{quote(i, safe='')}"),
     "web:lineage": lambda c, s, u, i: _web(c, u, f"/ui/lineage/{quote(i, safe='')}"),
     "web:original": lambda c, s, u, i: _web_original(c, u, i),
+    "cli:document": lambda c, s, u, i: _lib(
+        lambda: Documents(s).show(resolve_id(s, i, "document"), elements=True)
+    ),
+    "cli:lineage": lambda c, s, u, i: _lib(
+        lambda: Lineage(s).of(resolve_id(s, i, "chunk", "element", "document"))
+    ),
+    "lib:id-prefixes": lambda c, s, u, i: _lib(lambda: {k: readable_ids(s, k, i) for k in KINDS}),
 }
+
+
+def _chunk_vectors(corpus: Corpus, session: Session) -> dict[str, Any]:
+    found = chunk_vectors(session, corpus.vectors)
+    return {k: {"model": v.model, "marking": v.marking.banner()} for k, v in found.items()}
+
+
 PATHS = sorted([*LISTINGS, *BY_ID])
 
 
