@@ -122,11 +122,11 @@ def test_examples_parse(path: str) -> None:
 # -- jobs show ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> str:
+    tmp_path = tmp_path_factory.mktemp("polish")
     path = str(tmp_path / "ws")
-    code, _, err = run(capsys, "init", path, "--system-high", "SECRET//NOFORN")
-    assert code == 0, err
+    assert main(["init", path, "--system-high", "SECRET//NOFORN"]) == 0
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "memo.txt").write_text(
@@ -137,8 +137,7 @@ def ws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
     (folder / "bare.txt").write_text(
         "(U) The roster is posted.\n\nAn unmarked note about the depot roster.\n"
     )
-    code, _, err = run(capsys, "ingest", str(folder), "-w", path, "--default-marking", "U")
-    assert code == 0, err
+    assert main(["ingest", str(folder), "-w", path, "--default-marking", "U"]) == 0
     return path
 
 
@@ -183,9 +182,7 @@ def test_no_suggestion_without_a_near_miss(capsys: pytest.CaptureFixture[str]) -
 def test_suggestions_wherever_a_marking_is_typed(
     ws: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(
-        capsys, "ingest", str(tmp_path / "in"), "-w", ws, "--default-marking", "SECRET//NOFRN"
-    )
+    code, _, err = run(capsys, "ingest", str(tmp_path), "-w", ws, "--default-marking", "S//NOFRN")
     assert code == 2 and "Did you mean NOFORN?" in err and err.count("\n") == 1
     code, _, err = run(capsys, "dataset", "create", "d", "-w", ws, "--max-marking", "SECRT")
     assert code == 2 and "Did you mean SECRET?" in err
@@ -223,20 +220,16 @@ def test_key_export_prints_the_public_key(
 # -- names and highlights -------------------------------------------------------------------
 
 
-@pytest.fixture
-def indexed(ws: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    pipeline = tmp_path / "p.yaml"
+@pytest.fixture(scope="module")
+def indexed(ws: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    pipeline = tmp_path_factory.mktemp("pipeline") / "p.yaml"
     pipeline.write_text(
         "name: p\nstages:\n  - normalize: {}\n"
         "  - chunk: {model: hashing, max_tokens: 64, overlap_tokens: 4}\n"
         "  - embed: {model: hashing}\n"
     )
-    code, _, err = run(capsys, "run", str(pipeline), "-w", ws)
-    assert code == 0, err
-    code, _, err = run(
-        capsys, "user", "add", "ula", "-w", ws, "--clearance", "U", "--role", "viewer"
-    )
-    assert code == 0, err
+    assert main(["run", str(pipeline), "-w", ws]) == 0
+    assert main(["user", "add", "ula", "-w", ws, "--clearance", "U", "--role", "viewer"]) == 0
     return ws
 
 
