@@ -15,7 +15,7 @@ from rich.progress import (
 )
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
-from garrison.cli._output import emit_json, err_console, out_console
+from garrison.cli._output import emit_json, out_console
 from garrison.core.errors import CheckFailed
 
 
@@ -223,7 +223,7 @@ class _NoProgress:
 def progress_bar() -> Progress | _NoProgress:
     """A progress bar on stderr when it is a terminal (or ``GARRISON_PROGRESS=1``); nothing in
     pipes and CI."""
-    from garrison.cli._progress import progress_enabled
+    from garrison.cli._progress import progress_console, progress_enabled
 
     if not progress_enabled():
         return _NoProgress()
@@ -232,6 +232,6 @@ def progress_bar() -> Progress | _NoProgress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err_console,
+        console=progress_console(),
         transient=True,
     )

@@ -17,17 +17,29 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from garrison.cli._output import err_console
 from garrison.pipeline.progress import LOADING_MODEL, ProgressEvent
 
-__all__ = ["PipelineProgressView", "describe", "progress_enabled"]
+__all__ = ["PipelineProgressView", "describe", "progress_console", "progress_enabled"]
+
+
+def _forced() -> bool | None:
+    value = os.environ.get("GARRISON_PROGRESS", "").strip().lower()
+    if value in ("1", "true", "yes", "on", "always"):
+        return True
+    if value in ("0", "false", "no", "off", "never"):
+        return False
+    return None
 
 
 def progress_enabled() -> bool:
     """Whether to draw progress: ``GARRISON_PROGRESS`` if set (``1``/``0``), else stderr's TTY."""
-    forced = os.environ.get("GARRISON_PROGRESS", "").strip().lower()
-    if forced in ("1", "true", "yes", "on", "always"):
-        return True
-    if forced in ("0", "false", "no", "off", "never"):
-        return False
-    return sys.stderr.isatty()
+    forced = _forced()
+    return sys.stderr.isatty() if forced is None else forced
+
+
+def progress_console() -> Console:
+    """The console progress draws on: stderr, treated as a terminal when progress is forced."""
+    if _forced() and not err_console.is_terminal:
+        return Console(stderr=True, force_terminal=True, highlight=False, soft_wrap=True)
+    return err_console
 
 
 def _clock(seconds: float) -> str:
@@ -65,7 +77,7 @@ class PipelineProgressView:
             TextColumn("{task.fields[rate]}"),
             TextColumn("{task.fields[eta]}"),
             TimeElapsedColumn(),
-            console=console or err_console,
+            console=console or progress_console(),
             transient=True,
         )
         self._tasks: dict[str, TaskID] = {}

@@ -544,8 +544,8 @@ def _stream(
                 done_docs.update(batch_keys)
                 for item in result.elements:
                     report.pii.update(f.type for f in item.pii)
-                sink.write(result, batch_keys, {i.id: i for i in result.elements})
                 progress.batch_done(len(batch_keys), _live_chunks(result))
+                sink.write(result, batch_keys, {i.id: i for i in result.elements})
         # Documents with no readable element still record that they are done.
         empty = {
             d: DocKeys(
@@ -648,8 +648,8 @@ def _stream(
             _merge_stats(report, result.stats)
             batch = {i.doc_id for i in result.elements} | {c.doc_id for c in result.chunks}
             seen.update(batch)
-            sink.write(result, {d: keys[d] for d in batch}, all_items)
             progress.batch_done(len(batch), _live_chunks(result))
+            sink.write(result, {d: keys[d] for d in batch}, all_items)
     empty = {d: keys[d] for d in todo if d not in seen}
     if empty:
         sink.write(BatchResult([]), empty, all_items)

@@ -135,6 +135,7 @@ class Tracker:
             return
         if self._started is None:
             self._started = self.clock()
+            self._base = self._confirmed
         self._in_batch += chunks
         self._emit_embed()
 

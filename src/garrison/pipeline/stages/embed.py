@@ -111,6 +111,7 @@ class EmbedStage(Stage[EmbedParams]):
         # In a worker, one call for the whole batch. In the driver's process (a tracked run),
         # slices of a few model batches, so the progress count moves while a batch embeds.
         size = len(todo) if not progress.tracking() else max(4 * self.params.batch_size, 64)
+        progress.tick(0)  # the model is loaded: embedding starts (the rate's clock)
         for start in range(0, len(todo), size):
             part = todo[start : start + size]
             vectors = model.encode([it.text for it in part], batch_size=self.params.batch_size)
