@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 import garrison
 from garrison.api import MARKING_HEADER
+from garrison.cli._common import resolve_id
 from garrison.core.errors import GarrisonError, InvalidInput, NotPermitted
 from garrison.datasets import Datasets, Selection
 from garrison.ingest.engine import IngestOptions, ingest_paths
@@ -37,7 +38,9 @@ from garrison.security.markings import UNCLASSIFIED, dominates
 from garrison.security.subjects import Role
 from garrison.store.derived import Chunks, Lineage, dedup_report
 from garrison.store.documents import Documents, Jobs
+from garrison.store.embeddings import chunk_vectors
 from garrison.store.predictions import predictions_of_documents
+from garrison.store.prefixes import KINDS, document_names, readable_ids
 from garrison.store.session import Session, SubjectSpec
 from garrison.store.tokens import create_token, list_tokens, revoke_token
 from garrison.store.workspace import Workspace
@@ -755,6 +758,8 @@ LISTINGS: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "py:datasets": lambda c, s, u, q: _lib(
         lambda: [v.to_dict(records=True) for v in _py(s).datasets()]
     ),
+    "lib:document-names": lambda c, s, u, q: _lib(lambda: document_names(s, c.ids)),
+    "lib:chunk-vectors": lambda c, s, u, q: _lib(lambda: _chunk_vectors(c, s)),
 }
 #: Read paths taking an id: name -> call(corpus, session, user, id).
 BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
@@ -781,7 +786,21 @@ BY_ID: dict[str, Callable[[Corpus, Session, str, str], Answer]] = {
     "py:document": lambda c, s, u, i: _lib(lambda: _py(s).document(i, elements=True)),
     "py:dataset": lambda c, s, u, i: _lib(lambda: _py(s).dataset(i).to_dict(records=True)),
     "py:doc-chunks": lambda c, s, u, i: _lib(lambda: _py(s).chunks(doc_id=i)),
+    "cli:document": lambda c, s, u, i: _lib(
+        lambda: Documents(s).show(resolve_id(s, i, "document"), elements=True)
+    ),
+    "cli:lineage": lambda c, s, u, i: _lib(
+        lambda: Lineage(s).of(resolve_id(s, i, "chunk", "element", "document"))
+    ),
+    "lib:id-prefixes": lambda c, s, u, i: _lib(lambda: {k: readable_ids(s, k, i) for k in KINDS}),
 }
+
+
+def _chunk_vectors(corpus: Corpus, session: Session) -> dict[str, Any]:
+    found = chunk_vectors(session, corpus.vectors)
+    return {k: {"model": v.model, "marking": v.marking.banner()} for k, v in found.items()}
+
+
 PATHS = sorted([*LISTINGS, *BY_ID])
 
 

@@ -140,6 +140,7 @@ def test_jsonl_round_trip_and_layout(
     names = {p.name for p in jsonl_export.iterdir()}
     assert names == {
         "BANNER.txt",
+        "README.md",
         "SHA256SUMS",
         "card.html",
         "card.json",

@@ -246,11 +246,25 @@ def test_generated_corpus_same_catalog_as_local(
     tmp_path: Path,
     pids: list[int],
 ) -> None:
+    from garrison.pipeline.progress import LOADING_MODEL, ProgressEvent
+
     spec = parse_pipeline(FAST, source="fast.yaml")
     report_local, local = generated_local
+    events: list[ProgressEvent] = []
     report_ray, on_ray = run_on_copy(
-        generated_workspace, tmp_path / "ray", spec, engine="ray", workers=2, batch_docs=8
+        generated_workspace,
+        tmp_path / "ray",
+        spec,
+        engine="ray",
+        workers=2,
+        batch_docs=8,
+        progress=events.append,
     )
+    # Progress from the driver as Ray's tasks complete: the model load, then chunks counting up.
+    phases = [e.phase for e in events]
+    embedded = [e.done for e in events if e.phase == "embed"]
+    assert phases.index(LOADING_MODEL) < phases.index("embed")
+    assert embedded == sorted(embedded) and embedded[-1] == report_ray["chunks"] > embedded[0]
     assert local["chunks"] and report_local["duplicates"]["near"] >= 1
     assert_same_catalog(local, on_ray)
     for key in ("documents", "elements", "chunks", "embeddings", "pii_by_type", "duplicates"):

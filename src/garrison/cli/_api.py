@@ -86,6 +86,7 @@ def serve(
         absolute_timeout=timedelta(minutes=session_max),
     )
     app = create_app(path, settings)
+    _announce(host, port, tls=all(tls))
     if tls_cert is not None and tls_key is not None and client_ca is not None:
         from garrison.api._tls import serve as serve_tls  # type: ignore[import-not-found,unused-ignore]
 
@@ -98,6 +99,25 @@ def serve(
     # No access log: a request line holds ids and search queries. The app's own middleware
     # writes request counts and timings instead (the garrison.http logger).
     uvicorn.run(app, host=host, port=port, access_log=False, log_config=_LOG_CONFIG)
+
+
+def _announce(host: str, port: int, *, tls: bool) -> None:
+    """Say where the UI and the API are, and how to sign in."""
+    scheme = "https" if tls else "http"
+    shown = f"[{host}]" if ":" in host else host
+    base = f"{scheme}://{shown}:{port}"
+    lines = [
+        f"Web UI:   {base}/ui/",
+        f"REST API: {base}/v1/  (reference: {base}/docs)",
+        "Sign in with an API token: an admin creates one with `garrison token create USER` "
+        "(shown once).",
+    ]
+    if tls:
+        lines.append("With mutual TLS, a client certificate signed by --client-ca signs in too.")
+    if host in ("0.0.0.0", "::"):  # noqa: S104 -- only describing what was asked for
+        lines.append("Listening on every interface: reach it by this host's name or address.")
+    for line in lines:
+        out_console.print(line, markup=False)
 
 
 @token_app.command("create")

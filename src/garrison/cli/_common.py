@@ -8,11 +8,19 @@ from typing import Annotated
 
 import typer
 
-from garrison.core.errors import WorkspaceError
+from garrison.core.errors import InvalidInput, WorkspaceError
 from garrison.store.session import Session
 from garrison.store.workspace import Workspace
 
-__all__ = ["AsOpt", "JsonOpt", "WorkspaceOpt", "open_session", "split_list", "workspace_path"]
+__all__ = [
+    "AsOpt",
+    "JsonOpt",
+    "WorkspaceOpt",
+    "open_session",
+    "resolve_id",
+    "split_list",
+    "workspace_path",
+]
 
 WorkspaceOpt = Annotated[
     str | None,
@@ -67,3 +75,32 @@ def split_list(values: list[str] | None) -> tuple[str, ...] | None:
     for value in values:
         out.extend(v.strip() for v in value.split(",") if v.strip())
     return tuple(out)
+
+
+def resolve_id(session: Session, ref: str, *kinds: str) -> str:
+    """The full id ``ref`` stands for: itself, or the one readable record of ``kinds``
+    (``document``, ``chunk``, ``element``, ``finding``) whose id starts with it.
+
+    A prefix needs :data:`~garrison.store.prefixes.MIN_PREFIX` characters; shorter input, and a
+    prefix matching nothing the subject may read, come back unchanged, so the command answers
+    "not found" exactly as for an unknown id. A prefix matching several readable records is an
+    error (exit 2); only readable records are ever counted or named.
+    """
+    from garrison.store.prefixes import MIN_PREFIX, readable_ids
+
+    ref = ref.strip()
+    if len(ref) < MIN_PREFIX:
+        return ref
+    matches: list[str] = []
+    for kind in kinds:
+        matches.extend(f"{kind} {i}" for i in readable_ids(session, kind, ref))
+    full = [m.split(" ", 1)[1] for m in matches]
+    if ref in full or not matches:
+        return ref
+    if len(matches) == 1:
+        return full[0]
+    shown = ", ".join(matches[:2]) + (", ..." if len(matches) > 2 else "")
+    raise InvalidInput(
+        f"The id prefix {ref} is ambiguous: it matches more than one record you may read "
+        f"({shown}); give more characters."
+    )

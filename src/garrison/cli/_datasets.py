@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,9 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session, split_list
-from garrison.cli._output import emit_json, out_console
+from garrison.cli._output import emit_json, err_console, out_console
 from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_list, page_spec
 from garrison.core.errors import CheckFailed, InvalidInput
+from garrison.datasets import FIELDS as FIELD_NAMES
 
 app = typer.Typer(help="Versioned datasets: create, inspect, export.", no_args_is_help=True)
 key_app = typer.Typer(help="Public keys to take across the air gap.", no_args_is_help=True)
@@ -58,7 +60,11 @@ def create(
         datetime | None, typer.Option("--to", help="Ingested at or before (ISO date).")
     ] = None,
     fields: Annotated[
-        list[str] | None, typer.Option("--field", help="Fields to include (repeat or comma).")
+        list[str] | None,
+        typer.Option(
+            "--field",
+            help="Fields to include (repeat or comma): " + ", ".join(FIELD_NAMES) + ".",
+        ),
     ] = None,
     labels: Annotated[
         list[str] | None,
@@ -227,17 +233,47 @@ def export(
     ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION-PREFIX or a full version id.")],
     fmt: Annotated[str, typer.Option("--format", help="parquet, jsonl, hf or chat.")],
     out: Annotated[Path, typer.Option("--out", help="A new or empty directory.")],
+    with_embeddings: Annotated[
+        bool,
+        typer.Option(
+            "--with-embeddings",
+            help="Add each chunk's stored vector (embedding, embedding_model; null where the "
+            "pipeline stored none): chunk datasets, parquet, jsonl and hf.",
+        ),
+    ] = False,
+    prompt_template: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompt-template",
+            help="Chat format: YAML or JSON saying how a record becomes messages "
+            "(system, user, assistant with ${text}, ${marking}, ${title}... placeholders).",
+        ),
+    ] = None,
+    license_id: Annotated[
+        str, typer.Option("--license", help="License id for README.md's metadata.")
+    ] = "other",
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export a version with its manifest, checksums, signature and card (stewards)."""
+    """Export a version with its manifest, checksums, signature and card (stewards); the card
+    is also README.md with Hugging Face metadata."""
+    from garrison.datasets._hf import load_prompt_template
     from garrison.datasets.export import export_version
 
     if fmt not in ("parquet", "jsonl", "hf", "chat"):
         raise InvalidInput(f"Unknown format {fmt!r}: use parquet, jsonl, hf or chat.")
+    template = load_prompt_template(prompt_template) if prompt_template is not None else None
     with open_session(ctx, workspace, as_user) as session:
-        result = export_version(session, ref, fmt, out)  # type: ignore[arg-type]
+        result = export_version(
+            session,
+            ref,
+            fmt,  # type: ignore[arg-type]
+            out,
+            with_embeddings=with_embeddings,
+            prompt_template=template,
+            license_id=license_id,
+        )
     data = {
         "version": result.version_id,
         "path": str(result.path),
@@ -274,14 +310,23 @@ def rm(
 @key_app.command("export")
 def key_export(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the public key (PEM).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the public key (PEM) here; default: print it."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
 ) -> None:
-    """Write the public key that signs exports, to check them on the far side of an air gap."""
-    from garrison.datasets.export import export_public_key
+    """Print (or, with --out, write) the public key that signs exports, to check them on the far
+    side of an air gap. It is the public half only: printing it on a terminal is safe."""
+    from garrison.datasets.export import export_public_key, public_key_pem
 
     with open_session(ctx, workspace, as_user) as session:
+        if out is None:
+            key_id, pem = public_key_pem(session)
+            sys.stdout.write(pem.decode("ascii"))
+            err_console.print(f"Export-signing public key {key_id}.", markup=False)
+            return
         key_id = export_public_key(session, out)
     out_console.print(f"Wrote the export-signing public key {key_id} to {out}.", markup=False)
 

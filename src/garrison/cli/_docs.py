@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
-from garrison.cli._output import emit_json, out_console
+from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session, resolve_id
+from garrison.cli._output import emit_json, emit_table, out_console
 from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_spec
 from garrison.store.documents import Documents, Jobs
 from garrison.store.listings import documents_page, findings_page, jobs_page
@@ -40,9 +40,10 @@ def ls(
         )
     emit_listing(
         docs,
-        ["id", "status", "marking", "media_type", "findings", "uri"],
+        ["id", "name", "status", "marking", "media_type", "findings", "uri"],
         lambda d: (
             d["id"][:16],
+            d.get("title") or d.get("filename") or "",
             d["status"] + (f" ({d['reason']})" if d["reason"] else ""),
             d["marking"] or "",
             d["media_type"] or "",
@@ -56,7 +57,9 @@ def ls(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    doc_id: Annotated[str, typer.Argument(help="Document id (SHA-256).")],
+    doc_id: Annotated[
+        str, typer.Argument(help="Document id (SHA-256), or a unique prefix of 6+ characters.")
+    ],
     elements: Annotated[bool, typer.Option("--elements", help="Include the elements.")] = False,
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
@@ -64,7 +67,7 @@ def show(
 ) -> None:
     """Show one document, its findings and (with --elements) its marked elements."""
     with open_session(ctx, workspace, as_user) as session:
-        doc = Documents(session).show(doc_id, elements=elements)
+        doc = Documents(session).show(resolve_id(session, doc_id, "document"), elements=elements)
     if as_json:
         emit_json(doc)
         return
@@ -99,13 +102,21 @@ def findings(
             if spec
             else Documents(session).findings(kind=kind, unresolved=unresolved)
         )
+        names: dict[str, str] = {}
+        if not as_json:
+            from garrison.store.paging import Page
+            from garrison.store.prefixes import document_names
+
+            items = found.items if isinstance(found, Page) else found
+            names = document_names(session, (f["doc_id"] for f in items))
     emit_listing(
         found,
-        ["id", "kind", "doc_id", "element_id", "detail", "resolved_by"],
+        ["id", "kind", "doc_id", "document", "element_id", "detail", "resolved_by"],
         lambda f: (
             f["id"],
             f["kind"],
             f["doc_id"][:16],
+            names.get(f["doc_id"], ""),
             f.get("element_id"),
             f["detail"],
             f.get("resolved_by"),
@@ -117,7 +128,9 @@ def findings(
 @app.command("resolve")
 def resolve(
     ctx: typer.Context,
-    finding_id: Annotated[str, typer.Argument(help="Finding id.")],
+    finding_id: Annotated[
+        str, typer.Argument(help="Finding id, or a unique prefix of 6+ characters.")
+    ],
     note: Annotated[str, typer.Option("--note", help="What was done and why.")],
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
@@ -125,6 +138,7 @@ def resolve(
 ) -> None:
     """Mark a finding resolved, recording who resolved it and why (stewards; audited)."""
     with open_session(ctx, workspace, as_user) as session:
+        finding_id = resolve_id(session, finding_id, "finding")
         result = Documents(session).resolve(finding_id, note)
     if as_json:
         emit_json(result)
@@ -135,7 +149,9 @@ def resolve(
 @app.command("rm")
 def rm(
     ctx: typer.Context,
-    doc_id: Annotated[str, typer.Argument(help="Document id (or a unique prefix).")],
+    doc_id: Annotated[
+        str, typer.Argument(help="Document id, or a unique prefix of 6+ characters.")
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why the document is removed.")],
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
@@ -148,7 +164,7 @@ def rm(
     records.
     """
     with open_session(ctx, workspace, as_user) as session:
-        result = Documents(session).remove(doc_id, reason)
+        result = Documents(session).remove(resolve_id(session, doc_id, "document"), reason)
     if as_json:
         emit_json(result)
     else:
@@ -227,19 +243,58 @@ def jobs_show(
     if as_json:
         emit_json(job)
         return
-    for key in (
-        "id",
-        "kind",
-        "status",
-        "actor",
-        "done",
-        "total",
-        "started_at",
-        "finished_at",
-        "error",
-    ):
-        out_console.print(f"{key}: {job[key]}", markup=False)
-    out_console.print(f"counts: {job['counts']}", markup=False)
-    for item in job["items"]:
-        reason = f" ({item['reason']})" if item["reason"] else ""
-        out_console.print(f"  {item['outcome']}{reason}: {item['uri']}", markup=False)
+    _print_job(job)
+
+
+def _print_job(job: dict[str, Any]) -> None:
+    """A job for people: a header, its timing, its counts (nested ones flattened, the stage
+    table of a pipeline run as a table) and its inputs grouped by outcome."""
+    say = out_console.print
+    progress = ""
+    if job.get("done") is not None:
+        progress = f", {job['done']}" + (f" of {job['total']}" if job.get("total") else "")
+        progress += " done"
+    say(f"Job {job['id']} ({job['kind']}): {job['status']}{progress}", markup=False)
+    say(f"  started   {job['started_at'] or '-'} by {job['actor']}", markup=False)
+    if job.get("finished_at"):
+        say(f"  finished  {job['finished_at']}", markup=False)
+    if job.get("error"):
+        say(f"  error     {job['error']}", markup=False)
+    counts = dict(job.get("counts") or {})
+    stages = counts.pop("stages", None)
+    flat = _flatten(counts)
+    if flat:
+        say("Counts:", markup=False)
+        width = max(len(k) for k in flat)
+        for key, value in flat.items():
+            say(f"  {key.ljust(width)}  {value}", markup=False)
+    if isinstance(stages, list) and stages and all(isinstance(s, dict) for s in stages):
+        say("Stages:", markup=False)
+        columns = list(stages[0])
+        emit_table(columns, [[s.get(c) for c in columns] for s in stages])
+    items = job.get("items") or []
+    if items:
+        outcomes: dict[str, int] = {}
+        for item in items:
+            outcomes[item["outcome"]] = outcomes.get(item["outcome"], 0) + 1
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+        say(f"Inputs ({summary}):", markup=False)
+        emit_table(
+            ["outcome", "reason", "uri"],
+            [(i["outcome"], i.get("reason") or "", i["uri"]) for i in items],
+        )
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists of scalars joined, empty values left out."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        elif isinstance(value, list):
+            if value and all(not isinstance(v, dict | list) for v in value):
+                out[name] = ", ".join(str(v) for v in value)
+        elif value is not None and value != "":
+            out[name] = value
+    return out

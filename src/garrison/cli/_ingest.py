@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -16,7 +15,7 @@ from rich.progress import (
 )
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
-from garrison.cli._output import emit_json, err_console, out_console
+from garrison.cli._output import emit_json, out_console
 from garrison.core.errors import CheckFailed
 
 
@@ -222,14 +221,17 @@ class _NoProgress:
 
 
 def progress_bar() -> Progress | _NoProgress:
-    """A progress bar on stderr when it is a terminal; nothing in pipes and CI."""
-    if not sys.stderr.isatty():
+    """A progress bar on stderr when it is a terminal (or ``GARRISON_PROGRESS=1``); nothing in
+    pipes and CI."""
+    from garrison.cli._progress import progress_console, progress_enabled
+
+    if not progress_enabled():
         return _NoProgress()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err_console,
+        console=progress_console(),
         transient=True,
     )

@@ -76,7 +76,13 @@ def _errors(as_json: bool, text: str | None = None) -> Iterator[None]:
 
 def _parse(text: str, registry: MarkingRegistry, as_json: bool) -> tuple[Marking, tuple[str, ...]]:
     with _errors(as_json, text):
-        return parse_with_findings(text, registry=registry)
+        try:
+            return parse_with_findings(text, registry=registry)
+        except MarkingError as exc:  # one line, with "Did you mean ...?" for a near miss
+            from garrison.cli._suggest import with_suggestion
+
+            hint = with_suggestion(exc, text, registry)
+            raise MarkingError(hint, rule=exc.rule, text=exc.text) from exc
 
 
 def _level(m: Marking) -> str:

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
 
 def parse(
-    files: Annotated[list[str], typer.Argument(help="Files to parse.", metavar="FILE")],
+    files: Annotated[list[str], typer.Argument(help="Files to parse.")],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON array, one result per file.")
     ] = False,

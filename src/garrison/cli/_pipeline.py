@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
+from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session, resolve_id
 from garrison.cli._output import emit_json, emit_table, out_console
 from garrison.cli._paging import CursorOpt, PageLimitOpt, emit_listing, page_spec
 
@@ -80,7 +80,7 @@ def run(
     Runs are incremental: only new or changed documents (or those a changed stage affects) are
     processed; superseded and removed documents leave the index. An interrupted run resumes.
     """
-    from garrison.cli._ingest import progress_bar
+    from garrison.cli._progress import PipelineProgressView
     from garrison.pipeline.executor import plan_run, run_pipeline
     from garrison.pipeline.spec import load_pipeline
 
@@ -93,15 +93,8 @@ def run(
             return
         _print_plan(plan)
         return
-    with open_session(ctx, workspace, as_user) as session, progress_bar() as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            # One bar per stage (or group of stages run together on each batch).
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    # Progress on stderr only (a terminal, or GARRISON_PROGRESS=1): --json stays one document.
+    with open_session(ctx, workspace, as_user) as session, PipelineProgressView() as progress:
         report = run_pipeline(
             session,
             spec,
@@ -210,6 +203,7 @@ def chunks_ls(
 
     spec = page_spec(limit, cursor)
     with open_session(ctx, workspace, as_user) as session:
+        doc = resolve_id(session, doc, "document") if doc is not None else None
         chunks = (
             chunks_page(session, spec, doc_id=doc) if spec else Chunks(session).list(doc_id=doc)
         )
@@ -230,7 +224,9 @@ def chunks_ls(
 
 def lineage(
     ctx: typer.Context,
-    record_id: Annotated[str, typer.Argument(help="A chunk, element or document id.")],
+    record_id: Annotated[
+        str, typer.Argument(help="A chunk, element or document id (or a unique prefix).")
+    ],
     workspace: WorkspaceOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
@@ -239,6 +235,7 @@ def lineage(
     from garrison.store.derived import Lineage
 
     with open_session(ctx, workspace, as_user) as session:
+        record_id = resolve_id(session, record_id, "chunk", "element", "document")
         tree = Lineage(session).of(record_id)
     if as_json:
         emit_json(tree)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from garrison.cli._common import AsOpt, JsonOpt, WorkspaceOpt, open_session
-from garrison.cli._output import emit_json, emit_table, out_console
+from garrison.cli._output import emit_json, emit_table, highlighted, out_console
 from garrison.core.errors import InvalidInput
 from garrison.search import FILTER_KEYS, MAX_K, search
 
@@ -57,13 +57,25 @@ def search_command(
     chosen = _parse_filters(filters)
     with open_session(ctx, workspace, as_user) as session:
         result = search(session, query, k=k, filters=chosen, labels=labels or ())
-    if as_json:
-        emit_json(result.to_dict())
-        return
+        if as_json:
+            emit_json(result.to_dict())  # snippets keep their raw **highlights**
+            return
+        from garrison.store.prefixes import document_names
+
+        # Titles only of documents the reader may read (a hit carries doc_id only then).
+        names = document_names(session, (h.doc_id for h in result.hits if h.doc_id))
     out_console.print(result.marking, markup=False)
     emit_table(
-        ["score", "marking", "doc", "snippet"],
-        [(f"{h.score:.4f}", h.marking, (h.doc_id or "")[:16], h.snippet) for h in result.hits],
+        ["score", "marking", "document", "snippet"],
+        [
+            (
+                f"{h.score:.4f}",
+                h.marking,
+                names.get(h.doc_id or "") or (h.doc_id or "")[:16],
+                highlighted(h.snippet),
+            )
+            for h in result.hits
+        ],
     )
     out_console.print(
         f"{len(result.hits)} hits; {result.total} readable chunks match the words.", markup=False

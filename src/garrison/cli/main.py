@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
 
 import typer
 
@@ -35,16 +38,17 @@ from garrison.cli import (
     _user,
     _workspace,
 )
+from garrison.cli._examples import EXAMPLES
 from garrison.cli._output import err_console
 from garrison.core.errors import GarrisonError, MarkingError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "command", "main", "walk"]
 
 app = typer.Typer(
     name="garrison",
     help="Turn marked, siloed data into AI-ready data -- air-gapped, with every read enforced.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -102,6 +106,86 @@ app.add_typer(_audit.app, name="audit")
 app.add_typer(_redteam.app, name="redteam")
 
 
+def walk(node: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every command under ``node`` (a Click group) with its path, groups left out."""
+    subcommands = getattr(node, "commands", None)
+    if subcommands is None:
+        return [(path, node)]
+    out: list[tuple[tuple[str, ...], Any]] = []
+    for name, sub in subcommands.items():
+        out.extend(walk(sub, (*path, name)))
+    return out
+
+
+_PLACEHOLDERS: dict[Any, str] = {
+    str: "TEXT",
+    int: "INTEGER",
+    float: "FLOAT",
+    bool: "BOOLEAN",
+    datetime: "DATETIME",
+}
+
+
+def _placeholder(annotation: Any, is_path: bool) -> str:
+    """The ordinary placeholder of a value of type ``annotation``: TEXT, INTEGER, PATH..."""
+    if is_path or annotation is Path:
+        return "PATH"
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set):
+        parts = [a for a in get_args(annotation) if a is not Ellipsis]
+        return " ".join(_placeholder(a, False) for a in parts) or "TEXT"
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "[" + "|".join(str(m.value) for m in annotation) + "]"
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if len(args) == 1:
+        return _placeholder(args[0], False)
+    return _PLACEHOLDERS.get(annotation, "VALUE")
+
+
+def _polish(node: Any, path: tuple[str, ...] = ()) -> None:
+    """Ordinary placeholders in help (``PATH``, ``INTEGER``, ``TEXT``; arguments by name) and
+    the example line of each command (:mod:`garrison.cli._examples`) as its epilog."""
+    for param in node.params:
+        _placeholders(param)
+    subcommands = getattr(node, "commands", None)
+    if subcommands is None:
+        example = EXAMPLES.get(" ".join(path))
+        if example:
+            node.epilog = f"\b\nExample:\n  {example}"
+        return
+    for name, sub in subcommands.items():
+        _polish(sub, (*path, name))
+
+
+def _placeholders(param: Any) -> None:
+    if param.metavar is not None or getattr(param, "is_flag", False):
+        return
+    if param.param_type_name == "argument":
+        param.metavar = param.name.upper()
+        # The name says what goes there; typer would add "<type>" after it.
+        setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010
+        usage = param.metavar + ("..." if param.nargs != 1 else "")
+        usage = usage if param.required else f"[{usage}]"
+        setattr(param, "_usage_display_name", lambda: usage)  # noqa: B010
+        return
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None:
+        return
+    choices = getattr(descriptor, "choices", None)
+    if choices:
+        values = (c.value if isinstance(c, Enum) else c for c in choices)
+        param.metavar = "[" + "|".join(str(v) for v in values) + "]"
+    else:
+        param.metavar = _placeholder(descriptor.annotation, bool(descriptor.is_path))
+
+
+def command() -> Any:
+    """The ``garrison`` Click command: the Typer app with placeholders and examples in help."""
+    built = typer.main.get_command(app)
+    _polish(built)
+    return built
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) the exit code.
 
@@ -111,13 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     # What Garrison writes is marked data or keys: owner-only, whatever the shell's umask.
     os.umask(os.umask(0o077) | 0o077)
     try:
-        app(args=argv, prog_name="garrison")
+        command()(args=argv, prog_name="garrison")
     except GarrisonError as exc:
         if os.environ.get("GARRISON_DEBUG") == "1":
             raise
         message = exc.message
         if isinstance(exc, MarkingError):
-            message = f"{message} (rule: {exc.rule})"
+            from garrison.cli._suggest import with_suggestion
+
+            message = f"{with_suggestion(exc)} (rule: {exc.rule})"
         err_console.print(f"garrison: {message}", markup=False)
         return _exit(exc.exit_code, argv)
     except SystemExit as exc:

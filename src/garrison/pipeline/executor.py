@@ -50,7 +50,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +62,7 @@ from garrison.pipeline._run import BatchResult, StageStats, reset_stage_cache, r
 from garrison.pipeline._stage import Item, LineageStep, PiiFinding
 from garrison.pipeline.engines import Engine, create_engine
 from garrison.pipeline.plan import RunPlan, _hash, _Parts, _stages_key, plan_run
+from garrison.pipeline.progress import ProgressFn, Tracker
 from garrison.pipeline.sink import (
     DocKeys,
     Written,
@@ -90,8 +91,6 @@ from garrison.store.predictions import replace_predictions, stored_chunks
 from garrison.store.session import Session
 
 __all__ = ["RunPlan", "RunReport", "StageStats", "plan_run", "run_pipeline"]
-
-ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -385,7 +384,8 @@ def run_pipeline(
                     model_ids={ref: c.id for ref, c in classifiers.items()},
                     rules=rules,
                 )
-                _execute(session, spec, plan, report, runner, batch_docs, progress, writers)
+                tracker = Tracker(progress)
+                _execute(session, spec, plan, report, runner, batch_docs, tracker, writers)
         finally:
             report.seconds = time.monotonic() - started
     return report
@@ -422,7 +422,7 @@ def _execute(
     report: RunReport,
     runner: Engine,
     batch_docs: int,
-    progress: ProgressFn | None,
+    progress: Tracker,
     writers: int,
 ) -> None:
     sink = _Sink(session, report, writers)
@@ -444,7 +444,7 @@ def _repredict(
     report: RunReport,
     runner: Engine,
     batch_docs: int,
-    progress: ProgressFn | None,
+    progress: Tracker,
 ) -> None:
     """Redo only the predictions of ``doc_ids``: their stored elements and chunks, as the
     subject reads them, through the predict stages; nothing else of theirs is rewritten."""
@@ -474,8 +474,7 @@ def _repredict(
                 _predictions_of(i for i in result.elements if i.doc_id in group),
                 key,
             )
-        if progress is not None:
-            progress("classify", n, len(batches))
+        progress.batches("classify", n, len(batches))
     # Documents with nothing to classify (or no classify stage left) lose their predictions.
     rest = [d for d in doc_ids if d not in done]
     if rest:
@@ -510,7 +509,7 @@ def _stream(
     report: RunReport,
     runner: Engine,
     batch_docs: int,
-    progress: ProgressFn | None,
+    progress: Tracker,
     sink: _Sink,
 ) -> set[str]:
     """Run the head, middle and tail into the sink; the documents written."""
@@ -535,24 +534,25 @@ def _stream(
             else (BatchResult(b) for b in head_batches)
         )
         done_docs: set[str] = set()
-        for n, result in enumerate(head_results, 1):
-            _merge_stats(report, result.stats)
-            failed_docs = {i.doc_id for i in result.elements if i.failed}
-            batch_keys = {
-                d: DocKeys(
-                    None if d in failed_docs else plan.head_keys[d],
-                    tail_sig[:16] + plan.head_keys[d][:48],
-                    spec.name,
-                    plan.predict_key,
-                )
-                for d in {i.doc_id for i in result.elements}
-            }
-            done_docs.update(batch_keys)
-            for item in result.elements:
-                report.pii.update(f.type for f in item.pii)
-            sink.write(result, batch_keys, {i.id: i for i in result.elements})
-            if progress is not None:
-                progress("write", n, len(head_batches))
+        progress.start_tail(len(plan.head), embeds=_embeds(head_stages))
+        with progress.in_process():
+            for result in head_results:
+                _merge_stats(report, result.stats)
+                failed_docs = {i.doc_id for i in result.elements if i.failed}
+                batch_keys = {
+                    d: DocKeys(
+                        None if d in failed_docs else plan.head_keys[d],
+                        tail_sig[:16] + plan.head_keys[d][:48],
+                        spec.name,
+                        plan.predict_key,
+                    )
+                    for d in {i.doc_id for i in result.elements}
+                }
+                done_docs.update(batch_keys)
+                for item in result.elements:
+                    report.pii.update(f.type for f in item.pii)
+                progress.batch_done(len(batch_keys), _live_chunks(result))
+                sink.write(result, batch_keys, {i.id: i for i in result.elements})
         # Documents with no readable element still record that they are done.
         empty = {
             d: DocKeys(
@@ -573,8 +573,7 @@ def _stream(
     for n, result in enumerate(runner.map_batches(parts.head, head_batches), 1):
         _merge_stats(report, result.stats)
         processed.extend(result.elements)
-        if progress is not None:
-            progress(parts.head[0].name if parts.head else "read", n, len(head_batches))
+        progress.batches(parts.head[0].name if parts.head else "read", n, len(head_batches))
     del head_batches
     # Unchanged documents: when the middle is element-level dedup alone, only what dedup needs
     # is read back (ids, markings, cached hashes and signatures -- no text); documents that
@@ -605,8 +604,7 @@ def _stream(
             result = run_stages(specs, everything, runner.resources)
             _merge_stats(report, result.stats)
             everything = result.elements
-            if progress is not None:
-                progress(specs[0].name, len(everything), len(everything))
+            progress.batches(specs[0].name, len(everything), len(everything))
         else:
             batches = _batches(everything, plan.inputs, batch_docs)
             everything = []
@@ -651,17 +649,26 @@ def _stream(
         else (BatchResult(b) for b in tail_batches)
     )
     seen: set[str] = set()
-    for n, result in enumerate(results, 1):
-        _merge_stats(report, result.stats)
-        batch = {i.doc_id for i in result.elements} | {c.doc_id for c in result.chunks}
-        seen.update(batch)
-        sink.write(result, {d: keys[d] for d in batch}, all_items)
-        if progress is not None:
-            progress("write", n, len(tail_batches))
+    progress.start_tail(len(todo), embeds=_embeds(tail_stages))
+    with progress.in_process():
+        for result in results:
+            _merge_stats(report, result.stats)
+            batch = {i.doc_id for i in result.elements} | {c.doc_id for c in result.chunks}
+            seen.update(batch)
+            progress.batch_done(len(batch), _live_chunks(result))
+            sink.write(result, {d: keys[d] for d in batch}, all_items)
     empty = {d: keys[d] for d in todo if d not in seen}
     if empty:
         sink.write(BatchResult([]), empty, all_items)
     return set(todo)
+
+
+def _embeds(specs: Sequence[StageSpec]) -> bool:
+    return any(spec.name == "embed" for spec in specs)
+
+
+def _live_chunks(result: BatchResult) -> int:
+    return sum(1 for c in result.chunks if c.dropped is None)
 
 
 def _segments(specs: Sequence[StageSpec]) -> list[tuple[bool, list[StageSpec]]]:

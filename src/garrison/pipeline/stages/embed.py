@@ -9,7 +9,9 @@ resources and checks every file again before loading it.
 
 The model loads once per worker (:meth:`EmbedStage.open_resources`). All the batch's chunk
 texts go to the model in one call so the model's own batching (length-sorted, ``batch_size`` at
-a time) sets the pace, not Python. Elements and dropped chunks pass through untouched.
+a time) sets the pace, not Python -- except in a run the driver tracks in its own process
+(:mod:`garrison.pipeline.progress`): there slices of ``4 * batch_size`` texts go in turn, so
+progress moves while a batch embeds. Elements and dropped chunks pass through untouched.
 
 An embedding is marked with the join of its chunk's marking and its model's
 (``embedding_marking``): a model learned from its training data, so a vector of a
@@ -28,6 +30,7 @@ from typing import Any
 
 from garrison.core.errors import CheckFailed
 from garrison.models import EmbeddingModel, get_model
+from garrison.pipeline import progress
 from garrison.pipeline._models import RESOURCE, ResolvedEmbedder, is_registry_ref
 from garrison.pipeline._stage import Item, LineageStep, Stage, StageParams, register_stage
 from garrison.security.markings import UNCLASSIFIED, Marking, join
@@ -65,6 +68,7 @@ class EmbedStage(Stage[EmbedParams]):
     Params = EmbedParams
 
     def open_resources(self, resources: dict[str, Any]) -> OpenEmbedder:
+        progress.phase(progress.LOADING_MODEL)
         ref = self.params.model
         if not is_registry_ref(ref):
             model = get_model(ref, expected_sha256=self.params.expected_sha256)
@@ -103,12 +107,19 @@ class EmbedStage(Stage[EmbedParams]):
         if not todo:
             return items
         model = opened.model
-        vectors = model.encode([it.text for it in todo], batch_size=self.params.batch_size)
         step = self.step(opened.version_id)
-        # One tolist() for the whole matrix is far cheaper than one per row.
-        for item, vector in zip(todo, vectors.tolist(), strict=True):
-            item.embedding = vector
-            item.embedding_model = model.name
-            item.embedding_marking = join(item.marking, opened.marking)
-            item.lineage.append(step)
+        # In a worker, one call for the whole batch. In the driver's process (a tracked run),
+        # slices of a few model batches, so the progress count moves while a batch embeds.
+        size = len(todo) if not progress.tracking() else max(4 * self.params.batch_size, 64)
+        progress.tick(0)  # the model is loaded: embedding starts (the rate's clock)
+        for start in range(0, len(todo), size):
+            part = todo[start : start + size]
+            vectors = model.encode([it.text for it in part], batch_size=self.params.batch_size)
+            # One tolist() for the whole matrix is far cheaper than one per row.
+            for item, vector in zip(part, vectors.tolist(), strict=True):
+                item.embedding = vector
+                item.embedding_model = model.name
+                item.embedding_marking = join(item.marking, opened.marking)
+                item.lineage.append(step)
+            progress.tick(len(part))
         return items
