@@ -40,10 +40,14 @@ def _any_of(tokens: Iterable[str]) -> str:
 
 def _countries(m: Marking, *, display: bool) -> str | None:
     codes = set(m.rel_to) | (set(m.display_only) if display else set())
+    foreign = bool(m.fgi or m.concealed or m.nato)
     if m.noforn or (
-        not codes and (m.level.is_classified or m.kind != "US" or m.display_only or m.rel_to)
+        not codes
+        and (m.level.is_classified or m.kind != "US" or foreign or m.display_only or m.rel_to)
     ):
-        # NOFORN, or releasable data with no list that counts here: US citizens only.
+        # NOFORN, or releasable data with no list that counts here: US citizens only. That
+        # includes an unclassified roll-up holding foreign government or NATO information with
+        # no release marking (rule 5): its parts were the USA's to read, never everyone's.
         return "CTRY:USA"
     if not codes:
         return None  # unclassified/CUI with no release control: no citizenship condition

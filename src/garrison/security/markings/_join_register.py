@@ -36,7 +36,14 @@ def _has_release(m: Marking) -> bool:
 def counted(m: Marking) -> bool:
     """Rules 5 and 12: classified, non-US, NATO and JOINT parts count, and unclassified parts
     carrying a release control (SBU NOFORN and LES NOFORN are release controls)."""
-    return m.level.is_classified or m.kind != US or _has_release(m) or bool(m.nonic & set(NF_FORMS))
+    return (
+        m.level.is_classified
+        or m.kind != US
+        or _has_release(m)
+        or bool(m.nonic & set(NF_FORMS))
+        # A roll-up that already holds foreign or NATO information counts as its parts did.
+        or bool(m.fgi or m.concealed or m.nato)
+    )
 
 
 def nf_only(m: Marking) -> bool:
