@@ -9,23 +9,18 @@ API's title.
 
 from __future__ import annotations
 
-import importlib.util
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from garrison.api import create_app
 from garrison.api._docs import DOCS_CSP
 from garrison.store.workspace import Workspace
-from tests.conftest import require
-from tests.web.test_browser import ARGS, CHROMIUM, _free_port
+from tests.browser import launch_chromium, serve
 
 TIMEOUT_MS = 20_000
 
@@ -39,43 +34,14 @@ def workspace_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_url(workspace_path: Path) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(workspace_path),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="api-docs-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_app(workspace_path)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    require(CHROMIUM.exists(), f"{CHROMIUM} is absent: apt-get install -y chromium")
-    require(
-        importlib.util.find_spec("playwright") is not None,
-        "Playwright for Python is absent: pip install -e '.[dev]'",
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 class Recorder:

@@ -9,19 +9,15 @@ the server renders the whole page.
 
 from __future__ import annotations
 
-import importlib.util
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from garrison.web import create_app
-from tests.conftest import require
+from tests.browser import launch_chromium, serve
 from tests.web.test_ask_stream import build_ask_env
-from tests.web.test_browser import ARGS, CHROMIUM, GREEN, RED, Browsing, _free_port
+from tests.web.test_browser import GREEN, RED, Browsing
 
 #: Records, in order, every change of the top banner and every answer sentence put on the page.
 OBSERVE = """
@@ -47,39 +43,14 @@ new MutationObserver(records => {
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """The assistant's corpus served by uvicorn on a free loopback port, and the tokens."""
     path, tokens, _docs = build_ask_env(tmp_path_factory.mktemp("askbrowser"))
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(path), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="ask-stream-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", tokens
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_app(path)) as url:
+        yield url, tokens
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    require(CHROMIUM.exists(), f"{CHROMIUM} is absent: apt-get install -y chromium")
-    require(
-        importlib.util.find_spec("playwright") is not None,
-        "Playwright for Python is absent: pip install -e '.[dev]'",
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 class Asking(Browsing):

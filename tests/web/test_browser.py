@@ -7,31 +7,17 @@ banner is checked by its text and by its computed colours; screenshots of the ma
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from garrison.web import create_app
-from tests.conftest import require
+from tests.browser import launch_chromium, serve
 from tests.web.conftest import WebEnv
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 GREEN = "rgb(0, 122, 51)"
 RED = "rgb(200, 16, 46)"
 BLUE = "rgb(0, 51, 160)"
@@ -39,49 +25,17 @@ WHITE = "rgb(255, 255, 255)"
 TIMEOUT_MS = 10_000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def base_url(web: WebEnv) -> Iterator[str]:
     """The UI served by uvicorn on a free loopback port, in a thread."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(web.path), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="web-browser-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_app(web.path)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    require(CHROMIUM.exists(), f"{CHROMIUM} is absent: apt-get install -y chromium")
-    require(
-        importlib.util.find_spec("playwright") is not None,
-        "Playwright for Python is absent: pip install -e '.[dev]'",
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -24,13 +21,13 @@ from garrison.store.tokens import create_token
 from garrison.store.workspace import Workspace
 from garrison.web import WebSettings, create_app
 from garrison.web._banner import banner_style
+from tests.browser import serve
 from tests.web.conftest import csrf_of
 from tests.web.test_browser import (  # noqa: F401
     BLUE,
     GREEN,
     RED,
     Browsing,
-    _free_port,
     artifacts,
     browser,
 )
@@ -284,26 +281,8 @@ def test_compare_as_a_lower_cleared_viewer(env: EvalEnv) -> None:
 
 @pytest.fixture(scope="module")
 def base_url(env: EvalEnv) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(env.path, WebSettings(page_size=2)),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="eval-browser-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_app(env.path, WebSettings(page_size=2))) as url:
+        yield url
 
 
 def test_browser_evaluator_lists_opens_and_compares(

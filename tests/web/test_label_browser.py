@@ -8,22 +8,18 @@ annotator walks their whole queue without meeting a higher task, and its URL is 
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from garrison.label import LabelProjects, my_labels, task_labels
 from garrison.web import create_app
-from tests.conftest import require
+from tests.browser import launch_chromium, serve
 from tests.web.label_world import ENTITY_TEXT, build_label_workspace
-from tests.web.test_browser import ARGS, CHROMIUM, GREEN, RED, Browsing, _free_port
+from tests.web.test_browser import GREEN, RED, Browsing
 
 TOPICS = {"logistics": "1", "weather": "2", "personnel": "3"}
 
@@ -44,37 +40,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 def served(world: World) -> Iterator[tuple[str, Any]]:
     """The UI on a free loopback port, and the app (its workspace, for library checks)."""
     app = create_app(world.path)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="label-browser-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(app, lifespan="on") as url:
+        yield url, app
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    require(CHROMIUM.exists(), f"{CHROMIUM} is absent: apt-get install -y chromium")
-    require(
-        importlib.util.find_spec("playwright") is not None,
-        "Playwright for Python is absent: pip install -e '.[dev]'",
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")

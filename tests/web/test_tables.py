@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from garrison.store.documents import Documents
 from garrison.store.workspace import Workspace
 from garrison.web import WebSettings, create_app
+from tests.browser import serve
 from tests.web.conftest import WebEnv, csrf_of
 from tests.web.test_browser import GREEN, Browsing, browser  # noqa: F401 (a fixture)
 
@@ -196,35 +193,10 @@ def test_tables_keep_the_strict_content_security_policy(small: Any) -> None:
 # -- in Chromium --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def small_url(web: WebEnv) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(web.path, WebSettings(page_size=2)),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="web-tables-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_app(web.path, WebSettings(page_size=2))) as url:
+        yield url
 
 
 def test_a_reader_clicks_to_page_two_and_sorts_in_chromium(

@@ -12,22 +12,18 @@ No page may report a Content-Security-Policy violation (the shortcuts are a stat
 
 from __future__ import annotations
 
-import importlib.util
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from garrison.datasets import Datasets, Selection
 from garrison.store.workspace import Workspace
 from garrison.web import create_app
-from tests.conftest import require
+from tests.browser import launch_chromium, serve
 from tests.web.conftest import build_web_workspace
-from tests.web.test_browser import ARGS, BLUE, CHROMIUM, GREEN, RED, WHITE, _free_port
+from tests.web.test_browser import BLUE, GREEN, RED, WHITE
 
 TIMEOUT_MS = 10_000
 NARROW = {"width": 375, "height": 740}
@@ -40,39 +36,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     ws = Workspace.open(path)
     Datasets(ws.session()).create("everything", Selection(), ratios={"train": 0.5, "test": 0.5})
     ws.close()
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(path), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="ui-basics-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", tokens, docs
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_app(path)) as url:
+        yield url, tokens, docs
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    require(CHROMIUM.exists(), f"{CHROMIUM} is absent: apt-get install -y chromium")
-    require(
-        importlib.util.find_spec("playwright") is not None,
-        "Playwright for Python is absent: pip install -e '.[dev]'",
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 class Tab:
