@@ -97,6 +97,7 @@ CROSSINGS = [
     ("label/__init__.py", "garrison.search", "capability-label"),
     ("assist/__init__.py", "garrison.pipeline", "capability-assist"),
     ("evaluate/__init__.py", "garrison.parse", "capability-evaluate"),
+    ("ops/doctor.py", "garrison.ingest", "capability-ops"),
     ("datasets/export.py", "sqlalchemy", "catalog-in-store"),
     ("search/_search.py", "lancedb", "catalog-in-store"),
     ("web/_core.py", "sqlalchemy", "catalog-in-store"),
