@@ -26,6 +26,11 @@ _ENUM = re.compile(r"(?:\d{1,3}[.)]|[a-zA-Z][.)]|\([a-z0-9]{1,3}\)|[ivxIVX]{1,4}
 # A portion mark always starts a new paragraph, even without vertical space before it.
 _PORTION_START = re.compile(r"\((?:U|C|S|TS|CUI|FOUO)(?:\)|/)", re.IGNORECASE)
 _CONTROL = str.maketrans({"\r": " ", "\n": " ", "\x00": None, "\ufffe": None, "\uffff": None})
+#: Font names of bold faces (``Helvetica-Bold``, ``ABCDEF+NimbusSanL-Bold``, TeX's ``CMBX12``,
+#: ``SFBX1095``): PDFium's font weight is 0 for the standard fonts and often wrong for TeX's.
+_BOLD_NAME = re.compile(rb"bold|black|heavy|demi|semib|[-,]bd\b|^(?:[A-Z]{6}\+)?(?:cm|sf|ec|lm)bx", re.I)
+#: The font-descriptor flag ForceBold (PDF 32000-1, table 123: bit 19).
+_FORCE_BOLD = 1 << 18
 
 
 # -- geometry records ----------------------------------------------------------------------------
@@ -41,6 +46,7 @@ class _Run:
     y1: float
     text: str
     size: float
+    bold: bool = False
 
 
 @dataclass(slots=True)
@@ -53,9 +59,11 @@ class _Line:
     lane: int = 0  # column (or full-width band) the line belongs to; blocks never cross lanes
     text: str = ""
     size: float = 0.0
+    bold: bool = False
 
     def finish(self) -> _Line:
-        """Sort runs left to right, join their text and take the dominant font size."""
+        """Sort runs left to right, join their text, take the dominant font size and whether
+        the line is bold (at least 60 % of its characters)."""
         self.runs.sort(key=lambda r: r.x0)
         parts: list[str] = []
         prev: _Run | None = None
@@ -73,6 +81,9 @@ class _Line:
         self.text = "".join(parts).replace("\x02 ", "-").strip()
         longest = max(self.runs, key=lambda r: len(r.text))
         self.size = longest.size
+        chars = sum(len(r.text.strip()) for r in self.runs)
+        heavy = sum(len(r.text.strip()) for r in self.runs if r.bold)
+        self.bold = chars > 0 and heavy >= 0.6 * chars
         return self
 
 
@@ -115,7 +126,8 @@ def _is_marker(text: str) -> bool:
 
 
 def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
-    """The page's text runs: PDFium rects with their text and font size (loose-box height).
+    """The page's text runs: PDFium rects with their text, font size (loose-box height) and
+    whether their font is bold (weight, ForceBold flag or a bold face's name).
 
     Calls ``pypdfium2.raw`` directly with buffers reused across rects: the helper methods
     allocate ctypes objects per call and ask PDFium for bounded text twice (length, then
@@ -134,6 +146,10 @@ def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
     buf = (ctypes.c_ushort * cap)()
     left_c, top_c, right_c, bottom_c = (ctypes.c_double() for _ in range(4))
     loose = raw.FS_RECTF()
+    font_name = ctypes.create_string_buffer(128)
+    font_flags = ctypes.c_int()
+    font_info = raw.FPDFText_GetFontInfo
+    font_weight = raw.FPDFText_GetFontWeight
     get_rect = raw.FPDFText_GetRect
     bounded = raw.FPDFText_GetBoundedText
     char_at = raw.FPDFText_GetCharIndexAtPos
@@ -154,11 +170,19 @@ def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
         # The char under the rect's centre gives the run's font size; the loose box is the
         # font's ascent-to-descent height, which (unlike the nominal size) includes the CTM.
         idx = char_at(handle, (left + right) / 2, (bottom + top) / 2, (right - left) / 2, size / 2)
-        if idx >= 0 and loose_box(handle, idx, loose):
-            loose_h = loose.top - loose.bottom
-            if 0 < loose_h < 4 * size + 4:
-                size = loose_h
-        runs.append(_Run(left, bottom, right, top, text, size))
+        bold = False
+        if idx >= 0:
+            if loose_box(handle, idx, loose):
+                loose_h = loose.top - loose.bottom
+                if 0 < loose_h < 4 * size + 4:
+                    size = loose_h
+            got = font_info(handle, idx, font_name, 128, ctypes.byref(font_flags))
+            bold = (
+                font_weight(handle, idx) >= 600
+                or bool(font_flags.value & _FORCE_BOLD)
+                or (0 < got <= 128 and _BOLD_NAME.search(font_name.value) is not None)
+            )
+        runs.append(_Run(left, bottom, right, top, text, size, bold))
     return runs
 
 
@@ -418,6 +442,8 @@ def _continues(prev: _Line, line: _Line) -> bool:
     if gap < -0.5 * (line.y1 - line.y0) or gap > 0.8 * max(prev.size, line.size):
         return False
     if abs(prev.size - line.size) > 0.15 * max(prev.size, line.size):
+        return False
+    if prev.bold != line.bold:  # a bold head above its paragraph, or a bold line after it
         return False
     if line.x0 > prev.x1 or line.x1 < prev.x0:  # no horizontal overlap: another block
         return False

@@ -1,21 +1,25 @@
 """PDF structure: ordered lines become elements (headers, footers, titles, tables, lists,
 paragraphs); banner lines at the top or bottom of every page go to the document's banners.
+Which blocks are heads, and their levels, is :mod:`garrison.parse._pdf_headings`' call.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from garrison.core.records import ElementType, ParsedElement
+from garrison.core.records import ElementType, ParsedElement, TableCell
+from garrison.parse._pdf_headings import Headings, OutlineEntry, Style, rank_levels
 from garrison.parse._pdf_layout import (
     _bbox,
     _continues,
     _find_tables,
     _is_list_start,
     _join,
+    _Line,
     _Page,
     _table_text,
 )
@@ -23,6 +27,9 @@ from garrison.parse.office import is_banner_line
 
 #: Top and bottom lines of a page examined as banner/header/footer candidates.
 _MARGIN_LINES = 3
+#: Share of the page height, at the top and at the bottom, where running lines are found.
+_BAND = 0.15
+_PAGE_NUMBER = re.compile(r"(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?", re.IGNORECASE)
 
 
 @dataclass
@@ -46,24 +53,27 @@ class _Doc:
             self.banners.append(text)
 
 
+def _norm_margin(text: str) -> str:
+    return re.sub(r"\d+", "#", text.lower()).strip()
+
+
 def _margins(pages: list[_Page], doc: _Doc) -> dict[int, dict[int, ElementType]]:
     """Header and footer lines of each page: page number -> {line index: Header/Footer}.
 
-    The top and bottom few lines of a page qualify when they are banner lines, repeat at the
-    same end of other pages (digits ignored: page numbers) or are a bare page number. Banner
-    lines are recorded on ``doc`` and their text blanked, so that they are never emitted.
+    The top and bottom few lines of a page qualify, from the edge inwards, when they are
+    banner lines, bare page numbers, or running lines: in the outer band of the page (
+    :data:`_BAND` of its height) and repeating there, digits ignored (page numbers), on most
+    pages -- or, set apart from the body by a gap, on at least two (a book's running head
+    names the chapter, which changes). Banner lines are recorded on ``doc`` and their text
+    blanked, so that they are never emitted.
     """
-
-    def norm(text: str) -> str:
-        return re.sub(r"\d+", "#", text.lower()).strip()
-
     top: Counter[str] = Counter()
     bottom: Counter[str] = Counter()
     for page in pages:
         body = [ln for ln in page.lines if ln.text]
-        top.update({norm(ln.text) for ln in body[:_MARGIN_LINES]})
-        bottom.update({norm(ln.text) for ln in body[-_MARGIN_LINES:]})
-    several = len(pages) >= 2
+        top.update({_norm_margin(ln.text) for ln in body[:_MARGIN_LINES]})
+        bottom.update({_norm_margin(ln.text) for ln in body[-_MARGIN_LINES:]})
+    most = max(2, (len(pages) + 1) // 2)
     out: dict[int, dict[int, ElementType]] = {}
     for page in pages:
         marks: dict[int, ElementType] = {}
@@ -72,108 +82,162 @@ def _margins(pages: list[_Page], doc: _Doc) -> dict[int, dict[int, ElementType]]
             (indices[:_MARGIN_LINES], ElementType.HEADER, top),
             (list(reversed(indices[-_MARGIN_LINES:])), ElementType.FOOTER, bottom),
         ):
-            for i in seq:
-                text = page.lines[i].text
+            for k, i in enumerate(seq):
+                line = page.lines[i]
+                text = line.text
                 if is_banner_line(text):
                     doc.banner(text.strip())
                     marks[i] = kind
-                    page.lines[i].text = ""  # a banner is a marking, not content
-                elif (several and counter[norm(text)] >= 2) or re.fullmatch(
-                    r"(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?", text, re.IGNORECASE
-                ):
+                    line.text = ""  # a banner is a marking, not content
+                    continue
+                if _PAGE_NUMBER.fullmatch(text):
                     marks[i] = kind
-                else:
-                    break
+                    continue
+                band = _BAND * page.height
+                centre = (line.y0 + line.y1) / 2
+                in_band = centre >= page.height - band if kind is ElementType.HEADER else centre <= band
+                count = counter[_norm_margin(text)]
+                inner = seq[k + 1] if k + 1 < len(seq) else None
+                apart = k == 0 and inner is not None and _gap(line, page.lines[inner]) > 0.8 * line.size
+                if in_band and (count >= most or (count >= 2 and apart)):
+                    marks[i] = kind
+                    continue
+                break
         out[page.number] = marks
     return out
 
 
-def _emit(pages: list[_Page], doc: _Doc) -> None:
-    """Turn ordered lines into elements: headers, titles, tables, list items, paragraphs."""
-    margins = _margins(pages, doc)
-    weights: Counter[float] = Counter()
-    for page in pages:
-        for ln in page.lines:
-            if ln.text:
-                weights[round(ln.size * 2) / 2] += len(ln.text)
-    body = weights.most_common(1)[0][0] if weights else 0.0
-    heading_sizes: set[float] = set()
-    for page in pages:
-        for ln in page.lines:
-            if ln.text and ln.size >= body * 1.2 and len(ln.text) <= 200:
-                heading_sizes.add(round(ln.size * 2) / 2)
-    levels = {s: min(6, k + 1) for k, s in enumerate(sorted(heading_sizes, reverse=True))}
+def _gap(a: _Line, b: _Line) -> float:
+    """Vertical white space between two lines."""
+    return max(b.y0 - a.y1, a.y0 - b.y1)
 
+
+@dataclass(slots=True)
+class _Item:
+    """One element to be, with what its kind and level depend on."""
+
+    page: _Page
+    lines: list[_Line]
+    text: str
+    cells: list[TableCell] | None = None
+    kind: ElementType = ElementType.NARRATIVE_TEXT
+    level: int | None = None  # from the outline
+    style: Style | None = None
+
+
+def _blocks(page: _Page, content: list[_Line], heads: Headings) -> list[_Item]:
+    """A page's content lines as tables and blocks; outline heads always stand alone."""
+    tables = _find_tables(content)
+    outline = heads.find_outline(page.number, content)
+    starts = set(outline) | {end for end, _ in outline.values()}
+    items: list[_Item] = []
+    i = 0
+    while i < len(content):
+        if i in tables and not any(i <= s < tables[i][0] for s in outline):
+            end, cells = tables[i]
+            text, _ = _table_text(cells)
+            items.append(_Item(page, content[i:end], text, cells, ElementType.TABLE))
+            i = end
+            continue
+        start = i
+        block = [content[i]]
+        i += 1
+        while (
+            i < len(content)
+            and i not in tables
+            and i not in starts
+            and _continues(block[-1], content[i])
+        ):
+            block.append(content[i])
+            i += 1
+        text = _join(block).strip()
+        if not text:
+            continue
+        item = _Item(page, block, text)
+        if start in outline:
+            item.kind, item.level = ElementType.TITLE, outline[start][1]
+        else:
+            item.style = heads.style(block, text)
+            if item.style is not None:
+                item.kind = ElementType.TITLE
+            elif _is_list_start(text):
+                item.kind = ElementType.LIST_ITEM
+        items.append(item)
+    return items
+
+
+def _emit(pages: list[_Page], doc: _Doc, outline: Sequence[OutlineEntry] = ()) -> None:
+    """Turn ordered lines into elements: headers, titles, tables, list items, paragraphs.
+
+    ``outline`` (the PDF's bookmarks, when they are used) marks the heads it names; other heads
+    come from size, weight and numbering (:mod:`garrison.parse._pdf_headings`).
+    """
+    margins = _margins(pages, doc)
+    heads = Headings(pages, list(outline))
+    per_page: list[tuple[_Page, list[_Item]]] = []
     for page in pages:
         marks = margins[page.number]
+        edge = [
+            _Item(page, [page.lines[i]], page.lines[i].text, kind=kind)
+            for i, kind in sorted(marks.items())
+            if page.lines[i].text
+        ]
+        content = [ln for i, ln in enumerate(page.lines) if i not in marks and ln.text]
+        per_page.append((page, edge + _blocks(page, content, heads)))
+    levels = rank_levels({it.style for _, items in per_page for it in items if it.style})
+
+    for page, items in per_page:
         loc: dict[str, Any] = {"page": page.number}
         if page.method != "text":
             loc["method"] = page.method
-        content = [ln for i, ln in enumerate(page.lines) if i not in marks and ln.text]
-        for i, kind in sorted(marks.items()):
-            ln = page.lines[i]
-            if ln.text:
+        for it in items:
+            box = _bbox(it.lines)
+            if it.kind in (ElementType.HEADER, ElementType.FOOTER):
                 doc.add(
-                    ParsedElement(
-                        type=kind, text=ln.text, page=page.number, bbox=_bbox([ln]), locator=loc
-                    )
+                    ParsedElement(type=it.kind, text=it.text, page=page.number, bbox=box, locator=loc)
                 )
-        tables = _find_tables(content)
-        i = 0
-        while i < len(content):
-            if i in tables:
-                end, cells = tables[i]
-                text, text_html = _table_text(cells)
+                continue
+            if it.kind is ElementType.TABLE and it.cells is not None:
+                text, text_html = _table_text(it.cells)
                 doc.add(
                     ParsedElement(
                         type=ElementType.TABLE,
                         text=text,
                         text_html=text_html,
-                        table_cells=tuple(cells),
+                        table_cells=tuple(it.cells),
                         page=page.number,
-                        bbox=_bbox(content[i:end]),
+                        bbox=box,
                         locator=loc,
                         section_path=doc.path(),
                         parent=doc.parent(),
                     )
                 )
-                i = end
                 continue
-            block = [content[i]]
-            i += 1
-            while i < len(content) and i not in tables and _continues(block[-1], content[i]):
-                block.append(content[i])
-                i += 1
-            text = _join(block).strip()
-            if not text:
-                continue
-            size = round(block[0].size * 2) / 2
-            if size in levels and len(block) <= 3 and len(text) <= 200:
-                level = levels[size]
+            if it.kind is ElementType.TITLE:
+                level = it.level if it.level is not None else levels[it.style] if it.style else 1
                 while doc.stack and doc.stack[-1][0] >= level:
                     doc.stack.pop()
                 doc.add(
                     ParsedElement(
                         type=ElementType.TITLE,
-                        text=text,
+                        text=it.text,
                         heading_level=level,
                         section_path=doc.path(),
                         page=page.number,
-                        bbox=_bbox(block),
+                        bbox=box,
                         locator=loc,
                         parent=doc.parent(),
                     )
                 )
-                doc.stack.append((level, text, len(doc.elements) - 1))
+                doc.stack.append((level, it.text, len(doc.elements) - 1))
                 continue
-            kind = ElementType.LIST_ITEM if _is_list_start(text) else ElementType.NARRATIVE_TEXT
             doc.add(
                 ParsedElement(
-                    type=kind,
-                    text=text,
+                    type=it.kind,
+                    text=it.text,
                     section_path=doc.path(),
                     page=page.number,
-                    bbox=_bbox(block),
+                    bbox=box,
                     locator=loc,
                     parent=doc.parent(),
                 )

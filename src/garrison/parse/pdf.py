@@ -3,12 +3,14 @@
 Text comes from PDFium's text page at the level of its *rects* (runs of characters on one line
 in one style), never character by character, so a page costs a few hundred library calls. Runs
 are grouped into lines, columns are found from a vertical whitespace band that no run crosses
-(:func:`_gutters`), and lines become titles (by font size), list items, tables (runs aligned on
+(:func:`_gutters`), and lines become titles, list items, tables (runs aligned on
 the same x-positions over several lines) and paragraphs, in reading order: left column first.
+Titles are the heads the outline (bookmarks) names, and blocks that look like heads: larger or
+bold than body text, or numbered as sections (:mod:`garrison.parse._pdf_headings`).
 
 Banner lines (``SECRET//NOFORN``) at the top or bottom of a page go to
-:attr:`ParsedDocument.banners` and are not emitted; other lines repeating at the top or bottom of
-pages become Header/Footer elements. Portion marks stay at the start of element text; ingest
+:attr:`ParsedDocument.banners` and are not emitted; other lines repeating in the top or bottom
+band of pages (page numbers aside) become Header/Footer elements, out of the body text. Portion marks stay at the start of element text; ingest
 strips them. Pages without a text layer are OCRed when Tesseract is installed
 (:mod:`garrison.parse.ocr`); otherwise the page is ``unreadable-content``. Annotations (sticky
 notes, free text, popups...) become elements located by page and ``part: annotation``, and
@@ -16,7 +18,8 @@ filled-in form fields KeyValue elements (``part: form-field``), so their marks a
 JavaScript, launch and automatic actions are recorded as ``active-content`` warnings, never run.
 
 The work is split: :mod:`garrison.parse._pdf_layout` (runs, lines, columns, tables, OCR pages),
-:mod:`garrison.parse._pdf_structure` (elements, page banners, annotations, form fields) and
+:mod:`garrison.parse._pdf_structure` (elements, page banners, annotations, form fields),
+:mod:`garrison.parse._pdf_headings` (which blocks are heads, at what level) and
 :mod:`garrison.parse._pdf_active` (the active-content scan).
 """
 
@@ -35,6 +38,7 @@ from garrison.core.records import (
     ParsedElement,
 )
 from garrison.parse._pdf_active import _active_content
+from garrison.parse._pdf_headings import OutlineEntry
 from garrison.parse._pdf_layout import _has_images, _ocr_page, _order, _Page, _page_runs
 from garrison.parse._pdf_structure import _Doc, _emit, form_fields, page_annotations
 from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
@@ -46,6 +50,9 @@ PDF = "application/pdf"
 DEFAULT_MAX_PAGES = 10_000
 #: A page with fewer non-blank characters than this has no usable text layer.
 _MIN_TEXT_CHARS = 10
+#: Outline entries read at most, and how deep (a hostile outline may be endless or looped).
+_MAX_OUTLINE = 10_000
+_MAX_OUTLINE_DEPTH = 15
 _PDF_DATE = re.compile(
     r"(?:D:)?(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?\s*([Zz+\-])?(\d{2})?'?(\d{2})?"
 )
@@ -92,6 +99,25 @@ def _open(data: bytes) -> Any:
         raise ParseFailure("corrupt", "The PDF could not be read (PDFium load error).") from exc
 
 
+def _outline(pdf: Any, pages: int) -> tuple[list[OutlineEntry], list[str]]:
+    """The outline's entries (bookmarks) with their depth and page; warnings if unreadable."""
+    entries: list[OutlineEntry] = []
+    try:
+        for item in pdf.get_toc(max_depth=_MAX_OUTLINE_DEPTH):
+            if len(entries) >= _MAX_OUTLINE:
+                break
+            title = (item.get_title() or "").strip()
+            if not title:
+                continue
+            dest = item.get_dest()
+            index = dest.get_index() if dest is not None else None
+            page = index + 1 if isinstance(index, int) and 0 <= index < pages else None
+            entries.append(OutlineEntry(title=title, level=min(6, item.level + 1), page=page))
+    except Exception:  # a broken outline costs its heads, not the document
+        return entries, ["unreadable-content: outline"]
+    return entries, []
+
+
 def _text_page(page: Any, raw: Any, number: int) -> _Page:
     width, height = page.get_size()
     textpage = page.get_textpage()
@@ -106,8 +132,9 @@ def _text_page(page: Any, raw: Any, number: int) -> _Page:
 def parse_pdf(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """Parse a PDF: text in reading order, titles, lists, tables, banners, attachments.
 
-    Options (``ctx.options``): ``max_pages`` (default 10,000), ``ocr`` (False: never OCR)
-    and ``ocr_lang`` (default ``eng``). Raises :class:`ParseFailure`: ``encrypted`` (a user
+    Options (``ctx.options``): ``max_pages`` (default 10,000), ``ocr`` (False: never OCR),
+    ``ocr_lang`` (default ``eng``) and ``outline`` (False: heads from layout alone, the PDF's
+    bookmarks ignored). Raises :class:`ParseFailure`: ``encrypted`` (a user
     password is needed), ``corrupt``, ``too-large`` (too many pages), ``hostile-content``
     (endless nesting).
     """
@@ -118,6 +145,8 @@ def parse_pdf(data: bytes, ctx: ParseContext) -> ParsedDocument:
     lang_opt = ctx.options.get("ocr_lang", "eng")
     lang = lang_opt if isinstance(lang_opt, str) else "eng"
     use_ocr = ctx.options.get("ocr", True) is not False
+    use_outline = ctx.options.get("outline", True) is not False
+    outline: list[OutlineEntry] = []
     doc = _Doc()
     pdf = _open(data)
     try:
@@ -125,6 +154,9 @@ def parse_pdf(data: bytes, ctx: ParseContext) -> ParsedDocument:
         if count > max_pages:
             raise ParseFailure("too-large", f"The PDF has {count} pages (limit {max_pages}).")
         meta = pdf.get_metadata_dict(skip_empty=True)
+        if use_outline:
+            outline, problems = _outline(pdf, count)
+            doc.warnings.extend(problems)
         encrypted = raw.FPDF_GetSecurityHandlerRevision(pdf.raw) != -1
         attachments: list[ParsedAttachment] = []
         for a in range(pdf.count_attachments()):
@@ -184,7 +216,7 @@ def parse_pdf(data: bytes, ctx: ParseContext) -> ParsedDocument:
         doc.warnings.append(f"no-text-layer: page {n} has no text layer and OCR is unavailable")
         doc.warnings.append(f"unreadable-content: page {n} (an image, OCR unavailable)")
     doc.warnings.extend(_active_content(data, max_pages))
-    _emit(pages, doc)
+    _emit(pages, doc, outline)
     doc.elements.extend(notes)
     if has_form:
         known = {e.text for e in notes if e.type == ElementType.KEY_VALUE}
