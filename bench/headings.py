@@ -89,10 +89,7 @@ def _score(data: bytes, doc: ParsedDocument) -> dict[str, Any]:
     missed: list[str] = []
     for title, page in entries:
         want, full = _core(title), _norm(title)
-        if page is not None:
-            text = texts.get(page, "")
-        else:
-            text = "".join(texts.values())
+        text = texts.get(page, "") if page is not None else "".join(texts.values())
         if not want or (want not in text and full not in text):
             continue  # never in the text: nothing to find
         present += 1
@@ -103,9 +100,7 @@ def _score(data: bytes, doc: ParsedDocument) -> dict[str, Any]:
             missed.append(title)
     keys = {_core(t) for t, _ in entries} | {_norm(t) for t, _ in entries}
     good = sum(
-        1
-        for t in titles
-        if _core(t.text) in keys or _norm(t.text) in keys or _NUMBER.match(t.text)
+        1 for t in titles if _core(t.text) in keys or _norm(t.text) in keys or _NUMBER.match(t.text)
     )
     return {
         "outline": len(entries),

@@ -8,7 +8,8 @@ and read, against the document's own body text:
   Numbering is ignored on both sides (the outline says ``Foo``, the page ``1 Foo``).
 - **size and weight**: the body size is the size most characters of the document are set in;
   a short block at least 1.2 times that size, or a short bold line without terminal
-  punctuation, is a head. Such styles are ranked, larger first and bold before regular at the
+  punctuation, is a head (a numbered label such as ``Definition 3`` or ``Figure 2`` is not).
+  Such styles are ranked, larger first and bold before regular at the
   same size, and the rank is the level.
 - **numbering**: a short line in body style that opens with a section number (``2.3``,
   ``2.3.4``, ``Chapter 3``, ``Section IV``, ``Annex B``) and has no terminal punctuation is a
@@ -50,6 +51,9 @@ _TERMINAL = tuple(".,;:!?")
 #: A line that ends in a page number or leader dots: a table of contents entry.
 _TOC_ENTRY = re.compile(r"(?:\.\s*){3,}\d*$|\s\d{1,4}$")
 _WORD = re.compile(r"[^\W\d_]{3,}")
+#: A numbered label that opens a statement or a caption (``Definition 3``, ``Satz 1.1 (Name)``,
+#: ``Figure 2``), set in bold like a head but no section of its own.
+_LABEL = re.compile(r"[^\W\d_]+\s+\d{1,4}(?:\.\d{1,4})*[a-z]?\b(?!\.\d)\s*(?:\(.*\))?\s*[.:]?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +183,7 @@ class Headings:
         )
         if not plain:
             return None
-        if bold:
+        if bold and (_LABEL.match(bare) is None or _NAMED.match(bare) is not None):
             return (max(size, self.body), True, 0)
         depth = numbering_depth(bare)
         if depth is not None and len(block) == 1 and _TOC_ENTRY.search(bare) is None:

@@ -28,7 +28,9 @@ _PORTION_START = re.compile(r"\((?:U|C|S|TS|CUI|FOUO)(?:\)|/)", re.IGNORECASE)
 _CONTROL = str.maketrans({"\r": " ", "\n": " ", "\x00": None, "\ufffe": None, "\uffff": None})
 #: Font names of bold faces (``Helvetica-Bold``, ``ABCDEF+NimbusSanL-Bold``, TeX's ``CMBX12``,
 #: ``SFBX1095``): PDFium's font weight is 0 for the standard fonts and often wrong for TeX's.
-_BOLD_NAME = re.compile(rb"bold|black|heavy|demi|semib|[-,]bd\b|^(?:[A-Z]{6}\+)?(?:cm|sf|ec|lm)bx", re.I)
+_BOLD_NAME = re.compile(
+    rb"bold|black|heavy|demi|semib|[-,]bd\b|^(?:[A-Z]{6}\+)?(?:cm|sf|ec|lm)bx", re.I
+)
 #: The font-descriptor flag ForceBold (PDF 32000-1, table 123: bit 19).
 _FORCE_BOLD = 1 << 18
 

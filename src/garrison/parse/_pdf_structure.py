@@ -95,10 +95,14 @@ def _margins(pages: list[_Page], doc: _Doc) -> dict[int, dict[int, ElementType]]
                     continue
                 band = _BAND * page.height
                 centre = (line.y0 + line.y1) / 2
-                in_band = centre >= page.height - band if kind is ElementType.HEADER else centre <= band
+                in_band = (
+                    centre >= page.height - band if kind is ElementType.HEADER else centre <= band
+                )
                 count = counter[_norm_margin(text)]
                 inner = seq[k + 1] if k + 1 < len(seq) else None
-                apart = k == 0 and inner is not None and _gap(line, page.lines[inner]) > 0.8 * line.size
+                apart = (
+                    k == 0 and inner is not None and _gap(line, page.lines[inner]) > 0.8 * line.size
+                )
                 if in_band and (count >= most or (count >= 2 and apart)):
                     marks[i] = kind
                     continue
@@ -194,7 +198,9 @@ def _emit(pages: list[_Page], doc: _Doc, outline: Sequence[OutlineEntry] = ()) -
             box = _bbox(it.lines)
             if it.kind in (ElementType.HEADER, ElementType.FOOTER):
                 doc.add(
-                    ParsedElement(type=it.kind, text=it.text, page=page.number, bbox=box, locator=loc)
+                    ParsedElement(
+                        type=it.kind, text=it.text, page=page.number, bbox=box, locator=loc
+                    )
                 )
                 continue
             if it.kind is ElementType.TABLE and it.cells is not None:

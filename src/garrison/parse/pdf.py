@@ -3,19 +3,20 @@
 Text comes from PDFium's text page at the level of its *rects* (runs of characters on one line
 in one style), never character by character, so a page costs a few hundred library calls. Runs
 are grouped into lines, columns are found from a vertical whitespace band that no run crosses
-(:func:`_gutters`), and lines become titles, list items, tables (runs aligned on
-the same x-positions over several lines) and paragraphs, in reading order: left column first.
-Titles are the heads the outline (bookmarks) names, and blocks that look like heads: larger or
-bold than body text, or numbered as sections (:mod:`garrison.parse._pdf_headings`).
+(:func:`_gutters`), and lines become titles, list items, tables (runs aligned on the same
+x-positions over several lines) and paragraphs, in reading order: left column first. Titles
+are the heads the outline (bookmarks) names, and blocks that look like heads: larger or bolder
+than body text, or numbered as sections (:mod:`garrison.parse._pdf_headings`).
 
 Banner lines (``SECRET//NOFORN``) at the top or bottom of a page go to
 :attr:`ParsedDocument.banners` and are not emitted; other lines repeating in the top or bottom
-band of pages (page numbers aside) become Header/Footer elements, out of the body text. Portion marks stay at the start of element text; ingest
-strips them. Pages without a text layer are OCRed when Tesseract is installed
-(:mod:`garrison.parse.ocr`); otherwise the page is ``unreadable-content``. Annotations (sticky
-notes, free text, popups...) become elements located by page and ``part: annotation``, and
-filled-in form fields KeyValue elements (``part: form-field``), so their marks are found.
-JavaScript, launch and automatic actions are recorded as ``active-content`` warnings, never run.
+band of pages (digits ignored: page numbers) become Header/Footer elements, out of the body
+text. Portion marks stay at the start of element text; ingest strips them. Pages without a
+text layer are OCRed when Tesseract is installed (:mod:`garrison.parse.ocr`); otherwise the
+page is ``unreadable-content``. Annotations (sticky notes, free text, popups...) become
+elements located by page and ``part: annotation``, and filled-in form fields KeyValue elements
+(``part: form-field``), so their marks are found. JavaScript, launch and automatic actions are
+recorded as ``active-content`` warnings, never run.
 
 The work is split: :mod:`garrison.parse._pdf_layout` (runs, lines, columns, tables, OCR pages),
 :mod:`garrison.parse._pdf_structure` (elements, page banners, annotations, form fields),
