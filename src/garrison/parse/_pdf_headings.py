@@ -7,10 +7,10 @@ and read, against the document's own body text:
   page whose text is an outline entry pointing to that page is a head, at the entry's depth.
   Numbering is ignored on both sides (the outline says ``Foo``, the page ``1 Foo``).
 - **size and weight**: the body size is the size most characters of the document are set in;
-  a short block at least 1.2 times that size, or a short bold line without terminal
-  punctuation, is a head (a numbered label such as ``Definition 3`` or ``Figure 2`` is not).
-  Such styles are ranked, larger first and bold before regular at the
-  same size, and the rank is the level.
+  a short block at least 1.2 times that size is a head, and so is a short bold line without
+  terminal punctuation that starts in upper case and is not split into table cells (a
+  numbered label such as ``Definition 3`` or ``Figure 2`` is not). Such styles are ranked,
+  larger first and bold before regular at the same size, and the rank is the level.
 - **numbering**: a short line in body style that opens with a section number (``2.3``,
   ``2.3.4``, ``Chapter 3``, ``Section IV``, ``Annex B``) and has no terminal punctuation is a
   head, ranked after the styled heads by the depth of its number. A single ``1.`` in body
@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from garrison.parse._pdf_layout import _Line, _Page
+from garrison.parse._pdf_layout import _cells, _Line, _Page
 
 #: Longest block (in characters) that may be a head, and most lines.
 _MAX_CHARS = 200
@@ -164,6 +164,12 @@ class Headings:
         self.spans[page] = found
         return found
 
+    def look(self, block: list[_Line]) -> Style:
+        """The style a block is set in, written as :meth:`style` writes a head's."""
+        size = round(block[0].size * 2) / 2
+        bold = all(ln.bold for ln in block)
+        return (max(size, self.body) if bold else size, bold, 0)
+
     def style(self, block: list[_Line], text: str) -> Style | None:
         """The head style of a block of lines, or None when it is body text."""
         if len(block) > _MAX_LINES or len(text) > _MAX_CHARS or text.endswith((",", ";")):
@@ -175,8 +181,12 @@ class Headings:
         bold = all(ln.bold for ln in block)
         if self.body and size >= self.body * _LARGER:
             return (size, bold, 0)
+        # In body size a head is one phrase: not a table's header row (cells apart), not a term
+        # of a glossary (lower case) -- a larger size says more than weight does.
         plain = (
             len(block) <= 2
+            and not bare[0].islower()
+            and all(len(_cells(ln)) == 1 for ln in block)
             and len(text) <= _MAX_PLAIN_CHARS
             and len(text.split()) <= _MAX_PLAIN_WORDS
             and not text.endswith(_TERMINAL)
@@ -191,7 +201,17 @@ class Headings:
         return None
 
 
-def rank_levels(styles: set[Style]) -> dict[Style, int]:
-    """Heading level of each style: larger first, bold before regular, then by number depth."""
-    order = sorted(styles, key=lambda s: (s[2] > 0, s[2], -s[0], not s[1]))
-    return {s: min(6, k + 1) for k, s in enumerate(order)}
+def rank_levels(styles: set[Style], named: dict[Style, int] | None = None) -> dict[Style, int]:
+    """Heading level of each style: larger first, bold before regular, then by number depth.
+
+    ``named`` holds the styles of heads the outline named, with the level it gave them; a
+    style ranked below one of those comes one level below it.
+    """
+    named = named or {}
+    order = sorted(styles | set(named), key=lambda s: (s[2] > 0, s[2], -s[0], not s[1]))
+    levels: dict[Style, int] = {}
+    current = 0
+    for style in order:
+        current = named[style] if style in named else min(6, current + 1)
+        levels[style] = current
+    return levels

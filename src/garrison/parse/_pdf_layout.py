@@ -61,11 +61,17 @@ class _Line:
     lane: int = 0  # column (or full-width band) the line belongs to; blocks never cross lanes
     text: str = ""
     size: float = 0.0
-    bold: bool = False
+    heavy: float = 0.0  # share of the line's characters set in bold
+
+    @property
+    def bold(self) -> bool:
+        """All but a stray character or two in bold: a run-in bold head followed by the
+        paragraph's first words is not a bold line."""
+        return self.heavy >= 0.95
 
     def finish(self) -> _Line:
-        """Sort runs left to right, join their text, take the dominant font size and whether
-        the line is bold (at least 60 % of its characters)."""
+        """Sort runs left to right, join their text, take the dominant font size and the share
+        of characters in bold."""
         self.runs.sort(key=lambda r: r.x0)
         parts: list[str] = []
         prev: _Run | None = None
@@ -85,7 +91,7 @@ class _Line:
         self.size = longest.size
         chars = sum(len(r.text.strip()) for r in self.runs)
         heavy = sum(len(r.text.strip()) for r in self.runs if r.bold)
-        self.bold = chars > 0 and heavy >= 0.6 * chars
+        self.heavy = heavy / chars if chars else 0.0
         return self
 
 
@@ -445,7 +451,9 @@ def _continues(prev: _Line, line: _Line) -> bool:
         return False
     if abs(prev.size - line.size) > 0.15 * max(prev.size, line.size):
         return False
-    if prev.bold != line.bold:  # a bold head above its paragraph, or a bold line after it
+    # A bold head above its paragraph, or a bold line after one (a partly bold line, such as
+    # a head in two faces or a run-in head, goes with either).
+    if (prev.bold and line.heavy < 0.05) or (line.bold and prev.heavy < 0.05):
         return False
     if line.x0 > prev.x1 or line.x1 < prev.x0:  # no horizontal overlap: another block
         return False

@@ -30,6 +30,8 @@ _MARGIN_LINES = 3
 #: Share of the page height, at the top and at the bottom, where running lines are found.
 _BAND = 0.15
 _PAGE_NUMBER = re.compile(r"(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?", re.IGNORECASE)
+#: Front matter is numbered in lower-case Roman numerals (``iii``), only ever in the band.
+_ROMAN_PAGE = re.compile(r"[ivxlc]{1,7}")
 
 
 @dataclass
@@ -90,14 +92,14 @@ def _margins(pages: list[_Page], doc: _Doc) -> dict[int, dict[int, ElementType]]
                     marks[i] = kind
                     line.text = ""  # a banner is a marking, not content
                     continue
-                if _PAGE_NUMBER.fullmatch(text):
-                    marks[i] = kind
-                    continue
                 band = _BAND * page.height
                 centre = (line.y0 + line.y1) / 2
                 in_band = (
                     centre >= page.height - band if kind is ElementType.HEADER else centre <= band
                 )
+                if _PAGE_NUMBER.fullmatch(text) or (in_band and _ROMAN_PAGE.fullmatch(text)):
+                    marks[i] = kind
+                    continue
                 count = counter[_norm_margin(text)]
                 inner = seq[k + 1] if k + 1 < len(seq) else None
                 apart = (
@@ -126,7 +128,7 @@ class _Item:
     cells: list[TableCell] | None = None
     kind: ElementType = ElementType.NARRATIVE_TEXT
     level: int | None = None  # from the outline
-    style: Style | None = None
+    style: Style | None = None  # a head's style (of an outline head: how it looks)
 
 
 def _blocks(page: _Page, content: list[_Line], heads: Headings) -> list[_Item]:
@@ -144,6 +146,14 @@ def _blocks(page: _Page, content: list[_Line], heads: Headings) -> list[_Item]:
             i = end
             continue
         start = i
+        if start in outline:  # the lines the outline names, whatever their style
+            end, level = outline[start]
+            block = content[start:end]
+            text = _join(block).strip()
+            look = heads.look(block)
+            items.append(_Item(page, block, text, None, ElementType.TITLE, level, look))
+            i = end
+            continue
         block = [content[i]]
         i += 1
         while (
@@ -157,15 +167,11 @@ def _blocks(page: _Page, content: list[_Line], heads: Headings) -> list[_Item]:
         text = _join(block).strip()
         if not text:
             continue
-        item = _Item(page, block, text)
-        if start in outline:
-            item.kind, item.level = ElementType.TITLE, outline[start][1]
-        else:
-            item.style = heads.style(block, text)
-            if item.style is not None:
-                item.kind = ElementType.TITLE
-            elif _is_list_start(text):
-                item.kind = ElementType.LIST_ITEM
+        item = _Item(page, block, text, style=heads.style(block, text))
+        if item.style is not None:
+            item.kind = ElementType.TITLE
+        elif _is_list_start(text):
+            item.kind = ElementType.LIST_ITEM
         items.append(item)
     return items
 
@@ -188,7 +194,17 @@ def _emit(pages: list[_Page], doc: _Doc, outline: Sequence[OutlineEntry] = ()) -
         ]
         content = [ln for i, ln in enumerate(page.lines) if i not in marks and ln.text]
         per_page.append((page, edge + _blocks(page, content, heads)))
-    levels = rank_levels({it.style for _, items in per_page for it in items if it.style})
+    # Heads the outline named give their level to heads in the same style it missed, and
+    # place the other styles below them.
+    named: dict[Style, Counter[int]] = {}
+    styles: set[Style] = set()
+    for _, items in per_page:
+        for it in items:
+            if it.style is not None and it.level is not None:
+                named.setdefault(it.style, Counter())[it.level] += 1
+            elif it.style is not None:
+                styles.add(it.style)
+    levels = rank_levels(styles, {style: got.most_common(1)[0][0] for style, got in named.items()})
 
     for page, items in per_page:
         loc: dict[str, Any] = {"page": page.number}
