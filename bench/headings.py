@@ -150,6 +150,14 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     met = recall is not None and recall >= TARGET_RECALL
     verdict = "met" if met else "MISSED"
     notes.insert(0, f"Recall target {TARGET_RECALL}: {verdict} (overall recall {_fmt(recall)}).")
+    notes.insert(
+        1,
+        "Precision counts a Title as right only when it is an outline title or opens with a "
+        "section number, so real heads that are neither (a preface, a bold run-in head, a "
+        "paper's author line set large) count against it: it is a floor, not an exact figure. "
+        "Files whose outline titles never occur in their text (mistitled bookmarks) add to "
+        "precision only.",
+    )
     return {
         "title": "PDF headings without the outline: recall and precision against the outline",
         "what": (__doc__ or "").strip().splitlines()[0],
