@@ -331,3 +331,19 @@ def test_corpus_pdf_with_an_outline() -> None:
         ]
     with_outline = _parse(data)
     assert {e.heading_level for e in with_outline.elements if e.text in want} == {1}
+
+
+def test_banner_under_a_line_that_is_no_running_head_is_still_a_banner() -> None:
+    # "Field copy" repeats at the top of two pages of six, right above the banner: it is no
+    # running head (not on most pages, not set apart), but the banner below it is still read.
+    pages = [
+        [Text(72, 778, 10, "Field copy"), Text(250, 765, 10, "SECRET//NOFORN")] if n < 2 else []
+        for n in range(6)
+    ]
+    for n, page in enumerate(pages):
+        page.extend(_body(700, 3, WORDS[n]))
+    doc = _parse(build_pdf(pages))
+    assert doc.banners == ("SECRET//NOFORN",)
+    assert not any("SECRET//NOFORN" in e.text for e in doc.elements)
+    field = [e for e in doc.elements if e.text == "Field copy"]
+    assert [e.type for e in field] == [N, N]

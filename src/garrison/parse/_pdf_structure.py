@@ -63,11 +63,14 @@ def _margins(pages: list[_Page], doc: _Doc) -> dict[int, dict[int, ElementType]]
     """Header and footer lines of each page: page number -> {line index: Header/Footer}.
 
     The top and bottom few lines of a page qualify, from the edge inwards, when they are
-    banner lines, bare page numbers, or running lines: in the outer band of the page (
-    :data:`_BAND` of its height) and repeating there, digits ignored (page numbers), on most
+    banner lines, bare page numbers, or running lines: in the outer band of the page
+    (:data:`_BAND` of its height) and repeating there, digits ignored (page numbers), on most
     pages -- or, set apart from the body by a gap, on at least two (a book's running head
     names the chapter, which changes). Banner lines are recorded on ``doc`` and their text
     blanked, so that they are never emitted.
+
+    Banners are looked for first, on a walk of their own that steps over any line repeating
+    at that end of another page: which lines are banners never depends on the header rules.
     """
     top: Counter[str] = Counter()
     bottom: Counter[str] = Counter()
@@ -75,42 +78,56 @@ def _margins(pages: list[_Page], doc: _Doc) -> dict[int, dict[int, ElementType]]
         body = [ln for ln in page.lines if ln.text]
         top.update({_norm_margin(ln.text) for ln in body[:_MARGIN_LINES]})
         bottom.update({_norm_margin(ln.text) for ln in body[-_MARGIN_LINES:]})
+    several = len(pages) >= 2
     most = max(2, (len(pages) + 1) // 2)
     out: dict[int, dict[int, ElementType]] = {}
     for page in pages:
         marks: dict[int, ElementType] = {}
         indices = [i for i, ln in enumerate(page.lines) if ln.text]
-        for seq, kind, counter in (
+        ends = (
             (indices[:_MARGIN_LINES], ElementType.HEADER, top),
             (list(reversed(indices[-_MARGIN_LINES:])), ElementType.FOOTER, bottom),
-        ):
-            for k, i in enumerate(seq):
-                line = page.lines[i]
-                text = line.text
+        )
+        banners: set[int] = set()
+        for seq, kind, counter in ends:
+            for i in seq:
+                text = page.lines[i].text
+                if i in banners:  # blanked by the walk from the other end
+                    break
                 if is_banner_line(text):
                     doc.banner(text.strip())
+                    banners.add(i)
                     marks[i] = kind
-                    line.text = ""  # a banner is a marking, not content
+                elif not (
+                    (several and counter[_norm_margin(text)] >= 2) or _PAGE_NUMBER.fullmatch(text)
+                ):
+                    break
+        for i in banners:
+            page.lines[i].text = ""  # a banner is a marking, not content
+        for seq, kind, counter in ends:
+            for k, i in enumerate(seq):
+                line = page.lines[i]
+                if i in banners:
                     continue
-                band = _BAND * page.height
-                centre = (line.y0 + line.y1) / 2
-                in_band = (
-                    centre >= page.height - band if kind is ElementType.HEADER else centre <= band
-                )
-                if _PAGE_NUMBER.fullmatch(text) or (in_band and _ROMAN_PAGE.fullmatch(text)):
-                    marks[i] = kind
-                    continue
-                count = counter[_norm_margin(text)]
-                inner = seq[k + 1] if k + 1 < len(seq) else None
-                apart = (
-                    k == 0 and inner is not None and _gap(line, page.lines[inner]) > 0.8 * line.size
-                )
-                if in_band and (count >= most or (count >= 2 and apart)):
+                if _running(page, seq, k, kind, counter[_norm_margin(line.text)], most):
                     marks[i] = kind
                     continue
                 break
         out[page.number] = marks
     return out
+
+
+def _running(page: _Page, seq: list[int], k: int, kind: ElementType, count: int, most: int) -> bool:
+    """Whether the ``k``-th line from the page's edge (``seq``) is a running header/footer."""
+    line = page.lines[seq[k]]
+    band = _BAND * page.height
+    centre = (line.y0 + line.y1) / 2
+    in_band = centre >= page.height - band if kind is ElementType.HEADER else centre <= band
+    if _PAGE_NUMBER.fullmatch(line.text) or (in_band and _ROMAN_PAGE.fullmatch(line.text)):
+        return True
+    inner = page.lines[seq[k + 1]] if k + 1 < len(seq) else None
+    apart = k == 0 and inner is not None and _gap(line, inner) > 0.8 * line.size
+    return in_band and (count >= most or (count >= 2 and apart))
 
 
 def _gap(a: _Line, b: _Line) -> float:
