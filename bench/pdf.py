@@ -16,6 +16,8 @@ import resource
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,90 @@ def write_pdf(pages: list[list[tuple[float, float, float, str]]]) -> bytes:
         len(objects) + 1,
         xref,
     )
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class Text:
+    """A line of :func:`write_styled_pdf`: Helvetica at ``(x, y)``, or Helvetica-Bold."""
+
+    x: float
+    y: float
+    size: float
+    text: str
+    bold: bool = False
+
+
+def write_styled_pdf(
+    pages: list[list[Text]], outline: Sequence[tuple[int, str, int]] = ()
+) -> bytes:
+    """A PDF of ``pages`` (Letter size) with an outline of ``(depth, title, page index)``.
+
+    Objects: 1 catalog, 2 page tree, 3-4 fonts, 5 outline root, 10+ pages and their content,
+    then one object per outline entry (siblings linked, children under their parent).
+    """
+    objs: dict[int, bytes] = {}
+    first = 10
+    kids = " ".join(f"{first + 2 * i} 0 R" for i in range(len(pages)))
+    outlines = " /Outlines 5 0 R" if outline else ""
+    objs[1] = f"<< /Type /Catalog /Pages 2 0 R{outlines} >>".encode()
+    objs[2] = f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode()
+    for num, face in ((3, "Helvetica"), (4, "Helvetica-Bold")):
+        objs[num] = (
+            f"<< /Type /Font /Subtype /Type1 /BaseFont /{face} /Encoding /WinAnsiEncoding >>"
+        ).encode()
+    for i, lines in enumerate(pages):
+        content = "".join(
+            f"BT /F{2 if t.bold else 1} {t.size} Tf {t.x} {t.y} Td ({_escape(t.text)}) Tj ET\n"
+            for t in lines
+        ).encode("latin-1")
+        objs[first + 2 * i] = (
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font "
+            f"<< /F1 3 0 R /F2 4 0 R >> >> /Contents {first + 2 * i + 1} 0 R >>"
+        ).encode()
+        objs[first + 2 * i + 1] = (
+            b"<< /Length %d >>\nstream\n" % len(content) + content + b"endstream"
+        )
+    if outline:
+        base = first + 2 * len(pages)
+        parent: dict[int, int] = {}
+        children: dict[int, list[int]] = {5: []}
+        stack: list[tuple[int, int]] = []
+        for k, (depth, _, _) in enumerate(outline):
+            while stack and stack[-1][0] >= depth:
+                stack.pop()
+            up = stack[-1][1] if stack else 5
+            parent[base + k] = up
+            children.setdefault(up, []).append(base + k)
+            children[base + k] = []
+            stack.append((depth, base + k))
+        for k, (_, title, page) in enumerate(outline):
+            num = base + k
+            sibs = children[parent[num]]
+            j = sibs.index(num)
+            parts = [f"/Title ({_escape(title)}) /Parent {parent[num]} 0 R"]
+            parts.append(f"/Dest [{first + 2 * page} 0 R /XYZ 0 792 0]")
+            if j:
+                parts.append(f"/Prev {sibs[j - 1]} 0 R")
+            if j + 1 < len(sibs):
+                parts.append(f"/Next {sibs[j + 1]} 0 R")
+            if children[num]:
+                kids_ = children[num]
+                parts.append(f"/First {kids_[0]} 0 R /Last {kids_[-1]} 0 R /Count {len(kids_)}")
+            objs[num] = ("<< " + " ".join(parts) + " >>").encode("latin-1")
+        top = children[5]
+        objs[5] = f"<< /Type /Outlines /First {top[0]} 0 R /Last {top[-1]} 0 R >>".encode()
+    out = bytearray(b"%PDF-1.4\n")
+    offsets: dict[int, int] = {}
+    for num in sorted(objs):
+        offsets[num] = len(out)
+        out += b"%d 0 obj\n" % num + objs[num] + b"\nendobj\n"
+    size = max(objs) + 1
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
+    for num in range(1, size):
+        out += b"%010d 00000 n \n" % offsets[num] if num in offsets else b"0000000000 65535 f \n"
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
     return bytes(out)
 
 
