@@ -34,6 +34,8 @@ _MAX_LINES = 3
 #: A head in body size or weight is shorter than this.
 _MAX_PLAIN_CHARS = 120
 _MAX_PLAIN_WORDS = 16
+#: Outline entries matched against one page's lines at most (and page-less entries in all).
+_MAX_ENTRIES_PER_PAGE = 200
 #: How much larger than body text a head is set.
 _LARGER = 1.2
 
@@ -131,8 +133,11 @@ class Headings:
         self.body = body_size(pages)
         self._outline: dict[int | None, list[OutlineEntry]] = {}
         for entry in outline:
-            if _norm(entry.title):
-                self._outline.setdefault(entry.page, []).append(entry)
+            entries = self._outline.setdefault(entry.page, [])
+            # More entries than that for one page (or for none) are no outline of its heads,
+            # and matching them all against every line would cost more than the page.
+            if _norm(entry.title) and len(entries) < _MAX_ENTRIES_PER_PAGE:
+                entries.append(entry)
         #: Page -> {first line index: (last line index + 1, level)} of outline heads found.
         self.spans: dict[int, dict[int, tuple[int, int]]] = {}
 
