@@ -1,4 +1,4 @@
-"""DOC, RTF, ODT, XLS, ODS, PPT and ODP, read through LibreOffice (``garrison.parse._office_convert``).
+"""DOC, RTF, ODT, XLS, ODS, PPT and ODP, read through LibreOffice (``parse._office_convert``).
 
 The files are real: the tests build a marked DOCX, XLSX and PPTX and have LibreOffice save them in
 the legacy and OpenDocument formats (one ``soffice`` run per format, all at once, once per module).

@@ -34,6 +34,7 @@ Where LibreOffice is absent
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import resource
@@ -48,9 +49,9 @@ from garrison.core.records import Extraction, ParsedDocument
 from garrison.parse._registry import ParseContext, ParseFailure, library_version, register_parser
 
 __all__ = [
+    "CONVERTED_TYPES",
     "CONVERT_MEMORY_MB",
     "CONVERT_TIMEOUT_S",
-    "CONVERTED_TYPES",
     "INSTALL_HINT",
     "convert_office",
     "find_soffice",
@@ -125,7 +126,7 @@ def find_soffice(ctx: ParseContext | None = None) -> str | None:
 def _soffice_version(soffice: str) -> str:
     """``7.4.7.2`` from ``soffice --version`` (once per worker process)."""
     try:
-        done = subprocess.run(  # noqa: S603 -- our own argument list, no shell
+        done = subprocess.run(
             [soffice, "--version"],
             capture_output=True,
             timeout=20,
@@ -164,10 +165,8 @@ def _limit_memory(memory_mb: int) -> Any:
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     # soffice is a launcher: the real work happens in its children, all in this group.
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     process.wait()
 
 
@@ -211,7 +210,7 @@ def convert_office(
             str(out),
             str(source),
         ]
-        process = subprocess.Popen(  # noqa: S603 -- our own argument list, no shell
+        process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -219,7 +218,8 @@ def convert_office(
             cwd=root,
             env=_environment(root),
             start_new_session=True,
-            preexec_fn=_limit_memory(memory_mb),  # noqa: PLW1509 -- setrlimit only
+            # setrlimit only, between fork and exec: nothing that could deadlock on a lock.
+            preexec_fn=_limit_memory(memory_mb),
         )
         try:
             code = process.wait(timeout=timeout_s)
