@@ -249,6 +249,24 @@ def test_a_conversion_that_hangs_is_killed_and_quarantined_as_timeout(tmp_path: 
     assert _gone_or_dead(child)
 
 
+def test_a_worker_killed_at_its_limit_leaves_no_libreoffice_behind(tmp_path: Path) -> None:
+    from garrison.core.isolation import Limits, run_one
+
+    pid_file = tmp_path / "child.pid"
+    soffice = _stand_in(tmp_path, f"sleep 60 & echo $! > {pid_file}; wait")
+
+    def convert(data: bytes) -> object:
+        return parse_bytes(data, filename="note.rtf", soffice=soffice, office_timeout_s=60.0)
+
+    outcome = run_one(RTF, convert, Limits(timeout_s=2.0, memory_mb=0))
+    assert outcome.reason == "timeout"
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 20
+    while not _gone_or_dead(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone_or_dead(child)
+
+
 def _gone_or_dead(pid: int) -> bool:
     # A killed child whose parent went too may linger as a zombie until init reaps it.
     try:

@@ -10,7 +10,10 @@ version.
 How LibreOffice runs
     Each conversion is its own ``soffice`` process, started in a new session (process group) from
     inside the parser's isolated worker (:mod:`garrison.core.isolation`), so the worker's wall
-    clock and address-space cap still bound the whole parse. On top of those, the conversion has
+    clock and address-space cap still bound the whole parse. The group is led by coreutils'
+    ``timeout``, which gets SIGTERM when the worker dies (``PR_SET_PDEATHSIG``) and passes it to
+    every LibreOffice process, then SIGKILL: a worker killed at its own time limit leaves no
+    LibreOffice behind. On top of the worker's limits, the conversion has
     its own limits: ``office_timeout_s`` seconds (parse option; default
     :data:`CONVERT_TIMEOUT_S`), after which the whole process group is killed and the file is
     quarantined as ``timeout``; and an ``RLIMIT_AS`` of ``office_memory_mb`` MiB (default
@@ -35,6 +38,7 @@ Where LibreOffice is absent
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import resource
@@ -87,6 +91,9 @@ _FILTERS = {
 CONVERT_TIMEOUT_S = 60.0
 #: Address-space cap of the LibreOffice process, in MiB.
 CONVERT_MEMORY_MB = 4096
+_PR_SET_PDEATHSIG = 1
+#: Seconds the guard waits after passing on a SIGTERM before it sends SIGKILL.
+_GUARD_GRACE_S = 5
 #: Largest converted file read back (the OOXML parsers then apply their own zip-bomb checks).
 _MAX_OUTPUT = 512 * 1024 * 1024
 
@@ -153,6 +160,9 @@ def _environment(home: Path) -> dict[str, str]:
 
 def _limit_memory(memory_mb: int) -> Any:
     def apply() -> None:  # runs in the child between fork and exec
+        # Should the worker die (killed at its own time limit), the guard hears SIGTERM and
+        # passes it to the whole group; prctl(PR_SET_PDEATHSIG) survives the exec.
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         cap = memory_mb * 1024 * 1024
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -195,7 +205,15 @@ def convert_office(
         source.write_bytes(data)
         out = root / "out"
         out.mkdir()
+        # coreutils' timeout guards the group from outside Python too: it kills every process
+        # in it at the limit, and passes on the SIGTERM it gets when the worker dies.
+        guard = shutil.which("timeout")
         command = [
+            *(
+                [guard, f"--kill-after={_GUARD_GRACE_S}", "--signal=KILL", f"{timeout_s + 1:g}"]
+                if guard
+                else []
+            ),
             soffice,
             f"-env:UserInstallation={profile.as_uri()}",
             "--headless",
