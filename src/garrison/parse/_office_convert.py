@@ -132,16 +132,18 @@ def find_soffice(ctx: ParseContext | None = None) -> str | None:
 @functools.cache
 def _soffice_version(soffice: str) -> str:
     """``7.4.7.2`` from ``soffice --version`` (once per worker process)."""
-    try:
-        done = subprocess.run(
-            [soffice, "--version"],
-            capture_output=True,
-            timeout=20,
-            env=_environment(Path(tempfile.gettempdir())),
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    # Even --version writes caches under HOME: give it a folder of its own, then drop it.
+    with tempfile.TemporaryDirectory(prefix="garrison-office-") as home:
+        try:
+            done = subprocess.run(
+                [soffice, "--version"],
+                capture_output=True,
+                timeout=20,
+                env=_environment(Path(home)),
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return "unknown"
     words = done.stdout.decode("utf-8", "replace").split()
     return words[1] if len(words) > 1 and words[0] == "LibreOffice" else "unknown"
 
