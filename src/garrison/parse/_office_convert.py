@@ -161,10 +161,12 @@ def _environment(home: Path) -> dict[str, str]:
 
 
 def _limit_memory(memory_mb: int) -> Any:
-    def apply() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)  # looked up before the fork, not in the child
+
+    def apply() -> None:  # runs in the child between fork and exec: system calls only
         # Should the worker die (killed at its own time limit), the guard hears SIGTERM and
         # passes it to the whole group; prctl(PR_SET_PDEATHSIG) survives the exec.
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         cap = memory_mb * 1024 * 1024
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -238,7 +240,7 @@ def convert_office(
             cwd=root,
             env=_environment(root),
             start_new_session=True,
-            # setrlimit only, between fork and exec: nothing that could deadlock on a lock.
+            # prctl and setrlimit only, between fork and exec: nothing that takes a lock.
             preexec_fn=_limit_memory(memory_mb),
         )
         try:
