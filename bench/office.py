@@ -10,6 +10,7 @@ Every parse must find the same last paragraph, row or slide (checked).
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import tempfile
@@ -105,7 +106,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     rounds = 2 if quick else 3
     builders = {"docx": _docx, "xlsx": _xlsx, "pptx": _pptx}
     last = {"docx": "Last paragraph", "xlsx": "Last row", "pptx": "Last slide"}
-    results: dict[str, Any] = {"rounds": rounds}
+    results: dict[str, Any] = {"rounds": rounds, "load average at start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="garrison-bench-office-") as tmp:
         folder = Path(tmp)
         for family, formats in FAMILIES.items():
