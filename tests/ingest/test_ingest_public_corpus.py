@@ -248,6 +248,34 @@ def test_pptx_table(ingested: Ingested) -> None:
     assert tables[0]["table_cells"]
 
 
+@pytest.mark.parametrize(
+    ("name", "media_type", "text"),
+    [
+        ("unstructured/fake-doc.rtf", "application/rtf", "My first paragraph."),
+        ("unstructured/fake.odt", "application/vnd.oasis.opendocument.text", "Lorem ipsum"),
+        ("unstructured/simple.odt", "application/vnd.oasis.opendocument.text", "Parrots"),
+        (
+            "unstructured/language-docs/eng_spa_mult.odt",
+            "application/vnd.oasis.opendocument.text",
+            "Todos los seres humanos nacen libres",
+        ),
+    ],
+)
+def test_rtf_and_odt_are_read_through_libreoffice(
+    ingested: Ingested, name: str, media_type: str, text: str
+) -> None:
+    doc = ingested.show(name)
+    assert doc["media_type"] == media_type
+    assert any(text in e["text"] for e in doc["elements"]), [e["text"] for e in doc["elements"]]
+
+
+def test_odt_tables_keep_their_cells(ingested: Ingested) -> None:
+    elements = ingested.show("unstructured/fake.odt")["elements"]
+    tables = [e for e in elements if e["type"] == "Table"]
+    assert len(tables) == 1
+    assert {"Mon", "Blue"} <= {c["text"] for c in tables[0]["table_cells"]}
+
+
 def test_html_titles_without_script(ingested: Ingested) -> None:
     for name in ("unstructured/example-10k-1p.html", "unstructured/example-with-scripts.html"):
         elements = ingested.show(name)["elements"]

@@ -61,7 +61,15 @@ def parse_bytes(data: bytes, filename: str | None = None, **options: object) -> 
 
 
 # Built-in parsers register themselves on import.
-from garrison.parse import archive, html, json, tabular, text, xml  # noqa: E402, F401
+from garrison.parse import (  # noqa: E402, F401
+    _office_convert,
+    archive,
+    html,
+    json,
+    tabular,
+    text,
+    xml,
+)
 from garrison.parse import image as _image  # noqa: E402, F401
 from garrison.parse import mail as _mail  # noqa: E402, F401
 from garrison.parse import office as _office  # noqa: E402, F401

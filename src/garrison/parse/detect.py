@@ -40,6 +40,12 @@ _SIMPLE_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x00\x00\x01\x00", "image/vnd.microsoft.icon"),
 )
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_OLE2_STREAMS = (
+    ("WordDocument", "application/msword"),
+    ("PowerPoint Document", "application/vnd.ms-powerpoint"),
+    ("Workbook", "application/vnd.ms-excel"),
+    ("Book", "application/vnd.ms-excel"),  # Excel 5/95
+)
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 
@@ -134,7 +140,25 @@ def _ole2_type(data: bytes) -> str:
         return "application/vnd.ms-outlook"
     if "EncryptionInfo".encode("utf-16-le") in data or b"EncryptionInfo" in data:
         return "application/x-ooxml-encrypted"
+    for stream, media_type in _OLE2_STREAMS:
+        if _has_ole2_entry(data, stream):
+            return media_type
     return "application/x-ole-storage"
+
+
+def _has_ole2_entry(data: bytes, name: str) -> bool:
+    """Whether an OLE2 directory entry is named ``name`` (legacy Office files by their main stream).
+
+    A directory entry is 128 bytes, aligned on 128 in the file, and opens with its name in
+    UTF-16LE ended by a NUL: text that merely contains the word does not count.
+    """
+    needle = name.encode("utf-16-le") + b"\x00\x00"
+    start = data.find(needle)
+    while start != -1:
+        if start % 128 == 0:
+            return True
+        start = data.find(needle, start + 1)
+    return False
 
 
 def _is_bzip2(head: bytes) -> bool:
