@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +97,19 @@ def catalog_url(request: pytest.FixtureRequest) -> str | None:
         return None
     db: PgDatabase = request.getfixturevalue("pg_database")
     return db.url
+
+
+@contextmanager
+def one_at_a_time(name: str) -> Iterator[None]:
+    """Held while a test uses a machine-wide resource: parallel test workers (pytest -n) take turns.
+
+    A local Ray cluster is one: each starts its own processes, object store and session folder,
+    and two starting at once on two cores starve each other past their start-up timeouts.
+    """
+    path = Path(tempfile.gettempdir()) / f"garrison-tests-{name}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -38,7 +38,7 @@ from garrison.store.models import (
     InternedMarking,
 )
 from garrison.store.workspace import Workspace
-from tests.conftest import REPO, SHARED, require
+from tests.conftest import REPO, SHARED, one_at_a_time, require
 
 try:
     import ray
@@ -67,6 +67,11 @@ def ray_session() -> Iterator[None]:
     require(ray is not None, "ray is not installed: pip install 'garrison[ray]'")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     assert not ray.is_initialized()
+    with one_at_a_time("ray"):
+        yield from _started_ray()
+
+
+def _started_ray() -> Iterator[None]:
     ray.init(
         address="local",
         num_cpus=2,

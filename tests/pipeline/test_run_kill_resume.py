@@ -18,7 +18,7 @@ from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.store.documents import Jobs
 from garrison.store.workspace import Workspace
-from tests.conftest import require
+from tests.conftest import one_at_a_time, require
 from tests.pipeline.test_incremental import (
     PIPELINE,
     SYSTEM_HIGH,
@@ -72,6 +72,13 @@ def test_kill_9_during_run_then_run_again_gives_the_same_catalog(
             import ray  # noqa: F401
         except ImportError:
             require(False, "ray is not installed: pip install 'garrison[ray]'")
+        with one_at_a_time("ray"):
+            kill_then_run_again(tmp_path, engine)
+    else:
+        kill_then_run_again(tmp_path, engine)
+
+
+def kill_then_run_again(tmp_path: Path, engine: str) -> None:
     corpus = tmp_path / "corpus"
     make_corpus(corpus)
     pipeline = tmp_path / "fast.yaml"
