@@ -34,6 +34,7 @@ __all__ = [
     "S3Connection",
     "S3Location",
     "bucket_encryption",
+    "bucket_exists",
     "check_empty",
     "is_s3_url",
     "parse_s3_url",
@@ -252,6 +253,14 @@ def bucket_encryption(conn: S3Connection, bucket: str) -> str | None:
         if algorithm:
             return str(algorithm)
     return None
+
+
+def bucket_exists(conn: S3Connection, location: S3Location) -> None:
+    """Raise :class:`ServiceUnavailable` unless the bucket answers (HeadBucket)."""
+    try:
+        conn.client().head_bucket(Bucket=location.bucket)
+    except _boto_errors() as exc:
+        raise translate(exc, conn, f"open bucket {location.bucket}") from exc
 
 
 def check_empty(conn: S3Connection, location: S3Location) -> None:
