@@ -24,6 +24,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -116,8 +117,16 @@ class S3Connection:
         """Where the store is, for messages and the audit log (never with credentials)."""
         return self.endpoint_url or f"AWS S3 ({self.region})"
 
+    @cached_property
+    def _client(self) -> Any:
+        return self._new_client()
+
     def client(self) -> Any:
-        """A boto3 S3 client (path-style addressing unless the settings say otherwise)."""
+        """A boto3 S3 client (path-style addressing unless the settings say otherwise), made
+        once per connection (boto3 clients are thread-safe)."""
+        return self._client
+
+    def _new_client(self) -> Any:
         try:
             import boto3
             from botocore.config import Config
