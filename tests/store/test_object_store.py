@@ -264,7 +264,7 @@ def test_cli_init_refusal_exit_code_and_acceptance_with_env_credentials(
     assert main([*base[:1], str(tmp_path / "c"), *base[1:], "--blobs", f"s3://{plain}/b"]) == 2
 
 
-def test_unclassified_workspace_may_use_an_unencrypted_bucket_and_doctor_warns(
+def test_unclassified_may_use_an_unencrypted_bucket_doctor_warns_then_fails_a_lost_bucket(
     tmp_path: Path, s3_endpoint: str
 ) -> None:
     bucket = _bucket(s3_endpoint, sse=False)
@@ -275,6 +275,13 @@ def test_unclassified_workspace_may_use_an_unencrypted_bucket_and_doctor_warns(
     checks = {c.name: c for c in run_doctor(root, environ={}).checks}
     assert checks["object-storage"].status == "passed"
     assert checks["index-encryption"].status == "warning"
+    _client(s3_endpoint).delete_bucket(Bucket=bucket)  # empty: init writes nothing there
+    checks = {c.name: c for c in run_doctor(root, environ={}).checks}
+    assert checks["object-storage"].status == "failed"
+    assert "cannot be reached" in checks["object-storage"].summary or "refused" in (
+        checks["object-storage"].summary
+    )
+    assert "index-encryption" not in checks
 
 
 def test_doctor_fails_an_index_bucket_whose_encryption_was_removed(
@@ -298,18 +305,6 @@ def test_doctor_fails_an_index_bucket_whose_encryption_was_removed(
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
         },
     )
-
-
-def test_doctor_reports_an_unreachable_store(tmp_path: Path, s3_endpoint: str) -> None:
-    bucket = _bucket(s3_endpoint, sse=True)
-    root = tmp_path / "ws"
-    Workspace.init(
-        root, system_high="SECRET", blob_url=f"s3://{bucket}/b", s3=_settings(s3_endpoint)
-    ).close()
-    _client(s3_endpoint).delete_bucket(Bucket=bucket)
-    checks = {c.name: c for c in run_doctor(root, environ={}).checks}
-    assert checks["object-storage"].status == "failed"
-    assert "index-encryption" not in checks
 
 
 def test_urls_and_endpoints_are_checked() -> None:
