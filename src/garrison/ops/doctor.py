@@ -1,8 +1,9 @@
 """``garrison doctor``: is this installation and workspace fit to hold marked data?
 
 Each check ends ``passed``, ``warning`` or ``failed`` with one line of advice. Doctor reads the
-workspace's files and catalog and connects to nothing but the catalog it is configured with;
-the outbound connections the configuration needs are listed, never probed.
+workspace's files and catalog and connects to nothing but the catalog and the object store it
+is configured with; the other outbound connections the configuration needs are listed, never
+probed.
 
 A workspace above UNCLASSIFIED must sit on an encrypted volume: Garrison encrypts original bytes,
 dataset snapshots, conversations and registered model weights itself, but the catalog and the
