@@ -299,6 +299,13 @@ def test_doctor_fails_an_index_bucket_whose_encryption_was_removed(
     events = _events(root)
     verdicts = [e["decision"] for e in events if e["action"] == "workspace.storage-encryption"]
     assert verdicts[-2:] == ["allow", "deny"]
+    # Every open workspace checks before it touches the index, and refuses (audited).
+    with Workspace.open(root) as again, pytest.raises(UnencryptedStorage):
+        search(again.session(), "HARROW", k=3)
+    verdicts = [
+        e["decision"] for e in _events(root) if e["action"] == "workspace.storage-encryption"
+    ]
+    assert verdicts[-3:] == ["allow", "deny", "deny"]
     _client(s3_endpoint).put_bucket_encryption(
         Bucket=index,
         ServerSideEncryptionConfiguration={

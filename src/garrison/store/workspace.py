@@ -195,6 +195,7 @@ class Workspace:
         #: Set when verification found the audit log tampered with: no checkpoint is signed
         #: over a log known to be bad.
         self.log_damaged = False
+        self._index_bucket_ok = False
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -403,12 +404,35 @@ class Workspace:
     def _index_options(self) -> dict[str, str]:
         return self.s3.storage_options()
 
+    def _check_index_bucket(self) -> None:
+        """Above UNCLASSIFIED, an ``s3://`` index is used only while its bucket enforces
+        server-side encryption: checked once per open workspace, a refusal audited."""
+        verdict = index_encryption(self.config.index_url, self.s3, self.system_high)
+        if verdict is not None and not verdict.allowed:
+            self.audit.append(
+                SYSTEM_SUBJECT_NAME,
+                AuditAction.STORAGE_ENCRYPTION,
+                object_id=verdict.url,
+                object_marking=self.system_high.banner(),
+                decision="deny",
+                reason="index bucket encryption: none",
+                details=verdict.to_details(),
+            )
+            raise verdict.refusal(self.system_high.banner())
+        self._index_bucket_ok = True
+
     @property
     def index(self) -> ChunkIndex:
-        """The vector and full-text index of chunks (a workspace folder or a bucket)."""
+        """The vector and full-text index of chunks (a workspace folder or a bucket).
+
+        Raises :class:`UnencryptedStorage` when an ``s3://`` index's bucket lost its
+        server-side encryption above UNCLASSIFIED (nothing is read from or written to it).
+        """
         url = self.config.index_url
         if is_s3_url(url):
             location = parse_s3_url(url)
+            if self.system_high.level > Level.U and not self._index_bucket_ok:
+                self._check_index_bucket()
             return ChunkIndex(location.url, storage_options=self._index_options)
         return ChunkIndex(self.root / url)
 
