@@ -117,7 +117,10 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "title": "Object storage: sealed blobs and the index on S3",
         "what": __doc__.strip().splitlines()[0],
         "notes": [
-            "moto is a single-process Python server holding objects in memory, on a shared 2-core machine: the S3 figures bound moto's request handling, not a production store's (Ceph RGW, AWS); the ratios show where time goes, each LanceDB query reading index files through the object store."
+            "moto is a single-process Python server holding objects in memory, on a shared "
+            "2-core machine: the S3 figures bound moto's request handling, not a production "
+            "store's (Ceph RGW, AWS); the ratios show where time goes, each LanceDB query "
+            "reading index files through the object store."
         ],
         "results": {
             "blobs per round": blobs_n,
