@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,embed,hf,archive7z,web,ray,optimize,train,generate,evaluate,inspect]' $(PIPQUIET)
+	$(BIN)/pip install --quiet -e '.[dev,embed,hf,archive7z,web,ray,optimize,train,generate,evaluate,inspect,s3]' $(PIPQUIET)
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed ## Create .venv and install Garrison (with the local embedding model)

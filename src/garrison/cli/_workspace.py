@@ -36,12 +36,49 @@ def init(
             "postgresql+psycopg://...).",
         ),
     ] = None,
+    blobs: Annotated[
+        str | None,
+        typer.Option(
+            "--blobs",
+            help="Keep original bytes (always encrypted) on object storage: s3://bucket/prefix.",
+        ),
+    ] = None,
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--index",
+            help="Keep the search index on object storage: s3://bucket/prefix (above "
+            "UNCLASSIFIED the bucket must enforce server-side encryption).",
+        ),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint",
+            help="URL of the S3-compatible server (default: AWS_ENDPOINT_URL, else AWS S3).",
+        ),
+    ] = None,
+    s3_region: Annotated[
+        str | None,
+        typer.Option("--s3-region", help="Region of the buckets (default: AWS_REGION)."),
+    ] = None,
+    s3_virtual_hosted: Annotated[
+        bool,
+        typer.Option(
+            "--s3-virtual-hosted",
+            help="Address buckets as bucket.host (AWS S3) instead of host/bucket.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a workspace: configuration, catalog, keys (0600) and audit log."""
+    from garrison.core.config import S3Settings
     from garrison.models import register_shipped_models
 
-    ws = Workspace.init(path, system_high=system_high, db_url=db)
+    s3 = S3Settings(endpoint_url=s3_endpoint, region=s3_region, path_style=not s3_virtual_hosted)
+    ws = Workspace.init(
+        path, system_high=system_high, db_url=db, blob_url=blobs, index_url=index, s3=s3
+    )
     try:
         models = register_shipped_models(ws.session())
         result = {
@@ -49,6 +86,8 @@ def init(
             "workspace_id": ws.config.workspace_id,
             "system_high": ws.system_high.banner(),
             "catalog": ws.catalog.backend,
+            "blobs": ws.config.blob_url,
+            "index": ws.config.index_url,
             "models": models,
         }
     finally:

@@ -10,9 +10,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from garrison.core.errors import WorkspaceError
 
-__all__ = ["CONFIG_FILE", "WorkspaceConfig"]
+__all__ = ["CONFIG_FILE", "S3Settings", "WorkspaceConfig"]
 
 CONFIG_FILE = "garrison.toml"
+
+
+class S3Settings(BaseModel):
+    """How to reach the S3-compatible object store that ``s3://`` blob and index URLs name
+    (``[workspace.s3]``). What is left out comes from the standard AWS environment variables
+    (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``...) or the AWS shared files."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    #: ``https://rgw.example.mil:7480``; none: AWS itself (or ``AWS_ENDPOINT_URL``).
+    endpoint_url: str | None = Field(default=None, alias="endpoint-url")
+    region: str | None = None
+    #: ``bucket`` in the path rather than in the host name: what local servers (Ceph RGW,
+    #: SeaweedFS, Garage, MinIO) answer without wildcard DNS.
+    path_style: bool = Field(default=True, alias="path-style")
+    #: Credentials kept in the (owner-only) configuration; the environment is preferred.
+    access_key_id: str | None = Field(default=None, alias="access-key-id")
+    secret_access_key: str | None = Field(default=None, alias="secret-access-key", repr=False)
 
 
 class WorkspaceConfig(BaseModel):
@@ -26,7 +44,10 @@ class WorkspaceConfig(BaseModel):
     system_high: str
     #: SQLAlchemy URL; ``sqlite:///catalog.db`` paths are relative to the workspace.
     catalog_url: str = "sqlite:///catalog.db"
+    #: A folder of the workspace, or ``s3://bucket/prefix`` on object storage.
     blob_url: str = "blobs"
+    #: The search index: a folder of the workspace, or ``s3://bucket/prefix``.
+    index_url: str = "index"
     audit_dir: str = "audit"
     audit_key_file: str = "keys/audit-ed25519.pem"
     master_key_file: str = "keys/master.key"
@@ -35,6 +56,8 @@ class WorkspaceConfig(BaseModel):
     #: The operator's explicit acceptance that a workspace above UNCLASSIFIED is not on an
     #: encrypted volume (``garrison doctor`` then warns instead of failing, and audits it).
     allow_unencrypted_volume: bool = Field(default=False, alias="allow-unencrypted-volume")
+    #: The object store for ``s3://`` URLs.
+    s3: S3Settings | None = None
 
     @classmethod
     def load(cls, workspace: Path) -> WorkspaceConfig:
@@ -62,7 +85,7 @@ class WorkspaceConfig(BaseModel):
 
     def dump(self, workspace: Path) -> None:
         """Write ``garrison.toml`` into ``workspace``."""
-        text = tomli_w.dumps({"workspace": self.model_dump(by_alias=True)})
+        text = tomli_w.dumps({"workspace": self.model_dump(by_alias=True, exclude_none=True)})
         (workspace / CONFIG_FILE).write_text(
             "# Garrison workspace configuration (see docs/operations.md).\n" + text,
             encoding="utf-8",

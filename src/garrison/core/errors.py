@@ -20,6 +20,7 @@ API, web UI) translate errors without parsing their text::
         ├── KeyFileError
         ├── AuditWriteError              the audit log could not record an action (fail closed)
         ├── ServiceUnavailable           a service is unreachable or answers garbage (``reason``)
+        ├── UnencryptedStorage           the index's bucket lacks server-side encryption above U
         └── MissingExtra                 an optional dependency is not installed
 """
 
@@ -40,6 +41,7 @@ __all__ = [
     "NotFound",
     "NotPermitted",
     "ServiceUnavailable",
+    "UnencryptedStorage",
     "UnsupportedMarking",
     "WorkspaceError",
 ]
@@ -176,6 +178,19 @@ class ServiceUnavailable(EnvironmentProblem):
     def __init__(self, message: str, *, service: str, reason: str) -> None:
         super().__init__(message)
         self.service = service
+        self.reason = reason
+
+
+class UnencryptedStorage(EnvironmentProblem):
+    """Above UNCLASSIFIED the search index (text in the clear) may only live in a bucket that
+    enforces server-side encryption; ``url`` names the place, ``reason`` is a stable code:
+    ``no-default-encryption``."""
+
+    code = "unencrypted-storage"
+
+    def __init__(self, message: str, *, url: str, reason: str) -> None:
+        super().__init__(message)
+        self.url = url
         self.reason = reason
 
 

@@ -61,7 +61,9 @@ class InputGuard:
         self.workspace = workspace
         root = _resolved(workspace.root)
         config = workspace.config
-        self._folders = [root, _resolved(root / config.blob_url)]
+        self._folders = [root]
+        if "://" not in config.blob_url:  # blobs on object storage are not a local path
+            self._folders.append(_resolved(root / config.blob_url))
         self._files = {
             _resolved(root / config.audit_key_file),
             _resolved(root / config.master_key_file),

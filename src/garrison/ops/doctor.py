@@ -1,18 +1,24 @@
 """``garrison doctor``: is this installation and workspace fit to hold marked data?
 
 Each check ends ``passed``, ``warning`` or ``failed`` with one line of advice. Doctor reads the
-workspace's files and catalog and connects to nothing but the catalog it is configured with;
-the outbound connections the configuration needs are listed, never probed.
+workspace's files and catalog and connects to nothing but the catalog and the object store it
+is configured with; the other outbound connections the configuration needs are listed, never
+probed.
 
 A workspace above UNCLASSIFIED must sit on an encrypted volume: Garrison encrypts original bytes,
 dataset snapshots, conversations and registered model weights itself, but the catalog and the
 search index hold text in the clear and rely on the volume (docs/operations.md). Only an
 explicit ``allow-unencrypted-volume = true`` in ``garrison.toml`` turns that failure into a
 warning, and every doctor run that relies on it says so in the audit log.
+
+Blobs or an index on object storage (``s3://``) are checked on the store they are configured
+for: each bucket must answer, and above UNCLASSIFIED the index's bucket must enforce
+server-side encryption (no override; the verdict is audited).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
@@ -168,6 +174,7 @@ def run_doctor(
             checks.extend(step(ctx))
         checks.extend(_tools(ctx))
         checks.extend(_volume(ctx))
+        checks.extend(_object_storage(ctx))
         checks.extend(_spill_dirs(ctx))
         _record(ctx, checks)
     finally:
@@ -539,6 +546,96 @@ def _volume(ctx: _Context) -> Iterator[Check]:
         )
     else:
         yield _unencrypted(ctx, "volume", "The workspace (catalog and index)", enc)
+
+
+def _object_storage(ctx: _Context) -> Iterator[Check]:
+    """Blobs and index on ``s3://``: reachable, and the index's bucket encrypted above U."""
+    from garrison.store.object_store import (
+        bucket_exists,
+        is_s3_url,
+        parse_s3_url,
+        resolve_connection,
+    )
+    from garrison.store.workspace import index_encryption
+
+    places = {
+        "blobs": ctx.config.blob_url,
+        "index": ctx.config.index_url,
+    }
+    remote = {name: url for name, url in places.items() if is_s3_url(url)}
+    if not remote:
+        return
+    try:
+        connection = resolve_connection(ctx.config.s3, ctx.environ)
+        for url in remote.values():
+            bucket_exists(connection, parse_s3_url(url))
+        yield Check(
+            "object-storage",
+            "passed",
+            f"The object store at {connection.shown} answers for "
+            + " and ".join(f"{name} ({url})" for name, url in remote.items())
+            + ".",
+            details={"endpoint": connection.shown, **remote},
+        )
+        if "index" not in remote:
+            return
+        high = parse_marking(ctx.config.system_high)
+        verdict = index_encryption(remote["index"], connection, high)
+    except GarrisonError as exc:
+        yield Check(
+            "object-storage",
+            "failed",
+            exc.message,
+            "Check [workspace.s3] in garrison.toml, the AWS_* variables and the network.",
+            {**remote},
+        )
+        return
+    assert verdict is not None  # an s3:// index always has a verdict
+    _audit_storage_check(ctx, verdict)
+    details = dict(verdict.to_details())
+    if verdict.algorithm is not None:
+        yield Check(
+            "index-encryption",
+            "passed",
+            f"The index bucket at {verdict.url} enforces server-side encryption "
+            f"({verdict.algorithm}).",
+            details=details,
+        )
+    elif not verdict.required:
+        yield Check(
+            "index-encryption",
+            "warning",
+            f"The index bucket at {verdict.url} has no default server-side encryption; not "
+            "required at UNCLASSIFIED.",
+            "Configure bucket encryption before holding anything marked above UNCLASSIFIED.",
+            details,
+        )
+    else:
+        yield Check(
+            "index-encryption",
+            "failed",
+            f"The index bucket at {verdict.url} has no default server-side encryption, and the "
+            f"workspace holds data up to {ctx.config.system_high}.",
+            "Configure default encryption on the bucket (SSE-S3 or SSE-KMS; docs/engines.md).",
+            details,
+        )
+
+
+def _audit_storage_check(ctx: _Context, verdict: Any) -> None:
+    if ctx.workspace is None or ctx.workspace.log_damaged:
+        return
+    from garrison.core.errors import AuditWriteError
+
+    with contextlib.suppress(AuditWriteError):  # a damaged log is doctor's audit check's finding
+        ctx.workspace.audit.append(
+            SYSTEM_SUBJECT_NAME,
+            AuditAction.STORAGE_ENCRYPTION,
+            object_id=verdict.url,
+            object_marking=ctx.workspace.system_high.banner(),
+            decision="allow" if verdict.allowed else "deny",
+            reason=f"index bucket encryption: {verdict.algorithm or 'none'}",
+            details=verdict.to_details(),
+        )
 
 
 def _spill_dirs(ctx: _Context) -> Iterator[Check]:

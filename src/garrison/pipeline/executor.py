@@ -84,7 +84,6 @@ from garrison.security.markings import Marking
 from garrison.security.policy import Action
 from garrison.store import pipeline_state
 from garrison.store.compilation import workspace_rules
-from garrison.store.index import ChunkIndex
 from garrison.store.jobs import JobSummary, job, mark_stale_jobs
 from garrison.store.models import ElementRow
 from garrison.store.predictions import replace_predictions, stored_chunks
@@ -433,7 +432,7 @@ def _execute(
     again = [d for d in plan.repredict if d not in written]
     if again:
         _repredict(session, spec, plan, again, report, runner, batch_docs, progress)
-    ChunkIndex(session.workspace.root / "index").optimize()
+    session.workspace.index.optimize()
 
 
 def _repredict(

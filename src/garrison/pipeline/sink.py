@@ -23,7 +23,6 @@ from garrison.pipeline.stages.chunk import COMPILATION
 from garrison.pipeline.stages.classify import PREDICTIONS
 from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY, TEXT_HASH, WORD_COUNT
 from garrison.security.markings import Marking, join
-from garrison.store.index import ChunkIndex
 from garrison.store.models import DocumentRow
 from garrison.store.pipeline_state import (
     PIPELINE_FINDINGS,
@@ -247,7 +246,7 @@ def write_batch(
             ],
         )
     with _INDEX_LOCK:
-        lost = ChunkIndex(session.workspace.root / "index").replace_documents(doc_ids, index_rows)
+        lost = session.workspace.index.replace_documents(doc_ids, index_rows)
     # Rows of other documents dropped with an index of another vector size: redo them later.
     mark_unindexed(session, lost)
     if keys:

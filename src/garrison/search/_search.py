@@ -186,7 +186,7 @@ def search(
         raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}.")
     chosen = _validate_filters(filters or {})
     wanted = parse_labels(labels)
-    index = ChunkIndex(session.workspace.root / "index")
+    index = session.workspace.index
     with catalog_view(session) as view:
         ranked = _search(session, view, index, text, k, chosen, wanted)
     if isinstance(ranked, SearchResult):

@@ -127,6 +127,7 @@ class AuditAction(StrEnum):
     REGISTRY_REMOVE = "registry.remove"
     SEARCH = "search"
     SESSION_OPEN = "session.open"
+    STORAGE_ENCRYPTION = "workspace.storage-encryption"
     TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret
     TOKEN_LIST = "token.list"  # noqa: S105
     TOKEN_REVOKE = "token.revoke"  # noqa: S105

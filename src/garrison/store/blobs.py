@@ -9,6 +9,10 @@ fails to decrypt. On-disk layout of one blob file::
 
 Writes go to a temporary file that is fsynced and renamed, so a crash never leaves a partial
 blob under a real name.
+
+:class:`S3BlobStore` keeps the same sealed payloads as objects (``PREFIX/ab/cd/abcd...``) in an
+S3-compatible bucket: sealing and checking happen in this process, so the object store only
+ever holds ciphertext. An object is written whole by one PUT, so no partial blob appears either.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from garrison.core.errors import CheckFailed, EnvironmentProblem, NotFound
 from garrison.security import crypto
 
-__all__ = ["BlobStore", "LocalBlobStore"]
+if TYPE_CHECKING:
+    from garrison.store.object_store import S3Connection, S3Location
+
+__all__ = ["BlobStore", "LocalBlobStore", "S3BlobStore"]
 
 _MAGIC = b"GRB1"
 
@@ -43,6 +50,31 @@ def _check_id(sha256: str) -> str:
     return sha256
 
 
+def _relative(sha256: str) -> str:
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def _seal(master: bytes, digest: str, data: bytes) -> bytes:
+    """The stored form of ``data``, whose SHA-256 is ``digest``."""
+    aad = digest.encode("ascii")
+    data_key = crypto.generate_key()
+    wrapped = crypto.wrap_key(master, data_key, aad)
+    return _MAGIC + struct.pack(">H", len(wrapped)) + wrapped + crypto.seal(data_key, data, aad)
+
+
+def _unseal(master: bytes, sha256: str, raw: bytes) -> bytes:
+    """The original bytes of a stored blob; CheckFailed when it was tampered with."""
+    if raw[:4] != _MAGIC or len(raw) < 6:
+        raise CheckFailed(f"Blob {sha256} is not a Garrison blob file; it is corrupt.")
+    (n,) = struct.unpack(">H", raw[4:6])
+    aad = sha256.encode("ascii")
+    data_key = crypto.unwrap_key(master, raw[6 : 6 + n], aad)
+    data = crypto.open_sealed(data_key, raw[6 + n :], aad)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise CheckFailed(f"Blob {sha256} does not hash to its name; it is corrupt.")
+    return data
+
+
 class LocalBlobStore:
     """Blobs as encrypted files under a directory of the workspace."""
 
@@ -52,7 +84,7 @@ class LocalBlobStore:
 
     def path(self, sha256: str) -> Path:
         _check_id(sha256)
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return self.root / _relative(sha256)
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
@@ -63,12 +95,7 @@ class LocalBlobStore:
         target = self.path(digest)
         if target.is_file():
             return digest
-        aad = digest.encode("ascii")
-        data_key = crypto.generate_key()
-        wrapped = crypto.wrap_key(self._master, data_key, aad)
-        payload = (
-            _MAGIC + struct.pack(">H", len(wrapped)) + wrapped + crypto.seal(data_key, data, aad)
-        )
+        payload = _seal(self._master, digest, data)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -93,15 +120,7 @@ class LocalBlobStore:
             raw = self.path(sha256).read_bytes()
         except FileNotFoundError:
             raise NotFound(f"No blob with id {sha256}.") from None
-        if raw[:4] != _MAGIC or len(raw) < 6:
-            raise CheckFailed(f"Blob {sha256} is not a Garrison blob file; it is corrupt.")
-        (n,) = struct.unpack(">H", raw[4:6])
-        aad = sha256.encode("ascii")
-        data_key = crypto.unwrap_key(self._master, raw[6 : 6 + n], aad)
-        data = crypto.open_sealed(data_key, raw[6 + n :], aad)
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise CheckFailed(f"Blob {sha256} does not hash to its name; it is corrupt.")
-        return data
+        return _unseal(self._master, sha256, raw)
 
     def delete(self, sha256: str) -> bool:
         """Remove a blob; True when it existed."""
@@ -109,4 +128,88 @@ class LocalBlobStore:
             self.path(sha256).unlink()
         except FileNotFoundError:
             return False
+        return True
+
+
+class S3BlobStore:
+    """Blobs as sealed objects under a key prefix of an S3-compatible bucket."""
+
+    def __init__(self, connection: S3Connection, location: S3Location, master_key: bytes):
+        self.connection = connection
+        self.location = location
+        self._master = master_key
+        self._client: object | None = None
+
+    def _s3(self) -> Any:
+        if self._client is None:
+            self._client = self.connection.client()
+        return self._client
+
+    def key(self, sha256: str) -> str:
+        """The object key of a blob."""
+        return self.location.key(_relative(_check_id(sha256)))
+
+    def _fail(self, exc: Exception, what: str) -> EnvironmentProblem:
+        from garrison.store.object_store import translate
+
+        return translate(exc, self.connection, what)
+
+    def exists(self, sha256: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._s3().head_object(Bucket=self.location.bucket, Key=self.key(sha256))
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise self._fail(exc, f"look up blob {sha256}") from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, f"look up blob {sha256}") from exc
+        return True
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` sealed (idempotent: the same bytes are stored once); its SHA-256."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        digest = hashlib.sha256(data).hexdigest()
+        if self.exists(digest):
+            return digest
+        payload = _seal(self._master, digest, data)
+        try:
+            self._s3().put_object(
+                Bucket=self.location.bucket,
+                Key=self.key(digest),
+                Body=payload,
+                ContentType="application/octet-stream",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, f"write blob {digest}") from exc
+        return digest
+
+    def get(self, sha256: str) -> bytes:
+        """The original bytes; raises NotFound, or CheckFailed when the object was tampered
+        with."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._s3().get_object(Bucket=self.location.bucket, Key=self.key(sha256))
+            raw = answer["Body"].read()
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey"):
+                raise NotFound(f"No blob with id {sha256}.") from None
+            raise self._fail(exc, f"read blob {sha256}") from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, f"read blob {sha256}") from exc
+        return _unseal(self._master, sha256, bytes(raw))
+
+    def delete(self, sha256: str) -> bool:
+        """Remove a blob; True when it existed."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not self.exists(sha256):
+            return False
+        try:
+            self._s3().delete_object(Bucket=self.location.bucket, Key=self.key(sha256))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, f"delete blob {sha256}") from exc
         return True

@@ -288,7 +288,6 @@ class Documents:
         steward may not read stay (and are not mentioned). Dataset versions already made keep
         their frozen records: a version is immutable; delete it separately.
         """
-        from garrison.store.index import ChunkIndex
         from garrison.store.models import (
             ChunkRow,
             DocumentLocation,
@@ -335,7 +334,7 @@ class Documents:
             orm.execute(
                 update(PipelineDoc).where(PipelineDoc.doc_id.in_(tree)).values(indexed=False)
             )
-        ChunkIndex(self.session.workspace.root / "index").replace_documents(tree, [])
+        self.session.workspace.index.replace_documents(tree, [])
         with self.session._write(
             AuditAction.DOCUMENT_REMOVE,
             object_id=doc_id,

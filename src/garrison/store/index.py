@@ -1,4 +1,5 @@
-"""The vector and text index of chunks (LanceDB, embedded in the workspace's ``index/``).
+"""The vector and text index of chunks (LanceDB, embedded in the workspace's ``index/``, or on
+an S3-compatible bucket: :mod:`garrison.store.object_store`).
 
 Every row carries its interned ``marking_id``; searches filter on the ids a subject may read
 *before* ranking (``prefilter``), so results, counts and scores come from readable data only.
@@ -17,7 +18,7 @@ the index was built are still searched (flat), and :meth:`ChunkIndex.ensure_fts`
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +79,26 @@ def _match(table: Any, query: str, where: str, columns: Sequence[str]) -> Any:
 
 
 class ChunkIndex:
-    """Chunks with their embeddings, one LanceDB table per workspace."""
+    """Chunks with their embeddings, one LanceDB table per workspace.
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    ``root`` is a folder, or an ``s3://bucket/prefix`` URI read with ``storage_options``
+    (endpoint, region, credentials: :meth:`S3Connection.storage_options`).
+    """
+
+    def __init__(
+        self, root: Path | str, *, storage_options: Mapping[str, str] | None = None
+    ) -> None:
+        self.uri = root if isinstance(root, str) and "://" in root else str(Path(root))
+        self._options = dict(storage_options) if storage_options else None
 
     def _db(self) -> Any:
         try:
             import lancedb
         except ImportError as exc:  # pragma: no cover - lancedb is a core dependency
             raise MissingExtra("embed", "lancedb") from exc
-        return lancedb.connect(str(self.root))
+        if self._options is None:
+            return lancedb.connect(self.uri)
+        return lancedb.connect(self.uri, storage_options=self._options)
 
     def _table(self, dim: int | None) -> Any:
         import pyarrow as pa  # type: ignore[import-untyped]

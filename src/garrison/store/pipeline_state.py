@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session as OrmSession
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
 from garrison.store.bindings import binding_columns, verify_columns
-from garrison.store.index import ChunkIndex
 from garrison.store.models import (
     ChunkRow,
     DocumentRow,
@@ -297,7 +296,7 @@ def remove_derived(session: Session, doc_ids: Sequence[str], *, job_id: str | No
             AuditAction.PIPELINE_REMOVE,
             details={"job": job_id, "documents": len(had)},
         )
-    ChunkIndex(session.workspace.root / "index").replace_documents(ids, [])
+    session.workspace.index.replace_documents(ids, [])
     return len(had)
 
 

@@ -21,7 +21,6 @@ from garrison.core.records import DocumentStatus
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, join
 from garrison.store.derived import follow_raised_document
-from garrison.store.index import ChunkIndex
 from garrison.store.ingest_writer import (
     SPILL_CLEARED_COLUMNS,
     CatalogWriter,
@@ -154,7 +153,7 @@ def apply_reparsed(
         session.forget_cached_markings()  # ids interned in the rolled-back transaction are gone
         raise
     if tree.unindex:
-        ChunkIndex(session.workspace.root / "index").replace_documents(tree.unindex, [])
+        session.workspace.index.replace_documents(tree.unindex, [])
     for blob in tree.blobs:
         session.workspace.blobs.delete(blob)
     return tree.results

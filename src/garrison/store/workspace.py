@@ -5,8 +5,8 @@
     WORKSPACE/
       garrison.toml      configuration (system high, catalog URL, key paths)
       catalog.db         SQLite catalog in WAL mode (unless the catalog is PostgreSQL)
-      blobs/             original bytes, content-addressed and encrypted
-      index/             vectors and full text
+      blobs/             original bytes, content-addressed and encrypted (or s3://...)
+      index/             vectors and full text (or s3://...: store/object_store.py)
       audit/             append-only audit log, signed checkpoints
       keys/              audit signing key, master key and binding key (mode 0600)
 """
@@ -16,28 +16,32 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from pydantic import JsonValue
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from garrison.core.config import CONFIG_FILE, WorkspaceConfig
-from garrison.core.errors import InvalidInput, NotFound, WorkspaceError
+from garrison.core.config import CONFIG_FILE, S3Settings, WorkspaceConfig
+from garrison.core.errors import InvalidInput, NotFound, UnencryptedStorage, WorkspaceError
 from garrison.security.audit import AuditAction
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
     NATO_MEMBERS,
+    Level,
     Marking,
     MarkingRegistry,
     parse_marking,
 )
 from garrison.security.subjects import SYSTEM_SUBJECT_NAME, Subject, SubjectKind
 from garrison.store.audit_log import AuditLog
-from garrison.store.blobs import LocalBlobStore
+from garrison.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
 from garrison.store.catalog import Catalog, resolve_url
+from garrison.store.index import ChunkIndex
 from garrison.store.keys import (
     binding_key,
     create_key_files,
@@ -45,13 +49,78 @@ from garrison.store.keys import (
     read_signing_key,
 )
 from garrison.store.models import Meta, RegistryEntry, SubjectRow
+from garrison.store.object_store import (
+    S3Connection,
+    bucket_encryption,
+    check_empty,
+    is_s3_url,
+    parse_s3_url,
+    resolve_connection,
+)
 
 if TYPE_CHECKING:
     from garrison.store.session import Session
 
-__all__ = ["Workspace", "registry_from_rows", "subject_from_row"]
+__all__ = [
+    "IndexEncryption",
+    "Workspace",
+    "index_encryption",
+    "registry_from_rows",
+    "subject_from_row",
+]
 
-_SUBDIRS = ("blobs", "index", "audit", "keys")
+_SUBDIRS = ("audit", "keys")
+
+
+@dataclass(frozen=True)
+class IndexEncryption:
+    """Whether the search index's bucket may hold this workspace's data, and why.
+
+    ``algorithm`` is the bucket's default server-side encryption (None: none configured);
+    ``required`` is True above UNCLASSIFIED; ``allowed`` is the verdict.
+    """
+
+    url: str
+    endpoint: str
+    algorithm: str | None
+    required: bool
+
+    @property
+    def allowed(self) -> bool:
+        return self.algorithm is not None or not self.required
+
+    def to_details(self) -> dict[str, JsonValue]:
+        return {
+            "url": self.url,
+            "endpoint": self.endpoint,
+            "algorithm": self.algorithm,
+            "required": self.required,
+        }
+
+    def refusal(self, system_high: str) -> UnencryptedStorage:
+        return UnencryptedStorage(
+            f"The index bucket at {self.url} has no default server-side encryption, and the "
+            f"workspace holds data up to {system_high}; configure bucket encryption "
+            "(PutBucketEncryption, SSE-S3 or SSE-KMS) or choose an encrypted bucket.",
+            url=self.url,
+            reason="no-default-encryption",
+        )
+
+
+def index_encryption(
+    index_url: str, connection: S3Connection, high: Marking
+) -> IndexEncryption | None:
+    """Read the default encryption of the bucket holding an ``s3://`` index (None for a
+    local index, whose protection is the volume's: ``garrison doctor``)."""
+    if not is_s3_url(index_url):
+        return None
+    location = parse_s3_url(index_url)
+    return IndexEncryption(
+        url=location.url,
+        endpoint=connection.shown,
+        algorithm=bucket_encryption(connection, location.bucket),
+        required=high.level > Level.U,
+    )
 
 
 def subject_from_row(row: SubjectRow) -> Subject:
@@ -126,13 +195,26 @@ class Workspace:
         #: Set when verification found the audit log tampered with: no checkpoint is signed
         #: over a log known to be bad.
         self.log_damaged = False
+        self._index_bucket_ok = False
 
     # -- life cycle ---------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, path: Path | str, *, system_high: str, db_url: str | None = None) -> Workspace:
+    def init(
+        cls,
+        path: Path | str,
+        *,
+        system_high: str,
+        db_url: str | None = None,
+        blob_url: str | None = None,
+        index_url: str | None = None,
+        s3: S3Settings | None = None,
+    ) -> Workspace:
         """Create a new workspace at ``path`` (which must not exist or be an empty directory).
 
+        ``blob_url`` and ``index_url`` may name ``s3://bucket/prefix`` places (reached as
+        ``s3`` and the AWS environment say); each must be empty, and above UNCLASSIFIED the
+        index's bucket must enforce server-side encryption (:class:`UnencryptedStorage`).
         Everything is checked before anything is written; if a later step fails, what was
         created is removed again, so a failed ``init`` changes nothing.
         """
@@ -142,18 +224,39 @@ class Workspace:
             raise InvalidInput(f"{what} already exists at {root}; choose a new or empty directory.")
         high = parse_marking(system_high)
         url = resolve_url(db_url or "sqlite:///catalog.db", root)
+        blobs_at, index_at = blob_url or "blobs", index_url or "index"
+        remote = [u for u in (blobs_at, index_at) if is_s3_url(u)]
+        for place in (blobs_at, index_at):
+            if not is_s3_url(place) and place not in ("blobs", "index"):
+                raise InvalidInput(
+                    f"{place!r} is not an s3:// URL; blobs and index live in the workspace "
+                    "unless they are on object storage."
+                )
+        if len({parse_s3_url(u).url for u in remote}) < len(remote):
+            raise InvalidInput("Blobs and index need different s3:// places.")
+        connection = resolve_connection(s3) if remote else None
+        encryption = None
+        if connection is not None:
+            for place in remote:
+                check_empty(connection, parse_s3_url(place))
+            encryption = index_encryption(index_at, connection, high)
+            if encryption is not None and not encryption.allowed:
+                raise encryption.refusal(high.banner())
         created_root = not root.exists()
         catalog: Catalog | None = None
         migrated = False
         try:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             root.chmod(0o700)  # marked data and keys: owner-only, whatever the umask
-            for sub in _SUBDIRS:
+            for sub in (*_SUBDIRS, *(p for p in (blobs_at, index_at) if not is_s3_url(p))):
                 (root / sub).mkdir(mode=0o700)
             config = WorkspaceConfig(
                 workspace_id=uuid.uuid4().hex,
                 system_high=high.banner(),
                 catalog_url=db_url or "sqlite:///catalog.db",
+                blob_url=blobs_at,
+                index_url=index_at,
+                s3=s3 if remote else None,
             )
             create_key_files(root / config.audit_key_file, root / config.master_key_file)
             catalog = Catalog(url, binding_key=binding_key(root))
@@ -181,8 +284,22 @@ class Workspace:
                     AuditAction.WORKSPACE_INIT,
                     object_id=config.workspace_id,
                     object_marking=high.banner(),
-                    details={"catalog": catalog.backend, "system_high": high.banner()},
+                    details={
+                        "catalog": catalog.backend,
+                        "system_high": high.banner(),
+                        "blobs": blobs_at,
+                        "index": index_at,
+                    },
                 )
+                if encryption is not None:
+                    audit.append(
+                        SYSTEM_SUBJECT_NAME,
+                        AuditAction.STORAGE_ENCRYPTION,
+                        object_id=encryption.url,
+                        object_marking=high.banner(),
+                        reason=f"index bucket encryption: {encryption.algorithm or 'none'}",
+                        details=encryption.to_details(),
+                    )
             config.dump(root)
             audit.checkpoint()
         except BaseException:
@@ -271,10 +388,53 @@ class Workspace:
         return registry_from_rows(rows)
 
     @cached_property
-    def blobs(self) -> LocalBlobStore:
-        """The encrypted store of original bytes."""
+    def s3(self) -> S3Connection:
+        """The object store that ``s3://`` blob and index URLs are on."""
+        return resolve_connection(self.config.s3)
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        """The encrypted store of original bytes (a workspace folder or a bucket)."""
         key = read_master_key(self.root / self.config.master_key_file)
+        if is_s3_url(self.config.blob_url):
+            return S3BlobStore(self.s3, parse_s3_url(self.config.blob_url), key)
         return LocalBlobStore(self.root / self.config.blob_url, key)
+
+    @cached_property
+    def _index_options(self) -> dict[str, str]:
+        return self.s3.storage_options()
+
+    def _check_index_bucket(self) -> None:
+        """Above UNCLASSIFIED, an ``s3://`` index is used only while its bucket enforces
+        server-side encryption: checked once per open workspace, a refusal audited."""
+        verdict = index_encryption(self.config.index_url, self.s3, self.system_high)
+        if verdict is not None and not verdict.allowed:
+            self.audit.append(
+                SYSTEM_SUBJECT_NAME,
+                AuditAction.STORAGE_ENCRYPTION,
+                object_id=verdict.url,
+                object_marking=self.system_high.banner(),
+                decision="deny",
+                reason="index bucket encryption: none",
+                details=verdict.to_details(),
+            )
+            raise verdict.refusal(self.system_high.banner())
+        self._index_bucket_ok = True
+
+    @property
+    def index(self) -> ChunkIndex:
+        """The vector and full-text index of chunks (a workspace folder or a bucket).
+
+        Raises :class:`UnencryptedStorage` when an ``s3://`` index's bucket lost its
+        server-side encryption above UNCLASSIFIED (nothing is read from or written to it).
+        """
+        url = self.config.index_url
+        if is_s3_url(url):
+            location = parse_s3_url(url)
+            if self.system_high.level > Level.U and not self._index_bucket_ok:
+                self._check_index_bucket()
+            return ChunkIndex(location.url, storage_options=self._index_options)
+        return ChunkIndex(self.root / url)
 
     @cached_property
     def system_high(self) -> Marking:
