@@ -62,7 +62,7 @@ from garrison.security.audit import AuditAction
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
 from garrison.store.catalog_reads import CatalogView, catalog_view
-from garrison.store.index import ChunkIndex, quote_sql, vector_marking_column
+from garrison.store.index import ChunkIndex, chunk_index, quote_sql, vector_marking_column
 from garrison.store.predictions import LabelFilter, parse_labels
 from garrison.store.session import Session
 
@@ -186,7 +186,7 @@ def search(
         raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}.")
     chosen = _validate_filters(filters or {})
     wanted = parse_labels(labels)
-    index = ChunkIndex(session.workspace.root / "index")
+    index = chunk_index(session.workspace.root / "index")
     with catalog_view(session) as view:
         ranked = _search(session, view, index, text, k, chosen, wanted)
     if isinstance(ranked, SearchResult):

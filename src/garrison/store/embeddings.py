@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from garrison.security.markings import Marking
-from garrison.store.index import ChunkIndex, quote_sql, vector_marking_column, where_in
+from garrison.store.index import chunk_index, quote_sql, vector_marking_column, where_in
 from garrison.store.session import Session
 
 __all__ = ["ChunkVector", "chunk_vectors"]
@@ -32,8 +32,8 @@ def chunk_vectors(
 ) -> dict[str, ChunkVector]:
     """The stored, readable embeddings of ``chunk_ids`` (missing ones are left out)."""
     ids = sorted(set(chunk_ids))
-    index = ChunkIndex(session.workspace.root / "index")
-    table = index._table(None)
+    index = chunk_index(session.workspace.root / "index")
+    table = index._read_table()
     if table is None or not ids:
         return {}
     vector_column = vector_marking_column(frozenset(table.schema.names))
