@@ -236,9 +236,13 @@ def _batch_word_hashes(text: str) -> tuple[Any, Any]:
     stripped, empties dropped): their start offsets and 64-bit hashes, in order."""
     import numpy as np
 
-    cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if text.isascii():  # the common case: one byte per character, a 128-entry lookup
+        cps = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        classes = _char_classes()[:128][cps]
+    else:
+        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        classes = _char_classes()[np.minimum(cps, 0x3001)]
     size = len(cps)
-    classes = _char_classes()[np.minimum(cps, 0x3001)]
     space = np.empty(size + 2, dtype=bool)
     space[0] = space[-1] = True
     np.equal(classes, 1, out=space[1:-1])
