@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from garrison.store.index import ChunkIndex, chunk_index, where_in
+from garrison.store.index import KEPT_INDEXES, ChunkIndex, chunk_index, where_in
 
 DIM = 4
 
@@ -91,6 +91,10 @@ def test_no_table_yet_is_not_kept(tmp_path: Path) -> None:
 def test_one_instance_per_folder(tmp_path: Path) -> None:
     assert chunk_index(tmp_path / "index") is chunk_index(tmp_path / "index")
     assert chunk_index(tmp_path / "a") is not chunk_index(tmp_path / "b")
+    first = chunk_index(tmp_path / "index")
+    for n in range(KEPT_INDEXES):  # the least recently used folder is let go
+        chunk_index(tmp_path / f"other-{n}")
+    assert chunk_index(tmp_path / "index") is not first
 
 
 @pytest.mark.parametrize("marking", [2])

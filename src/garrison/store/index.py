@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -315,7 +316,10 @@ class ChunkIndex:
         return list(query.limit(limit).to_list())
 
 
-_INDEXES: dict[Path, ChunkIndex] = {}
+#: Index folders whose ChunkIndex a process keeps (most recently used; a server has one
+#: workspace, a test session many, and each kept table holds LanceDB's caches).
+KEPT_INDEXES = 8
+_INDEXES: OrderedDict[Path, ChunkIndex] = OrderedDict()
 _INDEXES_LOCK = threading.Lock()
 
 
@@ -327,4 +331,8 @@ def chunk_index(root: Path) -> ChunkIndex:
         index = _INDEXES.get(key)
         if index is None:
             index = _INDEXES[key] = ChunkIndex(key)
+            while len(_INDEXES) > KEPT_INDEXES:
+                _INDEXES.popitem(last=False)
+        else:
+            _INDEXES.move_to_end(key)
         return index
