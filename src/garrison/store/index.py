@@ -31,6 +31,7 @@ from typing import Any
 from garrison.core.errors import InvalidInput, MissingExtra
 
 __all__ = [
+    "KEPT_INDEXES",
     "VECTOR_MARKING",
     "ChunkIndex",
     "chunk_index",
