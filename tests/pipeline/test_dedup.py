@@ -3,6 +3,7 @@ marking-boundary invariant, rensa-vs-datasketch agreement and the quality floor.
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import subprocess
@@ -26,6 +27,8 @@ from garrison.pipeline.dedup import (
     minhash_signatures,
     near_duplicate_clusters,
     normalize_for_hash,
+    reference_shingle_hashes,
+    shingle_hashes,
     shingles,
     text_hash,
 )
@@ -98,9 +101,69 @@ def test_signatures_are_deterministic_across_processes() -> None:
         capture_output=True,
         text=True,
         check=True,
-        env={"PYTHONHASHSEED": "12345"},
+        # This checkout's code, whatever the environment's install points at.
+        env={"PYTHONHASHSEED": "12345", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
     )
     assert out.stdout.strip() == str(here)
+
+
+SHINGLE_CASES = [
+    "",
+    "a",
+    "Too short.",
+    "...",
+    ". . a",
+    "a . .",
+    ". a .",
+    "A b, c d e f",
+    '"Quoted" words, (brackets) and -- dashes -- everywhere!',
+    "\u2018Curly\u2019 \u201cquotes\u201d \u2013 dash\u2026 \u00abguillemets\u00bb",
+    "non\u00a0breaking\u3000ideographic\u2028line\x1cfile\x85next spaces here",
+    "Stra\u00dfe CAF\u00c9 \u0130stanbul \u03a3\u03a3 \U0001f600 emoji words",
+    "x" * 100 + " long word then " + "y" * 65 + " end of it",
+    "u.s. e.g. don't a.b.c ..inner.. words",
+    "lone \ud800 surrogate in a text",
+]
+
+
+def test_whitespace_table_is_what_split_splits_on() -> None:
+    from garrison.pipeline.dedup import _WHITESPACE
+
+    assert sorted(_WHITESPACE) == [chr(c) for c in range(0x110000) if chr(c).isspace()]
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_shingle_hashes_equal_the_reference(n: int) -> None:
+    texts = [*SHINGLE_CASES, *planted_corpus(20, seed=3).texts]
+    bulk = shingle_hashes(texts, n)
+    for text, hashes in zip(texts, bulk, strict=True):
+        assert hashes.tolist() == reference_shingle_hashes(text, n), text
+        # One hash per shingle, equal exactly where the shingles are equal.
+        strings = shingles(text, n)
+        assert len(strings) == len(hashes)
+        assert len(set(strings)) == len(set(hashes.tolist()))
+
+
+def test_shingle_hashes_across_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from garrison.pipeline import dedup
+
+    texts = planted_corpus(12, seed=5).texts + SHINGLE_CASES
+    whole = [h.tolist() for h in shingle_hashes(texts)]
+    monkeypatch.setattr(dedup, "_BATCH_CHARS", 300)  # many small numpy passes
+    assert [h.tolist() for h in shingle_hashes(texts)] == whole
+    assert shingle_hashes([]) == []
+
+
+def test_signatures_follow_the_normalized_words() -> None:
+    a, b, c = minhash_signatures(
+        [
+            "One two three four five six",
+            "ONE two, three (four) five six.",
+            "one two three four five sixes",
+        ]
+    )
+    assert a.digest() == b.digest()
+    assert a.digest() != c.digest()
 
 
 def test_lsh_bands_divide_num_perm() -> None:

@@ -33,7 +33,7 @@ def chunk_vectors(
     """The stored, readable embeddings of ``chunk_ids`` (missing ones are left out)."""
     ids = sorted(set(chunk_ids))
     index = session.workspace.index
-    table = index._table(None)
+    table = index._read_table()
     if table is None or not ids:
         return {}
     vector_column = vector_marking_column(frozenset(table.schema.names))

@@ -13,18 +13,33 @@ Document-level fields (``source``, ``media_type``, ``ingested_at``) travel with 
 marking (``doc_marking_id``): a filter or facet on them is limited to readable documents.
 Full text uses LanceDB's native inverted index (no tantivy, nothing fetched); rows added after
 the index was built are still searched (flat), and :meth:`ChunkIndex.ensure_fts` refreshes it.
+
+A ``ChunkIndex`` keeps its opened table between reads (opening the connection and table costs
+more than a prefiltered 1%-of-1M search) and moves it to the table's latest version before
+each read, so rows another process added are seen; :func:`chunk_index` hands out one instance
+per index location. Writes open the table afresh and leave the kept one to be reopened.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from garrison.core.errors import InvalidInput, MissingExtra
 
-__all__ = ["VECTOR_MARKING", "ChunkIndex", "quote_sql", "vector_marking_column", "where_in"]
+__all__ = [
+    "KEPT_INDEXES",
+    "VECTOR_MARKING",
+    "ChunkIndex",
+    "chunk_index",
+    "quote_sql",
+    "vector_marking_column",
+    "where_in",
+]
 
 TABLE = "chunks"
 #: The column holding each vector's own marking id.
@@ -90,6 +105,32 @@ class ChunkIndex:
     ) -> None:
         self.uri = root if isinstance(root, str) and "://" in root else str(Path(root))
         self._options = dict(storage_options) if storage_options else None
+        self._opened: Any = None
+        self._lock = threading.Lock()
+
+    def _read_table(self) -> Any:
+        """The kept table at its latest version (opened on first use); None without a table.
+
+        ``checkout_latest`` reads the newest manifest only, far cheaper than reopening; when it
+        fails (the table was dropped, or made anew for another dimension, by another process)
+        the table is opened again.
+        """
+        with self._lock:
+            table = self._opened
+            if table is not None:
+                try:
+                    table.checkout_latest()
+                    return table
+                except Exception:  # any failure: reopen
+                    self._opened = None
+            table = self._table(None)
+            self._opened = table
+            return table
+
+    def _forget(self) -> None:
+        """Drop the kept table (after a write through another handle, or a drop)."""
+        with self._lock:
+            self._opened = None
 
     def _db(self) -> Any:
         try:
@@ -143,6 +184,7 @@ class ChunkIndex:
         if any(VECTOR_MARKING not in row for row in rows):
             raise InvalidInput("Every index row needs its vector's marking (vector_marking_id).")
         dim = len(rows[0]["vector"]) if rows else None
+        self._forget()
         table = self._table(dim)
         if table is None:
             return frozenset()
@@ -150,6 +192,7 @@ class ChunkIndex:
         if dim is not None and table.schema.field("vector").type.list_size != dim:
             lost = frozenset(str(d) for d in self.values("doc_id", "TRUE")) - set(doc_ids)
             self._db().drop_table(TABLE)
+            self._forget()
             table = self._table(dim)
         elif VECTOR_MARKING not in table.schema.names:
             # An index from before vectors were marked: its vectors are marked like their chunks.
@@ -161,6 +204,7 @@ class ChunkIndex:
         if rows:
             table.add(pa.Table.from_pylist(list(rows), schema=table.schema))
         self._ensure_marking_index(table)
+        self._forget()
         return lost
 
     @staticmethod
@@ -176,7 +220,7 @@ class ChunkIndex:
     def optimize(self) -> None:
         """Fold rows added since the indexes were built into them (after a pipeline run):
         until then they are scanned, which is correct but slower."""
-        table = self._table(None)
+        table = self._read_table()
         if table is None:
             return
         for index in table.list_indices():
@@ -187,14 +231,14 @@ class ChunkIndex:
 
     def count(self, where: str | None = None) -> int:
         """Rows in the index (matching ``where``, a trusted clause built with the helpers)."""
-        table = self._table(None)
+        table = self._read_table()
         if table is None:
             return 0
         return int(table.count_rows(where) if where else table.count_rows())
 
     def columns(self) -> frozenset[str]:
         """The table's column names (empty when there is no table yet)."""
-        table = self._table(None)
+        table = self._read_table()
         return frozenset() if table is None else frozenset(table.schema.names)
 
     def ensure_fts(self) -> bool:
@@ -204,7 +248,7 @@ class ChunkIndex:
         """
         from lancedb.index import FTS
 
-        table = self._table(None)
+        table = self._read_table()
         if table is None:
             return False
         fts = [i for i in table.list_indices() if list(i.columns) == ["text"]]
@@ -220,7 +264,7 @@ class ChunkIndex:
     ) -> list[dict[str, Any]]:
         """Rows whose ``text`` matches ``query`` (a plain match query: no query syntax is
         interpreted), filtered by ``where`` before ranking, best BM25 first (``_score``)."""
-        table = self._table(None)
+        table = self._read_table()
         if table is None or limit <= 0:
             return []
         search = _match(table, query, where, columns)
@@ -231,7 +275,7 @@ class ChunkIndex:
     ) -> dict[str, list[Any]]:
         """:meth:`full_text`'s rows as columns (name -> values, in the same order): cheaper
         when many rows match."""
-        table = self._table(None)
+        table = self._read_table()
         if table is None or limit <= 0:
             return {c: [] for c in columns}
         search = _match(table, query, where, columns)
@@ -247,7 +291,7 @@ class ChunkIndex:
         ``where`` must restrict the vectors' own markings (:func:`vector_marking_column`), not
         only the chunks'. A query vector of another dimension than the index's finds nothing.
         """
-        table = self._table(None)
+        table = self._read_table()
         if table is None or limit <= 0:
             return []
         if table.schema.field("vector").type.list_size != len(vector):
@@ -258,7 +302,7 @@ class ChunkIndex:
 
     def values(self, column: str, where: str) -> list[Any]:
         """Every value of ``column`` among the rows matching ``where``."""
-        table = self._table(None)
+        table = self._read_table()
         if table is None:
             return []
         n = self.count(where)
@@ -272,7 +316,7 @@ class ChunkIndex:
     ) -> list[dict[str, Any]]:
         """Nearest chunks among those whose chunk and vector marking ids are both in
         ``marking_ids`` (prefiltered)."""
-        table = self._table(None)
+        table = self._read_table()
         if table is None or not marking_ids:
             return []
         if table.schema.field("vector").type.list_size != len(vector):
@@ -281,3 +325,29 @@ class ChunkIndex:
         where = f"({where_in('marking_id', marking_ids)}) AND ({where_in(column, marking_ids)})"
         query = table.search(list(vector)).where(where, prefilter=True)
         return list(query.limit(limit).to_list())
+
+
+#: Index locations whose ChunkIndex a process keeps (most recently used; a server has one
+#: workspace, a test session many, and each kept table holds LanceDB's caches).
+KEPT_INDEXES = 8
+_INDEXES: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], ChunkIndex] = OrderedDict()
+_INDEXES_LOCK = threading.Lock()
+
+
+def chunk_index(
+    root: Path | str, *, storage_options: Mapping[str, str] | None = None
+) -> ChunkIndex:
+    """The process's one :class:`ChunkIndex` for the index at ``root`` (a folder or an
+    ``s3://`` URI, with its ``storage_options``), so its opened table is reused from one search
+    to the next."""
+    uri = root if isinstance(root, str) and "://" in root else str(Path(root).absolute())
+    key = (uri, tuple(sorted((storage_options or {}).items())))
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(key)
+        if index is None:
+            index = _INDEXES[key] = ChunkIndex(uri, storage_options=storage_options)
+            while len(_INDEXES) > KEPT_INDEXES:
+                _INDEXES.popitem(last=False)
+        else:
+            _INDEXES.move_to_end(key)
+        return index

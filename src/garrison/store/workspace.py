@@ -41,7 +41,7 @@ from garrison.security.subjects import SYSTEM_SUBJECT_NAME, Subject, SubjectKind
 from garrison.store.audit_log import AuditLog
 from garrison.store.blobs import BlobStore, LocalBlobStore, S3BlobStore
 from garrison.store.catalog import Catalog, resolve_url
-from garrison.store.index import ChunkIndex
+from garrison.store.index import ChunkIndex, chunk_index
 from garrison.store.keys import (
     binding_key,
     create_key_files,
@@ -433,8 +433,8 @@ class Workspace:
             location = parse_s3_url(url)
             if self.system_high.level > Level.U and not self._index_bucket_ok:
                 self._check_index_bucket()
-            return ChunkIndex(location.url, storage_options=self._index_options)
-        return ChunkIndex(self.root / url)
+            return chunk_index(location.url, storage_options=self._index_options)
+        return chunk_index(self.root / url)
 
     @cached_property
     def system_high(self) -> Marking:
