@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import random
 import tarfile
+import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -197,9 +198,14 @@ def _zip_member(data: bytes, rng: random.Random, other: bytes) -> bytes:
     return out.getvalue()
 
 
-def mutate(data: bytes, other: bytes, rng: random.Random) -> tuple[str, bytes]:
-    """One mutation of ``data`` (``other`` is a second file, for splices): (name, bytes)."""
-    name = rng.choice(MUTATIONS)
+def mutate(
+    data: bytes, other: bytes, rng: random.Random, name: str | None = None
+) -> tuple[str, bytes]:
+    """One mutation of ``data`` (``other`` is a second file, for splices): (name, bytes).
+
+    ``name`` picks the mutation (one of :data:`MUTATIONS`); by default ``rng`` does.
+    """
+    name = name or rng.choice(MUTATIONS)
     buf = bytearray(data)
     if name == "bit-flip" and buf:
         _flip(buf, rng)
@@ -244,7 +250,9 @@ _MAGICS = (
 def _archive(rng: random.Random, members: list[tuple[str, bytes]]) -> tuple[str, bytes]:
     out = io.BytesIO()
     if rng.random() < 0.5:
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        # Duplicate member names are part of the point: zipfile's warning about them is not.
+        with warnings.catch_warnings(), zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+            warnings.simplefilter("ignore", UserWarning)
             for name, body in members:
                 zout.writestr(name, body)
         return "zip", out.getvalue()
