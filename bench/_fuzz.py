@@ -3,9 +3,10 @@
 Three kinds of target, each with one contract:
 
 marking parser (``parse_marking``, ``find_portion_mark``, ``is_banner_candidate``)
-    Every text either parses to a :class:`~garrison.security.markings.Marking` whose banner and
-    portion spellings parse back to the same marking and compile to an access expression that
-    parses, or raises :class:`~garrison.core.errors.MarkingError` naming a rule of
+    Every text either parses to a :class:`~garrison.security.markings.Marking` whose banner
+    spelling (and, for a portion, its portion spelling) parses back to the same marking and
+    compiles to an access expression that parses, or raises
+    :class:`~garrison.core.errors.MarkingError` naming a rule of
     :data:`~garrison.security.markings.MARKING_RULES`. Nothing else.
 access-expression parser (``parse_expression``)
     Every text parses (and its canonical form is a fixed point that parses again) or raises
@@ -41,8 +42,8 @@ from garrison.core.errors import AccessExpressionError, MarkingError
 from garrison.core.isolation import Limits, Outcome, run_isolated
 from garrison.ingest._worker import ParseNode, ParseTask, node_from_outcome, parse_tree
 from garrison.parse import warm_up
-from garrison.security.access import parse_expression
 from garrison.security.access import normalize as normalize_expression
+from garrison.security.access import parse_expression
 from garrison.security.markings import (
     MARKING_RULES,
     access_expression,
@@ -111,14 +112,18 @@ def check_marking(text: str) -> str:
     try:
         marking = parse_marking(text)
     except MarkingError as exc:
-        assert exc.rule in MARKING_RULES, f"unknown rule {exc.rule!r} for {text!r}"
+        if exc.rule not in MARKING_RULES:
+            raise AssertionError(f"unknown rule {exc.rule!r} for {text!r}") from exc
         return f"rule:{exc.rule}"
     banner = marking.banner()
     assert parse_marking(banner) == marking, f"{text!r}: banner {banner!r} reads differently"
-    portion = marking.portion()
-    assert parse_marking(portion, banner_rel_to=marking) == marking, (
-        f"{text!r}: portion {portion!r} reads differently"
-    )
+    if text.strip().startswith("("):
+        # Only a portion's portion spelling must read back: a banner may hold what no single
+        # portion can (RELIDO beside FGI is valid on a roll-up, never on one part).
+        portion = marking.portion()
+        assert parse_marking(portion, banner_rel_to=marking) == marking, (
+            f"{text!r}: portion {portion!r} reads differently"
+        )
     parse_expression(access_expression(marking))
     return "parsed"
 
@@ -128,7 +133,8 @@ def check_expression(text: str) -> str:
     try:
         expr = parse_expression(text)
     except AccessExpressionError as exc:
-        assert 0 <= exc.offset <= len(text), f"offset {exc.offset} outside {text!r}"
+        if not 0 <= exc.offset <= len(text):
+            raise AssertionError(f"offset {exc.offset} outside {text!r}") from exc
         return "rejected"
     canonical = normalize_expression(expr)
     assert normalize_expression(canonical) == canonical, f"{text!r}: normal form moves"
@@ -330,7 +336,7 @@ class IsolatedParser:
         limits: Limits,
         *,
         options: dict[str, object] | None = None,
-        max_depth: int = 3,
+        max_depth: int = 5,  # as ingest (IngestOptions.max_depth)
         max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self._limits = limits

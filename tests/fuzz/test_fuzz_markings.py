@@ -7,11 +7,11 @@ contract each example checks is in :mod:`bench._fuzz`.
 from __future__ import annotations
 
 import pytest
+from bench import _fuzz
+from bench._fuzz import EXPRESSION_ALPHABET, MARKING_TOKENS, check_expression, check_marking
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import _fuzz
-from bench._fuzz import EXPRESSION_ALPHABET, MARKING_TOKENS, check_expression, check_marking
 from garrison.security.markings import MARKING_RULES
 
 #: Derandomized (the same examples every run) and no example database written anywhere.

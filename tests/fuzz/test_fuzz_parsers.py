@@ -17,9 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from bench._fuzz import (
     MUTATIONS,
     FileOutcome,
@@ -28,6 +25,9 @@ from bench._fuzz import (
     generated_inputs,
     mutate,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from garrison.core.isolation import Limits
 from tests.conftest import require
 
@@ -70,13 +70,15 @@ def test_every_seed_mutated_once(seeds: list[Path], worker: IsolatedParser) -> N
 
 @FIXED
 @given(st.data())
-def test_mutated_corpus_files(seeds: list[Path], worker: IsolatedParser, data: st.DataObject) -> None:
+def test_mutated_corpus_files(
+    seeds: list[Path], worker: IsolatedParser, data: st.DataObject
+) -> None:
     path = data.draw(st.sampled_from(seeds), label="seed")
     other = data.draw(st.sampled_from(seeds), label="other")
     rng = random.Random(data.draw(st.integers(0, 2**32 - 1), label="rng"))
     content = path.read_bytes()
     for _ in range(data.draw(st.integers(1, 3), label="rounds")):
-        name, content = mutate(content, other.read_bytes(), rng)
+        _, content = mutate(content, other.read_bytes(), rng)
     _check(worker.parse(content, path.name), f"{path.name} mutated")
 
 
