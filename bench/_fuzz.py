@@ -274,7 +274,8 @@ def _archive(rng: random.Random, members: list[tuple[str, bytes]]) -> tuple[str,
             info = tarfile.TarInfo(name)
             info.size = len(body)
             tar.addfile(info, io.BytesIO(body))
-    compress = rng.choice([bytes, gzip.compress, bz2.compress, lzma.compress])
+    codecs: list[Callable[[bytes], bytes]] = [bytes, gzip.compress, bz2.compress, lzma.compress]
+    compress = rng.choice(codecs)
     return "tar", compress(out.getvalue())
 
 
@@ -405,6 +406,3 @@ class Tally:
         self.outcomes.setdefault(target, Counter())[label] += 1
         if finding is not None:
             self.findings.setdefault(target, []).append(finding)
-
-
-Check = Callable[[str], str]
