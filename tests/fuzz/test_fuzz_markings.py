@@ -48,6 +48,10 @@ def test_access_expression_parses_or_is_rejected_with_an_offset(text: str) -> No
 def test_the_checks_tell_outcomes_apart() -> None:
     assert check_marking("SECRET//NOFORN") == "parsed"
     assert check_marking("SECRET//FOUO") == "rule:fouo-requires-unclassified"
+    # A banner may hold what no single portion can: its portion spelling is not required to
+    # read back, a portion's is.
+    assert check_marking("SECRET//FGI DEU//RELIDO") == "parsed"
+    assert check_marking("(S//FGI DEU//RELIDO)") == "rule:foreign-no-relido"
     assert check_expression("a&(b|c)") == "parsed"
     assert check_expression("a&b|c") == "rejected"
 
