@@ -15,7 +15,7 @@ from bench import mixed_load
 from bench.mixed_load import World
 
 CLIENTS = 50
-SECONDS = 3.0
+SECONDS = 2.0
 
 
 @pytest.fixture(scope="module")
