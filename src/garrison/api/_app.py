@@ -217,9 +217,11 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         metrics.flush()
-        if holder.opened():
-            limiter.flush(holder.get())  # the current window's aggregated failed logins
-        holder.close()  # a signed audit checkpoint on shutdown
+        try:
+            if holder.opened():
+                limiter.flush(holder.get())  # the current window's aggregated failed logins
+        finally:
+            holder.close()  # a signed audit checkpoint on shutdown
 
     app = FastAPI(
         title="Garrison",
