@@ -20,6 +20,7 @@ read; and an export that yields exactly the chunks the subject may read. The tes
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
 import shutil
@@ -404,6 +405,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         t0 = time.perf_counter()
         world = build_world(root)
         build_s = time.perf_counter() - t0
+        load = round(os.getloadavg()[0], 1)
         try:
             with serving(world.path, subprocess=True) as base:
                 t0 = time.perf_counter()
@@ -423,6 +425,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "leaks": tally.leaks,
         "complete exports": tally.exports_complete,
         "workspace build s": round(build_s, 1),
+        "machine load average at start (1 min)": load,
     }
     for endpoint, xs in sorted(tally.latencies.items()):
         results[f"{endpoint}: requests"] = len(xs)
@@ -444,7 +447,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "runs it), the clients in one asyncio loop of the bench process, both on the same "
             "machine; each search and ask writes a durable (fsynced) audit event, and the "
             "synchronous handlers queue in Starlette's thread pool (40 threads), so with 200 "
-            "clients the percentiles are mostly queueing.",
+            "clients the percentiles are mostly queueing. The machine is a shared 2-core VM: "
+            "its load average (above) says how much of it the run had.",
             *tally.examples,
         ],
     }
