@@ -25,6 +25,7 @@ from garrison.api._docs import install_docs
 from garrison.api._errors import ERROR_RESPONSES, ErrorBody, install_handlers
 from garrison.api._eval import router as eval_router
 from garrison.api._label import router as label_router
+from garrison.api._login_limit import LoginLimiter
 from garrison.api._marking import MARKING_HEADER, marked
 from garrison.api._metrics import HttpMetrics, MetricsMiddleware
 from garrison.api._paging import CursorQuery, LimitQuery, PagedList, marked_page, page_of
@@ -182,6 +183,11 @@ class _WorkspaceHolder:
                 self._workspace = Workspace.open(self.path)
             return self._workspace
 
+    def opened(self) -> bool:
+        """Whether the workspace is open (without opening it)."""
+        with self._lock:
+            return self._workspace is not None
+
     def close(self) -> None:
         with self._lock:
             if self._workspace is not None:
@@ -205,12 +211,17 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     """The REST API over the workspace at ``workspace_path`` (opened on the first request)."""
     holder = _WorkspaceHolder(Path(workspace_path))
     metrics = HttpMetrics()
+    limiter = LoginLimiter()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         metrics.flush()
-        holder.close()  # a signed audit checkpoint on shutdown
+        try:
+            if holder.opened():
+                limiter.flush(holder.get())  # the current window's aggregated failed logins
+        finally:
+            holder.close()  # a signed audit checkpoint on shutdown
 
     app = FastAPI(
         title="Garrison",
@@ -225,6 +236,8 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     )
     install_docs(app)
     app.state.workspace = holder
+    # Shared with the web UI (garrison.web.mount_ui): one count of failed logins per address.
+    app.state.login_limiter = limiter
     # Request counts and timings only: no access log names a path, an id or a query.
     app.state.metrics = metrics
     app.add_middleware(BodyLimit)

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from garrison.api._login_limit import TooManyLoginFailures
 from garrison.core.errors import (
     CheckFailed,
     EnvironmentProblem,
@@ -90,6 +91,8 @@ def error_response(
 
 def status_for(exc: GarrisonError) -> int:
     """The HTTP status a Garrison error maps to."""
+    if isinstance(exc, TooManyLoginFailures):
+        return 429
     if isinstance(exc, AuthenticationFailed):
         return 401
     if isinstance(exc, NotFound):
@@ -109,6 +112,8 @@ def _garrison_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GarrisonError)
     status = status_for(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, TooManyLoginFailures):
+        headers = {"Retry-After": str(exc.retry_after)}
     return error_response(status, exc.code, exc.message, headers)
 
 

@@ -58,6 +58,11 @@ class WorkspaceConfig(BaseModel):
     allow_unencrypted_volume: bool = Field(default=False, alias="allow-unencrypted-volume")
     #: The object store for ``s3://`` URLs.
     s3: S3Settings | None = None
+    #: Failed logins one client address may make per window before the server answers 429 and
+    #: audits the rest of that window as one aggregated event (docs/operations.md).
+    login_failures_per_window: int = Field(default=20, ge=1, le=100_000)
+    #: The length of that window, in seconds.
+    login_window_seconds: int = Field(default=60, ge=1, le=86_400)
 
     @classmethod
     def load(cls, workspace: Path) -> WorkspaceConfig:

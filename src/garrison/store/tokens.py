@@ -53,11 +53,23 @@ class AuthenticationFailed(NotPermitted):
 
     code = "unauthenticated"
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        reason: str | None = None,
+        *,
+        actor: str = ANONYMOUS_SUBJECT_NAME,
+        object_id: str | None = None,
+    ) -> None:
         super().__init__(
             "Authentication failed: send a valid API token (Authorization: Bearer ...) or a "
             "client certificate."
         )
+        #: Why, for the audit log only (never shown to the caller).
+        self.reason = reason
+        #: Whom the failure is recorded against: the token's owner when it was known.
+        self.actor = actor
+        #: The token id the attempt named, if any.
+        self.object_id = object_id
 
 
 def _hash(secret: str) -> str:
@@ -145,40 +157,62 @@ def revoke_token(session: Session, token_id: str) -> dict[str, Any]:
         return _token_dict(row, utc_now())
 
 
-def _deny(workspace: Workspace, actor: str, reason: str, object_id: str | None = None) -> NoReturn:
-    workspace.audit.append(
-        actor, AuditAction.LOGIN, object_id=object_id, decision="deny", reason=reason
-    )
-    raise AuthenticationFailed()
+def _deny(
+    workspace: Workspace,
+    actor: str,
+    reason: str,
+    object_id: str | None = None,
+    *,
+    audit: bool = True,
+) -> NoReturn:
+    if audit:
+        workspace.audit.append(
+            actor, AuditAction.LOGIN, object_id=object_id, decision="deny", reason=reason
+        )
+    raise AuthenticationFailed(reason, actor=actor, object_id=object_id)
 
 
-def authenticate(workspace: Workspace, secret: str) -> str:
-    """The name of the subject ``secret`` belongs to; AuthenticationFailed (audited) otherwise."""
+def authenticate(workspace: Workspace, secret: str, *, audit: bool = True) -> str:
+    """The name of the subject ``secret`` belongs to; AuthenticationFailed (audited) otherwise.
+
+    ``audit=False`` leaves recording the failure to the caller, from the exception's ``reason``,
+    ``actor`` and ``object_id`` (the servers' login limiter does, so a flood is counted, not
+    written event by event).
+    """
     match = _SECRET.fullmatch(secret)
     if match is None:
-        _deny(workspace, ANONYMOUS_SUBJECT_NAME, "malformed token")
+        _deny(workspace, ANONYMOUS_SUBJECT_NAME, "malformed token", audit=audit)
     token_id = match.group(1)
     with workspace.catalog.transaction() as orm:
         row = orm.get(TokenRow, token_id)
     expected = row.secret_sha256 if row is not None else _DUMMY_HASH
     same = hmac.compare_digest(_hash(secret), expected)
     if row is None or not same:
-        _deny(workspace, ANONYMOUS_SUBJECT_NAME, "unknown token or wrong secret", token_id)
+        _deny(
+            workspace,
+            ANONYMOUS_SUBJECT_NAME,
+            "unknown token or wrong secret",
+            token_id,
+            audit=audit,
+        )
     now = utc_now()
     if row.revoked_at is not None:
-        _deny(workspace, row.user, "token revoked", token_id)
+        _deny(workspace, row.user, "token revoked", token_id, audit=audit)
     expires = _aware(row.expires_at)
     if expires is not None and expires <= now:
-        _deny(workspace, row.user, "token expired", token_id)
+        _deny(workspace, row.user, "token expired", token_id, audit=audit)
     return row.user
 
 
-def subject_for_dn(workspace: Workspace, dn: str) -> str:
-    """The subject whose client-certificate DN is ``dn``; AuthenticationFailed (audited) if none."""
+def subject_for_dn(workspace: Workspace, dn: str, *, audit: bool = True) -> str:
+    """The subject whose client-certificate DN is ``dn``; AuthenticationFailed (audited) if none.
+
+    ``audit`` as for :func:`authenticate`.
+    """
     with workspace.catalog.transaction() as orm:
         name = orm.scalar(select(SubjectRow.name).where(SubjectRow.dn == dn))
     if name is None:
-        _deny(workspace, ANONYMOUS_SUBJECT_NAME, "no subject has this certificate DN")
+        _deny(workspace, ANONYMOUS_SUBJECT_NAME, "no subject has this certificate DN", audit=audit)
     return name
 
 

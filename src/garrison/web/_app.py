@@ -13,7 +13,7 @@ own error pages (HTML, not the API's JSON) and security headers:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from garrison.api import create_app as create_api_app
+from garrison.api._login_limit import LoginLimiter, TooManyLoginFailures, client_address
 from garrison.core.errors import (
     EnvironmentProblem,
     GarrisonError,
@@ -32,7 +33,6 @@ from garrison.core.errors import (
     NotPermitted,
 )
 from garrison.security.audit import AuditAction
-from garrison.security.subjects import ANONYMOUS_SUBJECT_NAME
 from garrison.store.tokens import AuthenticationFailed, authenticate, subject_for_dn, token_id_of
 from garrison.web import _admin, _ask, _datasets, _eval, _label, _models, _pages
 from garrison.web._banner import PageMarkings
@@ -55,6 +55,9 @@ from garrison.web._sessions import WebSettings, new_token, tokens_match
 __all__ = ["CSP", "build_ui", "create_app", "mount_ui"]
 
 _log = logging.getLogger("garrison.web")
+
+#: The audited reason of a sign-in form posted without its CSRF token.
+_NO_CSRF = "web sign-in form without CSRF token"
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -138,7 +141,12 @@ def _start_session(
 
 
 def _login_page(
-    request: Request, *, status: int = 200, error: str | None = None, next_url: str = ""
+    request: Request,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    next_url: str = "",
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     ui = get_ui(request)
     token = new_token()
@@ -154,9 +162,20 @@ def _login_page(
         },
         PageMarkings(),
         status=status,
+        headers=headers,
     )
     out.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, **_cookie_args(request))
     return out
+
+
+def _too_many(request: Request, exc: TooManyLoginFailures, next_url: str = "") -> Response:
+    return _login_page(
+        request,
+        status=429,
+        error=exc.message,
+        next_url=next_url,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
 
 
 def _auth_routes(app: FastAPI) -> None:
@@ -172,9 +191,13 @@ def _auth_routes(app: FastAPI) -> None:
         dn = client_dn(request)
         if dn is not None and not request.cookies.get(SIGNED_OUT_COOKIE):
             # Mutual TLS: the verified certificate is the credential; no form to fill in.
+            workspace = ui.workspace()
             try:
-                subject = subject_for_dn(ui.workspace(), dn)  # audits an unknown DN
+                with ui.limiter.attempt(workspace, client_address(request)):
+                    subject = subject_for_dn(workspace, dn, audit=False)
                 return _start_session(request, subject, "certificate", dn, safe_next(next))
+            except TooManyLoginFailures as exc:
+                return _too_many(request, exc, next)
             except AuthenticationFailed:
                 return _login_page(
                     request,
@@ -192,32 +215,35 @@ def _auth_routes(app: FastAPI) -> None:
         next: Annotated[str, Form(max_length=2000)] = "",
     ) -> Response:
         ui = get_ui(request)
-        if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf):
-            ui.workspace().audit.append(
-                ANONYMOUS_SUBJECT_NAME,
-                AuditAction.LOGIN,
-                decision="deny",
-                reason="web sign-in form without CSRF token",
-            )
+        workspace = ui.workspace()
+        try:
+            # Every failure, a missing CSRF token included, counts against the client's limit.
+            with ui.limiter.attempt(workspace, client_address(request)):
+                if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf):
+                    raise AuthenticationFailed(_NO_CSRF)
+                secret = token.strip()
+                if not secret:
+                    raise AuthenticationFailed("no credentials")
+                subject = authenticate(workspace, secret, audit=False)
+        except TooManyLoginFailures as exc:
+            return _too_many(request, exc, next)
+        except AuthenticationFailed as exc:
+            if exc.reason == _NO_CSRF:
+                return _login_page(
+                    request,
+                    status=403,
+                    error="The sign-in form expired; please try again.",
+                    next_url=next,
+                )
             return _login_page(
                 request,
-                status=403,
-                error="The sign-in form expired; please try again.",
+                status=401,
+                error="Sign-in failed: the token is unknown, expired or revoked.",
                 next_url=next,
             )
+        token_id = token_id_of(secret)
+        assert token_id is not None  # authenticate() accepted its form
         try:
-            secret = token.strip()
-            if not secret:
-                ui.workspace().audit.append(
-                    ANONYMOUS_SUBJECT_NAME,
-                    AuditAction.LOGIN,
-                    decision="deny",
-                    reason="no credentials",
-                )
-                raise AuthenticationFailed()
-            subject = authenticate(ui.workspace(), secret)  # audits every failure
-            token_id = token_id_of(secret)
-            assert token_id is not None  # authenticate() accepted its form
             return _start_session(request, subject, "token", token_id, safe_next(next))
         except AuthenticationFailed:
             return _login_page(
@@ -237,8 +263,12 @@ def _auth_routes(app: FastAPI) -> None:
         dn = client_dn(request)
         if dn is None or not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf):
             return _login_page(request, status=403, error="Certificate sign-in is not available.")
+        workspace = ui.workspace()
         try:
-            subject = subject_for_dn(ui.workspace(), dn)
+            with ui.limiter.attempt(workspace, client_address(request)):
+                subject = subject_for_dn(workspace, dn, audit=False)
+        except TooManyLoginFailures as exc:
+            return _too_many(request, exc)
         except AuthenticationFailed:
             return _login_page(
                 request, status=401, error="Your certificate is not registered to a Garrison user."
@@ -330,10 +360,15 @@ def _error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
-def build_ui(workspace_holder: Any, settings: WebSettings | None = None) -> FastAPI:
-    """The UI sub-application over a workspace holder (anything with ``get() -> Workspace``)."""
+def build_ui(
+    workspace_holder: Any,
+    settings: WebSettings | None = None,
+    limiter: LoginLimiter | None = None,
+) -> FastAPI:
+    """The UI sub-application over a workspace holder (anything with ``get() -> Workspace``);
+    ``limiter`` is the server's login limiter (the UI makes its own without one)."""
     ui_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    ui_app.state.ui = Ui(workspace_holder, settings or WebSettings())
+    ui_app.state.ui = Ui(workspace_holder, settings or WebSettings(), limiter)
     ui_app.mount("/static", StaticFiles(packages=[("garrison.web", "static")]), name="static")
     _auth_routes(ui_app)
     _pages.register(ui_app)
@@ -351,7 +386,7 @@ def build_ui(workspace_holder: Any, settings: WebSettings | None = None) -> Fast
 def mount_ui(app: FastAPI, settings: WebSettings | None = None) -> None:
     """Mount the UI at ``/ui`` on an API app from :func:`garrison.api.create_app`; ``/`` and
     ``/ui`` redirect to it."""
-    ui_app = build_ui(app.state.workspace, settings)
+    ui_app = build_ui(app.state.workspace, settings, getattr(app.state, "login_limiter", None))
 
     @app.get("/", include_in_schema=False)
     def root() -> Response:

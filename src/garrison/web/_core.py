@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from garrison.api._auth import CLIENT_DN_KEY
+from garrison.api._login_limit import LoginLimiter
 from garrison.core.errors import CsrfFailed, LoginRequired, NotFound, NotPermitted
 from garrison.security.audit import AuditAction
 from garrison.security.policy import Action, permits
@@ -83,9 +84,13 @@ class Viewer:
 class Ui:
     """The UI's state: settings, live sessions, templates, and the workspace the API opened."""
 
-    def __init__(self, workspace_holder: Any, settings: WebSettings) -> None:
+    def __init__(
+        self, workspace_holder: Any, settings: WebSettings, limiter: LoginLimiter | None = None
+    ) -> None:
         self._holder = workspace_holder
         self.settings = settings
+        #: Failed sign-ins count against the same per-address limit as failed API logins.
+        self.limiter = limiter or LoginLimiter()
         self.sessions = SessionStore(settings)
         self.env = Environment(
             loader=PackageLoader("garrison.web", "templates"),
