@@ -45,7 +45,10 @@ def write_corpus(folder: Path, files: int = FILES) -> Path:
 
 
 def _mount_works() -> bool:
-    return os.geteuid() == 0 and subprocess.run(["which", "mount"], capture_output=True).returncode == 0
+    return (
+        os.geteuid() == 0
+        and subprocess.run(["which", "mount"], capture_output=True).returncode == 0
+    )
 
 
 @contextmanager
@@ -88,9 +91,7 @@ def catalog_state(ws: Workspace) -> dict[str, Any]:
             (d.id, d.status, d.reason or "", d.size)
             for d in orm.scalars(select(DocumentRow).where(DocumentRow.superseded_by.is_(None)))
         )
-        elements = sorted(
-            (e.id, e.doc_id, e.seq, e.text) for e in orm.scalars(select(ElementRow))
-        )
+        elements = sorted((e.id, e.doc_id, e.seq, e.text) for e in orm.scalars(select(ElementRow)))
     blobs = ws.blobs
     originals = sorted(d[0] for d in docs if d[1] == "parsed" and blobs.get(d[0]) is not None)
     return {"documents": docs, "elements": elements, "originals": originals}

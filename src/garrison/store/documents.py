@@ -125,7 +125,9 @@ class Documents:
     def check_status(status: str | None) -> None:
         """InvalidInput unless ``status`` is None or a document status."""
         if status is not None and status not in {s.value for s in DocumentStatus}:
-            raise InvalidInput(f"Unknown status {status!r}: use parsed, quarantined, spilled or damaged.")
+            raise InvalidInput(
+                f"Unknown status {status!r}: use parsed, quarantined, spilled or damaged."
+            )
 
     def _banner(self, orm: OrmSession, marking_id: int | None) -> str | None:
         marking = self.session.marking_of(orm, marking_id)
