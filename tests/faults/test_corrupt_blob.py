@@ -12,6 +12,7 @@ from garrison.cli.main import main
 from garrison.core.errors import CheckFailed
 from garrison.search import search
 from garrison.store.documents import Documents, original_bytes
+from garrison.store.session import SubjectSpec
 from garrison.store.workspace import Workspace
 from tests.faults.faults import PIPELINE, full_state, write_corpus
 from tests.pipeline.test_incremental import DEFAULT, SYSTEM_HIGH, assert_index_matches_catalog
@@ -43,7 +44,9 @@ def test_corrupted_blob_is_detected_marked_damaged_never_served_and_repaired(
     ws = Workspace.open(root)
     try:
         before = full_state(ws)
-        victim = before["live"][0]
+        secret = [d for d in Documents(ws.session()).list() if d["marking"].startswith("SECRET")]
+        victim = secret[0]["id"]
+        ws.session().add_user("ustew", SubjectSpec(clearance="U", roles=("steward",)))
         assert hits_of(ws, victim)
         corrupt(ws, victim)
 
@@ -51,6 +54,10 @@ def test_corrupted_blob_is_detected_marked_damaged_never_served_and_repaired(
             original_bytes(ws.session(), victim)
         shown = Documents(ws.session()).show(victim)
         assert shown["status"] == "damaged" and shown["reason"] == "blob-corrupt"
+        # A steward who may not read its marking does not learn of it, damaged or not.
+        low = Documents(ws.session("ustew"))
+        assert victim not in {d["id"] for d in low.list()}
+        assert low.list(status="damaged") == []
         assert hits_of(ws, victim) == []  # search serves nothing of it
         state = full_state(ws)
         assert victim not in state["live"]

@@ -30,22 +30,24 @@ def ingest(ws: Path, corpus: Path) -> int:
     return cli("ingest", str(corpus), "-w", str(ws), "--default-marking", DEFAULT)
 
 
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    return write_corpus(tmp_path / "corpus")
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-@pytest.fixture
-def pipeline(tmp_path: Path) -> Path:
-    path = tmp_path / "fast.yaml"
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pipeline") / "fast.yaml"
     path.write_text(PIPELINE)
     return path
 
 
-@pytest.fixture
-def expected(tmp_path: Path, corpus: Path, pipeline: Path) -> dict[str, object]:
-    """The state of an uninterrupted ingest and run."""
-    root = tmp_path / "reference"
+@pytest.fixture(scope="module")
+def expected(
+    tmp_path_factory: pytest.TempPathFactory, corpus: Path, pipeline: Path
+) -> dict[str, object]:
+    """The state of an uninterrupted ingest and run (computed once for the module)."""
+    root = tmp_path_factory.mktemp("reference") / "ws"
     Workspace.init(root, system_high=SYSTEM_HIGH).close()
     assert ingest(root, corpus) == 0
     assert cli("run", str(pipeline), "-w", str(root)) == 0

@@ -27,7 +27,7 @@ from tests.conftest import require
 from tests.faults.faults import PIPELINE, full_state, write_corpus
 from tests.pipeline.test_incremental import DEFAULT, SYSTEM_HIGH, assert_index_matches_catalog
 
-FILES = 90
+FILES = 48
 
 
 def _binary(name: str) -> str | None:

