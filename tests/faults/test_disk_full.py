@@ -4,11 +4,13 @@ ends with the workspace an uninterrupted run gives."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from garrison.cli.main import main
+from garrison.core.errors import disk_full
 from garrison.store.workspace import Workspace
 from tests.faults.faults import (
     PIPELINE,
@@ -154,3 +156,28 @@ def test_catalog_full_during_run_then_resumed(
             ws.close()
     assert_index_matches_catalog(state)
     assert state == expected
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(28, "No space left on device"),
+        OSError(122, "Disk quota exceeded"),
+        RuntimeError("lance error: LanceError(IO): No space left on device (os error 28)"),
+        sqlite3.OperationalError("database or disk is full"),
+    ],
+)
+def test_disk_full_is_recognised_however_a_library_spells_it(error: Exception) -> None:
+    found = disk_full(error, "the chunk index (/srv/ws/index)")
+    assert found is not None and found.exit_code == 5 and found.code == "disk-full"
+    assert found.message.startswith("The disk holding the chunk index (/srv/ws/index) is full;")
+    wrapped = RuntimeError("write failed")
+    wrapped.__cause__ = error
+    assert disk_full(wrapped, "x") is not None
+
+
+@pytest.mark.parametrize(
+    "error", [OSError(13, "Permission denied"), RuntimeError("lance error: bad schema")]
+)
+def test_other_errors_are_not_called_a_full_disk(error: Exception) -> None:
+    assert disk_full(error, "x") is None
