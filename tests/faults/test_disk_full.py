@@ -170,7 +170,7 @@ def test_catalog_full_during_run_then_resumed(
 def test_disk_full_is_recognised_however_a_library_spells_it(error: Exception) -> None:
     found = disk_full(error, "the chunk index (/srv/ws/index)")
     assert found is not None and found.exit_code == 5 and found.code == "disk-full"
-    assert found.message.startswith("The disk holding the chunk index (/srv/ws/index) is full;")
+    assert found.message.startswith("The disk holding the chunk index (/srv/ws/index) is full")
     wrapped = RuntimeError("write failed")
     wrapped.__cause__ = error
     assert disk_full(wrapped, "x") is not None

@@ -180,8 +180,8 @@ class DiskFull(EnvironmentProblem):
 
     def __init__(self, where: str) -> None:
         super().__init__(
-            f"The disk holding {where} is full; free space there and run the command again "
-            "(it resumes where it stopped)."
+            f"The disk holding {where} is full (no space left on device); free space there "
+            "and run the command again (it resumes where it stopped)."
         )
         self.where = where
 
