@@ -1331,6 +1331,35 @@ def test_marked_differently_finding_hidden_from_low_readers(tmp_path: Path) -> N
         ws.close()
 
 
+def test_damaged_documents_hidden_from_stewards_below_them(tmp_path: Path) -> None:
+    """A document whose original failed its check is marked damaged: stewards see damaged
+    documents they may read, and nothing of one they may not (not its id, not a count)."""
+    from garrison.core.errors import NotFound
+    from garrison.store.damage import mark_damaged
+
+    ws = Workspace.init(tmp_path / "ws", system_high=SYSTEM_HIGH)
+    try:
+        folder = tmp_path / "in"
+        folder.mkdir()
+        _write(folder, "low", "(U) A routine note on the motor pool.\n")
+        _write(folder, "high", "SECRET//NOFORN\n\n(S//NF) The convoy leaves at dawn.\n")
+        system = ws.session()
+        ingest_paths(system, [str(folder)], IngestOptions(default_marking="UNCLASSIFIED"))
+        docs = {d["filename"]: d["id"] for d in Documents(system).list()}
+        for doc_id in docs.values():
+            assert mark_damaged(system, doc_id, "test")
+        system.add_user("ustew", SubjectSpec(clearance="U", citizenship="USA", roles=("steward",)))
+        system.add_user("sstew", SubjectSpec(clearance="S", citizenship="USA", roles=("steward",)))
+        low, high = ws.session("ustew"), ws.session("sstew")
+        assert [d["id"] for d in Documents(low).list(status="damaged")] == [docs["low.txt"]]
+        assert docs["high.txt"] not in json.dumps(Documents(low).list())
+        with pytest.raises(NotFound):
+            Documents(low).show(docs["high.txt"])
+        assert {d["id"] for d in Documents(high).list(status="damaged")} == set(docs.values())
+    finally:
+        ws.close()
+
+
 # -- the assistant --------------------------------------------------------------------------------
 
 #: Where the Ask page repeats the question: its form field and the answer's "Question:" line.

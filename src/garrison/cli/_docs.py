@@ -22,7 +22,7 @@ LimitOpt = PageLimitOpt
 def ls(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option("--status", help="parsed, quarantined or spilled.")
+        str | None, typer.Option("--status", help="parsed, quarantined, spilled or damaged.")
     ] = None,
     limit: LimitOpt = None,
     cursor: CursorOpt = None,

@@ -19,6 +19,7 @@ API, web UI) translate errors without parsing their text::
         ├── WorkspaceError
         ├── KeyFileError
         ├── AuditWriteError              the audit log could not record an action (fail closed)
+        ├── DiskFull                     a disk Garrison writes to is full (``where``)
         ├── ServiceUnavailable           a service is unreachable or answers garbage (``reason``)
         ├── UnencryptedStorage           the index's bucket lacks server-side encryption above U
         └── MissingExtra                 an optional dependency is not installed
@@ -26,11 +27,14 @@ API, web UI) translate errors without parsing their text::
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "AccessExpressionError",
     "AuditWriteError",
     "CheckFailed",
     "CsrfFailed",
+    "DiskFull",
     "EnvironmentProblem",
     "GarrisonError",
     "InvalidInput",
@@ -44,6 +48,7 @@ __all__ = [
     "UnencryptedStorage",
     "UnsupportedMarking",
     "WorkspaceError",
+    "disk_full",
 ]
 
 
@@ -164,6 +169,44 @@ class AuditWriteError(EnvironmentProblem):
     """The audit log could not record an action, so the action was not carried out."""
 
     code = "audit-write"
+
+
+class DiskFull(EnvironmentProblem):
+    """A disk (or quota) that Garrison writes to is full; nothing half-written was committed.
+
+    ``where`` names what could not be written (the blob store, the catalog, the chunk index,
+    the audit log) and its path.
+    """
+
+    code = "disk-full"
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            f"The disk holding {where} is full (no space left on device); free space there "
+            "and run the command again (it resumes where it stopped)."
+        )
+        self.where = where
+
+
+#: How third-party libraries spell "no space": OS errors, SQLite, Lance (Rust), PostgreSQL.
+_FULL_TEXT = ("no space left on device", "database or disk is full", "os error 28", "disk quota")
+
+
+def disk_full(exc: BaseException, where: str) -> DiskFull | None:
+    """``DiskFull`` for ``where`` when ``exc`` (or what it wraps) reports a full disk, else None.
+
+    Callers at a storage boundary use it to translate the error: ``raise found from exc``.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain of causes is short; never loop on a cycle
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DiskFull(where)
+        if any(text in str(seen).lower() for text in _FULL_TEXT):
+            return DiskFull(where)
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
 
 
 class ServiceUnavailable(EnvironmentProblem):

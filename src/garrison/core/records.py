@@ -63,6 +63,8 @@ class DocumentStatus(StrEnum):
     PARSED = "parsed"
     QUARANTINED = "quarantined"
     SPILLED = "spilled"
+    #: Its original no longer matches its hash (found on read): nothing of it is served.
+    DAMAGED = "damaged"
 
 
 class MarkingSource(StrEnum):

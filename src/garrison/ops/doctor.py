@@ -133,7 +133,8 @@ def run_doctor(
     which: Callable[[str], str | None] = shutil.which,
     environ: Mapping[str, str] | None = None,
 ) -> DoctorReport:
-    """Run every check on the workspace at ``path``; nothing is changed but the audit log.
+    """Run every check on the workspace at ``path``; nothing is changed but the audit log and
+    the status of documents whose original fails its check (marked damaged, fail closed).
     With no workspace (``None``: right after an install), only the host's checks run.
 
     ``mountinfo``, ``sysfs``, ``which`` and ``environ`` stand in for the machine's own, so each
@@ -170,7 +171,7 @@ def run_doctor(
     checks: list[Check] = []
     try:
         # Keys first: opening the workspace would create a missing binding key afresh.
-        for step in (_keys, _permissions, _catalog, _audit, _weights, _connections):
+        for step in (_keys, _permissions, _catalog, _audit, _weights, _originals, _connections):
             checks.extend(step(ctx))
         checks.extend(_tools(ctx))
         checks.extend(_volume(ctx))
@@ -423,6 +424,27 @@ def _registered_weights(ctx: _Context) -> Iterator[Check]:
             "(each is checked against its hash when loaded).",
             details={"versions": len(versions), "files": files},
         )
+
+
+def _originals(ctx: _Context) -> Iterator[Check]:
+    """Every parsed document's original decrypts and hashes to its id; one that does not is
+    marked damaged (see :mod:`garrison.store.damage`) and reported."""
+    if ctx.workspace is None or ctx.workspace.log_damaged:
+        return
+    from garrison.store.damage import scan_originals
+
+    damaged = [d.doc_id for d in scan_originals(ctx.workspace.session())]
+    if damaged:
+        yield Check(
+            "originals",
+            "failed",
+            f"{len(damaged)} document originals do not match their hash (first: {damaged[0]}); "
+            "they are marked damaged and nothing of them is served.",
+            "Ingest those files again to restore them (or restore the blob store from a backup).",
+            {"damaged": damaged[:10]},
+        )
+    else:
+        yield Check("originals", "passed", "Every document original matches its hash.")
 
 
 # -- network -------------------------------------------------------------------------------------

@@ -514,12 +514,19 @@ def _stream(
     """Run the head, middle and tail into the sink; the documents written."""
     parts = _Parts.of(spec.stages)
     tail_sig = _stages_key(parts.middle + parts.tail, plan.compilation)
+    head = list(plan.head)
+    if not parts.middle and plan.unchanged:
+        # Without a corpus stage the head is the tail: an unchanged document whose index rows
+        # are not known to be in place (a run stopped between the catalog commit and the index
+        # write -- killed, or the index disk full) is done again, not reused.
+        stored = _stored_keys(session, plan.unchanged)
+        head += [d for d in plan.unchanged if not (d in stored and stored[d][2])]
     report.documents = len(plan.inputs)
-    report.processed = len(plan.head)
-    report.reused = len(plan.unchanged)
+    report.processed = len(head)
+    report.reused = len(plan.inputs) - len(head)
     if plan.remove:
         report.removed = remove_derived(session, plan.remove, job_id=report.job_id)
-    head_items = _element_items(session, plan.head) if plan.head else []
+    head_items = _element_items(session, head) if head else []
     report.elements = len(head_items)
     head_batches = _batches(head_items, plan.inputs, batch_docs)
     del head_items
@@ -560,7 +567,7 @@ def _stream(
                 spec.name,
                 plan.predict_key,
             )
-            for d in plan.head
+            for d in head
             if d not in done_docs
         }
         if empty:

@@ -63,6 +63,7 @@ class AuditAction(StrEnum):
     DATASET_READ = "dataset.read"
     DEDUP_REPORT = "dedup.report"
     DOCTOR_RUN = "doctor.run"
+    DOC_DAMAGED = "doc.damaged"
     DOC_ORIGINAL = "doc.original"
     DOC_READ = "doc.read"
     DOCS_LIST = "docs.list"

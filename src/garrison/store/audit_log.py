@@ -43,6 +43,7 @@ from garrison.core.errors import (
     GarrisonError,
     InvalidInput,
     NotFound,
+    disk_full,
 )
 from garrison.security import crypto, merkle
 from garrison.security.audit import (
@@ -102,6 +103,15 @@ class AuditLog:
         self.directory = Path(directory)
         self.checkpoint_every = checkpoint_every
         self._key = signing_key
+
+    def _raise_if_full(self, exc: BaseException) -> None:
+        """A full disk is said as such, with where (still an ``AuditWriteError``: the action
+        that needed the record was not carried out)."""
+        full = disk_full(exc, f"the audit log ({self.directory})")
+        if full is not None:
+            raise AuditWriteError(
+                f"{full.message[:-1]}; the action that needed the record was not carried out."
+            ) from exc
 
     # --- paths -----------------------------------------------------------------------------
 
@@ -172,6 +182,7 @@ class AuditLog:
                 if state.size % self.checkpoint_every == 0:
                     self._write_checkpoint(state)
         except (OSError, ValueError, TypeError, _Damaged) as exc:
+            self._raise_if_full(exc)
             raise AuditWriteError(
                 f"The audit log could not record {str(action)!r} by {actor!r} ({_why(exc)}); "
                 "the action was not carried out."
@@ -226,6 +237,7 @@ class AuditLog:
                 if state.size // self.checkpoint_every > before // self.checkpoint_every:
                     self._write_checkpoint(state)
         except (OSError, ValueError, TypeError, KeyError, _Damaged) as exc:
+            self._raise_if_full(exc)
             raise AuditWriteError(
                 f"The audit log could not record {len(events)} events, the first "
                 f"{first_action!r}, by {actor!r} ({_why(exc)}); the actions were not carried out."
@@ -255,6 +267,7 @@ class AuditLog:
                     return latest
                 return self._write_checkpoint(state)
         except (OSError, ValueError, _Damaged) as exc:
+            self._raise_if_full(exc)
             raise AuditWriteError(
                 f"The audit log could not write a checkpoint ({_why(exc)})."
             ) from exc

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from garrison.core.errors import CheckFailed, EnvironmentProblem, NotFound
+from garrison.core.errors import CheckFailed, EnvironmentProblem, NotFound, disk_full
 from garrison.security import crypto
 
 if TYPE_CHECKING:
@@ -109,6 +109,9 @@ class LocalBlobStore:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
+            full = disk_full(exc, f"the blob store ({self.root})")
+            if full is not None:
+                raise full from exc
             raise EnvironmentProblem(
                 f"The blob store at {self.root} cannot be written ({exc.strerror})."
             ) from exc

@@ -21,7 +21,13 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAl
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
-from garrison.core.errors import EnvironmentProblem, InvalidInput, WorkspaceError
+from garrison.core.errors import (
+    EnvironmentProblem,
+    InvalidInput,
+    ServiceUnavailable,
+    WorkspaceError,
+    disk_full,
+)
 from garrison.store.bindings import Binder, install
 from garrison.store.models import Meta
 
@@ -102,9 +108,39 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[OrmSession]:
-        """One unit of work: committed when the block ends, rolled back on any error."""
-        with self._sessions() as orm, orm.begin():
-            yield orm
+        """One unit of work: committed when the block ends, rolled back on any error.
+
+        A full disk raises ``DiskFull``; a PostgreSQL server that cannot be reached (stopped,
+        restarted under the run) raises ``ServiceUnavailable``. Nothing of the unit is kept.
+        """
+        try:
+            with self._sessions() as orm, orm.begin():
+                yield orm
+        except OperationalError as exc:
+            raise self.translate(exc) from exc
+
+    def translate(self, exc: OperationalError) -> Exception:
+        """The Garrison error for a database error of this catalog (or ``exc`` itself)."""
+        full = disk_full(exc, f"the catalog ({self.where})")
+        if full is not None:
+            return full
+        if self.backend == "postgresql":
+            return ServiceUnavailable(
+                f"The catalog database at {self.where} cannot be reached ({_short(exc)}); "
+                "start it again and run the command again (it resumes where it stopped).",
+                service=self.where,
+                reason="unreachable",
+            )
+        return exc
+
+    @property
+    def where(self) -> str:
+        """The catalog's file (SQLite) or server and database (PostgreSQL), without secrets."""
+        url = self.engine.url
+        if self.backend == "sqlite":
+            return str(url.database)
+        host = url.host or str(url.query.get("host") or "localhost")
+        return f"{host}/{url.database}"
 
     def dispose(self) -> None:
         """Close pooled connections."""

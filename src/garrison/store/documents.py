@@ -61,11 +61,15 @@ class Documents:
         parsed = (DocumentRow.status == DocumentStatus.PARSED.value) & self.session.readable_clause(
             orm, DocumentRow.marking_id
         )
+        # A damaged document keeps its marking: only those who may read it learn of it.
+        damaged = (DocumentRow.status == DocumentStatus.DAMAGED.value) & (
+            self.session.readable_clause(orm, DocumentRow.marking_id)
+        )
         if _is_steward(self.session):
-            hidden = [DocumentStatus.PARSED.value]
+            hidden = [DocumentStatus.PARSED.value, DocumentStatus.DAMAGED.value]
             if not sees_spills(self.session):
                 hidden.append(DocumentStatus.SPILLED.value)  # a spill's location is withheld
-            return or_(parsed, DocumentRow.status.not_in(hidden))
+            return or_(parsed, damaged, DocumentRow.status.not_in(hidden))
         return parsed
 
     def _get(self, orm: OrmSession, doc_id: str, action: AuditAction) -> DocumentRow:
@@ -121,7 +125,9 @@ class Documents:
     def check_status(status: str | None) -> None:
         """InvalidInput unless ``status`` is None or a document status."""
         if status is not None and status not in {s.value for s in DocumentStatus}:
-            raise InvalidInput(f"Unknown status {status!r}: use parsed, quarantined or spilled.")
+            raise InvalidInput(
+                f"Unknown status {status!r}: use parsed, quarantined, spilled or damaged."
+            )
 
     def _banner(self, orm: OrmSession, marking_id: int | None) -> str | None:
         marking = self.session.marking_of(orm, marking_id)
@@ -797,7 +803,9 @@ def original_bytes(session: Session, doc_id: str) -> tuple[dict[str, Any], bytes
             f"{session.subject.name} may not download this original: taking it out is an "
             "export, and their access does not allow exporting all it may hold."
         )
-    data = session.workspace.blobs.get(doc["id"])
+    from garrison.store.damage import read_original
+
+    data = read_original(session, doc["id"])
     session.audit(
         AuditAction.DOC_ORIGINAL,
         object_id=doc["id"],

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from garrison.core.errors import InvalidInput, MissingExtra
+from garrison.core.errors import InvalidInput, MissingExtra, disk_full
 
 __all__ = [
     "KEPT_INDEXES",
@@ -179,6 +179,15 @@ class ChunkIndex:
         dimension, and the ids of the other documents whose rows that dropped are returned
         (they must be indexed again). Otherwise returns the empty set.
         """
+        try:
+            return self._replace(doc_ids, rows)
+        except (OSError, RuntimeError) as exc:  # Lance reports I/O errors as RuntimeError
+            full = disk_full(exc, f"the chunk index ({self.root})")
+            if full is not None:
+                raise full from exc
+            raise
+
+    def _replace(self, doc_ids: Sequence[str], rows: Sequence[dict[str, Any]]) -> frozenset[str]:
         import pyarrow as pa
 
         if any(VECTOR_MARKING not in row for row in rows):
@@ -226,7 +235,13 @@ class ChunkIndex:
         for index in table.list_indices():
             stats = table.index_stats(index.name)
             if stats is not None and stats.num_unindexed_rows:
-                table.optimize()
+                try:
+                    table.optimize()
+                except (OSError, RuntimeError) as exc:
+                    full = disk_full(exc, f"the chunk index ({self.root})")
+                    if full is not None:
+                        raise full from exc
+                    raise
                 return
 
     def count(self, where: str | None = None) -> int:

@@ -219,6 +219,24 @@ class CatalogWriter:
             }
         )
 
+    def _repair(self, row: DocumentRow, data: bytes) -> str:
+        """The same bytes as a damaged document's: store them again, parsed once more."""
+        blobs = self.session.workspace.blobs
+        blobs.delete(row.id)
+        blobs.put(data)
+        row.status, row.reason = DocumentStatus.PARSED.value, None
+        self.events.append(
+            {
+                "action": AuditAction.DOC_DAMAGED,
+                "object_id": row.id,
+                "object_marking": None,
+                "decision": "allow",
+                "reason": "repaired",
+                "details": {"uri": row.uri, "job": self.job_id},
+            }
+        )
+        return "unchanged"
+
     def write(
         self, decided: DecidedDocument, parent_id: str | None, *, spill_tree: bool = False
     ) -> str:
@@ -231,6 +249,8 @@ class CatalogWriter:
         existing = self.orm.get(DocumentRow, decided.doc_id)
         if existing is not None:
             self.location(decided.doc_id, decided.uri, parent_id)
+            if existing.status == DocumentStatus.DAMAGED.value and decided.data is not None:
+                return self._repair(existing, decided.data)
             if existing.status == DocumentStatus.PARSED and existing.default_marking_id not in (
                 None,
                 self.default_id,
@@ -577,9 +597,11 @@ def ensure_source(session: Session, name: str, kind: str, uri: str, default: Mar
 
 
 def document_known(session: Session, doc_id: str) -> bool:
-    """Whether the catalog holds a document with these bytes (its hash)."""
+    """Whether the catalog holds a document with these bytes (its hash) and a sound original
+    (a damaged one is parsed again, and its original stored again)."""
     with session.workspace.catalog.transaction() as orm:
-        return orm.get(DocumentRow, doc_id) is not None
+        row = orm.get(DocumentRow, doc_id)
+        return row is not None and row.status != DocumentStatus.DAMAGED.value
 
 
 def record_skipped(
