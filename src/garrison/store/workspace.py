@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from garrison.core.config import CONFIG_FILE, WorkspaceConfig
-from garrison.core.errors import InvalidInput, NotFound, WorkspaceError
+from garrison.core.errors import InvalidInput, MarkingError, NotFound, WorkspaceError
 from garrison.security.audit import AuditAction
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
@@ -224,7 +224,7 @@ class Workspace:
             ),
         )
         # The config file and the catalog must agree: a hand-edited system high fails closed.
-        if Marking.from_dict(json.loads(stored)) != ws.system_high:
+        if not _same_system_high(config.system_high, stored, ws.registry):
             ws.close(checkpoint=False)
             raise WorkspaceError(
                 f"The system high in {CONFIG_FILE} ({config.system_high}) differs from the one "
@@ -278,7 +278,17 @@ class Workspace:
 
     @cached_property
     def system_high(self) -> Marking:
-        return parse_marking(self.config.system_high, registry=self.registry)
+        """The system high in full, as the catalog records it in structured form.
+
+        The configuration file holds only its banner, and a banner does not always carry the
+        whole marking: three or more programs are written ``SAR-MULTIPLE PROGRAMS``, which
+        names none of them. ``open`` has checked that the two agree.
+        """
+        with self.catalog.transaction() as orm:
+            stored = orm.scalar(select(Meta.value).where(Meta.key == "system_high"))
+        if stored is None:
+            raise WorkspaceError("The catalog does not record the workspace's system high.")
+        return Marking.from_dict(json.loads(stored), registry=self.registry)
 
     def refresh(self) -> None:
         """Forget cached facts after the registry changed."""
@@ -334,3 +344,23 @@ def _drop_catalog(catalog: Catalog) -> None:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     except SQLAlchemyError:  # pragma: no cover - best effort clean-up after a failed init
         pass
+
+
+def _same_system_high(banner: str, stored: str, registry: MarkingRegistry) -> bool:
+    """Whether the configuration's banner ``banner`` states the catalog's system high.
+
+    The catalog's structured form is the system high; the banner must be exactly what that
+    form writes (or, written another way, parse to the same marking). A banner naming no
+    programs (``SAR-MULTIPLE PROGRAMS``) matches only the marking whose banner it is, so a
+    catalog holding other or fewer programs than the file was written for never opens.
+    """
+    try:
+        recorded = Marking.from_dict(json.loads(stored), registry=registry)
+    except (MarkingError, ValueError, TypeError):
+        return False
+    if banner.strip() == recorded.banner():
+        return True
+    try:
+        return parse_marking(banner, registry=registry) == recorded
+    except MarkingError:
+        return False
