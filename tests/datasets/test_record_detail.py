@@ -40,7 +40,11 @@ CASES = {
     "sbu": (("(U//SBU) The roster.", "(S//NF) The duty note."), "NONIC:SBU"),
     "cui": (("(CUI//PRVCY) The staff file.", "(S//NF) The posting note."), "DISSEM:CUI"),
     "programs": (
-        ("(TS//SAR-BP//NF) The first.", "(S//SAR-GB//NF) The second.", "(S//SAR-TC//NF) The third."),
+        (
+            "(TS//SAR-BP//NF) The first.",
+            "(S//SAR-GB//NF) The second.",
+            "(S//SAR-TC//NF) The third.",
+        ),
         "SAP:GB",
     ),
 }  # fmt: skip

@@ -192,7 +192,9 @@ class Workspace:
                 catalog.dispose()
             _remove_created(root, created_root)
             raise
-        return cls(root, config, catalog, audit)
+        ws = cls(root, config, catalog, audit)
+        ws.__dict__["system_high"] = high
+        return ws
 
     @classmethod
     def open(cls, path: Path | str) -> Workspace:
@@ -224,12 +226,15 @@ class Workspace:
             ),
         )
         # The config file and the catalog must agree: a hand-edited system high fails closed.
-        if not _same_system_high(config.system_high, stored, ws.registry):
+        recorded = _recorded_system_high(config.system_high, stored, ws.registry)
+        if recorded is None:
             ws.close(checkpoint=False)
             raise WorkspaceError(
                 f"The system high in {CONFIG_FILE} ({config.system_high}) differs from the one "
                 "recorded in the catalog; restore the configuration file."
             )
+        # Known from here on: never read again inside another transaction (SQLite would wait).
+        ws.__dict__["system_high"] = recorded
         return ws
 
     def close(self, *, checkpoint: bool = True) -> None:
@@ -291,9 +296,11 @@ class Workspace:
         return Marking.from_dict(json.loads(stored), registry=self.registry)
 
     def refresh(self) -> None:
-        """Forget cached facts after the registry changed."""
+        """Forget cached facts after the registry changed (called outside any transaction:
+        the system high is read again at once, under the new registry)."""
         self.__dict__.pop("registry", None)
         self.__dict__.pop("system_high", None)
+        _ = self.system_high
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -346,8 +353,9 @@ def _drop_catalog(catalog: Catalog) -> None:
         pass
 
 
-def _same_system_high(banner: str, stored: str, registry: MarkingRegistry) -> bool:
-    """Whether the configuration's banner ``banner`` states the catalog's system high.
+def _recorded_system_high(banner: str, stored: str, registry: MarkingRegistry) -> Marking | None:
+    """The catalog's system high when the configuration's banner ``banner`` states it, else
+    None.
 
     The catalog's structured form is the system high; the banner must be exactly what that
     form writes (or, written another way, parse to the same marking). A banner naming no
@@ -357,10 +365,11 @@ def _same_system_high(banner: str, stored: str, registry: MarkingRegistry) -> bo
     try:
         recorded = Marking.from_dict(json.loads(stored), registry=registry)
     except (MarkingError, ValueError, TypeError):
-        return False
+        return None
     if banner.strip() == recorded.banner():
-        return True
+        return recorded
     try:
-        return parse_marking(banner, registry=registry) == recorded
+        same = parse_marking(banner, registry=registry) == recorded
     except MarkingError:
-        return False
+        return None
+    return recorded if same else None
