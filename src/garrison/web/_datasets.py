@@ -92,6 +92,8 @@ def sample_records(
         if len(shown) >= SAMPLE_PER_SPLIT:
             continue
         marking = record.detail
+        if record.marking != marking.banner():
+            continue  # a banner that is not its full marking's: damaged, left out
         if not session.can_read(marking) or not dominates(ceiling, marking):
             continue
         text = record.text if len(record.text) <= TEXT_CHARS else record.text[:TEXT_CHARS] + "…"
