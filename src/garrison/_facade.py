@@ -232,8 +232,8 @@ class Session:
     def documents(
         self, *, status: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        """The documents this user may know of (``status``: parsed, quarantined or spilled),
-        as the records ``garrison docs ls --json`` prints."""
+        """The documents this user may know of (``status``: parsed, quarantined, spilled or
+        damaged), as the records ``garrison docs ls --json`` prints."""
         from garrison.store.documents import Documents
 
         return Documents(self.store).list(status=status, limit=limit)

@@ -46,6 +46,7 @@ def _records() -> list[SnapshotRecord]:
                     "pii_types": ["email"] if i == 4 else [],
                 },
                 lineage=_lineage(),
+                detail=parse_marking("SECRET" if i < 3 else "UNCLASSIFIED"),
             )
         )
     return out

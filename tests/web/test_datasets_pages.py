@@ -25,6 +25,7 @@ from garrison.ingest.engine import IngestOptions, ingest_paths
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.security.audit import AuditAction
+from garrison.security.markings import parse_marking
 from garrison.store.session import SubjectSpec
 from garrison.store.tokens import create_token
 from garrison.store.workspace import Workspace
@@ -171,16 +172,30 @@ def test_card_names_and_record_texts_are_escaped(dsweb: WebEnv) -> None:
 
 def test_records_are_judged_one_by_one(dsweb: WebEnv) -> None:
     """A record is shown only when the reader may read its own marking and the version's
-    marking dominates it; one whose marking does not parse is left out (fail closed)."""
+    marking dominates it; one whose banner is not its full marking's is left out (fail
+    closed)."""
     version, records = _system_versions(dsweb)["lowtext"]
     ws = Workspace.open(dsweb.path)
     try:
         una = ws.session("una")
         base = records[0]
         planted = [
-            replace(base, id="high" * 16, text="planted secret text", marking="SECRET"),
+            replace(
+                base,
+                id="high" * 16,
+                text="planted secret text",
+                marking="SECRET",
+                detail=parse_marking("SECRET"),
+            ),
+            # A banner that is not its full marking's is left out too.
             replace(base, id="junk" * 16, text="planted junk text", marking="NOT A MARKING//X"),
-            replace(base, id="conf" * 16, text="planted conf text", marking="CONFIDENTIAL"),
+            replace(
+                base,
+                id="conf" * 16,
+                text="planted conf text",
+                marking="CONFIDENTIAL",
+                detail=parse_marking("CONFIDENTIAL"),
+            ),
             base,
         ]
         page = PageMarkings(una)

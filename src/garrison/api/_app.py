@@ -250,8 +250,11 @@ def create_app(workspace_path: Path | str) -> FastAPI:
     def list_documents(
         session: SessionDep,
         status: Annotated[
-            Literal["parsed", "quarantined", "spilled"] | None,
-            Query(description="Only documents in this state (quarantined, spilled: stewards)."),
+            Literal["parsed", "quarantined", "spilled", "damaged"] | None,
+            Query(
+                description="Only documents in this state "
+                "(quarantined, spilled, damaged: stewards)."
+            ),
         ] = None,
         q: Annotated[
             str | None,

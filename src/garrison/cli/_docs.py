@@ -79,6 +79,8 @@ def show(
         out_console.print(
             f"finding {f['id']}: {f['kind']} -- {f['detail']}{resolved}", markup=False
         )
+    for finding in doc.get("compilation", []):
+        out_console.print(f"compilation: {finding['detail']}", markup=False)
     for e in doc.get("elements", []):
         out_console.print(f"[{e['seq']}] ({e['marking']}) {e['type']}: {e['text']}", markup=False)
 

@@ -82,4 +82,6 @@ def search_command(
     )
     for note in result.notes:
         out_console.print(note, markup=False)
+    for finding in result.findings:
+        out_console.print(f"compilation: {finding['detail']}", markup=False)
     out_console.print(result.marking, markup=False)

@@ -7,6 +7,14 @@ selection always give the same id. The records themselves (text, marking, fields
 a Parquet snapshot kept in the workspace's encrypted blob store; exports read the snapshot, so
 a later pipeline run never changes a version. Who made it and when are recorded beside the
 manifest, not in it.
+
+A record's marking is frozen twice: its banner (what people read) and its structured form
+(``marking_detail``, :meth:`Marking.to_dict`, as the catalog interns the markings of chunks and
+elements). The banner alone does not round-trip: a classified roll-up keeps UCNI, LIMDIS, SBU,
+CUI, EXDIS under NODIS, HVSACO beside a program and the programs behind
+``SAR-MULTIPLE PROGRAMS`` in its attributes only. Every access check and every export reads the
+structured form; a snapshot made before it was stored falls back to the banner, and such a
+version turns ``stale-marking`` wherever the banner reads lower than the records' sources.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from garrison.core.errors import InvalidInput, MarkingError, NotFound
+from garrison.core.errors import CheckFailed, InvalidInput, MarkingError, NotFound
 from garrison.datasets._records import (
     DatasetRecord,
     Selection,
@@ -56,9 +64,19 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def marking_detail(marking: Marking) -> dict[str, Any]:
+    """The structured form a record's marking is frozen in (JSON-safe, round-trips exactly)."""
+    detail: dict[str, Any] = json.loads(json.dumps(marking.to_dict(), sort_keys=True))
+    return detail
+
+
 @dataclass(frozen=True)
 class SnapshotRecord:
-    """A record as frozen in a version."""
+    """A record as frozen in a version.
+
+    ``marking`` is the banner, for people; ``detail`` the full marking, for every decision
+    (the banner drops attributes a classified roll-up keeps).
+    """
 
     id: str
     kind: str
@@ -68,6 +86,7 @@ class SnapshotRecord:
     split: str
     fields: dict[str, Any]
     lineage: list[dict[str, Any]]
+    detail: Marking
 
 
 @dataclass(frozen=True)
@@ -137,6 +156,7 @@ def _snapshot(records: list[SnapshotRecord]) -> bytes:
                 "doc_id": r.doc_id,
                 "text": r.text,
                 "marking": r.marking,
+                "marking_detail": json.dumps(marking_detail(r.detail), sort_keys=True),
                 "split": r.split,
                 "fields": json.dumps(r.fields, sort_keys=True, default=str),
                 "lineage": json.dumps(r.lineage, sort_keys=True, default=str),
@@ -222,7 +242,6 @@ class Datasets:
             chunk_ids=chunk_ids,
             element_ids=element_ids,
         )
-        parsed: dict[str, Marking] = {}
         stale = False
         # A rule added since the version was made makes a record that combines its parts stale.
         rules = workspace_rules(self.session)
@@ -239,13 +258,10 @@ class Datasets:
                 current = compiled_marking(
                     rules, record.text, record.fields, record.fields, current
                 )
-                frozen = parsed.get(record.marking)
-                if frozen is None:
-                    frozen = parsed[record.marking] = self.session.parse_marking(record.marking)
             except (KeyError, MarkingError):
                 stale = True
                 break
-            if not dominates(frozen, current) or not dominates(marking, current):
+            if not dominates(record.detail, current) or not dominates(marking, current):
                 stale = True
                 break
         self._stale_cache[version_id] = stale
@@ -281,19 +297,40 @@ class Datasets:
         import pyarrow.parquet as pq
 
         table = pq.read_table(io.BytesIO(self.session.workspace.blobs.get(snapshot)))
-        return [
-            SnapshotRecord(
-                r["id"],
-                r["kind"],
-                r["doc_id"],
-                r["text"],
-                r["marking"],
-                r["split"],
-                json.loads(r["fields"]),
-                json.loads(r["lineage"]),
+        markings: dict[tuple[str, str | None], Marking] = {}
+        out = []
+        for r in table.to_pylist():
+            key = (r["marking"], r.get("marking_detail"))
+            detail = markings.get(key)
+            if detail is None:
+                detail = markings[key] = self._frozen_marking(*key)
+            out.append(
+                SnapshotRecord(
+                    r["id"],
+                    r["kind"],
+                    r["doc_id"],
+                    r["text"],
+                    r["marking"],
+                    r["split"],
+                    json.loads(r["fields"]),
+                    json.loads(r["lineage"]),
+                    detail,
+                )
             )
-            for r in table.to_pylist()
-        ]
+        return out
+
+    def _frozen_marking(self, banner: str, detail: str | None) -> Marking:
+        """A record's full marking: its stored structured form, or (a snapshot made before the
+        form was stored) its banner. A form whose banner is not the stored one fails closed."""
+        if detail is None:
+            return self.session.parse_marking(banner)
+        marking = Marking.from_dict(json.loads(detail), registry=self.session.workspace.registry)
+        if marking.banner() != banner:
+            raise CheckFailed(
+                f"A dataset record's stored marking ({marking.banner()}) does not match its "
+                f"banner ({banner}); the snapshot is damaged."
+            )
+        return marking
 
     def diff(self, a: str, b: str) -> dict[str, Any]:
         """What changed from version ``a`` to ``b``: records added, removed, changed, moved."""
@@ -340,6 +377,7 @@ class Datasets:
                     splits[r.id],
                     {k: v for k, v in r.fields.items() if k in selection.fields},
                     r.lineage,
+                    r.marking,
                 )
                 for r in records
             ),
@@ -349,6 +387,7 @@ class Datasets:
             "format": MANIFEST_FORMAT,
             "name": name,
             "marking": marking.banner(),
+            "marking_detail": marking_detail(marking),
             "selection": selection.model_dump(mode="json"),
             "split": {"ratios": dict(sorted(ratios.items())), "seed": seed, "stratify": stratify},
             "pipelines": _pipelines(records),
@@ -358,6 +397,7 @@ class Datasets:
                     "sha256": hashlib.sha256(r.text.encode()).hexdigest(),
                     "split": r.split,
                     "marking": r.marking,
+                    "marking_detail": marking_detail(r.detail),
                 }
                 for r in frozen
             ],
@@ -406,7 +446,7 @@ class Datasets:
         step = {"stage": "derive", **dict(source or {})}
         frozen = []
         for r in self._snapshot(base.snapshot):
-            marking = self.session.parse_marking(r.marking)
+            marking = r.detail
             if r.id in extra:
                 marking = join(marking, extra[r.id])
             added = fields.get(r.id)
@@ -420,13 +460,15 @@ class Datasets:
                     r.split,
                     {**r.fields, **dict(added)} if added else r.fields,
                     [*r.lineage, step] if added else r.lineage,
+                    marking,
                 )
             )
-        marking = join(*(self.session.parse_marking(r.marking) for r in frozen))
+        marking = join(*(r.detail for r in frozen))
         manifest = {
             **base.manifest,
             "name": name,
             "marking": marking.banner(),
+            "marking_detail": marking_detail(marking),
             "derived_from": {"id": base.id, **dict(source or {})},
             "records": [
                 {
@@ -435,6 +477,7 @@ class Datasets:
                     "fields_sha256": hashlib.sha256(_canonical(r.fields)).hexdigest(),
                     "split": r.split,
                     "marking": r.marking,
+                    "marking_detail": marking_detail(r.detail),
                 }
                 for r in frozen
             ],

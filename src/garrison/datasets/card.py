@@ -22,11 +22,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from garrison.core.errors import MarkingError
 from garrison.datasets._card_render import render_html, render_markdown
 from garrison.datasets._versions import DatasetVersion, SnapshotRecord
 from garrison.datasets.banner_colors import banner_style
-from garrison.security.markings import Marking, dominates, parse_marking
+from garrison.security.markings import Marking, dominates
 
 __all__ = ["CARD_FORMAT", "Card", "banner_colors", "build_card"]
 
@@ -178,6 +177,11 @@ def _record_schema(selected: list[str]) -> dict[str, Any]:
         "id": {"type": "string"},
         "text": {"type": "string"},
         "marking": {"type": "string", "description": "banner of the record's marking"},
+        "marking_detail": {
+            "type": ["object", "string"],
+            "description": "the record's full structured marking (a JSON string in columnar "
+            "formats); it keeps what the banner drops",
+        },
         "split": {"type": "string"},
     }
     for name in selected:
@@ -185,7 +189,7 @@ def _record_schema(selected: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": properties,
-        "required": ["id", "text", "marking", "split"],
+        "required": ["id", "text", "marking", "marking_detail", "split"],
     }
 
 
@@ -198,16 +202,6 @@ def _check(name: str, passed: bool, detail: str, score: float | None = None) -> 
 def _goal(checks: list[dict[str, Any]]) -> dict[str, Any]:
     score = sum(c["score"] for c in checks) / len(checks)
     return {"score": round(score, 4), "checks": checks}
-
-
-def _parsed(banner: str, cache: dict[str, Marking | None]) -> Marking | None:
-    # Many records share a banner; parse each spelling once.
-    if banner not in cache:
-        try:
-            cache[banner] = parse_marking(banner) if banner.strip() else None
-        except MarkingError:
-            cache[banner] = None
-    return cache[banner]
 
 
 def card_data(
@@ -244,10 +238,10 @@ def card_data(
     missing = {name: sum(1 for r in records if r.fields.get(name) is None) for name in selected}
     complete = sum(1 for r in records if all(r.fields.get(n) is not None for n in selected))
 
-    cache: dict[str, Marking | None] = {}
-    parsed = [_parsed(r.marking, cache) for r in records]
-    marked = sum(1 for m in parsed if m is not None)
-    covered = sum(1 for m in parsed if m is not None and dominates(version.marking, m))
+    # A record is marked when its banner is the one its full marking writes; coverage is judged
+    # on the full marking (the banner may drop attributes the record still requires).
+    marked = sum(1 for r in records if r.marking.strip() and r.marking == r.detail.banner())
+    covered = sum(1 for r in records if dominates(version.marking, r.detail))
 
     manifest_ids = {str(r.get("id")) for r in manifest.get("records") or []}
     record_ids = {r.id for r in records}

@@ -12,10 +12,13 @@
     SHA256SUMS        ``<hex>  <path>`` for every file above, sorted by path
     manifest.sig      JSON: Ed25519 signatures of manifest.json and of SHA256SUMS, key id
 
-Formats -- every record carries its own ``marking``:
+Formats -- every record carries its own ``marking`` (the banner) and ``marking_detail`` (the
+full structured marking, :meth:`Marking.to_dict`: what the banner leaves out of a classified
+roll-up -- UCNI, LIMDIS, SBU, CUI, EXDIS under NODIS, HVSACO, the programs behind
+``SAR-MULTIPLE PROGRAMS`` -- still travels with the record):
 
-- ``parquet``: ``data/{split}.parquet``; columns ``id, text, marking, split`` then the version's
-  selected fields; lists and mappings are JSON-encoded strings.
+- ``parquet``: ``data/{split}.parquet``; columns ``id, text, marking, marking_detail, split``
+  then the version's selected fields; lists and mappings are JSON-encoded strings.
 - ``jsonl``: ``data/{split}.jsonl``; the same keys, nested values kept as JSON.
 - ``hf``: ``hf/``, a Hugging Face ``datasets.DatasetDict`` saved with ``save_to_disk`` (one
   split each), columns as for Parquet; ``datasets.load_from_disk`` reads it offline.
@@ -23,7 +26,7 @@ Formats -- every record carries its own ``marking``:
   ``Classification: <record banner>``, a ``user`` prompt derived from the record (the section
   path when the version selected ``section_path``, else the document title when it selected
   ``title``, else ``Continue the document.``), and the record's text as the ``assistant`` reply;
-  beside ``messages``: ``id``, ``marking`` and ``split``.
+  beside ``messages``: ``id``, ``marking``, ``marking_detail`` and ``split``.
 
 ``with_embeddings`` adds ``embedding`` (the chunk's stored vector, or null) and
 ``embedding_model`` to the parquet, jsonl and hf formats; a chat export's messages follow a
@@ -56,6 +59,7 @@ from garrison.datasets._versions import (
     DatasetVersion,
     SnapshotRecord,
     _canonical,
+    marking_detail,
 )
 from garrison.datasets.card import build_card
 from garrison.datasets.signing import SIGNATURE_ALGORITHM
@@ -85,7 +89,7 @@ FORMATS: tuple[str, ...] = get_args(ExportFormat)
 #: Files of an export that SHA256SUMS does not (cannot) list.
 UNSUMMED = ("SHA256SUMS", "manifest.sig")
 _SPLIT_ORDER = ("train", "validation", "test")
-_CORE_COLUMNS = ("id", "text", "marking", "split")
+_CORE_COLUMNS = ("id", "text", "marking", "marking_detail", "split")
 
 
 @dataclass(frozen=True)
@@ -247,11 +251,10 @@ def _check_exportable(
     session: Session, version: DatasetVersion, records: list[SnapshotRecord]
 ) -> None:
     high = session.workspace.system_high
-    markings = {version.marking.banner(): version.marking}
-    for record in records:
-        if record.marking not in markings:
-            markings[record.marking] = session.parse_marking(record.marking)
-    for banner, marking in markings.items():
+    # Judged on each record's full marking, never its banner (which drops attributes).
+    markings = [version.marking, *dict.fromkeys(r.detail for r in records)]
+    for marking in markings:
+        banner = marking.banner()
         decision = can_export(session.subject, marking, system_high=high)
         if decision:
             continue
@@ -288,9 +291,7 @@ def _vectors(
     vectors = chunk_vectors(session, (r.id for r in records))
     for record in records:
         found = vectors.get(record.id)
-        if found is not None and not dominates(
-            session.parse_marking(record.marking), found.marking
-        ):
+        if found is not None and not dominates(record.detail, found.marking):
             raise NotPermitted(
                 f"Record {record.id}'s stored embedding is marked {found.marking.banner()}, above "
                 f"the record's {record.marking}; export without --with-embeddings."
@@ -429,6 +430,7 @@ def _row(record: SnapshotRecord, fields: list[str], *, flat: bool) -> dict[str, 
         "id": record.id,
         "text": record.text,
         "marking": record.marking,
+        "marking_detail": _detail(record, flat=flat),
         "split": record.split,
     }
     for name in fields:
@@ -470,9 +472,15 @@ def _chat(
     return {
         "id": record.id,
         "marking": record.marking,
+        "marking_detail": _detail(record, flat=False),
         "split": record.split,
         "messages": (template or PromptTemplate()).render(values),
     }
+
+
+def _detail(record: SnapshotRecord, *, flat: bool) -> Any:
+    detail = marking_detail(record.detail)
+    return json.dumps(detail, sort_keys=True, ensure_ascii=False) if flat else detail
 
 
 def _write_jsonl(folder: Path, rows_by_split: dict[str, list[dict[str, Any]]]) -> None:

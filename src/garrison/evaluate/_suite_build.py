@@ -54,7 +54,6 @@ def dataset_items(
             "marking rose since it was made); a steward re-creates it first."
         )
     items: list[NewItem] = []
-    parsed: dict[str, Marking] = {}
     records = datasets.records(version)
     # Today's marking of each record's document governs the document id an item shows; a
     # document that is gone is treated as system high (fail closed).
@@ -63,12 +62,7 @@ def dataset_items(
     ).documents
     for record in records:
         where = f"record {record.id}"
-        marking = parsed.get(record.marking)
-        if marking is None:
-            try:
-                marking = parsed[record.marking] = session.parse_marking(record.marking)
-            except MarkingError as exc:
-                raise InvalidInput(f"{where}: its marking cannot be read.") from exc
+        marking = record.detail
         text = record.text if text_field == "text" else record.fields.get(text_field)
         if text_field != "text" and text_field not in record.fields:
             raise InvalidInput(f"{where} has no field {text_field!r}.")

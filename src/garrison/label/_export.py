@@ -128,13 +128,10 @@ def export_labels(
                 gold[row["record_id"]] = row["gold"]
     skene = _dawid_skene(project, grouped) if method == "dawid-skene" else {}
     out = []
-    parsed: dict[str, Marking] = {}
-    joined: dict[tuple[str, frozenset[int]], Marking] = {}
+    joined: dict[tuple[Marking, frozenset[int]], Marking] = {}
     for record_id, replicas in grouped.items():
         record = records[record_id]
-        own = parsed.get(record.marking) or parsed.setdefault(
-            record.marking, session.parse_marking(record.marking)
-        )
+        own = record.detail
         counted = [
             r for r in replicas if r["kind"] == "annotation" and r["review_state"] != "rejected"
         ]
@@ -142,7 +139,7 @@ def export_labels(
         value, used, tie = aggregate([r["value"] for r in counted], fixes)
         if method == "dawid-skene" and used == "majority":
             value, used, tie = skene.get(record_id), "dawid-skene", False
-        key = (record.marking, frozenset(r["marking_id"] for r in replicas))
+        key = (own, frozenset(r["marking_id"] for r in replicas))
         marking = joined.get(key)  # a few distinct combinations: join each once
         if marking is None:
             marking = joined[key] = join(own, *(markings[i] for i in key[1]))

@@ -192,7 +192,7 @@ class LabelProjects:
         tasks: list[dict[str, Any]] = []
         gold_count = 0
         for record in snapshot:
-            record_marking = session.parse_marking(record.marking)
+            record_marking = record.detail
             if records is not None:
                 record_marking = join(record_marking, records[record.id])
             answer = self._gold_of(record.id, record.fields, gold)

@@ -45,6 +45,14 @@ Definitions:
 What a hit shows of its document follows :mod:`garrison.store.views`: a reader who may not
 read the document gets no ``doc_id`` and no locator, and headings above the reader are left
 out of ``section_path``.
+
+Compilation rules (MARKINGS.md section 6) apply to the page as a whole: it combines the query
+and every hit's snippet and headings. Hits are taken best first; a hit that would raise the
+page above what the reader may read (or above the ``max_marking`` ceiling) is withheld, as if
+it were not readable, and the next one is tried. The page's ``marking`` is the raised one, and
+``findings`` name the rules that raised it (never the matched text). ``total`` and the facets
+count readable chunks, each of which the reader may read on its own; nothing says that a hit
+was withheld, which would tell the reader that a rule exists (the audit event records it).
 """
 
 from __future__ import annotations
@@ -59,9 +67,11 @@ from typing import TYPE_CHECKING, Any
 from garrison.core.errors import InvalidInput, NotFound
 from garrison.search._fulltext import NARROW, bm25_order, facets, matches, terms
 from garrison.security.audit import AuditAction
+from garrison.security.compilation import CompilationRule, fired_details, tally
 from garrison.security.markings import UNCLASSIFIED, Marking, dominates, join
 from garrison.security.policy import Action
 from garrison.store.catalog_reads import CatalogView, catalog_view
+from garrison.store.compilation import workspace_rules
 from garrison.store.index import ChunkIndex, quote_sql, vector_marking_column
 from garrison.store.predictions import LabelFilter, parse_labels
 from garrison.store.session import Session
@@ -145,9 +155,11 @@ class SearchResult:
     #: chunk has a vector the reader may use -- as in an empty result); ``notes`` says why.
     mode: str = "text"
     notes: tuple[str, ...] = (TEXT_ONLY,)
+    #: ``compilation`` findings of the rules that raised the page (see the module docs).
+    findings: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "query": self.query,
             "k": self.k,
             "marking": self.marking,
@@ -157,6 +169,9 @@ class SearchResult:
             "facets": {name: dict(counts) for name, counts in self.facets.items()},
             "hits": [h.to_dict() for h in self.hits],
         }
+        if self.findings:
+            out["findings"] = [dict(f) for f in self.findings]
+        return out
 
 
 def search(
@@ -187,6 +202,8 @@ def search(
     chosen = _validate_filters(filters or {})
     wanted = parse_labels(labels)
     index = session.workspace.index
+    rules = workspace_rules(session)
+    withheld = 0
     with catalog_view(session) as view:
         ranked = _search(session, view, index, text, k, chosen, wanted)
     if isinstance(ranked, SearchResult):
@@ -198,18 +215,19 @@ def search(
             session, index, text, ranked.vector_where, max(k, VECTOR_DEPTH), ranked.columns
         )
         with catalog_view(session) as view:
-            result = _fuse(view, ranked, vector_ranked)
-    session.audit(
-        AuditAction.SEARCH,
-        object_marking=result.marking,
-        details={
-            "query_length": len(text),
-            "k": k,
-            "hits": len(result.hits),
-            "filters": sorted(chosen) + (["label"] if wanted else []),
-            "mode": result.mode,
-        },
-    )
+            result, withheld = _fuse(view, ranked, vector_ranked, rules)
+    details: dict[str, Any] = {
+        "query_length": len(text),
+        "k": k,
+        "hits": len(result.hits),
+        "filters": sorted(chosen) + (["label"] if wanted else []),
+        "mode": result.mode,
+    }
+    if result.findings or withheld:
+        # The audit log is marked at system high: it may say what the reader is not told.
+        details["compilation"] = sorted({str(f["rule"]) for f in result.findings})
+        details["withheld"] = withheld
+    session.audit(AuditAction.SEARCH, object_marking=result.marking, details=details)
     return result
 
 
@@ -331,6 +349,7 @@ def _search(
         columns=("chunk_id",),
         labels=bool(labels),
         labelled=labelled,
+        ceiling=ceiling,
     )
 
 
@@ -352,38 +371,70 @@ class _Ranked:
     #: Whether label filters were given, and the labelled chunks' prediction markings.
     labels: bool = False
     labelled: dict[str, list[Marking]] = field(default_factory=dict)
+    #: The ``max_marking`` filter: the page, raised by compilation rules, stays within it.
+    ceiling: Marking | None = None
 
 
 def _fuse(
-    view: CatalogView, ranked: _Ranked, vector_ranked: list[dict[str, Any]] | None
-) -> SearchResult:
+    view: CatalogView,
+    ranked: _Ranked,
+    vector_ranked: list[dict[str, Any]] | None,
+    rules: Sequence[CompilationRule] = (),
+) -> tuple[SearchResult, int]:
     """The result: both rankings fused (``None``: no usable vectors, full text only), every
-    hit checked against the catalog again."""
+    hit checked against the catalog again, the page raised by ``rules``; and how many hits
+    were withheld because the raised page would be above the reader (or the ceiling)."""
     mode, notes = ("hybrid", ()) if vector_ranked is not None else ("text", (TEXT_ONLY,))
     vector_ranked = vector_ranked or []
     fused = rrf([ranked.text_ranked, [str(r["chunk_id"]) for r in vector_ranked]])
     hits: list[SearchHit] = []
     markings: list[Marking] = []
+    # The query is part of what the page combines (as an answer combines its question).
+    page = tally(rules, [ranked.query])
+    compiled = page.compiled(UNCLASSIFIED)
+    withheld = 0
     for chunk_id, score in fused:
         if len(hits) == ranked.k:
             break
         if ranked.labels and chunk_id not in ranked.labelled:
             continue
         hit = _hit(view, chunk_id, score, ranked.query, ranked.allowed)
-        if hit is not None:
-            hits.append(hit[0])
-            markings.append(hit[1])
-            markings.extend(ranked.labelled.get(chunk_id, ()))
-    return SearchResult(
+        if hit is None:
+            continue
+        shown = [hit[1], *ranked.labelled.get(chunk_id, ())]
+        if rules:
+            grown = page.merged(tally(rules, [hit[0].snippet, *hit[0].section_path]))
+            raised = grown.compiled(join(*markings, *shown))
+            if raised.raised and not _within(view, raised.marking, ranked.ceiling):
+                withheld += 1  # as if unreadable: the next hit is tried
+                continue
+            page, compiled = grown, raised
+        hits.append(hit[0])
+        markings.extend(shown)
+    marking = join(*markings) if markings else UNCLASSIFIED
+    findings: tuple[dict[str, Any], ...] = ()
+    if hits and compiled.raised:
+        marking = join(marking, compiled.marking)
+        findings = tuple(fired_details(compiled))
+    result = SearchResult(
         query=ranked.query,
         k=ranked.k,
         hits=hits,
         total=ranked.total,
         facets=ranked.facets,
-        marking=join(*markings).banner() if markings else UNCLASSIFIED.banner(),
+        marking=marking.banner(),
         mode=mode,
         notes=notes,
+        findings=findings,
     )
+    return result, withheld
+
+
+def _within(view: CatalogView, marking: Marking, ceiling: Marking | None) -> bool:
+    """May the reader see a page marked ``marking`` (within the search's ceiling)?"""
+    if ceiling is not None and not dominates(ceiling, marking):
+        return False
+    return bool(view.session.can_read(marking))
 
 
 def _vector_order(

@@ -23,7 +23,8 @@ the finding says the rule could not be decided in time.
 
 :func:`apply_rules` decides what a record that combines ``texts`` (a chunk's text; an answer's
 question, context and sentences; ...) is marked with: the join of its own marking and the
-marking of every rule whose two matchers each match somewhere in those texts.
+marking of every rule whose two matchers each match somewhere in those texts; :func:`tally`
+does the same for a view filled one part at a time (a page of search hits).
 
 Pure logic, no I/O: rules are stored and loaded by :mod:`garrison.store.compilation`.
 """
@@ -49,6 +50,7 @@ __all__ = [
     "CompilationRule",
     "Compiled",
     "Matcher",
+    "Tally",
     "apply_rules",
     "check_rule_name",
     "compilation_rule",
@@ -56,6 +58,7 @@ __all__ = [
     "matcher_from",
     "normalize_text",
     "rules_digest",
+    "tally",
 ]
 
 #: The finding kind of a record raised by a rule (CLI.md's finding kinds).
@@ -304,24 +307,66 @@ def apply_rules(
     dominates still fires (its finding says the record combines the parts)."""
     if not rules:
         return Compiled(marking)
-    parts = [normalize_text(t) for t in texts if t]
-    if not parts:
-        return Compiled(marking)
-    fired: list[CompilationRule] = []
-    undecided: list[str] = []
+    return tally(rules, texts).compiled(marking)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Which side of each rule matched somewhere in a set of texts, so a view filled one part
+    at a time (a page of search hits) is judged without reading its earlier parts again:
+    ``tally(rules, a).merged(tally(rules, b))`` decides as ``apply_rules(rules, a + b, ...)``.
+
+    Per rule and side: True (matched), None (undecided in time: counts as matched), False.
+    """
+
+    rules: tuple[CompilationRule, ...]
+    when: tuple[bool | None, ...]
+    and_: tuple[bool | None, ...]
+
+    def merged(self, other: Tally) -> Tally:
+        """The tally of both sets of texts together (same rules)."""
+        if other.rules != self.rules:
+            raise ValueError("tallies of different rule sets cannot be merged")
+        return Tally(
+            self.rules,
+            tuple(_either(a, b) for a, b in zip(self.when, other.when, strict=True)),
+            tuple(_either(a, b) for a, b in zip(self.and_, other.and_, strict=True)),
+        )
+
+    def compiled(self, marking: Marking) -> Compiled:
+        """``marking`` raised by every rule both of whose sides matched."""
+        fired: list[CompilationRule] = []
+        undecided: list[str] = []
+        for rule, first, second in zip(self.rules, self.when, self.and_, strict=True):
+            if first is False or second is False:
+                continue
+            fired.append(rule)
+            if first is None or second is None:
+                undecided.append(rule.name)
+        if not fired:
+            return Compiled(marking)
+        return Compiled(join(marking, *(r.marking for r in fired)), tuple(fired), tuple(undecided))
+
+
+def tally(rules: Sequence[CompilationRule], texts: Iterable[str]) -> Tally:
+    """Which side of each rule matches somewhere in ``texts`` (see :class:`Tally`)."""
+    parts = [normalize_text(t) for t in texts if t] if rules else []
+    when: list[bool | None] = []
+    and_: list[bool | None] = []
     for rule in rules:
-        first = _any(rule.when, parts)
-        if first is False:
-            continue
-        second = _any(rule.and_, parts)
-        if second is False:
-            continue
-        fired.append(rule)
-        if first is None or second is None:
-            undecided.append(rule.name)
-    if not fired:
-        return Compiled(marking)
-    return Compiled(join(marking, *(r.marking for r in fired)), tuple(fired), tuple(undecided))
+        # Both sides are searched even when one does not match: a tally may be merged with
+        # another whose texts match the other side.
+        when.append(_any(rule.when, parts))
+        and_.append(_any(rule.and_, parts))
+    return Tally(tuple(rules), tuple(when), tuple(and_))
+
+
+def _either(a: bool | None, b: bool | None) -> bool | None:
+    if a is True or b is True:
+        return True
+    if a is None or b is None:
+        return None
+    return False
 
 
 def _any(matcher: Matcher, parts: Sequence[str]) -> bool | None:

@@ -5,6 +5,14 @@ returned, so a listing, a count or an error never reveals what the subject may n
 asking for a document one may not read answers exactly like asking for one that does not exist
 (and the denial is audited). Quarantined and spilled documents are shown only to stewards and
 admins, with no marking and no content.
+
+A document view combines the document's texts -- its title, author and file name and every
+element's text -- so the workspace's compilation rules (MARKINGS.md section 6) apply to it as
+a whole: ``show`` gives the raised marking as the view's ``marking`` (the document's own stays
+in ``own_marking``) and the rules that raised it in ``compilation``. A reader who may not read
+the raised marking is answered as for a document they may not read (NotFound, audited with the
+rules); the same view is judged the same way with or without ``elements``, so asking for the
+elements tells nothing more.
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from garrison.core.clock import utc_now
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
 from garrison.core.records import DocumentStatus
 from garrison.security.audit import AuditAction
+from garrison.security.compilation import apply_rules, fired_details
 from garrison.security.markings import Marking, dominates
 from garrison.security.policy import Action, Decision
 from garrison.security.subjects import Role
 from garrison.store.bindings import binding_columns, verify_columns
+from garrison.store.compilation import workspace_rules
 from garrison.store.models import DocumentRow, ElementRow, FindingRow, JobItemRow, JobRow
 from garrison.store.session import Session
 from garrison.store.views import ReaderView
@@ -205,10 +215,14 @@ class Documents:
         return docs
 
     def show(self, doc_id: str, *, elements: bool = False) -> dict[str, Any]:
-        """One document (with its elements on request); NotFound when unreadable."""
+        """One document (with its elements on request), marked as its compilation rules raise
+        the view (see the module docs); NotFound when unreadable."""
+        rules = workspace_rules(self.session)
         with self.session.workspace.catalog.transaction() as orm:
             row = self._get(orm, doc_id, AuditAction.DOC_READ)
             data = self._doc_dict(orm, row)
+            if rules and row.status == DocumentStatus.PARSED.value:
+                self._compile_view(orm, row, data, rules)
             if elements and row.status == DocumentStatus.PARSED.value:
                 view = ReaderView(self.session, orm)
                 query = select(ElementRow).where(ElementRow.doc_id == row.id)
@@ -223,6 +237,36 @@ class Documents:
             marking = data["marking"]
         self.session.audit(AuditAction.DOC_READ, object_id=doc_id, object_marking=marking)
         return data
+
+    def _compile_view(
+        self, orm: OrmSession, row: DocumentRow, data: dict[str, Any], rules: Any
+    ) -> None:
+        """Raise ``data`` (a parsed document's view) by the rules its texts fire; NotFound,
+        as for an unreadable document, when the reader may not read the raised marking."""
+        own = self.session.marking_of(orm, row.marking_id)
+        if own is None:
+            raise NotFound(f"No document with id {row.id}.")
+        # Every element, whoever reads: the view's marking does not depend on the reader.
+        texts = [row.title or "", row.author or "", row.filename or ""]
+        # Whole rows, so each binding is verified (a changed text is never judged).
+        query = select(ElementRow).where(ElementRow.doc_id == row.id).order_by(ElementRow.seq)
+        texts.extend(e.text for e in orm.scalars(query))
+        compiled = apply_rules(rules, texts, own)
+        if not compiled.raised:
+            return
+        names = sorted(r.name for r in compiled.fired)
+        if not self.session.can_read(compiled.marking):
+            self.session.audit(
+                AuditAction.DOC_READ,
+                object_id=row.id,
+                decision="deny",
+                reason="raised by compilation rules above the subject",
+                details={"compilation": names},
+            )
+            raise NotFound(f"No document with id {row.id}.")
+        data["own_marking"] = data["marking"]
+        data["marking"] = compiled.marking.banner()
+        data["compilation"] = fired_details(compiled)
 
     def findings(
         self, *, kind: str | None = None, unresolved: bool = False, limit: int | None = None

@@ -182,7 +182,7 @@ class ChunkIndex:
         try:
             return self._replace(doc_ids, rows)
         except (OSError, RuntimeError) as exc:  # Lance reports I/O errors as RuntimeError
-            full = disk_full(exc, f"the chunk index ({self.root})")
+            full = disk_full(exc, f"the chunk index ({self.uri})")
             if full is not None:
                 raise full from exc
             raise
@@ -238,7 +238,7 @@ class ChunkIndex:
                 try:
                     table.optimize()
                 except (OSError, RuntimeError) as exc:
-                    full = disk_full(exc, f"the chunk index ({self.root})")
+                    full = disk_full(exc, f"the chunk index ({self.uri})")
                     if full is not None:
                         raise full from exc
                     raise

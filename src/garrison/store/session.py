@@ -583,7 +583,8 @@ class Session:
         stored marking and every subject remain valid under it; else InvalidInput."""
         registry = _validated_registry(rows)
         try:
-            parse_marking(self.workspace.config.system_high, registry=registry)
+            # The system high in full (its banner may name no programs).
+            Marking.from_dict(self.workspace.system_high.to_dict(), registry=registry)
         except MarkingError:
             raise InvalidInput(f"{what} would make the system high invalid.") from None
         with self.workspace.catalog.transaction() as orm:

@@ -27,7 +27,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from garrison.core.config import CONFIG_FILE, S3Settings, WorkspaceConfig
-from garrison.core.errors import InvalidInput, NotFound, UnencryptedStorage, WorkspaceError
+from garrison.core.errors import (
+    InvalidInput,
+    MarkingError,
+    NotFound,
+    UnencryptedStorage,
+    WorkspaceError,
+)
 from garrison.security.audit import AuditAction
 from garrison.security.markings import (
     BUILTIN_REGISTRY,
@@ -309,7 +315,9 @@ class Workspace:
                 catalog.dispose()
             _remove_created(root, created_root)
             raise
-        return cls(root, config, catalog, audit)
+        ws = cls(root, config, catalog, audit)
+        ws.__dict__["system_high"] = high
+        return ws
 
     @classmethod
     def open(cls, path: Path | str) -> Workspace:
@@ -341,12 +349,15 @@ class Workspace:
             ),
         )
         # The config file and the catalog must agree: a hand-edited system high fails closed.
-        if Marking.from_dict(json.loads(stored)) != ws.system_high:
+        recorded = _recorded_system_high(config.system_high, stored, ws.registry)
+        if recorded is None:
             ws.close(checkpoint=False)
             raise WorkspaceError(
                 f"The system high in {CONFIG_FILE} ({config.system_high}) differs from the one "
                 "recorded in the catalog; restore the configuration file."
             )
+        # Known from here on: never read again inside another transaction (SQLite would wait).
+        ws.__dict__["system_high"] = recorded
         return ws
 
     def close(self, *, checkpoint: bool = True) -> None:
@@ -438,12 +449,24 @@ class Workspace:
 
     @cached_property
     def system_high(self) -> Marking:
-        return parse_marking(self.config.system_high, registry=self.registry)
+        """The system high in full, as the catalog records it in structured form.
+
+        The configuration file holds only its banner, and a banner does not always carry the
+        whole marking: three or more programs are written ``SAR-MULTIPLE PROGRAMS``, which
+        names none of them. ``open`` has checked that the two agree.
+        """
+        with self.catalog.transaction() as orm:
+            stored = orm.scalar(select(Meta.value).where(Meta.key == "system_high"))
+        if stored is None:
+            raise WorkspaceError("The catalog does not record the workspace's system high.")
+        return Marking.from_dict(json.loads(stored), registry=self.registry)
 
     def refresh(self) -> None:
-        """Forget cached facts after the registry changed."""
+        """Forget cached facts after the registry changed (called outside any transaction:
+        the system high is read again at once, under the new registry)."""
         self.__dict__.pop("registry", None)
         self.__dict__.pop("system_high", None)
+        _ = self.system_high
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -494,3 +517,25 @@ def _drop_catalog(catalog: Catalog) -> None:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     except SQLAlchemyError:  # pragma: no cover - best effort clean-up after a failed init
         pass
+
+
+def _recorded_system_high(banner: str, stored: str, registry: MarkingRegistry) -> Marking | None:
+    """The catalog's system high when the configuration's banner ``banner`` states it, else
+    None.
+
+    The catalog's structured form is the system high; the banner must be exactly what that
+    form writes (or, written another way, parse to the same marking). A banner naming no
+    programs (``SAR-MULTIPLE PROGRAMS``) matches only the marking whose banner it is, so a
+    catalog holding other or fewer programs than the file was written for never opens.
+    """
+    try:
+        recorded = Marking.from_dict(json.loads(stored), registry=registry)
+    except (MarkingError, ValueError, TypeError):
+        return None
+    if banner.strip() == recorded.banner():
+        return recorded
+    try:
+        same = parse_marking(banner, registry=registry) == recorded
+    except MarkingError:
+        return None
+    return recorded if same else None

@@ -36,7 +36,7 @@ from garrison.core.errors import MarkingError, NotPermitted
 from garrison.datasets import Datasets, DatasetVersion, SnapshotRecord
 from garrison.datasets.card import build_card
 from garrison.datasets.export import FORMATS, ExportFormat, export_version
-from garrison.security.markings import Marking, dominates
+from garrison.security.markings import dominates
 from garrison.security.policy import Action, can_export
 from garrison.store.session import Session
 from garrison.web._banner import PageMarkings
@@ -87,16 +87,13 @@ def sample_records(
     """
     ceiling = version.marking
     by_split: dict[str, list[dict[str, Any]]] = {}
-    parsed: dict[str, Marking] = {}
     for record in records:
         shown = by_split.setdefault(record.split, [])
         if len(shown) >= SAMPLE_PER_SPLIT:
             continue
-        try:
-            marking = parsed.get(record.marking) or session.parse_marking(record.marking)
-        except MarkingError:
-            continue
-        parsed[record.marking] = marking
+        marking = record.detail
+        if record.marking != marking.banner():
+            continue  # a banner that is not its full marking's: damaged, left out
         if not session.can_read(marking) or not dominates(ceiling, marking):
             continue
         text = record.text if len(record.text) <= TEXT_CHARS else record.text[:TEXT_CHARS] + "…"
@@ -232,13 +229,7 @@ def _may_export(viewer: Viewer, version: DatasetVersion, records: list[SnapshotR
         return False
     session = viewer.session
     high = session.workspace.system_high
-    try:
-        markings = {
-            version.marking,
-            *(session.parse_marking(b) for b in {r.marking for r in records}),
-        }
-    except MarkingError:
-        return False
+    markings = {version.marking, *(r.detail for r in records)}
     return all(can_export(session.subject, m, system_high=high) for m in markings)
 
 

@@ -172,8 +172,9 @@ def _search_page(
                         "doc_portion": page.portion(doc["marking"]) if doc else None,
                     }
                 )
-            if label and result.hits:
-                # Hits shown under a label filter reveal the predictions that matched them.
+            if result.hits:
+                # The result's marking: hits shown under a label filter reveal the predictions
+                # that matched them, and compilation rules raise the page as a whole.
                 page.add(result.marking)
             facets = {}
             for name, counts in result.facets.items():
