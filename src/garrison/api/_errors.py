@@ -56,6 +56,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "The subject's role does not permit this"),
         (404, "Not found -- or not readable by the subject, which looks the same"),
         (422, "Invalid request parameters"),
+        (429, "Too many failed logins from this address: retry after Retry-After seconds"),
         (503, "The workspace or a service is unavailable"),
     )
 }
