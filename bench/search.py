@@ -205,11 +205,11 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "No vector (IVF_PQ) index: with a 1% prefilter the search is exact over ~10,000 "
             "readable rows, which is why recall@10 is 1.0 (ties aside) and an approximate index "
             "would gain little.",
-            "Latency is per ChunkIndex.nearest call as Garrison makes it: the ChunkIndex keeps "
-            "its opened table and moves it to the table's latest version (checkout_latest, one "
-            "manifest read) before each query, so rows another process added are searched; "
-            "limit 10. The 'reopened' line opens the connection and table for every query, as "
-            "searches did before, measured in the same run.",
+            "Latency is per ChunkIndex.nearest call as Garrison makes it: each read opens the "
+            "table at its latest version, so rows another process added are searched; limit "
+            "10. The 'reopened' line uses a new ChunkIndex (and connection) per query, measured "
+            "in the same run. A handle kept between reads (moved on with checkout_latest) was "
+            "tried and withdrawn: it failed on a table dropped and made anew by another process.",
             "Queries: half are a readable row plus noise (a real neighbourhood), half uniform "
             "random unit vectors; vectors are uniform random on the sphere, the worst case for "
             "an approximate index, irrelevant to flat search.",

@@ -84,11 +84,13 @@ def test_together_the_answer_is_refused_to_a_reader_below_the_rule(ws: Workspace
     nothing = ask(ws.session("uma"), "zzyzx quasar obelisk?")
     assert nothing.refused
     assert _shown(answer.to_dict()) == _shown(nothing.to_dict())
-    # The audit log (at system high) records why.
-    asks = [e for e in ws.audit.tail() if e.action == "ask" and e.actor == "uma"]
-    event, last = asks[-2], asks[-1]
-    assert not last.details["compilation"] and not last.details["withheld"]
+    # The audit log (at system high) records why: retrieval's page already withheld the hits
+    # that together would raise it above the reader, so the assistant never saw them.
+    searches = [e for e in ws.audit.tail() if e.action == "search" and e.actor == "uma"]
+    event = searches[-2]
     assert event.details["compilation"] == ["kestrel-thorium"] and event.details["withheld"]
+    asks = [e for e in ws.audit.tail() if e.action == "ask" and e.actor == "uma"]
+    assert asks[-2].details["refused"] and asks[-2].details["context"] == 0
 
 
 def test_a_ceiling_below_the_rule_gets_the_refusal(ws: Workspace) -> None:

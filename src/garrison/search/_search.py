@@ -204,6 +204,7 @@ def search(
     index = session.workspace.index
     rules = workspace_rules(session)
     withheld = 0
+    withholding: frozenset[str] = frozenset()
     with catalog_view(session) as view:
         ranked = _search(session, view, index, text, k, chosen, wanted)
     if isinstance(ranked, SearchResult):
@@ -215,7 +216,7 @@ def search(
             session, index, text, ranked.vector_where, max(k, VECTOR_DEPTH), ranked.columns
         )
         with catalog_view(session) as view:
-            result, withheld = _fuse(view, ranked, vector_ranked, rules)
+            result, withheld, withholding = _fuse(view, ranked, vector_ranked, rules)
     details: dict[str, Any] = {
         "query_length": len(text),
         "k": k,
@@ -225,7 +226,7 @@ def search(
     }
     if result.findings or withheld:
         # The audit log is marked at system high: it may say what the reader is not told.
-        details["compilation"] = sorted({str(f["rule"]) for f in result.findings})
+        details["compilation"] = sorted({str(f["rule"]) for f in result.findings} | withholding)
         details["withheld"] = withheld
     session.audit(AuditAction.SEARCH, object_marking=result.marking, details=details)
     return result
@@ -380,10 +381,11 @@ def _fuse(
     ranked: _Ranked,
     vector_ranked: list[dict[str, Any]] | None,
     rules: Sequence[CompilationRule] = (),
-) -> tuple[SearchResult, int]:
+) -> tuple[SearchResult, int, frozenset[str]]:
     """The result: both rankings fused (``None``: no usable vectors, full text only), every
-    hit checked against the catalog again, the page raised by ``rules``; and how many hits
-    were withheld because the raised page would be above the reader (or the ceiling)."""
+    hit checked against the catalog again, the page raised by ``rules``; how many hits were
+    withheld because the raised page would be above the reader (or the ceiling), and the names
+    of the rules that withheld them."""
     mode, notes = ("hybrid", ()) if vector_ranked is not None else ("text", (TEXT_ONLY,))
     vector_ranked = vector_ranked or []
     fused = rrf([ranked.text_ranked, [str(r["chunk_id"]) for r in vector_ranked]])
@@ -393,6 +395,7 @@ def _fuse(
     page = tally(rules, [ranked.query])
     compiled = page.compiled(UNCLASSIFIED)
     withheld = 0
+    withholding: set[str] = set()
     for chunk_id, score in fused:
         if len(hits) == ranked.k:
             break
@@ -407,6 +410,7 @@ def _fuse(
             raised = grown.compiled(join(*markings, *shown))
             if raised.raised and not _within(view, raised.marking, ranked.ceiling):
                 withheld += 1  # as if unreadable: the next hit is tried
+                withholding.update(rule.name for rule in raised.fired)
                 continue
             page, compiled = grown, raised
         hits.append(hit[0])
@@ -427,7 +431,7 @@ def _fuse(
         notes=notes,
         findings=findings,
     )
-    return result, withheld
+    return result, withheld, frozenset(withholding)
 
 
 def _within(view: CatalogView, marking: Marking, ceiling: Marking | None) -> bool:

@@ -14,10 +14,8 @@ marking (``doc_marking_id``): a filter or facet on them is limited to readable d
 Full text uses LanceDB's native inverted index (no tantivy, nothing fetched); rows added after
 the index was built are still searched (flat), and :meth:`ChunkIndex.ensure_fts` refreshes it.
 
-A ``ChunkIndex`` keeps its opened table between reads (opening the connection and table costs
-more than a prefiltered 1%-of-1M search) and moves it to the table's latest version before
-each read, so rows another process added are seen; :func:`chunk_index` hands out one instance
-per index location. Writes open the table afresh and leave the kept one to be reopened.
+:func:`chunk_index` hands out one ``ChunkIndex`` per index location; every read opens the table
+at its latest version, so rows another process added are seen.
 """
 
 from __future__ import annotations
@@ -109,23 +107,13 @@ class ChunkIndex:
         self._lock = threading.Lock()
 
     def _read_table(self) -> Any:
-        """The kept table at its latest version (opened on first use); None without a table.
+        """The table at its latest version, opened for this read; None without a table.
 
-        ``checkout_latest`` reads the newest manifest only, far cheaper than reopening; when it
-        fails (the table was dropped, or made anew for another dimension, by another process)
-        the table is opened again.
+        Each read opens the table again: a handle kept between reads and moved forward with
+        ``checkout_latest`` still held the index metadata of a table another process had
+        dropped and made anew (a dimension change), and failed on its missing files.
         """
-        with self._lock:
-            table = self._opened
-            if table is not None:
-                try:
-                    table.checkout_latest()
-                    return table
-                except Exception:  # any failure: reopen
-                    self._opened = None
-            table = self._table(None)
-            self._opened = table
-            return table
+        return self._table(None)
 
     def _forget(self) -> None:
         """Drop the kept table (after a write through another handle, or a drop)."""
