@@ -133,10 +133,10 @@ def _serve_traced(tmp: Path, ws: str) -> str:
         stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=2).status_code == 204:
                     break
             except httpx.HTTPError:
                 pass
