@@ -36,7 +36,7 @@ demo: $(VENV)/.installed ## Run the main job on the bundled sample data
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh "$(DEMO_DIR)"
 
 test: $(VENV)/.installed-dev ## Run every test (in a network namespace with only loopback, when root)
-	@bash scripts/run-tests.sh -m "not airgap" -n $(TEST_WORKERS) --dist loadscope
+	@bash scripts/run-tests.sh -m "not airgap" -n $(TEST_WORKERS) --dist loadscope --durations=40
 
 bundle: $(VENV)/.installed-dev ## Build the signed offline install bundle under dist/ (needs the package registry)
 	$(BIN)/python scripts/build_bundle.py $(PIPQUIET)

@@ -125,13 +125,15 @@ def _serve_traced(tmp: Path, ws: str) -> str:
     port = _free_port()
     log = tmp / "serve.strace"
     cmd = [_strace(), "-f", "-qq", "-e", "trace=connect,sendto,sendmsg,sendmmsg", "-o", str(log)]
-    server = subprocess.Popen(
-        [*cmd, "--", sys.executable, "-m", "garrison.cli.main", "-w", ws, "serve",
-         "--port", str(port)],
-        env=_env(tmp),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
+    errors = tmp / "serve.stderr"
+    with errors.open("wb") as err:
+        server = subprocess.Popen(
+            [*cmd, "--", sys.executable, "-m", "garrison.cli.main", "-w", ws, "serve",
+             "--port", str(port)],
+            env=_env(tmp),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -140,8 +142,8 @@ def _serve_traced(tmp: Path, ws: str) -> str:
                     break
             except httpx.HTTPError:
                 pass
-            assert server.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, "the server did not start"
+            assert server.poll() is None, f"the server exited: {errors.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"no start: {errors.read_text()[-2000:]}"
             time.sleep(0.5)
         assert httpx.get(f"http://127.0.0.1:{port}/ui/login", timeout=10).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=10).status_code == 200
