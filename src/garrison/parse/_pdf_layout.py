@@ -182,7 +182,13 @@ def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
         size = top - bottom
         # The char under the rect's centre gives the run's font size; the loose box is the
         # font's ascent-to-descent height, which (unlike the nominal size) includes the CTM.
-        idx = char_at(handle, (left + right) / 2, (bottom + top) / 2, (right - left) / 2, size / 2)
+        # PDFium returns the first char whose box holds the point, and only when none does
+        # the nearest within the tolerance; asked without one first, it skips that nearness
+        # work on every char it passes (a scan of the page) and gives the same first char.
+        cx, cy = (left + right) / 2, (bottom + top) / 2
+        idx = char_at(handle, cx, cy, 0.0, 0.0)
+        if idx < 0:
+            idx = char_at(handle, cx, cy, (right - left) / 2, size / 2)
         bold = False
         if idx >= 0:
             if loose_box(handle, idx, loose):
