@@ -77,3 +77,35 @@ def test_missing_and_malformed_ids(store: LocalBlobStore) -> None:
 def test_any_bytes_round_trip(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
     store = LocalBlobStore(tmp_path_factory.mktemp("b"), generate_key())
     assert store.get(store.put(data)) == data
+
+
+def test_put_many_stores_each_once_in_order(store: LocalBlobStore) -> None:
+    first = store.put(b"a")
+    datas = [b"b", CANARY, b"b", b"a"]
+    digests = store.put_many(datas)
+    assert digests == [hashlib.sha256(d).hexdigest() for d in datas]
+    assert digests[-1] == first
+    for digest, data in zip(digests, datas, strict=True):
+        assert store.get(digest) == data
+    blobs = [p for p in store.root.rglob("*") if p.is_file()]
+    assert len(blobs) == 3 and not any(p.name.startswith(".tmp-") for p in blobs)
+
+
+def test_put_many_that_fails_leaves_no_temporary_file(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from garrison.core.errors import EnvironmentProblem
+    from garrison.store import blobs
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(blobs.os, "fsync", failing)
+    with pytest.raises(EnvironmentProblem, match="cannot be written"):
+        store.put_many([b"x", b"y", CANARY])
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+    monkeypatch.undo()
+    assert store.get(store.put_many([b"x"])[0]) == b"x"

@@ -36,7 +36,7 @@ from garrison.ingest._files import hash_file, iter_files
 from garrison.ingest._guard import SKIPPED_LINK, InputGuard
 from garrison.ingest._report import FileResult, IngestOptions, IngestReport, ProgressFn
 from garrison.ingest._worker import ParseNode, ParseTask, node_from_outcome, parse_tree
-from garrison.parse import warm_up
+from garrison.parse import detect_media_type, warm_up
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking, system_high_dominates
 from garrison.security.policy import Action
@@ -96,7 +96,6 @@ def ingest_paths(
     skipped: list[str] = []
     guard = InputGuard(session.workspace)  # never the workspace itself, nor links out
     files = list(iter_files(paths, options.include, options.exclude, guard=guard, skipped=skipped))
-    warm_up()  # import parser libraries once here, not once per forked worker
     # Tesseract's OpenMP threads would oversubscribe the cores that the workers already use.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     source = _source_name(options, str(Path(paths[0]).absolute()) if paths else "files")
@@ -149,6 +148,7 @@ def _tasks(
     batch: _Batch,
 ) -> Iterator[ParseTask]:
     """Read each file; known bytes and unreadable files are settled here, without a worker."""
+    warmed: set[str] = set()
     for path, _rel in files:
         uri = str(path.absolute())
         try:
@@ -173,6 +173,13 @@ def _tasks(
         if document_known(session, doc_id):
             batch.add(ParseNode(doc_id, len(data), path.name, uri, None))
             continue
+        media_type = detect_media_type(data, path.name)
+        if media_type not in warmed:
+            # The libraries of this type's parser are imported here, once, before the worker
+            # that parses the file is forked: workers inherit them. Only the types the job
+            # holds: importing every parser library costs seconds a job.
+            warm_up([media_type])
+            warmed.add(media_type)
         yield ParseTask(
             uri,
             path.name,

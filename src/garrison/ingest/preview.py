@@ -35,7 +35,7 @@ from garrison.ingest._decide import _title as _title  # the title ingest keeps
 from garrison.ingest._guard import workspace_holding
 from garrison.ingest._report import IngestOptions
 from garrison.ingest._worker import ParseNode, ParseTask, node_from_outcome, parse_tree
-from garrison.parse import warm_up
+from garrison.parse import detect_media_type, warm_up
 from garrison.security.markings import Marking, parse_marking, system_high_dominates
 
 __all__ = [
@@ -258,10 +258,11 @@ def preview_files(
                 settle(index, read)
             else:
                 position[id(read)] = index
+                # Each type's parser libraries once here, before the worker is forked.
+                warm_up([detect_media_type(read.data, read.filename)])
                 yield read
 
     with _private_tmp():
-        warm_up()  # import parser libraries once here, not once per forked worker
         for task, outcome in run_isolated(
             tasks(), parse_tree, workers=max(1, opts.workers), limits=opts.limits
         ):

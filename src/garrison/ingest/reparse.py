@@ -44,7 +44,7 @@ from garrison.core.isolation import Limits, run_isolated
 from garrison.ingest._decide import decide as _decide
 from garrison.ingest._decide import to_document
 from garrison.ingest._worker import ParseNode, ParseTask, node_from_outcome, parse_tree
-from garrison.parse import warm_up
+from garrison.parse import detect_media_type, warm_up
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
 from garrison.security.policy import Action
@@ -99,7 +99,6 @@ def reparse(
     under the current rules and apply what changed; stewards, audited (``ingest.reparse``)."""
     session.require(Action.INGEST, AuditAction.INGEST_REPARSE)
     roots = reparse_roots(session, paths)
-    warm_up()
     params = {"paths": [str(Path(p).absolute()) for p in paths], "roots": len(roots)}
     with job(session, "reparse", params) as running:
         report = ReparseReport(running.id)
@@ -121,6 +120,8 @@ def reparse(
                 defaults[doc_id] = default_id
                 options = tuple(sorted((parse_options or {}).items()))
                 tasks.append(ParseTask(uri, filename, data, max_depth, max_bytes, options))
+            # The parser libraries of the types held, once here, before the workers fork.
+            warm_up({detect_media_type(t.data, t.filename) for t in tasks})
             for task, outcome in run_isolated(
                 tasks, parse_tree, workers=max(1, workers), limits=limits or Limits()
             ):

@@ -26,6 +26,7 @@ _ENUM = re.compile(r"(?:\d{1,3}[.)]|[a-zA-Z][.)]|\([a-z0-9]{1,3}\)|[ivxIVX]{1,4}
 # A portion mark always starts a new paragraph, even without vertical space before it.
 _PORTION_START = re.compile(r"\((?:U|C|S|TS|CUI|FOUO)(?:\)|/)", re.IGNORECASE)
 _CONTROL = str.maketrans({"\r": " ", "\n": " ", "\x00": None, "\ufffe": None, "\uffff": None})
+_HAS_CONTROL = re.compile("[\r\n\x00\ufffe\uffff]")
 #: Font names of bold faces (``Helvetica-Bold``, ``ABCDEF+NimbusSanL-Bold``, TeX's ``CMBX12``,
 #: ``SFBX1095``): PDFium's font weight is 0 for the standard fonts and often wrong for TeX's.
 _BOLD_NAME = re.compile(
@@ -62,6 +63,7 @@ class _Line:
     text: str = ""
     size: float = 0.0
     heavy: float = 0.0  # share of the line's characters set in bold
+    cells: list[tuple[float, float, str]] | None = None  # :func:`_cells`, once computed
 
     @property
     def bold(self) -> bool:
@@ -164,6 +166,7 @@ def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
     loose_box = raw.FPDFText_GetLooseCharBox
     string_at = ctypes.string_at
     control = _CONTROL
+    has_control = _HAS_CONTROL.search
     for i in range(n):
         if not get_rect(handle, i, left_c, top_c, right_c, bottom_c):
             continue
@@ -171,25 +174,33 @@ def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
         got = bounded(handle, left, top, right, bottom, buf, cap)
         if got <= 0:
             continue
-        text = string_at(buf, 2 * got).decode("utf-16-le", "ignore").translate(control)
+        text = string_at(buf, 2 * got).decode("utf-16-le", "ignore")
+        if has_control(text):  # rarely: translate() costs as much as the rest of the rect
+            text = text.translate(control)
         if not text.strip():
             continue
         size = top - bottom
         # The char under the rect's centre gives the run's font size; the loose box is the
         # font's ascent-to-descent height, which (unlike the nominal size) includes the CTM.
-        idx = char_at(handle, (left + right) / 2, (bottom + top) / 2, (right - left) / 2, size / 2)
+        # PDFium returns the first char whose box holds the point, and only when none does
+        # the nearest within the tolerance; asked without one first, it skips that nearness
+        # work on every char it passes (a scan of the page) and gives the same first char.
+        cx, cy = (left + right) / 2, (bottom + top) / 2
+        idx = char_at(handle, cx, cy, 0.0, 0.0)
+        if idx < 0:
+            idx = char_at(handle, cx, cy, (right - left) / 2, size / 2)
         bold = False
         if idx >= 0:
             if loose_box(handle, idx, loose):
                 loose_h = loose.top - loose.bottom
                 if 0 < loose_h < 4 * size + 4:
                     size = loose_h
-            got = font_info(handle, idx, font_name, 128, ctypes.byref(font_flags))
-            bold = (
-                font_weight(handle, idx) >= 600
-                or bool(font_flags.value & _FORCE_BOLD)
-                or (0 < got <= 128 and _BOLD_NAME.search(font_name.value) is not None)
-            )
+            bold = font_weight(handle, idx) >= 600
+            if not bold:
+                got = font_info(handle, idx, font_name, 128, ctypes.byref(font_flags))
+                bold = bool(font_flags.value & _FORCE_BOLD) or (
+                    0 < got <= 128 and _BOLD_NAME.search(font_name.value) is not None
+                )
         runs.append(_Run(left, bottom, right, top, text, size, bold))
     return runs
 
@@ -328,7 +339,16 @@ def _order(runs: list[_Run]) -> list[_Line]:
 
 
 def _cells(line: _Line) -> list[tuple[float, float, str]]:
-    """A line split into cells at wide gaps (far wider than a word space)."""
+    """A line split into cells at wide gaps (far wider than a word space).
+
+    Computed once per line (table detection and head rules ask again); do not mutate it.
+    """
+    if line.cells is None:
+        line.cells = _split_cells(line)
+    return line.cells
+
+
+def _split_cells(line: _Line) -> list[tuple[float, float, str]]:
     out: list[list[Any]] = []
     for r in line.runs:
         piece = r.text.strip()

@@ -405,7 +405,7 @@ def _span(value: str | None) -> int:
     return min(max(n, 1), 1000)
 
 
-@register_parser("text/html", "application/xhtml+xml")
+@register_parser("text/html", "application/xhtml+xml", libraries=("lxml.html",))
 def parse_html(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """Parse HTML into Title / NarrativeText / ListItem / Table / Code elements."""
     import lxml  # type: ignore[import-untyped]

@@ -333,7 +333,7 @@ def _parse(data: bytes, ctx: ParseContext) -> ParsedDocument:
     )
 
 
-@register_parser(*IMAGE_MEDIA_TYPES)
+@register_parser(*IMAGE_MEDIA_TYPES, libraries=("PIL.Image",))
 def parse_image(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """Parse one image file: an ``Image`` element per frame, plus OCR'd text when available.
 

@@ -447,7 +447,7 @@ def _msg_html(message: Any, *, has_text: bool) -> tuple[str, str | None]:
         return "", "unreadable-content: the HTML body"
 
 
-@register_parser(OUTLOOK_MSG)
+@register_parser(OUTLOOK_MSG, libraries=("oxmsg",))
 def parse_msg(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """An Outlook ``.msg``: sender, recipients, subject, sent date, body, attachments."""
     import oxmsg

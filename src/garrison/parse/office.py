@@ -378,7 +378,7 @@ def _docx_table_element(tbl: Any, doc: Any, out: _Out) -> ParsedElement | None:
     return _table_element(_docx_table_cells(tbl, doc), {}, out)
 
 
-@register_parser(DOCX)
+@register_parser(DOCX, libraries=("docx",))
 def parse_docx(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """DOCX: body in reading order, headings with section paths, lists, tables, headers/footers."""
     check_zip(data)
@@ -521,7 +521,7 @@ def _pptx_slide(slide: Any, n: int, out: _Out) -> None:
             )
 
 
-@register_parser(PPTX)
+@register_parser(PPTX, libraries=("pptx",))
 def parse_pptx(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """PPTX: per slide, title -> Title, text -> NarrativeText/ListItem, tables, speaker notes."""
     check_zip(data)
@@ -716,7 +716,7 @@ def _xlsx_region(
     return mark_at is not None
 
 
-@register_parser(XLSX)
+@register_parser(XLSX, libraries=("openpyxl",))
 def parse_xlsx(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """XLSX: per sheet, a Table per block of rows, and a Record per row keyed by its header;
     headers, footers, comments and drawing text as their own elements."""

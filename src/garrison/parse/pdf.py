@@ -129,7 +129,7 @@ def _text_page(page: Any, raw: Any, number: int) -> _Page:
     return _Page(number, width, height, _order(runs))
 
 
-@register_parser(PDF)
+@register_parser(PDF, libraries=("pypdfium2",))
 def parse_pdf(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """Parse a PDF: text in reading order, titles, lists, tables, banners, attachments.
 

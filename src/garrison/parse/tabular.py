@@ -238,7 +238,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-@register_parser("application/vnd.apache.parquet")
+@register_parser("application/vnd.apache.parquet", libraries=("pyarrow.parquet",))
 def parse_parquet(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """Parse a Parquet file into Record elements (locator ``row``, 1-based)."""
     try:

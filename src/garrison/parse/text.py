@@ -286,7 +286,7 @@ def _table_element(
     return element, i
 
 
-@register_parser("text/markdown")
+@register_parser("text/markdown", libraries=("markdown_it",))
 def parse_markdown(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """Parse Markdown (CommonMark + tables) into typed elements (locator ``line``)."""
     from markdown_it import MarkdownIt

@@ -213,7 +213,7 @@ class _Collector:
             self.walk(child, f"{xpath}/{step}", declared)
 
 
-@register_parser("application/xml", "text/xml")
+@register_parser("application/xml", "text/xml", libraries=("defusedxml.ElementTree",))
 def parse_xml(data: bytes, ctx: ParseContext) -> ParsedDocument:
     """Parse XML safely into text elements (locator ``xpath``)."""
     from xml.etree.ElementTree import ParseError

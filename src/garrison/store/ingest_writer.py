@@ -155,6 +155,8 @@ class CatalogWriter:
         self.findings: list[dict[str, Any]] = []
         self.locations: list[dict[str, Any]] = []
         self.items: list[dict[str, Any]] = []
+        #: Originals of the documents collected, stored by :meth:`flush`.
+        self.blobs: list[bytes] = []
         #: Documents and locations written by this writer but not yet inserted.
         self.pending: set[str] = set()
         self.pending_locations: set[tuple[str, str]] = set()
@@ -162,7 +164,12 @@ class CatalogWriter:
         self.seen: set[str] = set()
 
     def flush(self) -> None:
-        """Insert every collected row: one executemany per table, documents first."""
+        """Store the originals collected, durably and together; then insert every collected
+        row: one executemany per table, documents first."""
+        if self.blobs:
+            # Before any row that names them: a committed document always has its original.
+            self.session.workspace.blobs.put_many(self.blobs)
+            self.blobs.clear()
         conn = self.orm.connection()
         for model, rows in (
             (DocumentRow, self.documents),
@@ -297,7 +304,7 @@ class CatalogWriter:
             ),
         )
         if decided.data is not None:
-            self.session.workspace.blobs.put(decided.data)
+            self.blobs.append(decided.data)
         self.documents.append(row)
         self.pending.add(decided.doc_id)
         ids: list[str] = []

@@ -20,6 +20,7 @@ from garrison.security.markings import (
     normalize_marking_text,
     parse_marking,
 )
+from garrison.security.markings._text import _piece, map_normalized
 
 SETTINGS = settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
@@ -95,3 +96,29 @@ def test_line_breaks_are_line_boundaries() -> None:
     assert find_portion_mark("(S//NF\n) text") is not None  # strong, unclosed on its line
     assert find_portion_mark("x\u2028(S) text") is None
     assert not is_banner_candidate("SECRET//NOFORN\u2028more")
+
+
+def _map_char_by_char(text: str) -> tuple[str, list[int]]:
+    """:func:`map_normalized` without its shortcut for ASCII that needs no change."""
+    out: list[str] = []
+    ends: list[int] = []
+    for index, char in enumerate(text):
+        for c in _piece(char):
+            if c == " " and out and out[-1] == " ":
+                ends[-1] = index + 1
+                continue
+            out.append(c)
+            ends.append(index + 1)
+    return "".join(out), ends
+
+
+@SETTINGS
+@given(
+    st.text(
+        alphabet=st.sampled_from([*"(U)S//NF abc\t\x1f\n\r\x0b\x0c\x1c", "\u00a0", "\u200b", "é"]),
+        max_size=40,
+    )
+    | st.text(alphabet=st.characters(max_codepoint=127), max_size=40)
+)
+def test_map_normalized_shortcut_is_exact(text: str) -> None:
+    assert map_normalized(text) == _map_char_by_char(text)

@@ -40,6 +40,11 @@ _FOREIGN_LEVEL = re.compile(
 )
 
 
+#: ASCII that normalization changes: space characters other than the space (tab, unit
+#: separator) become one, and a run of spaces collapses.
+_ASCII_CHANGES = re.compile(r"[\t\x1f]|  ")
+
+
 def _piece(char: str) -> str:
     if char in INVISIBLE:
         return ""
@@ -57,6 +62,11 @@ def _piece(char: str) -> str:
 def map_normalized(text: str) -> tuple[str, list[int]]:
     """``text`` normalized, and for each normalized character the offset in ``text`` just past
     the character it came from (so a match in the normalized text maps back to the original)."""
+    if text.isascii() and _ASCII_CHANGES.search(text) is None:
+        # Nothing for NFKC to change and no space run to collapse: the text maps to itself.
+        # Ingest reads the first line of every paragraph this way; the loop below costs
+        # microseconds a character.
+        return text, list(range(1, len(text) + 1))
     out: list[str] = []
     ends: list[int] = []
     for index, char in enumerate(text):
