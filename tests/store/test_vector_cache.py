@@ -57,8 +57,10 @@ def _order(rows: list[dict[str, Any]]) -> list[tuple[float, str]]:
 
 WHERES = st.one_of(
     st.sets(st.sampled_from(MARKINGS)).map(
-        lambda ids: f"({where_in('marking_id', sorted(ids))}) AND "
-        f"({where_in('vector_marking_id', sorted(ids))})"
+        lambda ids: (
+            f"({where_in('marking_id', sorted(ids))}) AND "
+            f"({where_in('vector_marking_id', sorted(ids))})"
+        )
     ),
     st.sets(st.sampled_from(MARKINGS), min_size=1).map(
         lambda ids: f"({where_in('vector_marking_id', sorted(ids))}) AND (model = 'hashing')"

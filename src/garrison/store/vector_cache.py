@@ -86,7 +86,7 @@ class VectorBlock:
         diff = self.vectors[candidates] - q
         exact = np.einsum("ij,ij->i", diff, diff)
         order = np.lexsort((candidates, exact))[:limit]
-        picked = self.rows.take(candidates[order]).to_pylist()
+        picked: list[dict[str, Any]] = self.rows.take(candidates[order]).to_pylist()
         for row, distance in zip(picked, exact[order], strict=True):
             row["_distance"] = float(distance)
         return picked
