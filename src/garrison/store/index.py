@@ -321,7 +321,7 @@ class ChunkIndex:
         if dim != len(vector):
             return []
         identity = table_id(table)
-        if identity is not None and self._vectors.budget:
+        if identity is not None and self._vectors.budget and "vector" not in columns:
             # Kept for this table (identity) at the version just opened, read with this filter.
             generation, key = (identity, table.version), (where, tuple(columns))
             block = self._vectors.get(generation, key)
