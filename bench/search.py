@@ -1,10 +1,13 @@
 """Vector search over 1M generated chunks with an access prefilter that leaves 1% readable.
 
-Garrison's vector branch (``ChunkIndex.nearest``: ``table.search(v).where("marking_id IN (..)",
-prefilter=True).limit(k)``) is timed on a LanceDB ``chunks`` table of generated, normalized
-384-dimensional vectors (embedding 1M chunks here takes about an hour). The baseline is exact
-search of the readable rows with numpy (brute-force dot product on the 1% subset): recall@10
-is measured against it, and its latency is reported beside Garrison's. The table lives in a
+Garrison's vector branch (``ChunkIndex.nearest`` with ``marking_id IN (..)``) is timed on a
+LanceDB ``chunks`` table of generated, normalized 384-dimensional vectors (embedding 1M chunks
+here takes about an hour): with the readable rows' vectors kept in memory for the table
+version (what a search does once a filter has been seen at that version), on the first query
+at a table version (the vectors read from the table), and as LanceDB's own prefiltered flat
+search, with and without the bitmap index on ``marking_id``. The baseline is exact search of
+the readable rows with numpy (brute-force dot product on the 1% subset): recall@10 is
+measured against it, and its latency is reported beside Garrison's. The table lives in a
 temporary directory that is deleted afterwards.
 """
 
@@ -107,13 +110,14 @@ def _measure(
     where: str,
     budget_s: float,
     *,
-    reopen: bool = False,
+    first: bool = False,
 ) -> dict[str, float]:
     """Latency and recall per query, in order, until the queries or ``budget_s`` run out.
 
-    ``reopen``: each query on a new ChunkIndex (connection and table opened for it), as every
-    search did before ChunkIndex kept its table."""
-    index.nearest(queries[0].tolist(), where, limit=K, columns=["chunk_id"])  # warm-up
+    ``first``: each query on a new ChunkIndex, whose first query at the table's version reads
+    the readable rows' vectors (as after every write to the table)."""
+    columns = ["chunk_id", "marking_id"]
+    index.nearest(queries[0].tolist(), where, limit=K, columns=columns)  # warm-up
     lat: list[float] = []
     recalls: list[float] = []
     leaked = 0
@@ -123,8 +127,8 @@ def _measure(
             break
         vec = q.tolist()
         t0 = time.perf_counter()
-        searcher = ChunkIndex(index.root) if reopen else index
-        rows = searcher.nearest(vec, where, limit=K, columns=["chunk_id", "marking_id"])
+        searcher = ChunkIndex(index.uri) if first else index
+        rows = searcher.nearest(vec, where, limit=K, columns=columns)
         lat.append((time.perf_counter() - t0) * 1000)
         leaked += sum(r["marking_id"] != READABLE for r in rows)
         recalls.append(len(truth & {r["chunk_id"] for r in rows}) / K)
@@ -161,8 +165,10 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         exact_ms = (time.perf_counter() - t0) * 1000 / q
         exact = [set(ids[row]) for row in top]
         assert index.count(where) == len(readable)
+        # LanceDB's own search: nothing kept between queries.
+        lance = ChunkIndex(index.uri, vector_cache_bytes=0)
 
-        flat = _measure(index, queries, exact, where, 180.0)
+        flat = _measure(lance, queries, exact, where, 90.0)
         results: dict[str, Any] = {
             "rows": n,
             "dimension": DIM,
@@ -175,41 +181,53 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "without the marking index: recall@10": round(flat["recall"], 4),
         }
 
-        # Garrison's path: the bitmap index on marking_id that ChunkIndex builds.
+        # The bitmap index on marking_id that ChunkIndex builds.
         t0 = time.perf_counter()
         ChunkIndex._ensure_marking_index(index._table(None))
         bitmap_s = time.perf_counter() - t0
         bm = _measure(index, queries, exact, where, 120.0)
-        reopened = _measure(index, queries, exact, where, 120.0, reopen=True)
-        results["queries measured (without index / Garrison)"] = (
-            f"{flat['measured']} / {bm['measured']}"
+        cold = _measure(index, queries, exact, where, 60.0, first=True)
+        before = _measure(lance, queries, exact, where, 60.0)
+        results["queries measured (no index / kept / first / LanceDB)"] = " / ".join(
+            str(m["measured"]) for m in (flat, bm, cold, before)
         )
         results["Garrison: marking index build s"] = round(bitmap_s, 1)
         results["Garrison: p50 ms"] = round(bm["p50"], 1)
         results["Garrison: p95 ms"] = round(bm["p95"], 1)
         results["Garrison: recall@10"] = round(bm["recall"], 4)
-        results["Garrison: rows outside the filter returned"] = bm["leaked"]
-        results["table reopened on every call (before): p50 / p95 ms"] = (
-            f"{reopened['p50']:.1f} / {reopened['p95']:.1f}"
+        results["Garrison: rows outside the filter returned"] = bm["leaked"] + cold["leaked"]
+        results["first query at a table version (vectors read): p50 / p95 ms"] = (
+            f"{cold['p50']:.1f} / {cold['p95']:.1f}"
         )
-        results["p50 ratio reopened / kept table"] = round(reopened["p50"] / bm["p50"], 2)
-        results["p95 ratio reopened / kept table"] = round(reopened["p95"] / bm["p95"], 2)
+        results["LanceDB prefiltered search, bitmap index (before): p50 / p95 ms"] = (
+            f"{before['p50']:.1f} / {before['p95']:.1f}"
+        )
+        results["LanceDB: recall@10"] = round(before["recall"], 4)
+        results["p95 ratio LanceDB / Garrison"] = round(before["p95"] / bm["p95"], 1)
         results["target p95 < 100 ms"] = "pass" if bm["p95"] < 100 else "FAIL"
         results["target recall@10 >= 0.95"] = "pass" if bm["recall"] >= 0.95 else "FAIL"
         results["peak RSS MiB (end)"] = round(_rss_mib())
         notes += [
-            f"Garrison's vector search prefilters on marking_id with a bitmap index that "
-            f"ChunkIndex builds (and a pipeline run folds new rows into): p95 {bm['p95']:.0f} ms "
-            f"(target < 100 ms), recall@10 {bm['recall']:.3f} (target >= 0.95). Without that "
-            f"index the prefilter scans every row: p95 {flat['p95']:.0f} ms.",
+            f"Garrison's vector search ranks the readable rows' vectors, kept in memory for the "
+            f"table version and the filter, by exact squared L2 distance (numpy): p95 "
+            f"{bm['p95']:.0f} ms (target < 100 ms), recall@10 {bm['recall']:.3f} (target >= "
+            f"0.95). LanceDB's prefiltered flat search spends its time reading the ~10,000 "
+            f"scattered readable vectors (one read each, found by the bitmap index on "
+            f"marking_id): p95 {before['p95']:.0f} ms; without that index the prefilter scans "
+            f"every row: p95 {flat['p95']:.0f} ms.",
+            f"The first query at a table version (after any write, by any process, or for a "
+            f"filter not seen yet) reads the readable rows' vectors and ids once: p95 "
+            f"{cold['p95']:.0f} ms, then every query with that filter is served from memory "
+            f"until the table changes. The kept vectors of 1% of 1M rows take ~15 MiB; a filter "
+            f"selecting more than half the cache (256 MiB by default) is left to LanceDB.",
             "No vector (IVF_PQ) index: with a 1% prefilter the search is exact over ~10,000 "
             "readable rows, which is why recall@10 is 1.0 (ties aside) and an approximate index "
             "would gain little.",
             "Latency is per ChunkIndex.nearest call as Garrison makes it: each read opens the "
-            "table at its latest version, so rows another process added are searched; limit "
-            "10. The 'reopened' line uses a new ChunkIndex (and connection) per query, measured "
-            "in the same run. A handle kept between reads (moved on with checkout_latest) was "
-            "tried and withdrawn: it failed on a table dropped and made anew by another process.",
+            "table at its latest version (a few ms), so rows another process added are "
+            "searched; limit 10. The kept vectors are keyed by the table's identity (a random "
+            "id in its schema) and version, so a table dropped and made anew elsewhere is read "
+            "again. Every line is measured in the same run.",
             "Queries: half are a readable row plus noise (a real neighbourhood), half uniform "
             "random unit vectors; vectors are uniform random on the sphere, the worst case for "
             "an approximate index, irrelevant to flat search.",

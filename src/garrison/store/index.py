@@ -15,12 +15,16 @@ Full text uses LanceDB's native inverted index (no tantivy, nothing fetched); ro
 the index was built are still searched (flat), and :meth:`ChunkIndex.ensure_fts` refreshes it.
 
 :func:`chunk_index` hands out one ``ChunkIndex`` per index location; every read opens the table
-at its latest version, so rows another process added are seen.
+at its latest version, so rows another process added are seen. Nearest-neighbour queries with
+a selective filter are answered from the filtered rows' vectors kept in memory for the table
+version they were read at (:mod:`garrison.store.vector_cache`): exact, like LanceDB's flat
+search, without reading ~10,000 scattered vectors from the table each time.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from garrison.core.errors import InvalidInput, MissingExtra, disk_full
+from garrison.store.vector_cache import DEFAULT_BUDGET, TABLE_ID, VectorCache, read_block, table_id
 
 __all__ = [
     "KEPT_INDEXES",
@@ -96,15 +101,22 @@ class ChunkIndex:
 
     ``root`` is a folder, or an ``s3://bucket/prefix`` URI read with ``storage_options``
     (endpoint, region, credentials: :meth:`S3Connection.storage_options`).
+    ``vector_cache_bytes``: memory for the vectors :meth:`nearest` keeps between queries
+    (0: none, every query is LanceDB's).
     """
 
     def __init__(
-        self, root: Path | str, *, storage_options: Mapping[str, str] | None = None
+        self,
+        root: Path | str,
+        *,
+        storage_options: Mapping[str, str] | None = None,
+        vector_cache_bytes: int = DEFAULT_BUDGET,
     ) -> None:
         self.uri = root if isinstance(root, str) and "://" in root else str(Path(root))
         self._options = dict(storage_options) if storage_options else None
         self._opened: Any = None
         self._lock = threading.Lock()
+        self._vectors = VectorCache(vector_cache_bytes)
 
     def _read_table(self) -> Any:
         """The table at its latest version, opened for this read; None without a table.
@@ -145,7 +157,10 @@ class ChunkIndex:
                 (VECTOR_MARKING, pa.int64()),
                 ("text", pa.string()),
                 ("model", pa.string()),
-                ("vector", pa.list_(pa.float32(), dim)),
+                # A new identity for every table made: see garrison.store.vector_cache.
+                pa.field(
+                    "vector", pa.list_(pa.float32(), dim), metadata={TABLE_ID: uuid.uuid4().hex}
+                ),
                 ("doc_marking_id", pa.int64()),
                 ("source", pa.string()),
                 ("media_type", pa.string()),
@@ -194,6 +209,11 @@ class ChunkIndex:
         elif VECTOR_MARKING not in table.schema.names:
             # An index from before vectors were marked: its vectors are marked like their chunks.
             table.add_columns({VECTOR_MARKING: "marking_id"})
+        if table_id(table) is None:
+            # A table from before tables had an identity: its vectors may be kept from now on.
+            table.update_field_metadata(
+                {"path": "vector", "metadata": {TABLE_ID: uuid.uuid4().hex}}
+            )
         if doc_ids:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -297,8 +317,21 @@ class ChunkIndex:
         table = self._read_table()
         if table is None or limit <= 0:
             return []
-        if table.schema.field("vector").type.list_size != len(vector):
+        dim = table.schema.field("vector").type.list_size
+        if dim != len(vector):
             return []
+        identity = table_id(table)
+        if identity is not None and self._vectors.budget and "vector" not in columns:
+            # Kept for this table (identity) at the version just opened, read with this filter.
+            generation, key = (identity, table.version), (where, tuple(columns))
+            block = self._vectors.get(generation, key)
+            if block is None:
+                count = int(table.count_rows(where))
+                if self._vectors.fits(count, dim):
+                    block = read_block(table, where, columns, count)
+                    self._vectors.put(generation, key, block)
+            if block is not None:
+                return block.nearest(vector, limit)
         search = table.search(list(vector)).where(where, prefilter=True)
         search = search.select([*columns, "_distance"])
         return list(search.limit(limit).to_list())
