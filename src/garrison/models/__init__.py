@@ -10,6 +10,7 @@ and local language models, their accreditation and no write-down) are
 :mod:`garrison.models._generators`; classifiers resolved by a session and loaded by pipeline
 workers without one are :mod:`garrison.models._resolved`; refining an embedder on marked
 (query, passage) pairs is :func:`train_embedder` (:mod:`garrison.models._refine`).
+The torch-free ONNX export a workspace embeds search queries with is :mod:`garrison.models._query`.
 """
 
 from garrison.models._finetune import TrainingStopped, TrainProgress
@@ -25,6 +26,7 @@ from garrison.models._generators import (
 from garrison.models._onnx import OnnxEmbeddingModel
 from garrison.models._optimize import Optimized, optimize_embedder
 from garrison.models._predict import predict
+from garrison.models._query import cached_query_model, prepare_query_model, query_model
 from garrison.models._refine import RefineResult, train_embedder
 from garrison.models._registry import (
     MODEL_KINDS,
@@ -81,6 +83,7 @@ __all__ = [
     "TrainedClassifier",
     "TrainingStopped",
     "bootstrap",
+    "cached_query_model",
     "file_sha256",
     "format_interval",
     "get_model",
@@ -92,6 +95,8 @@ __all__ = [
     "optimize_embedder",
     "output_marking",
     "predict",
+    "prepare_query_model",
+    "query_model",
     "register_endpoint",
     "register_local",
     "register_shipped_models",
