@@ -16,9 +16,10 @@ The torch-free ONNX export a workspace embeds search queries with is :mod:`garri
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import Any
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from garrison.models._finetune import TrainingStopped, TrainProgress
     from garrison.models._generators import (
         Generation,
