@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 
 from bench.pipeline import DEFAULT_MARKING, SYSTEM_HIGH, make_corpus
 from garrison.ingest.engine import IngestOptions, ingest_paths
+from garrison.pipeline._models import prepare_search
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import load_pipeline
 from garrison.store.workspace import Workspace
@@ -75,9 +77,14 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         try:
             session = ws.session()
             ingest_paths(session, [str(corpus)], IngestOptions(default_marking=DEFAULT_MARKING))
+            spec = load_pipeline(None)
             t0 = time.perf_counter()
-            run_pipeline(session, load_pipeline(None), workers=1)
+            run_pipeline(session, spec, workers=1)
             pipeline_s = time.perf_counter() - t0
+            # What `garrison run` does after the pipeline: the query embedder's ONNX export.
+            t0 = time.perf_counter()
+            exported = prepare_search(session, spec)
+            export_s = time.perf_counter() - t0
         finally:
             ws.close()
         env = {**os.environ, "GARRISON_WORKSPACE": str(root)}
@@ -85,19 +92,26 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         _cli(search, env)  # warms the OS file cache (and checks the command works)
         walls = [_cli(search, env)[0] for _ in range(rounds)]
         helps = [_cli(["--help"], env)[0] for _ in range(rounds)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+        _cli(search, env)
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - before
         _, trace = _cli(search, env, flags=("-X", "importtime"))
     imports = _top_imports(trace)
     p50, p95 = _pct(walls, 50), _pct(walls, 95)
     results: dict[str, Any] = {
         "documents (default pipeline, MiniLM)": n_docs,
         "pipeline s": round(pipeline_s, 1),
+        "query embedder export s (once, after the run)": round(export_s, 1),
+        "query embedder": "ONNX export" if exported else "sentence-transformers (no export)",
         "cold processes measured": rounds,
         "garrison search: p50 s": round(p50, 2),
         "garrison search: p95 s": round(p95, 2),
         "garrison search: mean s": round(statistics.fmean(walls), 2),
         "garrison --help: p50 s": round(_pct(helps, 50), 2),
+        "garrison --help: p95 s": round(_pct(helps, 95), 2),
         "target p95 < 2 s": "pass" if p95 < 2 else "FAIL",
     }
+    results["user CPU s of one search process (getrusage)"] = round(cpu, 2)
     for name, seconds in imports:
         results[f"import {name} s (one -X importtime run)"] = round(seconds, 2)
     return {
@@ -108,6 +122,14 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "Each run is a new Python process: imports, opening the workspace and catalog, "
             "loading the query embedder, embedding the query, the hybrid search and the audit "
             "append; the OS file cache is warm (one run before the measured ones).",
+            "The query is embedded with the workspace's ONNX export of MiniLM (onnxruntime and "
+            "tokenizers; torch is not imported), made once after the pipeline run as "
+            "`garrison run` makes it.",
+            "What is left is mostly imports: lancedb (pyarrow.dataset, which imports pandas, "
+            "and the Lance namespace models; on Python 3.11 each of its method overrides is "
+            "checked by the overrides package, which typing.override replaces at no cost on "
+            "3.12+) and garrison's own graph (SQLAlchemy and the catalog models); then "
+            "onnxruntime's session and the SHA-256 of the export (~90 MB) checked at load.",
             f"Load average while measuring: {os.getloadavg()[0]:.1f} on a shared 2-core VM; "
             "absolute times scale with it.",
         ],

@@ -26,6 +26,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "garrison"))
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 IN_CI = os.environ.get("CI") == "true"
+# `garrison run` exports the shipped embedder to ONNX for queries: seconds per workspace, which
+# the many tests that run a pipeline do not need (tests/models/test_query_export.py turns it on).
+os.environ.setdefault("GARRISON_QUERY_EXPORT", "0")
 PG_ADMIN_URL = os.environ.get(
     "GARRISON_TEST_PG_ADMIN", "postgresql+psycopg:///postgres?host=/var/run/postgresql"
 )

@@ -81,6 +81,7 @@ def run(
     processed; superseded and removed documents leave the index. An interrupted run resumes.
     """
     from garrison.cli._progress import PipelineProgressView
+    from garrison.pipeline._models import prepare_search
     from garrison.pipeline.executor import plan_run, run_pipeline
     from garrison.pipeline.spec import load_pipeline
 
@@ -105,6 +106,7 @@ def run(
             writers=writers,
             progress=progress,
         )
+        prepare_search(session, spec)
     data = report.to_dict()
     if as_json:
         emit_json(data)

@@ -6,46 +6,163 @@ error carries; ``GARRISON_DEBUG=1`` shows the traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import threading
+from collections.abc import Callable, Iterator, MutableMapping
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
 import typer
+from typer.core import TyperGroup
 
 from garrison import __version__
-from garrison.cli import (
-    _access,
-    _api,
-    _ask,
-    _audit,
-    _datasets,
-    _docs,
-    _doctor,
-    _eval,
-    _eval_runs,
-    _ingest,
-    _label,
-    _marking,
-    _models,
-    _parse,
-    _pipeline,
-    _redteam,
-    _registry,
-    _search,
-    _user,
-    _workspace,
-)
 from garrison.cli._examples import EXAMPLES
-from garrison.cli._output import err_console
 from garrison.core.errors import GarrisonError, MarkingError
 
-__all__ = ["app", "command", "main", "walk"]
+__all__ = ["COMMANDS", "app", "command", "main", "walk"]
+
+#: Each top-level command and group, in the order help lists them, and the module of
+#: ``garrison.cli`` that adds it. A command's module is imported only when the command runs
+#: (or help lists it), so ``garrison search`` loads neither the API server nor the parsers.
+COMMANDS: dict[str, str] = {
+    "init": "_workspace",
+    "migrate": "_workspace",
+    "parse": "_parse",
+    "doctor": "_doctor",
+    "ingest": "_ingest",
+    "run": "_pipeline",
+    "lineage": "_pipeline",
+    "verify": "_datasets",
+    "search": "_search",
+    "ask": "_ask",
+    "serve": "_api",
+    "pipeline": "_pipeline",
+    "chunks": "_pipeline",
+    "pii": "_pipeline",
+    "dedup": "_pipeline",
+    "dataset": "_datasets",
+    "key": "_datasets",
+    "model": "_models",
+    "conversations": "_ask",
+    "label": "_label",
+    "token": "_api",
+    "eval": "_eval",
+    "docs": "_docs",
+    "jobs": "_docs",
+    "marking": "_marking",
+    "access": "_access",
+    "user": "_user",
+    "registry": "_registry",
+    "audit": "_audit",
+    "redteam": "_redteam",
+}
+#: Modules whose Typer sub-app is added as it is, by name, rather than through ``register``.
+_SUB_APPS: dict[str, tuple[str, str]] = {
+    "docs": ("_docs", "app"),
+    "jobs": ("_docs", "jobs_app"),
+    "marking": ("_marking", "app"),
+    "access": ("_access", "app"),
+    "user": ("_user", "app"),
+    "registry": ("_registry", "app"),
+    "audit": ("_audit", "app"),
+    "redteam": ("_redteam", "app"),
+}
+_eval_lock = threading.Lock()
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"garrison.cli.{name}")
+
+
+def _eval_register(root: typer.Typer) -> None:
+    eval_module = _module("_eval")
+    with _eval_lock:
+        # The runs' commands join the eval group once per process, however often it is built.
+        if not getattr(eval_module.app, "_garrison_runs", False):
+            _module("_eval_runs").register(eval_module.app)
+            eval_module.app._garrison_runs = True
+    eval_module.register(root)
+
+
+def _build_module(module: str, polish: Callable[[Any, tuple[str, ...]], None]) -> dict[str, Any]:
+    """The top-level commands ``garrison.cli.<module>`` adds, built and polished."""
+    sub = typer.Typer(rich_markup_mode=None)
+    added = [name for name, (mod, _) in _SUB_APPS.items() if mod == module]
+    for name in added:
+        sub.add_typer(getattr(_module(module), _SUB_APPS[name][1]), name=name)
+    if not added:
+        if module == "_eval":
+            _eval_register(sub)
+        else:
+            _module(module).register(sub)
+    built = typer.main.get_group(sub)
+    out = {}
+    for name, cmd in built.commands.items():
+        polish(cmd, (name,))
+        out[name] = cmd
+    return out
+
+
+class _LazyCommands(MutableMapping[str, Any]):
+    """A group's name -> command mapping that imports a command's module on first use.
+
+    Its keys are known without importing anything (:data:`COMMANDS`); iterating over values
+    or items builds every command, as help and the docs checks need.
+    """
+
+    def __init__(self, given: MutableMapping[str, Any]) -> None:
+        self._given = dict(given)
+        self._built: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _load(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._built and name in COMMANDS:
+                self._built.update(_build_module(COMMANDS[name], _polish))
+            return self._built[name]
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._given:
+            return self._given[name]
+        if name not in COMMANDS:
+            raise KeyError(name)
+        return self._load(name)
+
+    def __setitem__(self, name: str, cmd: Any) -> None:
+        self._given[name] = cmd
+
+    def __delitem__(self, name: str) -> None:
+        del self._given[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from COMMANDS
+        yield from (n for n in self._given if n not in COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS) + sum(1 for n in self._given if n not in COMMANDS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in COMMANDS or name in self._given
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: its commands load on demand (see :class:`_LazyCommands`)."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _LazyCommands(self.commands)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names only: nothing is imported for them
+
 
 app = typer.Typer(
     name="garrison",
+    cls=_LazyGroup,
     help="Turn marked, siloed data into AI-ready data -- air-gapped, with every read enforced.",
     no_args_is_help=True,
     add_completion=True,
@@ -81,29 +198,6 @@ def _root(
     """Garrison command line. Exit codes: 0 done, 1 check failed, 2 invalid input,
     3 not found, 4 not permitted, 5 environment problem."""
     ctx.obj = {"workspace": workspace}
-
-
-_workspace.register(app)
-_parse.register(app)
-_doctor.register(app)
-_ingest.register(app)
-_pipeline.register(app)
-_datasets.register(app)
-_models.register(app)
-_search.register(app)
-_ask.register(app)
-_label.register(app)
-_api.register(app)
-_eval.register(app)
-_eval_runs.register(_eval.app)
-app.add_typer(_docs.app, name="docs")
-app.add_typer(_docs.jobs_app, name="jobs")
-app.add_typer(_marking.app, name="marking")
-app.add_typer(_access.app, name="access")
-app.add_typer(_user.app, name="user")
-app.add_typer(_registry.app, name="registry")
-app.add_typer(_audit.app, name="audit")
-app.add_typer(_redteam.app, name="redteam")
 
 
 def walk(node: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
@@ -182,7 +276,9 @@ def _placeholders(param: Any) -> None:
 def command() -> Any:
     """The ``garrison`` Click command: the Typer app with placeholders and examples in help."""
     built = typer.main.get_command(app)
-    _polish(built)
+    # The root's own options now; each command is polished as it loads (_LazyCommands).
+    for param in built.params:
+        _placeholders(param)
     return built
 
 
@@ -199,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     except GarrisonError as exc:
         if os.environ.get("GARRISON_DEBUG") == "1":
             raise
+        from garrison.cli._output import err_console
+
         message = exc.message
         if isinstance(exc, MarkingError):
             from garrison.cli._suggest import with_suggestion

@@ -18,7 +18,8 @@ core) intra-op threads. Dynamic quantization scales each batch's activations by 
 batch's range, so a text's vector moves slightly (cosine > 0.999) with the texts it is batched
 with.
 
-:func:`export_int8` writes such a folder from a sentence-transformers one.
+:func:`export_int8` writes such a folder from a sentence-transformers one, and
+:func:`export_fp32` one at full precision (the source's own vectors, for queries).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "QUANTIZED_OPS",
     "Exported",
     "OnnxEmbeddingModel",
+    "export_fp32",
     "export_int8",
     "graph_operators",
     "intra_op_threads",
@@ -331,16 +333,21 @@ def _drop_onnxruntime(record: logging.LogRecord) -> bool:
     return not (inside and record.levelno < logging.ERROR)
 
 
-def export_int8(source: Path, target: Path, *, max_seq_length: int) -> Exported:
-    """Export the sentence-transformers folder ``source`` to an int8 ONNX embedder in ``target``.
+@dataclass(frozen=True)
+class _Traced:
+    """A sentence-transformers folder's transformer, exported to fp32 ONNX by torch."""
 
-    The transformer is exported with ``torch.onnx.export`` (dynamic batch and sequence axes),
-    fused by onnxruntime's transformer optimizer (attention, embedding and skip layer norms,
-    GELU) and then quantized with dynamic int8 weights, one scale per output channel.
-    ``target`` must not exist yet; nothing is left there on failure.
-    """
-    if target.exists():
-        raise InvalidInput(f"{target} already exists.")
+    graph: Path
+    max_seq_length: int
+    dim: int
+    pooling: str
+    inputs: list[str]
+    num_heads: int
+
+
+def _trace(source: Path, graph: Path, *, max_seq_length: int) -> _Traced:
+    """Export the transformer of the sentence-transformers folder ``source`` to ``graph``
+    (fp32, dynamic batch and sequence axes) with ``torch.onnx.export``."""
     _go_offline()
     try:
         import torch
@@ -349,10 +356,6 @@ def export_int8(source: Path, target: Path, *, max_seq_length: int) -> Exported:
         raise MissingExtra("embed", "sentence-transformers") from exc
     hf_logging: Any = importlib.import_module("transformers.utils.logging")
     hf_logging.disable_progress_bar()  # no loading bars on the caller's stderr
-    quantization: Any = importlib.import_module("onnxruntime.quantization")
-    optimizer: Any = importlib.import_module("onnxruntime.transformers.optimizer")
-    fusion: Any = importlib.import_module("onnxruntime.transformers.fusion_options")
-    onnx = _onnx()
 
     with _Logs():
         model: Any = SentenceTransformer(str(source), device="cpu", local_files_only=True)
@@ -370,7 +373,6 @@ def export_int8(source: Path, target: Path, *, max_seq_length: int) -> Exported:
         "token_type_ids" in inspect.signature(hf.forward).parameters
     )
     inputs = ["input_ids", "attention_mask", *(["token_type_ids"] if takes_types else [])]
-    dim = int(config.hidden_size)
 
     class _Encoder(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
@@ -380,29 +382,99 @@ def export_int8(source: Path, target: Path, *, max_seq_length: int) -> Exported:
         def forward(self, *tensors: Any) -> Any:
             return self.inner(**dict(zip(inputs, tensors, strict=True))).last_hidden_state
 
+    sample = tuple(torch.ones((2, 8), dtype=torch.int64) for _ in inputs)
+    axes = {name: {0: "batch", 1: "sequence"} for name in [*inputs, "last_hidden_state"]}
+    with _Logs(), torch.no_grad():
+        torch.onnx.export(
+            _Encoder(hf),
+            sample,
+            str(graph),
+            input_names=inputs,
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return _Traced(
+        graph=graph,
+        max_seq_length=max_seq,
+        dim=int(config.hidden_size),
+        pooling=pooling,
+        inputs=inputs,
+        num_heads=int(config.num_attention_heads),
+    )
+
+
+def _finish(source: Path, out: Path, traced: _Traced, extra: dict[str, Any]) -> None:
+    """The tokenizer files and ``onnx_config.json`` beside ``out/model.onnx``."""
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, out / name)
+    if not (out / TOKENIZER_FILE).is_file():
+        raise InvalidInput(f"{source / TOKENIZER_FILE} is missing; it cannot be exported.")
+    spec = {
+        "format": CONFIG_FORMAT,
+        "max_seq_length": traced.max_seq_length,
+        "pooling": traced.pooling,
+        "dim": traced.dim,
+        "normalize": True,
+        "inputs": traced.inputs,
+        "output": "last_hidden_state",
+        "opset": OPSET,
+        **extra,
+    }
+    (out / CONFIG_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+
+
+def export_fp32(source: Path, target: Path, *, max_seq_length: int) -> Path:
+    """Export the sentence-transformers folder ``source`` to a full-precision ONNX embedder in
+    ``target``: the same vectors as the source (cosine > 0.9999), without torch at run time.
+
+    ``target`` must not exist yet; nothing is left there on failure.
+    """
+    if target.exists():
+        raise InvalidInput(f"{target} already exists.")
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".onnx-", dir=target.parent))
     try:
-        sample = tuple(torch.ones((2, 8), dtype=torch.int64) for _ in inputs)
-        axes = {name: {0: "batch", 1: "sequence"} for name in [*inputs, "last_hidden_state"]}
-        with _Logs(), torch.no_grad():
-            torch.onnx.export(
-                _Encoder(hf),
-                sample,
-                str(work / "fp32.onnx"),
-                input_names=inputs,
-                output_names=["last_hidden_state"],
-                dynamic_axes=axes,
-                opset_version=OPSET,
-                do_constant_folding=True,
-                dynamo=False,
-            )
+        out = work / "out"
+        out.mkdir()
+        traced = _trace(source, out / GRAPH_FILE, max_seq_length=max_seq_length)
+        _finish(source, out, traced, {"quantization": "none"})
+        os.replace(out, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def export_int8(source: Path, target: Path, *, max_seq_length: int) -> Exported:
+    """Export the sentence-transformers folder ``source`` to an int8 ONNX embedder in ``target``.
+
+    The transformer is exported with ``torch.onnx.export`` (dynamic batch and sequence axes),
+    fused by onnxruntime's transformer optimizer (attention, embedding and skip layer norms,
+    GELU) and then quantized with dynamic int8 weights, one scale per output channel.
+    ``target`` must not exist yet; nothing is left there on failure.
+    """
+    if target.exists():
+        raise InvalidInput(f"{target} already exists.")
+    _go_offline()
+    quantization: Any = importlib.import_module("onnxruntime.quantization")
+    optimizer: Any = importlib.import_module("onnxruntime.transformers.optimizer")
+    fusion: Any = importlib.import_module("onnxruntime.transformers.fusion_options")
+    onnx = _onnx()
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".onnx-", dir=target.parent))
+    try:
+        traced = _trace(source, work / "fp32.onnx", max_seq_length=max_seq_length)
+        with _Logs():
             options = fusion.FusionOptions("bert")
             fused = optimizer.optimize_model(
                 str(work / "fp32.onnx"),
                 model_type="bert",
-                num_heads=int(config.num_attention_heads),
-                hidden_size=dim,
+                num_heads=traced.num_heads,
+                hidden_size=traced.dim,
                 optimization_options=options,
                 opt_level=0,
             )
@@ -421,24 +493,12 @@ def export_int8(source: Path, target: Path, *, max_seq_length: int) -> Exported:
                 op_types_to_quantize=list(QUANTIZED_TYPES),
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
-        for name in TOKENIZER_FILES:
-            if (source / name).is_file():
-                shutil.copyfile(source / name, out / name)
-        if not (out / TOKENIZER_FILE).is_file():
-            raise InvalidInput(f"{source / TOKENIZER_FILE} is missing; it cannot be exported.")
-        spec = {
-            "format": CONFIG_FORMAT,
-            "max_seq_length": max_seq,
-            "pooling": pooling,
-            "dim": dim,
-            "normalize": True,
-            "inputs": inputs,
-            "output": "last_hidden_state",
-            "opset": OPSET,
-            "quantization": QUANTIZATION,
-            "quantized_types": list(QUANTIZED_TYPES),
-        }
-        (out / CONFIG_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+        _finish(
+            source,
+            out,
+            traced,
+            {"quantization": QUANTIZATION, "quantized_types": list(QUANTIZED_TYPES)},
+        )
         operators = graph_operators(out / GRAPH_FILE)
         os.replace(out, target)
     finally:
@@ -446,9 +506,9 @@ def export_int8(source: Path, target: Path, *, max_seq_length: int) -> Exported:
     return Exported(
         folder=target,
         opset=OPSET,
-        max_seq_length=max_seq,
-        dim=dim,
-        pooling=pooling,
+        max_seq_length=traced.max_seq_length,
+        dim=traced.dim,
+        pooling=traced.pooling,
         fused={k: int(v) for k, v in stats.items() if k in _FUSED and v},
         operators=operators,
     )

@@ -20,6 +20,8 @@ of the run keys: naming another version re-embeds, and only the stages from ``em
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +36,17 @@ from garrison.pipeline.spec import PipelineSpec, StageSpec
 from garrison.security.markings import Marking
 from garrison.store.session import Session
 
-__all__ = ["RESOURCE", "ResolvedEmbedder", "is_registry_ref", "resolve_models", "resolved"]
+__all__ = [
+    "RESOURCE",
+    "ResolvedEmbedder",
+    "is_registry_ref",
+    "prepare_search",
+    "resolve_models",
+    "resolved",
+    "shipped_embedders",
+]
+
+_log = logging.getLogger(__name__)
 
 #: The engine resource holding the run's resolved embedders, by the reference as written.
 RESOURCE = "embedders"
@@ -53,6 +65,34 @@ def _named_ref(stage: StageSpec) -> str | None:
     if stage.name in _MODEL_STAGES and isinstance(ref, str) and is_registry_ref(ref):
         return ref
     return None
+
+
+def shipped_embedders(spec: PipelineSpec) -> list[str]:
+    """The shipped models (:data:`~garrison.models.MODELS`) ``spec``'s embed stages use."""
+    names = {getattr(s.params, "model", None) for s in spec.stages if s.name in _MODEL_STAGES}
+    return sorted(n for n in names if isinstance(n, str) and n in MODELS)
+
+
+def prepare_search(session: Session, spec: PipelineSpec) -> list[str]:
+    """Make the workspace's torch-free query export of each shipped model ``spec`` embeds
+    with (:func:`garrison.models.prepare_query_model`), so a search starts in well under a
+    second; the models whose export is ready.
+
+    Best effort: a failed export is logged and leaves search on sentence-transformers (the
+    same vectors, slower); it never fails the run. ``GARRISON_QUERY_EXPORT=0`` skips it.
+    """
+    if os.environ.get("GARRISON_QUERY_EXPORT", "1").strip() == "0":
+        return []
+    from garrison.models import prepare_query_model
+
+    ready = []
+    for name in shipped_embedders(spec):
+        try:
+            if prepare_query_model(session.workspace.root, name) is not None:
+                ready.append(name)
+        except Exception as exc:  # the torch exporter raises many kinds; none may fail a run
+            _log.warning("No query export of %s: %s", name, exc)
+    return ready
 
 
 def resolved(spec: PipelineSpec) -> bool:

@@ -470,10 +470,13 @@ def _query_model(session: Session, name: str) -> EmbeddingModel | None:
     A registered model (recorded as ``NAME@ID12``) opens as the reader -- NotFound, audited as
     a denied read, for one above them or removed -- and its use is audited as ``model.use``.
     """
-    from garrison.models import get_model, open_embedder
+    from garrison.models import get_model, open_embedder, query_model
     from garrison.models.embedding import LOCAL_PREFIX, MODELS
 
-    if name in MODELS or name == "hashing" or name.startswith(LOCAL_PREFIX):
+    if name in MODELS:
+        # The workspace's ONNX export when it has one: no torch import for a query.
+        return query_model(session.workspace.root, name)
+    if name == "hashing" or name.startswith(LOCAL_PREFIX):
         return get_model(name)
     try:
         return open_embedder(session, name, purpose="search")[1]

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from garrison.core.errors import InvalidInput, MissingExtra, disk_full
+from garrison.core.errors import InvalidInput, disk_full
 from garrison.store.vector_cache import DEFAULT_BUDGET, TABLE_ID, VectorCache, read_block, table_id
 
 __all__ = [
@@ -133,10 +133,9 @@ class ChunkIndex:
             self._opened = None
 
     def _db(self) -> Any:
-        try:
-            import lancedb
-        except ImportError as exc:  # pragma: no cover - lancedb is a core dependency
-            raise MissingExtra("embed", "lancedb") from exc
+        from garrison.store._lancedb import import_lancedb
+
+        lancedb = import_lancedb()
         if self._options is None:
             return lancedb.connect(self.uri)
         return lancedb.connect(self.uri, storage_options=self._options)
