@@ -1,4 +1,4 @@
-"""Near-duplicate detection: Garrison (rensa MinHash + LSH) vs datasketch (MinHash + MinHashLSH).
+"""Near-duplicate detection: Garrison (rensa MinHash matrix + numpy LSH) vs datasketch.
 
 Both sides shingle the same generated corpus (5-word shingles), compute 128-permutation MinHash
 signatures, find LSH candidates with the same banding, and verify candidates by estimated
@@ -18,13 +18,12 @@ from typing import Any
 
 from bench._timing import interleaved
 from garrison.pipeline.dedup import (
-    MinHashSignature,
     lsh_bands,
-    minhash_signatures,
     near_duplicate_clusters,
     shingle_hashes,
     shingles,
-    signatures_from_shingles,
+    signature_matrix,
+    token_signature_matrix,
 )
 
 THRESHOLD = 0.8
@@ -153,11 +152,11 @@ def precision_recall(
 
 def garrison_pairs(texts: list[str], threshold: float = THRESHOLD) -> set[tuple[int, int]]:
     """Verified near-duplicate pairs (index pairs) found by Garrison's library."""
-    sigs = minhash_signatures(texts, num_perm=NUM_PERM, shingle_size=SHINGLE)
+    sigs = signature_matrix(texts, num_perm=NUM_PERM, shingle_size=SHINGLE)
     return _garrison_cluster(sigs, threshold)
 
 
-def _garrison_cluster(sigs: list[MinHashSignature], threshold: float) -> set[tuple[int, int]]:
+def _garrison_cluster(sigs: Any, threshold: float) -> set[tuple[int, int]]:
     ids = [str(i) for i in range(len(sigs))]
     clusters = near_duplicate_clusters(
         ids, sigs, ["g"] * len(ids), threshold=threshold, num_perm=NUM_PERM
@@ -208,11 +207,11 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     s_h, s_s = interleaved(
         lambda: shingle_hashes(texts, SHINGLE), lambda: [shingles(t, SHINGLE) for t in texts], 5
     )
-    string_found = _garrison_cluster(signatures_from_shingles(sets, num_perm=NUM_PERM), THRESHOLD)
+    string_found = _garrison_cluster(token_signature_matrix(sets, num_perm=NUM_PERM), THRESHOLD)
     s_p, s_r = precision_recall(string_found, corpus.truth)
     byte_sets = [[s.encode() for s in tokens] for tokens in sets]
     e_g, e_d = interleaved(
-        lambda: _garrison_cluster(signatures_from_shingles(sets, num_perm=NUM_PERM), THRESHOLD),
+        lambda: _garrison_cluster(token_signature_matrix(sets, num_perm=NUM_PERM), THRESHOLD),
         lambda: _datasketch_engine(byte_sets, THRESHOLD),
         3,
     )

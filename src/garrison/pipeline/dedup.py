@@ -33,28 +33,30 @@ import string
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from itertools import chain
+from typing import Any
 
 from garrison.core.errors import MissingExtra
 
 __all__ = [
     "DEFAULT_SEED",
     "Clusters",
-    "MinHashSignature",
     "algorithm_version",
+    "estimated_jaccard",
     "exact_duplicate_clusters",
     "lsh_bands",
-    "minhash_signatures",
     "near_duplicate_clusters",
     "normalize_for_hash",
     "normalized_words",
     "reference_shingle_hashes",
+    "reference_signature",
     "shingle_hashes",
     "shingles",
-    "signature_from_state",
-    "signature_state",
-    "signatures_from_shingles",
+    "signature_bytes",
+    "signature_matrix",
+    "signatures_from_bytes",
     "text_hash",
+    "token_signature_matrix",
 ]
 
 #: Seed of the MinHash permutations. Fixed so signatures (and so clusters) are the same across
@@ -84,6 +86,11 @@ _MIX2 = 0x94D049BB133111EB
 _LONG_WORD = 64
 # Characters per numpy pass (bounds the bulk path's memory to a few hundred MiB).
 _BATCH_CHARS = 1 << 21
+#: Version of the stored signature layout (``num_perm`` little-endian uint32 of rensa's flat
+#: digest matrix): part of every cached signature's key.
+SIGNATURE_LAYOUT = "u32le-1"
+# Texts per rensa digest matrix (its rows come out as Python ints: this bounds how many).
+_SIGNATURE_DOCS = 4096
 
 
 def _rensa() -> Any:
@@ -93,14 +100,6 @@ def _rensa() -> Any:
     except ImportError as exc:
         raise MissingExtra("dedup", "rensa") from exc
     return rensa
-
-
-class MinHashSignature(Protocol):
-    """What this module needs of a signature (``rensa.RMinHash`` provides it)."""
-
-    def jaccard(self, other: Any, /) -> float: ...
-
-    def digest(self) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -231,48 +230,76 @@ def _powers(base: int, size: int) -> Any:
     return have[:size]
 
 
+_ASCII_CLASSES: bytes | None = None
+
+
+def _ascii_classes() -> bytes:
+    """:func:`_char_classes` of the 128 ASCII code points, as a ``bytes.translate`` table."""
+    global _ASCII_CLASSES
+    if _ASCII_CLASSES is None:
+        _ASCII_CLASSES = _char_classes()[:128].tobytes() + bytes(128)
+    return _ASCII_CLASSES
+
+
 def _batch_word_hashes(text: str) -> tuple[Any, Any]:
     """For the words of an already case-folded ``text`` (split on whitespace, edge punctuation
     stripped, empties dropped): their start offsets and 64-bit hashes, in order."""
     import numpy as np
 
-    if text.isascii():  # the common case: one byte per character, a 128-entry lookup
-        cps = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-        classes = _char_classes()[:128][cps]
+    if text.isascii():  # the common case: one byte per character, classes by bytes.translate
+        raw = text.encode("ascii")
+        cps = np.frombuffer(raw, dtype=np.uint8)
+        classes = np.frombuffer(raw.translate(_ascii_classes()), dtype=np.uint8)
     else:
         cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         classes = _char_classes()[np.minimum(cps, 0x3001)]
     size = len(cps)
-    space = np.empty(size + 2, dtype=bool)
-    space[0] = space[-1] = True
-    np.equal(classes, 1, out=space[1:-1])
+    empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
     # Raw words: runs of non-space; [start, end) offsets into text.
-    edges = np.flatnonzero(space[1:] != space[:-1])
-    starts, ends = edges[0::2], edges[1::2]
-    # Strip edge punctuation: the first and last "core" (neither space nor punctuation) char.
-    core = np.flatnonzero(classes == 0)
-    if not len(core) or not len(starts):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
-    # Most words have no edge punctuation: only the others are looked up among the core chars.
+    starts, ends = _runs(classes, 1, False)
+    if not len(starts):
+        return empty
+    # Strip edge punctuation: a word runs from the start of its first "core" run (neither
+    # space nor punctuation) to the end of its last. Most words have no edge punctuation:
+    # only the others are looked up among the core runs.
     lo, hi = starts.copy(), ends.copy()
-    fix = np.flatnonzero(classes[starts] != 0)
-    lo[fix] = core[np.minimum(np.searchsorted(core, starts[fix]), len(core) - 1)]
-    fix = np.flatnonzero(classes[ends - 1] != 0)
-    hi[fix] = core[np.maximum(np.searchsorted(core, ends[fix]) - 1, 0)] + 1
-    # A word of punctuation only has no core char inside it (the lookup fell outside).
-    keep = (lo >= starts) & (lo < ends)
-    lo, hi = lo[keep], hi[keep]
+    lead = np.flatnonzero(classes[starts] != 0)
+    trail = np.flatnonzero(classes[ends - 1] != 0)
+    if len(lead) or len(trail):
+        core_starts, core_ends = _runs(classes, 0, True)
+        if not len(core_starts):
+            return empty
+        found = np.searchsorted(core_starts, starts[lead])
+        lo[lead] = np.append(core_starts, size)[found]
+        found = np.searchsorted(core_ends, ends[trail], side="right") - 1
+        hi[trail] = np.where(found >= 0, core_ends[np.maximum(found, 0)], 0)
+        # A word of punctuation only has no core run inside it (the lookups fell outside).
+        keep = (lo < ends) & (hi > starts)
+        lo, hi = lo[keep], hi[keep]
     length = hi - lo
     # Polynomial hash of every word by prefix sums: with Q[i] = sum_{t<i} c_t M^-t,
     # sum_{t=lo}^{hi-1} c_t M^(hi-1-t) = M^(hi-1) (Q[hi] - Q[lo]) (mod 2^64, M odd).
     with np.errstate(over="ignore"):
         prefix = np.zeros(size + 1, dtype=np.uint64)
-        np.cumsum(cps.astype(np.uint64) * _powers(_CHAR_INV, size), out=prefix[1:])
-        raw = (prefix[hi] - prefix[lo]) * _powers(_CHAR_MUL, size)[hi - 1]
-        hashes = _mix_array(raw ^ length.astype(np.uint64))
+        np.multiply(cps, _powers(_CHAR_INV, size), out=prefix[1:])
+        np.cumsum(prefix[1:], out=prefix[1:])
+        raw_hash = (prefix[hi] - prefix[lo]) * _powers(_CHAR_MUL, size)[hi - 1]
+        hashes = _mix_array(raw_hash ^ length.astype(np.uint64))
     for k in np.flatnonzero(length > _LONG_WORD).tolist():
         hashes[k] = _word_hash(text[lo[k] : hi[k]])
     return lo, hashes
+
+
+def _runs(classes: Any, value: int, inside: bool) -> tuple[Any, Any]:
+    """``[start, end)`` offsets of the maximal runs of characters whose class is ``value``
+    (``inside``) or is not (not ``inside``)."""
+    import numpy as np
+
+    mask = np.empty(len(classes) + 2, dtype=bool)
+    mask[0] = mask[-1] = not inside
+    np.equal(classes, value, out=mask[1:-1])
+    edges = np.flatnonzero(mask[1:] != mask[:-1])
+    return edges[0::2], edges[1::2]
 
 
 def _word_hashes(texts: Sequence[str]) -> tuple[Any, Any]:
@@ -345,63 +372,101 @@ def shingle_hashes(texts: Sequence[str], n: int = 5) -> list[Any]:
     return [flat[edges[t] : edges[t + 1]] for t in range(len(texts))]
 
 
-def minhash_signatures(
+def signature_matrix(
     texts: Sequence[str], *, num_perm: int = 128, shingle_size: int = 5, seed: int = DEFAULT_SEED
-) -> list[MinHashSignature]:
-    """One ``rensa.RMinHash`` per text, over its shingles' :func:`shingle_hashes` (the
-    hashes' 8 bytes are rensa's tokens).
+) -> Any:
+    """MinHash signatures of ``texts`` as a ``(len(texts), num_perm)`` uint32 numpy matrix.
 
-    Deterministic: the same texts, ``num_perm`` and ``seed`` give the same digests in any
-    process (BLAKE2b and rensa's token hash are fixed, not seeded by the process).
+    Row ``t`` is the signature of text ``t``'s :func:`shingle_hashes`: the 64-bit shingle
+    hashes go to rensa as they are (its flat-buffer digest matrix), so no Python object is made
+    per shingle and nothing is hashed twice. Texts are taken ``_SIGNATURE_DOCS`` at a time, which
+    bounds the memory of getting rensa's rows out.
+
+    Deterministic: the same texts, ``num_perm`` and ``seed`` give the same matrix in any process
+    (the shingle hashes and rensa's permutations are fixed, not seeded by the process).
+    :func:`reference_signature` computes one row at a time, for the tests.
     """
     import numpy as np
 
-    if not texts:
-        return []
-    flat, bounds = _shingle_hashes_flat(texts, shingle_size)
-    # Each hash's 8 little-endian bytes is one token; numpy's S8 drops trailing NUL bytes,
-    # which keeps distinct hashes distinct (all had the same length before).
-    tokens = flat.astype("<u8", copy=False).view(np.dtype("S8")).tolist()
-    edges = bounds.tolist()
-    return signatures_from_shingles(
-        [tokens[edges[t] : edges[t + 1]] for t in range(len(texts))], num_perm=num_perm, seed=seed
-    )
+    if num_perm < 1:
+        raise ValueError(f"num_perm must be positive, got {num_perm}")
+    out = np.empty((len(texts), num_perm), dtype=np.uint32)
+    rensa = _rensa()
+    for begin in range(0, len(texts), _SIGNATURE_DOCS):
+        part = texts[begin : begin + _SIGNATURE_DOCS]
+        flat, bounds = _shingle_hashes_flat(part, shingle_size)
+        digests = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+            flat, bounds.astype(np.uint64), num_perm, seed
+        )
+        out[begin : begin + len(part)] = _rows(digests.to_rows(), len(part), num_perm)
+    return out
 
 
-def signatures_from_shingles(
-    shingle_sets: Sequence[Sequence[str | bytes]],
+def _rows(rows: list[list[int]], count: int, num_perm: int) -> Any:
+    """rensa's digest rows (lists of ints) as a ``(count, num_perm)`` uint32 matrix."""
+    import numpy as np
+
+    values = np.fromiter(chain.from_iterable(rows), dtype=np.uint32, count=count * num_perm)
+    return values.reshape(count, num_perm)
+
+
+def reference_signature(
+    text: str, *, num_perm: int = 128, shingle_size: int = 5, seed: int = DEFAULT_SEED
+) -> list[int]:
+    """One text's signature the plain way: its :func:`reference_shingle_hashes`, given to rensa
+    as one document's list of hashes. The definition :func:`signature_matrix`'s rows are tested
+    against."""
+    hashes = reference_shingle_hashes(text, shingle_size)
+    digests = _rensa().RMinHash.digest_matrix_from_token_hash_sets([hashes], num_perm, seed)
+    row: list[int] = digests.to_rows()[0]
+    return row
+
+
+def token_signature_matrix(
+    token_sets: Sequence[Sequence[str | bytes]],
     *,
     num_perm: int = 128,
     seed: int = DEFAULT_SEED,
-) -> list[MinHashSignature]:
-    """One ``rensa.RMinHash`` per token list (for callers that already shingled; note that
-    :func:`minhash_signatures` uses hashed shingles, so string shingles give other digests)."""
-    signatures: list[MinHashSignature] = _rensa().RMinHash.from_token_sets(
-        shingle_sets, num_perm, seed
-    )
-    return signatures
+) -> Any:
+    """Signatures (a uint32 matrix like :func:`signature_matrix`'s) of token lists, for callers
+    that already shingled: rensa hashes each token itself, so string shingles give other
+    signatures than :func:`signature_matrix` does for the same texts."""
+    digests = _rensa().RMinHash.digest_matrix_from_token_sets(list(token_sets), num_perm, seed)
+    return _rows(digests.to_rows(), len(token_sets), num_perm)
 
 
 def algorithm_version() -> str:
-    """rensa's MinHash algorithm version and the shingle hashing's (part of every cached
-    signature's key)."""
-    return f"{_rensa().RMinHash.ALGORITHM_VERSION}+{SHINGLE_HASHING}"
+    """rensa's MinHash algorithm version, the shingle hashing's and the signature layout's
+    (part of every cached signature's key)."""
+    return f"{_rensa().RMinHash.ALGORITHM_VERSION}+{SHINGLE_HASHING}+{SIGNATURE_LAYOUT}"
 
 
-def signature_state(signature: MinHashSignature) -> bytes:
-    """A signature as rensa's own state bytes (what :func:`signature_from_state` reads back)."""
-    state = signature.__reduce__()[2]
-    if not isinstance(state, bytes):
-        raise TypeError("rensa.RMinHash did not give its state as bytes")
-    return state
+def signature_bytes(signatures: Any) -> list[bytes]:
+    """Each row of a signature matrix as its stored form: ``num_perm`` little-endian uint32."""
+    import numpy as np
+
+    little = np.ascontiguousarray(signatures, dtype="<u4")
+    return [row.tobytes() for row in little]
 
 
-def signature_from_state(state: bytes, num_perm: int, seed: int = DEFAULT_SEED) -> Any:
-    """Rebuild a signature from :func:`signature_state` bytes -- by rensa's own state parser,
-    never by unpickling (the bytes come from the catalog)."""
-    signature = _rensa().RMinHash(num_perm, seed)
-    signature.__setstate__(state)
-    return signature
+def signatures_from_bytes(states: Sequence[bytes], num_perm: int) -> Any:
+    """A signature matrix from :func:`signature_bytes` forms (the bytes come from the catalog:
+    each must be exactly ``num_perm`` uint32, or ``ValueError``)."""
+    import numpy as np
+
+    size = 4 * num_perm
+    bad = [n for n, state in enumerate(states) if len(state) != size]
+    if bad:
+        raise ValueError(f"stored signature {bad[0]} is not {num_perm} uint32 values")
+    joined = b"".join(states)
+    return np.frombuffer(joined, dtype="<u4").astype(np.uint32).reshape(len(states), num_perm)
+
+
+def estimated_jaccard(a: Any, b: Any) -> float:
+    """Estimated Jaccard similarity of two signature rows: the share of equal positions."""
+    import numpy as np
+
+    return float(np.count_nonzero(np.asarray(a) == np.asarray(b))) / len(a)
 
 
 def _band_probability(s: float, bands: int, rows: int) -> float:
@@ -507,9 +572,70 @@ def exact_duplicate_clusters(
     return Clusters(_dup_map(ids, uf), tuple(sorted(pairs)), tuple(sorted(cross)))
 
 
+def _band_keys(signatures: Any, bands: int) -> Any:
+    """``(n, bands)`` uint64: a 64-bit hash of each row's values in each band. Rows sharing a
+    band's values share its key; rows that do not collide with probability about 2^-64, which
+    only adds a candidate that verification then rejects."""
+    import numpy as np
+
+    n, num_perm = signatures.shape
+    rows = num_perm // bands
+    cols = signatures.astype(np.uint64).reshape(n, bands, rows)
+    with np.errstate(over="ignore"):
+        keys = np.zeros((n, bands), dtype=np.uint64)
+        for r in range(rows):  # Horner's rule over the band's values
+            keys = keys * np.uint64(_WORD_MUL) + cols[:, :, r]
+        return _mix_array(keys ^ np.uint64(rows))
+
+
+def _candidate_pairs(signatures: Any, bands: int) -> tuple[Any, Any]:
+    """LSH candidates: every pair of rows ``(i, j)``, ``i < j``, that shares at least one band's
+    key, once each, sorted by ``(i, j)`` (two int64 arrays)."""
+    import numpy as np
+
+    n = len(signatures)
+    codes: list[Any] = []
+    if n >= 2:
+        keys = _band_keys(signatures, bands)
+        for band in range(bands):
+            order = np.argsort(keys[:, band], kind="stable")
+            ranked = keys[order, band]
+            same = ranked[1:] == ranked[:-1]
+            if not same.any():
+                continue
+            # Each sorted position pairs with the later positions of its run of equal keys.
+            last = np.flatnonzero(np.append(~same, True))  # last position of every run
+            run_end = np.repeat(last, np.diff(np.append(-1, last)))
+            partners = run_end - np.arange(n)
+            total = int(partners.sum())
+            left = np.repeat(np.arange(n), partners)
+            step = np.arange(total) - np.repeat(np.cumsum(partners) - partners, partners)
+            a, b = order[left], order[left + 1 + step]
+            codes.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+    if not codes:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    unique = np.unique(np.concatenate(codes))
+    return unique // n, unique % n
+
+
+def _verified(signatures: Any, first: Any, second: Any, threshold: float) -> Any:
+    """Mask of the candidate pairs whose estimated Jaccard is at least ``threshold``."""
+    import numpy as np
+
+    num_perm = signatures.shape[1]
+    keep = np.zeros(len(first), dtype=bool)
+    step = max(1, (1 << 24) // max(num_perm, 1))  # pairs per pass: bounds the memory used
+    for k in range(0, len(first), step):
+        a, b = first[k : k + step], second[k : k + step]
+        equal = np.count_nonzero(signatures[a] == signatures[b], axis=1)
+        keep[k : k + step] = equal / num_perm >= threshold
+    return keep
+
+
 def near_duplicate_clusters(
     ids: Sequence[str],
-    signatures: Sequence[MinHashSignature],
+    signatures: Any,
     groups: Sequence[str],
     *,
     threshold: float = 0.8,
@@ -517,29 +643,34 @@ def near_duplicate_clusters(
 ) -> Clusters:
     """Cluster records whose estimated Jaccard similarity is at least ``threshold``, per group.
 
-    LSH (``rensa.RMinHashLSH``, :func:`lsh_bands` bands) proposes candidate pairs; only
-    candidates are verified by estimated Jaccard (never all pairs), and verified same-group
-    pairs are joined by union-find. Candidates are generated over all groups at once so that
-    verified pairs across groups can be reported in ``cross_group_pairs``; they are never
-    clustered. ``signatures`` must come from :func:`minhash_signatures` with the same
-    ``num_perm``.
+    ``signatures`` is a :func:`signature_matrix` (one row per id, ``num_perm`` columns). LSH
+    (:func:`lsh_bands` bands of the matrix, each band's values hashed and grouped with numpy)
+    proposes candidate pairs; only candidates are verified by estimated Jaccard (never all
+    pairs), and verified same-group pairs are joined by union-find. Candidates are generated
+    over all groups at once so that verified pairs across groups can be reported in
+    ``cross_group_pairs``; they are never clustered.
     """
-    _check_lengths(ids, signatures, groups)
-    lsh = _rensa().RMinHashLSH(threshold, num_perm, lsh_bands(threshold, num_perm))
-    lsh.insert_many(list(signatures))  # keys are the indices 0..n-1
-    candidates: list[list[int]] = lsh.query_all(list(signatures))
+    import numpy as np
+
+    matrix = np.asarray(signatures, dtype=np.uint32)
+    if matrix.ndim != 2 or matrix.shape[0] != len(ids) or matrix.shape[1] != num_perm:
+        raise ValueError(f"signatures must be a ({len(ids)}, {num_perm}) matrix")
+    _check_lengths(ids, groups)
+    first, second = _candidate_pairs(matrix, lsh_bands(threshold, num_perm))
+    keep = _verified(matrix, first, second, threshold)
+    first, second = first[keep], second[keep]
+    index: dict[str, int] = {}
+    group_ids = np.fromiter(
+        (index.setdefault(g, len(index)) for g in groups), dtype=np.int64, count=len(groups)
+    )
+    same = group_ids[first] == group_ids[second]
     uf = _UnionFind(len(ids))
     pairs: list[tuple[str, str]] = []
-    cross: list[tuple[str, str]] = []
-    for i, found in enumerate(candidates):
-        for j in sorted(found):
-            if j <= i:  # each unordered pair once; the query also returns i itself
-                continue
-            if signatures[i].jaccard(signatures[j]) < threshold:
-                continue
-            if groups[i] == groups[j]:
-                uf.union(i, j)
-                pairs.append((ids[i], ids[j]))
-            else:
-                cross.append((ids[i], ids[j]))
+    for i, j in zip(first[same].tolist(), second[same].tolist(), strict=True):
+        uf.union(i, j)
+        pairs.append((ids[i], ids[j]))
+    cross = [
+        (ids[i], ids[j])
+        for i, j in zip(first[~same].tolist(), second[~same].tolist(), strict=True)
+    ]
     return Clusters(_dup_map(ids, uf), tuple(pairs), tuple(cross))
