@@ -268,6 +268,20 @@ def test_near_clusters_verify_and_stay_within_groups() -> None:
     assert set(result.cross_group_pairs) == {("a", "c"), ("b", "c")}
 
 
+def test_components_join_like_union_find() -> None:
+    from garrison.pipeline.dedup import _components, _UnionFind
+
+    rng = random.Random(5)
+    for size, edges in [(1, 0), (30, 0), (30, 12), (200, 150), (200, 400)]:
+        pairs = [sorted(rng.sample(range(size), 2)) for _ in range(edges)]
+        uf = _UnionFind(size)
+        for a, b in pairs:
+            uf.union(a, b)
+        first = np.array([a for a, _ in pairs], dtype=np.int64)
+        second = np.array([b for _, b in pairs], dtype=np.int64)
+        assert _components(size, first, second).tolist() == [uf.find(i) for i in range(size)]
+
+
 def test_lengths_and_unique_ids_checked() -> None:
     with pytest.raises(ValueError):
         exact_duplicate_clusters(["a", "a"], ["x", "y"], ["g", "g"])

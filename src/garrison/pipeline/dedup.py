@@ -28,6 +28,7 @@ time, in plain Python, as the definition the bulk path is tested against.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import string
 from collections import defaultdict
@@ -281,8 +282,10 @@ def _batch_word_hashes(text: str) -> tuple[Any, Any]:
     # sum_{t=lo}^{hi-1} c_t M^(hi-1-t) = M^(hi-1) (Q[hi] - Q[lo]) (mod 2^64, M odd).
     with np.errstate(over="ignore"):
         prefix = np.zeros(size + 1, dtype=np.uint64)
-        np.multiply(cps, _powers(_CHAR_INV, size), out=prefix[1:])
-        np.cumsum(prefix[1:], out=prefix[1:])
+        scaled = prefix[1:]
+        scaled[:] = cps  # widen in place, then scale: no mixed-type multiply
+        np.multiply(scaled, _powers(_CHAR_INV, size), out=scaled)
+        np.cumsum(scaled, out=scaled)
         raw_hash = (prefix[hi] - prefix[lo]) * _powers(_CHAR_MUL, size)[hi - 1]
         hashes = _mix_array(raw_hash ^ length.astype(np.uint64))
     for k in np.flatnonzero(length > _LONG_WORD).tolist():
@@ -308,19 +311,20 @@ def _word_hashes(texts: Sequence[str]) -> tuple[Any, Any]:
     import numpy as np
 
     folded = [t.casefold() for t in texts]
+    # Each text's first character's offset in the whole batch joined with one space between
+    # texts (so no word spans two of them).
+    offsets = np.zeros(len(folded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, folded), dtype=np.int64, count=len(folded)) + 1, out=offsets[1:])
     hashes: list[Any] = []
     counts = np.zeros(len(folded), dtype=np.int64)
     begin = 0
     while begin < len(folded):
-        end, chars = begin, 0
-        while end < len(folded) and (end == begin or chars + len(folded[end]) < _BATCH_CHARS):
-            chars += len(folded[end]) + 1
-            end += 1
-        # One space between texts: no word spans two of them.
+        # Texts up to _BATCH_CHARS characters per numpy pass (at least one).
+        end = int(np.searchsorted(offsets, offsets[begin] + _BATCH_CHARS, side="right")) - 1
+        end = min(max(end, begin + 1), len(folded))
         starts, found = _batch_word_hashes(" ".join(folded[begin:end]))
-        offsets = np.zeros(end - begin, dtype=np.int64)
-        np.cumsum([len(t) + 1 for t in folded[begin : end - 1]], out=offsets[1:])
-        counts[begin:end] = np.diff(np.searchsorted(starts, [*offsets.tolist(), chars]))
+        local = offsets[begin : end + 1] - offsets[begin]
+        counts[begin:end] = np.diff(np.searchsorted(starts, local))
         hashes.append(found)
         begin = end
     bounds = np.zeros(len(folded) + 1, dtype=np.int64)
@@ -474,6 +478,7 @@ def _band_probability(s: float, bands: int, rows: int) -> float:
     return 1.0 - (1.0 - s**rows) ** bands
 
 
+@functools.lru_cache(maxsize=64)
 def lsh_bands(threshold: float, num_perm: int) -> int:
     """Number of LSH bands for ``threshold`` (a divisor of ``num_perm``; rows = num_perm/bands).
 
@@ -535,6 +540,28 @@ def _check_lengths(ids: Sequence[str], *others: Sequence[Any]) -> None:
 
 def _dup_map(ids: Sequence[str], uf: _UnionFind) -> dict[str, str]:
     return {ids[i]: ids[uf.find(i)] for i in range(len(ids)) if uf.find(i) != i}
+
+
+def _components(size: int, first: Any, second: Any) -> Any:
+    """For ``size`` nodes joined by the edges ``first[k]--second[k]``: each node's component's
+    smallest node (int64), by label propagation with pointer jumping (numpy, no Python loop
+    per edge)."""
+    import numpy as np
+
+    labels = np.arange(size, dtype=np.int64)
+    while True:
+        low = np.minimum(labels[first], labels[second])
+        moved = labels.copy()
+        np.minimum.at(moved, first, low)
+        np.minimum.at(moved, second, low)
+        while True:  # point every node at its label's label until that is stable
+            jumped = moved[moved]
+            if (jumped == moved).all():
+                break
+            moved = jumped
+        if (moved == labels).all():
+            return labels
+        labels = moved
 
 
 def exact_duplicate_clusters(
@@ -659,18 +686,18 @@ def near_duplicate_clusters(
     first, second = _candidate_pairs(matrix, lsh_bands(threshold, num_perm))
     keep = _verified(matrix, first, second, threshold)
     first, second = first[keep], second[keep]
-    index: dict[str, int] = {}
-    group_ids = np.fromiter(
-        (index.setdefault(g, len(index)) for g in groups), dtype=np.int64, count=len(groups)
-    )
+    index = {g: k for k, g in enumerate(dict.fromkeys(groups))}
+    group_ids = np.array([index[g] for g in groups], dtype=np.int64)
     same = group_ids[first] == group_ids[second]
-    uf = _UnionFind(len(ids))
-    pairs: list[tuple[str, str]] = []
-    for i, j in zip(first[same].tolist(), second[same].tolist(), strict=True):
-        uf.union(i, j)
-        pairs.append((ids[i], ids[j]))
-    cross = [
-        (ids[i], ids[j])
-        for i, j in zip(first[~same].tolist(), second[~same].tolist(), strict=True)
+    joined_first, joined_second = first[same], second[same]
+    labels = _components(len(ids), joined_first, joined_second)
+    canonical = labels.tolist()
+    moved = np.flatnonzero(labels != np.arange(len(ids))).tolist()
+    dup_of = {ids[i]: ids[canonical[i]] for i in moved}
+    pairs = [
+        (ids[i], ids[j]) for i, j in zip(joined_first.tolist(), joined_second.tolist(), strict=True)
     ]
-    return Clusters(_dup_map(ids, uf), tuple(pairs), tuple(cross))
+    cross = [
+        (ids[i], ids[j]) for i, j in zip(first[~same].tolist(), second[~same].tolist(), strict=True)
+    ]
+    return Clusters(dup_of, tuple(pairs), tuple(cross))
