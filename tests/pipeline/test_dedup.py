@@ -128,6 +128,8 @@ SHINGLE_CASES = [
     "x" * 100 + " long word then " + "y" * 65 + " end of it",
     "u.s. e.g. don't a.b.c ..inner.. words",
     "lone \ud800 surrogate in a text",
+    "a" * 64 + " " + "b" * 63 + ". odd even ab abc abcd " + "\u00e9" * 64 + " " + "z" * 65,
+    ",lead trail, '.' !!x!! ...end...",
 ]
 
 

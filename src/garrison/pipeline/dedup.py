@@ -73,12 +73,11 @@ _WHITESPACE = (
 )
 
 #: Version of the shingle hashing below: part of every cached signature's key.
-SHINGLE_HASHING = "poly64-1"
+SHINGLE_HASHING = "poly64x2-2"
 _MASK = (1 << 64) - 1
 # Odd 64-bit constants, fixed forever (changing one changes every signature): the multiplier
 # of characters within a word, that of words within a shingle, and splitmix64's mixers.
 _CHAR_MUL = 0xD6E8FEB86659FD93
-_CHAR_INV = pow(_CHAR_MUL, -1, 1 << 64)
 _WORD_MUL = 0x9E3779B97F4A7C15
 _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
@@ -159,13 +158,16 @@ def _mix(h: int) -> int:
 
 
 def _word_hash(word: str) -> int:
-    """A word's 64-bit hash: a polynomial over its code points (BLAKE2b past ``_LONG_WORD``)."""
+    """A word's 64-bit hash: a polynomial over its code points taken two at a time, each pair
+    one 64-bit value (first code point in the low half; a lone last one alone), BLAKE2b past
+    ``_LONG_WORD``."""
     if len(word) > _LONG_WORD:
         digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest()
         return int.from_bytes(digest, "little")
     h = 0
-    for c in word:
-        h = (h * _CHAR_MUL + ord(c)) & _MASK
+    for k in range(0, len(word), 2):
+        pair = ord(word[k]) | (ord(word[k + 1]) << 32 if k + 1 < len(word) else 0)
+        h = (h * _CHAR_MUL + pair) & _MASK
     return _mix(h ^ len(word))
 
 
@@ -214,23 +216,6 @@ def _char_classes() -> Any:
     return _CLASSES
 
 
-_POWERS: dict[int, Any] = {}
-
-
-def _powers(base: int, size: int) -> Any:
-    """``base**i mod 2^64`` for i in 0..size-1 (uint64), kept between calls."""
-    import numpy as np
-
-    have = _POWERS.get(base)
-    if have is None or len(have) < size:
-        have = np.full(max(size, 1 << 16), base, dtype=np.uint64)
-        have[0] = 1
-        with np.errstate(over="ignore"):
-            np.cumprod(have, out=have)
-        _POWERS[base] = have
-    return have[:size]
-
-
 _ASCII_CLASSES: bytes | None = None
 
 
@@ -247,47 +232,51 @@ def _batch_word_hashes(text: str) -> tuple[Any, Any]:
     stripped, empties dropped): their start offsets and 64-bit hashes, in order."""
     import numpy as np
 
+    size = len(text)
+    # Code points as little-endian uint32, one spare zero at the end so that every position
+    # starts a readable pair.
+    cps = np.zeros(size + 1, dtype="<u4")
     if text.isascii():  # the common case: one byte per character, classes by bytes.translate
         raw = text.encode("ascii")
-        cps = np.frombuffer(raw, dtype=np.uint8)
+        cps[:size] = np.frombuffer(raw, dtype=np.uint8)
         classes = np.frombuffer(raw.translate(_ascii_classes()), dtype=np.uint8)
     else:
-        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        classes = _char_classes()[np.minimum(cps, 0x3001)]
-    size = len(cps)
+        cps[:size] = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        classes = _char_classes()[np.minimum(cps[:size], 0x3001)]
     empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
     # Raw words: runs of non-space; [start, end) offsets into text.
-    starts, ends = _runs(classes, 1, False)
-    if not len(starts):
+    lo, hi = _runs(classes, 1, False)
+    if not len(lo):
         return empty
-    # Strip edge punctuation: a word runs from the start of its first "core" run (neither
-    # space nor punctuation) to the end of its last. Most words have no edge punctuation:
-    # only the others are looked up among the core runs.
-    lo, hi = starts.copy(), ends.copy()
-    lead = np.flatnonzero(classes[starts] != 0)
-    trail = np.flatnonzero(classes[ends - 1] != 0)
-    if len(lead) or len(trail):
-        core_starts, core_ends = _runs(classes, 0, True)
-        if not len(core_starts):
-            return empty
-        found = np.searchsorted(core_starts, starts[lead])
-        lo[lead] = np.append(core_starts, size)[found]
-        found = np.searchsorted(core_ends, ends[trail], side="right") - 1
-        hi[trail] = np.where(found >= 0, core_ends[np.maximum(found, 0)], 0)
-        # A word of punctuation only has no core run inside it (the lookups fell outside).
-        keep = (lo < ends) & (hi > starts)
-        lo, hi = lo[keep], hi[keep]
+    # Strip edge punctuation. Few words have any, and then a character or two: step over it.
+    lead = np.flatnonzero(classes[lo] != 0)
+    while len(lead):
+        lo[lead] += 1
+        lead = lead[(lo[lead] < hi[lead]) & (classes[np.minimum(lo[lead], size - 1)] != 0)]
+    trail = np.flatnonzero(classes[hi - 1] != 0)
+    while len(trail):
+        hi[trail] -= 1
+        trail = trail[(hi[trail] > lo[trail]) & (classes[hi[trail] - 1] != 0)]
+    keep = lo < hi  # a word of punctuation only is gone
+    lo, hi = lo[keep], hi[keep]
     length = hi - lo
-    # Polynomial hash of every word by prefix sums: with Q[i] = sum_{t<i} c_t M^-t,
-    # sum_{t=lo}^{hi-1} c_t M^(hi-1-t) = M^(hi-1) (Q[hi] - Q[lo]) (mod 2^64, M odd).
+    # pairs[k] is code points k and k+1 as one 64-bit value (k in the low half): a strided
+    # view, nothing copied. Each word takes ceil(length / 2) pairs, by Horner's rule; a round
+    # handles the words that still have a pair left.
+    pairs = np.ndarray((size,), dtype="<u8", buffer=cps, strides=(4,))
+    low_half = np.uint64(0xFFFFFFFF)
     with np.errstate(over="ignore"):
-        prefix = np.zeros(size + 1, dtype=np.uint64)
-        scaled = prefix[1:]
-        scaled[:] = cps  # widen in place, then scale: no mixed-type multiply
-        np.multiply(scaled, _powers(_CHAR_INV, size), out=scaled)
-        np.cumsum(scaled, out=scaled)
-        raw_hash = (prefix[hi] - prefix[lo]) * _powers(_CHAR_MUL, size)[hi - 1]
-        hashes = _mix_array(raw_hash ^ length.astype(np.uint64))
+        hashes = np.zeros(len(lo), dtype=np.uint64)
+        active = np.flatnonzero(length <= _LONG_WORD)
+        step = 0
+        while len(active):
+            chunk = pairs[lo[active] + step]
+            lone = length[active] == step + 1
+            chunk[lone] &= low_half
+            hashes[active] = hashes[active] * np.uint64(_CHAR_MUL) + chunk
+            step += 2
+            active = active[length[active] > step]
+        hashes = _mix_array(hashes ^ length.astype(np.uint64))
     for k in np.flatnonzero(length > _LONG_WORD).tolist():
         hashes[k] = _word_hash(text[lo[k] : hi[k]])
     return lo, hashes
