@@ -186,6 +186,7 @@ def test_signature_matrix_rows_equal_the_per_document_reference(
     assert bulk.tolist() == expected
     # Many small rensa matrices and numpy passes give the same rows.
     monkeypatch.setattr(dedup, "_SIGNATURE_DOCS", 4)
+    monkeypatch.setattr(dedup, "_SIGNATURE_CHARS", 700)
     monkeypatch.setattr(dedup, "_BATCH_CHARS", 200)
     assert signature_matrix(texts, num_perm=num_perm, shingle_size=shingle_size).tolist() == (
         expected
