@@ -442,8 +442,16 @@ def token_signature_matrix(
     """Signatures (a uint32 matrix like :func:`signature_matrix`'s) of token lists, for callers
     that already shingled: rensa hashes each token itself, so string shingles give other
     signatures than :func:`signature_matrix` does for the same texts."""
-    digests = _rensa().RMinHash.digest_matrix_from_token_sets(list(token_sets), num_perm, seed)
-    return _rows(digests.to_rows(), len(token_sets), num_perm)
+    import numpy as np
+
+    out = np.empty((len(token_sets), num_perm), dtype=np.uint32)
+    build = _rensa().RMinHash.digest_matrix_from_token_sets
+    for begin in range(0, len(token_sets), _SIGNATURE_DOCS):
+        part = list(token_sets[begin : begin + _SIGNATURE_DOCS])
+        out[begin : begin + len(part)] = _rows(
+            build(part, num_perm, seed).to_rows(), len(part), num_perm
+        )
+    return out
 
 
 def algorithm_version() -> str:
