@@ -10,6 +10,7 @@ import subprocess
 import sys
 import warnings
 
+import numpy as np
 import pytest
 from bench.dedup import (
     PlantedCorpus,
@@ -22,14 +23,18 @@ from pydantic import ValidationError
 
 from garrison.pipeline import STAGES, Item
 from garrison.pipeline.dedup import (
+    estimated_jaccard,
     exact_duplicate_clusters,
     lsh_bands,
-    minhash_signatures,
     near_duplicate_clusters,
     normalize_for_hash,
     reference_shingle_hashes,
+    reference_signature,
     shingle_hashes,
     shingles,
+    signature_bytes,
+    signature_matrix,
+    signatures_from_bytes,
     text_hash,
 )
 from garrison.pipeline.stages.dedup import DedupParams, DedupStage
@@ -91,10 +96,10 @@ def test_shingles() -> None:
 
 
 def test_signatures_are_deterministic_across_processes() -> None:
-    here = [s.digest() for s in minhash_signatures([BASE, OTHER])]
+    here = signature_matrix([BASE, OTHER]).tolist()
     code = (
-        "from garrison.pipeline.dedup import minhash_signatures as m;"
-        f"print([s.digest() for s in m([{BASE!r}, {OTHER!r}])])"
+        "from garrison.pipeline.dedup import signature_matrix as m;"
+        f"print(m([{BASE!r}, {OTHER!r}]).tolist())"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -123,6 +128,8 @@ SHINGLE_CASES = [
     "x" * 100 + " long word then " + "y" * 65 + " end of it",
     "u.s. e.g. don't a.b.c ..inner.. words",
     "lone \ud800 surrogate in a text",
+    "a" * 64 + " " + "b" * 63 + ". odd even ab abc abcd " + "\u00e9" * 64 + " " + "z" * 65,
+    ",lead trail, '.' !!x!! ...end...",
 ]
 
 
@@ -155,15 +162,87 @@ def test_shingle_hashes_across_batches(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_signatures_follow_the_normalized_words() -> None:
-    a, b, c = minhash_signatures(
+    a, b, c = signature_matrix(
         [
             "One two three four five six",
             "ONE two, three (four) five six.",
             "one two three four five sixes",
         ]
+    ).tolist()
+    assert a == b
+    assert a != c
+
+
+@pytest.mark.parametrize(("num_perm", "shingle_size"), [(128, 5), (64, 2)])
+def test_signature_matrix_rows_equal_the_per_document_reference(
+    num_perm: int, shingle_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from garrison.pipeline import dedup
+
+    texts = [*SHINGLE_CASES, *planted_corpus(15, seed=7).texts]
+    expected = [reference_signature(t, num_perm=num_perm, shingle_size=shingle_size) for t in texts]
+    bulk = signature_matrix(texts, num_perm=num_perm, shingle_size=shingle_size)
+    assert bulk.shape == (len(texts), num_perm) and bulk.dtype == np.uint32
+    assert bulk.tolist() == expected
+    # Many small rensa matrices and numpy passes give the same rows.
+    monkeypatch.setattr(dedup, "_SIGNATURE_DOCS", 4)
+    monkeypatch.setattr(dedup, "_SIGNATURE_CHARS", 700)
+    monkeypatch.setattr(dedup, "_BATCH_CHARS", 200)
+    assert signature_matrix(texts, num_perm=num_perm, shingle_size=shingle_size).tolist() == (
+        expected
     )
-    assert a.digest() == b.digest()
-    assert a.digest() != c.digest()
+    assert signature_matrix([], num_perm=num_perm).shape == (0, num_perm)
+
+
+def test_signature_bytes_round_trip_and_reject_other_sizes() -> None:
+    sigs = signature_matrix([BASE, OTHER, ""])
+    states = signature_bytes(sigs)
+    assert [len(s) for s in states] == [512, 512, 512]
+    assert states[0][:4] == int(sigs[0, 0]).to_bytes(4, "little")
+    assert (signatures_from_bytes(states, 128) == sigs).all()
+    with pytest.raises(ValueError):
+        signatures_from_bytes([states[0][:-4]], 128)
+    with pytest.raises(ValueError):
+        signatures_from_bytes(states, 64)
+
+
+def _naive_lsh(
+    sigs: np.ndarray, threshold: float
+) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """Every pair sharing one band's values exactly, and those of them verified: all pairs,
+    one by one."""
+    bands = lsh_bands(threshold, sigs.shape[1])
+    rows = sigs.shape[1] // bands
+    candidates, verified = set(), set()
+    for i in range(len(sigs)):
+        for j in range(i + 1, len(sigs)):
+            same = sigs[i] == sigs[j]
+            if any(same[b * rows : (b + 1) * rows].all() for b in range(bands)):
+                candidates.add((i, j))
+                if same.mean() >= threshold:
+                    verified.add((i, j))
+    return candidates, verified
+
+
+def test_matrix_lsh_equals_all_pairs_banding() -> None:
+    from garrison.pipeline.dedup import _candidate_pairs
+
+    corpus = planted_corpus(40, seed=13)
+    texts = [*corpus.texts, corpus.texts[0], corpus.texts[0], corpus.texts[3]]  # runs of 3
+    sigs = signature_matrix(texts)
+    candidates, verified = _naive_lsh(sigs, 0.8)
+    first, second = _candidate_pairs(sigs, lsh_bands(0.8, 128))
+    assert list(zip(first.tolist(), second.tolist(), strict=True)) == sorted(candidates)
+    assert len(candidates) > len(verified) > 20  # some candidates fail verification
+    ids = [f"t{k}" for k in range(len(texts))]
+    groups = ["a" if k % 3 else "b" for k in range(len(texts))]
+    result = near_duplicate_clusters(ids, sigs, groups)
+    same = sorted((i, j) for i, j in verified if groups[i] == groups[j])
+    cross = sorted((i, j) for i, j in verified if groups[i] != groups[j])
+    assert result.pairs == tuple((ids[i], ids[j]) for i, j in same)
+    assert result.cross_group_pairs == tuple((ids[i], ids[j]) for i, j in cross)
+    with pytest.raises(ValueError):
+        near_duplicate_clusters(ids[:-1], sigs, groups[:-1])
 
 
 def test_lsh_bands_divide_num_perm() -> None:
@@ -185,11 +264,25 @@ def test_exact_clusters_stay_within_groups() -> None:
 
 def test_near_clusters_verify_and_stay_within_groups() -> None:
     ids = ["a", "b", "c", "d"]
-    sigs = minhash_signatures([BASE, NEAR, NEAR, OTHER])
+    sigs = signature_matrix([BASE, NEAR, NEAR, OTHER])
     result = near_duplicate_clusters(ids, sigs, ["u", "u", "s", "u"])
     assert result.dup_of == {"b": "a"}
     assert result.pairs == (("a", "b"),)
     assert set(result.cross_group_pairs) == {("a", "c"), ("b", "c")}
+
+
+def test_components_join_like_union_find() -> None:
+    from garrison.pipeline.dedup import _components, _UnionFind
+
+    rng = random.Random(5)
+    for size, edges in [(1, 0), (30, 0), (30, 12), (200, 150), (200, 400)]:
+        pairs = [sorted(rng.sample(range(size), 2)) for _ in range(edges)]
+        uf = _UnionFind(size)
+        for a, b in pairs:
+            uf.union(a, b)
+        first = np.array([a for a, _ in pairs], dtype=np.int64)
+        second = np.array([b for _, b in pairs], dtype=np.int64)
+        assert _components(size, first, second).tolist() == [uf.find(i) for i in range(size)]
 
 
 def test_lengths_and_unique_ids_checked() -> None:
@@ -281,6 +374,33 @@ def test_exact_and_near_switches() -> None:
     assert by["b"].dup_kind == "near" and by["c"].dup_of == "a"
 
 
+def test_signatures_are_cached_on_items_and_reused_without_the_text() -> None:
+    from garrison.pipeline.stages.dedup import LIGHT, MINHASH, MINHASH_KEY
+
+    texts = [BASE, NEAR, OTHER]
+    first = run_stage([item(f"c{k}", t) for k, t in enumerate(texts)])
+    stage = DedupStage(DedupParams())
+    for made, text in zip(first, texts, strict=True):
+        assert made.extra[MINHASH] == signature_bytes(signature_matrix([text]))[0]
+        assert made.extra[MINHASH_KEY] == stage.signature_key()
+        assert not stage.needs_text(made)
+
+    def light(made: Item) -> Item:
+        bare = item(made.id, "")
+        bare.extra = {k: v for k, v in made.extra.items() if k != "dup_marked_differently"}
+        bare.extra[LIGHT] = True
+        return bare
+
+    again = {i.id: i for i in run_stage([light(m) for m in first])}
+    assert (again["c1"].dup_of, again["c1"].dup_kind) == ("c0", "near")
+    stale = light(first[1])
+    stale.extra[MINHASH_KEY] = "0" * 32
+    assert stage.needs_text(stale)
+    assert not DedupStage(DedupParams(near=False)).needs_text(stale)
+    with pytest.raises(ValueError, match="without its text"):
+        run_stage([light(first[0]), stale])
+
+
 def test_document_level() -> None:
     def doc(d: str, parts: list[str], marks: list[Marking]) -> list[Item]:
         return [
@@ -314,14 +434,14 @@ def test_rensa_estimates_agree_with_datasketch() -> None:
 
     corpus = planted_corpus(60, seed=11)
     pairs = [(f, i) for i, f in enumerate(corpus.family) if f != i]
-    sigs = minhash_signatures(corpus.texts)
+    sigs = signature_matrix(corpus.texts)
     ds = []
     for text in corpus.texts:
         m = MinHash(num_perm=128)
         m.update_batch([s.encode() for s in shingles(text)])
         ds.append(m)
     truth = [true_jaccard(corpus.texts[a], corpus.texts[b]) for a, b in pairs]
-    r_est = [sigs[a].jaccard(sigs[b]) for a, b in pairs]
+    r_est = [estimated_jaccard(sigs[a], sigs[b]) for a, b in pairs]
     d_est = [float(ds[a].jaccard(ds[b])) for a, b in pairs]
     assert len(pairs) > 40 and min(truth) < 0.75 < max(truth)
     assert statistics.mean(abs(r - d) for r, d in zip(r_est, d_est, strict=True)) < 0.05

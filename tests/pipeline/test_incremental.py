@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from garrison.cli.main import main
 from garrison.core.errors import InvalidInput, NotFound, NotPermitted
@@ -226,6 +226,24 @@ def test_a_new_near_duplicate_rewrites_only_the_documents_it_touches(
     assert report["written"] <= 2  # the new document and, at most, the one it duplicates
     state = derived_state(ws)
     assert any(s[6] == "near" for s in state["states"])
+    assert state == reference(tmp_path, corpus)
+
+
+def test_signatures_cached_under_other_algorithms_are_made_again_from_the_text(
+    ws: Workspace, corpus: Path, tmp_path: Path
+) -> None:
+    run(ws)
+    # As an older release left them: another key, another layout. An unchanged element is read
+    # back without its text, so a stale signature must send it to be read in full.
+    with ws.catalog.transaction() as orm:
+        orm.execute(update(ElementState).values(minhash_key="0" * 32, minhash=b"\x01" * 40))
+    source = (corpus / "report-05.txt").read_text()
+    (corpus / "report-05-copy.txt").write_text(source.replace("week 5.", "week 5. Done."))
+    ingest(ws, corpus)
+    report = run(ws)
+    assert report["processed"] == 1
+    state = derived_state(ws)
+    assert sum(s[6] == "near" for s in state["states"]) == 1
     assert state == reference(tmp_path, corpus)
 
 

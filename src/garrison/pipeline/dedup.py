@@ -28,33 +28,36 @@ time, in plain Python, as the definition the bulk path is tested against.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import string
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from itertools import chain
+from typing import Any
 
 from garrison.core.errors import MissingExtra
 
 __all__ = [
     "DEFAULT_SEED",
     "Clusters",
-    "MinHashSignature",
     "algorithm_version",
+    "estimated_jaccard",
     "exact_duplicate_clusters",
     "lsh_bands",
-    "minhash_signatures",
     "near_duplicate_clusters",
     "normalize_for_hash",
     "normalized_words",
     "reference_shingle_hashes",
+    "reference_signature",
     "shingle_hashes",
     "shingles",
-    "signature_from_state",
-    "signature_state",
-    "signatures_from_shingles",
+    "signature_bytes",
+    "signature_matrix",
+    "signatures_from_bytes",
     "text_hash",
+    "token_signature_matrix",
 ]
 
 #: Seed of the MinHash permutations. Fixed so signatures (and so clusters) are the same across
@@ -70,12 +73,11 @@ _WHITESPACE = (
 )
 
 #: Version of the shingle hashing below: part of every cached signature's key.
-SHINGLE_HASHING = "poly64-1"
+SHINGLE_HASHING = "poly64x2-2"
 _MASK = (1 << 64) - 1
 # Odd 64-bit constants, fixed forever (changing one changes every signature): the multiplier
 # of characters within a word, that of words within a shingle, and splitmix64's mixers.
 _CHAR_MUL = 0xD6E8FEB86659FD93
-_CHAR_INV = pow(_CHAR_MUL, -1, 1 << 64)
 _WORD_MUL = 0x9E3779B97F4A7C15
 _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
@@ -84,6 +86,15 @@ _MIX2 = 0x94D049BB133111EB
 _LONG_WORD = 64
 # Characters per numpy pass (bounds the bulk path's memory to a few hundred MiB).
 _BATCH_CHARS = 1 << 21
+#: Version of the stored signature layout (``num_perm`` little-endian uint32 of rensa's flat
+#: digest matrix): part of every cached signature's key.
+SIGNATURE_LAYOUT = "u32le-1"
+# Texts and characters per signature pass. Small passes keep numpy's arrays in the CPU's cache
+# (several times faster than one pass over a large batch), and stay under the number of rows
+# at which rensa spreads a matrix over threads (256), which on a busy machine costs more
+# than it saves.
+_SIGNATURE_DOCS = 255
+_SIGNATURE_CHARS = 1 << 17
 
 
 def _rensa() -> Any:
@@ -93,14 +104,6 @@ def _rensa() -> Any:
     except ImportError as exc:
         raise MissingExtra("dedup", "rensa") from exc
     return rensa
-
-
-class MinHashSignature(Protocol):
-    """What this module needs of a signature (``rensa.RMinHash`` provides it)."""
-
-    def jaccard(self, other: Any, /) -> float: ...
-
-    def digest(self) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -159,13 +162,16 @@ def _mix(h: int) -> int:
 
 
 def _word_hash(word: str) -> int:
-    """A word's 64-bit hash: a polynomial over its code points (BLAKE2b past ``_LONG_WORD``)."""
+    """A word's 64-bit hash: a polynomial over its code points taken two at a time, each pair
+    one 64-bit value (first code point in the low half; a lone last one alone), BLAKE2b past
+    ``_LONG_WORD``."""
     if len(word) > _LONG_WORD:
         digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest()
         return int.from_bytes(digest, "little")
     h = 0
-    for c in word:
-        h = (h * _CHAR_MUL + ord(c)) & _MASK
+    for k in range(0, len(word), 2):
+        pair = ord(word[k]) | (ord(word[k + 1]) << 32 if k + 1 < len(word) else 0)
+        h = (h * _CHAR_MUL + pair) & _MASK
     return _mix(h ^ len(word))
 
 
@@ -214,21 +220,15 @@ def _char_classes() -> Any:
     return _CLASSES
 
 
-_POWERS: dict[int, Any] = {}
+_ASCII_CLASSES: bytes | None = None
 
 
-def _powers(base: int, size: int) -> Any:
-    """``base**i mod 2^64`` for i in 0..size-1 (uint64), kept between calls."""
-    import numpy as np
-
-    have = _POWERS.get(base)
-    if have is None or len(have) < size:
-        have = np.full(max(size, 1 << 16), base, dtype=np.uint64)
-        have[0] = 1
-        with np.errstate(over="ignore"):
-            np.cumprod(have, out=have)
-        _POWERS[base] = have
-    return have[:size]
+def _ascii_classes() -> bytes:
+    """:func:`_char_classes` of the 128 ASCII code points, as a ``bytes.translate`` table."""
+    global _ASCII_CLASSES
+    if _ASCII_CLASSES is None:
+        _ASCII_CLASSES = _char_classes()[:128].tobytes() + bytes(128)
+    return _ASCII_CLASSES
 
 
 def _batch_word_hashes(text: str) -> tuple[Any, Any]:
@@ -236,43 +236,66 @@ def _batch_word_hashes(text: str) -> tuple[Any, Any]:
     stripped, empties dropped): their start offsets and 64-bit hashes, in order."""
     import numpy as np
 
-    if text.isascii():  # the common case: one byte per character, a 128-entry lookup
-        cps = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-        classes = _char_classes()[:128][cps]
+    size = len(text)
+    # Code points as little-endian uint32, one spare zero at the end so that every position
+    # starts a readable pair.
+    cps = np.zeros(size + 1, dtype="<u4")
+    if text.isascii():  # the common case: one byte per character, classes by bytes.translate
+        raw = text.encode("ascii")
+        cps[:size] = np.frombuffer(raw, dtype=np.uint8)
+        classes = np.frombuffer(raw.translate(_ascii_classes()), dtype=np.uint8)
     else:
-        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        classes = _char_classes()[np.minimum(cps, 0x3001)]
-    size = len(cps)
-    space = np.empty(size + 2, dtype=bool)
-    space[0] = space[-1] = True
-    np.equal(classes, 1, out=space[1:-1])
+        cps[:size] = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        classes = _char_classes()[np.minimum(cps[:size], 0x3001)]
+    empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
     # Raw words: runs of non-space; [start, end) offsets into text.
-    edges = np.flatnonzero(space[1:] != space[:-1])
-    starts, ends = edges[0::2], edges[1::2]
-    # Strip edge punctuation: the first and last "core" (neither space nor punctuation) char.
-    core = np.flatnonzero(classes == 0)
-    if not len(core) or not len(starts):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
-    # Most words have no edge punctuation: only the others are looked up among the core chars.
-    lo, hi = starts.copy(), ends.copy()
-    fix = np.flatnonzero(classes[starts] != 0)
-    lo[fix] = core[np.minimum(np.searchsorted(core, starts[fix]), len(core) - 1)]
-    fix = np.flatnonzero(classes[ends - 1] != 0)
-    hi[fix] = core[np.maximum(np.searchsorted(core, ends[fix]) - 1, 0)] + 1
-    # A word of punctuation only has no core char inside it (the lookup fell outside).
-    keep = (lo >= starts) & (lo < ends)
+    lo, hi = _runs(classes, 1, False)
+    if not len(lo):
+        return empty
+    # Strip edge punctuation. Few words have any, and then a character or two: step over it.
+    lead = np.flatnonzero(classes[lo] != 0)
+    while len(lead):
+        lo[lead] += 1
+        lead = lead[(lo[lead] < hi[lead]) & (classes[np.minimum(lo[lead], size - 1)] != 0)]
+    trail = np.flatnonzero(classes[hi - 1] != 0)
+    while len(trail):
+        hi[trail] -= 1
+        trail = trail[(hi[trail] > lo[trail]) & (classes[hi[trail] - 1] != 0)]
+    keep = lo < hi  # a word of punctuation only is gone
     lo, hi = lo[keep], hi[keep]
     length = hi - lo
-    # Polynomial hash of every word by prefix sums: with Q[i] = sum_{t<i} c_t M^-t,
-    # sum_{t=lo}^{hi-1} c_t M^(hi-1-t) = M^(hi-1) (Q[hi] - Q[lo]) (mod 2^64, M odd).
+    # pairs[k] is code points k and k+1 as one 64-bit value (k in the low half): a strided
+    # view, nothing copied. Each word takes ceil(length / 2) pairs, by Horner's rule; a round
+    # handles the words that still have a pair left.
+    pairs = np.ndarray((size,), dtype="<u8", buffer=cps, strides=(4,))
+    low_half = np.uint64(0xFFFFFFFF)
     with np.errstate(over="ignore"):
-        prefix = np.zeros(size + 1, dtype=np.uint64)
-        np.cumsum(cps.astype(np.uint64) * _powers(_CHAR_INV, size), out=prefix[1:])
-        raw = (prefix[hi] - prefix[lo]) * _powers(_CHAR_MUL, size)[hi - 1]
-        hashes = _mix_array(raw ^ length.astype(np.uint64))
+        hashes = np.zeros(len(lo), dtype=np.uint64)
+        active = np.flatnonzero(length <= _LONG_WORD)
+        step = 0
+        while len(active):
+            chunk = pairs[lo[active] + step]
+            lone = length[active] == step + 1
+            chunk[lone] &= low_half
+            hashes[active] = hashes[active] * np.uint64(_CHAR_MUL) + chunk
+            step += 2
+            active = active[length[active] > step]
+        hashes = _mix_array(hashes ^ length.astype(np.uint64))
     for k in np.flatnonzero(length > _LONG_WORD).tolist():
         hashes[k] = _word_hash(text[lo[k] : hi[k]])
     return lo, hashes
+
+
+def _runs(classes: Any, value: int, inside: bool) -> tuple[Any, Any]:
+    """``[start, end)`` offsets of the maximal runs of characters whose class is ``value``
+    (``inside``) or is not (not ``inside``)."""
+    import numpy as np
+
+    mask = np.empty(len(classes) + 2, dtype=bool)
+    mask[0] = mask[-1] = not inside
+    np.equal(classes, value, out=mask[1:-1])
+    edges = np.flatnonzero(mask[1:] != mask[:-1])
+    return edges[0::2], edges[1::2]
 
 
 def _word_hashes(texts: Sequence[str]) -> tuple[Any, Any]:
@@ -281,19 +304,20 @@ def _word_hashes(texts: Sequence[str]) -> tuple[Any, Any]:
     import numpy as np
 
     folded = [t.casefold() for t in texts]
+    # Each text's first character's offset in the whole batch joined with one space between
+    # texts (so no word spans two of them).
+    offsets = np.zeros(len(folded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, folded), dtype=np.int64, count=len(folded)) + 1, out=offsets[1:])
     hashes: list[Any] = []
     counts = np.zeros(len(folded), dtype=np.int64)
     begin = 0
     while begin < len(folded):
-        end, chars = begin, 0
-        while end < len(folded) and (end == begin or chars + len(folded[end]) < _BATCH_CHARS):
-            chars += len(folded[end]) + 1
-            end += 1
-        # One space between texts: no word spans two of them.
+        # Texts up to _BATCH_CHARS characters per numpy pass (at least one).
+        end = int(np.searchsorted(offsets, offsets[begin] + _BATCH_CHARS, side="right")) - 1
+        end = min(max(end, begin + 1), len(folded))
         starts, found = _batch_word_hashes(" ".join(folded[begin:end]))
-        offsets = np.zeros(end - begin, dtype=np.int64)
-        np.cumsum([len(t) + 1 for t in folded[begin : end - 1]], out=offsets[1:])
-        counts[begin:end] = np.diff(np.searchsorted(starts, [*offsets.tolist(), chars]))
+        local = offsets[begin : end + 1] - offsets[begin]
+        counts[begin:end] = np.diff(np.searchsorted(starts, local))
         hashes.append(found)
         begin = end
     bounds = np.zeros(len(folded) + 1, dtype=np.int64)
@@ -345,63 +369,123 @@ def shingle_hashes(texts: Sequence[str], n: int = 5) -> list[Any]:
     return [flat[edges[t] : edges[t + 1]] for t in range(len(texts))]
 
 
-def minhash_signatures(
+def signature_matrix(
     texts: Sequence[str], *, num_perm: int = 128, shingle_size: int = 5, seed: int = DEFAULT_SEED
-) -> list[MinHashSignature]:
-    """One ``rensa.RMinHash`` per text, over its shingles' :func:`shingle_hashes` (the
-    hashes' 8 bytes are rensa's tokens).
+) -> Any:
+    """MinHash signatures of ``texts`` as a ``(len(texts), num_perm)`` uint32 numpy matrix.
 
-    Deterministic: the same texts, ``num_perm`` and ``seed`` give the same digests in any
-    process (BLAKE2b and rensa's token hash are fixed, not seeded by the process).
+    Row ``t`` is the signature of text ``t``'s :func:`shingle_hashes`: the 64-bit shingle
+    hashes go to rensa as they are (its flat-buffer digest matrix), so no Python object is made
+    per shingle and nothing is hashed twice. Texts are taken ``_SIGNATURE_DOCS`` at a time, which
+    bounds the memory of getting rensa's rows out.
+
+    Deterministic: the same texts, ``num_perm`` and ``seed`` give the same matrix in any process
+    (the shingle hashes and rensa's permutations are fixed, not seeded by the process).
+    :func:`reference_signature` computes one row at a time, for the tests.
     """
     import numpy as np
 
-    if not texts:
-        return []
-    flat, bounds = _shingle_hashes_flat(texts, shingle_size)
-    # Each hash's 8 little-endian bytes is one token; numpy's S8 drops trailing NUL bytes,
-    # which keeps distinct hashes distinct (all had the same length before).
-    tokens = flat.astype("<u8", copy=False).view(np.dtype("S8")).tolist()
-    edges = bounds.tolist()
-    return signatures_from_shingles(
-        [tokens[edges[t] : edges[t + 1]] for t in range(len(texts))], num_perm=num_perm, seed=seed
-    )
+    if num_perm < 1:
+        raise ValueError(f"num_perm must be positive, got {num_perm}")
+    out = np.empty((len(texts), num_perm), dtype=np.uint32)
+    rensa = _rensa()
+    for begin, end in _parts(texts):
+        flat, bounds = _shingle_hashes_flat(texts[begin:end], shingle_size)
+        digests = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+            flat, bounds.astype(np.uint64), num_perm, seed
+        )
+        out[begin:end] = _rows(digests.to_rows(), end - begin, num_perm)
+    return out
 
 
-def signatures_from_shingles(
-    shingle_sets: Sequence[Sequence[str | bytes]],
+def _parts(texts: Sequence[str]) -> list[tuple[int, int]]:
+    """``[begin, end)`` ranges of ``texts`` of about ``_SIGNATURE_CHARS`` characters and at
+    most ``_SIGNATURE_DOCS`` texts each (at least one text)."""
+    parts: list[tuple[int, int]] = []
+    begin, chars = 0, 0
+    for k, text in enumerate(texts):
+        if k > begin and (chars + len(text) > _SIGNATURE_CHARS or k - begin >= _SIGNATURE_DOCS):
+            parts.append((begin, k))
+            begin, chars = k, 0
+        chars += len(text) + 1
+    if begin < len(texts):
+        parts.append((begin, len(texts)))
+    return parts
+
+
+def _rows(rows: list[list[int]], count: int, num_perm: int) -> Any:
+    """rensa's digest rows (lists of ints) as a ``(count, num_perm)`` uint32 matrix."""
+    import numpy as np
+
+    values = np.fromiter(chain.from_iterable(rows), dtype=np.uint32, count=count * num_perm)
+    return values.reshape(count, num_perm)
+
+
+def reference_signature(
+    text: str, *, num_perm: int = 128, shingle_size: int = 5, seed: int = DEFAULT_SEED
+) -> list[int]:
+    """One text's signature the plain way: its :func:`reference_shingle_hashes`, given to rensa
+    as one document's list of hashes. The definition :func:`signature_matrix`'s rows are tested
+    against."""
+    hashes = reference_shingle_hashes(text, shingle_size)
+    digests = _rensa().RMinHash.digest_matrix_from_token_hash_sets([hashes], num_perm, seed)
+    row: list[int] = digests.to_rows()[0]
+    return row
+
+
+def token_signature_matrix(
+    token_sets: Sequence[Sequence[str | bytes]],
     *,
     num_perm: int = 128,
     seed: int = DEFAULT_SEED,
-) -> list[MinHashSignature]:
-    """One ``rensa.RMinHash`` per token list (for callers that already shingled; note that
-    :func:`minhash_signatures` uses hashed shingles, so string shingles give other digests)."""
-    signatures: list[MinHashSignature] = _rensa().RMinHash.from_token_sets(
-        shingle_sets, num_perm, seed
-    )
-    return signatures
+) -> Any:
+    """Signatures (a uint32 matrix like :func:`signature_matrix`'s) of token lists, for callers
+    that already shingled: rensa hashes each token itself, so string shingles give other
+    signatures than :func:`signature_matrix` does for the same texts."""
+    import numpy as np
+
+    out = np.empty((len(token_sets), num_perm), dtype=np.uint32)
+    build = _rensa().RMinHash.digest_matrix_from_token_sets
+    for begin in range(0, len(token_sets), _SIGNATURE_DOCS):
+        part = list(token_sets[begin : begin + _SIGNATURE_DOCS])
+        out[begin : begin + len(part)] = _rows(
+            build(part, num_perm, seed).to_rows(), len(part), num_perm
+        )
+    return out
 
 
 def algorithm_version() -> str:
-    """rensa's MinHash algorithm version and the shingle hashing's (part of every cached
-    signature's key)."""
-    return f"{_rensa().RMinHash.ALGORITHM_VERSION}+{SHINGLE_HASHING}"
+    """rensa's MinHash algorithm version, the shingle hashing's and the signature layout's
+    (part of every cached signature's key)."""
+    return f"{_rensa().RMinHash.ALGORITHM_VERSION}+{SHINGLE_HASHING}+{SIGNATURE_LAYOUT}"
 
 
-def signature_state(signature: MinHashSignature) -> bytes:
-    """A signature as rensa's own state bytes (what :func:`signature_from_state` reads back)."""
-    state = signature.__reduce__()[2]
-    if not isinstance(state, bytes):
-        raise TypeError("rensa.RMinHash did not give its state as bytes")
-    return state
+def signature_bytes(signatures: Any) -> list[bytes]:
+    """Each row of a signature matrix as its stored form: ``num_perm`` little-endian uint32."""
+    import numpy as np
+
+    little = np.ascontiguousarray(signatures, dtype="<u4")
+    return [row.tobytes() for row in little]
 
 
-def signature_from_state(state: bytes, num_perm: int, seed: int = DEFAULT_SEED) -> Any:
-    """Rebuild a signature from :func:`signature_state` bytes -- by rensa's own state parser,
-    never by unpickling (the bytes come from the catalog)."""
-    signature = _rensa().RMinHash(num_perm, seed)
-    signature.__setstate__(state)
-    return signature
+def signatures_from_bytes(states: Sequence[bytes], num_perm: int) -> Any:
+    """A signature matrix from :func:`signature_bytes` forms (the bytes come from the catalog:
+    each must be exactly ``num_perm`` uint32, or ``ValueError``)."""
+    import numpy as np
+
+    size = 4 * num_perm
+    bad = [n for n, state in enumerate(states) if len(state) != size]
+    if bad:
+        raise ValueError(f"stored signature {bad[0]} is not {num_perm} uint32 values")
+    joined = b"".join(states)
+    return np.frombuffer(joined, dtype="<u4").astype(np.uint32).reshape(len(states), num_perm)
+
+
+def estimated_jaccard(a: Any, b: Any) -> float:
+    """Estimated Jaccard similarity of two signature rows: the share of equal positions."""
+    import numpy as np
+
+    return float(np.count_nonzero(np.asarray(a) == np.asarray(b))) / len(a)
 
 
 def _band_probability(s: float, bands: int, rows: int) -> float:
@@ -409,6 +493,7 @@ def _band_probability(s: float, bands: int, rows: int) -> float:
     return 1.0 - (1.0 - s**rows) ** bands
 
 
+@functools.lru_cache(maxsize=64)
 def lsh_bands(threshold: float, num_perm: int) -> int:
     """Number of LSH bands for ``threshold`` (a divisor of ``num_perm``; rows = num_perm/bands).
 
@@ -472,6 +557,28 @@ def _dup_map(ids: Sequence[str], uf: _UnionFind) -> dict[str, str]:
     return {ids[i]: ids[uf.find(i)] for i in range(len(ids)) if uf.find(i) != i}
 
 
+def _components(size: int, first: Any, second: Any) -> Any:
+    """For ``size`` nodes joined by the edges ``first[k]--second[k]``: each node's component's
+    smallest node (int64), by label propagation with pointer jumping (numpy, no Python loop
+    per edge)."""
+    import numpy as np
+
+    labels = np.arange(size, dtype=np.int64)
+    while True:
+        low = np.minimum(labels[first], labels[second])
+        moved = labels.copy()
+        np.minimum.at(moved, first, low)
+        np.minimum.at(moved, second, low)
+        while True:  # point every node at its label's label until that is stable
+            jumped = moved[moved]
+            if (jumped == moved).all():
+                break
+            moved = jumped
+        if (moved == labels).all():
+            return labels
+        labels = moved
+
+
 def exact_duplicate_clusters(
     ids: Sequence[str],
     texts: Sequence[str],
@@ -507,9 +614,70 @@ def exact_duplicate_clusters(
     return Clusters(_dup_map(ids, uf), tuple(sorted(pairs)), tuple(sorted(cross)))
 
 
+def _band_keys(signatures: Any, bands: int) -> Any:
+    """``(n, bands)`` uint64: a 64-bit hash of each row's values in each band. Rows sharing a
+    band's values share its key; rows that do not collide with probability about 2^-64, which
+    only adds a candidate that verification then rejects."""
+    import numpy as np
+
+    n, num_perm = signatures.shape
+    rows = num_perm // bands
+    cols = signatures.astype(np.uint64).reshape(n, bands, rows)
+    with np.errstate(over="ignore"):
+        keys = np.zeros((n, bands), dtype=np.uint64)
+        for r in range(rows):  # Horner's rule over the band's values
+            keys = keys * np.uint64(_WORD_MUL) + cols[:, :, r]
+        return _mix_array(keys ^ np.uint64(rows))
+
+
+def _candidate_pairs(signatures: Any, bands: int) -> tuple[Any, Any]:
+    """LSH candidates: every pair of rows ``(i, j)``, ``i < j``, that shares at least one band's
+    key, once each, sorted by ``(i, j)`` (two int64 arrays)."""
+    import numpy as np
+
+    n = len(signatures)
+    codes: list[Any] = []
+    if n >= 2:
+        keys = _band_keys(signatures, bands)
+        for band in range(bands):
+            order = np.argsort(keys[:, band], kind="stable")
+            ranked = keys[order, band]
+            same = ranked[1:] == ranked[:-1]
+            if not same.any():
+                continue
+            # Each sorted position pairs with the later positions of its run of equal keys.
+            last = np.flatnonzero(np.append(~same, True))  # last position of every run
+            run_end = np.repeat(last, np.diff(np.append(-1, last)))
+            partners = run_end - np.arange(n)
+            total = int(partners.sum())
+            left = np.repeat(np.arange(n), partners)
+            step = np.arange(total) - np.repeat(np.cumsum(partners) - partners, partners)
+            a, b = order[left], order[left + 1 + step]
+            codes.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+    if not codes:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    unique = np.unique(np.concatenate(codes))
+    return unique // n, unique % n
+
+
+def _verified(signatures: Any, first: Any, second: Any, threshold: float) -> Any:
+    """Mask of the candidate pairs whose estimated Jaccard is at least ``threshold``."""
+    import numpy as np
+
+    num_perm = signatures.shape[1]
+    keep = np.zeros(len(first), dtype=bool)
+    step = max(1, (1 << 24) // max(num_perm, 1))  # pairs per pass: bounds the memory used
+    for k in range(0, len(first), step):
+        a, b = first[k : k + step], second[k : k + step]
+        equal = np.count_nonzero(signatures[a] == signatures[b], axis=1)
+        keep[k : k + step] = equal / num_perm >= threshold
+    return keep
+
+
 def near_duplicate_clusters(
     ids: Sequence[str],
-    signatures: Sequence[MinHashSignature],
+    signatures: Any,
     groups: Sequence[str],
     *,
     threshold: float = 0.8,
@@ -517,29 +685,34 @@ def near_duplicate_clusters(
 ) -> Clusters:
     """Cluster records whose estimated Jaccard similarity is at least ``threshold``, per group.
 
-    LSH (``rensa.RMinHashLSH``, :func:`lsh_bands` bands) proposes candidate pairs; only
-    candidates are verified by estimated Jaccard (never all pairs), and verified same-group
-    pairs are joined by union-find. Candidates are generated over all groups at once so that
-    verified pairs across groups can be reported in ``cross_group_pairs``; they are never
-    clustered. ``signatures`` must come from :func:`minhash_signatures` with the same
-    ``num_perm``.
+    ``signatures`` is a :func:`signature_matrix` (one row per id, ``num_perm`` columns). LSH
+    (:func:`lsh_bands` bands of the matrix, each band's values hashed and grouped with numpy)
+    proposes candidate pairs; only candidates are verified by estimated Jaccard (never all
+    pairs), and verified same-group pairs are joined by union-find. Candidates are generated
+    over all groups at once so that verified pairs across groups can be reported in
+    ``cross_group_pairs``; they are never clustered.
     """
-    _check_lengths(ids, signatures, groups)
-    lsh = _rensa().RMinHashLSH(threshold, num_perm, lsh_bands(threshold, num_perm))
-    lsh.insert_many(list(signatures))  # keys are the indices 0..n-1
-    candidates: list[list[int]] = lsh.query_all(list(signatures))
-    uf = _UnionFind(len(ids))
-    pairs: list[tuple[str, str]] = []
-    cross: list[tuple[str, str]] = []
-    for i, found in enumerate(candidates):
-        for j in sorted(found):
-            if j <= i:  # each unordered pair once; the query also returns i itself
-                continue
-            if signatures[i].jaccard(signatures[j]) < threshold:
-                continue
-            if groups[i] == groups[j]:
-                uf.union(i, j)
-                pairs.append((ids[i], ids[j]))
-            else:
-                cross.append((ids[i], ids[j]))
-    return Clusters(_dup_map(ids, uf), tuple(pairs), tuple(cross))
+    import numpy as np
+
+    matrix = np.asarray(signatures, dtype=np.uint32)
+    if matrix.ndim != 2 or matrix.shape[0] != len(ids) or matrix.shape[1] != num_perm:
+        raise ValueError(f"signatures must be a ({len(ids)}, {num_perm}) matrix")
+    _check_lengths(ids, groups)
+    first, second = _candidate_pairs(matrix, lsh_bands(threshold, num_perm))
+    keep = _verified(matrix, first, second, threshold)
+    first, second = first[keep], second[keep]
+    index = {g: k for k, g in enumerate(dict.fromkeys(groups))}
+    group_ids = np.array([index[g] for g in groups], dtype=np.int64)
+    same = group_ids[first] == group_ids[second]
+    joined_first, joined_second = first[same], second[same]
+    labels = _components(len(ids), joined_first, joined_second)
+    canonical = labels.tolist()
+    moved = np.flatnonzero(labels != np.arange(len(ids))).tolist()
+    dup_of = {ids[i]: ids[canonical[i]] for i in moved}
+    pairs = [
+        (ids[i], ids[j]) for i, j in zip(joined_first.tolist(), joined_second.tolist(), strict=True)
+    ]
+    cross = [
+        (ids[i], ids[j]) for i, j in zip(first[~same].tolist(), second[~same].tolist(), strict=True)
+    ]
+    return Clusters(dup_of, tuple(pairs), tuple(cross))

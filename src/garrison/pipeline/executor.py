@@ -78,6 +78,7 @@ from garrison.pipeline.stages.dedup import (
     MINHASH_KEY,
     TEXT_HASH,
     WORD_COUNT,
+    DedupStage,
 )
 from garrison.security.audit import AuditAction
 from garrison.security.markings import Marking
@@ -589,12 +590,12 @@ def _stream(
         reused: list[Item] = []
     elif light:
         reused = _light_items(session, plan.unchanged)
-        # Elements stored without cached features (by an older run) are read in full.
-        bare = {
-            i.doc_id
-            for i in reused
-            if i.dropped is None and not isinstance(i.extra.get(TEXT_HASH), str)
-        }
+        # Elements stored without the cached features this run's dedup needs (by an older run,
+        # or under other signature parameters or algorithms) are read in full.
+        dedup = parts.middle[0].build()
+        if not isinstance(dedup, DedupStage):
+            raise TypeError(f"the light middle is {parts.middle[0].name}, not dedup")
+        bare = {i.doc_id for i in reused if dedup.needs_text(i)}
         if bare:
             reused = [i for i in reused if i.doc_id not in bare]
             reused += _stored_items(session, sorted(bare), parts.middle)

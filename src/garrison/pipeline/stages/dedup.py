@@ -22,6 +22,7 @@ so the invariant holds item by item too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -36,18 +37,19 @@ from garrison.pipeline.dedup import (
     Clusters,
     algorithm_version,
     exact_duplicate_clusters,
-    minhash_signatures,
     near_duplicate_clusters,
     normalized_words,
-    signature_from_state,
-    signature_state,
+    signature_bytes,
+    signature_matrix,
+    signatures_from_bytes,
 )
 from garrison.security.markings import Marking
 
 __all__ = ["DedupParams", "DedupStage"]
 
 EXTRA_KEY = "dup_marked_differently"
-#: Where a unit's MinHash signature (rensa state bytes) and its cache key ride on its first item.
+#: Where a unit's MinHash signature (``num_perm`` little-endian uint32) and its cache key ride
+#: on its first item.
 MINHASH = "minhash"
 MINHASH_KEY = "minhash_key"
 #: An element's exact-duplicate hash (SHA-256 of its normalized text) and word count, cached.
@@ -121,6 +123,12 @@ def _units(items: list[Item], level: str) -> list[_Unit]:
         )
         for doc_id, members in by_doc.items()
     ]
+
+
+@functools.lru_cache(maxsize=32)
+def _signature_key(num_perm: int, shingle_size: int) -> str:
+    head = f"{num_perm}|{shingle_size}|{DEFAULT_SEED}|{algorithm_version()}"
+    return hashlib.sha256(head.encode("utf-8")).hexdigest()[:32]
 
 
 def _empty() -> Clusters:
@@ -203,45 +211,76 @@ class DedupStage(Stage[DedupParams]):
             first.extra[WORD_COUNT] = len(normalized)
         return digest, len(normalized)
 
-    def _signatures(self, units: list[_Unit], hashes: list[str]) -> list[Any]:
-        """MinHash signatures of ``units``, reusing those a previous run left on the items.
+    def _signatures(self, units: list[_Unit], hashes: list[str]) -> Any:
+        """MinHash signatures of ``units`` (a matrix, one row each), reusing those a previous
+        run left on the items.
 
-        At element level a signature is cached on its item (``extra["minhash"]``, rensa's own
-        state bytes -- never a pickle) with the parameters it was made under (``minhash_key``:
-        permutations, shingle size, seed, rensa's algorithm version) beside the text's hash;
-        the sink stores them, and a re-run loads them back, so only new or changed texts are
-        shingled and hashed again.
+        At element level a signature is cached on its item (``extra["minhash"]``: its row as
+        ``num_perm`` little-endian uint32 -- never a pickle) with the parameters it was made
+        under (``minhash_key``: permutations, shingle size, seed, the algorithm versions) beside
+        the text's hash; the sink stores them, and a re-run loads them back, so only new or
+        changed texts are shingled and hashed again. An item read back without its text must
+        carry a current signature (the executor reads the others in full).
         """
+        import numpy as np
+
         p = self.params
-        key = self._signature_key()
         cache = p.level == "element"
-        out: list[Any] = [None] * len(units)
+        out = np.empty((len(units), p.num_perm), dtype=np.uint32)
+        cached: list[int] = []
         missing: list[int] = []
         for n, unit in enumerate(units):
-            extra = unit.items[0].extra
-            if (
-                cache
-                and extra.get(MINHASH_KEY) == key
-                and extra.get(TEXT_HASH) == hashes[n]
-                and isinstance(extra.get(MINHASH), bytes)
-            ):
-                out[n] = signature_from_state(extra[MINHASH], p.num_perm)
+            if cache and self._cached(unit.items[0], hashes[n]):
+                cached.append(n)
+            elif unit.items[0].extra.get(LIGHT):
+                raise ValueError(f"item {unit.id} was read without its text or a signature")
             else:
                 missing.append(n)
-        computed = minhash_signatures(
-            [units[n].text for n in missing], num_perm=p.num_perm, shingle_size=p.shingle_size
-        )
-        for n, signature in zip(missing, computed, strict=True):
-            out[n] = signature
+        if cached:
+            out[cached] = signatures_from_bytes(
+                [units[n].items[0].extra[MINHASH] for n in cached], p.num_perm
+            )
+        if missing:
+            computed = signature_matrix(
+                [units[n].text for n in missing],
+                num_perm=p.num_perm,
+                shingle_size=p.shingle_size,
+            )
+            out[missing] = computed
             if cache:
-                units[n].items[0].extra[MINHASH_KEY] = key
-                units[n].items[0].extra[MINHASH] = signature_state(signature)
+                key = self.signature_key()
+                for n, state in zip(missing, signature_bytes(computed), strict=True):
+                    units[n].items[0].extra[MINHASH_KEY] = key
+                    units[n].items[0].extra[MINHASH] = state
         return out
 
-    def _signature_key(self) -> str:
+    def _cached(self, item: Item, text_hash: str) -> bool:
+        """Whether ``item`` carries a signature of its current text made as this run makes them."""
+        state = item.extra.get(MINHASH)
+        return (
+            item.extra.get(MINHASH_KEY) == self.signature_key()
+            and item.extra.get(TEXT_HASH) == text_hash
+            and isinstance(state, bytes)
+            and len(state) == 4 * self.params.num_perm
+        )
+
+    def needs_text(self, item: Item) -> bool:
+        """Whether an element read back without its text (see the executor) lacks something
+        this stage needs: its cached hash, or -- when near matching would compare it -- a
+        current signature. The executor reads such elements in full."""
         p = self.params
-        head = f"{p.num_perm}|{p.shingle_size}|{DEFAULT_SEED}|{algorithm_version()}"
-        return hashlib.sha256(head.encode("utf-8")).hexdigest()[:32]
+        digest = item.extra.get(TEXT_HASH)
+        if item.dropped is not None:
+            return False
+        if not isinstance(digest, str):
+            return True
+        if not p.near or int(item.extra.get(WORD_COUNT) or 0) < p.min_words:
+            return False
+        return not self._cached(item, digest)
+
+    def signature_key(self) -> str:
+        """Key of the parameters and algorithms signatures are made under (cached beside each)."""
+        return _signature_key(self.params.num_perm, self.params.shingle_size)
 
     @staticmethod
     def _mark(unit: _Unit, canonical: _Unit, kind: str) -> None:
