@@ -55,12 +55,13 @@ FILES = 96
 def cluster() -> Iterator[RayCluster]:
     """A head and a worker node; this process is connected to it as a driver too."""
     require(ray is not None, "ray is not installed: pip install 'garrison[ray]'")
-    from garrison.pipeline.engines._ray import worker_env
+    from garrison.pipeline.engines._ray import join_token_auth, worker_env
 
     assert not ray.is_initialized()
     with one_at_a_time("ray"):
         started = RayCluster.start(nodes=2)
         try:
+            join_token_auth()
             ray.init(
                 address=started.address,
                 _node_ip_address="127.0.0.1",

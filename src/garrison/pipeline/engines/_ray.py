@@ -84,6 +84,20 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def join_token_auth() -> None:
+    """Send this host's Ray token when joining a cluster, as ``ray start --head`` does.
+
+    Ray 2.60 turns token authentication on for a head where a token exists, but a process that
+    joins (a driver, a worker node) only uses it with ``RAY_AUTH_MODE=token``; without that it
+    is refused with ``InvalidAuthToken``. An explicit ``RAY_AUTH_MODE`` is left alone.
+    """
+    try:
+        from ray._private.authentication import authentication_token_setup as auth
+    except ImportError:  # a Ray without token authentication
+        return
+    auth.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 class _BatchWorker:
     """A Ray Data actor: runs one segment of stages over one pickled batch per call."""
 
@@ -170,6 +184,7 @@ class RayEngine(Engine):
             )
         else:
             options["address"] = self.address
+            join_token_auth()
             if not self.address.startswith("ray://") and _is_loopback(self.address):
                 # This host may have other addresses; the head listens on loopback only.
                 options["_node_ip_address"] = "127.0.0.1"
