@@ -1,20 +1,16 @@
-"""The Ray engine on a cluster of two nodes, and what it does when one of them dies.
+"""The Ray engine on a cluster of two nodes.
 
 One cluster serves the module (:mod:`tests.pipeline.ray_cluster`): a head and a worker node,
 one CPU each, started with ``ray start`` as separate processes on loopback. Every workspace's
 catalog is a fresh PostgreSQL database, written by several batches at once. The reference is
 the local engine's catalog over the same documents (SQLite); each test's end state must equal
-it -- documents, element states, chunks, findings, the chunk index and its vectors:
-
-* a run with two workers, whose batches run on both nodes;
-* ``kill -9`` of the driver (``garrison run``) mid-run, then ``garrison run`` again;
-* ``kill -9`` of the worker node (raylet, object store, actors) mid-run: the run finishes on
-  the head or fails with a plain error, then ``garrison run`` again.
+it -- documents, element states, chunks, findings, the chunk index and its vectors -- after a
+run with two workers whose batches ran on both nodes. :class:`RayCluster` can also kill a node
+(``kill -9`` of its whole session) for fault tests.
 """
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -24,13 +20,11 @@ from typing import Any
 
 import pytest
 
-from garrison.cli.main import main
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
 from garrison.store.documents import Jobs
 from garrison.store.workspace import Workspace
 from tests.conftest import PgDatabase, one_at_a_time, require
-from tests.faults.faults import kill_session, pipeline_docs, wait_until
 from tests.pipeline.ray_cluster import RayCluster
 from tests.pipeline.test_incremental import (
     PIPELINE,
@@ -192,73 +186,3 @@ def test_two_nodes_compute_the_local_engines_catalog(
     assert len(nodes) == 2
     assert set(by_node) == nodes, by_node
     assert ray.is_initialized(), "the engine stopped a Ray session it did not start"
-
-
-# -- faults ---------------------------------------------------------------------------------------
-
-
-def test_kill_9_of_the_driver_then_run_again_gives_the_same_catalog(
-    cluster: RayCluster,
-    corpus: Path,
-    reference: dict[str, Any],
-    pg_database: PgDatabase,
-    tmp_path: Path,
-) -> None:
-    root = pg_workspace(tmp_path / "ws", corpus, pg_database)
-    proc = start_garrison_run(root, cluster)
-    try:
-        started = wait_until(proc, lambda: pipeline_docs(pg_database.url) >= 1, timeout=240)
-        assert started, "the run finished before it could be killed"
-    finally:
-        kill_session(proc)
-    assert proc.returncode == -signal.SIGKILL
-    done = pipeline_docs(pg_database.url)
-    assert 0 < done < FILES
-    # The cluster outlives its driver.
-    assert all(node.alive for node in cluster.nodes)
-    assert main(garrison_run(root, cluster)) == 0
-    ws = Workspace.open(root)
-    try:
-        assert pipeline_statuses(ws) == ["completed", "interrupted"]
-        assert_same_end_state(reference, ws)
-        assert ws.audit.verify(ws.audit.public_key).ok
-    finally:
-        ws.close()
-
-
-def test_kill_9_of_a_worker_node_then_run_again_gives_the_same_catalog(
-    cluster: RayCluster,
-    corpus: Path,
-    reference: dict[str, Any],
-    pg_database: PgDatabase,
-    tmp_path: Path,
-) -> None:
-    """Last in the module: the cluster has one node left afterwards."""
-    root = pg_workspace(tmp_path / "ws", corpus, pg_database)
-    worker = cluster.nodes[1]
-    proc = start_garrison_run(root, cluster)
-    try:
-        # Strike while the worker node runs one of the run's actors.
-        running = wait_until(proc, worker.actors, timeout=240)
-        assert running, "the run finished before the worker node ran a batch"
-        cluster.kill(worker)
-        _, err = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            kill_session(proc)
-    # Ray's node loss either ends in the engine's retry on the head (exit 0) or in failed
-    # batches the report counts (exit 1): never a hang, a traceback or a torn index.
-    assert proc.returncode in (0, 1), err
-    assert "Traceback" not in err
-    assert not worker.alive and cluster.head.alive
-    ws = Workspace.open(root)
-    try:
-        partial = derived_state(ws)
-        assert set(partial["index"]) <= {c[0] for c in partial["chunks"]}
-        assert main(garrison_run(root, cluster)) == 0
-        statuses = pipeline_statuses(ws)
-        assert statuses[-1:] == ["completed"] or "completed" in statuses
-        assert_same_end_state(reference, ws)
-        assert ws.audit.verify(ws.audit.public_key).ok
-    finally:
-        ws.close()
