@@ -11,8 +11,6 @@ run with two workers whose batches ran on both nodes. :class:`RayCluster` can al
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,6 @@ import pytest
 
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
-from garrison.store.documents import Jobs
 from garrison.store.workspace import Workspace
 from tests.conftest import PgDatabase, one_at_a_time, require
 from tests.pipeline.ray_cluster import RayCluster
@@ -124,32 +121,6 @@ def batches_by_node(results: list[int]) -> Counter[str]:
         if actor.get("Pid")
     }
     return Counter(node_of.get(pid, "unknown") for pid in results)
-
-
-def garrison_run(root: Path, cluster: RayCluster) -> list[str]:
-    return [
-        "run",
-        str(root.parent / "fast.yaml"),
-        "-w",
-        str(root),
-        "--engine",
-        "ray",
-        "--ray-address",
-        cluster.address,
-        "--workers",
-        "2",
-    ]
-
-
-def start_garrison_run(root: Path, cluster: RayCluster) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "garrison.cli.main", *garrison_run(root, cluster)]
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-
-
-def pipeline_statuses(ws: Workspace) -> list[str]:
-    return sorted(j["status"] for j in Jobs(ws.session()).list() if j["kind"] == "pipeline")
 
 
 # -- the same records on two nodes ----------------------------------------------------------------
