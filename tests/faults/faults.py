@@ -1,27 +1,36 @@
-"""Helpers of the fault tests: small volumes that fill up, a corpus, workspace snapshots.
+"""Helpers of the fault tests: small volumes that fill up, a corpus, workspace snapshots, and
+killing a run (or one of its workers) mid-way.
 
 A full disk is a real one: a tmpfs mounted (as root) over a directory of the workspace, so the
 error comes from the kernel exactly as it would on a server. Without root or ``mount`` the
 tests skip locally and fail in CI (:func:`tests.conftest.require`).
+
+A killed process is killed for real (``SIGKILL``, no chance to clean up): :func:`wait_until`
+watches a running command until the moment to strike, :func:`kill_session` kills a command and
+everything it started.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, func, select
 
-from garrison.store.models import DocumentRow, ElementRow
+from garrison.store.models import DocumentRow, ElementRow, PipelineDoc
 from garrison.store.workspace import Workspace
 from tests.conftest import require
 from tests.pipeline.test_incremental import derived_state
 
 FILES = 12
+T = TypeVar("T")
 
 PIPELINE = """
 name: fast
@@ -99,3 +108,59 @@ def catalog_state(ws: Workspace) -> dict[str, Any]:
 
 def full_state(ws: Workspace) -> dict[str, Any]:
     return {**catalog_state(ws), **derived_state(ws)}
+
+
+# -- killing runs ---------------------------------------------------------------------------------
+
+
+def pipeline_docs(catalog: Path | str) -> int:
+    """Documents a (possibly running) pipeline has finished, read from outside the run.
+
+    ``catalog`` is a workspace's SQLite file (opened read-only) or a PostgreSQL URL.
+    """
+    if isinstance(catalog, Path):
+        try:
+            with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=5) as conn:
+                return int(conn.execute("select count(*) from pipeline_docs").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+    engine = create_engine(catalog)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(PipelineDoc)) or 0)
+    except Exception:  # the table is not there yet: nothing finished
+        return 0
+    finally:
+        engine.dispose()
+
+
+def wait_until(
+    proc: subprocess.Popen[Any], condition: Callable[[], T], timeout: float = 120
+) -> T | None:
+    """Poll ``condition`` every 10 ms while ``proc`` runs: its first truthy value, else None
+    (``proc`` ended first, or ``timeout`` seconds went by)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    return None
+
+
+def kill_session(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL ``proc`` and everything it started (its session: workers, a local Ray).
+
+    ``proc`` must have been started with ``start_new_session=True``.
+    """
+    import psutil
+
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(p.info["pid"]) == proc.pid:
+                p.kill()
+        except (ProcessLookupError, psutil.Error, PermissionError):
+            continue

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -17,9 +16,15 @@ import psutil
 from garrison.cli.main import main
 from garrison.store.documents import Jobs
 from garrison.store.workspace import Workspace
-from tests.faults.faults import PIPELINE, full_state, write_corpus
+from tests.faults.faults import (
+    PIPELINE,
+    full_state,
+    kill_session,
+    pipeline_docs,
+    wait_until,
+    write_corpus,
+)
 from tests.pipeline.test_incremental import DEFAULT, SYSTEM_HIGH, assert_index_matches_catalog
-from tests.pipeline.test_run_kill_resume import kill_session, pipeline_docs
 
 FILES = 60
 
@@ -60,16 +65,12 @@ def test_kill_9_of_a_worker_then_run_again_gives_the_same_catalog(tmp_path: Path
         text=True,
         start_new_session=True,
     )
-    killed = None
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and killed is None:
-            workers = workers_of(proc) if pipeline_docs(root / "catalog.db") >= 1 else []
-            if workers:
-                killed = workers[0].pid
-                os.kill(killed, signal.SIGKILL)
-            time.sleep(0.01)
-        assert killed is not None, "the run finished before a worker could be killed"
+        workers = wait_until(
+            proc, lambda: workers_of(proc) if pipeline_docs(root / "catalog.db") >= 1 else []
+        )
+        assert workers, "the run finished before a worker could be killed"
+        os.kill(workers[0].pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from garrison.store.models import (
 )
 from garrison.store.workspace import Workspace
 from tests.conftest import REPO, SHARED, one_at_a_time, require
+from tests.pipeline.ray_cluster import RayCluster
 
 try:
     import ray
@@ -86,21 +86,6 @@ def _started_ray() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
-
-
-@pytest.fixture
-def pids(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The process of every batch result a RayEngine hands back during the test."""
-    seen: list[int] = []
-    original = RayEngine.map_batches
-
-    def spy(self: RayEngine, specs: Sequence[Any], batches: Sequence[list[Item]]) -> Any:
-        for result in original(self, specs, batches):
-            seen.append(result.pid)
-            yield result
-
-    monkeypatch.setattr(RayEngine, "map_batches", spy)
-    return seen
 
 
 # -- corpora --------------------------------------------------------------------------------------
@@ -375,59 +360,15 @@ def _garrison(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def ray_head(tmp_path: Path) -> Iterator[str]:
-    """A Ray head started with ``ray start`` on loopback; stopped (only it) afterwards."""
+def ray_head() -> Iterator[str]:
+    """A Ray head started with ``ray start`` on loopback (2 CPUs); stopped (only it) afterwards."""
     require(ray is not None, "ray is not installed: pip install 'garrison[ray]'")
-    port = _free_port()
-    ray_bin = Path(sys.executable).with_name("ray")
-    temp = Path("/tmp") / f"garrison-ray-{port}"  # Ray's socket paths must stay short
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    started = subprocess.run(
-        [
-            str(ray_bin),
-            "start",
-            "--head",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--num-cpus=2",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-            f"--temp-dir={temp}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert started.returncode == 0, started.stdout + started.stderr
+    cluster = RayCluster.start(nodes=1, num_cpus=2)
     try:
-        yield f"127.0.0.1:{port}"
+        yield cluster.address
     finally:
-        _stop_head(temp)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _stop_head(temp: Path) -> None:
-    """Stop the processes of this head only: ``ray stop`` would stop every Ray on the host."""
-    import psutil
-
-    mine = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(temp) in cmdline:
-            mine.append(proc)
-    for proc in mine:
-        proc.terminate()
-    _, alive = psutil.wait_procs(mine, timeout=3)
-    for proc in alive:
-        proc.kill()
+        cluster.stop()
 
 
 def _cli_workspace(source: Path, dest: Path, pipeline: Path) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from garrison.pipeline.spec import parse_pipeline
 from garrison.store.documents import Jobs
 from garrison.store.workspace import Workspace
 from tests.conftest import one_at_a_time, require
+from tests.faults.faults import kill_session, pipeline_docs, wait_until
 from tests.pipeline.test_incremental import (
     PIPELINE,
     SYSTEM_HIGH,
@@ -30,37 +29,16 @@ from tests.pipeline.test_incremental import (
 FILES = 480
 
 
-def make_corpus(folder: Path) -> None:
+def make_corpus(folder: Path, files: int = FILES) -> None:
+    """``files`` short reports, a third each at U, C and S//NF."""
     folder.mkdir()
     marks = ["(U)", "(C)", "(S//NF)"]
-    for i in range(FILES):
+    for i in range(files):
         mark = marks[i % len(marks)]
         (folder / f"doc-{i:04d}.txt").write_text(
             f"{mark} Field report {i} on depot {i % 11}: {i * 7} crates of spares counted and "
             f"{i % 13} trailers waiting for tyres.\n\n(U) Routine line {i * 31} for the log.\n"
         )
-
-
-def pipeline_docs(db: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute("select count(*) from pipeline_docs").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-
-
-def kill_session(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the run and everything it started (its session: workers, a local Ray)."""
-    import psutil
-
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getsid(p.info["pid"]) == proc.pid:
-                p.kill()
-        except (ProcessLookupError, psutil.Error, PermissionError):
-            continue
 
 
 @pytest.mark.parametrize("engine", ["local", "ray"])
@@ -110,12 +88,8 @@ def kill_then_run_again(tmp_path: Path, engine: str) -> None:
         env=env,
     )
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if pipeline_docs(victim / "catalog.db") >= 2:
-                break
-            time.sleep(0.01)
-        assert proc.poll() is None, "the run finished before it could be killed"
+        started = wait_until(proc, lambda: pipeline_docs(victim / "catalog.db") >= 2, timeout=240)
+        assert started, "the run finished before it could be killed"
     finally:
         kill_session(proc)
     assert proc.returncode == -signal.SIGKILL

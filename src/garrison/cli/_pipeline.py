@@ -50,8 +50,9 @@ def run(
         str | None,
         typer.Option(
             "--address",
-            help="Ray cluster address (ray://host:10001 or host:6379); "
-            "without it a local Ray starts on loopback.",
+            "--ray-address",
+            help="Ray cluster address (ray://host:10001 or host:6379; default: RAY_ADDRESS); "
+            "without either a local Ray starts on loopback.",
         ),
     ] = None,
     writers: Annotated[

@@ -20,13 +20,16 @@ Failures
     blocks (``max_errored_blocks=-1``) and the engine runs the batches that came back from
     neither path once more on a fresh pool, and those still missing once more each alone (a
     dying worker can take the batches queued on it down too). A batch lost every time fails.
+    A lost node is the same case for every batch its workers held; each new pool is sized to the
+    CPUs of the nodes still alive.
     Actors are not restarted in place (``max_restarts=0``): a poisoned batch cannot loop.
 
 Where Ray runs
     Without ``address`` the engine starts a private Ray on loopback (``num_cpus`` = ``workers``
     or every core, no dashboard, no usage stats, a capped object store) and shuts it down in
-    :meth:`RayEngine.close`. With ``address`` (``host:6379`` or ``ray://host:10001``) it connects
-    to that cluster. If the caller already initialized Ray, that session is used and left alone.
+    :meth:`RayEngine.close`. With ``address`` (``host:6379`` or ``ray://host:10001``; without
+    one, ``RAY_ADDRESS`` when set) it connects to that cluster. If the caller already initialized
+    Ray, that session is used and left alone.
     Workers get the driver's offline settings (``HF_HUB_OFFLINE``...) through ``runtime_env``
     environment variables only: nothing is ever downloaded or installed on the workers.
 """
@@ -81,6 +84,20 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def join_token_auth() -> None:
+    """Send this host's Ray token when joining a cluster, as ``ray start --head`` does.
+
+    Ray 2.60 turns token authentication on for a head where a token exists, but a process that
+    joins (a driver, a worker node) only uses it with ``RAY_AUTH_MODE=token``; without that it
+    is refused with ``InvalidAuthToken``. An explicit ``RAY_AUTH_MODE`` is left alone.
+    """
+    try:
+        from ray._private.authentication import authentication_token_setup as auth
+    except ImportError:  # a Ray without token authentication
+        return
+    auth.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 class _BatchWorker:
     """A Ray Data actor: runs one segment of stages over one pickled batch per call."""
 
@@ -132,7 +149,7 @@ class RayEngine(Engine):
         super().__init__(resources)
         self._ray = _import_ray()
         self.workers = workers
-        self.address = address
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.object_store_mb = object_store_mb or int(
             os.environ.get("GARRISON_RAY_OBJECT_STORE_MB", DEFAULT_OBJECT_STORE_MB)
         )
@@ -167,6 +184,7 @@ class RayEngine(Engine):
             )
         else:
             options["address"] = self.address
+            join_token_auth()
             if not self.address.startswith("ray://") and _is_loopback(self.address):
                 # This host may have other addresses; the head listens on loopback only.
                 options["_node_ip_address"] = "127.0.0.1"
@@ -202,10 +220,10 @@ class RayEngine(Engine):
         }
 
     def _pool_size(self, batches: int) -> int:
-        if self.workers is not None:
-            size = self.workers
-        else:
-            size = int(self._ray.cluster_resources().get("CPU", 1)) or 1
+        # Each actor takes a CPU: a pool larger than the live nodes' CPUs would wait forever
+        # for actors that cannot be placed (after a node was lost, say).
+        cpus = int(self._ray.cluster_resources().get("CPU", 1)) or 1
+        size = cpus if self.workers is None else min(self.workers, cpus)
         return max(1, min(size, batches))
 
     # -- the map -------------------------------------------------------------------------------
