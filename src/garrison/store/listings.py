@@ -181,7 +181,9 @@ def chunks_page(
             default="position",
             spec=spec,
             binder=session.workspace.catalog.binder,
-        ).map(view.chunk)
+        )
+        view.load_chunks(page.items)
+        page = page.map(view.chunk)
     session.audit(
         AuditAction.CHUNKS_LIST,
         details={"count": len(page.items), "doc_id": doc_id, "total": page.total, "paged": True},
