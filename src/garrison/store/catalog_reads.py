@@ -127,5 +127,5 @@ class CatalogView(ReaderView):
 @contextmanager
 def catalog_view(session: Session) -> Iterator[CatalogView]:
     """A :class:`CatalogView` for ``session``'s subject, in one read transaction."""
-    with session.workspace.catalog.transaction() as orm:
+    with session.workspace.catalog.read() as orm:
         yield CatalogView(session, orm)
