@@ -147,12 +147,11 @@ class Catalog:
         readers on SQLite. Errors are translated as :meth:`transaction` translates them.
         """
         try:
+            # Closing the session ends the transaction (the pool rolls it back) and detaches
+            # what was read without expiring it, as a committed transaction would leave it.
             with self._sessions() as orm:
                 orm.connection(execution_options={_READ_ONLY: True})
-                try:
-                    yield orm
-                finally:
-                    orm.rollback()
+                yield orm
         except OperationalError as exc:
             raise self.translate(exc) from exc
 
