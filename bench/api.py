@@ -205,8 +205,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "Each endpoint is driven on its own (documents, then chunks, then search, then the "
             "floor, twice over), so each has its own requests/s and percentiles. Every "
             "authenticated request verifies the bearer token and reads as the caller; "
-            "documents and chunks return the default page (50); every search writes a durable "
-            "audit event.",
+            "documents and chunks return the default page (50); every request writes a durable "
+            "audit event (concurrent ones group committed: one write and fsync per batch).",
             "Shared 2-core VM: run-to-run variation of 10-30% is normal; the ratio is the "
             "steadier figure. The workspace is built in a temporary directory and deleted.",
         ],
