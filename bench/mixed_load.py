@@ -445,7 +445,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "subject's access, and each export yields exactly the chunks the subject may read.",
             "The server runs in a process of its own (uvicorn, one worker, as `garrison serve` "
             "runs it), the clients in one asyncio loop of the bench process, both on the same "
-            "machine; each search and ask writes a durable (fsynced) audit event, and the "
+            "machine; each request writes a durable (fsynced) audit event, concurrent ones "
+            "group committed (one write and fsync per batch), and the "
             "synchronous handlers queue in Starlette's thread pool (40 threads), so with 200 "
             "clients the percentiles are mostly queueing. The machine is a shared 2-core VM: "
             "its load average (above) says how much of it the run had.",

@@ -286,3 +286,48 @@ def test_models_are_marked_and_an_unreadable_one_looks_missing(env: Env, tmp_pat
     missing = env.client.get(f"/v1/models/{missing_id}", headers=env.auth("una"))
     assert forbidden.status_code == missing.status_code == 404
     assert forbidden.text.replace(secret_id, "ID") == missing.text.replace(missing_id, "ID")
+
+
+def test_token_revoked_between_requests_fails_the_next_one(env: Env) -> None:
+    from garrison.store.tokens import create_token
+
+    ws = env.workspace()
+    try:
+        token_id, secret = create_token(ws.session("ada"), "sam", 5)
+    finally:
+        ws.close()
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert env.client.get("/v1/me", headers=headers).status_code == 200
+    ws = env.workspace()
+    try:
+        revoke_token(ws.session("ada"), token_id)
+    finally:
+        ws.close()
+    response = env.client.get("/v1/me", headers=headers)
+    assert response.status_code == 401
+    last = env.audit_tail(1)[0]
+    assert (last.action, last.reason) == ("login", "token revoked")
+
+
+def test_token_expired_between_requests_fails_the_next_one(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from garrison.core.clock import utc_now
+    from garrison.store import tokens
+    from garrison.store.tokens import create_token
+
+    ws = env.workspace()
+    try:
+        secret = create_token(ws.session("ada"), "sam", 1)[1]
+    finally:
+        ws.close()
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert env.client.get("/v1/me", headers=headers).status_code == 200
+    later = utc_now() + timedelta(days=1, seconds=1)
+    monkeypatch.setattr(tokens, "utc_now", lambda: later)
+    response = env.client.get("/v1/me", headers=headers)
+    assert response.status_code == 401
+    last = env.audit_tail(1)[0]
+    assert (last.action, last.reason) == ("login", "token expired")

@@ -396,6 +396,9 @@ def _fuse(
     compiled = page.compiled(UNCLASSIFIED)
     withheld = 0
     withholding: set[str] = set()
+    # The likely hits in a few queries (the rest, if some are skipped, one by one).
+    candidates = (c for c, _ in fused if not ranked.labels or c in ranked.labelled)
+    view.load_hits([c for c, _ in zip(candidates, range(2 * ranked.k), strict=False)])
     for chunk_id, score in fused:
         if len(hits) == ranked.k:
             break

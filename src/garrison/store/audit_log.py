@@ -29,6 +29,7 @@ import os
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from garrison.security.audit import (
     canonical_json,
     event_signature_message,
 )
+from garrison.store.audit_group import GroupCommit
 from garrison.store.audit_verify import VerifyReport, verify_log
 
 __all__ = [
@@ -103,6 +105,7 @@ class AuditLog:
         self.directory = Path(directory)
         self.checkpoint_every = checkpoint_every
         self._key = signing_key
+        self._group = GroupCommit(self._write_entries, self._append_error)
 
     def _raise_if_full(self, exc: BaseException) -> None:
         """A full disk is said as such, with where (still an ``AuditWriteError``: the action
@@ -152,42 +155,39 @@ class AuditLog:
 
         Raises ``AuditWriteError`` on any failure (disk full, permissions, missing or damaged
         log, an unserializable ``details``); the caller must then not carry out the action.
+        Concurrent calls in one process share one write and one fsync
+        (:mod:`garrison.store.audit_group`); each still returns only once its event is durable.
         """
+        spec = {
+            "action": action,
+            "object_id": object_id,
+            "object_marking": object_marking,
+            "decision": decision,
+            "reason": reason,
+            "details": details,
+        }
         try:
-            with self._lock():
-                state = self._load_state_for_write()
-                event = AuditEvent(
-                    seq=state.size + 1,
-                    time=utc_now(),
-                    actor=actor,
-                    action=action,
-                    object_id=object_id,
-                    object_marking=object_marking,
-                    decision=decision,
-                    reason=reason,
-                    details=details or {},
-                )
-                entry = event.canonical_bytes()
-                leaf = merkle.leaf_hash(entry)
-                sig = crypto.sign(self._key, event_signature_message(leaf))
-                # Built by hand rather than re-dumped so the stored event is byte-for-byte the
-                # canonical entry that was hashed and signed.
-                line = b'{"event":' + entry + b',"sig":"' + sig.hex().encode() + b'"}\n'
-                self._append_durably(self.events_path, line, state.events_bytes)
-                state.frontier.append(leaf)
-                state.size += 1
-                state.last_leaf = leaf
-                state.events_bytes += len(line)
-                self._save_state(state)
-                if state.size % self.checkpoint_every == 0:
-                    self._write_checkpoint(state)
-        except (OSError, ValueError, TypeError, _Damaged) as exc:
-            self._raise_if_full(exc)
-            raise AuditWriteError(
-                f"The audit log could not record {str(action)!r} by {actor!r} ({_why(exc)}); "
-                "the action was not carried out."
-            ) from exc
-        return event
+            _event(actor, spec, seq=1, time=utc_now()).canonical_bytes()  # fails alone, early
+        except (ValueError, TypeError, KeyError) as exc:
+            raise self._append_error((actor, spec), exc) from exc
+        return self._group.submit(actor, spec)
+
+    def _append_error(self, entry: tuple[str, Mapping[str, Any]], exc: BaseException) -> Exception:
+        actor, spec = entry
+        if isinstance(exc, AuditWriteError):
+            return exc
+        full = disk_full(exc, f"the audit log ({self.directory})")
+        if full is not None:
+            error = AuditWriteError(
+                f"{full.message[:-1]}; the action that needed the record was not carried out."
+            )
+        else:
+            error = AuditWriteError(
+                f"The audit log could not record {str(spec.get('action'))!r} by {actor!r} "
+                f"({_why(exc)}); the action was not carried out."
+            )
+        error.__cause__ = exc
+        return error
 
     def append_many(self, actor: str, events: Sequence[Mapping[str, Any]]) -> list[AuditEvent]:
         """Record several events durably with one write and one fsync; all or none.
@@ -201,47 +201,44 @@ class AuditLog:
             return []
         first_action = str(events[0].get("action"))
         try:
-            with self._lock():
-                state = self._load_state_for_write()
-                now = utc_now()
-                out: list[AuditEvent] = []
-                leaves: list[bytes] = []
-                chunks: list[bytes] = []
-                for offset, spec in enumerate(events, start=1):
-                    event = AuditEvent(
-                        seq=state.size + offset,
-                        time=now,
-                        actor=actor,
-                        action=spec["action"],
-                        object_id=spec.get("object_id"),
-                        object_marking=spec.get("object_marking"),
-                        decision=spec.get("decision", "allow"),
-                        reason=spec.get("reason"),
-                        details=spec.get("details") or {},
-                    )
-                    entry = event.canonical_bytes()
-                    leaf = merkle.leaf_hash(entry)
-                    sig = crypto.sign(self._key, event_signature_message(leaf))
-                    chunks.append(b'{"event":' + entry + b',"sig":"' + sig.hex().encode() + b'"}\n')
-                    leaves.append(leaf)
-                    out.append(event)
-                data = b"".join(chunks)
-                self._append_durably(self.events_path, data, state.events_bytes)
-                before = state.size
-                for leaf in leaves:
-                    state.frontier.append(leaf)
-                state.size += len(leaves)
-                state.last_leaf = leaves[-1]
-                state.events_bytes += len(data)
-                self._save_state(state)
-                if state.size // self.checkpoint_every > before // self.checkpoint_every:
-                    self._write_checkpoint(state)
+            return self._write_entries([(actor, spec) for spec in events])
         except (OSError, ValueError, TypeError, KeyError, _Damaged) as exc:
             self._raise_if_full(exc)
             raise AuditWriteError(
                 f"The audit log could not record {len(events)} events, the first "
                 f"{first_action!r}, by {actor!r} ({_why(exc)}); the actions were not carried out."
             ) from exc
+
+    def _write_entries(self, entries: Sequence[tuple[str, Mapping[str, Any]]]) -> list[AuditEvent]:
+        """Append ``(actor, spec)`` entries under the lock with one write and one fsync; all or
+        none. Raises what failed (OSError, ValueError, ``_Damaged``...) untranslated."""
+        with self._lock():
+            state = self._load_state_for_write()
+            now = utc_now()
+            out: list[AuditEvent] = []
+            leaves: list[bytes] = []
+            chunks: list[bytes] = []
+            for offset, (actor, spec) in enumerate(entries, start=1):
+                event = _event(actor, spec, seq=state.size + offset, time=now)
+                entry = event.canonical_bytes()
+                leaf = merkle.leaf_hash(entry)
+                sig = crypto.sign(self._key, event_signature_message(leaf))
+                # Built by hand rather than re-dumped so the stored event is byte-for-byte the
+                # canonical entry that was hashed and signed.
+                chunks.append(b'{"event":' + entry + b',"sig":"' + sig.hex().encode() + b'"}\n')
+                leaves.append(leaf)
+                out.append(event)
+            data = b"".join(chunks)
+            self._append_durably(self.events_path, data, state.events_bytes)
+            before = state.size
+            for leaf in leaves:
+                state.frontier.append(leaf)
+            state.size += len(leaves)
+            state.last_leaf = leaves[-1]
+            state.events_bytes += len(data)
+            self._save_state(state)
+            if state.size // self.checkpoint_every > before // self.checkpoint_every:
+                self._write_checkpoint(state)
         return out
 
     def checkpoint(self) -> Checkpoint:
@@ -574,6 +571,20 @@ class AuditLog:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _event(actor: str, spec: Mapping[str, Any], *, seq: int, time: datetime) -> AuditEvent:
+    return AuditEvent(
+        seq=seq,
+        time=time,
+        actor=actor,
+        action=spec["action"],
+        object_id=spec.get("object_id"),
+        object_marking=spec.get("object_marking"),
+        decision=spec.get("decision", "allow"),
+        reason=spec.get("reason"),
+        details=spec.get("details") or {},
+    )
 
 
 def _lines(path: Path, limit: int | None = None) -> Iterator[tuple[int, bytes, bool]]:

@@ -1,8 +1,13 @@
 """The catalog database: engine set-up for SQLite and PostgreSQL, migrations, transactions.
 
-SQLite runs in WAL mode with a busy timeout, and every write transaction starts with
-``BEGIN IMMEDIATE`` so that two writers queue instead of failing half-way. PostgreSQL uses the
-same models and the same migrations.
+SQLite runs in WAL mode with a busy timeout. A unit of work (:meth:`Catalog.transaction`)
+starts with ``BEGIN IMMEDIATE``, taking the write lock up front, so that two writers queue
+instead of one failing half-way when its read transaction tries to upgrade. A read
+(:meth:`Catalog.read`) starts with a deferred ``BEGIN``: in WAL mode readers neither wait for a
+writer nor for each other, so a server's many concurrent reads do not queue on one lock. A read
+must not write: on PostgreSQL it is a ``READ ONLY`` transaction, which refuses any write, so a
+misplaced one fails in the tests that run on both backends. PostgreSQL uses the same models and
+the same migrations.
 """
 
 from __future__ import annotations
@@ -71,10 +76,23 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.close()
 
 
+#: The execution option that marks a connection's transaction as a read (see Catalog.read).
+_READ_ONLY = "garrison_read_only"
+
+
 def _sqlite_begin(conn: Any) -> None:
+    if conn.get_execution_options().get(_READ_ONLY):
+        # WAL: a deferred read takes a snapshot and no lock that a writer or reader waits on.
+        conn.exec_driver_sql("BEGIN")
+        return
     # A write lock from the first statement: concurrent writers wait on busy_timeout rather than
     # failing with "database is locked" when a read transaction tries to upgrade.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _postgresql_begin(conn: Any) -> None:
+    if conn.get_execution_options().get(_READ_ONLY):
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
 class Catalog:
@@ -98,6 +116,7 @@ class Catalog:
                 event.listen(self.engine, "begin", _sqlite_begin)
             else:
                 self.engine = create_engine(url, pool_pre_ping=True)
+                event.listen(self.engine, "begin", _postgresql_begin)
         except (SQLAlchemyError, ImportError) as exc:
             raise EnvironmentProblem(f"The catalog database cannot be opened: {exc}.") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -115,6 +134,23 @@ class Catalog:
         """
         try:
             with self._sessions() as orm, orm.begin():
+                yield orm
+        except OperationalError as exc:
+            raise self.translate(exc) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[OrmSession]:
+        """A read-only unit of work: one consistent snapshot, rolled back when the block ends.
+
+        Use it for reads that write nothing (a write in it fails on PostgreSQL and may wait or
+        fail on SQLite); unlike :meth:`transaction` it does not queue behind writers or other
+        readers on SQLite. Errors are translated as :meth:`transaction` translates them.
+        """
+        try:
+            # Closing the session ends the transaction (the pool rolls it back) and detaches
+            # what was read without expiring it, as a committed transaction would leave it.
+            with self._sessions() as orm:
+                orm.connection(execution_options={_READ_ONLY: True})
                 yield orm
         except OperationalError as exc:
             raise self.translate(exc) from exc

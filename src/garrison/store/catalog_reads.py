@@ -34,6 +34,25 @@ class CatalogView(ReaderView):
     def __init__(self, session: Session, orm: OrmSession) -> None:
         super().__init__(session, orm)
         self._orm = orm
+        self._chunks: dict[str, ChunkRow | None] = {}  # read ahead: chunk id -> readable row
+
+    def load_hits(self, chunk_ids: Sequence[str]) -> None:
+        """Read at once what :meth:`readable_chunk` and the hit's fields need of many chunks:
+        the readable chunk rows, their documents' markings and their first elements."""
+        wanted = [c for c in dict.fromkeys(chunk_ids) if c not in self._chunks]
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            query = self.session.readable(
+                self._orm, select(ChunkRow).where(ChunkRow.id.in_(part)), ChunkRow.marking_id
+            )
+            found = {c.id: c for c in self._orm.scalars(query)}
+            for chunk_id in part:
+                self._chunks[chunk_id] = found.get(chunk_id)
+        chunks = [c for c in (self._chunks.get(i) for i in chunk_ids) if c is not None]
+        self.load_documents([c.doc_id for c in chunks])
+        firsts = [c.element_ids[0] for c in chunks if c.element_ids]
+        for element in self.readable_element_rows(firsts):
+            self._element_rows[element.id] = element
 
     def marking(self, marking_id: int) -> Marking:
         """The marking behind an interned id (every interned id has one)."""
@@ -51,10 +70,13 @@ class CatalogView(ReaderView):
         self, chunk_id: str, allowed: Collection[int] | None = None
     ) -> ChunkRow | None:
         """The chunk, when the subject may read it (and its marking is in ``allowed``)."""
-        query = self.session.readable(
-            self._orm, select(ChunkRow).where(ChunkRow.id == chunk_id), ChunkRow.marking_id
-        )
-        chunk = self._orm.scalar(query)
+        if chunk_id in self._chunks:
+            chunk = self._chunks[chunk_id]
+        else:
+            query = self.session.readable(
+                self._orm, select(ChunkRow).where(ChunkRow.id == chunk_id), ChunkRow.marking_id
+            )
+            chunk = self._orm.scalar(query)
         if chunk is None or (allowed is not None and chunk.marking_id not in allowed):
             return None
         return chunk
@@ -105,5 +127,5 @@ class CatalogView(ReaderView):
 @contextmanager
 def catalog_view(session: Session) -> Iterator[CatalogView]:
     """A :class:`CatalogView` for ``session``'s subject, in one read transaction."""
-    with session.workspace.catalog.transaction() as orm:
+    with session.workspace.catalog.read() as orm:
         yield CatalogView(session, orm)

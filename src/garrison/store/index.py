@@ -44,6 +44,8 @@ __all__ = [
     "where_in",
 ]
 
+_FTS_BUILD = threading.Lock()
+
 TABLE = "chunks"
 #: The column holding each vector's own marking id.
 VECTOR_MARKING = "vector_marking_id"
@@ -270,16 +272,19 @@ class ChunkIndex:
         """
         from lancedb.index import FTS
 
-        table = self._read_table()
-        if table is None:
-            return False
-        fts = [i for i in table.list_indices() if list(i.columns) == ["text"]]
-        if fts:
-            stats = table.index_stats(fts[0].name)
-            if stats is None or not stats.num_unindexed_rows:
-                return True
-        table.create_index("text", config=FTS(), replace=True)
-        return True
+        # One builder at a time in a process: concurrent first searches of a server would
+        # otherwise race to create the same index, and all but one fail on a commit conflict.
+        with _FTS_BUILD:
+            table = self._read_table()
+            if table is None:
+                return False
+            fts = [i for i in table.list_indices() if list(i.columns) == ["text"]]
+            if fts:
+                stats = table.index_stats(fts[0].name)
+                if stats is None or not stats.num_unindexed_rows:
+                    return True
+            table.create_index("text", config=FTS(), replace=True)
+            return True
 
     def full_text(
         self, query: str, where: str, *, limit: int, columns: Sequence[str]

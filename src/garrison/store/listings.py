@@ -95,7 +95,7 @@ def documents_page(
     by one of :data:`DOCUMENT_SORTS`; ``q`` keeps those whose file name or title contains it."""
     docs = Documents(session)
     docs.check_status(status)
-    with session.workspace.catalog.transaction() as orm:
+    with session.workspace.catalog.read() as orm:
         query = select(DocumentRow).where(docs.visible(orm))
         if status is not None:
             query = query.where(DocumentRow.status == status)
@@ -130,7 +130,7 @@ def findings_page(
 ) -> Page[dict[str, Any]]:
     """One page of the findings ``session`` may see (as :meth:`Documents.findings`)."""
     docs = Documents(session)
-    with session.workspace.catalog.transaction() as orm:
+    with session.workspace.catalog.read() as orm:
         query = docs.findings_visible(
             orm,
             select(FindingRow)
@@ -164,7 +164,7 @@ def chunks_page(
 ) -> Page[dict[str, Any]]:
     """One page of the chunks ``session`` may read (as :meth:`Chunks.list`), in document and
     chunk order. The cursor names a chunk, never its document."""
-    with session.workspace.catalog.transaction() as orm:
+    with session.workspace.catalog.read() as orm:
         view = ReaderView(session, orm)
         query = session.readable(orm, select(ChunkRow), ChunkRow.marking_id)
         if doc_id is not None:
@@ -181,7 +181,9 @@ def chunks_page(
             default="position",
             spec=spec,
             binder=session.workspace.catalog.binder,
-        ).map(view.chunk)
+        )
+        view.load_chunks(page.items)
+        page = page.map(view.chunk)
     session.audit(
         AuditAction.CHUNKS_LIST,
         details={"count": len(page.items), "doc_id": doc_id, "total": page.total, "paged": True},
@@ -224,7 +226,7 @@ def jobs_page(session: Session, spec: PageSpec) -> Page[dict[str, Any]]:
 def document_markings(session: Session, doc_ids: Iterable[str]) -> dict[str, str]:
     """The markings of those of ``doc_ids`` that are parsed documents ``session`` may read."""
     wanted = sorted(set(doc_ids))
-    with session.workspace.catalog.transaction() as orm:
+    with session.workspace.catalog.read() as orm:
         view = ReaderView(session, orm)
         view.load_documents(wanted)
         return {

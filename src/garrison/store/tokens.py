@@ -183,7 +183,7 @@ def authenticate(workspace: Workspace, secret: str, *, audit: bool = True) -> st
     if match is None:
         _deny(workspace, ANONYMOUS_SUBJECT_NAME, "malformed token", audit=audit)
     token_id = match.group(1)
-    with workspace.catalog.transaction() as orm:
+    with workspace.catalog.read() as orm:
         row = orm.get(TokenRow, token_id)
     expected = row.secret_sha256 if row is not None else _DUMMY_HASH
     same = hmac.compare_digest(_hash(secret), expected)
@@ -209,7 +209,7 @@ def subject_for_dn(workspace: Workspace, dn: str, *, audit: bool = True) -> str:
 
     ``audit`` as for :func:`authenticate`.
     """
-    with workspace.catalog.transaction() as orm:
+    with workspace.catalog.read() as orm:
         name = orm.scalar(select(SubjectRow.name).where(SubjectRow.dn == dn))
     if name is None:
         _deny(workspace, ANONYMOUS_SUBJECT_NAME, "no subject has this certificate DN", audit=audit)
@@ -228,7 +228,7 @@ def token_problem(workspace: Workspace, token_id: str, user: str) -> str | None:
     A session begun with a token lasts only as long as the token: revoked, expired, deleted or
     handed to someone else, it ends the session (the web UI asks on every request).
     """
-    with workspace.catalog.transaction() as orm:
+    with workspace.catalog.read() as orm:
         row = orm.get(TokenRow, token_id)
         if row is None or row.user != user:
             return "token no longer exists"

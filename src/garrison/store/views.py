@@ -96,6 +96,8 @@ class ReaderView:
         self._doc_marking: dict[str, int | None] = {}
         self._positions: dict[tuple[str, str], dict[int, int]] = {}
         self._models: dict[str, bool] = {}
+        self._elements: dict[str, bool] = {}  # element id -> readable (binding verified)
+        self._element_rows: dict[str, ElementRow] = {}  # readable rows read ahead (locator)
         self._binder = session.workspace.catalog.binder
 
     # -- documents ---------------------------------------------------------------------------------
@@ -194,7 +196,7 @@ class ReaderView:
         document, and only from a readable element."""
         if element_id is None or not self.reads_document(doc_id):
             return {}
-        element = self.orm.get(ElementRow, element_id)
+        element = self._element_rows.get(element_id) or self.orm.get(ElementRow, element_id)
         if element is None or element.marking_id not in self.readable:
             return {}
         locator = dict((element.data or {}).get("locator") or {})
@@ -224,18 +226,32 @@ class ReaderView:
         )
         return out
 
+    def load_chunks(self, rows: Sequence[ChunkRow]) -> None:
+        """Read at once what :meth:`chunk` needs of many chunks (their documents' markings and
+        which of their elements are readable), so a page costs a few queries, not a few per
+        chunk."""
+        self.load_documents([r.doc_id for r in rows])
+        self.load_elements([e for r in rows for e in r.element_ids or ()])
+
+    def load_elements(self, element_ids: Iterable[str]) -> None:
+        """Find out at once which of many elements the reader may read (bindings verified)."""
+        wanted = [e for e in dict.fromkeys(element_ids) if e not in self._elements]
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            rows = self.orm.execute(
+                select(*binding_columns(ElementRow)).where(
+                    ElementRow.id.in_(part), ElementRow.marking_id.in_(self.readable)
+                )
+            )
+            readable = {r.id for r in verify_columns(self._binder, rows, (ElementRow, ""))}
+            for element_id in part:
+                self._elements[element_id] = element_id in readable
+
     def readable_elements(self, element_ids: Sequence[str]) -> list[str]:
         """The ids of those of ``element_ids`` the reader may read, in order."""
         ids = list(element_ids)
-        if not ids:
-            return []
-        rows = self.orm.execute(
-            select(*binding_columns(ElementRow)).where(
-                ElementRow.id.in_(ids), ElementRow.marking_id.in_(self.readable)
-            )
-        )
-        readable = {r.id for r in verify_columns(self._binder, rows, (ElementRow, ""))}
-        return [i for i in ids if i in readable]
+        self.load_elements(ids)
+        return [i for i in ids if self._elements[i]]
 
     def element(self, row: ElementRow) -> dict[str, Any]:
         """A readable element as this reader may see it (the caller checked its marking)."""

@@ -482,7 +482,7 @@ class Workspace:
 
         if as_user is None or as_user == SYSTEM_SUBJECT_NAME:
             return Session(self, self.system_subject())
-        with self.catalog.transaction() as orm:
+        with self.catalog.read() as orm:
             row = orm.scalar(select(SubjectRow).where(SubjectRow.name == as_user))
         if row is None or row.disabled:
             self.audit.append(
