@@ -24,9 +24,16 @@ batch that crashes or times out fails its items (``stage-failed`` findings), nev
   document that duplicates an old one changes the old one's tail key too -- and only then is
   the old one redone.
 
-**Writing.** Results go to the sink in the driver: with SQLite, one writer, batch after batch;
-with PostgreSQL, a few writer threads, each on its own connection, write batches concurrently
-(markings interned first by the driver, index writes one at a time).
+**Writing.** Results go to the sink on writer threads of the driver, so the driver keeps the
+engine's workers fed while earlier batches are written: with SQLite, one writer, batch after
+batch; with PostgreSQL, a few writer threads, each on its own connection, write batches
+concurrently (markings interned first by the driver, index writes one at a time).
+
+**Memory.** Batches are read from the catalog as the engine takes them. With element-level
+``dedup`` as the middle (the default), the head's items wait on disk in a spill while dedup runs
+on light copies (ids, markings, cached hashes and signatures; text only until hashed), and the
+tail reads them back a batch at a time (:mod:`garrison.pipeline._spill`): what grows with the
+corpus is what dedup keeps, not the element items.
 
 **Predictions.** ``classify`` stages run after every other stage (over the batches the head or
 the tail writes) and are kept out of both keys: a third key, ``predict_key`` (the stages and
@@ -807,8 +814,9 @@ def _stored_keys(session: Session, doc_ids: Sequence[str]) -> dict[str, tuple[An
 
 
 class _Sink:
-    """Writes batch results: in order, in this thread (SQLite: one writer), or -- with a
-    PostgreSQL catalog -- on a few writer threads at once, each with its own connection.
+    """Writes batch results on writer threads while this thread feeds the engine: with SQLite
+    one writer, batch after batch in order; with a PostgreSQL catalog a few at once, each with
+    its own connection. (``writers=0``: in this thread.)
 
     Concurrent writers never race to intern a marking (the batch's markings are interned
     first, here) and take turns on the chunk index; at most ``2 * writers`` batches wait, so
@@ -819,11 +827,11 @@ class _Sink:
         self.session = session
         self.report = report
         dialect = session.workspace.catalog.engine.dialect.name
-        self.writers = writers if dialect == "postgresql" else 1
+        self.writers = writers if dialect == "postgresql" else min(writers, 1)
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future[Written]] = []
         self._lock = threading.Lock()
-        if self.writers > 1:
+        if self.writers > 0:
             self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="garrison-sink")
 
     def write(
@@ -841,8 +849,9 @@ class _Sink:
                 )
             )
             return
-        markings = markings_of_batch(result.elements, result.chunks, all_items)
-        pipeline_state.intern_markings(self.session, markings)
+        if self.writers > 1:
+            markings = markings_of_batch(result.elements, result.chunks, all_items)
+            pipeline_state.intern_markings(self.session, markings)
         while len(self._pending) >= 2 * self.writers:
             self._collect(self._pending.pop(0))
         self._pending.append(
