@@ -118,8 +118,11 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     import ray
 
     n = 500 if quick else 10_000
+    # BENCH_ENGINES_DOCS=5000 runs a smaller corpus (a busy machine, a time budget).
+    n = int(os.environ.get("BENCH_ENGINES_DOCS", "0")) or n
     results: dict[str, Any] = {
         "garrison commit": _commit(),
+        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
         "ray": ray.__version__,
         "cores": os.cpu_count(),
         "documents generated": n,
@@ -152,6 +155,16 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             results[f"{label}: wall s"] = round(outcome["wall_s"], 1)
             results[f"{label}: documents/s"] = round(rate, 1)
             results[f"{label}: documents/s vs local 1 worker"] = round(rate / reference["rate"], 2)
+            # Stage seconds are summed over workers: spread over the cores in use, what is
+            # left of the wall time, less dedup (in the driver), is the driver's own work
+            # (reading, writing, handing batches over) -- approximate.
+            staged = sum(s["seconds"] for s in rep["stages"] if s["stage"] != "dedup")
+            dedup = sum(s["seconds"] for s in rep["stages"] if s["stage"] == "dedup")
+            cores = min(workers, os.cpu_count() or 1)
+            outside = max(0.0, outcome["wall_s"] - staged / cores - dedup)
+            results[f"{label}: outside batch stages s / share of wall (approx.)"] = (
+                f"{outside:.1f} / {100 * outside / outcome['wall_s']:.0f}%"
+            )
             results[f"{label}: peak RSS MiB driver / other processes (count)"] = (
                 f"{_mib(outcome['driver_vmhwm_kib'])} / {_mib(outcome['others_peak_kib'])} "
                 f"({outcome['others_processes_at_peak']})"

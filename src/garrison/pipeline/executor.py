@@ -24,9 +24,16 @@ batch that crashes or times out fails its items (``stage-failed`` findings), nev
   document that duplicates an old one changes the old one's tail key too -- and only then is
   the old one redone.
 
-**Writing.** Results go to the sink in the driver: with SQLite, one writer, batch after batch;
-with PostgreSQL, a few writer threads, each on its own connection, write batches concurrently
-(markings interned first by the driver, index writes one at a time).
+**Writing.** Results go to the sink on writer threads of the driver, so the driver keeps the
+engine's workers fed while earlier batches are written: with SQLite, one writer, batch after
+batch; with PostgreSQL, a few writer threads, each on its own connection, write batches
+concurrently (markings interned first by the driver, index writes one at a time).
+
+**Memory.** Batches are read from the catalog as the engine takes them. With element-level
+``dedup`` as the middle (the default), the head's items wait on disk in a spill while dedup runs
+on light copies (ids, markings, cached hashes and signatures; text only until hashed), and the
+tail reads them back a batch at a time (:mod:`garrison.pipeline._spill`): what grows with the
+corpus is what dedup keeps, not the element items.
 
 **Predictions.** ``classify`` stages run after every other stage (over the batches the head or
 the tail writes) and are kept out of both keys: a third key, ``predict_key`` (the stages and
@@ -49,8 +56,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections import ChainMap, Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +66,7 @@ from garrison.core.isolation import Limits
 from garrison.pipeline._models import RESOURCE as EMBEDDERS
 from garrison.pipeline._models import resolve_models
 from garrison.pipeline._run import BatchResult, StageStats, reset_stage_cache, run_stages
+from garrison.pipeline._spill import LazyBatches, Spill, groups_of, lighten, take_decisions
 from garrison.pipeline._stage import Item, LineageStep, PiiFinding
 from garrison.pipeline.engines import Engine, create_engine
 from garrison.pipeline.plan import RunPlan, _hash, _Parts, _stages_key, plan_run
@@ -527,10 +535,12 @@ def _stream(
     report.reused = len(plan.inputs) - len(head)
     if plan.remove:
         report.removed = remove_derived(session, plan.remove, job_id=report.job_id)
-    head_items = _element_items(session, head) if head else []
-    report.elements = len(head_items)
-    head_batches = _batches(head_items, plan.inputs, batch_docs)
-    del head_items
+    # Head batches are read from the catalog as the engine takes them, not all at once.
+    chosen = set(head)
+    head_batches = LazyBatches(
+        groups_of([d for d in plan.inputs if d in chosen], batch_docs),
+        lambda group: _element_items(session, group),
+    )
 
     if not parts.middle:
         # No corpus stage: each batch goes from the head straight into the sink.
@@ -545,6 +555,7 @@ def _stream(
         with progress.in_process():
             for result in head_results:
                 _merge_stats(report, result.stats)
+                report.elements += len(result.elements)
                 failed_docs = {i.doc_id for i in result.elements if i.failed}
                 batch_keys = {
                     d: DocKeys(
@@ -575,32 +586,20 @@ def _stream(
             sink.write(BatchResult([]), empty, {})
         return done_docs | set(empty)
 
+    if _light_middle(parts.middle):
+        return _stream_light(
+            session, spec, plan, report, runner, batch_docs, progress, sink, head_batches
+        )
+
     # Head: only new and changed documents; the rest is read back from the catalog.
     processed: list[Item] = []
     for n, result in enumerate(runner.map_batches(parts.head, head_batches), 1):
         _merge_stats(report, result.stats)
+        report.elements += len(result.elements)
         processed.extend(result.elements)
         progress.batches(parts.head[0].name if parts.head else "read", n, len(head_batches))
     del head_batches
-    # Unchanged documents: when the middle is element-level dedup alone, only what dedup needs
-    # is read back (ids, markings, cached hashes and signatures -- no text); documents that
-    # turn out to need the tail are read in full below.
-    light = _light_middle(parts.middle)
-    if not plan.unchanged:
-        reused: list[Item] = []
-    elif light:
-        reused = _light_items(session, plan.unchanged)
-        # Elements stored without the cached features this run's dedup needs (by an older run,
-        # or under other signature parameters or algorithms) are read in full.
-        dedup = parts.middle[0].build()
-        if not isinstance(dedup, DedupStage):
-            raise TypeError(f"the light middle is {parts.middle[0].name}, not dedup")
-        bare = {i.doc_id for i in reused if dedup.needs_text(i)}
-        if bare:
-            reused = [i for i in reused if i.doc_id not in bare]
-            reused += _stored_items(session, sorted(bare), parts.middle)
-    else:
-        reused = _stored_items(session, plan.unchanged, parts.middle)
+    reused = _stored_items(session, plan.unchanged, parts.middle) if plan.unchanged else []
     report.elements += len(reused)
     everything = processed + reused
     del processed, reused
@@ -620,12 +619,128 @@ def _stream(
                 everything.extend(result.elements)
 
     # Tail: only documents whose tail inputs changed (or whose index rows are not in place).
-    by_doc: dict[str, list[Item]] = defaultdict(list)
+    by_doc = _by_doc(everything)
     for item in everything:
-        by_doc[item.doc_id].append(item)
         report.pii.update(f.type for f in item.pii)
-        if item.dup_kind:
-            report.duplicates[item.dup_kind] += 1
+    keys, todo = _tail_keys(session, spec, plan, report, tail_sig, by_doc)
+    all_items = {item.id: item for item in everything}
+    tail_batches = LazyBatches(
+        groups_of(todo, batch_docs), lambda group: [i for d in group for i in by_doc.get(d, ())]
+    )
+    _write_tail(
+        parts, report, runner, progress, sink, tail_batches, keys, todo, lambda r: all_items
+    )
+    return set(todo)
+
+
+def _stream_light(
+    session: Session,
+    spec: PipelineSpec,
+    plan: RunPlan,
+    report: RunReport,
+    runner: Engine,
+    batch_docs: int,
+    progress: Tracker,
+    sink: _Sink,
+    head_batches: LazyBatches,
+) -> set[str]:
+    """The run when the middle is element-level dedup alone, in bounded memory: the head's
+    items wait in a spill while dedup runs on light copies (see :mod:`._spill`); unchanged
+    documents are read back light (ids, markings, cached hashes and signatures -- no text),
+    and those that turn out to need the tail are read in full a batch at a time."""
+    parts = _Parts.of(spec.stages)
+    tail_sig = _stages_key(parts.middle + parts.tail, plan.compilation)
+    with Spill(session.workspace.root) as spill:
+        by_doc: dict[str, list[Item]] = {}
+
+        def keep(items: list[Item]) -> None:
+            report.elements += len(items)
+            for doc_id, mine in _by_doc(items).items():
+                spill.put(doc_id, mine)
+                report.pii.update(f.type for i in mine for f in i.pii)
+                by_doc[doc_id] = [lighten(i) for i in mine]
+
+        for n, result in enumerate(runner.map_batches(parts.head, head_batches), 1):
+            _merge_stats(report, result.stats)
+            keep(result.elements)
+            progress.batches(parts.head[0].name if parts.head else "read", n, len(head_batches))
+        if plan.unchanged:
+            reused = _light_items(session, plan.unchanged)
+            # Elements stored without the cached features this run's dedup needs (by an older
+            # run, or under other signature parameters or algorithms) are read in full.
+            dedup = parts.middle[0].build()
+            if not isinstance(dedup, DedupStage):
+                raise TypeError(f"the light middle is {parts.middle[0].name}, not dedup")
+            bare = {i.doc_id for i in reused if dedup.needs_text(i)}
+            report.elements += sum(1 for i in reused if i.doc_id not in bare)
+            for doc_id, mine in _by_doc(i for i in reused if i.doc_id not in bare).items():
+                by_doc[doc_id] = mine
+            del reused
+            if bare:
+                keep(_stored_items(session, sorted(bare), parts.middle))
+
+        # Middle: dedup over every light item; the items it changes are the light copies.
+        everything = [i for items in by_doc.values() for i in items]
+        result = run_stages(parts.middle, everything, runner.resources)
+        _merge_stats(report, result.stats)
+        progress.batches(parts.middle[0].name, len(everything), len(everything))
+        by_doc = _by_doc(result.elements)
+        for item in everything:
+            item.text = ""  # hashed and signed: no longer read
+        del everything, result
+
+        keys, todo = _tail_keys(session, spec, plan, report, tail_sig, by_doc)
+        light_items = {i.id: i for items in by_doc.values() for i in items}
+        unchanged = set(plan.unchanged)
+
+        def load(group: list[str]) -> list[Item]:
+            # Documents read back light are read in full now, with what dedup decided on them.
+            again = [
+                d
+                for d in group
+                if d not in spill
+                and d in unchanged
+                and any(i.extra.get(LIGHT) for i in by_doc.get(d, ()))
+            ]
+            full = _full_again(session, again, parts.middle, by_doc) if again else {}
+            out: list[Item] = []
+            for d in group:
+                if d in spill:
+                    out += take_decisions(spill.get(d), by_doc.get(d, ()))
+                else:
+                    out += full.get(d, by_doc.get(d, []))
+            return out
+
+        def all_items(result: BatchResult) -> Mapping[str, Item]:
+            # The batch's own items in full; every other item as dedup saw it.
+            return ChainMap({i.id: i for i in result.elements}, light_items)
+
+        tail_batches = LazyBatches(groups_of(todo, batch_docs), load)
+        _write_tail(parts, report, runner, progress, sink, tail_batches, keys, todo, all_items)
+    return set(todo)
+
+
+def _by_doc(items: Iterable[Item]) -> dict[str, list[Item]]:
+    out: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        out[item.doc_id].append(item)
+    return out
+
+
+def _tail_keys(
+    session: Session,
+    spec: PipelineSpec,
+    plan: RunPlan,
+    report: RunReport,
+    tail_sig: str,
+    by_doc: Mapping[str, list[Item]],
+) -> tuple[dict[str, DocKeys], list[str]]:
+    """Each input's run keys after the middle, and the documents whose tail must run (their
+    tail inputs changed, or their index rows are not in place); counts the duplicates."""
+    for items in by_doc.values():
+        for item in items:
+            if item.dup_kind:
+                report.duplicates[item.dup_kind] += 1
     stored = _stored_keys(session, plan.inputs)
     keys: dict[str, DocKeys] = {}
     todo: list[str] = []
@@ -639,21 +754,26 @@ def _stream(
         old = stored.get(doc_id)
         if plan.full or failed or old != (plan.head_keys[doc_id], tail_key, True):
             todo.append(doc_id)
-    all_items = {item.id: item for item in everything}
-    if light:
-        # Documents read back light that need the tail: read them in full, with what the
-        # middle just decided about them.
-        unchanged = set(plan.unchanged)
-        again = [d for d in todo if d in unchanged and any(i.extra.get(LIGHT) for i in by_doc[d])]
-        for doc_id, items in _full_again(session, again, parts.middle, by_doc).items():
-            by_doc[doc_id] = items
-            all_items.update((i.id, i) for i in items)
-    tail_batches = _batches((i for d in todo for i in by_doc[d]), todo, batch_docs)
+    return keys, todo
+
+
+def _write_tail(
+    parts: _Parts,
+    report: RunReport,
+    runner: Engine,
+    progress: Tracker,
+    sink: _Sink,
+    batches: Sequence[list[Item]],
+    keys: dict[str, DocKeys],
+    todo: list[str],
+    all_items: Callable[[BatchResult], Mapping[str, Item]],
+) -> None:
+    """Run the tail (and predict) stages over ``batches`` into the sink."""
     tail_stages = parts.tail + parts.predict
     results: Iterator[BatchResult] = (
-        runner.map_batches(tail_stages, tail_batches)
+        runner.map_batches(tail_stages, batches)
         if tail_stages
-        else (BatchResult(b) for b in tail_batches)
+        else (BatchResult(b) for b in batches)
     )
     seen: set[str] = set()
     progress.start_tail(len(todo), embeds=_embeds(tail_stages))
@@ -663,11 +783,11 @@ def _stream(
             batch = {i.doc_id for i in result.elements} | {c.doc_id for c in result.chunks}
             seen.update(batch)
             progress.batch_done(len(batch), _live_chunks(result))
-            sink.write(result, {d: keys[d] for d in batch}, all_items)
+            sink.write(result, {d: keys[d] for d in batch}, all_items(result))
     empty = {d: keys[d] for d in todo if d not in seen}
     if empty:
-        sink.write(BatchResult([]), empty, all_items)
-    return set(todo)
+        none = BatchResult([])
+        sink.write(none, empty, all_items(none))
 
 
 def _embeds(specs: Sequence[StageSpec]) -> bool:
@@ -695,8 +815,9 @@ def _stored_keys(session: Session, doc_ids: Sequence[str]) -> dict[str, tuple[An
 
 
 class _Sink:
-    """Writes batch results: in order, in this thread (SQLite: one writer), or -- with a
-    PostgreSQL catalog -- on a few writer threads at once, each with its own connection.
+    """Writes batch results on writer threads while this thread feeds the engine: with SQLite
+    one writer, batch after batch in order; with a PostgreSQL catalog a few at once, each with
+    its own connection. (``writers=0``: in this thread.)
 
     Concurrent writers never race to intern a marking (the batch's markings are interned
     first, here) and take turns on the chunk index; at most ``2 * writers`` batches wait, so
@@ -707,15 +828,15 @@ class _Sink:
         self.session = session
         self.report = report
         dialect = session.workspace.catalog.engine.dialect.name
-        self.writers = writers if dialect == "postgresql" else 1
+        self.writers = writers if dialect == "postgresql" else min(writers, 1)
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future[Written]] = []
         self._lock = threading.Lock()
-        if self.writers > 1:
+        if self.writers > 0:
             self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="garrison-sink")
 
     def write(
-        self, result: BatchResult, keys: dict[str, DocKeys], all_items: dict[str, Item]
+        self, result: BatchResult, keys: dict[str, DocKeys], all_items: Mapping[str, Item]
     ) -> None:
         if self._pool is None:
             self._count(
@@ -729,8 +850,9 @@ class _Sink:
                 )
             )
             return
-        markings = markings_of_batch(result.elements, result.chunks, all_items)
-        pipeline_state.intern_markings(self.session, markings)
+        if self.writers > 1:
+            markings = markings_of_batch(result.elements, result.chunks, all_items)
+            pipeline_state.intern_markings(self.session, markings)
         while len(self._pending) >= 2 * self.writers:
             self._collect(self._pending.pop(0))
         self._pending.append(

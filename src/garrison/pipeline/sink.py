@@ -105,6 +105,7 @@ def write_batch(
     if not doc_ids:
         return written
     now = utc_now()
+    joins = _Joins()
     index_rows: list[dict[str, Any]] = []
     with write_derived(session, job_id, doc_ids) as batch:
         states: list[dict[str, Any]] = []
@@ -152,7 +153,7 @@ def write_batch(
                 if other is None:
                     continue
                 # The finding reveals both records, so it is marked with their join.
-                both = join(item.marking, other.marking)
+                both = joins.of(item.marking, other.marking)
                 written.marked_differently += 1
                 findings.append(
                     {
@@ -203,7 +204,7 @@ def write_batch(
             )
             if chunk.embedding is not None and not chunk.dropped:
                 # The vector is marked on its own: the join of its chunk's and its model's.
-                vector_marking = join(chunk.marking, chunk.embedding_marking or chunk.marking)
+                vector_marking = joins.of(chunk.marking, chunk.embedding_marking or chunk.marking)
                 index_rows.append(
                     {
                         "chunk_id": chunk.id,
@@ -256,6 +257,22 @@ def write_batch(
     written.embeddings = len(index_rows)
     written.predictions = len(predictions)
     return written
+
+
+class _Joins:
+    """Joins of marking pairs, each pair computed once per batch (a batch's items share a few
+    marking objects, and a join is far dearer than a lookup). Keyed by the objects, which the
+    cache holds, so an id is never reused for another marking while it lives."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[int, int], tuple[Marking, Marking, Marking]] = {}
+
+    def of(self, a: Marking, b: Marking) -> Marking:
+        key = (id(a), id(b))
+        hit = self._done.get(key)
+        if hit is None:
+            hit = self._done[key] = (a, b, join(a, b))
+        return hit[2]
 
 
 def _section_ids(chunk: Item, doc: DocumentRow | None) -> list[int | None]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from garrison.security.audit import AuditAction
@@ -300,6 +300,10 @@ def remove_derived(session: Session, doc_ids: Sequence[str], *, job_id: str | No
     return len(had)
 
 
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
 @dataclass
 class BatchWrite:
     """One batch's derived records, written in one transaction (see :func:`write_derived`)."""
@@ -326,16 +330,20 @@ class BatchWrite:
     ) -> None:
         """Insert element states, chunk rows, findings, predictions and run keys (``indexed``
         false)."""
+        # Core executemany on the tables, not the ORM's bulk insert: the same rows (bound by the
+        # engine's insert hook), without building the ORM's per-row insert state.
+        connection = self.orm.connection()
         if states:
-            self.orm.execute(insert(ElementState), list(states))
+            connection.execute(insert(_table(ElementState)), list(states))
         if chunks:
-            self.orm.execute(insert(ChunkRow), list(chunks))
+            connection.execute(insert(_table(ChunkRow)), list(chunks))
         if findings:
-            self.orm.execute(insert(FindingRow), list(findings))
+            connection.execute(insert(_table(FindingRow)), list(findings))
         insert_predictions(self.orm, predictions)
         if keys:
-            self.orm.execute(
-                insert(PipelineDoc), [{**k, "indexed": False, "job_id": self.job_id} for k in keys]
+            connection.execute(
+                insert(_table(PipelineDoc)),
+                [{**k, "indexed": False, "job_id": self.job_id} for k in keys],
             )
         self.counts["elements"] += len(states)
         self.counts["chunks"] += len(chunks)

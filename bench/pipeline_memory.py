@@ -1,0 +1,97 @@
+"""Pipeline peak memory as the corpus grows: 10k, 50k and 100k generated documents.
+
+The corpus of :mod:`bench.pipeline` is generated and ingested once at the largest size; the
+default pipeline with the ``hashing`` embedder (1 local worker, in-process, so the driver's
+peak is the run's) then runs over the first N documents of a fresh copy of that workspace, in
+its own spawned process, for each size. Reported: peak memory (VmHWM) per size, the growth per
+document between sizes, and documents/s. Target: under 2 GiB at 100,000 documents. What may
+grow with the corpus is what dedup keeps (ids, markings, hashes and MinHash signatures of every
+element); element items themselves wait on disk (see ``garrison.pipeline._spill``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.pipeline import (
+    DEFAULT_MARKING,
+    LIMIT_KIB,
+    SYSTEM_HIGH,
+    _commit,
+    _isolated_run,
+    _mib,
+    make_corpus,
+)
+from garrison.ingest.engine import IngestOptions, ingest_paths
+from garrison.store.workspace import Workspace
+
+SIZES = (10_000, 50_000, 100_000)
+QUICK_SIZES = (200, 400)
+
+
+def run(*, quick: bool = False) -> dict[str, Any]:
+    sizes = QUICK_SIZES if quick else SIZES
+    # BENCH_PIPELINE_SIZES=5000,10000 picks other sizes (a busy machine ingests slowly).
+    wanted = os.environ.get("BENCH_PIPELINE_SIZES", "")
+    sizes = tuple(int(s) for s in wanted.split(",") if s) or sizes
+    n = max(sizes)
+    results: dict[str, Any] = {
+        "garrison commit": _commit(),
+        "documents generated": n,
+        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    details: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="garrison-bench-pipeline-memory-") as tmp:
+        scratch = Path(tmp)
+        corpus = scratch / "corpus"
+        corpus.mkdir()
+        make_corpus(corpus, n)
+        ingested = scratch / "ingested"
+        ws = Workspace.init(ingested, system_high=SYSTEM_HIGH)
+        try:
+            t0 = time.perf_counter()
+            ingest = ingest_paths(
+                ws.session(),
+                [str(corpus)],
+                IngestOptions(default_marking=DEFAULT_MARKING, workers=2),
+            )
+            seconds = time.perf_counter() - t0
+        finally:
+            ws.close()
+        parsed = ingest.counts.get("parsed", 0)
+        results["ingest parsed / documents/s (2 workers)"] = f"{parsed} / {n / seconds:.1f}"
+        previous: tuple[int, int] | None = None
+        for size in sizes:
+            print(f"   running {size} documents ...", file=sys.stderr, flush=True)
+            outcome = _isolated_run(ingested, scratch, "hashing", 1, size)
+            details[str(size)] = outcome
+            rep = outcome["report"]
+            docs = rep["documents"]
+            peak = outcome["vmhwm_kib"]
+            label = f"{size} docs"
+            results[f"{label}: documents / elements / chunks"] = (
+                f"{docs} / {rep['elements']} / {rep['chunks']}"
+            )
+            results[f"{label}: wall s / documents/s"] = (
+                f"{outcome['wall_s']:.1f} / {docs / outcome['wall_s']:.1f}"
+            )
+            results[f"{label}: peak memory MiB (VmHWM)"] = _mib(peak)
+            if previous is not None:
+                grown = (peak - previous[1]) * 1024 / max(1, docs - previous[0])
+                results[f"{label}: growth per document since the last size, bytes"] = round(grown)
+            previous = (docs, peak)
+            results[f"{label}: peak memory < 2 GiB"] = "pass" if peak < LIMIT_KIB else "FAIL"
+        results["load average at end (1/5/15 min)"] = " / ".join(
+            f"{x:.2f}" for x in os.getloadavg()
+        )
+    return {
+        "title": "Pipeline memory: peak memory from 10,000 to 100,000 documents",
+        "what": __doc__.strip().splitlines()[0],
+        "results": results,
+        "details": details,
+    }
