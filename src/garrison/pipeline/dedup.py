@@ -646,7 +646,7 @@ def _candidate_pairs(signatures: Any, bands: int) -> tuple[Any, Any]:
             if not same.any():
                 continue
             # Each sorted position pairs with the later positions of its run of equal keys.
-            last = np.flatnonzero(np.append(~same, True))  # last position of every run
+            last = np.flatnonzero(np.concatenate((~same, [True])))  # last position of every run
             run_end = np.repeat(last, np.diff(np.append(-1, last)))
             partners = run_end - np.arange(n)
             total = int(partners.sum())
