@@ -344,8 +344,36 @@ def _canonical(value: Any) -> bytes:
     ).encode("utf-8")
 
 
+#: Verified records a binder remembers before its memory starts over.
+VERIFIED_LIMIT = 400_000
+
+
+def _exact(value: Any) -> Any:
+    """``value`` as a hashable key that is equal only for values that bind the same: with its
+    type (``1``, ``1.0`` and ``True`` compare equal in Python but bind differently), floats by
+    their ``repr`` (``0.0`` and ``-0.0`` too), lists and dicts element by element, anything else
+    by its ``str`` (as :func:`_canonical` writes it: equal times in other zones differ)."""
+    kind = type(value)
+    if kind is str or kind is int or value is None:
+        return (kind, value)
+    if kind is float:
+        return (kind, repr(value))
+    if kind is list or kind is tuple:
+        return (kind, tuple(_exact(v) for v in value))
+    if kind is dict:
+        return (kind, tuple((_exact(k), _exact(v)) for k, v in value.items()))
+    return (kind, str(value))
+
+
 class Binder:
-    """Computes and checks bindings with one workspace's key."""
+    """Computes and checks bindings with one workspace's key.
+
+    A binding is a pure function of the key and the record's fields, so a record whose fields
+    are exactly -- value and type, element by element, dict keys in order -- those of a record
+    that verified under this key, with the same stored binding, verifies too: reads remember
+    such records (up to :data:`VERIFIED_LIMIT`) and skip the HMAC for them. Only records that
+    verified are remembered; every other one is recomputed and checked in full.
+    """
 
     def __init__(self, key: bytes) -> None:
         if len(key) != 32:
@@ -354,6 +382,7 @@ class Binder:
         #: Called once per bad row (table, id) when a read drops it; the workspace audits it.
         self.on_failure: Callable[[str, str], None] | None = None
         self._reported: set[tuple[str, str]] = set()
+        self._verified: set[tuple[Any, ...]] = set()
 
     # -- the generic API ----------------------------------------------------------------------
 
@@ -394,15 +423,24 @@ class Binder:
             spec.table, get(spec.id_column), spec.marking_ids(get), spec.content_of(get)
         )
 
-    def verify_values(self, spec: BindingSpec, get: Callable[[str], Any]) -> bool:
-        """True when the row's stored binding matches its columns."""
-        return self.verify(
-            spec.table,
-            get(spec.id_column),
-            spec.marking_ids(get),
-            spec.content_of(get),
-            get(BINDING_COLUMN),
-        )
+    def verify_values(
+        self, spec: BindingSpec, get: Callable[[str], Any], *, remember: bool = True
+    ) -> bool:
+        """True when the row's stored binding matches its columns (``remember``: a row seen to
+        verify before is not recomputed; see the class docs)."""
+        record_id, binding = get(spec.id_column), get(BINDING_COLUMN)
+        marking_ids, content = spec.marking_ids(get), spec.content_of(get)
+        if not remember or not isinstance(binding, str):
+            return self.verify(spec.table, record_id, marking_ids, content, binding)
+        seen = (spec.table, binding, _exact(record_id), _exact(marking_ids), _exact(content))
+        if seen in self._verified:
+            return True
+        ok = self.verify(spec.table, record_id, marking_ids, content, binding)
+        if ok:
+            if len(self._verified) >= VERIFIED_LIMIT:
+                self._verified.clear()
+            self._verified.add(seen)
+        return ok
 
     def verify_object(self, obj: Any) -> bool:
         """True when a mapped object of a bound table verifies (unbound tables always do)."""
@@ -682,7 +720,8 @@ def _walk(binder: Binder, orm: OrmSession) -> Iterator[tuple[str, str, bool]]:
         try:
             for row in result:
                 values = row._mapping
-                ok = binder.verify_values(spec, values.get)
+                # Every row recomputed: what verification reports is checked now, in full.
+                ok = binder.verify_values(spec, values.get, remember=False)
                 yield spec.table, str(values[spec.id_column]), ok
         finally:
             result.close()  # a server-side cursor on PostgreSQL when stopped early
