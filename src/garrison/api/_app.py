@@ -7,12 +7,14 @@ it contains -- in the ``marking`` field and the ``X-Garrison-Marking`` header.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
@@ -48,7 +50,23 @@ from garrison.store.paging import DEFAULT_LIMIT, MAX_LIMIT, Page, PageSpec
 from garrison.store.session import Session
 from garrison.store.workspace import Workspace
 
-__all__ = ["create_app"]
+__all__ = ["DEFAULT_WORKER_THREADS", "WORKER_THREADS_ENV", "create_app", "worker_threads"]
+
+#: The environment variable that sets how many requests the server works on at once.
+WORKER_THREADS_ENV = "GARRISON_WORKER_THREADS"
+#: Worker threads for sync routes unless :data:`WORKER_THREADS_ENV` says otherwise.
+DEFAULT_WORKER_THREADS = 8
+
+
+def worker_threads() -> int:
+    """How many sync requests the server works on at once (:data:`WORKER_THREADS_ENV`, 1 to
+    256; :data:`DEFAULT_WORKER_THREADS` when unset). InvalidInput for anything else."""
+    raw = os.environ.get(WORKER_THREADS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_WORKER_THREADS
+    if not raw.isdigit() or not 1 <= int(raw) <= 256:
+        raise InvalidInput(f"{WORKER_THREADS_ENV} is a whole number from 1 to 256, not {raw!r}.")
+    return int(raw)
 
 
 class Marked(BaseModel):
@@ -215,6 +233,9 @@ def create_app(workspace_path: Path | str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run in anyio's worker threads, which share one interpreter lock: past a
+        # few, more threads only interleave the same work (measured in bench/results/api.md).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = worker_threads()
         yield
         metrics.flush()
         try:

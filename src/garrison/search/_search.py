@@ -454,7 +454,10 @@ def _vector_order(
 ) -> list[dict[str, Any]] | None:
     """The nearest rows matching ``where`` (readable vectors only) to the query, embedded with
     the most common of their models the reader may use; ``None`` when there is none."""
-    models = Counter(str(m) for m in index.values("model", where) if m)
+    models: Counter[str] = Counter()
+    for name, n in index.tally("model", where).items():
+        if name:
+            models[str(name)] += n
     # Most common model among the readable rows; ties by name, so the choice is stable.
     for name, _ in sorted(models.items(), key=lambda item: (-item[1], item[0])):
         model = _query_model(session, name)

@@ -14,22 +14,29 @@ marking (``doc_marking_id``): a filter or facet on them is limited to readable d
 Full text uses LanceDB's native inverted index (no tantivy, nothing fetched); rows added after
 the index was built are still searched (flat), and :meth:`ChunkIndex.ensure_fts` refreshes it.
 
-:func:`chunk_index` hands out one ``ChunkIndex`` per index location; every read opens the table
-at its latest version, so rows another process added are seen. Nearest-neighbour queries with
-a selective filter are answered from the filtered rows' vectors kept in memory for the table
-version they were read at (:mod:`garrison.store.vector_cache`): exact, like LanceDB's flat
-search, without reading ~10,000 scattered vectors from the table each time.
+:func:`chunk_index` hands out one ``ChunkIndex`` per index location; every read is at the table's
+latest version, so rows another process added are seen. In a workspace folder the table is
+opened once and kept while its ``_versions`` folder is as it was (the same folder, the same
+manifests): any commit, by any process, writes a new manifest, and the next read opens the
+table again. Facts of one table version -- row counts by filter, value tallies, whether the
+full-text index covers every row -- are remembered for that version (the table's identity and
+version number, :data:`~garrison.store.vector_cache.TABLE_ID`), never across versions.
+Nearest-neighbour queries with a selective filter are answered from the filtered rows' vectors
+kept in memory for the table version they were read at (:mod:`garrison.store.vector_cache`):
+exact, like LanceDB's flat search, without reading ~10,000 scattered vectors from the table
+each time.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 import warnings
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from garrison.core.errors import InvalidInput, disk_full
 from garrison.store.vector_cache import DEFAULT_BUDGET, TABLE_ID, VectorCache, read_block, table_id
@@ -45,6 +52,10 @@ __all__ = [
 ]
 
 _FTS_BUILD = threading.Lock()
+_T = TypeVar("_T")
+#: Facts (counts, tallies) an index remembers for its current table version.
+KEPT_FACTS = 4096
+_MISSING = object()
 
 TABLE = "chunks"
 #: The column holding each vector's own marking id.
@@ -98,6 +109,20 @@ def _match(table: Any, query: str, where: str, columns: Sequence[str]) -> Any:
     return search.where(where, prefilter=True).select([*columns, "_score"])
 
 
+def _schema_id(schema: Any) -> str | None:
+    """:func:`~garrison.store.vector_cache.table_id` from a schema already read."""
+    raw = (schema.field("vector").metadata or {}).get(TABLE_ID.encode())
+    return raw.decode() if raw else None
+
+
+def _values(table: Any, column: str, where: str) -> list[Any]:
+    n = int(table.count_rows(where))
+    if n == 0:
+        return []
+    rows = table.search().where(where).select([column]).limit(n).to_arrow()
+    return list(rows.column(column).to_pylist())
+
+
 class ChunkIndex:
     """Chunks with their embeddings, one LanceDB table per workspace.
 
@@ -116,23 +141,108 @@ class ChunkIndex:
     ) -> None:
         self.uri = root if isinstance(root, str) and "://" in root else str(Path(root))
         self._options = dict(storage_options) if storage_options else None
-        self._opened: Any = None
+        self._opened: tuple[tuple[Any, ...], Any, Any, int] | None = None
         self._lock = threading.Lock()
+        self._generation: tuple[str, int] | None = None
+        self._facts: dict[tuple[Any, ...], Any] = {}
         self._vectors = VectorCache(vector_cache_bytes)
 
     def _read_table(self) -> Any:
-        """The table at its latest version, opened for this read; None without a table.
+        """The table at its latest version; None without a table.
 
-        Each read opens the table again: a handle kept between reads and moved forward with
-        ``checkout_latest`` still held the index metadata of a table another process had
-        dropped and made anew (a dimension change), and failed on its missing files.
+        A handle is kept only while the table's ``_versions`` folder is unchanged
+        (:meth:`_version_stamp`), and only for a workspace folder: otherwise each read opens
+        the table again. (A handle moved forward with ``checkout_latest`` still held the index
+        metadata of a table another process had dropped and made anew, a dimension change,
+        and failed on its missing files: a changed folder is a new handle, never a moved one.)
         """
-        return self._table(None)
+        stamp = self._version_stamp()
+        if stamp is not None:
+            with self._lock:
+                if self._opened is not None and self._opened[0] == stamp:
+                    return self._opened[1]
+        table = self._table(None)
+        if stamp is not None and table is not None:
+            # A kept handle stays at the version it opened (no consistency interval is set),
+            # so its schema and version are read once.
+            kept = (stamp, table, table.schema, int(table.version))
+            with self._lock:
+                self._opened = kept
+        return table
+
+    def _schema(self, table: Any) -> Any:
+        """``table.schema`` (read once for the kept handle: each read is a call into Lance)."""
+        with self._lock:
+            if self._opened is not None and self._opened[1] is table:
+                return self._opened[2]
+        return table.schema
+
+    def _version_stamp(self) -> tuple[Any, ...] | None:
+        """What the table's ``_versions`` folder holds now (its identity and every manifest's
+        name, the newest one's identity too), or None (a bucket, or no table yet).
+
+        Every commit writes a new manifest, and a table dropped and made anew is a new folder
+        with new files, so an equal stamp is the same table at the same version.
+        """
+        if "://" in self.uri:
+            return None
+        folder = os.path.join(self.uri, f"{TABLE}.lance", "_versions")
+        try:
+            info = os.stat(folder)
+            names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".manifest"))
+            if not names:
+                return None
+            # Version v is named u64::MAX - v (newest first) or v (older tables): stat both ends.
+            ends = [os.stat(os.path.join(folder, n)) for n in (names[0], names[-1])]
+        except OSError:
+            return None
+        ids = tuple((e.st_ino, e.st_mtime_ns, e.st_size) for e in ends)
+        return (info.st_ino, info.st_mtime_ns, tuple(names), ids)
 
     def _forget(self) -> None:
-        """Drop the kept table (after a write through another handle, or a drop)."""
+        """Drop the kept table and what was remembered of it (after a write or a drop)."""
         with self._lock:
             self._opened = None
+            self._facts.clear()
+
+    def _generation_of(self, table: Any) -> tuple[str, int] | None:
+        with self._lock:
+            kept = self._opened if self._opened is not None and self._opened[1] is table else None
+        if kept is not None:
+            identity, version = _schema_id(kept[2]), kept[3]
+        else:
+            identity, version = table_id(table), int(table.version)
+        return None if identity is None else (identity, version)
+
+    def _recall(self, table: Any, key: tuple[Any, ...]) -> Any:
+        """What was remembered under ``key`` for this table version, or :data:`_MISSING`."""
+        generation = self._generation_of(table)
+        with self._lock:
+            if generation is None or self._generation != generation:
+                return _MISSING
+            return self._facts.get(key, _MISSING)
+
+    def _remember(self, table: Any, key: tuple[Any, ...], value: Any) -> None:
+        """Remember ``value`` for this table version (never for a table without an identity)."""
+        generation = self._generation_of(table)
+        if generation is None:
+            return
+        with self._lock:
+            if self._generation != generation:
+                self._facts.clear()
+                self._generation = generation
+            if len(self._facts) >= KEPT_FACTS:
+                self._facts.clear()
+            self._facts[key] = value
+
+    def _fact(self, table: Any, key: tuple[Any, ...], compute: Callable[[], _T]) -> _T:
+        """``compute()`` (a fact of ``table`` as opened), remembered for this table version."""
+        found = self._recall(table, key)
+        if found is not _MISSING:
+            return cast(_T, found)
+        value = compute()
+        self._remember(table, key, value)
+        return value
 
     def _db(self) -> Any:
         from garrison.store._lancedb import import_lancedb
@@ -258,12 +368,16 @@ class ChunkIndex:
         table = self._read_table()
         if table is None:
             return 0
-        return int(table.count_rows(where) if where else table.count_rows())
+        return self._fact(
+            table,
+            ("count", where),
+            lambda: int(table.count_rows(where) if where else table.count_rows()),
+        )
 
     def columns(self) -> frozenset[str]:
         """The table's column names (empty when there is no table yet)."""
         table = self._read_table()
-        return frozenset() if table is None else frozenset(table.schema.names)
+        return frozenset() if table is None else frozenset(self._schema(table).names)
 
     def ensure_fts(self) -> bool:
         """Build the full-text index on ``text`` when missing or stale; False without a table.
@@ -274,6 +388,11 @@ class ChunkIndex:
 
         # One builder at a time in a process: concurrent first searches of a server would
         # otherwise race to create the same index, and all but one fail on a commit conflict.
+        table = self._read_table()
+        if table is None:
+            return False
+        if self._recall(table, ("fts",)) is True:
+            return True  # seen to cover every row of this version
         with _FTS_BUILD:
             table = self._read_table()
             if table is None:
@@ -282,8 +401,10 @@ class ChunkIndex:
             if fts:
                 stats = table.index_stats(fts[0].name)
                 if stats is None or not stats.num_unindexed_rows:
+                    self._remember(table, ("fts",), True)
                     return True
             table.create_index("text", config=FTS(), replace=True)
+            self._forget()  # a new version
             return True
 
     def full_text(
@@ -321,13 +442,13 @@ class ChunkIndex:
         table = self._read_table()
         if table is None or limit <= 0:
             return []
-        dim = table.schema.field("vector").type.list_size
+        dim = self._schema(table).field("vector").type.list_size
         if dim != len(vector):
             return []
-        identity = table_id(table)
-        if identity is not None and self._vectors.budget and "vector" not in columns:
+        generation = self._generation_of(table)
+        if generation is not None and self._vectors.budget and "vector" not in columns:
             # Kept for this table (identity) at the version just opened, read with this filter.
-            generation, key = (identity, table.version), (where, tuple(columns))
+            key = (where, tuple(columns))
             block = self._vectors.get(generation, key)
             if block is None:
                 count = int(table.count_rows(where))
@@ -340,16 +461,21 @@ class ChunkIndex:
         search = search.select([*columns, "_distance"])
         return list(search.limit(limit).to_list())
 
+    def tally(self, column: str, where: str) -> dict[Any, int]:
+        """How many rows matching ``where`` hold each value of ``column`` (remembered for the
+        table version)."""
+        table = self._read_table()
+        if table is None:
+            return {}
+        key = ("tally", column, where)
+        return dict(self._fact(table, key, lambda: Counter(_values(table, column, where))))
+
     def values(self, column: str, where: str) -> list[Any]:
         """Every value of ``column`` among the rows matching ``where``."""
         table = self._read_table()
         if table is None:
             return []
-        n = self.count(where)
-        if n == 0:
-            return []
-        rows = table.search().where(where).select([column]).limit(n).to_arrow()
-        return list(rows.column(column).to_pylist())
+        return _values(table, column, where)
 
     def search(
         self, vector: Sequence[float], marking_ids: Sequence[int], *, limit: int = 10
@@ -359,9 +485,10 @@ class ChunkIndex:
         table = self._read_table()
         if table is None or not marking_ids:
             return []
-        if table.schema.field("vector").type.list_size != len(vector):
+        schema = self._schema(table)
+        if schema.field("vector").type.list_size != len(vector):
             return []
-        column = vector_marking_column(frozenset(table.schema.names))
+        column = vector_marking_column(frozenset(schema.names))
         where = f"({where_in('marking_id', marking_ids)}) AND ({where_in(column, marking_ids)})"
         query = table.search(list(vector)).where(where, prefilter=True)
         return list(query.limit(limit).to_list())

@@ -46,6 +46,7 @@ from garrison.security.subjects import (
     canonical_value,
     parse_clearance,
 )
+from garrison.store.bindings import binding_columns, verify_columns
 from garrison.store.models import InternedMarking, RegistryEntry, SubjectRow, row_dict
 from garrison.store.workspace import Workspace, registry_from_rows, subject_from_row
 
@@ -113,7 +114,7 @@ class Session:
         # The same Marking object (parsing is cached) maps straight to its id; the object is
         # kept alongside so a recycled id() can never match a different marking.
         self._by_object: dict[int, tuple[Marking, int]] = {}
-        self._readable: tuple[int, frozenset[int]] | None = None
+        self._readable: tuple[tuple[tuple[int, str], ...], frozenset[int]] | None = None
 
     def forget_cached_markings(self) -> None:
         """Drop cached marking ids (after a transaction that may have interned some rolled back)."""
@@ -208,9 +209,12 @@ class Session:
 
     def readable_marking_ids(self, orm: OrmSession) -> frozenset[int]:
         """Ids of every interned marking this subject may read: the filter put into queries."""
-        # Whole rows, so each binding is verified: a tampered marking is never readable.
-        rows = [(m.id, m.key) for m in orm.scalars(select(InternedMarking))]
-        if self._readable is not None and self._readable[0] == len(rows):
+        # Each row's binding is verified (a tampered marking is never readable); the columns
+        # alone, as whole rows would cost an ORM object each on every query of every request.
+        found = orm.execute(select(*binding_columns(InternedMarking)))
+        verified = verify_columns(self.workspace.catalog.binder, found, (InternedMarking, ""))
+        rows = tuple((int(m.id), str(m.key)) for m in verified)
+        if self._readable is not None and self._readable[0] == rows:
             return self._readable[1]
         readable = set()
         for marking_id, key in rows:
@@ -220,7 +224,7 @@ class Session:
                 self._markings[marking_id] = marking
             if self.can_read(marking):
                 readable.add(marking_id)
-        self._readable = (len(rows), frozenset(readable))
+        self._readable = (rows, frozenset(readable))
         return self._readable[1]
 
     def readable_clause(
