@@ -331,3 +331,17 @@ def test_token_expired_between_requests_fails_the_next_one(
     assert response.status_code == 401
     last = env.audit_tail(1)[0]
     assert (last.action, last.reason) == ("login", "token expired")
+
+
+def test_worker_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from garrison.api._app import DEFAULT_WORKER_THREADS, WORKER_THREADS_ENV, worker_threads
+    from garrison.core.errors import InvalidInput
+
+    monkeypatch.delenv(WORKER_THREADS_ENV, raising=False)
+    assert worker_threads() == DEFAULT_WORKER_THREADS
+    monkeypatch.setenv(WORKER_THREADS_ENV, "3")
+    assert worker_threads() == 3
+    for bad in ("0", "-1", "many", "257"):
+        monkeypatch.setenv(WORKER_THREADS_ENV, bad)
+        with pytest.raises(InvalidInput):
+            worker_threads()

@@ -541,3 +541,34 @@ def test_update_bound_rebinds_good_rows_and_never_launders_a_bad_one(ws: Workspa
         assert orm.get(ElementRow, bad) is None
         found = first_bad_binding(ws.catalog.binder, orm)
     assert found is not None and found[:2] == ("elements", bad)
+
+
+def test_a_remembered_record_still_fails_once_a_field_changes() -> None:
+    from garrison.store.bindings import Binder, spec_for
+
+    binder = Binder(bytes(32))
+    spec = spec_for("chunks")
+    assert spec is not None
+    row: dict[str, Any] = {
+        "id": "c1",
+        "marking_id": 1,
+        "section_marking_ids": [1, 2],
+        **{c: f"value of {c}" for c in spec.content},
+    }
+    for column in spec.marking_lists:
+        row.setdefault(column, [1])
+    row["binding"] = binder.bind_values(spec, row.get)
+    assert binder.verify_values(spec, row.get)
+    assert binder.verify_values(spec, row.get)  # remembered
+    changed = [
+        {**row, "marking_id": 2},
+        {**row, "marking_id": 1.0},  # equal in Python, bound differently
+        {**row, "marking_id": True},
+        {**row, spec.content[0]: "edited"},
+        {**row, "id": "c2"},
+    ]
+    if spec.marking_lists:
+        changed.append({**row, spec.marking_lists[0]: [9]})
+    for edited in changed:
+        assert not binder.verify_values(spec, edited.get), edited
+        assert not binder.verify_values(spec, edited.get, remember=False)

@@ -97,3 +97,25 @@ def test_kept_table_still_prefilters(tmp_path: Path, marking: int) -> None:
         [1.0, 0, 0, 0], where_in("vector_marking_id", [1]), limit=10, columns=["chunk_id"]
     )
     assert {r["chunk_id"] for r in rows} == {"c0"}
+
+
+def test_the_table_is_opened_once_while_nothing_changes(tmp_path: Path) -> None:
+    index = ChunkIndex(tmp_path)
+    index.replace_documents(["d0"], [_row(0)])
+    first = index._read_table()
+    assert index._read_table() is first
+    ChunkIndex(tmp_path).replace_documents(["d1"], [_row(1)])  # a commit through another handle
+    assert index._read_table() is not first
+    assert index.count() == 2
+
+
+def test_counts_and_tallies_follow_every_new_version(tmp_path: Path) -> None:
+    index = ChunkIndex(tmp_path)
+    index.replace_documents(["d0"], [_row(0)])
+    where = where_in("marking_id", [1])
+    assert (index.count(where), index.tally("model", where)) == (1, {"hashing": 1})
+    other = {**_row(1), "model": "other"}
+    ChunkIndex(tmp_path).replace_documents(["d1"], [other])
+    assert (index.count(where), index.tally("model", where)) == (2, {"hashing": 1, "other": 1})
+    ChunkIndex(tmp_path).replace_documents(["d0"], [])
+    assert (index.count(where), index.tally("model", where)) == (1, {"other": 1})

@@ -324,7 +324,12 @@ class Marking:
 
     def banner(self) -> str:
         """The canonical banner line (a classified banner never shows ``cui``, rule 7)."""
-        return format_marking(self, portion=False)
+        # A marking never changes (frozen): its banner is written once, on first use.
+        found = self.__dict__.get("_banner")
+        if found is None:
+            found = format_marking(self, portion=False)
+            object.__setattr__(self, "_banner", found)
+        return str(found)
 
     def portion(self) -> str:
         """The canonical portion mark, with parentheses: ``(TS//SI-G//OC/NF)``."""
