@@ -344,8 +344,10 @@ def _canonical(value: Any) -> bytes:
     ).encode("utf-8")
 
 
-#: Verified records a binder remembers before its memory starts over.
-VERIFIED_LIMIT = 400_000
+#: Verified records a binder remembers before its memory starts over. The memory holds each
+#: record's fields (an element's or a chunk's text among them), so it is bounded well below a
+#: corpus: enough for the pages a server reads again and again, a few tens of MiB at most.
+VERIFIED_LIMIT = 20_000
 
 
 def _exact(value: Any) -> Any:
