@@ -29,11 +29,13 @@ START_TIMEOUT_S = 120
 #: Tries per node: a raylet gives up (a fatal error) when its agents take over 15 s to start,
 #: which a loaded machine can exceed once; a second try finds Ray's files in the page cache.
 START_TRIES = 3
-#: The head notices a dead node after about this long (Ray's default is up to a minute).
+#: The head notices a dead node within about 10 s (Ray's default is up to a minute), yet a
+#: raylet slow to answer on a loaded machine is not taken for dead: a node the head marks dead
+#: stops, the head's own included.
 HEALTH_CHECK_ENV = {
     "RAY_health_check_period_ms": "1000",
-    "RAY_health_check_timeout_ms": "2000",
-    "RAY_health_check_failure_threshold": "5",
+    "RAY_health_check_timeout_ms": "5000",
+    "RAY_health_check_failure_threshold": "8",
 }
 
 
@@ -147,11 +149,13 @@ class RayCluster:
             )
         return RayNode(ip=ip, proc=proc, log=log)
 
-    @staticmethod
-    def _wait_started(node: RayNode) -> str | None:
-        """None once ``node`` is up; else the end of its log."""
+    def _wait_started(self, node: RayNode) -> str | None:
+        """None once ``node`` is up; else the end of its log (or of the head's, if it stopped)."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while b"Ray runtime started" not in node.log.read_bytes():
+            if self.nodes and not self.head.alive:
+                head = self.head.log.read_text(errors="replace")[-3000:]
+                return f"the head stopped (exit {self.head.proc.returncode}):\n{head}"
             if node.proc.poll() is not None or time.monotonic() > deadline:
                 return node.log.read_text(errors="replace")[-3000:]
             time.sleep(0.1)
