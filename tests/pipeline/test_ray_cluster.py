@@ -289,8 +289,11 @@ def test_kill_9_of_a_worker_node_then_run_again_gives_the_same_catalog(
         assert "stay pending" in err
     ws = Workspace.open(root)
     try:
+        if proc.returncode == 0:  # finished on the head: nothing left to do
+            assert_same_end_state(reference, ws)
         partial = derived_state(ws)
         assert set(partial["index"]) <= {c[0] for c in partial["chunks"]}
+        print(f"worker node killed: the run exited {proc.returncode}; {err[-500:]}")
         assert main(garrison_run(root, cluster)) == 0
         statuses = pipeline_statuses(ws)
         assert statuses.count("completed") >= 1
