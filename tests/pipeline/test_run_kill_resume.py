@@ -26,7 +26,9 @@ from tests.pipeline.test_incremental import (
     ingest,
 )
 
-FILES = 480
+#: Eight batches of the default 32 documents: time to strike between the first written and the
+#: last, on either engine.
+FILES = 240
 
 
 def make_corpus(folder: Path, files: int = FILES) -> None:
