@@ -29,13 +29,11 @@ START_TIMEOUT_S = 120
 #: Tries per node: a raylet gives up (a fatal error) when its agents take over 15 s to start,
 #: which a loaded machine can exceed once; a second try finds Ray's files in the page cache.
 START_TRIES = 3
-#: The head notices a dead node within about 10 s (Ray's default is up to a minute), yet a
-#: raylet slow to answer on a loaded machine is not taken for dead: a node the head marks dead
-#: stops, the head's own included.
+#: The head notices a dead node after about this long (Ray's default is up to a minute).
 HEALTH_CHECK_ENV = {
     "RAY_health_check_period_ms": "1000",
-    "RAY_health_check_timeout_ms": "5000",
-    "RAY_health_check_failure_threshold": "8",
+    "RAY_health_check_timeout_ms": "2000",
+    "RAY_health_check_failure_threshold": "5",
 }
 
 
