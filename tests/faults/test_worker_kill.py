@@ -1,7 +1,9 @@
 """``kill -9`` of a pipeline worker (local engine, 2 workers) mid-run: the batch it held is
 recorded failed (or done by another worker), never lost or half-written, and running the
 pipeline again ends with the catalog and index an uninterrupted run gives. (A killed driver is
-covered by ``tests/pipeline/test_run_kill_resume.py``, on the local and the Ray engine.)"""
+covered by ``tests/pipeline/test_run_kill_resume.py``, on the local and the Ray engine; a killed
+driver and a killed Ray worker node on a two-node cluster by
+``tests/pipeline/test_ray_cluster.py``.)"""
 
 from __future__ import annotations
 

@@ -147,11 +147,13 @@ class RayCluster:
             )
         return RayNode(ip=ip, proc=proc, log=log)
 
-    @staticmethod
-    def _wait_started(node: RayNode) -> str | None:
-        """None once ``node`` is up; else the end of its log."""
+    def _wait_started(self, node: RayNode) -> str | None:
+        """None once ``node`` is up; else the end of its log (or of the head's, if it stopped)."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while b"Ray runtime started" not in node.log.read_bytes():
+            if self.nodes and not self.head.alive:
+                head = self.head.log.read_text(errors="replace")[-3000:]
+                return f"the head stopped (exit {self.head.proc.returncode}):\n{head}"
             if node.proc.poll() is not None or time.monotonic() > deadline:
                 return node.log.read_text(errors="replace")[-3000:]
             time.sleep(0.1)

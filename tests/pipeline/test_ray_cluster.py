@@ -1,16 +1,23 @@
-"""The Ray engine on a cluster of two nodes.
+"""The Ray engine on a cluster of two nodes, and what it does when the driver or a node dies.
 
 One cluster serves the module (:mod:`tests.pipeline.ray_cluster`): a head and a worker node,
 one CPU each, started with ``ray start`` as separate processes on loopback. Every workspace's
 catalog is a fresh PostgreSQL database, written by several batches at once. The reference is
 the local engine's catalog over the same documents (SQLite); each test's end state must equal
-it -- documents, element states, chunks, findings, the chunk index and its vectors -- after a
-run with two workers whose batches ran on both nodes. :class:`RayCluster` can also kill a node
-(``kill -9`` of its whole session) for fault tests.
+it -- documents, element states, chunks, findings, the chunk index and its vectors:
+
+* a run with two workers, whose batches run on both nodes;
+* ``kill -9`` of the driver (``garrison run``) mid-run, then ``garrison run`` again;
+* ``kill -9`` of the worker node (raylet, object store, agents, actors) mid-run: the run
+  finishes on the head or stops with a plain error, then ``garrison run`` again.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +25,14 @@ from typing import Any
 
 import pytest
 
+from garrison.cli.main import main
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import parse_pipeline
+from garrison.store.documents import Jobs
 from garrison.store.workspace import Workspace
 from tests.conftest import PgDatabase, one_at_a_time, require
-from tests.pipeline.ray_cluster import RayCluster
+from tests.faults.faults import kill_session, pipeline_docs, wait_until
+from tests.pipeline.ray_cluster import RayCluster, RayNode
 from tests.pipeline.test_incremental import (
     PIPELINE,
     SYSTEM_HIGH,
@@ -38,8 +48,11 @@ try:
 except ImportError:  # the ray extra is missing: the fixture says so (and fails in CI)
     ray = None
 
-#: Three batches of the default 32 documents for ``garrison run``: work for both nodes.
-FILES = 96
+#: Five batches of the default 32 documents for ``garrison run``: work for both nodes, and
+#: time to strike between the first batch written and the last.
+FILES = 160
+#: Bound on a killed run's aftermath (a run finishing on the nodes left, an error).
+RUN_TIMEOUT_S = 240
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +121,48 @@ def pg_workspace(root: Path, corpus: Path, db: PgDatabase) -> Path:
     return root
 
 
+def garrison_run(root: Path, cluster: RayCluster) -> list[str]:
+    return [
+        "run",
+        str(root.parent / "fast.yaml"),
+        "-w",
+        str(root),
+        "--engine",
+        "ray",
+        "--ray-address",
+        cluster.address,
+        "--workers",
+        "2",
+    ]
+
+
+def start_garrison_run(root: Path, cluster: RayCluster) -> subprocess.Popen[bytes]:
+    """``garrison run`` as a driver of its own, in a session of its own (so it can be killed);
+    its standard error goes to ``run.err`` beside the workspace (:func:`said`)."""
+    command = [sys.executable, "-m", "garrison.cli.main", *garrison_run(root, cluster)]
+    with (root.parent / "run.err").open("wb") as err:
+        return subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
+
+
+def said(root: Path) -> str:
+    """What the run started on ``root`` wrote to standard error."""
+    return (root.parent / "run.err").read_text(errors="replace")
+
+
+def pipeline_statuses(ws: Workspace) -> list[str]:
+    return sorted(j["status"] for j in Jobs(ws.session()).list() if j["kind"] == "pipeline")
+
+
+def no_actors_left(node: RayNode, timeout: float = 60) -> None:
+    """Wait until the actors of earlier runs on ``node`` are gone (Ray ends them after a run)."""
+    deadline = time.monotonic() + timeout
+    while node.actors():
+        assert time.monotonic() < deadline, f"actors of an earlier run still on {node.ip}"
+        time.sleep(0.1)
+
+
 def batches_by_node(results: list[int]) -> Counter[str]:
     """How many batch results came from each node, by node id.
 
@@ -165,3 +220,84 @@ def test_two_nodes_compute_the_local_engines_catalog(
     }
     assert pools == nodes, pools
     assert ray.is_initialized(), "the engine stopped a Ray session it did not start"
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+
+def test_kill_9_of_the_driver_then_run_again_gives_the_same_catalog(
+    cluster: RayCluster,
+    corpus: Path,
+    reference: dict[str, Any],
+    pg_database: PgDatabase,
+    tmp_path: Path,
+) -> None:
+    root = pg_workspace(tmp_path / "ws", corpus, pg_database)
+    proc = start_garrison_run(root, cluster)
+    try:
+        started = wait_until(
+            proc, lambda: pipeline_docs(pg_database.url) >= 1, timeout=RUN_TIMEOUT_S
+        )
+        assert started, f"the run ended before it could be killed: {said(root)[-2000:]}"
+    finally:
+        kill_session(proc)
+    assert proc.returncode == -signal.SIGKILL
+    done = pipeline_docs(pg_database.url)
+    assert 0 < done < FILES
+    # The cluster outlives its driver, and runs the next one.
+    assert all(node.alive for node in cluster.nodes)
+    assert main(garrison_run(root, cluster)) == 0
+    ws = Workspace.open(root)
+    try:
+        assert pipeline_statuses(ws) == ["completed", "interrupted"]
+        assert_same_end_state(reference, ws)
+        assert ws.audit.verify(ws.audit.public_key).ok
+    finally:
+        ws.close()
+
+
+def test_kill_9_of_a_worker_node_then_run_again_gives_the_same_catalog(
+    cluster: RayCluster,
+    corpus: Path,
+    reference: dict[str, Any],
+    pg_database: PgDatabase,
+    tmp_path: Path,
+) -> None:
+    """Last in the module: the cluster has one node left afterwards."""
+    root = pg_workspace(tmp_path / "ws", corpus, pg_database)
+    worker = cluster.nodes[1]
+    no_actors_left(worker)
+    proc = start_garrison_run(root, cluster)
+    try:
+        # Strike while the worker node runs one of this run's actors.
+        running = wait_until(proc, worker.actors, timeout=RUN_TIMEOUT_S)
+        assert running, f"the run ended before the worker node ran a batch: {said(root)[-2000:]}"
+        cluster.kill(worker)
+        proc.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            kill_session(proc)
+    err = said(root)
+    assert not worker.alive and cluster.head.alive
+    # The run finished on the head (exit 0), or stopped with one plain sentence (exit 5) that
+    # says what Ray reported and that the batches not run stay pending: never a traceback, a
+    # hang or a torn index.
+    assert proc.returncode in (0, 5), err
+    assert "Traceback" not in err
+    if proc.returncode == 5:
+        assert "garrison: The Ray cluster failed under the run" in err, err
+        assert "stay pending" in err
+    ws = Workspace.open(root)
+    try:
+        if proc.returncode == 0:  # finished on the head: nothing left to do
+            assert_same_end_state(reference, ws)
+        partial = derived_state(ws)
+        assert set(partial["index"]) <= {c[0] for c in partial["chunks"]}
+        print(f"worker node killed: the run exited {proc.returncode}; {err[-500:]}")
+        assert main(garrison_run(root, cluster)) == 0
+        statuses = pipeline_statuses(ws)
+        assert statuses.count("completed") >= 1
+        assert_same_end_state(reference, ws)
+        assert ws.audit.verify(ws.audit.public_key).ok
+    finally:
+        ws.close()

@@ -1,11 +1,11 @@
 """The Ray engine computes the same catalog as the local engine, on a real local Ray.
 
-One Ray session (2 CPUs, loopback) serves the module; the engine reuses it and leaves it up.
-Each comparison ingests a corpus once, copies the workspace, and runs the same pipeline on each
-copy with each engine: documents, element states, chunks, findings and embeddings must match
+One Ray head serves the module: started with ``ray start`` (2 CPUs, loopback), with this
+process connected to it as a driver; the engine reuses that session and leaves it up. Each
+comparison ingests a corpus once, copies the workspace, and runs the same pipeline on each copy
+with each engine: documents, element states, chunks, findings and embeddings must match
 (CLI.md, "Identity of things"). The CLI tests run ``garrison run --engine ray`` in subprocesses:
-one where the engine starts and stops its own Ray, one against a Ray head started with
-``ray start`` at an address.
+one where the engine starts and stops its own Ray, one against the module's head at its address.
 """
 
 from __future__ import annotations
@@ -62,30 +62,35 @@ DEFAULT_MARKING = "CONFIDENTIAL//NOFORN"
 
 
 @pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    """A local Ray for the module: 2 CPUs on loopback (the engine reuses it, never stops it)."""
+def ray_head() -> Iterator[str]:
+    """The module's Ray head (``ray start``, 2 CPUs, loopback), this process one of its drivers;
+    its address. Stopped (only it) after the module."""
     require(ray is not None, "ray is not installed: pip install 'garrison[ray]'")
+    from garrison.pipeline.engines._ray import join_token_auth
+
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     assert not ray.is_initialized()
     with one_at_a_time("ray"):
-        yield from _started_ray()
+        cluster = RayCluster.start(nodes=1, num_cpus=2)
+        try:
+            join_token_auth()
+            ray.init(
+                address=cluster.address,
+                _node_ip_address="127.0.0.1",
+                log_to_driver=False,
+                logging_level="WARNING",
+                runtime_env={"env_vars": worker_env()},
+            )
+            yield cluster.address
+        finally:
+            ray.shutdown()
+            cluster.stop()
 
 
-def _started_ray() -> Iterator[None]:
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=200_000_000,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        logging_level="WARNING",
-        runtime_env={"env_vars": worker_env()},
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
+@pytest.fixture
+def ray_session(ray_head: str) -> None:
+    """This process connected to the module's Ray (the engine reuses it, never stops it)."""
+    assert ray.is_initialized()
 
 
 # -- corpora --------------------------------------------------------------------------------------
@@ -320,7 +325,8 @@ def test_a_batch_that_raises_or_kills_its_worker_fails_alone(ray_session: None) 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
         spec = parse_pipeline("stages: [{test-ray-boom: {}}]", source="boom.yaml")
-        texts = ["fine", "HARROW here", "also fine", "CRASH here", "fine again", "last"]
+        # Few batches: each try of a lost one starts a fresh actor pool (seconds apiece).
+        texts = ["fine", "HARROW here", "CRASH here", "last"]
         with RayEngine({}, workers=2) as engine:
             results = list(engine.map_batches(spec.stages, _items(texts)))
     finally:
@@ -331,8 +337,73 @@ def test_a_batch_that_raises_or_kills_its_worker_fails_alone(ray_session: None) 
     assert "RuntimeError: test-ray-boom: HARROW" in failed["HARROW here"]
     assert "died" in failed["CRASH here"]
     ok = [r for r in results if not any(i.failed for i in r.elements)]
-    assert len(ok) == 4 and all(r.pid and r.stats for r in ok)
+    assert len(ok) == 2 and all(r.pid and r.stats for r in ok)
     assert ray.is_initialized(), "the engine stopped a Ray it did not start"
+
+
+def _failing_runs(fail_after: list[int]) -> tuple[Any, list[list[int]]]:
+    """A stand-in for ``RayEngine._run`` whose n-th call hands back ``fail_after[n]`` batches,
+    then raises what Ray Data raises when a node dies under a segment (later calls: all)."""
+    calls: list[list[int]] = []
+
+    def run(
+        engine: RayEngine, specs: Any, batches: Any, indexes: list[int]
+    ) -> Iterator[tuple[int, Any]]:
+        from garrison.pipeline._run import BatchResult
+
+        calls.append(list(indexes))
+        limit = fail_after[len(calls) - 1] if len(calls) <= len(fail_after) else None
+        for n, index in enumerate(indexes):
+            if n == limit:
+                raise ray.exceptions.ActorDiedError()
+            yield index, BatchResult(list(batches[index]), pid=12345)
+
+    return run, calls
+
+
+def test_a_segment_ray_fails_under_reruns_what_is_pending_on_a_fresh_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lost node (Ray Data ends the segment with ActorDiedError): the batches already back
+    are kept, the others run once more on a fresh pool, and the run goes on."""
+    require(ray is not None, "ray is not installed: pip install 'garrison[ray]'")
+    run, calls = _failing_runs([1])
+    monkeypatch.setattr(RayEngine, "_connect", lambda self: None)
+    monkeypatch.setattr(RayEngine, "_run", run)
+    batches = _items(["a", "b", "c", "d"])
+    results = list(RayEngine({}, workers=2).map_batches([], batches))
+    assert calls == [[0, 1, 2, 3], [1, 2, 3]]
+    assert sorted(i.text for r in results for i in r.elements) == ["a", "b", "c", "d"]
+    assert not any(i.failed for r in results for i in r.elements)
+
+
+def test_ray_failing_under_a_segment_twice_stops_the_run_leaving_the_rest_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from garrison.core.errors import EnvironmentProblem
+    from garrison.pipeline.engines._ray import RayClusterFailure
+
+    require(ray is not None, "ray is not installed: pip install 'garrison[ray]'")
+    run, calls = _failing_runs([1, 1])
+    monkeypatch.setattr(RayEngine, "_connect", lambda self: None)
+    monkeypatch.setattr(RayEngine, "_run", run)
+    batches = _items(["a", "b", "c", "d", "e"])
+    handed: list[str] = []
+
+    def consume() -> None:
+        for result in RayEngine({}, workers=2).map_batches([], batches):
+            handed.extend(i.text for i in result.elements)
+
+    with pytest.raises(RayClusterFailure) as caught:
+        consume()
+    # What came back before each failure was handed on (and is written); nothing else was.
+    assert handed == ["a", "b"] and calls == [[0, 1, 2, 3, 4], [1, 2, 3, 4]]
+    failure = caught.value
+    assert isinstance(failure, EnvironmentProblem) and failure.exit_code == 5
+    assert (failure.ray_error, failure.pending, failure.batches) == ("ActorDiedError", 3, 5)
+    assert failure.message.startswith("The Ray cluster failed under the run (ActorDiedError")
+    assert "3 of 5 batches were not run and stay pending" in failure.message
+    assert isinstance(failure.__cause__, ray.exceptions.ActorDiedError)
 
 
 def test_describe_and_missing_extra(ray_session: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -360,17 +431,6 @@ def _garrison(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
-@pytest.fixture
-def ray_head() -> Iterator[str]:
-    """A Ray head started with ``ray start`` on loopback (2 CPUs); stopped (only it) afterwards."""
-    require(ray is not None, "ray is not installed: pip install 'garrison[ray]'")
-    cluster = RayCluster.start(nodes=1, num_cpus=2)
-    try:
-        yield cluster.address
-    finally:
-        cluster.stop()
-
-
 def _cli_workspace(source: Path, dest: Path, pipeline: Path) -> None:
     shutil.copytree(source, dest)
     pipeline.write_text(FAST)
@@ -391,7 +451,7 @@ def test_cli_engine_ray_starts_and_stops_its_own_ray(
         "--engine",
         "ray",
         "--workers",
-        "2",
+        "1",
         "-w",
         str(tmp_path / "ws"),
         "--json",

@@ -26,7 +26,9 @@ from tests.pipeline.test_incremental import (
     ingest,
 )
 
-FILES = 480
+#: Eight batches of the default 32 documents: time to strike between the first written and the
+#: last, on either engine.
+FILES = 240
 
 
 def make_corpus(folder: Path, files: int = FILES) -> None:
@@ -80,16 +82,15 @@ def kill_then_run_again(tmp_path: Path, engine: str) -> None:
     command = [sys.executable, "-m", "garrison.cli.main", "run", str(pipeline), "-w", str(victim)]
     command += ["--engine", engine, "--workers", "2"]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env=env,
-    )
+    err = tmp_path / "run.err"
+    with err.open("wb") as out:
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=out, start_new_session=True, env=env
+        )
     try:
         started = wait_until(proc, lambda: pipeline_docs(victim / "catalog.db") >= 2, timeout=240)
-        assert started, "the run finished before it could be killed"
+        said = err.read_text(errors="replace")[-2000:]
+        assert started, f"the run ended (exit {proc.poll()}) before it could be killed: {said}"
     finally:
         kill_session(proc)
     assert proc.returncode == -signal.SIGKILL

@@ -22,6 +22,7 @@ API, web UI) translate errors without parsing their text::
         ├── DiskFull                     a disk Garrison writes to is full (``where``)
         ├── ServiceUnavailable           a service is unreachable or answers garbage (``reason``)
         ├── UnencryptedStorage           the index's bucket lacks server-side encryption above U
+        ├── RayClusterFailure            Ray failed under a run (a lost node; garrison.pipeline)
         └── MissingExtra                 an optional dependency is not installed
 """
 

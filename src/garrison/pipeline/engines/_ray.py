@@ -20,9 +20,16 @@ Failures
     blocks (``max_errored_blocks=-1``) and the engine runs the batches that came back from
     neither path once more on a fresh pool, and those still missing once more each alone (a
     dying worker can take the batches queued on it down too). A batch lost every time fails.
-    A lost node is the same case for every batch its workers held; each new pool is sized to the
-    CPUs of the nodes still alive.
     Actors are not restarted in place (``max_restarts=0``): a poisoned batch cannot loop.
+
+    A lost node (``kill -9`` of its raylet, a power loss) takes its actors and the blocks they
+    held. Ray Data then often ends the whole segment with a Ray error (``ActorDiedError``, an
+    actor that died while starting, a lost object) rather than skipping blocks. The results
+    already handed back stay written; the batches that did not come back run again on a fresh
+    pool, sized to the CPUs of the nodes still alive, so the run can finish on them. A second
+    such failure in the same segment stops the run with :class:`RayClusterFailure`, which says
+    what Ray reported and that the batches not run stay pending: the next ``garrison run`` redoes
+    only those documents.
 
 Where Ray runs
     Without ``address`` the engine starts a private Ray on loopback (``num_cpus`` = ``workers``
@@ -51,7 +58,9 @@ from garrison.pipeline._stage import STAGES, Item, Stage
 from garrison.pipeline.engines import Engine
 from garrison.pipeline.spec import StageSpec
 
-__all__ = ["DEFAULT_OBJECT_STORE_MB", "RayEngine"]
+_log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_OBJECT_STORE_MB", "RayClusterFailure", "RayEngine"]
 
 #: Object store of a Ray the engine starts itself (MiB); ``GARRISON_RAY_OBJECT_STORE_MB`` overrides.
 DEFAULT_OBJECT_STORE_MB = 200
@@ -66,6 +75,31 @@ FORWARDED_ENV = (
 )
 #: Always set on the workers: Garrison's models ship in packages and are never downloaded.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+#: Segment-wide Ray failures (a lost node, say) tolerated per segment before the run stops.
+POOL_FAILURES = 1
+
+
+class RayClusterFailure(EnvironmentProblem):
+    """Ray failed under a batch segment more often than the engine retries (a lost node).
+
+    The batches already handed back are written; ``pending`` batches of the segment were not
+    run and stay to do. ``ray_error`` is the name of what Ray raised.
+    """
+
+    code = "ray-cluster-failure"
+
+    def __init__(self, exc: BaseException, *, pending: int, batches: int) -> None:
+        lines = str(exc).strip().splitlines()
+        said = lines[0][:300] if lines else ""
+        super().__init__(
+            f"The Ray cluster failed under the run ({type(exc).__name__}: {said}); {pending} of "
+            f"{batches} batches were not run and stay pending. Check the cluster's nodes "
+            "(ray status), then run the pipeline again: it redoes only the documents not "
+            "written."
+        )
+        self.ray_error = type(exc).__name__
+        self.pending = pending
+        self.batches = batches
 
 
 def _import_ray() -> ModuleType:
@@ -234,25 +268,40 @@ class RayEngine(Engine):
         if not batches:
             return
         self._connect()
+        failures = _ray_failures(self._ray)
         pending = set(range(len(batches)))
         # Batches lost with a dying worker run again on a fresh pool; those lost again run
         # once more each alone, so a batch that kills its worker fails without taking the
-        # batches queued beside it down too.
-        for attempt in range(3):
+        # batches queued beside it down too. A failure of the whole segment (a lost node)
+        # reruns what is pending on a fresh pool without spending a try, POOL_FAILURES times.
+        attempt, failed = 0, 0
+        while pending and attempt < 3:
             if attempt < 2:
                 groups = [sorted(pending)]
             elif len(pending) > 1:
                 groups = [[index] for index in sorted(pending)]
             else:
                 break
-            for group in groups:
-                for index, result in self._run(specs, batches, group):
-                    pending.discard(index)
-                    if result.pid:
-                        self.pids[result.pid] = self.pids.get(result.pid, 0) + 1
-                    yield result
-            if not pending:
-                return
+            try:
+                for group in groups:
+                    for index, result in self._run(specs, batches, group):
+                        pending.discard(index)
+                        if result.pid:
+                            self.pids[result.pid] = self.pids.get(result.pid, 0) + 1
+                        yield result
+            except failures as exc:
+                failed += 1
+                if failed > POOL_FAILURES:
+                    raise RayClusterFailure(
+                        exc, pending=len(pending), batches=len(batches)
+                    ) from exc
+                _log.warning(
+                    "Ray failed under a batch segment (%s); %d batches rerun on a fresh pool",
+                    type(exc).__name__,
+                    len(pending),
+                )
+                continue
+            attempt += 1
         for index in sorted(pending):
             yield failed_batch(
                 batches[index],
@@ -301,6 +350,16 @@ class RayEngine(Engine):
                     yield index, failed_batch(batches[index], str(row["error"]))
                 else:
                     yield index, pickle.loads(row["result"])  # noqa: S301 -- our actor's bytes
+
+
+def _ray_failures(ray: ModuleType) -> tuple[type[BaseException], ...]:
+    """What Ray (Data) raises when the cluster fails under a segment, not a stage's error.
+
+    A stage's exception never gets here: :class:`_BatchWorker` returns it as an error row.
+    """
+    from ray.data.exceptions import ExecutionTimeoutError
+
+    return (ray.exceptions.RayError, ExecutionTimeoutError)
 
 
 def _is_loopback(address: str) -> bool:
