@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from garrison.core.records import BBox, TableCell
+from garrison.parse._pdf_chars import MIN_RUNS, locate_runs
 
 #: Render resolution for OCR (Tesseract reads best near 300 dpi), capped in pixels per side.
 _OCR_SCALE = 300 / 72
@@ -167,14 +168,21 @@ def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
     string_at = ctypes.string_at
     control = _CONTROL
     has_control = _HAS_CONTROL.search
+    rects: list[tuple[float, float, float, float]] = []
     for i in range(n):
         if not get_rect(handle, i, left_c, top_c, right_c, bottom_c):
             continue
-        left, bottom, right, top = left_c.value, bottom_c.value, right_c.value, top_c.value
-        got = bounded(handle, left, top, right, bottom, buf, cap)
-        if got <= 0:
-            continue
-        text = string_at(buf, 2 * got).decode("utf-16-le", "ignore")
+        rects.append((left_c.value, top_c.value, right_c.value, bottom_c.value))
+    located = locate_runs(textpage, raw, rects) if len(rects) >= MIN_RUNS else None
+    for k, (left, top, right, bottom) in enumerate(rects):
+        found = located[k] if located is not None else None
+        if found is None:
+            got = bounded(handle, left, top, right, bottom, buf, cap)
+            if got <= 0:
+                continue
+            text = string_at(buf, 2 * got).decode("utf-16-le", "ignore")
+        else:
+            text = found[0]
         if has_control(text):  # rarely: translate() costs as much as the rest of the rect
             text = text.translate(control)
         if not text.strip():
@@ -186,7 +194,9 @@ def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
         # the nearest within the tolerance; asked without one first, it skips that nearness
         # work on every char it passes (a scan of the page) and gives the same first char.
         cx, cy = (left + right) / 2, (bottom + top) / 2
-        idx = char_at(handle, cx, cy, 0.0, 0.0)
+        idx = found[1] if found is not None and found[1] is not None else -1
+        if idx < 0 and found is None:
+            idx = char_at(handle, cx, cy, 0.0, 0.0)
         if idx < 0:
             idx = char_at(handle, cx, cy, (right - left) / 2, size / 2)
         bold = False
