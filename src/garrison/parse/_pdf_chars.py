@@ -21,10 +21,11 @@ nor zero-size, chars that do not add up to PDFium's rects, text that does not ma
 from __future__ import annotations
 
 import ctypes
+import functools
 import struct
 from typing import Any
 
-__all__ = ["MIN_RUNS", "locate_runs"]
+__all__ = ["MIN_RUNS", "c_function", "locate_runs"]
 
 #: Pages with fewer runs than this are cheaper to ask PDFium run by run (a scan of the page costs
 #: about 25 ns a char; a char read here about 1 us).
@@ -47,11 +48,16 @@ def _f32(value: float) -> float:
     return float(_F32.unpack(_F32.pack(value))[0])
 
 
-def _function(fn: Any, restype: Any) -> Any:
+def c_function(fn: Any, restype: Any) -> Any:
     """``fn`` called without ctypes' per-argument conversion (half the cost of a call)."""
     address = ctypes.cast(fn, ctypes.c_void_p).value
     if not address:
         raise RuntimeError("PDFium function without an address")
+    return _prototype(address, restype)
+
+
+@functools.cache
+def _prototype(address: int, restype: Any) -> Any:
     return ctypes.CFUNCTYPE(restype)(address)
 
 
@@ -75,7 +81,7 @@ def locate_runs(
     gid, spans, points_x, points_y, strays = groups
     tainted = _overlapping(rects, strays)
     first_nonspace = next((i for i, ch in enumerate(text) if ch != " "), n)
-    origin = _function(raw.FPDFText_GetCharOrigin, ctypes.c_int)
+    origin = c_function(raw.FPDFText_GetCharOrigin, ctypes.c_int)
     ox, oy = ctypes.c_double(), ctypes.c_double()
     pox, poy = ctypes.byref(ox), ctypes.byref(oy)
     out: list[tuple[str, int | None] | None] = []
@@ -141,7 +147,7 @@ def _chars(typed: Any, handle: Any, raw: Any, n: int) -> tuple[list[str], list[_
         text = list(ctypes.string_at(buf, 2 * n).decode("utf-16-le", "surrogatepass"))
     else:
         text = [""] * n
-    unicode = _function(raw.FPDFText_GetUnicode, ctypes.c_uint)
+    unicode = c_function(raw.FPDFText_GetUnicode, ctypes.c_uint)
     for i, ch in enumerate(text):
         # U+FFFE stands in the page's text for a char without unicode and for a soft hyphen
         # (U+0002 in bounded text).
@@ -150,7 +156,7 @@ def _chars(typed: Any, handle: Any, raw: Any, n: int) -> tuple[list[str], list[_
             if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
                 return None  # bounded text would drop or pair it: not worth copying
             text[i] = chr(code) if code else ""
-    box = _function(raw.FPDFText_GetCharBox, ctypes.c_int)
+    box = c_function(raw.FPDFText_GetCharBox, ctypes.c_int)
     left, right, bottom, top = (ctypes.c_double() for _ in range(4))
     refs = [ctypes.byref(v) for v in (left, right, bottom, top)]
     pl, pr, pb, pt = refs
