@@ -409,7 +409,26 @@ def _notes(results: dict[str, Any]) -> list[str]:
         "page (paid by raw extraction too) and Python layout (lines, columns, tables, heads: "
         "about 0.7 ms a page). On the public pages the runs PDFium still answers (overlaps, "
         "centres between glyphs: a quarter of the runs of a word-per-object page) and the "
-        "char reads are what is left of run extraction.",
+        "char reads are what is left of run extraction. A profile of parse_pdf by phase "
+        "(CPU ms a page at load 7, on the scans alone): public 10.5 = run extraction 5.3, "
+        "PDFium page and text page about 2.5 (raw extraction pays these), elements (blocks, "
+        "heads, tables) 1.4, lines and columns 0.7, the rest (annotations, active-content scan, page close) under 1; "
+        "generated 4.5 = run extraction 2.2, page and text page about 1.4, elements 0.4, lines "
+        "and columns 0.3. The parent's share of a one-worker ingest (markings, catalog, audit) "
+        "runs beside the worker and is smaller than the worker's on both corpora.",
+        "What the change bought, measured apart from this report: valgrind instruction counts "
+        "of run extraction on 22 public pages (75 runs a page, under the corpus mean of 166) "
+        "fell from 1,032M to 782M (-24%), about a tenth of parse_pdf; a timed A/B in one process "
+        "over the public pages, at load 7-12, moved less than it varied (5.6-7.1 against "
+        "5.4-6.8 ms a page). In this report parse_pdf's CPU is the same share of raw extraction "
+        "as in the last one (raw / parse_pdf 0.179 on the public PDFs both times, load 11 "
+        "against 4-6): the gain is inside this machine's noise. The wall-clock ratios rose "
+        "(public 0.12 -> 0.168, generated 0.126 -> 0.168) because raw extraction slowed more "
+        "under the load than ingest did, not because ingest got faster; every speed target is "
+        "missed. Left to do: the nearest-char search for centres between glyphs and runs "
+        "touched by a stray box (a space 0.009 pt high) from the char index too, pages whose "
+        "chars PDFium reorders (math), and a native (C) pass over the char boxes, which is what "
+        "run extraction would need to approach raw extraction's cost.",
     ]
 
 
