@@ -412,7 +412,8 @@ def _notes(results: dict[str, Any]) -> list[str]:
         "char reads are what is left of run extraction. A profile of parse_pdf by phase "
         "(CPU ms a page at load 7, on the scans alone): public 10.5 = run extraction 5.3, "
         "PDFium page and text page about 2.5 (raw extraction pays these), elements (blocks, "
-        "heads, tables) 1.4, lines and columns 0.7, the rest (annotations, active-content scan, page close) under 1; "
+        "heads, tables) 1.4, lines and columns 0.7, the rest (annotations, active-content "
+        "scan, page close) under 1; "
         "generated 4.5 = run extraction 2.2, page and text page about 1.4, elements 0.4, lines "
         "and columns 0.3. The parent's share of a one-worker ingest (markings, catalog, audit) "
         "runs beside the worker and is smaller than the worker's on both corpora.",
