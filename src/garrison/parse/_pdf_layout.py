@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from garrison.core.records import BBox, TableCell
+from garrison.parse._pdf_chars import MIN_RUNS, c_function, locate_runs
 
 #: Render resolution for OCR (Tesseract reads best near 300 dpi), capped in pixels per side.
 _OCR_SCALE = 300 / 72
@@ -155,26 +156,38 @@ def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
     cap = 4 * max(raw.FPDFText_CountChars(handle), 0) + 16
     buf = (ctypes.c_ushort * cap)()
     left_c, top_c, right_c, bottom_c = (ctypes.c_double() for _ in range(4))
+    rect_refs = [ctypes.byref(c) for c in (left_c, top_c, right_c, bottom_c)]
     loose = raw.FS_RECTF()
+    loose_ref = ctypes.byref(loose)
     font_name = ctypes.create_string_buffer(128)
     font_flags = ctypes.c_int()
-    font_info = raw.FPDFText_GetFontInfo
-    font_weight = raw.FPDFText_GetFontWeight
-    get_rect = raw.FPDFText_GetRect
+    flags_ref = ctypes.byref(font_flags)
+    # Calls that take no doubles go through bare prototypes, without ctypes' argument checks.
+    void = ctypes.c_void_p(ctypes.cast(handle, ctypes.c_void_p).value)
+    font_info = c_function(raw.FPDFText_GetFontInfo, ctypes.c_ulong)
+    font_weight = c_function(raw.FPDFText_GetFontWeight, ctypes.c_int)
+    get_rect = c_function(raw.FPDFText_GetRect, ctypes.c_int)
+    loose_box = c_function(raw.FPDFText_GetLooseCharBox, ctypes.c_int)
     bounded = raw.FPDFText_GetBoundedText
     char_at = raw.FPDFText_GetCharIndexAtPos
-    loose_box = raw.FPDFText_GetLooseCharBox
     string_at = ctypes.string_at
     control = _CONTROL
     has_control = _HAS_CONTROL.search
+    rects: list[tuple[float, float, float, float]] = []
     for i in range(n):
-        if not get_rect(handle, i, left_c, top_c, right_c, bottom_c):
+        if not get_rect(void, i, *rect_refs):
             continue
-        left, bottom, right, top = left_c.value, bottom_c.value, right_c.value, top_c.value
-        got = bounded(handle, left, top, right, bottom, buf, cap)
-        if got <= 0:
-            continue
-        text = string_at(buf, 2 * got).decode("utf-16-le", "ignore")
+        rects.append((left_c.value, top_c.value, right_c.value, bottom_c.value))
+    located = locate_runs(textpage, raw, rects) if len(rects) >= MIN_RUNS else None
+    for k, (left, top, right, bottom) in enumerate(rects):
+        found = located[k] if located is not None else None
+        if found is None:
+            got = bounded(handle, left, top, right, bottom, buf, cap)
+            if got <= 0:
+                continue
+            text = string_at(buf, 2 * got).decode("utf-16-le", "ignore")
+        else:
+            text = found[0]
         if has_control(text):  # rarely: translate() costs as much as the rest of the rect
             text = text.translate(control)
         if not text.strip():
@@ -186,18 +199,20 @@ def _page_runs(textpage: Any, raw: Any) -> list[_Run]:
         # the nearest within the tolerance; asked without one first, it skips that nearness
         # work on every char it passes (a scan of the page) and gives the same first char.
         cx, cy = (left + right) / 2, (bottom + top) / 2
-        idx = char_at(handle, cx, cy, 0.0, 0.0)
+        idx = found[1] if found is not None and found[1] is not None else -1
+        if idx < 0 and found is None:
+            idx = char_at(handle, cx, cy, 0.0, 0.0)
         if idx < 0:
             idx = char_at(handle, cx, cy, (right - left) / 2, size / 2)
         bold = False
         if idx >= 0:
-            if loose_box(handle, idx, loose):
+            if loose_box(void, idx, loose_ref):
                 loose_h = loose.top - loose.bottom
                 if 0 < loose_h < 4 * size + 4:
                     size = loose_h
-            bold = font_weight(handle, idx) >= 600
+            bold = font_weight(void, idx) >= 600
             if not bold:
-                got = font_info(handle, idx, font_name, 128, ctypes.byref(font_flags))
+                got = font_info(void, idx, font_name, 128, flags_ref)
                 bold = bool(font_flags.value & _FORCE_BOLD) or (
                     0 < got <= 128 and _BOLD_NAME.search(font_name.value) is not None
                 )
