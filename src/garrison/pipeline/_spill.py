@@ -7,6 +7,11 @@ for a text not yet hashed -- the text. So the executor keeps a *light* copy of e
 :class:`Spill`, a document at a time; the tail reads them back a batch at a time and takes over
 what the middle decided on the light copies (:func:`take_decisions`).
 
+Markings are not written to the spill: each item's marking is stored as a reference to the one
+object the spill keeps for it, so items read back carry the run's own marking objects (a fresh
+copy per read would be a new object for every caller that caches by object -- the session's
+marking ids -- to hold on to).
+
 The spill is an unnamed temporary file in the workspace folder (owner-only, like the catalog
 beside it): it never has a name another process could open, and it is gone when the run ends,
 however it ends. It holds only what the running subject may read (the head's own items).
@@ -17,14 +22,16 @@ so an engine that runs batches one after another never holds more than a few of 
 
 from __future__ import annotations
 
+import io
 import pickle
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, overload
+from typing import IO, Any, overload
 
 from garrison.pipeline._stage import Item
 from garrison.pipeline.stages.dedup import LIGHT
+from garrison.security.markings import Marking
 
 __all__ = ["LazyBatches", "Spill", "groups_of", "lighten", "take_decisions"]
 
@@ -36,9 +43,15 @@ class Spill:
         self._file: IO[bytes] = tempfile.TemporaryFile(dir=folder, prefix=".garrison-spill-")  # noqa: SIM115
         self._where: dict[str, tuple[int, int]] = {}
         self._end = 0
+        #: The marking objects items refer to, and each one's number (keyed by object id; the
+        #: list keeps the objects alive, so an id is never reused while it is a key).
+        self._markings: list[Marking] = []
+        self._numbers: dict[int, int] = {}
 
     def put(self, doc_id: str, items: list[Item]) -> None:
-        data = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+        buffer = io.BytesIO()
+        _Writer(buffer, self).dump(items)
+        data = buffer.getvalue()
         self._file.seek(self._end)
         self._file.write(data)
         self._where[doc_id] = (self._end, len(data))
@@ -52,7 +65,14 @@ class Spill:
         offset, size = self._where[doc_id]
         self._file.seek(offset)
         data = self._file.read(size)
-        return list(pickle.loads(data))  # noqa: S301 -- this run's own file, never named
+        return list(_Reader(io.BytesIO(data), self._markings).load())
+
+    def _number(self, marking: Marking) -> int:
+        number = self._numbers.get(id(marking))
+        if number is None:
+            number = self._numbers[id(marking)] = len(self._markings)
+            self._markings.append(marking)
+        return number
 
     def close(self) -> None:
         self._file.close()
@@ -62,6 +82,28 @@ class Spill:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Writer(pickle.Pickler):
+    """Pickles items with each marking as its number in the spill."""
+
+    def __init__(self, file: IO[bytes], spill: Spill) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._spill = spill
+
+    def persistent_id(self, obj: Any) -> int | None:
+        return self._spill._number(obj) if isinstance(obj, Marking) else None
+
+
+class _Reader(pickle.Unpickler):  # this run's own file, never named: not untrusted bytes
+    """Unpickles items, each marking number back to the spill's object."""
+
+    def __init__(self, file: IO[bytes], markings: list[Marking]) -> None:
+        super().__init__(file)
+        self._markings = markings
+
+    def persistent_load(self, pid: Any) -> Marking:
+        return self._markings[int(pid)]
 
 
 class LazyBatches(Sequence[list[Item]]):

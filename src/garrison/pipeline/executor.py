@@ -74,6 +74,7 @@ from garrison.pipeline.progress import ProgressFn, Tracker
 from garrison.pipeline.sink import (
     DocKeys,
     Written,
+    canonical_markings,
     markings_of_batch,
     write_batch,
 )
@@ -81,6 +82,7 @@ from garrison.pipeline.spec import PipelineSpec, StageSpec
 from garrison.pipeline.stages.chunk import COMPILATION_RULES
 from garrison.pipeline.stages.classify import CLASSIFIERS, PREDICTIONS
 from garrison.pipeline.stages.dedup import (
+    EXTRA_KEY,
     LIGHT,
     MINHASH,
     MINHASH_KEY,
@@ -691,6 +693,20 @@ def _stream_light(
 
         keys, todo = _tail_keys(session, spec, plan, report, tail_sig, by_doc)
         light_items = {i.id: i for items in by_doc.values() for i in items}
+        # What the tail reads of a light item once its own document is written: only another
+        # item's marked-differently finding names it (its id, document and marking). So the
+        # light items go as their documents are written -- those of documents the tail skips,
+        # now -- but the named ones, and the tail's memory shrinks as it goes.
+        named = {o for items in by_doc.values() for i in items for o in i.extra.get(EXTRA_KEY, ())}
+
+        def written(doc_ids: Iterable[str]) -> None:
+            for doc_id in doc_ids:
+                for item in by_doc.pop(doc_id, ()):
+                    if item.id not in named:
+                        del light_items[item.id]
+
+        chosen = set(todo)
+        written([d for d in by_doc if d not in chosen])
         unchanged = set(plan.unchanged)
 
         def load(group: list[str]) -> list[Item]:
@@ -716,7 +732,9 @@ def _stream_light(
             return ChainMap({i.id: i for i in result.elements}, light_items)
 
         tail_batches = LazyBatches(groups_of(todo, batch_docs), load)
-        _write_tail(parts, report, runner, progress, sink, tail_batches, keys, todo, all_items)
+        _write_tail(
+            parts, report, runner, progress, sink, tail_batches, keys, todo, all_items, written
+        )
     return set(todo)
 
 
@@ -767,8 +785,11 @@ def _write_tail(
     keys: dict[str, DocKeys],
     todo: list[str],
     all_items: Callable[[BatchResult], Mapping[str, Item]],
+    written: Callable[[set[str]], None] | None = None,
 ) -> None:
-    """Run the tail (and predict) stages over ``batches`` into the sink."""
+    """Run the tail (and predict) stages over ``batches`` into the sink; ``written`` is told
+    each batch's documents once they are handed to the sink (an engine never asks for a batch
+    again after its result came back)."""
     tail_stages = parts.tail + parts.predict
     results: Iterator[BatchResult] = (
         runner.map_batches(tail_stages, batches)
@@ -784,6 +805,8 @@ def _write_tail(
             seen.update(batch)
             progress.batch_done(len(batch), _live_chunks(result))
             sink.write(result, {d: keys[d] for d in batch}, all_items(result))
+            if written is not None:
+                written(batch)
     empty = {d: keys[d] for d in todo if d not in seen}
     if empty:
         none = BatchResult([])
@@ -851,7 +874,9 @@ class _Sink:
             )
             return
         if self.writers > 1:
-            markings = markings_of_batch(result.elements, result.chunks, all_items)
+            markings = markings_of_batch(
+                result.elements, result.chunks, all_items, canonical_markings(self.session)
+            )
             pipeline_state.intern_markings(self.session, markings)
         while len(self._pending) >= 2 * self.writers:
             self._collect(self._pending.pop(0))

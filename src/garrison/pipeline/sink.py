@@ -7,11 +7,17 @@ chunk index (LanceDB) is updated for the same documents right after the commit.
 
 An index row carries two markings: its chunk's (``marking_id``: the text) and its vector's
 (``vector_marking_id``: the join of the chunk's and the embedder's marking).
+
+Markings are written as their one object per distinct marking for the session
+(:func:`canonical_markings`): a stage makes a new object for each chunk's join, and the session
+keeps every object it interns (its marking ids are cached by object), so writing fresh objects
+would grow the session with every chunk of a run.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -21,7 +27,13 @@ from garrison.core.clock import utc_now
 from garrison.pipeline._stage import Item
 from garrison.pipeline.stages.chunk import COMPILATION
 from garrison.pipeline.stages.classify import PREDICTIONS
-from garrison.pipeline.stages.dedup import MINHASH, MINHASH_KEY, TEXT_HASH, WORD_COUNT
+from garrison.pipeline.stages.dedup import (
+    MINHASH,
+    MINHASH_KEY,
+    TEXT_HASH,
+    WORD_COUNT,
+    marking_key,
+)
 from garrison.security.markings import Marking, join
 from garrison.store.models import DocumentRow
 from garrison.store.pipeline_state import (
@@ -69,11 +81,60 @@ class Written:
     failed: int = 0
 
 
+class _Canonical:
+    """One marking object per distinct marking (same canonical ``to_dict()``) for a session."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, Marking] = {}
+        self._lock = threading.Lock()
+
+    def of(self, marking: Marking) -> Marking:
+        key = marking_key(marking)
+        with self._lock:
+            return self._by_key.setdefault(key, marking)
+
+    def items(self, elements: Sequence[Item], chunks: Sequence[Item]) -> None:
+        """Give the batch's items (and their predictions) the canonical marking objects."""
+        seen: dict[int, Marking] = {}
+
+        def of(marking: Marking) -> Marking:
+            found = seen.get(id(marking))
+            if found is None:
+                found = seen[id(marking)] = self.of(marking)
+            return found
+
+        for item in (*elements, *chunks):
+            item.marking = of(item.marking)
+            if item.embedding_marking is not None:
+                item.embedding_marking = of(item.embedding_marking)
+            for p in item.extra.get(PREDICTIONS, ()):
+                p["marking"] = of(p["marking"])
+
+
+_CANONICAL: weakref.WeakKeyDictionary[Session, _Canonical] = weakref.WeakKeyDictionary()
+_CANONICAL_LOCK = threading.Lock()
+
+
+def canonical_markings(session: Session) -> _Canonical:
+    """The session's table of canonical marking objects (made on first use)."""
+    with _CANONICAL_LOCK:
+        found = _CANONICAL.get(session)
+        if found is None:
+            found = _CANONICAL[session] = _Canonical()
+        return found
+
+
 def markings_of_batch(
-    elements: Sequence[Item], chunks: Sequence[Item], all_items: Mapping[str, Item]
+    elements: Sequence[Item],
+    chunks: Sequence[Item],
+    all_items: Mapping[str, Item],
+    canonical: _Canonical | None = None,
 ) -> list[Marking]:
     """Every marking :func:`write_batch` will intern for this batch (so concurrent writers can
-    have them interned first, by one thread, and never race to insert the same one)."""
+    have them interned first, by one thread, and never race to insert the same one); with
+    ``canonical``, the items get its marking objects first."""
+    if canonical is not None:
+        canonical.items(elements, chunks)
     out = [i.marking for i in elements] + [c.marking for c in chunks]
     out += [p["marking"] for i in (*elements, *chunks) for p in i.extra.get(PREDICTIONS, ())]
     out += [c.embedding_marking for c in chunks if c.embedding_marking is not None]
@@ -81,7 +142,8 @@ def markings_of_batch(
         for other_id in item.extra.get("dup_marked_differently", ()):
             other = all_items.get(other_id)
             if other is not None:
-                out.append(join(item.marking, other.marking))
+                both = join(item.marking, other.marking)
+                out.append(both if canonical is None else canonical.of(both))
     return out
 
 
@@ -105,7 +167,9 @@ def write_batch(
     if not doc_ids:
         return written
     now = utc_now()
-    joins = _Joins()
+    canonical = canonical_markings(session)
+    canonical.items(elements, chunks)
+    joins = _Joins(canonical)
     index_rows: list[dict[str, Any]] = []
     with write_derived(session, job_id, doc_ids) as batch:
         states: list[dict[str, Any]] = []
@@ -264,14 +328,15 @@ class _Joins:
     marking objects, and a join is far dearer than a lookup). Keyed by the objects, which the
     cache holds, so an id is never reused for another marking while it lives."""
 
-    def __init__(self) -> None:
+    def __init__(self, canonical: _Canonical) -> None:
         self._done: dict[tuple[int, int], tuple[Marking, Marking, Marking]] = {}
+        self._canonical = canonical
 
     def of(self, a: Marking, b: Marking) -> Marking:
         key = (id(a), id(b))
         hit = self._done.get(key)
         if hit is None:
-            hit = self._done[key] = (a, b, join(a, b))
+            hit = self._done[key] = (a, b, self._canonical.of(join(a, b)))
         return hit[2]
 
 
