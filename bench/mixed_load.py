@@ -448,7 +448,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "machine; each request writes a durable (fsynced) audit event, concurrent ones "
             "group committed (one write and fsync per batch), and the "
             "synchronous handlers queue for the server's worker threads (GARRISON_WORKER_THREADS, "
-            "default 8), so with 200 "
+            "default 40), so with 200 "
             "clients the percentiles are mostly queueing. The machine is a shared 2-core VM: "
             "its load average (above) says how much of it the run had.",
             *tally.examples,

@@ -55,7 +55,7 @@ __all__ = ["DEFAULT_WORKER_THREADS", "WORKER_THREADS_ENV", "create_app", "worker
 #: The environment variable that sets how many requests the server works on at once.
 WORKER_THREADS_ENV = "GARRISON_WORKER_THREADS"
 #: Worker threads for sync routes unless :data:`WORKER_THREADS_ENV` says otherwise.
-DEFAULT_WORKER_THREADS = 8
+DEFAULT_WORKER_THREADS = 40
 
 
 def worker_threads() -> int:
@@ -233,8 +233,8 @@ def create_app(workspace_path: Path | str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Sync routes run in anyio's worker threads, which share one interpreter lock: past a
-        # few, more threads only interleave the same work (measured in bench/results/api.md).
+        # Sync routes run in anyio's worker threads. Fewer did not serve the API bench faster,
+        # and let a few slow requests (ask) hold up the rest (bench/results/api.md).
         anyio.to_thread.current_default_thread_limiter().total_tokens = worker_threads()
         yield
         metrics.flush()
