@@ -24,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from garrison.ingest.engine import IngestOptions, ingest_paths
+from garrison.ingest.engine import IngestOptions, IngestReport, ingest_paths
 from garrison.pipeline.executor import run_pipeline
 from garrison.pipeline.spec import load_pipeline, parse_pipeline
 from garrison.store.workspace import Workspace
@@ -214,6 +214,22 @@ def make_corpus(folder: Path, n: int, seed: int = 7) -> dict[str, int]:
 # -- one measured run (in a spawned process) ------------------------------------------------------
 
 
+def ingest_corpus(corpus: Path, root: Path) -> tuple[IngestReport, float]:
+    """A new workspace at ``root`` with ``corpus`` ingested by 2 workers: the ingest report and
+    its wall seconds."""
+    ws = Workspace.init(root, system_high=SYSTEM_HIGH)
+    try:
+        t0 = time.perf_counter()
+        ingest = ingest_paths(
+            ws.session(),
+            [str(corpus)],
+            IngestOptions(default_marking=DEFAULT_MARKING, workers=2),
+        )
+        return ingest, time.perf_counter() - t0
+    finally:
+        ws.close()
+
+
 def _vm_hwm_kib() -> int:
     match = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
     return int(match.group(1)) if match else -1
@@ -348,17 +364,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         )
 
         ingested = scratch / "ingested"
-        ws = Workspace.init(ingested, system_high=SYSTEM_HIGH)
-        try:
-            t0 = time.perf_counter()
-            ingest = ingest_paths(
-                ws.session(),
-                [str(corpus)],
-                IngestOptions(default_marking=DEFAULT_MARKING, workers=2),
-            )
-            seconds = time.perf_counter() - t0
-        finally:
-            ws.close()
+        ingest, seconds = ingest_corpus(corpus, ingested)
         counts = ingest.counts
         details["ingest"] = counts
         results["ingest parsed / other"] = f"{counts.get('parsed')} / {n - counts.get('parsed', 0)}"

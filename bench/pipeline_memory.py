@@ -20,22 +20,18 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bench.pipeline import (
-    DEFAULT_MARKING,
     LIMIT_KIB,
-    SYSTEM_HIGH,
     _commit,
     _isolated_run,
     _mib,
+    ingest_corpus,
     make_corpus,
 )
-from garrison.ingest.engine import IngestOptions, ingest_paths
-from garrison.store.workspace import Workspace
 
 SIZES = (10_000, 50_000, 100_000)
 TARGET_DOCS = 100_000
@@ -135,17 +131,7 @@ def _built(folder: Path, n: int) -> dict[str, Any]:
     shutil.rmtree(corpus, ignore_errors=True)
     corpus.mkdir()
     make_corpus(corpus, n)
-    ws = Workspace.init(ingested, system_high=SYSTEM_HIGH)
-    try:
-        t0 = time.perf_counter()
-        ingest = ingest_paths(
-            ws.session(),
-            [str(corpus)],
-            IngestOptions(default_marking=DEFAULT_MARKING, workers=2),
-        )
-        seconds = time.perf_counter() - t0
-    finally:
-        ws.close()
+    ingest, seconds = ingest_corpus(corpus, ingested)
     info = {
         "generated": n,
         "parsed": ingest.counts.get("parsed", 0),
