@@ -572,3 +572,19 @@ def test_a_remembered_record_still_fails_once_a_field_changes() -> None:
     for edited in changed:
         assert not binder.verify_values(spec, edited.get), edited
         assert not binder.verify_values(spec, edited.get, remember=False)
+
+
+def test_a_binders_memory_of_verified_records_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from garrison.store import bindings
+    from garrison.store.bindings import Binder, spec_for
+
+    monkeypatch.setattr(bindings, "VERIFIED_LIMIT", 3)
+    binder = Binder(bytes(32))
+    spec = spec_for("findings")
+    assert spec is not None
+    for n in range(10):
+        row: dict[str, Any] = {"id": f"f{n}", "marking_id": 1}
+        row.update({c: f"{c} {n}" for c in spec.content})
+        row["binding"] = binder.bind_values(spec, row.get)
+        assert binder.verify_values(spec, row.get)
+        assert len(binder._verified) <= 3
